@@ -1,0 +1,3 @@
+"""mamrl: learned packet routing in wide-area networks."""
+
+__version__ = "0.1.0"

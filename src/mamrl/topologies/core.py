@@ -1,0 +1,299 @@
+"""The `Topology` value type: routers, undirected links and per-pair packet sizes.
+
+A topology is a parameter of the simulator, never mutated. Router ids are `0..n-1` in the order
+of `router_names`; link ids are `0..m-1` in the order of `links`. Capacity is shared by both
+directions of a link (SPEC §1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import networkx as nx
+import numpy as np
+
+from mamrl.errors import TopologyError
+
+
+@dataclass(frozen=True)
+class Link:
+    """An undirected link between routers `a` and `b` (router ids, `a != b`)."""
+
+    a: int
+    """Router id of one end."""
+    b: int
+    """Router id of the other end."""
+    capacity: int
+    """Capacity shared by both directions, in the unit of packet sizes; 0 means always down."""
+    latency_ticks: int
+    """Ticks a packet spends in flight on this link (integer >= 1)."""
+    failure_prob: float = 0.0
+    """Probability of this link failing (weights the failure-task distribution), in [0, 1]."""
+
+
+@dataclass(frozen=True, eq=False)
+class PacketSizeTable:
+    """Per ordered (source, destination) pair, an empirical distribution of packet sizes.
+
+    A packet from `s` to `d` takes one of `values[s, d, :]` uniformly at random. Sizes are whole
+    units >= 1 (the simulator's capacity arithmetic is exact integer arithmetic).
+    """
+
+    values: np.ndarray
+    """int64 array [N, N, S]: S equally likely sizes per ordered pair; the diagonal is unused."""
+    provenance: str
+    """Where the sizes come from (file path, or a description of a built-in summary)."""
+
+    def __post_init__(self) -> None:
+        v = np.asarray(self.values)
+        if v.ndim != 3 or v.shape[0] != v.shape[1] or v.shape[2] < 1:
+            raise TopologyError(f"packet size table must have shape [N, N, S], got {v.shape}")
+        if not np.all(np.isfinite(v)):
+            raise TopologyError("packet size table contains non-finite values")
+        v = np.maximum(1, np.rint(v)).astype(np.int64)
+        object.__setattr__(self, "values", v)
+        v.setflags(write=False)
+
+    @property
+    def mean_size(self) -> float:
+        """Mean packet size over all off-diagonal pairs (uniform destinations)."""
+        n = self.values.shape[0]
+        off = ~np.eye(n, dtype=bool)
+        return float(self.values[off].mean())
+
+
+@dataclass(frozen=True, eq=False)
+class Topology:
+    """Routers and undirected links of a network, validated on construction."""
+
+    name: str
+    """Short name (`b4`, `att`, a file stem...)."""
+    router_names: tuple[str, ...]
+    """Router names; a router's id is its index here."""
+    links: tuple[Link, ...]
+    """Undirected links; a link's id is its index here."""
+    coordinates: tuple[tuple[float, float], ...] | None = None
+    """Optional drawing or geographic coordinates (x, y) per router."""
+    packet_sizes: PacketSizeTable | None = None
+    """Per-pair packet-size distribution; None means 'use the simulator's default'."""
+    link_names: tuple[str, ...] | None = field(default=None)
+    """Optional names of links (as in the source file); default `"<a>-<b>"` by router names."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "router_names", tuple(str(r) for r in self.router_names))
+        object.__setattr__(self, "links", tuple(self.links))
+        n = len(self.router_names)
+        if n < 2:
+            raise TopologyError(f"topology {self.name!r} needs at least 2 routers, has {n}")
+        if len(set(self.router_names)) != n:
+            dup = sorted({r for r in self.router_names if self.router_names.count(r) > 1})
+            raise TopologyError(f"topology {self.name!r}: duplicate router name(s) {dup}")
+        seen: dict[frozenset[int], int] = {}
+        for k, link in enumerate(self.links):
+            where = f"topology {self.name!r}, link {k}"
+            for end in (link.a, link.b):
+                if not isinstance(end, (int, np.integer)) or not 0 <= end < n:
+                    raise TopologyError(f"{where}: router id {end!r} is not in 0..{n - 1}")
+            if link.a == link.b:
+                raise TopologyError(f"{where}: self-loop at router {self.router_names[link.a]!r}")
+            key = frozenset((int(link.a), int(link.b)))
+            if key in seen:
+                raise TopologyError(
+                    f"{where}: duplicate link {self.router_names[link.a]}-{self.router_names[link.b]}"
+                    f" (also link {seen[key]})"
+                )
+            seen[key] = k
+            if not isinstance(link.latency_ticks, (int, np.integer)) or link.latency_ticks < 1:
+                raise TopologyError(f"{where}: latency_ticks must be an integer >= 1, got {link.latency_ticks!r}")
+            if not isinstance(link.capacity, (int, np.integer)) or link.capacity < 0:
+                raise TopologyError(f"{where}: capacity must be an integer >= 0, got {link.capacity!r}")
+            if not (0.0 <= float(link.failure_prob) <= 1.0):
+                raise TopologyError(f"{where}: failure_prob must be in [0, 1], got {link.failure_prob!r}")
+        if self.coordinates is not None and len(self.coordinates) != n:
+            raise TopologyError(f"topology {self.name!r}: {len(self.coordinates)} coordinates for {n} routers")
+        if self.link_names is not None:
+            if len(self.link_names) != len(self.links):
+                raise TopologyError(f"topology {self.name!r}: {len(self.link_names)} link names for {len(self.links)} links")
+        if self.packet_sizes is not None and self.packet_sizes.values.shape[0] != n:
+            raise TopologyError(
+                f"topology {self.name!r}: packet size table is for {self.packet_sizes.values.shape[0]} routers, topology has {n}"
+            )
+        graph = nx.Graph()
+        graph.add_nodes_from(range(n))
+        graph.add_edges_from((link.a, link.b) for link in self.links)
+        if not nx.is_connected(graph):
+            parts = sorted(nx.connected_components(graph), key=len)
+            lonely = [self.router_names[i] for i in sorted(parts[0])][:5]
+            raise TopologyError(
+                f"topology {self.name!r} is disconnected ({len(parts)} components; e.g. {lonely} cannot reach the rest)"
+            )
+
+    # ------------------------------------------------------------------ sizes and lookups
+    @property
+    def num_routers(self) -> int:
+        return len(self.router_names)
+
+    @property
+    def num_links(self) -> int:
+        return len(self.links)
+
+    def router_id(self, name: str | int) -> int:
+        """Id of a router given by name (or by id); a one-line error for an unknown router."""
+        if isinstance(name, (int, np.integer)) and 0 <= name < self.num_routers:
+            return int(name)
+        try:
+            return self.router_names.index(str(name))
+        except ValueError:
+            raise TopologyError(f"topology {self.name!r} has no router {name!r}") from None
+
+    def link_name(self, link_id: int) -> str:
+        if self.link_names is not None:
+            return self.link_names[link_id]
+        link = self.links[link_id]
+        return f"{self.router_names[link.a]}-{self.router_names[link.b]}"
+
+    def link_id(self, spec: str | int) -> int:
+        """Id of a link given as an id, a link name, or `A-B` / `A:B` by router names (either order)."""
+        if isinstance(spec, (int, np.integer)):
+            if 0 <= spec < self.num_links:
+                return int(spec)
+            raise TopologyError(f"topology {self.name!r} has no link {spec} (ids are 0..{self.num_links - 1})")
+        text = str(spec).strip()
+        if self.link_names is not None and text in self.link_names:
+            return self.link_names.index(text)
+        for sep in ("-", ":", "--"):
+            parts = text.split(sep)
+            if len(parts) == 2 and all(p in self.router_names for p in parts):
+                a, b = (self.router_names.index(p) for p in parts)
+                for k, link in enumerate(self.links):
+                    if {link.a, link.b} == {a, b}:
+                        return k
+                raise TopologyError(f"topology {self.name!r} has no link between {parts[0]!r} and {parts[1]!r}")
+        if text.isdigit() and int(text) < self.num_links:
+            return int(text)
+        raise TopologyError(
+            f"topology {self.name!r} has no link {text!r} (use A-B with router names, a link name, or an id)"
+        )
+
+    # ------------------------------------------------------------------ derived arrays
+    @cached_property
+    def max_degree(self) -> int:
+        return int(self.degree.max())
+
+    @cached_property
+    def degree(self) -> np.ndarray:
+        """int64 [N]: number of neighbours of each router."""
+        deg = np.zeros(self.num_routers, dtype=np.int64)
+        for link in self.links:
+            deg[link.a] += 1
+            deg[link.b] += 1
+        return deg
+
+    @cached_property
+    def neighbor_table(self) -> tuple[np.ndarray, np.ndarray]:
+        """(neighbors [N, K], link_of_slot [N, K]), int64, padded with -1.
+
+        A router's action slots are its neighbours sorted by router id; slot k of router i sends
+        to `neighbors[i, k]` over link `link_of_slot[i, k]`.
+        """
+        n, k = self.num_routers, self.max_degree
+        neighbors = np.full((n, k), -1, dtype=np.int64)
+        link_of_slot = np.full((n, k), -1, dtype=np.int64)
+        adj: list[list[tuple[int, int]]] = [[] for _ in range(n)]
+        for e, link in enumerate(self.links):
+            adj[link.a].append((link.b, e))
+            adj[link.b].append((link.a, e))
+        for i in range(n):
+            for slot, (j, e) in enumerate(sorted(adj[i])):
+                neighbors[i, slot] = j
+                link_of_slot[i, slot] = e
+        neighbors.setflags(write=False)
+        link_of_slot.setflags(write=False)
+        return neighbors, link_of_slot
+
+    @cached_property
+    def link_endpoints(self) -> np.ndarray:
+        """int64 [E, 2]: (a, b) per link."""
+        out = np.array([(link.a, link.b) for link in self.links], dtype=np.int64).reshape(-1, 2)
+        out.setflags(write=False)
+        return out
+
+    @cached_property
+    def capacities(self) -> np.ndarray:
+        """int64 [E]."""
+        out = np.array([link.capacity for link in self.links], dtype=np.int64)
+        out.setflags(write=False)
+        return out
+
+    @cached_property
+    def latencies(self) -> np.ndarray:
+        """int64 [E]: latency in ticks."""
+        out = np.array([link.latency_ticks for link in self.links], dtype=np.int64)
+        out.setflags(write=False)
+        return out
+
+    @cached_property
+    def failure_probs(self) -> np.ndarray:
+        """float64 [E]."""
+        out = np.array([link.failure_prob for link in self.links], dtype=np.float64)
+        out.setflags(write=False)
+        return out
+
+    # ------------------------------------------------------------------ networkx interop
+    def to_networkx(self) -> nx.Graph:
+        """An undirected graph with router ids as nodes (attr `name`, `pos`) and link attrs."""
+        g = nx.Graph(name=self.name)
+        for i, name in enumerate(self.router_names):
+            attrs = {"name": name}
+            if self.coordinates is not None:
+                attrs["pos"] = tuple(self.coordinates[i])
+            g.add_node(i, **attrs)
+        for e, link in enumerate(self.links):
+            g.add_edge(
+                link.a,
+                link.b,
+                id=e,
+                name=self.link_name(e),
+                capacity=link.capacity,
+                latency_ticks=link.latency_ticks,
+                failure_prob=link.failure_prob,
+            )
+        return g
+
+    @classmethod
+    def from_networkx(
+        cls,
+        graph: nx.Graph,
+        name: str | None = None,
+        *,
+        default_capacity: int | None = None,
+        default_latency_ticks: int | None = None,
+        packet_sizes: PacketSizeTable | None = None,
+    ) -> "Topology":
+        """Build from an undirected networkx graph with `capacity` and `latency_ticks` edge attrs.
+
+        Nodes keep their order; a node's `name` attr (else the node itself, as a string) names
+        the router; `pos` gives coordinates. A missing edge attribute falls back to the given
+        default, or is an error when no default is given.
+        """
+        nodes = list(graph.nodes)
+        index = {node: i for i, node in enumerate(nodes)}
+        names = tuple(str(graph.nodes[node].get("name", node)) for node in nodes)
+        pos = [graph.nodes[node].get("pos") for node in nodes]
+        coords = tuple((float(p[0]), float(p[1])) for p in pos) if all(p is not None for p in pos) else None
+        links = []
+        for u, v, data in graph.edges(data=True):
+            cap = data.get("capacity", default_capacity)
+            lat = data.get("latency_ticks", default_latency_ticks)
+            if cap is None or lat is None:
+                missing = "capacity" if cap is None else "latency_ticks"
+                raise TopologyError(f"edge {u}-{v} has no {missing!r} attribute and no default was given")
+            links.append(Link(index[u], index[v], int(cap), int(lat), float(data.get("failure_prob", 0.0))))
+        return cls(name or str(graph.graph.get("name", "graph")), names, tuple(links), coords, packet_sizes)
+
+    def with_packet_sizes(self, packet_sizes: PacketSizeTable | None) -> "Topology":
+        return Topology(self.name, self.router_names, self.links, self.coordinates, packet_sizes, self.link_names)
+
+    def __repr__(self) -> str:
+        return f"Topology({self.name!r}, routers={self.num_routers}, links={self.num_links})"
