@@ -1,0 +1,1 @@
+"""Routing algorithms, one per module."""

@@ -1,0 +1,152 @@
+"""Per-episode metrics (SPEC §1) from a finished batch, and summaries with 95% confidence intervals.
+
+The paper's metric — mean delivery time over *delivered* packets — rewards a policy that delivers
+few packets. So every summary carries, beside it, the delivered fraction and the bias-free mean
+sojourn time: over every packet created in the episode and not lost, its delivery time if
+delivered, else its age at the horizon (a lower bound on its eventual delivery time). Lost packets
+are counted separately (`loss_fraction`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+from mamrl.sim.kernel import (
+    EP_COUNT,
+    EP_DELIVERED,
+    EP_GENERATED,
+    EP_IN_FLIGHT,
+    EP_LOST,
+    EP_NEXT_NEW,
+    EP_QUEUED,
+    FATE_DELIVERED,
+    FATE_LOST,
+    FATE_PENDING,
+    LK_RESERVED_SUM,
+    PK_CREATED,
+    PK_END_TICK,
+    PK_FATE,
+    PK_HOPS,
+    RT_LOST,
+    SR_DELIVERED,
+    SR_GENERATED,
+    SR_IN_FLIGHT,
+    SR_LOST,
+    SR_QUEUED,
+    State,
+)
+
+# Metric name -> (short label, unit) in the order tables show them.
+METRIC_INFO: dict[str, tuple[str, str]] = {
+    "mean_delivery_time": ("delivery time (paper)", "ticks"),
+    "mean_sojourn_time": ("sojourn time (bias-free)", "ticks"),
+    "delivered_fraction": ("delivered fraction", ""),
+    "loss_fraction": ("loss fraction", ""),
+    "p50_delivery_time": ("delivery time p50", "ticks"),
+    "p95_delivery_time": ("delivery time p95", "ticks"),
+    "generated": ("generated", "packets"),
+    "delivered": ("delivered", "packets"),
+    "lost": ("lost", "packets"),
+    "in_network_at_end": ("in network at end", "packets"),
+    "mean_link_utilisation": ("mean link utilisation", ""),
+    "mean_hops": ("hops per delivered packet", "links"),
+}
+
+
+def episode_metrics(state: State, horizon_ticks: int, capacity: np.ndarray) -> dict[str, np.ndarray]:
+    """Arrays [B] of every metric in METRIC_INFO, plus `lost_per_router` [B, N] and
+    `link_utilisation` [B, E] (time-average reserved share of each link's capacity)."""
+    nb = state.num_episodes
+    out: dict[str, np.ndarray] = {k: np.full(nb, np.nan) for k in METRIC_INFO}
+    for b in range(nb):
+        count = int(state.episode[b, EP_COUNT])
+        fate = state.pk[b, :count, PK_FATE]
+        created = state.pk[b, :count, PK_CREATED].astype(np.int64)
+        end = state.pk[b, :count, PK_END_TICK].astype(np.int64)
+        injected = np.arange(count) < state.episode[b, EP_NEXT_NEW]
+        delivered = fate == FATE_DELIVERED
+        in_network = injected & (fate == FATE_PENDING)
+        times = (end - created)[delivered]
+        generated = int(state.episode[b, EP_GENERATED])
+        out["generated"][b] = generated
+        out["delivered"][b] = delivered.sum()
+        out["lost"][b] = (fate == FATE_LOST).sum()
+        out["in_network_at_end"][b] = in_network.sum()
+        if times.size:
+            out["mean_delivery_time"][b] = times.mean()
+            out["p50_delivery_time"][b] = np.percentile(times, 50)
+            out["p95_delivery_time"][b] = np.percentile(times, 95)
+            out["mean_hops"][b] = state.pk[b, :count, PK_HOPS][delivered].mean()
+        ages = horizon_ticks - created[in_network]
+        not_lost = times.size + ages.size
+        if not_lost:
+            out["mean_sojourn_time"][b] = (times.sum() + ages.sum()) / not_lost
+        if generated:
+            out["delivered_fraction"][b] = delivered.sum() / generated
+            out["loss_fraction"][b] = (fate == FATE_LOST).sum() / generated
+    with np.errstate(invalid="ignore", divide="ignore"):
+        util = state.link[:, :, LK_RESERVED_SUM] / (horizon_ticks * capacity[None, :].astype(np.float64))
+    util[:, capacity == 0] = np.nan
+    out["link_utilisation"] = util
+    out["mean_link_utilisation"] = np.nanmean(util, axis=1) if np.any(capacity > 0) else np.full(nb, np.nan)
+    out["lost_per_router"] = state.router[:, :, RT_LOST].copy()
+    return out
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A mean over episodes with the half-width of its 95% confidence interval (Student t)."""
+
+    mean: float
+    ci95: float
+    n: int
+
+    def __str__(self) -> str:
+        if math.isnan(self.mean):
+            return "n/a"
+        if self.n < 2 or math.isnan(self.ci95):
+            return f"{self.mean:.4g}"
+        return f"{self.mean:.4g} ± {self.ci95:.2g}"
+
+
+def estimate(values: np.ndarray) -> Estimate:
+    """Mean and 95% CI half-width of the finite values (NaN = metric undefined in that episode)."""
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return Estimate(float("nan"), float("nan"), 0)
+    if v.size == 1:
+        return Estimate(float(v[0]), float("nan"), 1)
+    half = stats.t.ppf(0.975, v.size - 1) * v.std(ddof=1) / math.sqrt(v.size)
+    return Estimate(float(v.mean()), float(half), int(v.size))
+
+
+def summarise(per_episode: dict[str, np.ndarray]) -> dict[str, Estimate]:
+    """Estimates of every scalar metric in METRIC_INFO."""
+    return {k: estimate(per_episode[k]) for k in METRIC_INFO}
+
+
+def check_conservation(state: State) -> None:
+    """Raise AssertionError unless generated = delivered + lost + queued + in flight, at every
+    recorded tick and now, and the per-packet fates and linked lists agree with the counters."""
+    sr = state.series
+    lhs = sr[:, :, SR_GENERATED]
+    rhs = sr[:, :, SR_DELIVERED] + sr[:, :, SR_LOST] + sr[:, :, SR_QUEUED] + sr[:, :, SR_IN_FLIGHT]
+    ticks = int(max(state.tick[0], 0))
+    if not np.array_equal(lhs[:, :ticks], rhs[:, :ticks]):
+        bad = np.argwhere(lhs[:, :ticks] != rhs[:, :ticks])[0]
+        raise AssertionError(f"conservation violated in episode {bad[0]} at tick {bad[1]}")
+    ep = state.episode
+    now = ep[:, EP_DELIVERED] + ep[:, EP_LOST] + ep[:, EP_QUEUED] + ep[:, EP_IN_FLIGHT]
+    if not np.array_equal(ep[:, EP_GENERATED], now):
+        raise AssertionError("conservation violated in the current state")
+    if not np.array_equal(ep[:, EP_QUEUED], state.q_len.sum(axis=1)):
+        raise AssertionError("queued counter disagrees with queue lengths")
+    for b in range(state.num_episodes):
+        fate = state.pk[b, : ep[b, EP_NEXT_NEW], PK_FATE]
+        if (fate == FATE_DELIVERED).sum() != ep[b, EP_DELIVERED] or (fate == FATE_LOST).sum() != ep[b, EP_LOST]:
+            raise AssertionError(f"per-packet fates disagree with counters in episode {b}")

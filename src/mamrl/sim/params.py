@@ -1,0 +1,111 @@
+"""Frozen simulation parameters: a topology, a load, a horizon, a failure set, a buffer limit.
+
+A meta-learning task is just a value of these parameters (usually a different failure set).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from mamrl.errors import SimulationError
+from mamrl.topologies.core import Topology
+
+
+@dataclass(frozen=True)
+class LinkFailure:
+    """Link `link` goes down (capacity 0) at the start of tick `tick` and stays down."""
+
+    link: int
+    """Link id in the topology."""
+    tick: int = 0
+    """First tick the link is down; 0 = failed from the start of the episode."""
+
+    @classmethod
+    def parse(cls, topology: Topology, spec: str) -> "LinkFailure":
+        """Parse `LINK[@TICK]`, LINK as `A-B` by router names, a link name or a link id."""
+        text = spec.strip()
+        tick = 0
+        match = re.fullmatch(r"(.+?)@(.*)", text)
+        if match:
+            text, tick_text = match.group(1), match.group(2)
+            try:
+                tick = int(tick_text)
+            except ValueError:
+                raise SimulationError(f"failure {spec!r}: tick {tick_text!r} is not an integer") from None
+        return cls(topology.link_id(text), tick)
+
+
+@dataclass(frozen=True, eq=False)
+class SimParams:
+    """Everything that defines the simulated network and its traffic (not the policy)."""
+
+    topology: Topology
+    """The network."""
+    load_per_router: float
+    """lambda: mean number of new packets per router per tick (Poisson)."""
+    horizon_ticks: int = 500
+    """Episode length H in ticks (paper: 500)."""
+    failures: tuple[LinkFailure, ...] = field(default=())
+    """Links that fail and when; empty = the intact network (task M_0)."""
+    buffer_limit: int | None = None
+    """Max packets per router queue (drop-tail, counted as loss); None = unbounded."""
+
+    def __post_init__(self) -> None:
+        load = self.load_per_router
+        if isinstance(load, bool) or not isinstance(load, (int, float, np.floating, np.integer)):
+            raise SimulationError(f"load must be a number, got {load!r}")
+        if not math.isfinite(float(load)) or float(load) < 0:
+            raise SimulationError(f"load must be a finite number >= 0 packets/router/tick, got {load!r}")
+        object.__setattr__(self, "load_per_router", float(load))
+        if not isinstance(self.horizon_ticks, (int, np.integer)) or self.horizon_ticks < 1:
+            raise SimulationError(f"horizon_ticks must be an integer >= 1, got {self.horizon_ticks!r}")
+        if self.buffer_limit is not None and (
+            not isinstance(self.buffer_limit, (int, np.integer)) or self.buffer_limit < 1
+        ):
+            raise SimulationError(f"buffer_limit must be an integer >= 1 or None, got {self.buffer_limit!r}")
+        object.__setattr__(self, "failures", tuple(self.failures))
+        for failure in self.failures:
+            if not 0 <= failure.link < self.topology.num_links:
+                raise SimulationError(
+                    f"failure names link {failure.link}, topology {self.topology.name!r} has links 0..{self.topology.num_links - 1}"
+                )
+            if not isinstance(failure.tick, (int, np.integer)) or failure.tick < 0:
+                raise SimulationError(f"failure tick must be an integer >= 0, got {failure.tick!r}")
+
+    @property
+    def packet_size_values(self) -> np.ndarray:
+        """int64 [N, N, S]: the pair size table; without one every packet has size 1."""
+        if self.topology.packet_sizes is not None:
+            return self.topology.packet_sizes.values
+        n = self.topology.num_routers
+        return np.ones((n, n, 1), dtype=np.int64)
+
+    def describe(self) -> dict:
+        """A JSON-ready description (for run records)."""
+        return {
+            "topology": self.topology.name,
+            "routers": self.topology.num_routers,
+            "links": self.topology.num_links,
+            "load_per_router": self.load_per_router,
+            "horizon_ticks": self.horizon_ticks,
+            "failures": [
+                {"link": self.topology.link_name(f.link), "link_id": f.link, "tick": f.tick} for f in self.failures
+            ],
+            "buffer_limit": self.buffer_limit,
+            "packet_sizes": None if self.topology.packet_sizes is None else self.topology.packet_sizes.provenance,
+        }
+
+    def replace(self, **changes) -> "SimParams":
+        values = {
+            "topology": self.topology,
+            "load_per_router": self.load_per_router,
+            "horizon_ticks": self.horizon_ticks,
+            "failures": self.failures,
+            "buffer_limit": self.buffer_limit,
+        }
+        values.update(changes)
+        return SimParams(**values)
