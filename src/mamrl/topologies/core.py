@@ -110,11 +110,23 @@ class Topology:
                 raise TopologyError(f"{where}: capacity must be an integer >= 0, got {link.capacity!r}")
             if not (0.0 <= float(link.failure_prob) <= 1.0):
                 raise TopologyError(f"{where}: failure_prob must be in [0, 1], got {link.failure_prob!r}")
-        if self.coordinates is not None and len(self.coordinates) != n:
-            raise TopologyError(f"topology {self.name!r}: {len(self.coordinates)} coordinates for {n} routers")
+        if self.coordinates is not None:
+            if len(self.coordinates) != n:
+                raise TopologyError(f"topology {self.name!r}: {len(self.coordinates)} coordinates for {n} routers")
+            # Normalise lists (e.g. from JSON) to hashable, comparable tuples of floats.
+            try:
+                coords = tuple((float(x), float(y)) for x, y in self.coordinates)
+            except (TypeError, ValueError):
+                raise TopologyError(f"topology {self.name!r}: coordinates must be (x, y) number pairs") from None
+            object.__setattr__(self, "coordinates", coords)
         if self.link_names is not None:
+            object.__setattr__(self, "link_names", tuple(str(x) for x in self.link_names))
             if len(self.link_names) != len(self.links):
                 raise TopologyError(f"topology {self.name!r}: {len(self.link_names)} link names for {len(self.links)} links")
+            if len(set(self.link_names)) != len(self.link_names):
+                # link_id() looks links up by name, so a repeated name would be ambiguous.
+                dup = sorted({x for x in self.link_names if self.link_names.count(x) > 1})
+                raise TopologyError(f"topology {self.name!r}: duplicate link name(s) {dup[:5]}")
         if self.packet_sizes is not None and self.packet_sizes.values.shape[0] != n:
             raise TopologyError(
                 f"topology {self.name!r}: packet size table is for {self.packet_sizes.values.shape[0]} routers, topology has {n}"
@@ -242,8 +254,15 @@ class Topology:
 
     # ------------------------------------------------------------------ networkx interop
     def to_networkx(self) -> nx.Graph:
-        """An undirected graph with router ids as nodes (attr `name`, `pos`) and link attrs."""
+        """An undirected graph with router ids as nodes (attr `name`, `pos`) and link attrs.
+
+        Edges carry `id` (link id) and `a` (the end listed first) so that `from_networkx` restores
+        the link order and orientation; the packet
+        sizes, if any, ride along as the graph attribute `packet_sizes`.
+        """
         g = nx.Graph(name=self.name)
+        if self.packet_sizes is not None:
+            g.graph["packet_sizes"] = self.packet_sizes
         for i, name in enumerate(self.router_names):
             attrs = {"name": name}
             if self.coordinates is not None:
@@ -254,6 +273,7 @@ class Topology:
                 link.a,
                 link.b,
                 id=e,
+                a=link.a,
                 name=self.link_name(e),
                 capacity=link.capacity,
                 latency_ticks=link.latency_ticks,
@@ -274,23 +294,44 @@ class Topology:
         """Build from an undirected networkx graph with `capacity` and `latency_ticks` edge attrs.
 
         Nodes keep their order; a node's `name` attr (else the node itself, as a string) names
-        the router; `pos` gives coordinates. A missing edge attribute falls back to the given
-        default, or is an error when no default is given.
+        the router; `pos` gives coordinates. Edges are ordered by their `id` attr when every edge
+        has a distinct one (as `to_networkx` writes), else in the graph's edge order; their `name`
+        attrs become link names unless they are all the default `A-B` names. A missing edge
+        attribute falls back to the given default, or is an error when no default is given.
+        `packet_sizes` defaults to the graph attribute of that name.
         """
+        if graph.is_directed() or graph.is_multigraph():
+            raise TopologyError("from_networkx needs an undirected simple graph (nx.Graph)")
         nodes = list(graph.nodes)
         index = {node: i for i, node in enumerate(nodes)}
         names = tuple(str(graph.nodes[node].get("name", node)) for node in nodes)
         pos = [graph.nodes[node].get("pos") for node in nodes]
         coords = tuple((float(p[0]), float(p[1])) for p in pos) if all(p is not None for p in pos) else None
+        edges = list(graph.edges(data=True))
+        ids = [data.get("id") for _, _, data in edges]
+        # nx.Graph iterates edges by adjacency, not insertion order: restore link ids from `id`.
+        if all(isinstance(i, (int, np.integer)) for i in ids) and len(set(ids)) == len(ids):
+            edges = [edge for _, edge in sorted(zip(ids, edges), key=lambda pair: pair[0])]
         links = []
-        for u, v, data in graph.edges(data=True):
+        edge_names: list[str] = []
+        for u, v, data in edges:
+            if "a" in data and data["a"] == v and data["a"] != u:
+                u, v = v, u
             cap = data.get("capacity", default_capacity)
             lat = data.get("latency_ticks", default_latency_ticks)
             if cap is None or lat is None:
                 missing = "capacity" if cap is None else "latency_ticks"
                 raise TopologyError(f"edge {u}-{v} has no {missing!r} attribute and no default was given")
-            links.append(Link(index[u], index[v], int(cap), int(lat), float(data.get("failure_prob", 0.0))))
-        return cls(name or str(graph.graph.get("name", "graph")), names, tuple(links), coords, packet_sizes)
+            try:
+                links.append(Link(index[u], index[v], int(cap), int(lat), float(data.get("failure_prob", 0.0))))
+            except (TypeError, ValueError):
+                raise TopologyError(f"edge {u}-{v}: capacity, latency_ticks and failure_prob must be numbers") from None
+            edge_names.append(str(data.get("name", f"{names[index[u]]}-{names[index[v]]}")))
+        default_names = [f"{names[link.a]}-{names[link.b]}" for link in links]
+        link_names = None if edge_names == default_names else tuple(edge_names)
+        if packet_sizes is None:
+            packet_sizes = graph.graph.get("packet_sizes")
+        return cls(name or str(graph.graph.get("name", "graph")), names, tuple(links), coords, packet_sizes, link_names)
 
     def with_packet_sizes(self, packet_sizes: PacketSizeTable | None) -> "Topology":
         return Topology(self.name, self.router_names, self.links, self.coordinates, packet_sizes, self.link_names)

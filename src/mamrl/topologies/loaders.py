@@ -1,0 +1,658 @@
+"""Reading and writing topologies: the project's JSON format, TEAVAR directories, the paper's JSON.
+
+Every malformed input raises `TopologyError` with a one-line message that names the file and the
+problem; no `KeyError`, `IndexError` or `JSONDecodeError` escapes. The formats are described in
+docs/topologies.md.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any, NoReturn
+
+import numpy as np
+
+from mamrl.errors import TopologyError
+from mamrl.topologies.core import Link, PacketSizeTable, Topology
+
+PathLike = str | os.PathLike[str]
+
+FORMAT = "mamrl-topology/1"
+"""Value of the `format` key of the project's own topology files."""
+
+TEAVAR_DEFAULT_LATENCY_TICKS = 3
+"""TEAVAR files carry no latency; the paper uses 3 ticks on (almost) every link."""
+
+TEAVAR_TOPOLOGY_HEADER = ("to_node", "from_node", "capacity", "prob_failure")
+
+_TOP_KEYS = {"format", "name", "source", "notes", "defaults", "routers", "links", "packet_sizes"}
+_ROUTER_KEYS = {"name", "x", "y"}
+_LINK_KEYS = {"a", "b", "capacity", "latency_ticks", "failure_prob", "name"}
+_DEFAULT_KEYS = {"capacity", "latency_ticks", "failure_prob"}
+_SIZES_KEYS = {"provenance", "sizes_per_pair", "pairs"}
+
+
+# ---------------------------------------------------------------------------- small helpers
+def _fail(where: object, message: str) -> NoReturn:
+    raise TopologyError(f"{where}: {message}")
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _read_text(path: Path, what: str = "file") -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        _fail(path, f"no such {what}")
+    except IsADirectoryError:
+        _fail(path, f"is a directory, expected a {what}")
+    except UnicodeDecodeError:
+        _fail(path, "is not a UTF-8 text file")
+    except OSError as exc:
+        _fail(path, f"cannot read ({_one_line(exc.strerror or str(exc))})")
+
+
+def _read_json(path: Path) -> Any:
+    text = _read_text(path)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        _fail(path, f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}")
+
+
+def _build(where: object, **kwargs: Any) -> Topology:
+    """Construct a Topology, prefixing validation errors with the file they came from."""
+    try:
+        return Topology(**kwargs)
+    except TopologyError as exc:
+        _fail(where, str(exc))
+
+
+def _number(value: Any, where: str, path: object) -> float:
+    """A finite JSON/text number (bools rejected: JSON `true` is not a capacity)."""
+    if isinstance(value, bool):
+        _fail(path, f"{where}: expected a number, got {json.dumps(value)}")
+    if isinstance(value, (int, float)):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            _fail(path, f"{where}: {value!r} is not a number")
+    else:
+        _fail(path, f"{where}: expected a number, got {json.dumps(value)[:40]}")
+    if not math.isfinite(number):
+        _fail(path, f"{where}: {value!r} is not a finite number")
+    return number
+
+
+def _capacity(value: Any, where: str, path: object) -> int:
+    """A capacity >= 0, rounded to whole units (packet sizes are whole units too)."""
+    number = _number(value, where, path)
+    if number < 0:
+        _fail(path, f"{where}: capacity must be >= 0, got {value!r}")
+    return int(round(number))
+
+
+def _latency(value: Any, where: str, path: object) -> int:
+    number = _number(value, where, path)
+    if number != int(number) or number < 1:
+        _fail(path, f"{where}: latency must be an integer >= 1 tick, got {value!r}")
+    return int(number)
+
+
+def _probability(value: Any, where: str, path: object) -> float:
+    number = _number(value, where, path)
+    if not 0.0 <= number <= 1.0:
+        _fail(path, f"{where}: failure probability must be in [0, 1], got {value!r}")
+    return number
+
+
+def _check_keys(obj: Any, allowed: set[str], required: set[str], where: str, path: object) -> dict[str, Any]:
+    if not isinstance(obj, dict):
+        _fail(path, f"{where}: expected a JSON object, got {type(obj).__name__}")
+    missing = sorted(required - obj.keys())
+    if missing:
+        _fail(path, f"{where}: missing key(s) {missing}")
+    unknown = sorted(obj.keys() - allowed)
+    if unknown:
+        _fail(path, f"{where}: unknown key(s) {unknown} (allowed: {sorted(allowed)})")
+    return obj
+
+
+# ---------------------------------------------------------------------------- demand files
+def read_demand_values(path: PathLike, n: int) -> tuple[np.ndarray, str]:
+    """Raw packet sizes from a demand file: (float64 [n, n, S], format name).
+
+    Two layouts are accepted, told apart by line lengths (blank lines are skipped):
+    - `teavar-matrix`: every line holds `n*n` values, one traffic matrix in row-major order;
+      entry (s, d) of each line is one sample of pair (s, d). S = number of lines.
+    - `pair-list` (the paper's `geant_demand.txt`): every line holds at least `n*(n-1)` values,
+      the first `n*(n-1)` being the ordered pairs (s, d), s != d, row-major with the diagonal
+      skipped; further values on a line are ignored. The diagonal of the result is 1.
+    A file where any line has exactly `n*n` values is read as `teavar-matrix`, strictly.
+    """
+    path = Path(path)
+    if n < 2:
+        _fail(path, f"demand needs a topology of at least 2 routers, got {n}")
+    rows: list[tuple[int, list[str]]] = []
+    for lineno, line in enumerate(_read_text(path, "demand file").splitlines(), start=1):
+        tokens = line.split()
+        if tokens:
+            rows.append((lineno, tokens))
+    if not rows:
+        _fail(path, "demand file has no data lines")
+    full, pairs = n * n, n * (n - 1)
+    if any(len(tokens) == full for _, tokens in rows):
+        layout, width = "teavar-matrix", full
+        for lineno, tokens in rows:
+            if len(tokens) != full:
+                _fail(path, f"line {lineno} has {len(tokens)} values, expected {full} (one {n}x{n} matrix per line)")
+    else:
+        layout, width = "pair-list", pairs
+        for lineno, tokens in rows:
+            if len(tokens) < pairs:
+                _fail(
+                    path,
+                    f"line {lineno} has {len(tokens)} values; a demand file for {n} routers needs {full} "
+                    f"per line ({n}x{n} matrix) or at least {pairs} (ordered pairs without the diagonal)",
+                )
+    samples = np.empty((len(rows), width), dtype=np.float64)
+    for k, (lineno, tokens) in enumerate(rows):
+        try:
+            samples[k] = np.array(tokens[:width], dtype=np.float64)
+        except ValueError:
+            col = next(j for j, t in enumerate(tokens[:width], start=1) if not _is_float(t))
+            _fail(path, f"line {lineno}, value {col}: {tokens[col - 1]!r} is not a number")
+        bad = ~np.isfinite(samples[k]) | (samples[k] < 0)
+        if bad.any():
+            col = int(np.argmax(bad)) + 1
+            _fail(path, f"line {lineno}, value {col}: packet size {tokens[col - 1]!r} must be finite and >= 0")
+    if layout == "teavar-matrix":
+        values = samples.reshape(len(rows), n, n).transpose(1, 2, 0).copy()
+    else:
+        values = np.ones((n, n, len(rows)), dtype=np.float64)
+        off = ~np.eye(n, dtype=bool)
+        values[off] = samples.T  # boolean indexing walks (s, d) in row-major order: the file's order
+    return values, layout
+
+
+def _is_float(token: str) -> bool:
+    try:
+        float(token)
+    except ValueError:
+        return False
+    return True
+
+
+def read_demand_file(path: PathLike, n: int) -> PacketSizeTable:
+    """Per-pair packet-size distributions [n, n, S] from a TEAVAR demand.txt or a GEANT pair list.
+
+    See `read_demand_values` for the layouts. Sizes are rounded to whole units >= 1.
+    """
+    values, layout = read_demand_values(path, n)
+    provenance = f"{path} ({layout}, {values.shape[2]} samples per pair)"
+    return PacketSizeTable(values, provenance)
+
+
+# ---------------------------------------------------------------------------- TEAVAR
+def load_teavar_dir(
+    path: PathLike,
+    *,
+    latency_ticks: int = TEAVAR_DEFAULT_LATENCY_TICKS,
+    demand: PathLike | None = None,
+    name: str | None = None,
+) -> Topology:
+    """A TEAVAR topology directory: `topology.txt`, optional `nodes.txt` and `demand.txt`.
+
+    `topology.txt` lists directed links (`to_node from_node capacity prob_failure`, 1-based ids);
+    the two directions of a pair make one undirected link and must agree on capacity and
+    failure probability (a pair listed in one direction only is also one link). TEAVAR has no
+    latencies: every link gets `latency_ticks`. Router names come from `nodes.txt` (a header
+    line, then one name per line in id order), else are the ids. Packet sizes come from
+    `demand` if given, else `demand.txt` in the directory if present.
+    """
+    if isinstance(latency_ticks, bool) or not isinstance(latency_ticks, int) or latency_ticks < 1:
+        raise TopologyError(f"latency_ticks must be an integer >= 1, got {latency_ticks!r}")
+    directory = Path(path)
+    if not directory.is_dir():
+        _fail(directory, "no such directory (expected a TEAVAR directory with topology.txt)")
+    topo_path = directory / "topology.txt"
+    lines = _read_text(topo_path).splitlines()
+    rows = [(k, line.split()) for k, line in enumerate(lines, start=1) if line.strip()]
+    if not rows:
+        _fail(topo_path, "empty file")
+    header_line, header = rows[0]
+    if tuple(h.lower() for h in header) != TEAVAR_TOPOLOGY_HEADER:
+        _fail(topo_path, f"line {header_line}: header must be {' '.join(TEAVAR_TOPOLOGY_HEADER)!r}, got {' '.join(header)!r}")
+
+    directed: dict[tuple[int, int], tuple[int, int, float]] = {}  # (to, from) -> (line, capacity, prob)
+    for lineno, fields in rows[1:]:
+        where = f"line {lineno}"
+        if len(fields) != 4:
+            _fail(topo_path, f"{where}: expected 4 columns ({' '.join(TEAVAR_TOPOLOGY_HEADER)}), got {len(fields)}")
+        ends = []
+        for col, token in zip(("to_node", "from_node"), fields[:2]):
+            if not token.isdigit() or int(token) < 1:
+                _fail(topo_path, f"{where}: {col} {token!r} is not a router id (integer >= 1)")
+            ends.append(int(token))
+        to_node, from_node = ends
+        if to_node == from_node:
+            _fail(topo_path, f"{where}: self-loop at router {to_node}")
+        if (to_node, from_node) in directed:
+            _fail(topo_path, f"{where}: duplicate link {to_node}->{from_node} (also line {directed[(to_node, from_node)][0]})")
+        capacity = _capacity(fields[2], f"{where}: capacity", topo_path)
+        prob = _probability(fields[3], f"{where}: prob_failure", topo_path)
+        directed[(to_node, from_node)] = (lineno, capacity, prob)
+    if not directed:
+        _fail(topo_path, "no links")
+
+    num_ids = max(max(pair) for pair in directed)
+    nodes_path = directory / "nodes.txt"
+    if nodes_path.exists():
+        names = [line.strip() for line in _read_text(nodes_path).splitlines()[1:] if line.strip()]
+        if len(names) < num_ids:
+            _fail(nodes_path, f"lists {len(names)} routers but {topo_path.name} uses router id {num_ids}")
+    else:
+        names = [str(i) for i in range(1, num_ids + 1)]
+
+    links: list[Link] = []
+    done: set[frozenset[int]] = set()
+    for (to_node, from_node), (lineno, capacity, prob) in directed.items():
+        key = frozenset((to_node, from_node))
+        if key in done:
+            continue
+        done.add(key)
+        back = directed.get((from_node, to_node))
+        if back is not None:
+            back_line, back_capacity, back_prob = back
+            if back_capacity != capacity:
+                _fail(
+                    topo_path,
+                    f"lines {lineno} and {back_line}: the two directions of link {to_node}-{from_node} "
+                    f"disagree in capacity ({capacity} vs {back_capacity}); capacity is shared by both directions",
+                )
+            if back_prob != prob:
+                _fail(
+                    topo_path,
+                    f"lines {lineno} and {back_line}: the two directions of link {to_node}-{from_node} "
+                    f"disagree in prob_failure ({prob} vs {back_prob})",
+                )
+        links.append(Link(min(key) - 1, max(key) - 1, capacity, latency_ticks, prob))
+
+    packet_sizes = None
+    demand_path = Path(demand) if demand is not None else directory / "demand.txt"
+    if demand is not None or demand_path.exists():
+        packet_sizes = read_demand_file(demand_path, len(names))
+    return _build(
+        topo_path,
+        name=name or directory.resolve().name,
+        router_names=tuple(names),
+        links=tuple(links),
+        packet_sizes=packet_sizes,
+    )
+
+
+# ---------------------------------------------------------------------------- the paper's JSON
+def _daphne_map(doc: Any, path: Path) -> dict[str, Any]:
+    try:
+        topo = doc["data"]["mapTopology"]
+    except (KeyError, TypeError):
+        _fail(path, 'not a paper topology file: expected {"data": {"mapTopology": {"nodes": [...], "edges": [...]}}}')
+    if not isinstance(topo, dict):
+        _fail(path, "data.mapTopology must be an object")
+    for key in ("nodes", "edges"):
+        if not isinstance(topo.get(key), list):
+            _fail(path, f"data.mapTopology.{key} must be a list")
+    return topo
+
+
+def load_daphne_json(
+    path: PathLike,
+    demand: PathLike | None = None,
+    *,
+    failure_prob: float = 0.0,
+    name: str | None = None,
+) -> Topology:
+    """The paper authors' topology JSON (`{"data": {"mapTopology": {"nodes", "edges"}}}`).
+
+    Node `name`, `posx`, `posy` become router names and coordinates; edge `BW` the capacity,
+    `Lat` the latency in ticks and `name` the link name. The file has no failure probabilities:
+    every link gets `failure_prob`. Packet sizes come from `demand` (see `read_demand_file`),
+    indexed by the file's node order.
+    """
+    path = Path(path)
+    return _daphne_from_doc(_read_json(path), path, demand=demand, failure_prob=failure_prob, name=name)
+
+
+def _daphne_from_doc(
+    doc: Any, path: Path, *, demand: PathLike | None, failure_prob: float, name: str | None
+) -> Topology:
+    topo = _daphne_map(doc, path)
+    failure_prob = _probability(failure_prob, "failure_prob argument", path)
+    names: list[str] = []
+    coords: list[tuple[float, float]] = []
+    for k, node in enumerate(topo["nodes"]):
+        where = f"node {k}"
+        if not isinstance(node, dict) or "name" not in node:
+            _fail(path, f"{where}: expected an object with a 'name'")
+        names.append(str(node["name"]))
+        if "posx" in node and "posy" in node:
+            coords.append((_number(node["posx"], f"{where}: posx", path), _number(node["posy"], f"{where}: posy", path)))
+    index = {router: i for i, router in enumerate(names)}
+    links: list[Link] = []
+    link_names: list[str] = []
+    for k, edge in enumerate(topo["edges"]):
+        label = edge.get("name") if isinstance(edge, dict) else None
+        where = f"edge {label!r}" if label is not None else f"edge {k}"
+        if not isinstance(edge, dict):
+            _fail(path, f"{where}: expected an object")
+        missing = [key for key in ("from", "to", "BW", "Lat") if key not in edge]
+        if missing:
+            _fail(path, f"{where}: missing key(s) {missing}")
+        ends = []
+        for key in ("from", "to"):
+            router = str(edge[key])
+            if router not in index:
+                _fail(path, f"{where}: unknown router {router!r} in {key!r}")
+            ends.append(index[router])
+        links.append(
+            Link(
+                ends[0],
+                ends[1],
+                _capacity(edge["BW"], f"{where}: BW", path),
+                _latency(edge["Lat"], f"{where}: Lat", path),
+                failure_prob,
+            )
+        )
+        link_names.append(str(label) if label is not None else f"{names[ends[0]]}-{names[ends[1]]}")
+    packet_sizes = read_demand_file(demand, len(names)) if demand is not None else None
+    return _build(
+        path,
+        name=name or path.stem,
+        router_names=tuple(names),
+        links=tuple(links),
+        coordinates=tuple(coords) if coords and len(coords) == len(names) else None,
+        packet_sizes=packet_sizes,
+        link_names=tuple(link_names),
+    )
+
+
+# ---------------------------------------------------------------------------- our own format
+def read_topology_file(path: PathLike) -> Topology:
+    """A topology in the project's own JSON format (`"format": "mamrl-topology/1"`)."""
+    path = Path(path)
+    return topology_from_document(_read_json(path), path)
+
+
+def topology_from_document(doc: Any, where: object) -> Topology:
+    """Build a Topology from a parsed document of the project's format; `where` names its source."""
+    doc = _check_keys(doc, _TOP_KEYS, {"format", "routers", "links"}, "top level", where)
+    if doc["format"] != FORMAT:
+        _fail(where, f"format {doc['format']!r} is not supported (expected {FORMAT!r})")
+    name = doc.get("name", Path(str(where)).stem)
+    if not isinstance(name, str) or not name:
+        _fail(where, "'name' must be a non-empty string")
+    defaults = _check_keys(doc.get("defaults", {}), _DEFAULT_KEYS, set(), "defaults", where)
+
+    if not isinstance(doc["routers"], list):
+        _fail(where, "'routers' must be a list")
+    names: list[str] = []
+    coords: list[tuple[float, float]] = []
+    for k, router in enumerate(doc["routers"]):
+        if isinstance(router, str):  # shorthand: a bare name
+            router = {"name": router}
+        router = _check_keys(router, _ROUTER_KEYS, {"name"}, f"router {k}", where)
+        if not isinstance(router["name"], str) or not router["name"]:
+            _fail(where, f"router {k}: 'name' must be a non-empty string")
+        names.append(router["name"])
+        if ("x" in router) != ("y" in router):
+            _fail(where, f"router {router['name']!r}: give both 'x' and 'y' or neither")
+        if "x" in router:
+            coords.append((_number(router["x"], f"router {router['name']!r}: x", where),
+                           _number(router["y"], f"router {router['name']!r}: y", where)))
+    if coords and len(coords) != len(names):
+        _fail(where, "coordinates must be given for every router or for none")
+    index = {router: i for i, router in enumerate(names)}
+
+    if not isinstance(doc["links"], list):
+        _fail(where, "'links' must be a list")
+    links: list[Link] = []
+    link_names: list[str | None] = []
+    for k, link in enumerate(doc["links"]):
+        link = _check_keys(link, _LINK_KEYS, {"a", "b"}, f"link {k}", where)
+        label = f"link {k}" if "name" not in link else f"link {link['name']!r}"
+        ends = []
+        for key in ("a", "b"):
+            router = link[key]
+            if not isinstance(router, str) or router not in index:
+                _fail(where, f"{label}: unknown router {router!r} in {key!r}")
+            ends.append(index[router])
+        values = {**defaults, **link}
+        for key in ("capacity", "latency_ticks"):
+            if key not in values:
+                _fail(where, f"{label}: no {key!r} (and no default)")
+        capacity = values["capacity"]
+        if isinstance(capacity, bool) or not isinstance(capacity, int):
+            _fail(where, f"{label}: capacity must be an integer, got {json.dumps(capacity)[:40]}")
+        if capacity < 0:
+            _fail(where, f"{label}: capacity must be >= 0, got {capacity}")
+        links.append(
+            Link(
+                ends[0],
+                ends[1],
+                capacity,
+                _latency(values["latency_ticks"], f"{label}: latency_ticks", where),
+                _probability(values.get("failure_prob", 0.0), f"{label}: failure_prob", where),
+            )
+        )
+        link_names.append(str(link["name"]) if "name" in link else None)
+
+    # Unnamed links keep the default `A-B` name; all-default means no explicit names at all.
+    explicit = None
+    if any(x is not None for x in link_names):
+        explicit = tuple(x if x is not None else f"{names[l.a]}-{names[l.b]}" for x, l in zip(link_names, links))
+
+    packet_sizes = None
+    if "packet_sizes" in doc:
+        packet_sizes = _sizes_from_document(doc["packet_sizes"], names, index, where)
+    return _build(
+        where,
+        name=name,
+        router_names=tuple(names),
+        links=tuple(links),
+        coordinates=tuple(coords) if coords else None,
+        packet_sizes=packet_sizes,
+        link_names=explicit,
+    )
+
+
+def _split_pair(key: str, index: dict[str, int]) -> tuple[int, int] | None:
+    # Router names may themselves contain '>': try every split point.
+    for pos, char in enumerate(key):
+        if char == ">" and key[:pos] in index and key[pos + 1 :] in index:
+            return index[key[:pos]], index[key[pos + 1 :]]
+    return None
+
+
+def _sizes_from_document(obj: Any, names: list[str], index: dict[str, int], where: object) -> PacketSizeTable:
+    obj = _check_keys(obj, _SIZES_KEYS, {"sizes_per_pair", "pairs"}, "packet_sizes", where)
+    per_pair = obj["sizes_per_pair"]
+    if isinstance(per_pair, bool) or not isinstance(per_pair, int) or per_pair < 1:
+        _fail(where, f"packet_sizes.sizes_per_pair must be an integer >= 1, got {json.dumps(per_pair)[:40]}")
+    if not isinstance(obj["pairs"], dict):
+        _fail(where, "packet_sizes.pairs must be an object {\"SRC>DST\": [sizes...]}")
+    n = len(names)
+    values = np.ones((n, n, per_pair), dtype=np.int64)
+    seen = np.eye(n, dtype=bool)  # the diagonal is unused and may be omitted
+    for key, sizes in obj["pairs"].items():
+        pair = _split_pair(key, index)
+        if pair is None:
+            _fail(where, f"packet_sizes pair {key!r} is not 'SRC>DST' with known router names")
+        if (
+            not isinstance(sizes, list)
+            or len(sizes) != per_pair
+            or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in sizes)
+        ):
+            _fail(where, f"packet_sizes pair {key!r}: expected {per_pair} integers >= 1")
+        values[pair] = sizes
+        seen[pair] = True
+    if not seen.all():
+        s, d = map(int, np.argwhere(~seen)[0])
+        _fail(where, f"packet_sizes: pair '{names[s]}>{names[d]}' is missing ({int((~seen).sum())} pairs missing)")
+    provenance = obj.get("provenance", str(where))
+    if not isinstance(provenance, str):
+        _fail(where, "packet_sizes.provenance must be a string")
+    return PacketSizeTable(values, provenance)
+
+
+def topology_to_document(
+    topology: Topology, *, source: str | None = None, notes: list[str] | None = None
+) -> dict[str, Any]:
+    """The project-format document of a topology (what `save_topology` writes)."""
+    doc: dict[str, Any] = {"format": FORMAT, "name": topology.name}
+    if source is not None:
+        doc["source"] = source
+    if notes:
+        doc["notes"] = list(notes)
+    routers: list[dict[str, Any]] = []
+    for i, router in enumerate(topology.router_names):
+        entry: dict[str, Any] = {"name": router}
+        if topology.coordinates is not None:
+            entry["x"], entry["y"] = topology.coordinates[i]
+        routers.append(entry)
+    doc["routers"] = routers
+    links: list[dict[str, Any]] = []
+    for e, link in enumerate(topology.links):
+        entry = {
+            "a": topology.router_names[link.a],
+            "b": topology.router_names[link.b],
+            "capacity": int(link.capacity),
+            "latency_ticks": int(link.latency_ticks),
+            "failure_prob": float(link.failure_prob),
+        }
+        if topology.link_names is not None:
+            entry["name"] = topology.link_names[e]
+        links.append(entry)
+    doc["links"] = links
+    if topology.packet_sizes is not None:
+        values = topology.packet_sizes.values
+        names = topology.router_names
+        if any(">" in x for x in names):
+            # Keys stay decodable by trying split points, unless a split is ambiguous.
+            index = {x: i for i, x in enumerate(names)}
+            for s in range(len(names)):
+                for d in range(len(names)):
+                    if s != d and _split_pair(f"{names[s]}>{names[d]}", index) != (s, d):
+                        raise TopologyError(
+                            f"topology {topology.name!r}: router names {names[s]!r}, {names[d]!r} make the "
+                            "packet-size key 'SRC>DST' ambiguous; rename them"
+                        )
+        doc["packet_sizes"] = {
+            "provenance": topology.packet_sizes.provenance,
+            "sizes_per_pair": int(values.shape[2]),
+            "pairs": {
+                f"{names[s]}>{names[d]}": [int(v) for v in values[s, d]]
+                for s in range(len(names))
+                for d in range(len(names))
+                if s != d
+            },
+        }
+    return doc
+
+
+def dump_document(doc: dict[str, Any]) -> str:
+    """JSON text with one router, link or pair per line: compact yet diff-friendly."""
+    lines = ["{"]
+    items = list(doc.items())
+    for k, (key, value) in enumerate(items):
+        comma = "," if k < len(items) - 1 else ""
+        if key in ("routers", "links", "notes") and isinstance(value, list):
+            inner = ",\n".join(f"    {json.dumps(v)}" for v in value)
+            lines.append(f"  {json.dumps(key)}: [\n{inner}\n  ]{comma}")
+        elif key == "packet_sizes" and isinstance(value, dict):
+            pairs = value["pairs"]
+            head = {k2: v2 for k2, v2 in value.items() if k2 != "pairs"}
+            body = ",\n".join(f"      {json.dumps(p)}: {json.dumps(v)}" for p, v in pairs.items())
+            head_text = "".join(f"    {json.dumps(k2)}: {json.dumps(v2)},\n" for k2, v2 in head.items())
+            lines.append(f"  {json.dumps(key)}: {{\n{head_text}    \"pairs\": {{\n{body}\n    }}\n  }}{comma}")
+        else:
+            lines.append(f"  {json.dumps(key)}: {json.dumps(value)}{comma}")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def save_topology(
+    topology: Topology, path: PathLike, *, source: str | None = None, notes: list[str] | None = None
+) -> Path:
+    """Write `topology` in the project's JSON format; returns the path written.
+
+    The unused diagonal of the packet-size table is not stored (it reads back as 1).
+    """
+    path = Path(path)
+    text = dump_document(topology_to_document(topology, source=source, notes=notes))
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        _fail(path, f"cannot write ({_one_line(exc.strerror or str(exc))})")
+    return path
+
+
+# ---------------------------------------------------------------------------- one entry point
+def load_topology(spec: str | PathLike, *, demand: PathLike | None = None) -> Topology:
+    """A topology from a built-in name (`b4`, `att`, `geant`; any case) or a path.
+
+    A path may be a project-format JSON file, a paper (daphne) JSON file, or a TEAVAR directory
+    (or its `topology.txt`); the kind is detected from the content. Built-in names win over a
+    file of the same name in the working directory (write `./b4` for the file). `demand`, a
+    demand file (see `read_demand_file`), replaces the packet sizes.
+    """
+    # Imported here: builtin.py depends on this module's format reader.
+    from mamrl.topologies.builtin import builtin_names, load_builtin
+
+    text = os.fspath(spec).strip() if not isinstance(spec, str) else spec.strip()
+    if not text:
+        raise TopologyError("empty topology name or path")
+    if text.lower() in builtin_names() and isinstance(spec, str):
+        topology = load_builtin(text.lower())
+    else:
+        path = Path(text)
+        if path.is_dir():
+            if not (path / "topology.txt").exists():
+                _fail(path, "directory has no topology.txt (not a TEAVAR topology directory)")
+            topology = load_teavar_dir(path)
+        elif path.is_file():
+            if path.name == "topology.txt":
+                topology = load_teavar_dir(path.parent)
+            else:
+                topology = _load_json_any(path)
+        else:
+            raise TopologyError(
+                f"unknown topology {text!r}: not a built-in ({', '.join(builtin_names())}) "
+                "and no such file or directory"
+            )
+    if demand is not None:
+        topology = topology.with_packet_sizes(read_demand_file(demand, topology.num_routers))
+    return topology
+
+
+def _load_json_any(path: Path) -> Topology:
+    text = _read_text(path)
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        _fail(
+            path,
+            f"not a topology file: invalid JSON at line {exc.lineno} column {exc.colno} ({exc.msg}); "
+            "expected a mamrl or paper JSON file, or a TEAVAR directory",
+        )
+    if isinstance(doc, dict) and "format" in doc:
+        return topology_from_document(doc, path)
+    if isinstance(doc, dict) and isinstance(doc.get("data"), dict) and "mapTopology" in doc["data"]:
+        return _daphne_from_doc(doc, path, demand=None, failure_prob=0.0, name=None)
+    _fail(path, f"unrecognised JSON: neither {FORMAT!r} (a 'format' key) nor a paper file (data.mapTopology)")
