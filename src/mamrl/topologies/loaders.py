@@ -615,7 +615,7 @@ def load_topology(spec: str | PathLike, *, demand: PathLike | None = None) -> To
     # Imported here: builtin.py depends on this module's format reader.
     from mamrl.topologies.builtin import builtin_names, load_builtin
 
-    text = os.fspath(spec).strip() if not isinstance(spec, str) else spec.strip()
+    text = os.fspath(spec).strip()
     if not text:
         raise TopologyError("empty topology name or path")
     if text.lower() in builtin_names() and isinstance(spec, str):
