@@ -1,0 +1,35 @@
+# Two entry points on a fresh machine: `make run` (the main job on built-in defaults) and
+# `make test` (the test suite). Each creates .venv and installs what it needs.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# torch is pinned: on these machines 2.13.0 is a local CPU build; any other version downloads GBs.
+TORCH := torch==2.13.0
+
+.PHONY: run test test-all bench install clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet "$(TORCH)"
+	$(BIN)/pip install --quiet -e ".[test]"
+	touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	$(BIN)/mamrl simulate --topology b4 --load 0.3 --policy spa --episodes 20 --seed 0 --out runs/quickstart
+
+test: install
+	$(BIN)/python -m pytest -q
+
+test-all: install
+	$(BIN)/python -m pytest -q -m ""
+
+bench: install
+	$(BIN)/mamrl bench --output BENCHMARKS.md
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info .pytest_cache
