@@ -357,13 +357,13 @@ def step_batch(net, st, actions):
 @numba.njit(cache=True)
 def observe_batch(net, st, head_dst, longest_slot):
     """Fill head_dst [B, N] (destination of the queue head, -1 if empty) and longest_slot [B, N]
-    (slot of the neighbour with the longest queue, lowest slot on ties)."""
+    (slot of the neighbour with the longest queue, lowest slot on ties; -1 if all are empty)."""
     nb, n = st.router.shape[0], st.router.shape[1]
     for b in range(nb):
         for i in range(n):
             p = st.router[b, i, RT_HEAD]
             head_dst[b, i] = st.pk[b, p, PK_DST] if p >= 0 else -1
-            best, best_len = 0, -1
+            best, best_len = -1, 0
             for k in range(net.degree[i]):
                 qlen = st.router[b, net.neighbors[i, k], RT_QLEN]
                 if qlen > best_len:

@@ -61,7 +61,8 @@ class Observation:
     head_destination: np.ndarray
     """int64 [B, N]: destination of the queue head, -1 if the queue is empty."""
     longest_queue_neighbor: np.ndarray
-    """int64 [B, N]: action slot of the neighbour with the longest queue (lowest slot on ties)."""
+    """int64 [B, N]: action slot of the neighbour with the longest queue (lowest slot on ties),
+    -1 when every neighbour's queue is empty."""
     last_actions: np.ndarray
     """int64 [B, N, 10]: the router's last 10 action slots, most recent first, -1 = none yet."""
     action_mask: np.ndarray
@@ -155,12 +156,29 @@ class Simulator:
                 f"action {acts[b, i]} of router {self.params.topology.router_names[i]} is not a slot in 0..{degree[i] - 1}"
             )
         kernel.step_batch(self.net, state, acts)
+        return self.events(state)
+
+    def events(self, state: State) -> StepEvents:
+        """Per-router events of the last `step`; right after `reset`, those of tick 0's start
+        (only buffer drops of packets created at tick 0 can happen there)."""
         return StepEvents(
             state.router[:, :, kernel.RT_STEP_DELIVERED].copy(),
             state.router[:, :, kernel.RT_STEP_DELIVERY_TIME].copy(),
             state.router[:, :, kernel.RT_STEP_LOST].copy(),
             int(state.tick[0]) >= self.params.horizon_ticks,
         )
+
+    @staticmethod
+    def totals(state: State) -> dict[str, np.ndarray]:
+        """Counts [B] since each episode's start: generated, delivered, lost, queued, in flight."""
+        ep = state.episode
+        return {
+            "generated": ep[:, kernel.EP_GENERATED].copy(),
+            "delivered": ep[:, kernel.EP_DELIVERED].copy(),
+            "lost": ep[:, kernel.EP_LOST].copy(),
+            "queued": ep[:, kernel.EP_QUEUED].copy(),
+            "in_flight": ep[:, kernel.EP_IN_FLIGHT].copy(),
+        }
 
     def result(self, state: State, traffic: Traffic | None = None) -> BatchResult:
         return BatchResult(self.params, traffic, state)

@@ -1,0 +1,487 @@
+"""RL environment adapters over the step-wise `Simulator` API (SPEC §2).
+
+Two thin adapters, one B=1 simulator state each, and no simulation logic of their own: they
+define spaces, encode the simulator's `Observation`, handle seeding and assemble rewards from the
+per-router `StepEvents`.
+
+* `RoutingParallelEnv`: a PettingZoo `ParallelEnv`, one agent per router (agent id = router name).
+* `RoutingEnv`: a Gymnasium `Env` whose action is the joint action of all routers.
+
+Observation of router i (12 integers, see docs/environments.md):
+
+    [0]     destination of the queue head, N (= number of routers) if the queue is empty
+    [1]     action slot of the neighbour with the longest queue (lowest slot on ties),
+            degree(i) if every neighbour's queue is empty
+    [2:12]  the router's last 10 action slots, most recent first, degree(i) = "none yet"
+
+plus an int8 action mask over the router's own slots (1 = the link of that slot is up).
+
+Reward of router i for one step (before any consensus; paper Eq. 4-6 with SPEC §2 names):
+
+    r_i = r~_i + r^_i,   r~_i = -(packets lost at i),
+                         r^_i = -(mean delivery time of the packets delivered at i; 0 if none)
+
+The dynamic-consensus estimate of the network-wide mean of r^ (`x_i`, Eq. 4) is the learner's job
+and is not computed here; the raw events are in the infos so a learner can assemble it.
+"""
+
+from __future__ import annotations
+
+import operator
+import os
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import gymnasium
+import numpy as np
+from gymnasium import spaces
+from pettingzoo import ParallelEnv
+
+from mamrl.errors import MamrlError, SimulationError
+from mamrl.sim.kernel import HISTORY_LEN, State
+from mamrl.sim.params import LinkFailure, SimParams
+from mamrl.sim.simulator import Observation, Simulator, StepEvents
+from mamrl.topologies import Topology, load_topology
+
+OBS_LEN = 2 + HISTORY_LEN
+"""Length of one router's observation vector."""
+
+RewardFn = Callable[[StepEvents], np.ndarray]
+"""A custom reward: B=1 `StepEvents` -> per-router rewards, shape [N] (or [1, N])."""
+
+REWARDS = ("delay_and_loss", "delay", "loss")
+"""Named rewards: SPEC's r~ + r^ (default), r^ only, r~ only."""
+
+_SEED_HIGH = 2**63 - 1
+
+
+# ---------------------------------------------------------------------------- shared helpers
+def _check_params(params: Any) -> SimParams:
+    if not isinstance(params, SimParams):
+        raise MamrlError(f"expected SimParams, got {type(params).__name__} (use make_params or parallel_env)")
+    return params
+
+
+def _check_seed(seed: Any) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise SimulationError(f"seed must be an integer >= 0 or None, got {seed!r}")
+    return int(seed)
+
+
+def _resolve_reward(reward: str | RewardFn) -> Callable[[StepEvents, int], np.ndarray]:
+    """A function (events, N) -> float64 [N] of per-router rewards."""
+    if callable(reward):
+
+        def custom(events: StepEvents, n: int) -> np.ndarray:
+            out = np.asarray(reward(events), dtype=np.float64).reshape(-1)
+            if out.shape != (n,):
+                raise MamrlError(f"custom reward must return {n} values (one per router), got shape {out.shape}")
+            return out
+
+        return custom
+    if not isinstance(reward, str) or reward not in REWARDS:
+        raise MamrlError(f"unknown reward {reward!r} (choose from {', '.join(REWARDS)}, or pass a callable)")
+    use_delay = reward in ("delay_and_loss", "delay")
+    use_loss = reward in ("delay_and_loss", "loss")
+
+    def named(events: StepEvents, n: int) -> np.ndarray:
+        return router_rewards(events, delay=use_delay, loss=use_loss)
+
+    return named
+
+
+def router_rewards(events: StepEvents, *, delay: bool = True, loss: bool = True) -> np.ndarray:
+    """float64 [N]: r_i = r~_i + r^_i of the first (only) episode of `events` (see module doc)."""
+    delivered = events.delivered[0].astype(np.float64)
+    mean_time = np.divide(
+        events.delivery_time_sum[0].astype(np.float64),
+        delivered,
+        out=np.zeros_like(delivered),
+        where=delivered > 0,
+    )
+    out = np.zeros_like(delivered)
+    if delay:
+        out -= mean_time
+    if loss:
+        out -= events.lost[0].astype(np.float64)
+    return out
+
+
+def encode_observation(obs: Observation, degree: np.ndarray) -> np.ndarray:
+    """int64 [N, 12]: every router's observation vector of episode 0 (see module doc)."""
+    n = degree.shape[0]
+    out = np.empty((n, OBS_LEN), dtype=np.int64)
+    head = obs.head_destination[0]
+    out[:, 0] = np.where(head < 0, n, head)
+    longest = obs.longest_queue_neighbor[0]
+    out[:, 1] = np.where(longest < 0, degree, longest)
+    last = obs.last_actions[0]
+    out[:, 2:] = np.where(last < 0, degree[:, None], last)
+    return out
+
+
+def observation_nvec(degree: np.ndarray) -> np.ndarray:
+    """int64 [N, 12]: the MultiDiscrete bounds of `encode_observation`."""
+    n = degree.shape[0]
+    nvec = np.empty((n, OBS_LEN), dtype=np.int64)
+    nvec[:, 0] = n + 1
+    nvec[:, 1] = degree + 1
+    nvec[:, 2:] = degree[:, None] + 1
+    return nvec
+
+
+def episode_totals(state: State) -> dict[str, int]:
+    """Counts of episode 0 since its start: generated, delivered, lost, queued, in flight, in network."""
+    totals = {k: int(v[0]) for k, v in Simulator.totals(state).items()}
+    totals["in_network"] = totals["queued"] + totals["in_flight"]
+    return totals
+
+
+def _render_ansi(params: SimParams, state: State | None) -> str:
+    topo = params.topology
+    if state is None:
+        return f"{topo.name}: not reset\n"
+    tick = int(state.tick[0])
+    qlen = state.q_len[0]
+    cells = "  ".join(f"{name}:{int(q)}" for name, q in zip(topo.router_names, qlen))
+    totals = episode_totals(state)
+    return (
+        f"{topo.name} tick {tick}/{params.horizon_ticks}  queues  {cells}\n"
+        f"  generated {totals['generated']}  delivered {totals['delivered']}  lost {totals['lost']}"
+        f"  in network {totals['in_network']}\n"
+    )
+
+
+def _check_render_mode(render_mode: str | None) -> str | None:
+    if render_mode not in (None, "ansi"):
+        raise MamrlError(f"unsupported render mode {render_mode!r} (None or 'ansi')")
+    return render_mode
+
+
+# ---------------------------------------------------------------------------- parameters
+def make_params(
+    topology: str | os.PathLike[str] | Topology = "b4",
+    load_per_router: float = 0.3,
+    horizon_ticks: int = 500,
+    failures: Iterable[str | LinkFailure] = (),
+    buffer_limit: int | None = None,
+) -> SimParams:
+    """`SimParams` from a built-in name, a path or a `Topology`, and failures as `"A-B@TICK"` strings
+    or `LinkFailure`s. Bad input raises a `MamrlError` subclass."""
+    if isinstance(topology, Topology):
+        topo = topology
+    elif isinstance(topology, (str, os.PathLike)):
+        topo = load_topology(topology)
+    else:
+        raise MamrlError(f"topology must be a built-in name, a path or a Topology, got {type(topology).__name__}")
+    if isinstance(failures, (str, LinkFailure)):
+        failures = (failures,)
+    parsed = []
+    for failure in failures:
+        if isinstance(failure, LinkFailure):
+            parsed.append(failure)
+        elif isinstance(failure, str):
+            parsed.append(LinkFailure.parse(topo, failure))
+        else:
+            raise MamrlError(f"a failure must be an 'A-B@TICK' string or a LinkFailure, got {failure!r}")
+    return SimParams(topo, load_per_router, horizon_ticks, tuple(parsed), buffer_limit)
+
+
+# ---------------------------------------------------------------------------- PettingZoo
+class RoutingParallelEnv(ParallelEnv):
+    """PettingZoo parallel env: one agent per router, agent id = router name.
+
+    Every live agent acts every step; the action of a router whose queue is empty is ignored (it
+    may be omitted from the action dict). The episode ends by truncation after
+    `params.horizon_ticks` steps.
+    """
+
+    metadata = {"name": "mamrl_routing_v0", "render_modes": ["ansi"], "is_parallelizable": True}
+
+    def __init__(self, params: SimParams, reward: str | RewardFn = "delay_and_loss", render_mode: str | None = None):
+        self.params = _check_params(params)
+        self.render_mode = _check_render_mode(render_mode)
+        self._reward = _resolve_reward(reward)
+        self.simulator = Simulator(params)
+        topo = params.topology
+        self.topology = topo
+        self.degree = np.asarray(topo.degree, dtype=np.int64)
+        self.possible_agents: list[str] = list(topo.router_names)
+        self.agent_index: dict[str, int] = {a: i for i, a in enumerate(self.possible_agents)}
+        self.agents: list[str] = []
+        nvec = observation_nvec(self.degree)
+        self._observation_spaces = {
+            agent: spaces.Dict(
+                {
+                    "observation": spaces.MultiDiscrete(nvec[i]),
+                    "action_mask": spaces.MultiBinary(int(self.degree[i])),
+                }
+            )
+            for i, agent in enumerate(self.possible_agents)
+        }
+        self._action_spaces = {agent: spaces.Discrete(int(self.degree[i])) for i, agent in enumerate(self.possible_agents)}
+        self.observation_spaces = self._observation_spaces
+        self.action_spaces = self._action_spaces
+        self.np_random: np.random.Generator | None = None
+        """Draws the traffic seeds of unseeded resets; re-seeded by every seeded reset."""
+        self.traffic_seed: int | None = None
+        """The seed of the current episode's traffic (episode index 0)."""
+        self.sim_state: State | None = None
+        """The simulator state (B=1) of the current episode; read it, do not modify it."""
+        self.last_events: StepEvents | None = None
+        """The simulator's events of the last step."""
+        self._obs: Observation | None = None
+
+    def observation_space(self, agent: str) -> spaces.Space:
+        return self._observation_spaces[agent]
+
+    def action_space(self, agent: str) -> spaces.Space:
+        return self._action_spaces[agent]
+
+    # ------------------------------------------------------------------ API
+    def reset(self, seed: int | None = None, options: dict[str, Any] | None = None):
+        if seed is not None:
+            self.np_random = np.random.default_rng(_check_seed(seed))
+            traffic_seed = int(seed)
+        else:
+            if self.np_random is None:
+                self.np_random = np.random.default_rng()
+            traffic_seed = int(self.np_random.integers(0, _SEED_HIGH))
+        self.traffic_seed = traffic_seed
+        self.sim_state = self.simulator.reset(traffic_seed, 1)
+        self.last_events = None
+        self.agents = list(self.possible_agents)
+        self._obs = self.simulator.observe(self.sim_state)
+        observations = self._agent_observations(self._obs)
+        lost = self.simulator.events(self.sim_state).lost[0]
+        infos = {
+            agent: {"has_packet": bool(self._obs.has_packet[0, i]), "lost": int(lost[i]), "traffic_seed": traffic_seed}
+            for i, agent in enumerate(self.agents)
+        }
+        return observations, infos
+
+    def step(self, actions: dict[str, Any]):
+        if self.sim_state is None or not self.agents:
+            raise SimulationError("the episode is over (or was never started): call reset() first")
+        busy = self._obs.has_packet[0]
+        joint = np.zeros((1, len(self.possible_agents)), dtype=np.int64)
+        for agent, action in actions.items():
+            i = self.agent_index.get(agent)
+            if i is None:
+                raise SimulationError(f"unknown agent {agent!r}")
+            try:
+                joint[0, i] = operator.index(action)
+            except (TypeError, ValueError):
+                raise SimulationError(f"action of agent {agent!r} must be an integer slot, got {action!r}") from None
+        missing = [a for a in self.agents if a not in actions and busy[self.agent_index[a]]]
+        if missing:
+            raise SimulationError(f"no action for router(s) {missing[:5]} with a packet to forward")
+        events = self.simulator.step(self.sim_state, joint)
+        self.last_events = events
+        rewards_arr = self._reward(events, len(self.possible_agents))
+        self._obs = self.simulator.observe(self.sim_state)
+        live = self.agents
+        observations = self._agent_observations(self._obs)
+        rewards = {a: float(rewards_arr[self.agent_index[a]]) for a in live}
+        terminations = {a: False for a in live}
+        truncations = {a: bool(events.done) for a in live}
+        infos = {}
+        for a in live:
+            i = self.agent_index[a]
+            infos[a] = {
+                "delivered": int(events.delivered[0, i]),
+                "delivery_time_sum": int(events.delivery_time_sum[0, i]),
+                "lost": int(events.lost[0, i]),
+                "acted": bool(busy[i]),
+                "has_packet": bool(self._obs.has_packet[0, i]),
+            }
+        if events.done:
+            self.agents = []
+        return observations, rewards, terminations, truncations, infos
+
+    def render(self) -> str | None:
+        if self.render_mode is None:
+            gymnasium.logger.warn("render() called with render_mode=None; create the env with render_mode='ansi'")
+            return None
+        return _render_ansi(self.params, self.sim_state)
+
+    def close(self) -> None:
+        pass
+
+    # ------------------------------------------------------------------ extras
+    def episode_totals(self) -> dict[str, int]:
+        """Counts since the episode start: generated, delivered, lost, queued, in_flight, in_network."""
+        if self.sim_state is None:
+            raise SimulationError("call reset() first")
+        return episode_totals(self.sim_state)
+
+    def _agent_observations(self, obs: Observation) -> dict[str, dict[str, np.ndarray]]:
+        enc = encode_observation(obs, self.degree)
+        mask = obs.action_mask[0].astype(np.int8)
+        out = {}
+        for a in self.possible_agents:
+            i = self.agent_index[a]
+            out[a] = {"observation": enc[i].copy(), "action_mask": mask[i, : self.degree[i]].copy()}
+        return out
+
+
+# ---------------------------------------------------------------------------- Gymnasium
+class RoutingEnv(gymnasium.Env):
+    """Gymnasium env over the joint action of all routers.
+
+    Action: `MultiDiscrete(degrees)`, one slot per router (ignored for routers with an empty
+    queue). Observation: `{"observation": int64 [N, 12], "action_mask": int8 [N, K]}`. Reward: the
+    mean over routers of r_i. `truncated` is True after `horizon_ticks` steps; `terminated` is
+    always False.
+    """
+
+    metadata = {"render_modes": ["ansi"], "render_fps": 4}
+
+    def __init__(self, params: SimParams, reward: str | RewardFn = "delay_and_loss", render_mode: str | None = None):
+        self.params = _check_params(params)
+        self.render_mode = _check_render_mode(render_mode)
+        self._reward = _resolve_reward(reward)
+        self.simulator = Simulator(params)
+        topo = params.topology
+        self.topology = topo
+        self.degree = np.asarray(topo.degree, dtype=np.int64)
+        self.router_names: tuple[str, ...] = topo.router_names
+        n, k = topo.num_routers, topo.max_degree
+        self.action_space = spaces.MultiDiscrete(self.degree.copy())
+        self.observation_space = spaces.Dict(
+            {
+                "observation": spaces.MultiDiscrete(observation_nvec(self.degree)),
+                "action_mask": spaces.MultiBinary([n, k]),
+            }
+        )
+        self.traffic_seed: int | None = None
+        """The seed of the current episode's traffic (episode index 0)."""
+        self.sim_state: State | None = None
+        """The simulator state (B=1) of the current episode; read it, do not modify it."""
+        self.last_events: StepEvents | None = None
+        self._obs: Observation | None = None
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        self.traffic_seed = int(self.np_random.integers(0, _SEED_HIGH))
+        self.sim_state = self.simulator.reset(self.traffic_seed, 1)
+        self.last_events = None
+        self._obs = self.simulator.observe(self.sim_state)
+        info = {
+            "has_packet": self._obs.has_packet[0].copy(),
+            "lost": self.simulator.events(self.sim_state).lost[0],
+            "traffic_seed": self.traffic_seed,
+            "totals": episode_totals(self.sim_state),
+        }
+        return self._observation(self._obs), info
+
+    def step(self, action):
+        if self.sim_state is None or self.last_events is not None and self.last_events.done:
+            raise SimulationError("the episode is over (or was never started): call reset() first")
+        joint = np.asarray(action)
+        if joint.shape != self.degree.shape or not np.issubdtype(joint.dtype, np.integer):
+            raise SimulationError(f"action must be {self.degree.shape[0]} integer slots, got {joint.dtype} {joint.shape}")
+        busy = self._obs.has_packet[0].copy()
+        events = self.simulator.step(self.sim_state, joint.astype(np.int64)[None])
+        self.last_events = events
+        per_router = self._reward(events, self.degree.shape[0])
+        self._obs = self.simulator.observe(self.sim_state)
+        info = {
+            "delivered": events.delivered[0].copy(),
+            "delivery_time_sum": events.delivery_time_sum[0].copy(),
+            "lost": events.lost[0].copy(),
+            "acted": busy,
+            "has_packet": self._obs.has_packet[0].copy(),
+            "router_rewards": per_router,
+            "totals": episode_totals(self.sim_state),
+        }
+        return self._observation(self._obs), float(per_router.mean()), False, bool(events.done), info
+
+    def render(self) -> str | None:
+        if self.render_mode is None:
+            gymnasium.logger.warn("render() called with render_mode=None; create the env with render_mode='ansi'")
+            return None
+        return _render_ansi(self.params, self.sim_state)
+
+    def episode_totals(self) -> dict[str, int]:
+        """Counts since the episode start: generated, delivered, lost, queued, in_flight, in_network."""
+        if self.sim_state is None:
+            raise SimulationError("call reset() first")
+        return episode_totals(self.sim_state)
+
+    def _observation(self, obs: Observation) -> dict[str, np.ndarray]:
+        return {
+            "observation": encode_observation(obs, self.degree),
+            "action_mask": obs.action_mask[0].astype(np.int8),
+        }
+
+
+# ---------------------------------------------------------------------------- factories
+def parallel_env(
+    topology: str | os.PathLike[str] | Topology = "b4",
+    load_per_router: float = 0.3,
+    horizon_ticks: int = 500,
+    failures: Iterable[str | LinkFailure] = (),
+    buffer_limit: int | None = None,
+    *,
+    reward: str | RewardFn = "delay_and_loss",
+    render_mode: str | None = None,
+) -> RoutingParallelEnv:
+    """A `RoutingParallelEnv` (PettingZoo-style factory); see `make_params` for the arguments."""
+    params = make_params(topology, load_per_router, horizon_ticks, failures, buffer_limit)
+    return RoutingParallelEnv(params, reward=reward, render_mode=render_mode)
+
+
+def gym_env(
+    topology: str | os.PathLike[str] | Topology = "b4",
+    load_per_router: float = 0.3,
+    horizon_ticks: int = 500,
+    failures: Iterable[str | LinkFailure] = (),
+    buffer_limit: int | None = None,
+    *,
+    reward: str | RewardFn = "delay_and_loss",
+    render_mode: str | None = None,
+) -> RoutingEnv:
+    """A `RoutingEnv`; the entry point of the registered gymnasium ids."""
+    params = make_params(topology, load_per_router, horizon_ticks, failures, buffer_limit)
+    return RoutingEnv(params, reward=reward, render_mode=render_mode)
+
+
+GYM_IDS = {"mamrl/B4-v0": "b4", "mamrl/GEANT-v0": "geant", "mamrl/ATT-v0": "att"}
+"""Registered gymnasium ids and their built-in topologies."""
+
+
+def register_envs() -> None:
+    """Register `GYM_IDS` with gymnasium (idempotent)."""
+    for env_id, topology in GYM_IDS.items():
+        if env_id in gymnasium.registry:
+            continue
+        gymnasium.register(
+            id=env_id,
+            entry_point="mamrl.envs.routing:gym_env",
+            kwargs={
+                "topology": topology,
+                "load_per_router": 0.3,
+                "horizon_ticks": 500,
+                "failures": (),
+                "buffer_limit": None,
+            },
+        )
+
+
+__all__ = [
+    "GYM_IDS",
+    "OBS_LEN",
+    "REWARDS",
+    "RewardFn",
+    "RoutingEnv",
+    "RoutingParallelEnv",
+    "encode_observation",
+    "episode_totals",
+    "gym_env",
+    "make_params",
+    "observation_nvec",
+    "parallel_env",
+    "register_envs",
+    "router_rewards",
+]
