@@ -81,7 +81,8 @@ LK_FIELDS = 4
 EP_COUNT, EP_NEXT_NEW = 0, 1  # packets in the traffic; index of the next one to create
 EP_GENERATED, EP_DELIVERED, EP_LOST, EP_QUEUED, EP_IN_FLIGHT = 2, 3, 4, 5, 6
 EP_DELIVERY_TIME_SUM = 7
-EP_FIELDS = 8
+EP_FINISHED = 8  # packets in `finished` (delivered or lost so far)
+EP_FIELDS = 9
 # per tick, int64 [B, H, SR_FIELDS]: the totals at the end of the tick
 SR_GENERATED, SR_DELIVERED, SR_LOST, SR_QUEUED, SR_IN_FLIGHT = 0, 1, 2, 3, 4
 SR_FIELDS = 5
@@ -99,6 +100,7 @@ class State(NamedTuple):
     wheel: np.ndarray  # int32 [B, W, 2]: (head, tail) of the packets arriving at ticks = w mod W
     episode: np.ndarray  # int64 [B, EP_FIELDS]
     series: np.ndarray  # int64 [B, H, SR_FIELDS]
+    finished: np.ndarray  # int32 [B, P]: packets in the order they left the network (learners read it)
 
     # Read-only views for Python code (numba never calls these).
     @property
@@ -167,12 +169,20 @@ def make_state(net: Net, traffic: Traffic) -> State:
         wheel=np.full((nb, w, 2), -1, dtype=np.int32),
         episode=episode,
         series=np.zeros((nb, h, SR_FIELDS), dtype=np.int64),
+        finished=np.full((nb, np_), -1, dtype=np.int32),
     )
 
 
 # --------------------------------------------------------------------------- per-episode pieces
 @numba.njit(cache=True, inline="always")
+def _finish(st, b, p):
+    st.finished[b, st.episode[b, EP_FINISHED]] = p
+    st.episode[b, EP_FINISHED] += 1
+
+
+@numba.njit(cache=True, inline="always")
 def _lose(st, b, p, router, t):
+    _finish(st, b, p)
     st.pk[b, p, PK_FATE] = FATE_LOST
     st.pk[b, p, PK_END_TICK] = t
     st.episode[b, EP_LOST] += 1
@@ -242,6 +252,7 @@ def begin_tick_one(net, st, b, t):
         router = st.pk[b, p, PK_TO]
         if router == st.pk[b, p, PK_DST]:
             dt = t - st.pk[b, p, PK_CREATED]
+            _finish(st, b, p)
             st.pk[b, p, PK_FATE] = FATE_DELIVERED
             st.pk[b, p, PK_END_TICK] = t
             st.episode[b, EP_DELIVERED] += 1

@@ -53,6 +53,10 @@ class SimParams:
     """Links that fail and when; empty = the intact network (task M_0)."""
     buffer_limit: int | None = None
     """Max packets per router queue (drop-tail, counted as loss); None = unbounded."""
+    demand_weights: np.ndarray | None = None
+    """Optional [N, N] relative traffic from s to d (diagonal ignored). None = every router creates
+    Poisson(load) packets with uniform destinations. Given, the network-wide rate stays
+    load * N and is shared in proportion to the weights."""
 
     def __post_init__(self) -> None:
         load = self.load_per_router
@@ -68,6 +72,16 @@ class SimParams:
         ):
             raise SimulationError(f"buffer_limit must be an integer >= 1 or None, got {self.buffer_limit!r}")
         object.__setattr__(self, "failures", tuple(self.failures))
+        if self.demand_weights is not None:
+            n = self.topology.num_routers
+            w = np.array(self.demand_weights, dtype=np.float64)
+            if w.shape != (n, n):
+                raise SimulationError(f"demand weights must have shape {(n, n)}, got {w.shape}")
+            np.fill_diagonal(w, 0.0)
+            if not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
+                raise SimulationError("demand weights must be finite, >= 0, and not all zero off the diagonal")
+            w.setflags(write=False)
+            object.__setattr__(self, "demand_weights", w)
         for failure in self.failures:
             if not 0 <= failure.link < self.topology.num_links:
                 raise SimulationError(
@@ -96,6 +110,7 @@ class SimParams:
                 {"link": self.topology.link_name(f.link), "link_id": f.link, "tick": f.tick} for f in self.failures
             ],
             "buffer_limit": self.buffer_limit,
+            "demand_weights": None if self.demand_weights is None else self.demand_weights.tolist(),
             "packet_sizes": None if self.topology.packet_sizes is None else self.topology.packet_sizes.provenance,
         }
 
@@ -106,6 +121,7 @@ class SimParams:
             "horizon_ticks": self.horizon_ticks,
             "failures": self.failures,
             "buffer_limit": self.buffer_limit,
+            "demand_weights": self.demand_weights,
         }
         values.update(changes)
         return SimParams(**values)

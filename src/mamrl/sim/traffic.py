@@ -56,16 +56,28 @@ def draw_traffic(params: SimParams, seed: int, num_episodes: int, first_episode:
     n = params.topology.num_routers
     horizon = params.horizon_ticks
     size_table = params.packet_size_values
+    if params.demand_weights is None:
+        rate_per_router = np.full(n, params.load_per_router)
+        dst_cumulative = None
+    else:
+        w = params.demand_weights
+        rate_per_router = params.load_per_router * n * w.sum(axis=1) / w.sum()
+        row = w.sum(axis=1, keepdims=True)
+        dst_cumulative = np.cumsum(w, axis=1) / np.where(row > 0, row, 1.0)
     per_episode = []
     for b in range(num_episodes):
         rng = episode_rng(seed, first_episode + b, TRAFFIC_STREAM)
-        counts = rng.poisson(params.load_per_router, size=(horizon, n))
+        counts = rng.poisson(rate_per_router, size=(horizon, n))
         total = int(counts.sum())
         ticks = np.repeat(np.repeat(np.arange(horizon), n), counts.ravel())
         src = np.repeat(np.tile(np.arange(n), horizon), counts.ravel())
-        # Uniform over the other n-1 routers: draw from n-1 slots and skip the source.
-        offset = rng.integers(0, n - 1, size=total)
-        dst = offset + (offset >= src)
+        if dst_cumulative is None:
+            # Uniform over the other n-1 routers: draw from n-1 slots and skip the source.
+            offset = rng.integers(0, n - 1, size=total)
+            dst = offset + (offset >= src)
+        else:
+            u = rng.random(total)
+            dst = np.minimum((u[:, None] >= dst_cumulative[src]).sum(axis=1), n - 1)
         size_index = rng.integers(0, size_table.shape[2], size=total)
         size = size_table[src, dst, size_index]
         per_episode.append((ticks, src, dst, size))

@@ -1,0 +1,161 @@
+"""Q-routing (Boyan & Littman 1994), learning online inside the compiled simulator loop.
+
+Router i keeps Q_i(d, k): its estimate of the time for a packet to reach destination d if sent
+through action slot k. It sends greedily (lowest Q; optional epsilon exploration) and, on every
+forwarding, moves the estimate towards what the neighbour j reports back:
+
+    Q_i(d, k) += eta * (q + s + min_k' Q_j(d, k') - Q_i(d, k))
+
+with q the ticks the packet waited in i's queue, s the link latency, and min Q_j = 0 when j is the
+destination. A packet lost on sending (no capacity, failed link) instead pulls the estimate towards
+`loss_penalty_ticks`, which is how Q-routing learns to avoid a failed link. Packets lost later (in
+flight when a link fails, or dropped at a full buffer downstream) give no feedback, as in the
+original algorithm where feedback comes only from the immediate neighbour.
+
+Q starts at zero: optimistic (real costs are positive), so untried next hops get tried.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+
+from mamrl.agents.base import Progress, RoutingAgent
+from mamrl.errors import MamrlError
+from mamrl.sim import kernel
+from mamrl.sim.kernel import FATE_LOST, PK_DST, PK_ENQUEUED_TICK, PK_FATE, RT_HEAD
+from mamrl.sim.metrics import episode_metrics
+from mamrl.sim.params import SimParams
+from mamrl.sim.traffic import draw_policy_uniforms, draw_traffic
+
+
+@numba.njit(cache=True)
+def run_q_routing_episodes(net, st, q_table, uniforms, learning_rate, exploration, loss_penalty, learn):
+    """Run the batch's episodes one after another, all routers sharing and updating `q_table`
+    [N, D, K] (so learning carries over from episode to episode)."""
+    nb, n = st.router.shape[0], st.router.shape[1]
+    for b in range(nb):
+        kernel.begin_tick_one(net, st, b, 0)
+        for t in range(net.horizon):
+            if t > 0:
+                kernel.begin_tick_one(net, st, b, t)
+            for i in range(n):
+                p = st.router[b, i, RT_HEAD]
+                if p < 0:
+                    continue
+                d = st.pk[b, p, PK_DST]
+                deg = net.degree[i]
+                u = uniforms[b, t, i] if exploration > 0.0 else 1.0
+                if u < exploration:
+                    slot = min(int(u / exploration * deg), deg - 1)
+                else:
+                    slot = 0
+                    for k in range(1, deg):
+                        if q_table[i, d, k] < q_table[i, d, slot]:
+                            slot = k
+                waited = t - st.pk[b, p, PK_ENQUEUED_TICK]
+                kernel.forward_one(net, st, b, t, i, slot)
+                if learn:
+                    if st.pk[b, p, PK_FATE] == FATE_LOST:
+                        target = loss_penalty
+                    else:
+                        target = float(waited + net.latency[net.link_of_slot[i, slot]])
+                        j = net.neighbors[i, slot]
+                        if j != d:
+                            best = q_table[j, d, 0]
+                            for k in range(1, net.degree[j]):
+                                best = min(best, q_table[j, d, k])
+                            target += best
+                    q_table[i, d, slot] += learning_rate * (target - q_table[i, d, slot])
+            kernel.end_tick_one(net, st, b, t)
+    st.tick[0] = net.horizon
+
+
+@dataclass
+class QRoutingConfig:
+    """Hyper-parameters of Q-routing."""
+
+    learning_rate: float = 0.7
+    """eta; the paper authors used 0.7."""
+    exploration: float = 0.0
+    """Probability of a uniformly random next hop while training (Boyan & Littman: 0, greedy)."""
+    loss_penalty_ticks: float = 1000.0
+    """Estimate a lost packet pulls Q towards; must exceed any real delivery time."""
+    episodes_per_call: int = 16
+    """Episodes simulated per compiled call while training (granularity of progress reports)."""
+
+
+class QRouting(RoutingAgent):
+    """Tabular Q-routing; the table lives in one float64 array [N, D, K]."""
+
+    name = "q-routing"
+    learns = True
+
+    def __init__(self, config: QRoutingConfig | None = None):
+        self.cfg = config or QRoutingConfig()
+        if not 0 < self.cfg.learning_rate <= 1:
+            raise MamrlError(f"q-routing learning_rate must be in (0, 1], got {self.cfg.learning_rate}")
+        if not 0 <= self.cfg.exploration < 1:
+            raise MamrlError(f"q-routing exploration must be in [0, 1), got {self.cfg.exploration}")
+        self.q_table: np.ndarray | None = None
+        self.episodes_trained = 0
+
+    def _table_for(self, params: SimParams) -> np.ndarray:
+        n, k = params.topology.num_routers, params.topology.max_degree
+        if self.q_table is None:
+            self.q_table = np.zeros((n, n, k))
+        elif self.q_table.shape != (n, n, k):
+            raise MamrlError(f"q-routing table has shape {self.q_table.shape}, topology needs {(n, n, k)}")
+        return self.q_table
+
+    def _run(self, params: SimParams, seed: int, count: int, first: int, learn: bool) -> dict[str, np.ndarray]:
+        q_table = self._table_for(params)
+        net = kernel.make_net(params)
+        traffic = draw_traffic(params, seed, count, first)
+        state = kernel.make_state(net, traffic)
+        explore = self.cfg.exploration if learn else 0.0
+        if explore > 0:
+            uniforms = draw_policy_uniforms(seed, count, params.horizon_ticks, params.topology.num_routers, first)
+        else:
+            uniforms = np.ones((1, 1, 1))
+        run_q_routing_episodes(net, state, q_table, uniforms, self.cfg.learning_rate, explore, self.cfg.loss_penalty_ticks, learn)
+        return episode_metrics(state, params.horizon_ticks, params.topology.capacities)
+
+    def _episodes(self, params, seed, num_episodes, chunk, first, learn, on_progress):
+        if num_episodes < 1:
+            raise MamrlError(f"number of episodes must be >= 1, got {num_episodes}")
+        parts: dict[str, list[np.ndarray]] = {}
+        done = 0
+        while done < num_episodes:
+            size = min(chunk, num_episodes - done)
+            for key, values in self._run(params, seed, size, first + done, learn).items():
+                parts.setdefault(key, []).append(values)
+            done += size
+            if learn:
+                self.episodes_trained += size
+            if on_progress is not None:
+                on_progress(size)
+        return {k: np.concatenate(v) for k, v in parts.items()}
+
+    def train(self, params, seed, num_episodes, *, on_progress: Progress | None = None):
+        # Successive calls continue with new episodes of the same seed.
+        return self._episodes(params, seed, num_episodes, self.cfg.episodes_per_call, self.episodes_trained, True, on_progress)
+
+    def evaluate(self, params, seed, num_episodes, *, batch_size=32, on_progress: Progress | None = None):
+        return self._episodes(params, seed, num_episodes, batch_size, 0, False, on_progress)
+
+    def config(self):
+        return dict(vars(self.cfg))
+
+    def state_arrays(self):
+        if self.q_table is None:
+            return {}
+        return {"q_table": self.q_table, "episodes_trained": np.array(self.episodes_trained)}
+
+    def load_state_arrays(self, arrays):
+        if "q_table" not in arrays or arrays["q_table"].ndim != 3:
+            raise MamrlError("q-routing checkpoint has no [N, D, K] q_table")
+        self.q_table = np.array(arrays["q_table"], dtype=np.float64)
+        self.episodes_trained = int(arrays.get("episodes_trained", 0))
