@@ -1,0 +1,356 @@
+"""`mamrl bench`: how fast the compiled simulator is, against the slow Python oracle.
+
+For each topology (b4, geant, att) and load (0.1, 0.3, 0.5), with shortest-path routing (SPA) and
+horizon 500, in one process on one core (the kernel is not parallel):
+
+* **fast, end to end** — `Simulator.run_tables` on a batch of episodes, which includes drawing the
+  traffic, allocating the state and running the compiled kernel;
+* **fast, kernel only** — `kernel.run_table_episodes` alone, on traffic drawn beforehand;
+* **oracle** — `oracle.run_oracle_episode` with `table_decider` on one or two episodes.
+
+Figures are router-ticks per second (episodes x horizon x routers / time) and packets forwarded per
+second (successful link sends: the per-link `LK_SENT` counters of the fast core, the packets' hop
+counts in the oracle; the two are checked to agree on the same episode). Each figure is the median
+of `repeats` timed runs after an untimed warm-up, so numba compilation (or loading its cache) is
+never timed. Performance is reported here, never asserted by the tests.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import platform
+import statistics
+import sys
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+import numpy as np
+
+import mamrl
+from mamrl.agents import make_policy
+from mamrl.errors import MamrlError
+from mamrl.sim import kernel
+from mamrl.sim.oracle import run_oracle_episode, table_decider
+from mamrl.sim.params import SimParams
+from mamrl.sim.simulator import Simulator
+from mamrl.sim.traffic import draw_traffic
+from mamrl.topologies import load_topology
+
+TOPOLOGIES: tuple[str, ...] = ("b4", "geant", "att")
+LOADS: tuple[float, ...] = (0.1, 0.3, 0.5)
+
+
+@dataclass(frozen=True)
+class BenchSettings:
+    """What one benchmark run measures."""
+
+    topologies: tuple[str, ...] = TOPOLOGIES
+    loads: tuple[float, ...] = LOADS
+    horizon_ticks: int = 500
+    batch_size: int = 32
+    """Episodes per fast-simulator batch."""
+    oracle_episodes: int = 2
+    repeats: int = 5
+    seed: int = 0
+    policy: str = "spa"
+
+    @classmethod
+    def quick(cls, repeats: int = 2) -> "BenchSettings":
+        """A small configuration for tests and smoke runs (seconds, not minutes)."""
+        return cls(horizon_ticks=100, batch_size=4, oracle_episodes=1, repeats=repeats)
+
+    def check(self) -> None:
+        for name, value in (
+            ("horizon", self.horizon_ticks),
+            ("batch size", self.batch_size),
+            ("oracle episodes", self.oracle_episodes),
+            ("repeats", self.repeats),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise MamrlError(f"bench: {name} must be an integer >= 1, got {value!r}")
+
+
+@dataclass(frozen=True)
+class BenchRow:
+    """The figures of one (topology, load)."""
+
+    topology: str
+    routers: int
+    load: float
+    fast_router_ticks_per_s: float
+    """End to end (traffic drawing + state + kernel), median over repeats."""
+    fast_packets_per_s: float
+    kernel_router_ticks_per_s: float
+    """Kernel alone on pre-drawn traffic, median over repeats."""
+    kernel_packets_per_s: float
+    oracle_router_ticks_per_s: float
+    oracle_packets_per_s: float
+    fast_seconds: float
+    """Median wall time of one end-to-end batch."""
+    kernel_seconds: float
+    oracle_seconds: float
+    """Median wall time of the oracle's episodes (all of them, one repeat)."""
+    packets_forwarded_per_episode: float
+    """Mean successful link sends per episode in the fast batch (the work done)."""
+
+    @property
+    def speedup(self) -> float:
+        """Fast end to end / oracle, in router-ticks per second."""
+        return self.fast_router_ticks_per_s / self.oracle_router_ticks_per_s
+
+    @property
+    def kernel_speedup(self) -> float:
+        return self.kernel_router_ticks_per_s / self.oracle_router_ticks_per_s
+
+
+def _median_time(fn: Callable[[], object], repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def bench_one(topology_name: str, load: float, settings: BenchSettings) -> BenchRow:
+    """Measure one (topology, load)."""
+    topology = load_topology(topology_name)
+    params = SimParams(topology, load, horizon_ticks=settings.horizon_ticks)
+    tables = make_policy(settings.policy).routing_tables(params)
+    if tables.stochastic:
+        raise MamrlError("bench: the kernel-only timing needs a deterministic policy (spa)")
+    sim = Simulator(params)
+    n, h, nb = topology.num_routers, settings.horizon_ticks, settings.batch_size
+    seed = settings.seed
+
+    # Fast, end to end. The warm-up run compiles (or loads from numba's cache) every kernel.
+    warm = sim.run_tables(tables, seed, nb)
+    forwarded = int(warm.state.link[:, :, kernel.LK_SENT].sum())
+    fast_s = _median_time(lambda: sim.run_tables(tables, seed, nb), settings.repeats)
+
+    # Kernel only, on the same pre-drawn traffic; state allocation is outside the timed region.
+    traffic = draw_traffic(params, seed, nb)
+    no_uniforms = np.zeros((1, 1, 1), dtype=np.float64)
+    kernel_times = []
+    for _ in range(settings.repeats):
+        state = kernel.make_state(sim.net, traffic)
+        start = time.perf_counter()
+        kernel.run_table_episodes(sim.net, state, tables.cumulative, tables.start_ticks, no_uniforms, False)
+        kernel_times.append(time.perf_counter() - start)
+        if int(state.link[:, :, kernel.LK_SENT].sum()) != forwarded:
+            raise AssertionError("bench: kernel-only run forwarded a different number of packets")
+    kernel_s = statistics.median(kernel_times)
+
+    # Oracle on the first episodes of the same seed (episode k's traffic depends only on (seed, k)).
+    k = settings.oracle_episodes
+    oracle_traffic = draw_traffic(params, seed, k)
+    decide = table_decider(tables.cumulative, tables.start_ticks, None, topology.degree)
+    episodes = [
+        (
+            oracle_traffic.created_tick[b, : oracle_traffic.count[b]],
+            oracle_traffic.src[b, : oracle_traffic.count[b]],
+            oracle_traffic.dst[b, : oracle_traffic.count[b]],
+            oracle_traffic.size[b, : oracle_traffic.count[b]],
+        )
+        for b in range(k)
+    ]
+
+    def run_oracle() -> int:
+        sent = 0
+        for created, src, dst, size in episodes:
+            result = run_oracle_episode(params, created, src, dst, size, decide)
+            sent += sum(p.hops for p in result.packets)
+        return sent
+
+    oracle_forwarded = run_oracle()  # warm-up, and a cross-check of the two simulators
+    check = sim.run_tables(tables, seed, k)
+    fast_forwarded = int(check.state.link[:, :, kernel.LK_SENT].sum())
+    if oracle_forwarded != fast_forwarded:
+        raise AssertionError(
+            f"bench: oracle forwarded {oracle_forwarded} packets, fast core {fast_forwarded}, on the same episodes"
+        )
+    oracle_s = _median_time(run_oracle, settings.repeats)
+
+    fast_ticks = nb * h * n
+    oracle_ticks = settings.oracle_episodes * h * n
+    return BenchRow(
+        topology=topology.name,
+        routers=n,
+        load=float(load),
+        fast_router_ticks_per_s=fast_ticks / fast_s,
+        fast_packets_per_s=forwarded / fast_s,
+        kernel_router_ticks_per_s=fast_ticks / kernel_s,
+        kernel_packets_per_s=forwarded / kernel_s,
+        oracle_router_ticks_per_s=oracle_ticks / oracle_s,
+        oracle_packets_per_s=oracle_forwarded / oracle_s,
+        fast_seconds=fast_s,
+        kernel_seconds=kernel_s,
+        oracle_seconds=oracle_s,
+        packets_forwarded_per_episode=forwarded / nb,
+    )
+
+
+def run_bench(settings: BenchSettings, on_row: Callable[[BenchRow], None] | None = None) -> list[BenchRow]:
+    """Measure every (topology, load) of `settings`, in order."""
+    settings.check()
+    rows = []
+    for name in settings.topologies:
+        for load in settings.loads:
+            row = bench_one(name, load, settings)
+            rows.append(row)
+            if on_row is not None:
+                on_row(row)
+    return rows
+
+
+# ------------------------------------------------------------------------------ reporting
+def machine_info() -> dict[str, str]:
+    """CPU model, cores, OS and library versions of this machine."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.lower().startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        usable = os.cpu_count() or 0
+    import numba
+
+    return {
+        "cpu": cpu,
+        "cores": f"{os.cpu_count()} logical ({usable} usable by this process); the benchmark uses one",
+        "os": f"{platform.system()} {platform.release()} ({platform.machine()})",
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "numba": numba.__version__,
+        "mamrl": mamrl.__version__,
+    }
+
+
+def human(rate: float) -> str:
+    """A rate with a k/M/G suffix and three significant figures."""
+    for factor, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(rate) >= factor:
+            return f"{rate / factor:.3g}{suffix}"
+    return f"{rate:.3g}"
+
+
+COLUMNS: tuple[str, ...] = (
+    "topology",
+    "λ",
+    "fast router-ticks/s",
+    "fast pkts/s",
+    "kernel-only router-ticks/s",
+    "kernel-only pkts/s",
+    "oracle router-ticks/s",
+    "oracle pkts/s",
+    "fast / oracle",
+)
+
+
+CONSOLE_COLUMNS: tuple[str, ...] = (
+    "topology",
+    "λ",
+    "fast\nrouter-\nticks/s",
+    "fast\npkts/s",
+    "kernel\nrouter-\nticks/s",
+    "kernel\npkts/s",
+    "oracle\nrouter-\nticks/s",
+    "oracle\npkts/s",
+    "fast/\noracle",
+)
+"""The same columns with headers folded to fit an 80-column terminal."""
+
+
+def row_cells(row: BenchRow) -> list[str]:
+    return [
+        f"{row.topology} ({row.routers})",
+        f"{row.load:g}",
+        human(row.fast_router_ticks_per_s),
+        human(row.fast_packets_per_s),
+        human(row.kernel_router_ticks_per_s),
+        human(row.kernel_packets_per_s),
+        human(row.oracle_router_ticks_per_s),
+        human(row.oracle_packets_per_s),
+        f"{row.speedup:.0f}x",
+    ]
+
+
+def describe_settings(settings: BenchSettings) -> str:
+    return (
+        f"policy {settings.policy}, horizon {settings.horizon_ticks} ticks, seed {settings.seed}; "
+        f"fast: batches of {settings.batch_size} episodes; oracle: {settings.oracle_episodes} episode(s); "
+        f"median of {settings.repeats} timed repeat(s) after an untimed warm-up; single process, one core"
+    )
+
+
+def markdown_report(rows: list[BenchRow], settings: BenchSettings, command: str, total_seconds: float) -> str:
+    """The BENCHMARKS.md text: table, command, machine and date."""
+    info = machine_info()
+    date = _dt.datetime.now().astimezone().replace(microsecond=0).isoformat()
+    lines = [
+        "# mamrl simulator benchmark",
+        "",
+        f"Command: `{command}`  ",
+        f"Date: {date}  ",
+        f"Settings: {describe_settings(settings)}.",
+        "",
+        "| " + " | ".join(COLUMNS) + " |",
+        "|" + "|".join(["---"] * 2 + ["---:"] * (len(COLUMNS) - 2)) + "|",
+    ]
+    for row in rows:
+        lines.append("| " + " | ".join(row_cells(row)) + " |")
+    lines += [
+        "",
+        "- *router-ticks/s*: episodes x horizon x routers simulated per second of wall time; "
+        "*pkts/s*: successful link sends (packets forwarded) per second.",
+        "- *fast*: `Simulator.run_tables` end to end (drawing the Poisson traffic, allocating the state, "
+        "running the compiled kernel); *kernel-only*: `kernel.run_table_episodes` alone on pre-drawn "
+        "traffic; *oracle*: the pure-Python reference simulator `run_oracle_episode` with `table_decider`. "
+        "The oracle and the fast core forward the same number of packets on the same episodes (checked).",
+        "- *fast / oracle*: ratio of the end-to-end and oracle router-ticks per second.",
+        "- For scale: the paper authors' simulator ran 40,000-115,000 router-ticks per second (SPEC §5).",
+        f"- Total benchmark wall time: {total_seconds:.1f} s.",
+        "",
+        "## Machine",
+        "",
+    ]
+    for key, value in info.items():
+        lines.append(f"- {key}: {value}")
+    lines.append("")
+    return "\n".join(lines)
+
+
+def bench_to_dict(rows: list[BenchRow], settings: BenchSettings) -> dict:
+    """A JSON-ready record of the benchmark."""
+    return {
+        "settings": asdict(settings),
+        "machine": machine_info(),
+        "rows": [{**asdict(r), "speedup": r.speedup, "kernel_speedup": r.kernel_speedup} for r in rows],
+        "python_executable": sys.executable,
+    }
+
+
+__all__ = [
+    "COLUMNS",
+    "CONSOLE_COLUMNS",
+    "LOADS",
+    "TOPOLOGIES",
+    "BenchRow",
+    "BenchSettings",
+    "bench_one",
+    "bench_to_dict",
+    "describe_settings",
+    "human",
+    "machine_info",
+    "markdown_report",
+    "row_cells",
+    "run_bench",
+]

@@ -1,0 +1,208 @@
+"""The `mamrl` command line: output, files written, reproducibility and one-line errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from mamrl.cli import app
+
+runner = CliRunner()
+
+# Small runs: the CLI's behaviour, not the model, is under test here.
+FAST = ["--horizon", "60", "--episodes", "3"]
+
+
+def invoke(*args: str):
+    return runner.invoke(app, list(args))
+
+
+def assert_one_line_error(result) -> None:
+    """Exit code != 0, exactly one `error: ...` line on stderr, no traceback anywhere."""
+    assert result.exit_code != 0, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    assert "Traceback" not in result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: "), lines[0]
+
+
+# ------------------------------------------------------------------------------ simulate
+def test_simulate_prints_table_and_writes_json_and_csv(tmp_path: Path) -> None:
+    json_path, csv_path = tmp_path / "run.json", tmp_path / "sub" / "run.csv"
+    result = invoke("simulate", "--topology", "b4", "--load", "0.3", "--seed", "0", *FAST,
+                    "--json", str(json_path), "--csv", str(csv_path))
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    for label in ("delivery time (paper)", "delivered fraction", "sojourn time (bias-free)", "loss fraction",
+                  "delivery time p95", "mean link utilisation", "±"):
+        assert label in out
+    # The paper's metric is shown with its two correctives right after it, and a warning line.
+    paper, fraction, sojourn = (out.index(x) for x in ("delivery time (paper)", "delivered fraction", "sojourn time"))
+    assert paper < fraction < sojourn
+    assert "misleading" in out or "delivered packets only" in out
+
+    doc = json.loads(json_path.read_text())
+    assert doc["seed"] == 0
+    assert doc["mamrl_version"]
+    assert doc["config"]["simulation"]["topology"] == "b4"
+    assert doc["config"]["simulation"]["load_per_router"] == 0.3
+    assert doc["config"]["simulation"]["horizon_ticks"] == 60
+    assert doc["config"]["policy"]["name"] == "spa"
+    assert len(doc["per_episode"]["delivered_fraction"]) == 3
+    assert len(doc["per_episode"]["link_utilisation"]) == 3
+    assert len(doc["per_episode"]["link_utilisation"][0]) == 19
+    assert set(doc["summary"]["mean_sojourn_time"]) == {"mean", "ci95", "n"}
+
+    rows = list(csv.DictReader(csv_path.read_text().splitlines()))
+    assert len(rows) == 3
+    assert [int(r["episode"]) for r in rows] == [0, 1, 2]
+    assert float(rows[0]["generated"]) > 0
+    for row, fraction in zip(rows, doc["per_episode"]["delivered_fraction"]):
+        assert float(row["delivered_fraction"]) == pytest.approx(fraction)
+
+
+def test_same_seed_gives_identical_metrics(tmp_path: Path) -> None:
+    docs = []
+    for k in range(2):
+        path = tmp_path / f"r{k}.json"
+        result = invoke("simulate", "--topology", "b4", "--load", "0.4", "--seed", "7", *FAST,
+                        "--batch-size", str(k + 1), "--json", str(path))
+        assert result.exit_code == 0, result.output
+        docs.append(json.loads(path.read_text()))
+    assert docs[0]["per_episode"] == docs[1]["per_episode"]
+    assert docs[0]["summary"] == docs[1]["summary"]
+    other = tmp_path / "other.json"
+    assert invoke("simulate", "--topology", "b4", "--load", "0.4", "--seed", "8", *FAST, "--json", str(other)).exit_code == 0
+    assert json.loads(other.read_text())["per_episode"] != docs[0]["per_episode"]
+
+
+def test_failure_and_run_directory_never_overwritten(tmp_path: Path) -> None:
+    run = tmp_path / "runs" / "b4"
+    args = ("simulate", "--topology", "b4", "--load", "0.3", *FAST, "--fail", "D-E@10", "--out", str(run))
+    first = invoke(*args)
+    assert first.exit_code == 0, first.output
+    assert "D-E" in first.stdout
+    config = json.loads((run / "config.json").read_text())
+    assert config["seed"] == 0
+    assert config["mamrl_version"]
+    assert "git" in config and config["wall_time_s"] >= 0
+    assert config["simulation"]["failures"][0]["tick"] == 10
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert len(metrics["per_episode"]["lost"]) == 3
+    assert len((run / "episodes.csv").read_text().splitlines()) == 4
+    before = (run / "metrics.json").read_text()
+
+    second = invoke(*args[:-1], str(run))
+    assert second.exit_code == 0, second.output
+    assert (run / "metrics.json").read_text() == before
+    assert (tmp_path / "runs" / "b4-2" / "metrics.json").is_file()
+
+
+def _write(tmp_path: Path, name: str, text: str) -> str:
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+BAD_TOPOLOGY_FILES = {
+    "malformed.json": '{"format": "mamrl-topology/1", "routers": ["a", "b"], "links": [{"a": "a"}]',
+    "not-json.json": "routers: a b c\n",
+    "disconnected.json": json.dumps({
+        "format": "mamrl-topology/1",
+        "routers": ["a", "b", "c", "d"],
+        "defaults": {"capacity": 10, "latency_ticks": 1},
+        "links": [{"a": "a", "b": "b"}, {"a": "c", "b": "d"}],
+    }),
+}
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        pytest.param(["--topology", "nonexistent"], id="unknown-topology"),
+        pytest.param(["--topology", "{tmp}/missing.json"], id="missing-file"),
+        pytest.param(["--topology", "{tmp}/malformed.json"], id="malformed-topology"),
+        pytest.param(["--topology", "{tmp}/not-json.json"], id="not-json-topology"),
+        pytest.param(["--topology", "{tmp}/disconnected.json"], id="disconnected-topology"),
+        pytest.param(["--load", "-0.3"], id="negative-load"),
+        pytest.param(["--load", "abc"], id="non-numeric-load"),
+        pytest.param(["--load", "nan"], id="nan-load"),
+        pytest.param(["--episodes", "0"], id="zero-episodes"),
+        pytest.param(["--episodes", "-2"], id="negative-episodes"),
+        pytest.param(["--fail", "A-Z"], id="unknown-fail-link"),
+        pytest.param(["--fail", "D-E@soon"], id="bad-fail-tick"),
+        pytest.param(["--policy", "ospf"], id="unknown-policy"),
+        pytest.param(["--demand", "{tmp}/missing-demand.txt"], id="missing-demand"),
+        pytest.param(["--demand", "{tmp}/not-json.json"], id="malformed-demand"),
+        pytest.param(["--horizon", "0"], id="zero-horizon"),
+        pytest.param(["--buffer-limit", "0"], id="zero-buffer"),
+        pytest.param(["--policy", "random", "--reconvergence-delay", "5"], id="delay-without-spa"),
+        pytest.param(["--json", "{tmp}"], id="json-is-a-directory"),
+        pytest.param(["--csv", "{tmp}/not-json.json/x.csv"], id="csv-under-a-file"),
+    ],
+)
+def test_bad_input_is_one_line_error(tmp_path: Path, args: list[str]) -> None:
+    for name, text in BAD_TOPOLOGY_FILES.items():
+        _write(tmp_path, name, text)
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    result = invoke("simulate", "--horizon", "20", "--episodes", "1", *args)
+    assert_one_line_error(result)
+
+
+def test_error_message_names_the_problem(tmp_path: Path) -> None:
+    result = invoke("simulate", "--fail", "A-Z", "--episodes", "1")
+    assert "A-Z" in result.stderr
+    result = invoke("simulate", "--load", "abc")
+    assert "abc" in result.stderr and "--load" in result.stderr
+    path = _write(tmp_path, "disconnected.json", BAD_TOPOLOGY_FILES["disconnected.json"])
+    assert "disconnected" in invoke("simulate", "--topology", path).stderr
+
+
+def test_console_script_errors_exit_2_without_traceback() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", "import sys; from mamrl.cli import main; sys.exit(main())",
+         "simulate", "--topology", "nonexistent"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]
+    assert proc.stderr.startswith("error: unknown topology 'nonexistent'")
+
+
+# ------------------------------------------------------------------------------ topologies
+def test_topologies_lists_the_builtins() -> None:
+    result = invoke("topologies")
+    assert result.exit_code == 0, result.output
+    for name, routers, links in (("b4", 12, 19), ("geant", 22, 32), ("att", 25, 56)):
+        assert re.search(rf"\b{name}\b\W+{routers}\W+{links}\b", result.stdout), result.stdout
+
+
+# ------------------------------------------------------------------------------ plot-topology
+def test_plot_topology_writes_png(tmp_path: Path) -> None:
+    out = tmp_path / "fig" / "b4.png"
+    result = invoke("plot-topology", "--topology", "b4", "--load", "0.3", "--episodes", "2",
+                    "--horizon", "60", "--fail", "D-E", "--output", str(out))
+    assert result.exit_code == 0, result.output
+    data = out.read_bytes()
+    assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 10_000
+
+
+def test_plot_topology_without_usable_coordinates(tmp_path: Path) -> None:
+    # ATT's coordinates stack routers on one point, so it is drawn with a spring layout.
+    out = tmp_path / "att.pdf"
+    result = invoke("plot-topology", "--topology", "att", "--episodes", "1", "--horizon", "30", "--output", str(out))
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes().startswith(b"%PDF")
+
+
+def test_plot_topology_rejects_unknown_format(tmp_path: Path) -> None:
+    assert_one_line_error(invoke("plot-topology", "--output", str(tmp_path / "b4.gif")))
