@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # torch is pinned: on these machines 2.13.0 is a local CPU build; any other version downloads GBs.
 TORCH := torch==2.13.0
 
-.PHONY: run test test-all bench install clean
+.PHONY: run test test-all bench install clean clean-cache
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,5 +31,10 @@ test-all: install
 bench: install
 	$(BIN)/mamrl bench --output BENCHMARKS.md
 
-clean:
+# numba caches compiled code per source file and does not notice when an inlined helper in
+# another file changed: after editing src/mamrl/sim/kernel.py, clear the cache.
+clean-cache:
+	find src -name '*.nbi' -delete -o -name '*.nbc' -delete
+
+clean: clean-cache
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache

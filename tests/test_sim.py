@@ -255,7 +255,7 @@ def test_failed_link_loses_packets_sent_and_in_flight():
     assert list(state.pk[0, :3, PK_FATE]) == [FATE_LOST] * 3
     assert list(state.pk[0, :3, PK_END_TICK]) == [3, 4, 10]  # in flight at failure; then sent into it
     assert list(state.router[0, :, kernel.RT_LOST]) == [2, 1]
-    assert state.link[0, 0, kernel.LK_AVAIL] == 0
+    assert state.link[0, kernel.LK_AVAIL, 0] == 0
 
 
 def test_buffer_limit_drops_tail():

@@ -412,7 +412,7 @@ def bench(
         for k, column in enumerate(benchmark.CONSOLE_COLUMNS):
             table.add_column(column, justify="left" if k == 0 else "right", no_wrap=True)
         for row in rows:
-            table.add_row(*benchmark.row_cells(row))
+            table.add_row(*benchmark.console_cells(row))
         console = _stdout()
         console.print(table)
         console.print(

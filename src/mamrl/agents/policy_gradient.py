@@ -57,8 +57,8 @@ def _softmax_row(theta, i, d, deg, probs):
         probs[k] /= total
 
 
-@numba.njit(cache=True)
-def _credit_packet(net, theta, baseline, scale, decisions, last_decision, p, t_end, lost, loss_penalty, step_size, baseline_rate, probs):
+@kernel.hot_loop
+def _credit_packet(degree, theta, baseline, scale, decisions, last_decision, p, t_end, lost, loss_penalty, step_size, baseline_rate, probs):
     """Walk packet p's decisions back from the last one and update each router's table."""
     k = last_decision[p]
     while k >= 0:
@@ -68,7 +68,7 @@ def _credit_packet(net, theta, baseline, scale, decisions, last_decision, p, t_e
         baseline[i, d] += baseline_rate * advantage
         scale[0] += baseline_rate * (advantage * advantage - scale[0])
         gain = step_size * advantage / np.sqrt(scale[0] + 1e-8)
-        deg = net.degree[i]
+        deg = degree[i]
         _softmax_row(theta, i, d, deg, probs)
         for j in range(deg):
             theta[i, d, j] -= gain * probs[j]
@@ -77,27 +77,30 @@ def _credit_packet(net, theta, baseline, scale, decisions, last_decision, p, t_e
     last_decision[p] = -1
 
 
-@numba.njit(cache=True)
-def run_policy_gradient_episodes(net, st, theta, baseline, scale, uniforms, step_size, loss_penalty, baseline_rate, learn):
+@kernel.hot_loop
+def run_policy_gradient_episodes(net, st, theta, baseline, scale, uniforms, step_size, loss_penalty, baseline_rate, learn, scratch):
     """Run the batch's episodes one after another; with `learn`, theta [N, D, K], baseline [N, D]
-    and scale [1] are updated in place and carry over between episodes."""
-    nb, n = st.router.shape[0], st.router.shape[1]
-    probs = np.empty(theta.shape[2])
-    num_packets = st.pk.shape[1]
+    and scale [1] are updated in place and carry over between episodes. `scratch` holds the
+    caller-allocated work arrays (decision log [H*N, 5], last decision per packet [P], probs [K])."""
+    neighbors, link_of_slot, latency, capacity, degree = net.neighbors, net.link_of_slot, net.latency, net.capacity, net.degree
+    fail_link, fail_tick, buffer_limit = net.fail_link, net.fail_tick, net.buffer_limit
+    pk, router, link, wheel = st.pk, st.router, st.link, st.wheel
+    episode, series, finished = st.episode, st.series, st.finished
+    decisions, last_decision, probs = scratch
+    nb, n = router.shape[0], router.shape[1]
     for b in range(nb):
         # Decision log: (router, destination, slot, tick, previous decision of the same packet).
-        decisions = np.empty((net.horizon * n, 5), dtype=np.int64)
-        last_decision = np.full(num_packets, -1, dtype=np.int64)
+        last_decision[:] = -1
         num_decisions = 0
         credited = 0
         for t in range(net.horizon):
-            kernel.begin_tick_one(net, st, b, t)
+            kernel.begin_tick_one(fail_link, fail_tick, buffer_limit, pk, router, link, wheel, episode, finished, b, t)
             for i in range(n):
-                p = st.router[b, i, RT_HEAD]
+                p = router[b, i, RT_HEAD]
                 if p < 0:
                     continue
-                d = st.pk[b, p, PK_DST]
-                deg = net.degree[i]
+                d = pk[b, p, PK_DST]
+                deg = degree[i]
                 _softmax_row(theta, i, d, deg, probs)
                 # Same sampling rule as the table path: first slot whose cumulative prob > u.
                 u = uniforms[b, t, i]
@@ -116,19 +119,19 @@ def run_policy_gradient_episodes(net, st, theta, baseline, scale, uniforms, step
                     decisions[num_decisions, 4] = last_decision[p]
                     last_decision[p] = num_decisions
                     num_decisions += 1
-                kernel.forward_one(net, st, b, t, i, slot)
-            kernel.end_tick_one(net, st, b, t)
+                kernel.forward_one(neighbors, link_of_slot, latency, pk, router, link, wheel, episode, finished, b, t, i, slot)
+            kernel.end_tick_one(capacity, link, episode, series, b, t)
             if learn:
-                while credited < st.episode[b, EP_FINISHED]:
-                    p = st.finished[b, credited]
-                    lost = st.pk[b, p, PK_FATE] == FATE_LOST
-                    _credit_packet(net, theta, baseline, scale, decisions, last_decision, p, st.pk[b, p, PK_END_TICK],
+                while credited < episode[b, EP_FINISHED]:
+                    p = finished[b, credited]
+                    lost = pk[b, p, PK_FATE] == FATE_LOST
+                    _credit_packet(degree, theta, baseline, scale, decisions, last_decision, p, pk[b, p, PK_END_TICK],
                                    lost, loss_penalty, step_size, baseline_rate, probs)
                     credited += 1
         if learn:
-            for p in range(st.episode[b, EP_NEXT_NEW]):
-                if st.pk[b, p, PK_FATE] == FATE_PENDING:
-                    _credit_packet(net, theta, baseline, scale, decisions, last_decision, p, net.horizon,
+            for p in range(episode[b, EP_NEXT_NEW]):
+                if pk[b, p, PK_FATE] == FATE_PENDING:
+                    _credit_packet(degree, theta, baseline, scale, decisions, last_decision, p, net.horizon,
                                    False, loss_penalty, step_size, baseline_rate, probs)
     st.tick[0] = net.horizon
 
@@ -194,9 +197,14 @@ class PolicyGradient(RoutingAgent):
             first = self.episodes_trained
             state = kernel.make_state(net, draw_traffic(params, seed, size, first))
             uniforms = draw_policy_uniforms(seed, size, params.horizon_ticks, params.topology.num_routers, first)
+            scratch = (
+                np.empty((params.horizon_ticks * params.topology.num_routers, 5), dtype=np.int64),
+                np.empty(state.pk.shape[1], dtype=np.int64),
+                np.empty(params.topology.max_degree),
+            )
             run_policy_gradient_episodes(
                 net, state, self.theta, self.baseline, self.scale, uniforms, self.cfg.step_size,
-                self.cfg.loss_penalty, self.cfg.baseline_rate, True,
+                self.cfg.loss_penalty, self.cfg.baseline_rate, True, scratch,
             )
             for key, values in episode_metrics(state, params.horizon_ticks, params.topology.capacities).items():
                 parts.setdefault(key, []).append(values)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numba
 import numpy as np
 
 from mamrl.agents.base import Progress, RoutingAgent
@@ -31,22 +30,24 @@ from mamrl.sim.params import SimParams
 from mamrl.sim.traffic import draw_policy_uniforms, draw_traffic
 
 
-@numba.njit(cache=True)
+@kernel.hot_loop
 def run_q_routing_episodes(net, st, q_table, uniforms, learning_rate, exploration, loss_penalty, learn):
     """Run the batch's episodes one after another, all routers sharing and updating `q_table`
     [N, D, K] (so learning carries over from episode to episode)."""
-    nb, n = st.router.shape[0], st.router.shape[1]
+    neighbors, link_of_slot, latency, capacity, degree = net.neighbors, net.link_of_slot, net.latency, net.capacity, net.degree
+    fail_link, fail_tick, buffer_limit = net.fail_link, net.fail_tick, net.buffer_limit
+    pk, router, link, wheel = st.pk, st.router, st.link, st.wheel
+    episode, series, finished = st.episode, st.series, st.finished
+    nb, n = router.shape[0], router.shape[1]
     for b in range(nb):
-        kernel.begin_tick_one(net, st, b, 0)
         for t in range(net.horizon):
-            if t > 0:
-                kernel.begin_tick_one(net, st, b, t)
+            kernel.begin_tick_one(fail_link, fail_tick, buffer_limit, pk, router, link, wheel, episode, finished, b, t)
             for i in range(n):
-                p = st.router[b, i, RT_HEAD]
+                p = router[b, i, RT_HEAD]
                 if p < 0:
                     continue
-                d = st.pk[b, p, PK_DST]
-                deg = net.degree[i]
+                d = pk[b, p, PK_DST]
+                deg = degree[i]
                 u = uniforms[b, t, i] if exploration > 0.0 else 1.0
                 if u < exploration:
                     slot = min(int(u / exploration * deg), deg - 1)
@@ -55,21 +56,21 @@ def run_q_routing_episodes(net, st, q_table, uniforms, learning_rate, exploratio
                     for k in range(1, deg):
                         if q_table[i, d, k] < q_table[i, d, slot]:
                             slot = k
-                waited = t - st.pk[b, p, PK_ENQUEUED_TICK]
-                kernel.forward_one(net, st, b, t, i, slot)
+                waited = t - pk[b, p, PK_ENQUEUED_TICK]
+                kernel.forward_one(neighbors, link_of_slot, latency, pk, router, link, wheel, episode, finished, b, t, i, slot)
                 if learn:
-                    if st.pk[b, p, PK_FATE] == FATE_LOST:
+                    if pk[b, p, PK_FATE] == FATE_LOST:
                         target = loss_penalty
                     else:
-                        target = float(waited + net.latency[net.link_of_slot[i, slot]])
-                        j = net.neighbors[i, slot]
+                        target = float(waited + latency[link_of_slot[i, slot]])
+                        j = neighbors[i, slot]
                         if j != d:
                             best = q_table[j, d, 0]
-                            for k in range(1, net.degree[j]):
+                            for k in range(1, degree[j]):
                                 best = min(best, q_table[j, d, k])
                             target += best
                     q_table[i, d, slot] += learning_rate * (target - q_table[i, d, slot])
-            kernel.end_tick_one(net, st, b, t)
+            kernel.end_tick_one(capacity, link, episode, series, b, t)
     st.tick[0] = net.horizon
 
 

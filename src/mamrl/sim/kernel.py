@@ -1,9 +1,18 @@
 """The simulator core: one tick of the network model as compiled functions over batched arrays.
 
 No RL and no torch here. State is a struct of arrays with a leading batch dimension B (episodes
-run in lockstep); packets are rows of per-packet arrays, and every FIFO (a router's queue, the
-packets landing at one future tick) is an intrusive singly linked list through the packets' PK_NEXT field, so
-enqueue and dequeue are O(1) and nothing is allocated while simulating.
+run in lockstep); packets are rows of one per-packet array, and every FIFO (a router's queue, the
+packets landing at one future tick) is an intrusive singly linked list through the packets'
+PK_NEXT field, so enqueue and dequeue are O(1) and nothing is allocated while simulating.
+
+Performance note: numba reference-counts arrays with atomic calls whenever an array is taken out
+of a tuple or handed to an inlined helper, and cannot remove those inside loops; that cost 4x. So
+the drivers (`step_batch`, `run_table_episodes`, the learners' loops) are compiled with
+`hot_loop`, i.e. without numba's reference-counting runtime: they only borrow arrays they are
+given and must not allocate. They unpack `Net` and `State` once; the per-tick helpers take arrays.
+
+Developers: numba's on-disk cache does not notice that a helper inlined from this file changed,
+so after editing it run `make clean-cache` (fresh clones and installs are unaffected).
 
 Tick order (identical in `oracle.py`; docs/model.md explains it):
 
@@ -30,6 +39,9 @@ import numpy as np
 from mamrl.sim.params import SimParams
 from mamrl.sim.traffic import Traffic
 
+hot_loop = numba.njit(cache=True, _nrt=False)
+"""Decorator of the simulation drivers: compiled without reference counting (see above)."""
+
 HISTORY_LEN = 10
 """Number of past actions of a router kept for its observation (SPEC §2)."""
 
@@ -48,30 +60,32 @@ class Net(NamedTuple):
     fail_tick: np.ndarray  # int64 [F]
     buffer_limit: int  # 0 = unbounded
     horizon: int
-    wheel: int  # number of arrival buckets: max latency + 1
+    wheel_mask: int  # arrival buckets - 1; buckets = a power of two > max latency (t & mask, no division)
 
 
-# Field indices of the packed state arrays. Numba passes a tuple by value, field by field, into
-# every helper it inlines, so the state is a few wide arrays rather than dozens of narrow ones
-# (a 44-array tuple made the core 25x slower).
+# Field indices of the packed state arrays.
 # per packet, int32 [B, P, PK_FIELDS]
-PK_CREATED, PK_SRC, PK_DST = 0, 1, 2  # the traffic (read-only)
-PK_NEXT = 3  # next packet in the same FIFO (a queue or an arrival bucket), -1 = none
-PK_LINK = 4  # link the packet is in flight on, -1 = none
-PK_SENDER = 5  # router that sent it on PK_LINK
-PK_TO = 6  # router at the far end of PK_LINK
-PK_SENT_TICK = 7
-PK_ENQUEUED_TICK = 8  # tick it entered its current queue
-PK_HOPS = 9  # links taken so far
-PK_END_TICK = 10  # tick delivered or lost, -1 = still in the network (or not yet created)
-PK_FATE = 11  # FATE_*
-PK_FIELDS = 12
+PK_CREATED, PK_SRC, PK_DST, PK_SIZE = 0, 1, 2, 3  # the traffic (read-only)
+PK_NEXT = 4  # next packet in the same FIFO (a queue or an arrival bucket), -1 = none
+PK_LINK = 5  # link the packet is in flight on, -1 = none
+PK_SENDER = 6  # router that sent it on PK_LINK
+PK_TO = 7  # router at the far end of PK_LINK
+PK_SENT_TICK = 8
+PK_ENQUEUED_TICK = 9  # tick it entered its current queue
+PK_HOPS = 10  # links taken so far
+PK_END_TICK = 11  # tick delivered or lost, -1 = still in the network (or not yet created)
+PK_FATE = 12  # FATE_*
+PK_FIELDS = 13
+# Packet sizes live in the int32 packet array; PacketSizeTable keeps them below 2**31 - 1.
 # per router, int64 [B, N, RT_FIELDS]
 RT_HEAD, RT_TAIL, RT_QLEN = 0, 1, 2  # the FIFO queue
 RT_LOST, RT_DELIVERED = 3, 4  # since the episode start: lost at (sender) / delivered at (destination)
 RT_STEP_DELIVERED, RT_STEP_DELIVERY_TIME, RT_STEP_LOST = 5, 6, 7  # events of the last step
-RT_FIELDS = 8
-# per link, int64 [B, E, LK_FIELDS]
+RT_ACTIONS = 8  # number of actions taken so far; the last HISTORY_LEN are kept in a ring
+RT_RING_POS = 9  # where the ring's next action goes (0..HISTORY_LEN-1)
+RT_HISTORY = 10  # RT_HISTORY + k: ring position k
+RT_FIELDS = RT_HISTORY + HISTORY_LEN
+# per link, int64 [B, LK_FIELDS, E] (field-major: the per-tick utilisation sum vectorises)
 LK_AVAIL = 0  # capacity not reserved by packets in flight (0 when down)
 LK_UP = 1  # 1 = up, 0 = failed
 LK_SENT = 2  # packets sent over the link
@@ -93,11 +107,9 @@ class State(NamedTuple):
 
     tick: np.ndarray  # int64 [1]: the tick in progress (begin_tick done, forwarding pending)
     pk: np.ndarray  # int32 [B, P, PK_FIELDS]
-    pk_size: np.ndarray  # int64 [B, P]
     router: np.ndarray  # int64 [B, N, RT_FIELDS]
-    history: np.ndarray  # int64 [B, N, HISTORY_LEN]: last action slots, most recent first, -1 = none
-    link: np.ndarray  # int64 [B, E, LK_FIELDS]
-    wheel: np.ndarray  # int32 [B, W, 2]: (head, tail) of the packets arriving at ticks = w mod W
+    link: np.ndarray  # int64 [B, LK_FIELDS, E]
+    wheel: np.ndarray  # int32 [B, W, 2]: (head, tail) of the packets arriving at ticks t with t & (W-1) = w
     episode: np.ndarray  # int64 [B, EP_FIELDS]
     series: np.ndarray  # int64 [B, H, SR_FIELDS]
     finished: np.ndarray  # int32 [B, P]: packets in the order they left the network (learners read it)
@@ -116,11 +128,19 @@ class State(NamedTuple):
         return self.router[:, :, RT_HEAD]
 
     @property
-    def link_up(self) -> np.ndarray:
-        return self.link[:, :, LK_UP] != 0
+    def history(self) -> np.ndarray:
+        """int64 [B, N, HISTORY_LEN]: the last action slots, most recent first, -1 = none."""
+        ring = self.router[:, :, RT_HISTORY:]
+        taken = self.router[:, :, RT_ACTIONS]
+        age = np.arange(HISTORY_LEN)
+        # The k-th most recent action sits k+1 positions before the next write position.
+        pos = (self.router[:, :, RT_RING_POS][:, :, None] - 1 - age) % HISTORY_LEN
+        out = np.take_along_axis(ring, pos, axis=2)
+        return np.where(age[None, None, :] < taken[:, :, None], out, -1)
 
-    def ep(self, field: int) -> np.ndarray:
-        return self.episode[:, field]
+    @property
+    def link_up(self) -> np.ndarray:
+        return self.link[:, LK_UP, :] != 0
 
 
 def make_net(params: SimParams) -> Net:
@@ -137,34 +157,33 @@ def make_net(params: SimParams) -> Net:
         fail_tick=np.array([f.tick for f in fails], dtype=np.int64),
         buffer_limit=int(params.buffer_limit or 0),
         horizon=int(params.horizon_ticks),
-        wheel=int(topo.latencies.max()) + 1,
+        wheel_mask=(1 << int(topo.latencies.max()).bit_length()) - 1,
     )
 
 
 def make_state(net: Net, traffic: Traffic) -> State:
     """A fresh state for the traffic's episodes: empty queues and links, tick 0 not yet begun."""
     nb, np_ = traffic.created_tick.shape
-    n, e, h, w = net.degree.shape[0], net.capacity.shape[0], net.horizon, net.wheel
+    n, e, h, w = net.degree.shape[0], net.capacity.shape[0], net.horizon, net.wheel_mask + 1
     pk = np.full((nb, np_, PK_FIELDS), -1, dtype=np.int32)
     pk[:, :, PK_CREATED] = traffic.created_tick
     pk[:, :, PK_SRC] = traffic.src
     pk[:, :, PK_DST] = traffic.dst
+    pk[:, :, PK_SIZE] = traffic.size
     pk[:, :, PK_HOPS] = 0
     pk[:, :, PK_FATE] = FATE_PENDING
     router = np.zeros((nb, n, RT_FIELDS), dtype=np.int64)
     router[:, :, RT_HEAD] = -1
     router[:, :, RT_TAIL] = -1
-    link = np.zeros((nb, e, LK_FIELDS), dtype=np.int64)
-    link[:, :, LK_AVAIL] = net.capacity[None, :]
-    link[:, :, LK_UP] = 1
+    link = np.zeros((nb, LK_FIELDS, e), dtype=np.int64)
+    link[:, LK_AVAIL, :] = net.capacity[None, :]
+    link[:, LK_UP, :] = 1
     episode = np.zeros((nb, EP_FIELDS), dtype=np.int64)
     episode[:, EP_COUNT] = traffic.count
     return State(
         tick=np.full(1, -1, dtype=np.int64),
         pk=pk,
-        pk_size=np.ascontiguousarray(traffic.size, dtype=np.int64),
         router=router,
-        history=np.full((nb, n, HISTORY_LEN), -1, dtype=np.int64),
         link=link,
         wheel=np.full((nb, w, 2), -1, dtype=np.int32),
         episode=episode,
@@ -174,216 +193,225 @@ def make_state(net: Net, traffic: Traffic) -> State:
 
 
 # --------------------------------------------------------------------------- per-episode pieces
+# Argument order of the helpers: static network arrays, then state arrays, then indices.
 @numba.njit(cache=True, inline="always")
-def _finish(st, b, p):
-    st.finished[b, st.episode[b, EP_FINISHED]] = p
-    st.episode[b, EP_FINISHED] += 1
-
-
-@numba.njit(cache=True, inline="always")
-def _lose(st, b, p, router, t):
-    _finish(st, b, p)
-    st.pk[b, p, PK_FATE] = FATE_LOST
-    st.pk[b, p, PK_END_TICK] = t
-    st.episode[b, EP_LOST] += 1
-    st.router[b, router, RT_LOST] += 1
-    st.router[b, router, RT_STEP_LOST] += 1
+def _finish(episode, finished, b, p):
+    finished[b, episode[b, EP_FINISHED]] = p
+    episode[b, EP_FINISHED] += 1
 
 
 @numba.njit(cache=True, inline="always")
-def _enqueue(net, st, b, p, router, t):
-    """Append packet p to router's queue, or drop it (loss at router) if the buffer is full."""
-    if net.buffer_limit > 0 and st.router[b, router, RT_QLEN] >= net.buffer_limit:
-        _lose(st, b, p, router, t)
+def _lose(pk, router, episode, finished, b, p, r, t):
+    _finish(episode, finished, b, p)
+    pk[b, p, PK_FATE] = FATE_LOST
+    pk[b, p, PK_END_TICK] = t
+    episode[b, EP_LOST] += 1
+    router[b, r, RT_LOST] += 1
+    router[b, r, RT_STEP_LOST] += 1
+
+
+@numba.njit(cache=True, inline="always")
+def _enqueue(buffer_limit, pk, router, episode, finished, b, p, r, t):
+    """Append packet p to router r's queue, or drop it (loss at r) if the buffer is full."""
+    if buffer_limit > 0 and router[b, r, RT_QLEN] >= buffer_limit:
+        _lose(pk, router, episode, finished, b, p, r, t)
         return
-    st.pk[b, p, PK_NEXT] = -1
-    st.pk[b, p, PK_ENQUEUED_TICK] = t
-    tail = st.router[b, router, RT_TAIL]
+    pk[b, p, PK_NEXT] = -1
+    pk[b, p, PK_ENQUEUED_TICK] = t
+    tail = router[b, r, RT_TAIL]
     if tail < 0:
-        st.router[b, router, RT_HEAD] = p
+        router[b, r, RT_HEAD] = p
     else:
-        st.pk[b, tail, PK_NEXT] = p
-    st.router[b, router, RT_TAIL] = p
-    st.router[b, router, RT_QLEN] += 1
-    st.episode[b, EP_QUEUED] += 1
+        pk[b, tail, PK_NEXT] = p
+    router[b, r, RT_TAIL] = p
+    router[b, r, RT_QLEN] += 1
+    episode[b, EP_QUEUED] += 1
 
 
-@numba.njit(cache=True)
-def _fail_link(net, st, b, e, t):
+@hot_loop
+def _fail_link(pk, router, link, wheel, episode, finished, b, e, t):
     """Take link e down at tick t: capacity 0, every packet in flight on it lost at its sender."""
-    st.link[b, e, LK_UP] = 0
-    st.link[b, e, LK_AVAIL] = 0
-    for w in range(net.wheel):
+    link[b, LK_UP, e] = 0
+    link[b, LK_AVAIL, e] = 0
+    for w in range(wheel.shape[1]):
         prev = -1
-        p = st.wheel[b, w, 0]
+        p = wheel[b, w, 0]
         while p >= 0:
-            nxt = st.pk[b, p, PK_NEXT]
-            if st.pk[b, p, PK_LINK] == e:
+            nxt = pk[b, p, PK_NEXT]
+            if pk[b, p, PK_LINK] == e:
                 if prev < 0:
-                    st.wheel[b, w, 0] = nxt
+                    wheel[b, w, 0] = nxt
                 else:
-                    st.pk[b, prev, PK_NEXT] = nxt
-                if st.wheel[b, w, 1] == p:
-                    st.wheel[b, w, 1] = prev
-                st.pk[b, p, PK_LINK] = -1
-                st.episode[b, EP_IN_FLIGHT] -= 1
-                _lose(st, b, p, st.pk[b, p, PK_SENDER], t)
+                    pk[b, prev, PK_NEXT] = nxt
+                if wheel[b, w, 1] == p:
+                    wheel[b, w, 1] = prev
+                pk[b, p, PK_LINK] = -1
+                episode[b, EP_IN_FLIGHT] -= 1
+                _lose(pk, router, episode, finished, b, p, pk[b, p, PK_SENDER], t)
             else:
                 prev = p
             p = nxt
 
 
 @numba.njit(cache=True, inline="always")
-def begin_tick_one(net, st, b, t):
+def begin_tick_one(fail_link, fail_tick, buffer_limit, pk, router, link, wheel, episode, finished, b, t):
     """Steps 1-3 of tick t for episode b (failures, arrivals, new packets)."""
-    for f in range(net.fail_link.shape[0]):
-        if net.fail_tick[f] == t and st.link[b, net.fail_link[f], LK_UP] != 0:
-            _fail_link(net, st, b, net.fail_link[f], t)
-    w = t % net.wheel
-    p = st.wheel[b, w, 0]
-    st.wheel[b, w, 0] = -1
-    st.wheel[b, w, 1] = -1
+    for f in range(fail_link.shape[0]):
+        if fail_tick[f] == t and link[b, LK_UP, fail_link[f]] != 0:
+            _fail_link(pk, router, link, wheel, episode, finished, b, fail_link[f], t)
+    w = t & (wheel.shape[1] - 1)
+    p = wheel[b, w, 0]
+    wheel[b, w, 0] = -1
+    wheel[b, w, 1] = -1
     while p >= 0:
-        nxt = st.pk[b, p, PK_NEXT]
-        e = st.pk[b, p, PK_LINK]
-        st.link[b, e, LK_AVAIL] += st.pk_size[b, p]
-        st.pk[b, p, PK_LINK] = -1
-        st.episode[b, EP_IN_FLIGHT] -= 1
-        router = st.pk[b, p, PK_TO]
-        if router == st.pk[b, p, PK_DST]:
-            dt = t - st.pk[b, p, PK_CREATED]
-            _finish(st, b, p)
-            st.pk[b, p, PK_FATE] = FATE_DELIVERED
-            st.pk[b, p, PK_END_TICK] = t
-            st.episode[b, EP_DELIVERED] += 1
-            st.episode[b, EP_DELIVERY_TIME_SUM] += dt
-            st.router[b, router, RT_DELIVERED] += 1
-            st.router[b, router, RT_STEP_DELIVERED] += 1
-            st.router[b, router, RT_STEP_DELIVERY_TIME] += dt
+        nxt = pk[b, p, PK_NEXT]
+        link[b, LK_AVAIL, pk[b, p, PK_LINK]] += pk[b, p, PK_SIZE]
+        pk[b, p, PK_LINK] = -1
+        episode[b, EP_IN_FLIGHT] -= 1
+        r = pk[b, p, PK_TO]
+        if r == pk[b, p, PK_DST]:
+            dt = t - pk[b, p, PK_CREATED]
+            _finish(episode, finished, b, p)
+            pk[b, p, PK_FATE] = FATE_DELIVERED
+            pk[b, p, PK_END_TICK] = t
+            episode[b, EP_DELIVERED] += 1
+            episode[b, EP_DELIVERY_TIME_SUM] += dt
+            router[b, r, RT_DELIVERED] += 1
+            router[b, r, RT_STEP_DELIVERED] += 1
+            router[b, r, RT_STEP_DELIVERY_TIME] += dt
         else:
-            _enqueue(net, st, b, p, router, t)
+            _enqueue(buffer_limit, pk, router, episode, finished, b, p, r, t)
         p = nxt
-    count = st.episode[b, EP_COUNT]
-    p = st.episode[b, EP_NEXT_NEW]
-    while p < count and st.pk[b, p, PK_CREATED] == t:
-        st.episode[b, EP_GENERATED] += 1
-        _enqueue(net, st, b, p, st.pk[b, p, PK_SRC], t)
+    count = episode[b, EP_COUNT]
+    p = episode[b, EP_NEXT_NEW]
+    while p < count and pk[b, p, PK_CREATED] == t:
+        episode[b, EP_GENERATED] += 1
+        _enqueue(buffer_limit, pk, router, episode, finished, b, p, pk[b, p, PK_SRC], t)
         p += 1
-    st.episode[b, EP_NEXT_NEW] = p
+    episode[b, EP_NEXT_NEW] = p
 
 
 @numba.njit(cache=True, inline="always")
-def forward_one(net, st, b, t, i, slot):
+def forward_one(neighbors, link_of_slot, latency, pk, router, link, wheel, episode, finished, b, t, i, slot):
     """Step 4 for router i of episode b: send its queue head via action slot `slot`.
 
     Returns the packet id (or -1 if the queue was empty); the packet's fate is LOST if the link
     could not take it. The action is recorded in the router's history either way.
     """
-    p = st.router[b, i, RT_HEAD]
+    p = router[b, i, RT_HEAD]
     if p < 0:
         return -1
-    nxt = st.pk[b, p, PK_NEXT]
-    st.router[b, i, RT_HEAD] = nxt
+    nxt = pk[b, p, PK_NEXT]
+    router[b, i, RT_HEAD] = nxt
     if nxt < 0:
-        st.router[b, i, RT_TAIL] = -1
-    st.router[b, i, RT_QLEN] -= 1
-    st.episode[b, EP_QUEUED] -= 1
-    for k in range(HISTORY_LEN - 1, 0, -1):
-        st.history[b, i, k] = st.history[b, i, k - 1]
-    st.history[b, i, 0] = slot
-    e = net.link_of_slot[i, slot]
-    size = st.pk_size[b, p]
-    if st.link[b, e, LK_AVAIL] >= size:
-        st.link[b, e, LK_AVAIL] -= size
-        st.link[b, e, LK_SENT] += 1
-        st.pk[b, p, PK_LINK] = e
-        st.pk[b, p, PK_SENDER] = i
-        st.pk[b, p, PK_TO] = net.neighbors[i, slot]
-        st.pk[b, p, PK_SENT_TICK] = t
-        st.pk[b, p, PK_HOPS] += 1
-        st.pk[b, p, PK_NEXT] = -1
-        st.episode[b, EP_IN_FLIGHT] += 1
-        w = (t + net.latency[e]) % net.wheel
-        tail = st.wheel[b, w, 1]
+        router[b, i, RT_TAIL] = -1
+    router[b, i, RT_QLEN] -= 1
+    episode[b, EP_QUEUED] -= 1
+    pos = router[b, i, RT_RING_POS]
+    router[b, i, RT_HISTORY + pos] = slot
+    router[b, i, RT_RING_POS] = 0 if pos == HISTORY_LEN - 1 else pos + 1
+    router[b, i, RT_ACTIONS] += 1
+    e = link_of_slot[i, slot]
+    size = pk[b, p, PK_SIZE]
+    if link[b, LK_AVAIL, e] >= size:
+        link[b, LK_AVAIL, e] -= size
+        link[b, LK_SENT, e] += 1
+        pk[b, p, PK_LINK] = e
+        pk[b, p, PK_SENDER] = i
+        pk[b, p, PK_TO] = neighbors[i, slot]
+        pk[b, p, PK_SENT_TICK] = t
+        pk[b, p, PK_HOPS] += 1
+        pk[b, p, PK_NEXT] = -1
+        episode[b, EP_IN_FLIGHT] += 1
+        w = (t + latency[e]) & (wheel.shape[1] - 1)
+        tail = wheel[b, w, 1]
         if tail < 0:
-            st.wheel[b, w, 0] = p
+            wheel[b, w, 0] = p
         else:
-            st.pk[b, tail, PK_NEXT] = p
-        st.wheel[b, w, 1] = p
+            pk[b, tail, PK_NEXT] = p
+        wheel[b, w, 1] = p
     else:
-        _lose(st, b, p, i, t)
+        _lose(pk, router, episode, finished, b, p, i, t)
     return p
 
 
 @numba.njit(cache=True, inline="always")
-def end_tick_one(net, st, b, t):
+def end_tick_one(capacity, link, episode, series, b, t):
     """Step 5: per-tick records of episode b."""
-    for e in range(net.capacity.shape[0]):
-        if st.link[b, e, LK_UP] != 0:
-            st.link[b, e, LK_RESERVED_SUM] += net.capacity[e] - st.link[b, e, LK_AVAIL]
-    st.series[b, t, SR_GENERATED] = st.episode[b, EP_GENERATED]
-    st.series[b, t, SR_DELIVERED] = st.episode[b, EP_DELIVERED]
-    st.series[b, t, SR_LOST] = st.episode[b, EP_LOST]
-    st.series[b, t, SR_QUEUED] = st.episode[b, EP_QUEUED]
-    st.series[b, t, SR_IN_FLIGHT] = st.episode[b, EP_IN_FLIGHT]
+    for e in range(capacity.shape[0]):
+        # A failed link has nothing reserved (LK_UP = 0 zeroes its term).
+        link[b, LK_RESERVED_SUM, e] += link[b, LK_UP, e] * (capacity[e] - link[b, LK_AVAIL, e])
+    series[b, t, SR_GENERATED] = episode[b, EP_GENERATED]
+    series[b, t, SR_DELIVERED] = episode[b, EP_DELIVERED]
+    series[b, t, SR_LOST] = episode[b, EP_LOST]
+    series[b, t, SR_QUEUED] = episode[b, EP_QUEUED]
+    series[b, t, SR_IN_FLIGHT] = episode[b, EP_IN_FLIGHT]
 
 
 @numba.njit(cache=True, inline="always")
-def clear_step_events_one(st, b):
-    for i in range(st.router.shape[1]):
-        st.router[b, i, RT_STEP_DELIVERED] = 0
-        st.router[b, i, RT_STEP_DELIVERY_TIME] = 0
-        st.router[b, i, RT_STEP_LOST] = 0
+def clear_step_events_one(router, b):
+    for i in range(router.shape[1]):
+        router[b, i, RT_STEP_DELIVERED] = 0
+        router[b, i, RT_STEP_DELIVERY_TIME] = 0
+        router[b, i, RT_STEP_LOST] = 0
 
 
 # --------------------------------------------------------------------------- batched step API
-@numba.njit(cache=True)
+@hot_loop
 def begin_episodes(net, st):
     """Tick 0 up to the forwarding decision, for every episode."""
-    for b in range(st.router.shape[0]):
-        begin_tick_one(net, st, b, 0)
+    fail_link, fail_tick, buffer_limit = net.fail_link, net.fail_tick, net.buffer_limit
+    pk, router, link, wheel, episode, finished = st.pk, st.router, st.link, st.wheel, st.episode, st.finished
+    for b in range(router.shape[0]):
+        begin_tick_one(fail_link, fail_tick, buffer_limit, pk, router, link, wheel, episode, finished, b, 0)
     st.tick[0] = 0
 
 
-@numba.njit(cache=True)
+@hot_loop
 def step_batch(net, st, actions):
     """Forward with actions [B, N] (slots), finish the tick, begin the next one (if any).
 
     Step events (deliveries, losses per router) cover this forwarding and the next tick's
     arrivals, i.e. the consequences visible one tick after acting.
     """
+    neighbors, link_of_slot, latency, capacity = net.neighbors, net.link_of_slot, net.latency, net.capacity
+    fail_link, fail_tick, buffer_limit, horizon = net.fail_link, net.fail_tick, net.buffer_limit, net.horizon
+    pk, router, link, wheel = st.pk, st.router, st.link, st.wheel
+    episode, series, finished = st.episode, st.series, st.finished
     t = st.tick[0]
-    nb, n = st.router.shape[0], st.router.shape[1]
+    nb, n = router.shape[0], router.shape[1]
     for b in range(nb):
-        clear_step_events_one(st, b)
+        clear_step_events_one(router, b)
         for i in range(n):
-            if st.router[b, i, RT_HEAD] >= 0:
-                forward_one(net, st, b, t, i, actions[b, i])
-        end_tick_one(net, st, b, t)
-        if t + 1 < net.horizon:
-            begin_tick_one(net, st, b, t + 1)
+            if router[b, i, RT_HEAD] >= 0:
+                forward_one(neighbors, link_of_slot, latency, pk, router, link, wheel, episode, finished, b, t, i, actions[b, i])
+        end_tick_one(capacity, link, episode, series, b, t)
+        if t + 1 < horizon:
+            begin_tick_one(fail_link, fail_tick, buffer_limit, pk, router, link, wheel, episode, finished, b, t + 1)
     st.tick[0] = t + 1
 
 
-@numba.njit(cache=True)
+@hot_loop
 def observe_batch(net, st, head_dst, longest_slot):
     """Fill head_dst [B, N] (destination of the queue head, -1 if empty) and longest_slot [B, N]
     (slot of the neighbour with the longest queue, lowest slot on ties; -1 if all are empty)."""
-    nb, n = st.router.shape[0], st.router.shape[1]
+    neighbors, degree = net.neighbors, net.degree
+    pk, router = st.pk, st.router
+    nb, n = router.shape[0], router.shape[1]
     for b in range(nb):
         for i in range(n):
-            p = st.router[b, i, RT_HEAD]
-            head_dst[b, i] = st.pk[b, p, PK_DST] if p >= 0 else -1
+            p = router[b, i, RT_HEAD]
+            head_dst[b, i] = pk[b, p, PK_DST] if p >= 0 else -1
             best, best_len = -1, 0
-            for k in range(net.degree[i]):
-                qlen = st.router[b, net.neighbors[i, k], RT_QLEN]
+            for k in range(degree[i]):
+                qlen = router[b, neighbors[i, k], RT_QLEN]
                 if qlen > best_len:
                     best, best_len = k, qlen
             longest_slot[b, i] = best
 
 
 # --------------------------------------------------------------------------- whole episodes
-@numba.njit(cache=True)
+@hot_loop
 def run_table_episodes(net, st, tables, table_start, uniforms, stochastic):
     """Run whole episodes with a routing table policy (no Python per tick).
 
@@ -393,25 +421,31 @@ def run_table_episodes(net, st, tables, table_start, uniforms, stochastic):
     t picks the first slot k with uniforms[b, t, i] < tables[r, i, d, k]; otherwise the first slot
     whose cumulative probability is positive (deterministic tables are one-hot).
     """
-    nb, n = st.router.shape[0], st.router.shape[1]
+    neighbors, link_of_slot, latency, capacity, degree = net.neighbors, net.link_of_slot, net.latency, net.capacity, net.degree
+    fail_link, fail_tick, buffer_limit = net.fail_link, net.fail_tick, net.buffer_limit
+    pk, router, link, wheel = st.pk, st.router, st.link, st.wheel
+    episode, series, finished = st.episode, st.series, st.finished
+    nb, n = router.shape[0], router.shape[1]
     for b in range(nb):
         r = 0
-        begin_tick_one(net, st, b, 0)
         for t in range(net.horizon):
-            if t > 0:
-                begin_tick_one(net, st, b, t)
+            begin_tick_one(fail_link, fail_tick, buffer_limit, pk, router, link, wheel, episode, finished, b, t)
             while r + 1 < table_start.shape[0] and table_start[r + 1] <= t:
                 r += 1
             for i in range(n):
-                p = st.router[b, i, RT_HEAD]
+                p = router[b, i, RT_HEAD]
                 if p < 0:
                     continue
-                d = st.pk[b, p, PK_DST]
-                u = uniforms[b, t, i] if stochastic else 0.0
+                d = pk[b, p, PK_DST]
                 slot = 0
-                deg = net.degree[i]
-                while slot < deg - 1 and not (u < tables[r, i, d, slot]):
-                    slot += 1
-                forward_one(net, st, b, t, i, slot)
-            end_tick_one(net, st, b, t)
+                deg = degree[i]
+                if stochastic:
+                    u = uniforms[b, t, i]
+                    while slot < deg - 1 and not (u < tables[r, i, d, slot]):
+                        slot += 1
+                else:
+                    while slot < deg - 1 and tables[r, i, d, slot] <= 0.0:
+                        slot += 1
+                forward_one(neighbors, link_of_slot, latency, pk, router, link, wheel, episode, finished, b, t, i, slot)
+            end_tick_one(capacity, link, episode, series, b, t)
     st.tick[0] = net.horizon

@@ -89,7 +89,7 @@ def episode_metrics(state: State, horizon_ticks: int, capacity: np.ndarray) -> d
             out["delivered_fraction"][b] = delivered.sum() / generated
             out["loss_fraction"][b] = (fate == FATE_LOST).sum() / generated
     with np.errstate(invalid="ignore", divide="ignore"):
-        util = state.link[:, :, LK_RESERVED_SUM] / (horizon_ticks * capacity[None, :].astype(np.float64))
+        util = state.link[:, LK_RESERVED_SUM, :] / (horizon_ticks * capacity[None, :].astype(np.float64))
     util[:, capacity == 0] = np.nan
     out["link_utilisation"] = util
     out["mean_link_utilisation"] = np.nanmean(util, axis=1) if np.any(capacity > 0) else np.full(nb, np.nan)

@@ -51,6 +51,8 @@ class PacketSizeTable:
             raise TopologyError(f"packet size table must have shape [N, N, S], got {v.shape}")
         if not np.all(np.isfinite(v)):
             raise TopologyError("packet size table contains non-finite values")
+        if np.any(v >= 2**31 - 1):
+            raise TopologyError(f"packet sizes must be below 2**31 - 1 units, largest is {float(v.max()):.4g}")
         v = np.maximum(1, np.rint(v)).astype(np.int64)
         object.__setattr__(self, "values", v)
         v.setflags(write=False)
