@@ -1,13 +1,17 @@
 """Routing algorithms, one per module, and a registry by name.
 
-A table-driven policy has `name` and `routing_tables(params) -> RoutingTables`; the simulator runs
-it in compiled code (`Simulator.run_tables`).
+Every algorithm is a `RoutingAgent` (train / evaluate / save / load). Table-driven policies
+(`spa`, `random`) also expose `routing_tables(params)`, which the simulator runs in compiled code.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+import dataclasses
+from typing import Any, Protocol
 
+import numpy as np
+
+from mamrl.agents.base import Progress, RoutingAgent
 from mamrl.errors import MamrlError
 from mamrl.sim.params import SimParams
 from mamrl.sim.simulator import RoutingTables
@@ -19,17 +23,105 @@ class TablePolicy(Protocol):
     def routing_tables(self, params: SimParams) -> RoutingTables: ...
 
 
+class TableAgent(RoutingAgent):
+    """A fixed table-driven policy (SPA, random) behind the common agent interface."""
+
+    learns = False
+
+    def __init__(self, policy: TablePolicy):
+        self.policy = policy
+        self.name = policy.name
+
+    def evaluate(self, params, seed, num_episodes, *, batch_size=32, on_progress: Progress | None = None):
+        from mamrl.sim.evaluate import evaluate_tables
+
+        metrics, _ = evaluate_tables(params, self.policy.routing_tables(params), seed, num_episodes,
+                                     batch_size=batch_size, on_batch=on_progress)
+        return metrics
+
+    def config(self) -> dict[str, Any]:
+        return dataclasses.asdict(self.policy) if dataclasses.is_dataclass(self.policy) else {}
+
+
 POLICY_NAMES = ("spa", "random")
+ALGORITHM_NAMES = ("spa", "random", "q-routing", "pg")
+ALIASES = {"shortest-path": "spa", "q": "q-routing", "qrouting": "q-routing", "policy-gradient": "pg"}
 
 
 def make_policy(name: str, *, reconvergence_delay_ticks: int | None = None) -> TablePolicy:
-    """A routing policy by name: `spa` (shortest path) or `random` (uniform next hop)."""
+    """A table-driven routing policy by name: `spa` (shortest path) or `random` (uniform next hop)."""
     from mamrl.agents.random_policy import UniformRandomPolicy
     from mamrl.agents.shortest_path import ShortestPathPolicy
 
-    key = name.strip().lower()
+    key = ALIASES.get(name.strip().lower(), name.strip().lower())
     if key == "spa":
         return ShortestPathPolicy(reconvergence_delay_ticks)
     if key == "random":
         return UniformRandomPolicy()
     raise MamrlError(f"unknown policy {name!r} (choose from {', '.join(POLICY_NAMES)})")
+
+
+def _config_class(key: str):
+    from mamrl.agents.policy_gradient import PolicyGradientConfig
+    from mamrl.agents.q_routing import QRoutingConfig
+    from mamrl.agents.shortest_path import ShortestPathPolicy
+
+    return {"spa": ShortestPathPolicy, "q-routing": QRoutingConfig, "pg": PolicyGradientConfig}.get(key)
+
+
+def build_config(cls, values: dict[str, Any], where: str):
+    """A config dataclass from a dict, with one-line errors naming unknown or mistyped fields."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key, value in values.items():
+        if key not in fields:
+            raise MamrlError(f"{where}: unknown field {key!r} (known: {', '.join(fields)})")
+        default = fields[key].default
+        if isinstance(default, bool) or default is None:
+            continue
+        if isinstance(default, (int, float)) and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise MamrlError(f"{where}.{key}: expected a number, got {value!r}")
+        if isinstance(default, int) and not isinstance(default, bool) and isinstance(value, float) and not value.is_integer():
+            raise MamrlError(f"{where}.{key}: expected an integer, got {value!r}")
+        if isinstance(default, str) and not isinstance(value, str):
+            raise MamrlError(f"{where}.{key}: expected a string, got {value!r}")
+    coerced = {k: (int(v) if isinstance(fields[k].default, int) and not isinstance(fields[k].default, bool)
+                   and isinstance(v, float) else v) for k, v in values.items()}
+    return cls(**coerced)
+
+
+def canonical_name(name: str) -> str:
+    key = ALIASES.get(str(name).strip().lower(), str(name).strip().lower())
+    if key not in ALGORITHM_NAMES:
+        raise MamrlError(f"unknown algorithm {name!r} (choose from {', '.join(ALGORITHM_NAMES)})")
+    return key
+
+
+def make_agent(name: str, config: dict[str, Any] | None = None) -> RoutingAgent:
+    """A routing algorithm by name (`spa`, `random`, `q-routing`, `pg`) with optional config values."""
+    from mamrl.agents.policy_gradient import PolicyGradient
+    from mamrl.agents.q_routing import QRouting
+    from mamrl.agents.random_policy import UniformRandomPolicy
+
+    key = canonical_name(name)
+    values = dict(config or {})
+    if key == "random":
+        if values:
+            raise MamrlError(f"algorithm 'random' takes no configuration, got {sorted(values)}")
+        return TableAgent(UniformRandomPolicy())
+    cfg = build_config(_config_class(key), values, key)
+    if key == "spa":
+        return TableAgent(cfg)
+    return QRouting(cfg) if key == "q-routing" else PolicyGradient(cfg)
+
+
+__all__ = [
+    "ALGORITHM_NAMES",
+    "POLICY_NAMES",
+    "RoutingAgent",
+    "TableAgent",
+    "TablePolicy",
+    "build_config",
+    "canonical_name",
+    "make_agent",
+    "make_policy",
+]

@@ -54,7 +54,11 @@ METRIC_INFO: dict[str, tuple[str, str]] = {
     "in_network_at_end": ("in network at end", "packets"),
     "mean_link_utilisation": ("mean link utilisation", ""),
     "mean_hops": ("hops per delivered packet", "links"),
+    "backlog_growth": ("backlog growth (2nd half)", "packets/tick"),
 }
+"""`backlog_growth` is the least-squares slope of the packets in the network (queued + in flight)
+over the second half of the horizon: ~0 when queues are bounded, positive when they grow without
+bound (the network is past saturation)."""
 
 
 def episode_metrics(state: State, horizon_ticks: int, capacity: np.ndarray) -> dict[str, np.ndarray]:
@@ -88,6 +92,13 @@ def episode_metrics(state: State, horizon_ticks: int, capacity: np.ndarray) -> d
         if generated:
             out["delivered_fraction"][b] = delivered.sum() / generated
             out["loss_fraction"][b] = (fate == FATE_LOST).sum() / generated
+    sr = state.series
+    in_network = (sr[:, :, SR_QUEUED] + sr[:, :, SR_IN_FLIGHT]).astype(np.float64)
+    half = in_network[:, horizon_ticks // 2 :]
+    if half.shape[1] >= 2:
+        ticks = np.arange(half.shape[1], dtype=np.float64)
+        ticks -= ticks.mean()
+        out["backlog_growth"] = (half - half.mean(axis=1, keepdims=True)) @ ticks / (ticks @ ticks)
     with np.errstate(invalid="ignore", divide="ignore"):
         util = state.link[:, LK_RESERVED_SUM, :] / (horizon_ticks * capacity[None, :].astype(np.float64))
     util[:, capacity == 0] = np.nan
