@@ -1,0 +1,395 @@
+"""The paper's learner (§2.2, §3.2–3.3): deep per-router policies, a consensus-estimated
+network-wide reward, and TRPO per router. Algorithm name `mamrl` (alias `deep-consensus`); it is
+the "MAMRL" curve of Fig. 4 (the meta-learning of §2.3 is in `mamrl.meta`).
+
+One training iteration:
+ 1. roll out E episodes in parallel with every router sampling from its own policy
+    (`rollout`): per tick, router i sees its observation, picks a neighbour, and afterwards
+    records r^_i = -(mean delivery time of the packets delivered at i that step, 0 if none)
+    and r~_i = -(packets lost at i that step);
+ 2. every router estimates the network-wide mean of r^ by dynamic consensus with its neighbours
+    (Eq. 4) and is rewarded e_i = r~_i + x_i (Eq. 6);
+ 3. per router: values from its linear feature baseline (fitted on the previous iteration's
+    returns, as rllab does), GAE advantages over ticks, normalised over its own decisions;
+ 4. per router: a TRPO step on its own decisions (`trpo.trpo_update`, all routers batched).
+
+Known property of the paper's reward, kept on purpose: r^ only counts packets that *are*
+delivered, so a policy that delivers fewer packets is not penalised for it by r^ (only losses
+are, through r~). `reward="backlog"` is our alternative: r^_i = -(packets queued at i + packets i
+has in flight), whose network sum is minus the packets in the network — by Little's law the
+bias-free sojourn time of SPEC §1.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from mamrl.agents.base import Progress, RoutingAgent
+from mamrl.agents.networks import StackedPolicy, encode_fields, input_dim, policy_logits
+from mamrl.agents.trpo import (
+    RouterBatch,
+    TrpoStats,
+    baseline_features,
+    discounted_returns,
+    fit_linear_baseline,
+    gae,
+    trpo_update,
+)
+from mamrl.consensus import DynamicConsensus
+from mamrl.errors import MamrlError
+from mamrl.sim import kernel
+from mamrl.sim.metrics import episode_metrics
+from mamrl.sim.params import SimParams
+from mamrl.sim.simulator import Simulator
+from mamrl.sim.traffic import draw_policy_uniforms
+
+REWARDS = ("paper", "backlog")
+
+
+@dataclass
+class DeepConsensusConfig:
+    """Hyper-parameters of the deep consensus learner; defaults and where they come from."""
+
+    hidden_sizes: tuple[int, ...] = (128, 128, 128, 128, 128)
+    """Hidden layers of every router's MLP (paper §3.3: five of 128, ReLU)."""
+    episodes_per_iteration: int = 16
+    """Episodes rolled out per TRPO iteration (E)."""
+    discount: float = 0.99
+    """gamma, per tick (rllab's default)."""
+    gae_lambda: float = 0.95
+    """lambda of GAE."""
+    max_kl: float = 0.01
+    """TRPO trust region (the paper authors' configuration)."""
+    cg_iterations: int = 10
+    """Conjugate-gradient iterations (the paper authors' configuration)."""
+    cg_damping: float = 1e-3
+    """Damping added to Fisher-vector products."""
+    fvp_fraction: float = 0.1
+    """Share of decisions used for Fisher-vector products (TRPO's usual subsampling)."""
+    consensus_gain: float = 0.0
+    """beta of Eq. 4; 0 = 0.5 / max degree (stable for any topology)."""
+    consensus_mode: str = "consensus"
+    """`consensus` (Eq. 4) or `centralised` (every router given the true mean; ablation)."""
+    reward: str = "paper"
+    """`paper` (r^ = -mean delivery time of delivered packets) or `backlog` (see module doc)."""
+    mask_down_links: bool = False
+    """Let policies see which of their links are down (off: the paper's routers learn failures from loss)."""
+    seed: int = 0
+    """Seed of the initial weights."""
+
+
+@dataclass
+class Rollout:
+    """E episodes of every router's experience. Arrays [T, E, N, ...] (T = horizon)."""
+
+    fields: np.ndarray
+    """int64 [T, E, N, G] observation rows."""
+    acted: np.ndarray
+    """bool [T, E, N] whether the router forwarded a packet (made a decision)."""
+    actions: np.ndarray
+    """int64 [T, E, N] chosen slots (meaningful where acted)."""
+    valid: np.ndarray | None
+    """bool [T, E, N, K] slots the policy could choose (only with mask_down_links)."""
+    signal: np.ndarray
+    """float64 [T, E, N] r^ (delivery-time or backlog signal) per router and tick."""
+    loss_signal: np.ndarray
+    """float64 [T, E, N] r~ = -(packets lost at the router that tick)."""
+    metrics: dict[str, np.ndarray]
+    """Per-episode metrics (SPEC §1)."""
+    decisions: int
+    """Number of decisions actually made."""
+
+
+def rollout(
+    policy_params: dict[str, torch.Tensor],
+    valid_slots: torch.Tensor,
+    params: SimParams,
+    seed: int,
+    num_episodes: int,
+    first_episode: int = 0,
+    *,
+    reward: str = "paper",
+    mask_down_links: bool = False,
+    sim: Simulator | None = None,
+) -> Rollout:
+    """Run episodes with every router sampling from its policy (inverse CDF on the episode's
+    policy stream, so a seed fixes the decisions given the weights)."""
+    sim = sim or Simulator(params)
+    topo = params.topology
+    n, k, horizon = topo.num_routers, topo.max_degree, params.horizon_ticks
+    state = sim.reset(seed, num_episodes, first_episode)
+    uniforms = draw_policy_uniforms(seed, num_episodes, horizon, n, first_episode)
+    fields = np.empty((horizon, num_episodes, n, 12), dtype=np.int64)
+    acted = np.empty((horizon, num_episodes, n), dtype=bool)
+    actions = np.zeros((horizon, num_episodes, n), dtype=np.int64)
+    valid_log = np.empty((horizon, num_episodes, n, k), dtype=bool) if mask_down_links else None
+    signal = np.zeros((horizon, num_episodes, n))
+    loss_signal = np.zeros((horizon, num_episodes, n))
+    degree_last = topo.degree[None, :] - 1
+    with torch.no_grad():
+        for t in range(horizon):
+            obs = sim.observe(state)
+            fields[t] = encode_fields(obs.head_destination, obs.longest_queue_neighbor, obs.last_actions, n, k)
+            acted[t] = obs.has_packet
+            if mask_down_links:
+                # A router whose links are all down keeps its full mask (it must send somewhere).
+                mask = obs.action_mask | ~obs.action_mask.any(axis=2, keepdims=True)
+                mask &= sim.slot_exists[None]
+                valid_log[t] = mask
+                valid = torch.from_numpy(mask).transpose(0, 1)
+            else:
+                valid = valid_slots
+            logits = policy_logits(policy_params, torch.from_numpy(fields[t]).transpose(0, 1), valid)
+            cumulative = torch.softmax(logits, dim=-1).cumsum(dim=-1).transpose(0, 1).numpy()  # [E, N, K]
+            choice = (uniforms[:, t, :, None] >= cumulative).sum(axis=2)
+            actions[t] = np.minimum(choice, degree_last)
+            if reward == "backlog":
+                in_flight_from = _in_flight_by_sender(state, n)
+                signal[t] = -(state.q_len + in_flight_from)
+            events = sim.step(state, actions[t])
+            if reward == "paper":
+                delivered = events.delivered
+                signal[t] = -np.divide(events.delivery_time_sum, delivered, out=np.zeros(delivered.shape), where=delivered > 0)
+            loss_signal[t] = -events.lost
+    metrics = episode_metrics(state, horizon, topo.capacities)
+    return Rollout(fields, acted, actions, valid_log, signal, loss_signal, metrics, int(acted.sum()))
+
+
+def _in_flight_by_sender(state: kernel.State, n: int) -> np.ndarray:
+    """[E, N] packets each router has in flight (its share of the link backlog)."""
+    pk = state.pk
+    on_link = pk[:, :, kernel.PK_LINK] >= 0
+    sender = np.where(on_link, pk[:, :, kernel.PK_SENDER], n)
+    out = np.zeros((pk.shape[0], n + 1), dtype=np.int64)
+    np.add.at(out, (np.arange(pk.shape[0])[:, None].repeat(pk.shape[1], 1), sender), 1)
+    return out[:, :n]
+
+
+@dataclass
+class IterationLog:
+    """One training iteration, for learning curves."""
+
+    iteration: int
+    episodes: int
+    reward: float
+    """Mean per-router return (sum over ticks of e_i), averaged over routers and episodes."""
+    mean_delivery_time: float
+    mean_sojourn_time: float
+    delivered_fraction: float
+    loss_fraction: float
+    kl: float
+    accepted_share: float
+    decisions: int
+    rollout_seconds: float
+    update_seconds: float
+
+
+class DeepConsensus(RoutingAgent):
+    """Deep per-router policies + consensus reward + per-router TRPO (the paper's learner)."""
+
+    name = "mamrl"
+    learns = True
+
+    def __init__(self, config: DeepConsensusConfig | None = None):
+        self.cfg = config or DeepConsensusConfig()
+        if self.cfg.reward not in REWARDS:
+            raise MamrlError(f"mamrl.reward must be one of {', '.join(REWARDS)}, got {self.cfg.reward!r}")
+        if self.cfg.episodes_per_iteration < 1:
+            raise MamrlError("mamrl.episodes_per_iteration must be >= 1")
+        self.policy: StackedPolicy | None = None
+        self.baseline_weights: torch.Tensor | None = None
+        self.episodes_trained = 0
+        self.log: list[IterationLog] = []
+        self._shape: tuple[int, int] | None = None
+
+    # ------------------------------------------------------------------ setup
+    def _ensure(self, params: SimParams) -> None:
+        topo = params.topology
+        shape = (topo.num_routers, topo.max_degree)
+        if self.policy is None:
+            self.policy = StackedPolicy(topo.num_routers, topo.max_degree, topo.degree, self.cfg.hidden_sizes, self.cfg.seed)
+            self._shape = shape
+            feature_dim = input_dim(*shape) + 4
+            self.baseline_weights = torch.zeros((topo.num_routers, feature_dim), dtype=torch.float64)
+        elif self._shape != shape:
+            raise MamrlError(f"mamrl policies are for {self._shape[0]} routers of degree <= {self._shape[1]}, topology {topo.name!r} differs")
+
+    def consensus(self, params: SimParams) -> DynamicConsensus:
+        gain = self.cfg.consensus_gain or None
+        return DynamicConsensus.for_topology(params.topology, gain, self.cfg.consensus_mode)
+
+    # ------------------------------------------------------------------ data -> batch
+    def rewards(self, params: SimParams, data: Rollout) -> np.ndarray:
+        """e [T, E, N] = r~ + x, x the consensus estimate of the mean of r^ (Eq. 4, 6)."""
+        return data.loss_signal + self.consensus(params).run(data.signal)
+
+    def router_batch(self, params: SimParams, data: Rollout, baseline_weights: torch.Tensor) -> tuple[RouterBatch, torch.Tensor]:
+        """Each router's decisions with GAE advantages; also returns the refitted baseline."""
+        horizon = params.horizon_ticks
+        n = params.topology.num_routers
+        in_dim = input_dim(n, params.topology.max_degree)
+        rewards = torch.from_numpy(self.rewards(params, data))  # [T, E, N]
+        fields = torch.from_numpy(data.fields)  # [T, E, N, G]
+        ticks = torch.arange(horizon)[:, None, None].expand(rewards.shape)
+        # Values of every (tick, episode, router) under the current baseline: gather, no dense features.
+        w = baseline_weights  # [N, D_in + 4]
+        router_index = torch.arange(n)[None, None, :, None].expand(fields.shape)
+        values = w[router_index, fields].sum(dim=-1)
+        tau = ticks.to(torch.float64) / horizon
+        values = values + w[:, in_dim] * tau + w[:, in_dim + 1] * tau**2 + w[:, in_dim + 2] * tau**3 + w[:, in_dim + 3]
+        advantages = gae(rewards, values, self.cfg.discount, self.cfg.gae_lambda)
+        returns = discounted_returns(rewards, self.cfg.discount)
+        new_weights = self._fit_baseline(fields, ticks, returns, in_dim, horizon)
+
+        acted = torch.from_numpy(data.acted)
+        counts = acted.sum(dim=(0, 1))  # [N]
+        m = int(max(int(counts.max()), 1))
+        batch_fields = torch.zeros((n, m, fields.shape[-1]), dtype=torch.int64)
+        batch_actions = torch.zeros((n, m), dtype=torch.int64)
+        batch_adv = torch.zeros((n, m), dtype=torch.float32)
+        mask = torch.zeros((n, m), dtype=torch.bool)
+        valid = None if data.valid is None else torch.ones((n, m, params.topology.max_degree), dtype=torch.bool)
+        actions = torch.from_numpy(data.actions)
+        for i in range(n):
+            sel = acted[:, :, i]
+            c = int(counts[i])
+            batch_fields[i, :c] = fields[:, :, i][sel]
+            batch_actions[i, :c] = actions[:, :, i][sel]
+            adv = advantages[:, :, i][sel]
+            if c > 1:
+                adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+            batch_adv[i, :c] = adv.to(torch.float32)
+            mask[i, :c] = True
+            if valid is not None:
+                valid[i, :c] = torch.from_numpy(data.valid)[:, :, i][sel]
+        # Padding rows point at row 0 of each field; they are masked out of every mean.
+        batch_fields[~mask] = torch.from_numpy(np.asarray(_field_floor(n, params.topology.max_degree)))
+        slots = self.policy.valid if valid is None else valid
+        return RouterBatch(batch_fields, batch_actions, batch_adv, mask, slots), new_weights
+
+    def _fit_baseline(self, fields, ticks, returns, in_dim, horizon, max_rows: int = 2048) -> torch.Tensor:
+        t, e, n, g = fields.shape
+        rows = t * e
+        generator = torch.Generator().manual_seed(self.episodes_trained)
+        pick = torch.randperm(rows, generator=generator)[: min(rows, max_rows)]
+        f = fields.reshape(rows, n, g)[pick].transpose(0, 1)  # [N, R, G]
+        tk = ticks.reshape(rows, n)[pick].transpose(0, 1)
+        ret = returns.reshape(rows, n)[pick].transpose(0, 1)
+        return fit_linear_baseline(baseline_features(f, tk, in_dim, horizon), ret)
+
+    # ------------------------------------------------------------------ RoutingAgent
+    def train(self, params: SimParams, seed: int, num_episodes: int, *, on_progress: Progress | None = None):
+        if num_episodes < 1:
+            raise MamrlError(f"number of episodes must be >= 1, got {num_episodes}")
+        self._ensure(params)
+        sim = Simulator(params)
+        parts: dict[str, list[np.ndarray]] = {}
+        done = 0
+        while done < num_episodes:
+            size = min(self.cfg.episodes_per_iteration, num_episodes - done)
+            entry, metrics = self.train_iteration(params, seed, size, sim=sim)
+            for key, values in metrics.items():
+                parts.setdefault(key, []).append(values)
+            done += size
+            if on_progress is not None:
+                on_progress(size)
+        return {k: np.concatenate(v) for k, v in parts.items()}
+
+    def train_iteration(self, params: SimParams, seed: int, num_episodes: int, *, sim: Simulator | None = None):
+        """One rollout + TRPO step; returns its log entry and the episodes' metrics."""
+        self._ensure(params)
+        start = time.perf_counter()
+        data = rollout(self.policy.param_dict(), self.policy.valid, params, seed, num_episodes, self.episodes_trained,
+                       reward=self.cfg.reward, mask_down_links=self.cfg.mask_down_links, sim=sim)
+        rolled = time.perf_counter()
+        batch, new_weights = self.router_batch(params, data, self.baseline_weights)
+        generator = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + self.episodes_trained)
+        new_params, stats = trpo_update(
+            self.policy.param_dict(), batch, max_kl=self.cfg.max_kl, cg_iterations=self.cfg.cg_iterations,
+            cg_damping=self.cfg.cg_damping, fvp_fraction=self.cfg.fvp_fraction, generator=generator,
+        )
+        with torch.no_grad():
+            for key, value in new_params.items():
+                self.policy.params[key].copy_(value)
+        self.baseline_weights = new_weights
+        self.episodes_trained += num_episodes
+        entry = self._log_entry(params, data, stats, rolled - start, time.perf_counter() - rolled, num_episodes)
+        self.log.append(entry)
+        return entry, data.metrics
+
+    def _log_entry(self, params, data: Rollout, stats: TrpoStats, rollout_s: float, update_s: float, episodes: int) -> IterationLog:
+        m = data.metrics
+        rewards = self.rewards(params, data).sum(axis=0).mean()
+        return IterationLog(
+            iteration=len(self.log) + 1,
+            episodes=self.episodes_trained,
+            reward=float(rewards),
+            mean_delivery_time=float(np.nanmean(m["mean_delivery_time"])),
+            mean_sojourn_time=float(np.nanmean(m["mean_sojourn_time"])),
+            delivered_fraction=float(np.nanmean(m["delivered_fraction"])),
+            loss_fraction=float(np.nanmean(m["loss_fraction"])),
+            kl=float(stats.kl[stats.accepted].mean()) if bool(stats.accepted.any()) else 0.0,
+            accepted_share=float(stats.accepted.float().mean()),
+            decisions=data.decisions,
+            rollout_seconds=rollout_s,
+            update_seconds=update_s,
+        )
+
+    def evaluate(self, params, seed, num_episodes, *, batch_size=32, on_progress: Progress | None = None):
+        self._ensure(params)
+        sim = Simulator(params)
+        parts: dict[str, list[np.ndarray]] = {}
+        done = 0
+        while done < num_episodes:
+            size = min(batch_size, num_episodes - done)
+            data = rollout(self.policy.param_dict(), self.policy.valid, params, seed, size, done,
+                           reward=self.cfg.reward, mask_down_links=self.cfg.mask_down_links, sim=sim)
+            for key, values in data.metrics.items():
+                parts.setdefault(key, []).append(values)
+            done += size
+            if on_progress is not None:
+                on_progress(size)
+        return {k: np.concatenate(v) for k, v in parts.items()}
+
+    # ------------------------------------------------------------------ persistence
+    def config(self):
+        values = dict(vars(self.cfg))
+        values["hidden_sizes"] = list(values["hidden_sizes"])
+        return values
+
+    def state_arrays(self):
+        if self.policy is None:
+            return {}
+        out = {f"policy.{k}": v.detach().numpy() for k, v in self.policy.params.items()}
+        out["baseline"] = self.baseline_weights.numpy()
+        out["episodes_trained"] = np.array(self.episodes_trained)
+        out["degree"] = self.policy.valid.sum(dim=1).numpy().astype(np.int64)
+        return out
+
+    def load_state_arrays(self, arrays):
+        if "degree" not in arrays or not any(k.startswith("policy.") for k in arrays):
+            raise MamrlError("mamrl checkpoint has no policy weights")
+        degree = np.asarray(arrays["degree"], dtype=np.int64)
+        n, k = len(degree), int(degree.max())
+        self.policy = StackedPolicy(n, k, degree, self.cfg.hidden_sizes, self.cfg.seed)
+        with torch.no_grad():
+            for key, param in self.policy.params.items():
+                if f"policy.{key}" not in arrays:
+                    raise MamrlError(f"mamrl checkpoint lacks policy.{key}")
+                value = torch.from_numpy(np.asarray(arrays[f"policy.{key}"]))
+                if value.shape != param.shape:
+                    raise MamrlError(f"mamrl checkpoint: {key} has shape {tuple(value.shape)}, expected {tuple(param.shape)} (hidden_sizes differ?)")
+                param.copy_(value)
+        self._shape = (n, k)
+        self.baseline_weights = torch.from_numpy(np.asarray(arrays["baseline"], dtype=np.float64))
+        self.episodes_trained = int(arrays["episodes_trained"])
+
+
+def _field_floor(num_routers: int, max_degree: int) -> list[int]:
+    from mamrl.agents.networks import field_offsets
+
+    return list(field_offsets(num_routers, max_degree))
