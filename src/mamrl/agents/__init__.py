@@ -44,8 +44,14 @@ class TableAgent(RoutingAgent):
 
 
 POLICY_NAMES = ("spa", "random")
-ALGORITHM_NAMES = ("spa", "random", "q-routing", "pg")
-ALIASES = {"shortest-path": "spa", "q": "q-routing", "qrouting": "q-routing", "policy-gradient": "pg"}
+ALGORITHM_NAMES = ("spa", "random", "q-routing", "pg", "mamrl")
+ALIASES = {
+    "shortest-path": "spa",
+    "q": "q-routing",
+    "qrouting": "q-routing",
+    "policy-gradient": "pg",
+    "deep-consensus": "mamrl",
+}
 
 
 def make_policy(name: str, *, reconvergence_delay_ticks: int | None = None) -> TablePolicy:
@@ -62,31 +68,55 @@ def make_policy(name: str, *, reconvergence_delay_ticks: int | None = None) -> T
 
 
 def _config_class(key: str):
+    from mamrl.agents.deep_consensus import DeepConsensusConfig
     from mamrl.agents.policy_gradient import PolicyGradientConfig
     from mamrl.agents.q_routing import QRoutingConfig
     from mamrl.agents.shortest_path import ShortestPathPolicy
 
-    return {"spa": ShortestPathPolicy, "q-routing": QRoutingConfig, "pg": PolicyGradientConfig}.get(key)
+    return {
+        "spa": ShortestPathPolicy,
+        "q-routing": QRoutingConfig,
+        "pg": PolicyGradientConfig,
+        "mamrl": DeepConsensusConfig,
+    }.get(key)
 
 
 def build_config(cls, values: dict[str, Any], where: str):
     """A config dataclass from a dict, with one-line errors naming unknown or mistyped fields."""
     fields = {f.name: f for f in dataclasses.fields(cls)}
+    coerced: dict[str, Any] = {}
     for key, value in values.items():
         if key not in fields:
             raise MamrlError(f"{where}: unknown field {key!r} (known: {', '.join(fields)})")
-        default = fields[key].default
-        if isinstance(default, bool) or default is None:
-            continue
-        if isinstance(default, (int, float)) and (isinstance(value, bool) or not isinstance(value, (int, float))):
-            raise MamrlError(f"{where}.{key}: expected a number, got {value!r}")
-        if isinstance(default, int) and not isinstance(default, bool) and isinstance(value, float) and not value.is_integer():
-            raise MamrlError(f"{where}.{key}: expected an integer, got {value!r}")
-        if isinstance(default, str) and not isinstance(value, str):
-            raise MamrlError(f"{where}.{key}: expected a string, got {value!r}")
-    coerced = {k: (int(v) if isinstance(fields[k].default, int) and not isinstance(fields[k].default, bool)
-                   and isinstance(v, float) else v) for k, v in values.items()}
+        coerced[key] = _coerce(fields[key].default, value, f"{where}.{key}")
     return cls(**coerced)
+
+
+def _coerce(default: Any, value: Any, where: str) -> Any:
+    """`value` checked against the type of the field's default (bool, int, float, str, tuple)."""
+    if default is None:
+        return value
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise MamrlError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if isinstance(default, (int, float)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise MamrlError(f"{where}: expected a number, got {value!r}")
+        if isinstance(default, int):
+            if isinstance(value, float) and not value.is_integer():
+                raise MamrlError(f"{where}: expected an integer, got {value!r}")
+            return int(value)
+        return float(value)
+    if isinstance(default, str):
+        if not isinstance(value, str):
+            raise MamrlError(f"{where}: expected a string, got {value!r}")
+        return value
+    if isinstance(default, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise MamrlError(f"{where}: expected a list, got {value!r}")
+        return tuple(_coerce(default[0], v, where) for v in value) if default else tuple(value)
+    return value
 
 
 def canonical_name(name: str) -> str:
@@ -97,7 +127,8 @@ def canonical_name(name: str) -> str:
 
 
 def make_agent(name: str, config: dict[str, Any] | None = None) -> RoutingAgent:
-    """A routing algorithm by name (`spa`, `random`, `q-routing`, `pg`) with optional config values."""
+    """A routing algorithm by name (`spa`, `random`, `q-routing`, `pg`, `mamrl`) with optional config values."""
+    from mamrl.agents.deep_consensus import DeepConsensus
     from mamrl.agents.policy_gradient import PolicyGradient
     from mamrl.agents.q_routing import QRouting
     from mamrl.agents.random_policy import UniformRandomPolicy
@@ -111,6 +142,8 @@ def make_agent(name: str, config: dict[str, Any] | None = None) -> RoutingAgent:
     cfg = build_config(_config_class(key), values, key)
     if key == "spa":
         return TableAgent(cfg)
+    if key == "mamrl":
+        return DeepConsensus(cfg)
     return QRouting(cfg) if key == "q-routing" else PolicyGradient(cfg)
 
 
