@@ -152,7 +152,7 @@ def test_save_and_load_round_trip(tmp_path, factory):
     params = SimParams(load_topology("b4"), 0.2, horizon_ticks=100)
     agent = factory()
     agent.train(params, seed=0, num_episodes=5)
-    path = agent.save(tmp_path / "agent.npz")
+    path = agent.save(tmp_path / "agent.pt")
     meta, arrays = RoutingAgent.read_checkpoint(path)
     assert meta["name"] == agent.name and meta["config"] == agent.config()
     clone = factory()
@@ -171,8 +171,10 @@ def test_corrupt_or_foreign_checkpoints_give_one_line_errors(tmp_path):
         with pytest.raises(MamrlError) as err:
             RoutingAgent.read_checkpoint(path)
         assert "\n" not in str(err.value)
-    foreign = tmp_path / "foreign.npz"
-    np.savez(foreign, weights=np.zeros(3))
+    foreign = tmp_path / "foreign.pt"
+    import torch
+
+    torch.save({"weights": torch.zeros(3)}, foreign)
     with pytest.raises(MamrlError):
         RoutingAgent.read_checkpoint(foreign)
     with pytest.raises(MamrlError):

@@ -219,7 +219,7 @@ def test_checkpoint_round_trip(tmp_path):
     params = SimParams(TOPOLOGIES["geant"], 0.2, horizon_ticks=40)
     agent = DeepConsensus(DeepConsensusConfig(hidden_sizes=(16,), episodes_per_iteration=2))
     agent.train(params, seed=1, num_episodes=2)
-    path = agent.save(tmp_path / "deep.npz")
+    path = agent.save(tmp_path / "deep.pt")
     meta, arrays = DeepConsensus.read_checkpoint(path)
     clone = DeepConsensus(DeepConsensusConfig(hidden_sizes=(16,)))
     clone.load_state_arrays(arrays)

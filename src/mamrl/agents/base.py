@@ -20,7 +20,7 @@ from mamrl.sim.params import SimParams
 Progress = Callable[[int], None]
 """Called with the number of episodes just finished."""
 
-CHECKPOINT_FORMAT = "mamrl-agent/1"
+CHECKPOINT_FORMAT = "mamrl-agent/2"
 
 
 class RoutingAgent(ABC):
@@ -55,29 +55,44 @@ class RoutingAgent(ABC):
         if arrays:
             raise MamrlError(f"{self.name} has no learned state to load")
 
-    def save(self, path: str | Path) -> Path:
-        """Write config and learned state to one `.npz` file, atomically (no pickles)."""
+    def save(self, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
+        """Write config and learned state as a torch state dict, atomically (temp file + rename).
+
+        `extra` holds JSON-ready training state (logs, counters) kept beside the weights."""
+        import torch
+
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        meta = json.dumps({"format": CHECKPOINT_FORMAT, "name": self.name, "config": self.config()})
+        payload = {
+            "format": CHECKPOINT_FORMAT,
+            "name": self.name,
+            "config": json.dumps(self.config()),
+            "extra": json.dumps(extra or {}),
+            "arrays": {k: torch.from_numpy(np.array(v, copy=True)) for k, v in self.state_arrays().items()},
+        }
         tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "wb") as fh:
-            np.savez(fh, __meta__=np.array(meta), **self.state_arrays())
+        torch.save(payload, tmp)
         tmp.replace(path)
         return path
 
     @staticmethod
     def read_checkpoint(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        """(meta, arrays) of a checkpoint written by `save`; one-line errors if it is not one."""
+        """(meta, arrays) of a checkpoint written by `save`, loaded with `weights_only=True`
+        (no code runs); one-line errors for a missing, corrupt or foreign file."""
+        import torch
+
         path = Path(path)
         if not path.is_file():
             raise MamrlError(f"checkpoint {path} does not exist")
         try:
-            with np.load(path, allow_pickle=False) as data:
-                arrays = {k: data[k] for k in data.files}
-            meta = json.loads(str(arrays.pop("__meta__")))
-        except Exception as exc:  # zip, npy and JSON errors all mean the same to a user
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # zip, unpickling and format errors all mean the same to a user
             raise MamrlError(f"checkpoint {path} is corrupt or not a mamrl checkpoint ({type(exc).__name__})") from None
-        if not isinstance(meta, dict) or meta.get("format") != CHECKPOINT_FORMAT:
+        if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
             raise MamrlError(f"checkpoint {path} is not a mamrl agent checkpoint")
+        try:
+            meta = {"name": payload["name"], "config": json.loads(payload["config"]), "extra": json.loads(payload["extra"])}
+            arrays = {k: v.numpy() for k, v in payload["arrays"].items()}
+        except Exception as exc:
+            raise MamrlError(f"checkpoint {path} is incomplete ({type(exc).__name__})") from None
         return meta, arrays

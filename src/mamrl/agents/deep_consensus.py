@@ -14,10 +14,17 @@ One training iteration:
  4. per router: a TRPO step on its own decisions (`trpo.trpo_update`, all routers batched).
 
 Known property of the paper's reward, kept on purpose: r^ only counts packets that *are*
-delivered, so a policy that delivers fewer packets is not penalised for it by r^ (only losses
-are, through r~). `reward="backlog"` is our alternative: r^_i = -(packets queued at i + packets i
-has in flight), whose network sum is minus the packets in the network — by Little's law the
-bias-free sojourn time of SPEC §1.
+delivered and is 0 at ticks without deliveries, so delivering fewer packets raises it (only
+losses are penalised, through r~). Trained on it, policies learn to deliver less (RESULTS.md).
+Two alternatives of ours:
+* `reward="backlog"`: r^_i = -(packets queued at i + packets i has in flight), whose network sum is
+  minus the packets in the network — by Little's law the bias-free sojourn time of SPEC §1 —
+  still spread by consensus;
+* `reward="packet"`: no consensus; each decision is credited with its own packet's outcome,
+  -(ticks from the decision until the packet leaves the network) - loss_penalty if it is lost
+  (its age at the horizon if still in the network), the information a packet can carry back to
+  the routers it crossed (as in our tabular PG and in Q-routing's feedback). Advantages are these
+  returns minus the router's linear baseline.
 """
 
 from __future__ import annotations
@@ -47,7 +54,7 @@ from mamrl.sim.params import SimParams
 from mamrl.sim.simulator import Simulator
 from mamrl.sim.traffic import draw_policy_uniforms
 
-REWARDS = ("paper", "backlog")
+REWARDS = ("paper", "backlog", "packet")
 
 
 @dataclass
@@ -76,6 +83,8 @@ class DeepConsensusConfig:
     """`consensus` (Eq. 4) or `centralised` (every router given the true mean; ablation)."""
     reward: str = "paper"
     """`paper` (r^ = -mean delivery time of delivered packets) or `backlog` (see module doc)."""
+    loss_penalty: float = 100.0
+    """Extra cost of a lost packet in ticks, for `reward="packet"`."""
     mask_down_links: bool = False
     """Let policies see which of their links are down (off: the paper's routers learn failures from loss)."""
     seed: int = 0
@@ -102,6 +111,8 @@ class Rollout:
     """Per-episode metrics (SPEC §1)."""
     decisions: int
     """Number of decisions actually made."""
+    packet_return: np.ndarray | None = None
+    """float64 [T, E, N] with `reward="packet"`: the decision's packet outcome (see module doc)."""
 
 
 def rollout(
@@ -114,6 +125,7 @@ def rollout(
     *,
     reward: str = "paper",
     mask_down_links: bool = False,
+    loss_penalty: float = 100.0,
     sim: Simulator | None = None,
 ) -> Rollout:
     """Run episodes with every router sampling from its policy (inverse CDF on the episode's
@@ -130,6 +142,7 @@ def rollout(
     signal = np.zeros((horizon, num_episodes, n))
     loss_signal = np.zeros((horizon, num_episodes, n))
     degree_last = topo.degree[None, :] - 1
+    heads = np.full((horizon, num_episodes, n), -1, dtype=np.int64) if reward == "packet" else None
     with torch.no_grad():
         for t in range(horizon):
             obs = sim.observe(state)
@@ -147,6 +160,8 @@ def rollout(
             cumulative = torch.softmax(logits, dim=-1).cumsum(dim=-1).transpose(0, 1).numpy()  # [E, N, K]
             choice = (uniforms[:, t, :, None] >= cumulative).sum(axis=2)
             actions[t] = np.minimum(choice, degree_last)
+            if heads is not None:
+                heads[t] = state.q_head
             if reward == "backlog":
                 in_flight_from = _in_flight_by_sender(state, n)
                 signal[t] = -(state.q_len + in_flight_from)
@@ -156,7 +171,20 @@ def rollout(
                 signal[t] = -np.divide(events.delivery_time_sum, delivered, out=np.zeros(delivered.shape), where=delivered > 0)
             loss_signal[t] = -events.lost
     metrics = episode_metrics(state, horizon, topo.capacities)
-    return Rollout(fields, acted, actions, valid_log, signal, loss_signal, metrics, int(acted.sum()))
+    packet_return = None if heads is None else _packet_returns(state, heads, horizon, loss_penalty)
+    return Rollout(fields, acted, actions, valid_log, signal, loss_signal, metrics, int(acted.sum()), packet_return)
+
+
+def _packet_returns(state: kernel.State, heads: np.ndarray, horizon: int, loss_penalty: float) -> np.ndarray:
+    """[T, E, N]: -(end tick - decision tick) - loss_penalty * lost for each decision's packet;
+    a packet still in the network ends at the horizon (its age then, a lower bound)."""
+    episode = np.arange(heads.shape[1])[None, :, None]
+    p = np.maximum(heads, 0)
+    fate = state.pk[episode, p, kernel.PK_FATE]
+    end = np.where(fate == kernel.FATE_PENDING, horizon, state.pk[episode, p, kernel.PK_END_TICK])
+    ticks = np.arange(heads.shape[0])[:, None, None]
+    out = -(end - ticks) - loss_penalty * (fate == kernel.FATE_LOST)
+    return np.where(heads >= 0, out, 0.0).astype(np.float64)
 
 
 def _in_flight_by_sender(state: kernel.State, n: int) -> np.ndarray:
@@ -232,20 +260,25 @@ class DeepConsensus(RoutingAgent):
         horizon = params.horizon_ticks
         n = params.topology.num_routers
         in_dim = input_dim(n, params.topology.max_degree)
-        rewards = torch.from_numpy(self.rewards(params, data))  # [T, E, N]
+        rewards = torch.from_numpy(self.rewards(params, data)) if data.packet_return is None else None  # [T, E, N]
         fields = torch.from_numpy(data.fields)  # [T, E, N, G]
-        ticks = torch.arange(horizon)[:, None, None].expand(rewards.shape)
+        ticks = torch.arange(horizon)[:, None, None].expand(data.acted.shape)
         # Values of every (tick, episode, router) under the current baseline: gather, no dense features.
         w = baseline_weights  # [N, D_in + 4]
         router_index = torch.arange(n)[None, None, :, None].expand(fields.shape)
         values = w[router_index, fields].sum(dim=-1)
         tau = ticks.to(torch.float64) / horizon
         values = values + w[:, in_dim] * tau + w[:, in_dim + 1] * tau**2 + w[:, in_dim + 2] * tau**3 + w[:, in_dim + 3]
-        advantages = gae(rewards, values, self.cfg.discount, self.cfg.gae_lambda)
-        returns = discounted_returns(rewards, self.cfg.discount)
-        new_weights = self._fit_baseline(fields, ticks, returns, in_dim, horizon)
-
         acted = torch.from_numpy(data.acted)
+        if data.packet_return is not None:
+            returns = torch.from_numpy(data.packet_return)
+            advantages = returns - values
+            new_weights = self._fit_baseline(fields, ticks, returns, in_dim, horizon, rows_mask=acted)
+        else:
+            advantages = gae(rewards, values, self.cfg.discount, self.cfg.gae_lambda)
+            returns = discounted_returns(rewards, self.cfg.discount)
+            new_weights = self._fit_baseline(fields, ticks, returns, in_dim, horizon)
+
         counts = acted.sum(dim=(0, 1))  # [N]
         m = int(max(int(counts.max()), 1))
         batch_fields = torch.zeros((n, m, fields.shape[-1]), dtype=torch.int64)
@@ -271,15 +304,30 @@ class DeepConsensus(RoutingAgent):
         slots = self.policy.valid if valid is None else valid
         return RouterBatch(batch_fields, batch_actions, batch_adv, mask, slots), new_weights
 
-    def _fit_baseline(self, fields, ticks, returns, in_dim, horizon, max_rows: int = 2048) -> torch.Tensor:
+    def _fit_baseline(self, fields, ticks, returns, in_dim, horizon, max_rows: int = 2048, rows_mask=None) -> torch.Tensor:
+        """Refit every router's linear baseline on (a sample of) its rows; with `rows_mask`
+        [T, E, N] only on the rows it marks (a router's decisions)."""
         t, e, n, g = fields.shape
-        rows = t * e
         generator = torch.Generator().manual_seed(self.episodes_trained)
-        pick = torch.randperm(rows, generator=generator)[: min(rows, max_rows)]
-        f = fields.reshape(rows, n, g)[pick].transpose(0, 1)  # [N, R, G]
-        tk = ticks.reshape(rows, n)[pick].transpose(0, 1)
-        ret = returns.reshape(rows, n)[pick].transpose(0, 1)
-        return fit_linear_baseline(baseline_features(f, tk, in_dim, horizon), ret)
+        f_all = fields.reshape(t * e, n, g).transpose(0, 1)
+        tk_all = ticks.reshape(t * e, n).transpose(0, 1)
+        ret_all = returns.reshape(t * e, n).transpose(0, 1)
+        if rows_mask is None:
+            pick = torch.randperm(t * e, generator=generator)[: min(t * e, max_rows)]
+            return fit_linear_baseline(baseline_features(f_all[:, pick], tk_all[:, pick], in_dim, horizon), ret_all[:, pick])
+        # Rows per router differ: take up to max_rows of each router's own rows, padding with
+        # zero-weight copies so the batched solve stays rectangular.
+        m = rows_mask.reshape(t * e, n).transpose(0, 1)
+        chosen = torch.zeros((n, max_rows), dtype=torch.int64)
+        weight = torch.zeros((n, max_rows), dtype=torch.float64)
+        for i in range(n):
+            rows = torch.nonzero(m[i]).squeeze(1)
+            rows = rows[torch.randperm(len(rows), generator=generator)[:max_rows]]
+            chosen[i, : len(rows)] = rows
+            weight[i, : len(rows)] = 1.0
+        take = lambda a: torch.gather(a, 1, chosen if a.dim() == 2 else chosen[..., None].expand(-1, -1, a.shape[-1]))
+        features = baseline_features(take(f_all), take(tk_all), in_dim, horizon) * weight[..., None]
+        return fit_linear_baseline(features, take(ret_all) * weight)
 
     # ------------------------------------------------------------------ RoutingAgent
     def train(self, params: SimParams, seed: int, num_episodes: int, *, on_progress: Progress | None = None):
@@ -304,7 +352,8 @@ class DeepConsensus(RoutingAgent):
         self._ensure(params)
         start = time.perf_counter()
         data = rollout(self.policy.param_dict(), self.policy.valid, params, seed, num_episodes, self.episodes_trained,
-                       reward=self.cfg.reward, mask_down_links=self.cfg.mask_down_links, sim=sim)
+                       reward=self.cfg.reward, mask_down_links=self.cfg.mask_down_links,
+                       loss_penalty=self.cfg.loss_penalty, sim=sim)
         rolled = time.perf_counter()
         batch, new_weights = self.router_batch(params, data, self.baseline_weights)
         generator = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + self.episodes_trained)
@@ -323,7 +372,10 @@ class DeepConsensus(RoutingAgent):
 
     def _log_entry(self, params, data: Rollout, stats: TrpoStats, rollout_s: float, update_s: float, episodes: int) -> IterationLog:
         m = data.metrics
-        rewards = self.rewards(params, data).sum(axis=0).mean()
+        if data.packet_return is not None:
+            rewards = data.packet_return[data.acted].mean()  # mean decision return
+        else:
+            rewards = self.rewards(params, data).sum(axis=0).mean()
         return IterationLog(
             iteration=len(self.log) + 1,
             episodes=self.episodes_trained,
@@ -347,7 +399,8 @@ class DeepConsensus(RoutingAgent):
         while done < num_episodes:
             size = min(batch_size, num_episodes - done)
             data = rollout(self.policy.param_dict(), self.policy.valid, params, seed, size, done,
-                           reward=self.cfg.reward, mask_down_links=self.cfg.mask_down_links, sim=sim)
+                           reward=self.cfg.reward, mask_down_links=self.cfg.mask_down_links,
+                           loss_penalty=self.cfg.loss_penalty, sim=sim)
             for key, values in data.metrics.items():
                 parts.setdefault(key, []).append(values)
             done += size

@@ -1,0 +1,201 @@
+"""`mamrl train`: train one algorithm on one configuration, with learning curves and checkpoints.
+
+A run directory holds:
+  config.json     resolved configuration, seed, mamrl version (written once; a resume must match)
+  checkpoint.pt   the agent after the last completed chunk (torch state dict, weights_only load,
+                  written atomically)
+  curves.csv      one row per chunk of training episodes (metrics, and for `mamrl` the TRPO stats)
+  curves.png      the learning curves
+  evaluation.json metrics of frozen-policy evaluation episodes (if asked for)
+
+Killed at any point, `mamrl train` with the same arguments resumes from the checkpoint and, since
+training episode k always has the same traffic and the learners are deterministic given it,
+finishes with the same weights and curves as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from mamrl import __version__
+from mamrl.agents import canonical_name, make_agent
+from mamrl.agents.base import RoutingAgent
+from mamrl.errors import MamrlError
+from mamrl.sim.metrics import estimate
+from mamrl.sim.params import LinkFailure, SimParams
+from mamrl.topologies import load_topology
+
+CURVE_METRICS = ("mean_delivery_time", "mean_sojourn_time", "delivered_fraction", "loss_fraction")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run."""
+
+    topology: str = "b4"
+    """Built-in name or path of the topology."""
+    load: float = 0.3
+    """lambda, packets per router per tick."""
+    horizon_ticks: int = 500
+    """Episode length."""
+    failures: tuple[str, ...] = ()
+    """Link failures as `A-B[@TICK]`."""
+    algorithm: str = "mamrl"
+    """Algorithm name (`mamrl`, `pg`, `q-routing`)."""
+    algorithm_config: dict[str, Any] = field(default_factory=dict)
+    """Algorithm hyper-parameters (fields of its config dataclass)."""
+    episodes: int = 1000
+    """Training episodes."""
+    seed: int = 0
+    """Seed of the training traffic."""
+    chunk_episodes: int = 0
+    """Episodes per curve row and checkpoint; 0 = one TRPO iteration for `mamrl`, else 50."""
+    eval_episodes: int = 0
+    """Frozen-policy evaluation episodes at the end (on seed + 1_000_003)."""
+
+    def resolved(self) -> "TrainConfig":
+        if self.episodes < 1:
+            raise MamrlError(f"episodes must be >= 1, got {self.episodes}")
+        if self.eval_episodes < 0:
+            raise MamrlError(f"eval episodes must be >= 0, got {self.eval_episodes}")
+        name = canonical_name(self.algorithm)
+        chunk = self.chunk_episodes
+        if chunk <= 0:
+            agent = make_agent(name, self.algorithm_config)
+            chunk = getattr(getattr(agent, "cfg", None), "episodes_per_iteration", 50) if name == "mamrl" else 50
+        return TrainConfig(self.topology, float(self.load), int(self.horizon_ticks), tuple(self.failures), name,
+                           dict(self.algorithm_config), int(self.episodes), int(self.seed), int(chunk), int(self.eval_episodes))
+
+    def sim_params(self) -> SimParams:
+        topo = load_topology(self.topology)
+        failures = tuple(LinkFailure.parse(topo, f) for f in self.failures)
+        return SimParams(topo, self.load, self.horizon_ticks, failures)
+
+
+EVAL_SEED_OFFSET = 1_000_003
+
+
+def train_run(
+    cfg: TrainConfig,
+    out_dir: str | Path,
+    *,
+    on_chunk: Callable[[dict[str, Any]], None] | None = None,
+    stop_after_chunks: int | None = None,
+) -> dict[str, Any]:
+    """Train (or resume) into `out_dir`; returns the last curve row. `stop_after_chunks` stops
+    early as if killed (for tests)."""
+    cfg = cfg.resolved()
+    params = cfg.sim_params()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    config_path, checkpoint, curves_path = out / "config.json", out / "checkpoint.pt", out / "curves.csv"
+    record = {"config": _jsonable(asdict(cfg)), "simulation": params.describe(), "mamrl_version": __version__}
+    agent = make_agent(cfg.algorithm, cfg.algorithm_config)
+    rows: list[dict[str, Any]] = []
+    if config_path.exists():
+        previous = json.loads(config_path.read_text())
+        if previous.get("config") != record["config"]:
+            raise MamrlError(f"{out} holds a run with a different configuration; use another directory")
+        if checkpoint.exists():
+            meta, arrays = RoutingAgent.read_checkpoint(checkpoint)
+            agent.load_state_arrays(arrays)
+            rows = meta["extra"].get("rows", [])
+    else:
+        _write_atomic(config_path, json.dumps(record, indent=2))
+    done = int(getattr(agent, "episodes_trained", 0))
+    chunks = 0
+    while done < cfg.episodes:
+        size = min(cfg.chunk_episodes, cfg.episodes - done)
+        start = time.perf_counter()
+        metrics = agent.train(params, cfg.seed, size)
+        row = {"episodes": done + size, "seconds": round(time.perf_counter() - start, 3)}
+        for key in CURVE_METRICS:
+            row[key] = _finite(np.nanmean(metrics[key]) if np.isfinite(metrics[key]).any() else math.nan)
+        log = getattr(agent, "log", None)
+        if log:
+            entry = log[-1]
+            row.update({"reward": entry.reward, "kl": entry.kl, "accepted_share": entry.accepted_share})
+        rows.append(row)
+        done += size
+        agent.save(checkpoint, extra={"rows": rows})
+        _write_atomic(curves_path, _csv_text(rows))
+        if on_chunk is not None:
+            on_chunk(row)
+        chunks += 1
+        if stop_after_chunks is not None and chunks >= stop_after_chunks and done < cfg.episodes:
+            return row
+    _write_atomic(curves_path, _csv_text(rows))
+    plot_curves(rows, out / "curves.png", title=f"{params.topology.name}, λ = {cfg.load:g}, {cfg.algorithm}")
+    if cfg.eval_episodes:
+        evaluation = agent.evaluate(params, cfg.seed + EVAL_SEED_OFFSET, cfg.eval_episodes)
+        summary = {k: asdict(estimate(evaluation[k])) for k in CURVE_METRICS + ("generated", "delivered", "lost")}
+        _write_atomic(out / "evaluation.json", json.dumps({"seed": cfg.seed + EVAL_SEED_OFFSET,
+                                                             "episodes": cfg.eval_episodes, "metrics": summary}, indent=2))
+    return rows[-1] if rows else {}
+
+
+def plot_curves(rows: list[dict[str, Any]], path: Path, title: str) -> None:
+    """Learning curves: the algorithm's own reward (if any), delivery/sojourn time, delivered/loss."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    episodes = [r["episodes"] for r in rows]
+    panels = [("reward", "reward (algorithm's own)")] if any("reward" in r for r in rows) else []
+    fig = Figure(figsize=(4.2 * (len(panels) + 2), 3.6), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, len(panels) + 2)
+    k = 0
+    if panels:
+        axes[0].plot(episodes, [r.get("reward", math.nan) for r in rows], color="black")
+        axes[0].set_title("reward (the algorithm's own)")
+        k = 1
+    axes[k].plot(episodes, [r["mean_delivery_time"] for r in rows], label="delivery time (paper)")
+    axes[k].plot(episodes, [r["mean_sojourn_time"] for r in rows], label="sojourn time (bias-free)")
+    axes[k].set_ylabel("ticks")
+    axes[k].legend(fontsize=8)
+    axes[k + 1].plot(episodes, [r["delivered_fraction"] for r in rows], label="delivered fraction")
+    axes[k + 1].plot(episodes, [r["loss_fraction"] for r in rows], label="loss fraction")
+    axes[k + 1].set_ylim(0, 1)
+    axes[k + 1].legend(fontsize=8)
+    for ax in axes:
+        ax.set_xlabel("training episodes")
+        ax.grid(alpha=0.3)
+    fig.suptitle(title)
+    tmp = path.with_name(path.name + ".tmp.png")
+    fig.savefig(tmp, dpi=120)
+    tmp.replace(path)
+
+
+def _csv_text(rows: list[dict[str, Any]]) -> str:
+    keys: list[str] = []
+    for row in rows:
+        keys += [k for k in row if k not in keys]
+    import io
+
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=keys)
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def _finite(value: float) -> float | None:
+    return float(value) if math.isfinite(value) else None
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=list))

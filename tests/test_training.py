@@ -1,0 +1,51 @@
+"""`mamrl train`: checkpoints, curves, and resuming after a kill."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from mamrl.agents.base import RoutingAgent
+from mamrl.errors import MamrlError
+from mamrl.training import TrainConfig, train_run
+
+
+def _curves(path):
+    with open(path) as fh:
+        return [{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader(fh)]
+
+
+@pytest.mark.parametrize(
+    "algorithm,config,chunk",
+    [("mamrl", {"hidden_sizes": [16, 16], "episodes_per_iteration": 2}, 0), ("pg", {}, 3), ("q-routing", {}, 3)],
+)
+def test_resumed_run_equals_uninterrupted_run(tmp_path, algorithm, config, chunk):
+    cfg = TrainConfig(topology="b4", load=0.3, horizon_ticks=60, algorithm=algorithm, algorithm_config=config,
+                      episodes=8, seed=3, chunk_episodes=chunk, eval_episodes=2)
+    whole, parts = tmp_path / "whole", tmp_path / "parts"
+    train_run(cfg, whole)
+    train_run(cfg, parts, stop_after_chunks=2)  # "killed" after two chunks
+    assert not (parts / "curves.png").exists()
+    train_run(cfg, parts)  # resumed
+    assert _curves(whole / "curves.csv") == _curves(parts / "curves.csv")
+    _, a = RoutingAgent.read_checkpoint(whole / "checkpoint.pt")
+    _, b = RoutingAgent.read_checkpoint(parts / "checkpoint.pt")
+    assert a.keys() == b.keys()
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key])
+    assert (whole / "curves.png").stat().st_size > 0
+    evaluation = json.loads((whole / "evaluation.json").read_text())
+    assert evaluation["episodes"] == 2 and "delivered_fraction" in evaluation["metrics"]
+    assert len(_curves(whole / "curves.csv")) >= 3
+
+
+def test_resume_refuses_a_different_configuration(tmp_path):
+    cfg = TrainConfig(topology="b4", load=0.3, horizon_ticks=40, algorithm="pg", episodes=2, chunk_episodes=1)
+    train_run(cfg, tmp_path)
+    with pytest.raises(MamrlError):
+        train_run(TrainConfig(topology="b4", load=0.4, horizon_ticks=40, algorithm="pg", episodes=2, chunk_episodes=1), tmp_path)
+    with pytest.raises(MamrlError):
+        train_run(TrainConfig(episodes=0), tmp_path / "other")
