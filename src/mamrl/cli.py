@@ -1,4 +1,5 @@
-"""The `mamrl` command line: list topologies, simulate a routing policy, benchmark, plot.
+"""The `mamrl` command line: list topologies, simulate a routing policy, benchmark, plot, run the load
+sweep, plot its results and search for saturation loads.
 
 Every user mistake (a `MamrlError`, or an output file that cannot be written) ends the command with
 one line `error: <message>` on stderr and exit code 2, never a traceback. typer's own usage errors
@@ -479,6 +480,286 @@ def plot_topology_command(
         )
         save_figure(fig, output)
         _stderr().print(f"wrote {output}")
+
+
+# ------------------------------------------------------------------------------ experiments
+def _split_list(text: str, option: str, kind: str) -> list[Any]:
+    """A comma-separated option value as a list of `kind` ("str", "int", "float")."""
+    items = [part.strip() for part in str(text).split(",")]
+    if not any(items):
+        raise MamrlError(f"{option}: must not be empty")
+    if any(not item for item in items):
+        raise MamrlError(f"{option}: empty item in {text!r}")
+    if kind == "str":
+        return items
+    out: list[Any] = []
+    for item in items:
+        try:
+            out.append(int(item) if kind == "int" else float(item))
+        except ValueError:
+            what = "an integer" if kind == "int" else "a number"
+            raise MamrlError(f"{option}: {item!r} is not {what}") from None
+    return out
+
+
+def _sweep_progress(console: Console):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    return Progress(
+        TextColumn("sweep"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("cells"),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        TextColumn("{task.description}"),
+        console=console,
+        transient=True,
+    )
+
+
+@app.command()
+def sweep(
+    preset: Optional[str] = typer.Option(None, "--preset", metavar="NAME", help="Base config: quick (default without --config) or paper."),
+    config_file: Optional[Path] = typer.Option(None, "--config", "-c", metavar="FILE", help="Sweep config file (.toml or .json); flags override it."),
+    topologies_opt: Optional[str] = typer.Option(None, "--topologies", "-t", metavar="LIST", help="Comma-separated topologies, e.g. b4,geant,att."),
+    algorithms: Optional[str] = typer.Option(None, "--algorithms", "-a", metavar="LIST", help="Comma-separated algorithms: spa, random, q-routing, pg, mamrl."),
+    loads: Optional[str] = typer.Option(None, "--loads", "-l", metavar="LIST", help="Comma-separated loads λ > 0 (packets per router per tick)."),
+    seeds: Optional[str] = typer.Option(None, "--seeds", "-s", metavar="LIST", help="Comma-separated seeds (integers >= 0)."),
+    train_episodes: Optional[int] = typer.Option(None, "--train-episodes", metavar="N", help="Training episodes per learned cell."),
+    eval_episodes: Optional[int] = typer.Option(None, "--eval-episodes", metavar="N", help="Evaluation episodes per cell."),
+    horizon: Optional[int] = typer.Option(None, "--horizon", metavar="TICKS", help="Episode length in ticks (training and evaluation)."),
+    workers: Optional[int] = typer.Option(None, "--workers", "-j", metavar="N", help="Parallel worker processes (default: one per core; 1 = in process)."),
+    results: Optional[Path] = typer.Option(None, "--results", "-o", metavar="FILE", help="Results CSV (appended; resumed when re-run)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the resolved config and the cells left to run, then exit."),
+) -> None:
+    """Run the load sweep (E1): train and evaluate every topology × algorithm × load × seed cell.
+
+    Cells run in parallel; each finished cell is appended to the results CSV at once, so an
+    interrupted sweep resumes where it stopped and a finished one is not recomputed.
+    """
+    with _user_errors():
+        from mamrl.experiments.config import build_sweep_config
+        from mamrl.experiments.saturation import summarise_saturation
+        from mamrl.experiments.sweep import ResultsFile, aggregate, run_sweep, sidecar_path, sweep_cells
+
+        overrides: dict[str, Any] = {}
+        for name, value, kind in (("topologies", topologies_opt, "str"), ("algorithms", algorithms, "str"),
+                                  ("loads", loads, "float"), ("seeds", seeds, "int")):
+            if value is not None:
+                overrides[name] = _split_list(value, f"--{name}", kind)
+        for name, value in (("train_episodes", train_episodes), ("eval_episodes", eval_episodes),
+                            ("horizon_ticks", horizon), ("workers", workers)):
+            if value is not None:
+                overrides[name] = value
+        if results is not None:
+            overrides["results"] = str(results)
+        flag = {"horizon_ticks": "--horizon", "results": "--results"}
+        config = build_sweep_config(
+            preset=preset, file=config_file, overrides=overrides,
+            override_label=lambda key: flag.get(key, "--" + key.replace("_", "-")),
+        )
+        err = _stderr()
+        if dry_run:
+            import json as _json
+
+            done: set = set()
+            if Path(config.results).exists():
+                probe = ResultsFile(config.results, config)
+                probe._check_sidecar(sidecar_path(config.results))
+                from mamrl.experiments.sweep import read_results, row_key
+
+                done = {row_key(r) for r in read_results(config.results)}
+            left = [c for c in sweep_cells(config) if c.key not in done]
+            _stdout().print(_json.dumps({**config.as_dict(), "config_hash": config.config_hash()}, indent=2))
+            _stdout().print(f"{config.num_cells} cells, {len(left)} left to run, {config.effective_workers()} workers")
+            return
+
+        show_bar = err.is_terminal
+        state: dict[str, Any] = {"start": time.perf_counter(), "skipped": 0, "ran": 0}
+        progress = _sweep_progress(err) if show_bar else None
+        task_id = None
+
+        def on_start(skipped: int, total: int) -> None:
+            nonlocal task_id
+            state["skipped"] = skipped
+            err.print(soft_wrap=True, *[
+                f"sweep: {total} cells ({len(config.topologies)} topologies × {len(config.algorithms)} algorithms × "
+                f"{len(config.loads)} loads × {len(config.seeds)} seeds), {skipped} already in {config.results}, "
+                f"{min(config.effective_workers(), max(total - skipped, 1))} worker(s)"
+            ])
+            if progress is not None:
+                task_id = progress.add_task("", total=total, completed=skipped)
+
+        def on_row(row: dict[str, Any], done: int, total: int) -> None:
+            state["ran"] += 1
+            label = (f"{row['topology']} {row['algorithm']} λ={row['load']:g} seed {row['seed']}: "
+                     f"delivery {row['mean_delivery_time_mean']:.3g}, sojourn {row['mean_sojourn_time_mean']:.3g}, "
+                     f"delivered {100 * row['delivered_fraction_mean']:.1f}%")
+            if progress is not None:
+                progress.update(task_id, completed=done, description=label)
+            else:
+                elapsed = time.perf_counter() - state["start"]
+                eta = elapsed / state["ran"] * (total - done)
+                err.print(f"[{done}/{total}] {label} (elapsed {elapsed:.0f} s, eta {eta:.0f} s)", soft_wrap=True)
+
+        try:
+            if progress is not None:
+                with progress:
+                    outcome = run_sweep(config, on_start=on_start, on_row=on_row)
+            else:
+                outcome = run_sweep(config, on_start=on_start, on_row=on_row)
+        except KeyboardInterrupt:
+            _print_error(
+                f"interrupted after {state['ran']} new cell(s); {config.results} keeps every finished cell — "
+                "re-run the same command to resume"
+            )
+            raise typer.Exit(130) from None
+
+        console = _wide_stdout()
+        console.print(
+            f"sweep finished: {outcome.total_cells} cells ({outcome.ran} run, {outcome.skipped} already done) "
+            f"in {outcome.wall_time_s:.1f} s → {outcome.results}", soft_wrap=True
+        )
+        table = Table(title="Saturation (queues bounded / growing, see docs/sweep.md)", title_justify="left", box=box.SIMPLE_HEAD)
+        for column in ("topology", "algorithm", "bounded up to λ", "growing from λ", "undetermined at λ"):
+            table.add_column(column, no_wrap=True)
+        for s in summarise_saturation(aggregate(outcome.rows)):
+            table.add_row(
+                s.topology, s.algorithm,
+                "none" if s.bounded_up_to is None else f"{s.bounded_up_to:g}",
+                "none" if s.growing_from is None else f"{s.growing_from:g}",
+                ", ".join(f"{x:g}" for x in s.undetermined) or "-",
+            )
+        console.print(table)
+        console.print(f"next: mamrl plot {outcome.results} --output DIR", soft_wrap=True)
+
+
+@app.command()
+def plot(
+    results: Path = typer.Argument(..., metavar="RESULTS_CSV", help="Results CSV written by `mamrl sweep`."),
+    output: Path = typer.Option(..., "--output", "-o", metavar="DIR", help="Directory for the figures and results.md."),
+    formats: list[str] = typer.Option(["png", "pdf"], "--format", "-f", metavar="FMT", help="Figure format: png, pdf, svg. Repeatable."),
+) -> None:
+    """Plot sweep results (delivery time, sojourn time, loss/delivered vs load) and write a markdown table."""
+    with _user_errors():
+        from mamrl.plotting.sweep import write_sweep_report
+
+        written = write_sweep_report(results, output, formats=[f.strip().lower().lstrip(".") for f in formats])
+        err = _stderr()
+        for path in written:
+            err.print(f"wrote {path}")
+
+
+@app.command()
+def saturation(
+    topology: str = typer.Option("b4", "--topology", "-t", metavar="NAME|PATH", help=_TOPOLOGY_HELP),
+    algorithm: str = typer.Option("spa", "--algorithm", "-a", metavar="NAME", help="spa, random, q-routing, pg or mamrl (trained at each probed load)."),
+    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", metavar="FILE", help="Evaluate this saved agent at every load instead (no training)."),
+    low: str = typer.Option("0.01", "--low", metavar="LAMBDA", help="Lower end of the search (must be bounded)."),
+    high: str = typer.Option("0.5", "--high", metavar="LAMBDA", help="Upper end of the search."),
+    tolerance: str = typer.Option("0.005", "--tolerance", metavar="LAMBDA", help="Stop when the bracket is this narrow."),
+    horizon: int = typer.Option(2000, "--horizon", metavar="TICKS", help="Evaluation episode length (longer = sharper)."),
+    episodes: int = typer.Option(10, "--episodes", "-n", metavar="N", help="Evaluation episodes per seed and probe."),
+    max_episodes: int = typer.Option(80, "--max-episodes", metavar="N", help="Doubling limit for undetermined probes."),
+    seeds: str = typer.Option("0", "--seeds", "-s", metavar="LIST", help="Comma-separated seeds, pooled."),
+    train_episodes: int = typer.Option(2000, "--train-episodes", metavar="N", help="Training episodes per probe (learning algorithms)."),
+    train_horizon: int = typer.Option(500, "--train-horizon", metavar="TICKS", help="Training episode length."),
+    algorithm_config: Optional[str] = typer.Option(None, "--algorithm-config", metavar="JSON", help='Hyper-parameters, e.g. \'{"step_size": 0.1}\'.'),
+    json_out: Optional[Path] = typer.Option(None, "--json", metavar="FILE", help="Write the probes and the bracket as JSON."),
+) -> None:
+    """Bisect the load for the saturation point of one algorithm on one topology."""
+    with _user_errors():
+        import json as _json
+
+        from mamrl import runs
+        from mamrl.agents import canonical_name, make_agent
+        from mamrl.experiments.saturation import (
+            RULE_TEXT, checkpoint_agent_factory, saturation_search, trained_agent_factory,
+        )
+        from mamrl.topologies import load_topology
+
+        for value, option in ((horizon, "--horizon"), (episodes, "--episodes"), (max_episodes, "--max-episodes"),
+                              (train_episodes, "--train-episodes"), (train_horizon, "--train-horizon")):
+            _check_positive(value, option)
+        if episodes < 2:
+            raise MamrlError(f"--episodes must be >= 2 (a confidence interval needs two), got {episodes}")
+        if max_episodes < episodes:
+            raise MamrlError(f"--max-episodes must be >= --episodes ({episodes}), got {max_episodes}")
+        if horizon < 4:
+            raise MamrlError(f"--horizon must be >= 4 ticks to measure a trend, got {horizon}")
+        low_v, high_v, tol_v = (_positive_number(v, o) for v, o in ((low, "--low"), (high, "--high"), (tolerance, "--tolerance")))
+        if high_v <= low_v:
+            raise MamrlError(f"--high ({high_v:g}) must be above --low ({low_v:g})")
+        seed_list = _split_list(seeds, "--seeds", "int")
+        if any(s < 0 for s in seed_list):
+            raise MamrlError(f"--seeds: seeds must be >= 0, got {seeds!r}")
+        if json_out is not None and json_out.is_dir():
+            raise MamrlError(f"--json {str(json_out)!r} is a directory, expected a file name")
+        topo = load_topology(topology)
+        if checkpoint is not None:
+            if algorithm_config is not None:
+                raise MamrlError("--algorithm-config does not apply with --checkpoint (the checkpoint holds its config)")
+            name, factory = checkpoint_agent_factory(str(checkpoint))
+        else:
+            name = canonical_name(algorithm)
+            settings: dict[str, Any] = {}
+            if algorithm_config is not None:
+                try:
+                    settings = _json.loads(algorithm_config)
+                except ValueError as exc:
+                    raise MamrlError(f"--algorithm-config is not valid JSON: {exc}") from None
+                if not isinstance(settings, dict):
+                    raise MamrlError("--algorithm-config must be a JSON object of hyper-parameters")
+            make_agent(name, settings)  # validate now
+            factory = trained_agent_factory(name, settings, train_episodes, train_horizon)
+
+        err = _stderr()
+        err.print(f"saturation search: {name} on {topo.name}, λ in [{low_v:g}, {high_v:g}], horizon {horizon} ticks, "
+                  f"{episodes} episodes × {len(seed_list)} seed(s) per probe", soft_wrap=True)
+
+        def on_probe(p: Any) -> None:
+            err.print(f"  λ={p.load:.4g}: {p.status} (growth {p.growth.mean:+.4f} ± {p.growth.ci95:.4f} vs θ {p.threshold:.4f} "
+                      f"packets/tick, {p.episodes} episodes/seed)", soft_wrap=True)
+
+        result = saturation_search(
+            topo, name, factory, low=low_v, high=high_v, tolerance=tol_v, horizon_ticks=horizon,
+            episodes=episodes, max_episodes=max_episodes, seeds=seed_list, on_probe=on_probe,
+        )
+        if json_out is not None:
+            runs.write_json(json_out, {**result.as_dict(), "checkpoint": None if checkpoint is None else str(checkpoint),
+                                       "train_episodes": None if checkpoint is not None else train_episodes,
+                                       **runs.provenance()})
+            err.print(f"wrote {json_out}")
+        table = Table(title=f"Saturation search: {name} on {topo.name}", title_justify="left", box=box.SIMPLE_HEAD)
+        for column in ("λ", "queues", "backlog growth (packets/tick)", "threshold θ", "delivered", "episodes/seed"):
+            table.add_column(column, justify="right", no_wrap=True)
+        for p in sorted(result.probes, key=lambda p: p.load):
+            table.add_row(f"{p.load:.4g}", p.status, f"{p.growth.mean:+.4f} ± {p.growth.ci95:.4f}", f"{p.threshold:.4f}",
+                          f"{100 * p.delivered_fraction.mean:.1f}%", str(p.episodes))
+        console = _wide_stdout()
+        console.print(table)
+        console.print(result.describe(), soft_wrap=True)
+        console.print("Rule: " + RULE_TEXT.replace("*", ""), soft_wrap=True)
+
+
+def _wide_stdout() -> Console:
+    """stdout, at least 120 columns wide when it is not a terminal (logs keep table rows whole)."""
+    console = _stdout()
+    if not console.is_terminal:
+        console.width = max(console.width, 120)
+    return console
+
+
+def _positive_number(text: str, option: str) -> float:
+    try:
+        value = float(str(text).strip())
+    except ValueError:
+        raise MamrlError(f"{option} must be a number, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise MamrlError(f"{option} must be a finite number > 0, got {text!r}")
+    return value
 
 
 # ------------------------------------------------------------------------------ entry point

@@ -1,0 +1,395 @@
+"""The configuration of a load sweep (SPEC §3, E1): typed, validated, hashable, with presets.
+
+A sweep config comes from three layers, each overriding the one before:
+
+1. the field defaults below, or a preset (`quick`, `paper`) — `mamrl sweep` with neither a preset
+   nor a config file uses `quick`;
+2. a config file (JSON or TOML; a `preset = "..."` key in it picks the base preset);
+3. command-line flags.
+
+Every bad value gives a one-line `MamrlError` naming the field (and the file or flag it came from).
+
+`SweepConfig.resolved()` is the part of the config that determines the results — everything but
+`workers` and `results` — with every algorithm's full hyper-parameters (defaults filled in). Its
+hash tags every results row, and a results file's JSON sidecar holds it, so that a re-run with a
+different config against the same results file is refused (`config_differences`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from mamrl.errors import MamrlError
+
+CONFIG_FORMAT = "mamrl-sweep-config/1"
+"""Format tag of the resolved config (in the results sidecar)."""
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """A load sweep: topologies × algorithms × loads × seeds, each cell trained then evaluated."""
+
+    topologies: tuple[str, ...] = ("b4",)
+    """Topologies: built-in names (`b4`, `geant`, `att`) or topology files/directories."""
+    algorithms: tuple[str, ...] = ("spa", "q-routing", "pg")
+    """Routing algorithms by registry name (`spa`, `random`, `q-routing`, `pg`, `mamrl`; aliases accepted)."""
+    loads: tuple[float, ...] = (0.05, 0.1, 0.2, 0.3)
+    """Loads λ (new packets per router per tick), each > 0; kept sorted ascending."""
+    seeds: tuple[int, ...] = (0, 1)
+    """Seeds (integers >= 0). Seed s trains on traffic seed s and evaluates on seed s + 1,000,003."""
+    train_episodes: int = 2000
+    """Training episodes per cell for algorithms that learn (ignored for spa and random)."""
+    eval_episodes: int = 20
+    """Evaluation episodes per cell, learning frozen; means and 95% CIs are over these."""
+    horizon_ticks: int = 500
+    """Episode length H in ticks, for training and evaluation (paper: 500)."""
+    algorithm_config: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """Per-algorithm hyper-parameters, e.g. `{"pg": {"step_size": 0.1}}`; unnamed fields keep their
+    defaults. Entries for algorithms not in `algorithms` are ignored."""
+    workers: int | None = None
+    """Worker processes running cells in parallel; None = one per available core; 1 = run in the
+    calling process. Never changes the results."""
+    results: str = "runs/sweep.csv"
+    """Results CSV (rows appended cell by cell); its resolved config goes to `<results>.config.json`."""
+
+    # ------------------------------------------------------------------ derived values
+    def resolved(self) -> dict[str, Any]:
+        """The result-determining config, JSON-ready, with full algorithm hyper-parameters."""
+        from mamrl.agents import make_agent
+
+        resolved = {
+            "format": CONFIG_FORMAT,
+            "topologies": list(self.topologies),
+            "algorithms": list(self.algorithms),
+            "loads": list(self.loads),
+            "seeds": list(self.seeds),
+            "train_episodes": self.train_episodes,
+            "eval_episodes": self.eval_episodes,
+            "horizon_ticks": self.horizon_ticks,
+            "algorithm_config": {
+                name: make_agent(name, dict(self.algorithm_config.get(name, {}))).config() for name in self.algorithms
+            },
+        }
+        # Through JSON and back: what the sidecar holds compares equal (tuples become lists).
+        from mamrl.runs import jsonable
+
+        return json.loads(json.dumps(jsonable(resolved), allow_nan=False))
+
+    def config_hash(self) -> str:
+        """12 hex digits identifying `resolved()` (tags every results row)."""
+        return config_hash(self.resolved())
+
+    @property
+    def num_cells(self) -> int:
+        return len(self.topologies) * len(self.algorithms) * len(self.loads) * len(self.seeds)
+
+    def effective_workers(self) -> int:
+        return self.workers if self.workers is not None else available_cores()
+
+    def as_dict(self) -> dict[str, Any]:
+        """Every field, JSON-ready (for printing a config or writing a config file)."""
+        out = dataclasses.asdict(self)
+        out["algorithm_config"] = {k: dict(v) for k, v in self.algorithm_config.items()}
+        for key in ("topologies", "algorithms", "loads", "seeds"):
+            out[key] = list(out[key])
+        return out
+
+
+def available_cores() -> int:
+    """Cores this process may run on (affinity-aware)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def config_hash(resolved: Mapping[str, Any]) -> str:
+    text = json.dumps(resolved, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+# ------------------------------------------------------------------------------ presets
+PRESETS: dict[str, dict[str, Any]] = {
+    # b4 only; 4 loads straddling SPA's saturation (≈0.18); a training budget at which PG has
+    # converged on b4 (it plateaus after ~500 episodes). Measured: about 30 s on 2 cores.
+    "quick": {
+        "topologies": ["b4"],
+        "algorithms": ["spa", "q-routing", "pg"],
+        "loads": [0.05, 0.1, 0.2, 0.3],
+        "seeds": [0, 1],
+        "train_episodes": 2000,
+        "eval_episodes": 20,
+        "horizon_ticks": 500,
+        "results": "runs/sweep-quick.csv",
+    },
+    # The paper's E1 (SPEC §3): its loads, topologies and training budget (10,000 episodes × 500 ticks).
+    "paper": {
+        "topologies": ["b4", "geant", "att"],
+        "algorithms": ["spa", "q-routing", "pg"],
+        "loads": [0.005, 0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5],
+        "seeds": [0, 1, 2],
+        "train_episodes": 10_000,
+        "eval_episodes": 30,
+        "horizon_ticks": 500,
+        "results": "runs/sweep-paper.csv",
+    },
+}
+"""Named starting points; any field can be overridden by a config file or a flag."""
+
+FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(SweepConfig))
+
+
+# ------------------------------------------------------------------------------ reading files
+def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The raw key/values of a JSON (`.json`) or TOML (`.toml`) sweep config file."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".json", ".toml"):
+        raise MamrlError(f"config file {str(path)!r}: use a .json or .toml file")
+    if not path.is_file():
+        raise MamrlError(f"config file {str(path)!r} does not exist")
+    try:
+        if suffix == ".toml":
+            with open(path, "rb") as fh:
+                values = tomllib.load(fh)
+        else:
+            values = json.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise MamrlError(f"config file {str(path)!r} is not valid TOML: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise MamrlError(f"config file {str(path)!r} is not valid JSON: {exc.msg} (line {exc.lineno})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise MamrlError(f"cannot read config file {str(path)!r}: {getattr(exc, 'strerror', None) or exc}") from None
+    if not isinstance(values, dict):
+        raise MamrlError(f"config file {str(path)!r}: expected a table/object of fields at the top level")
+    return values
+
+
+# ------------------------------------------------------------------------------ validation
+def _is_int(value: Any) -> bool:
+    return (isinstance(value, int) and not isinstance(value, bool)) or (isinstance(value, float) and value.is_integer())
+
+
+def _list(value: Any, label: str) -> list[Any]:
+    if isinstance(value, (list, tuple)):
+        if not value:
+            raise MamrlError(f"{label}: must not be empty")
+        return list(value)
+    raise MamrlError(f"{label}: expected a list, got {value!r}")
+
+
+def _no_duplicates(values: list[Any], label: str) -> None:
+    seen = set()
+    for v in values:
+        if v in seen:
+            raise MamrlError(f"{label}: {v!r} is listed twice")
+        seen.add(v)
+
+
+def _check_topologies(value: Any, label: str) -> tuple[str, ...]:
+    from mamrl.topologies import builtin_names, load_topology
+
+    out = []
+    for k, item in enumerate(_list(value, label)):
+        if not isinstance(item, str) or not item.strip():
+            raise MamrlError(f"{label}[{k}]: expected a topology name or path, got {item!r}")
+        name = item.strip()
+        if name.lower() in builtin_names():
+            name = name.lower()
+        else:
+            try:
+                load_topology(name)
+            except MamrlError as exc:
+                raise MamrlError(f"{label}[{k}]: {exc}") from None
+        out.append(name)
+    _no_duplicates(out, label)
+    return tuple(out)
+
+
+def _check_algorithms(value: Any, label: str) -> tuple[str, ...]:
+    from mamrl.agents import canonical_name
+
+    out = []
+    for k, item in enumerate(_list(value, label)):
+        if not isinstance(item, str):
+            raise MamrlError(f"{label}[{k}]: expected an algorithm name, got {item!r}")
+        try:
+            out.append(canonical_name(item))
+        except MamrlError as exc:
+            raise MamrlError(f"{label}[{k}]: {exc}") from None
+    _no_duplicates(out, label)
+    return tuple(out)
+
+
+def _check_loads(value: Any, label: str) -> tuple[float, ...]:
+    out = []
+    for k, item in enumerate(_list(value, label)):
+        if isinstance(item, bool) or not isinstance(item, (int, float)):
+            raise MamrlError(f"{label}[{k}]: expected a number (packets per router per tick), got {item!r}")
+        if not math.isfinite(item) or item <= 0:
+            raise MamrlError(f"{label}[{k}]: a load must be a finite number > 0 packets per router per tick, got {item!r}")
+        out.append(float(item))
+    _no_duplicates(out, label)
+    return tuple(sorted(out))
+
+
+def _check_seeds(value: Any, label: str) -> tuple[int, ...]:
+    out = []
+    for k, item in enumerate(_list(value, label)):
+        if not _is_int(item) or item < 0:
+            raise MamrlError(f"{label}[{k}]: a seed must be an integer >= 0, got {item!r}")
+        out.append(int(item))
+    _no_duplicates(out, label)
+    return tuple(out)
+
+
+def _check_positive_int(value: Any, label: str) -> int:
+    if not _is_int(value):
+        raise MamrlError(f"{label}: expected an integer, got {value!r}")
+    if value < 1:
+        raise MamrlError(f"{label}: must be >= 1, got {int(value)}")
+    return int(value)
+
+
+def _check_workers(value: Any, label: str) -> int | None:
+    if value is None:
+        return None
+    return _check_positive_int(value, label)
+
+
+def _check_results(value: Any, label: str) -> str:
+    if not isinstance(value, (str, os.PathLike)) or not str(value).strip():
+        raise MamrlError(f"{label}: expected a file name, got {value!r}")
+    return str(value)
+
+
+def _check_algorithm_config(value: Any, label: str) -> dict[str, dict[str, Any]]:
+    from mamrl.agents import canonical_name
+
+    if not isinstance(value, Mapping):
+        raise MamrlError(f"{label}: expected a table of algorithm name -> settings, got {value!r}")
+    out: dict[str, dict[str, Any]] = {}
+    for name, settings in value.items():
+        try:
+            key = canonical_name(str(name))
+        except MamrlError as exc:
+            raise MamrlError(f"{label}: {exc}") from None
+        if not isinstance(settings, Mapping):
+            raise MamrlError(f"{label}.{name}: expected a table of settings, got {settings!r}")
+        if key in out:
+            raise MamrlError(f"{label}: algorithm {key!r} is configured twice")
+        out[key] = dict(settings)
+    return out
+
+
+_CHECKS = {
+    "topologies": _check_topologies,
+    "algorithms": _check_algorithms,
+    "loads": _check_loads,
+    "seeds": _check_seeds,
+    "train_episodes": _check_positive_int,
+    "eval_episodes": _check_positive_int,
+    "horizon_ticks": _check_positive_int,
+    "algorithm_config": _check_algorithm_config,
+    "workers": _check_workers,
+    "results": _check_results,
+}
+
+
+def check_fields(values: Mapping[str, Any], label: Any) -> dict[str, Any]:
+    """Validated, normalised values of the given fields. `label(field)` names where a field came
+    from in error messages (e.g. `"sweep.toml: loads"` or `"--loads"`)."""
+    out = {}
+    for key, value in values.items():
+        if key not in _CHECKS:
+            raise MamrlError(f"{label(key)}: unknown field (known: {', '.join(FIELD_NAMES)})")
+        out[key] = _CHECKS[key](value, label(key))
+    return out
+
+
+def build_sweep_config(
+    *,
+    preset: str | None = None,
+    file: str | os.PathLike[str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    override_label: Any = None,
+) -> SweepConfig:
+    """Defaults ← preset ← config file ← overrides, validated (one-line `MamrlError`s).
+
+    Without a preset and a file, the `quick` preset is the base. A file may name its base preset
+    (`preset = "paper"`); an explicit `preset` argument wins over it.
+    """
+    file_values: dict[str, Any] = {}
+    file_preset = None
+    if file is not None:
+        raw = read_config_file(file)
+        file_preset = raw.pop("preset", None)
+        if file_preset is not None and not isinstance(file_preset, str):
+            raise MamrlError(f"{file}: preset: expected a preset name, got {file_preset!r}")
+        file_values = check_fields(raw, lambda key: f"{file}: {key}")
+    base = preset if preset is not None else file_preset
+    if base is None and file is None:
+        base = "quick"
+    values: dict[str, Any] = {}
+    if base is not None:
+        if base not in PRESETS:
+            raise MamrlError(f"preset: unknown preset {base!r} (choose from {', '.join(PRESETS)})")
+        values.update(check_fields(PRESETS[base], lambda key: f"preset {base}: {key}"))
+    values.update(file_values)
+    if overrides:
+        values.update(check_fields(overrides, override_label or (lambda key: key)))
+    return validate(SweepConfig(**values))
+
+
+def validate(config: SweepConfig) -> SweepConfig:
+    """Check a `SweepConfig` built in code, and build every algorithm once so that bad
+    hyper-parameters fail here, naming the field, not in a worker process."""
+    from mamrl.agents import make_agent
+
+    checked = check_fields({f: getattr(config, f) for f in FIELD_NAMES}, lambda key: key)
+    for name in checked["algorithms"]:
+        settings = checked["algorithm_config"].get(name, {})
+        try:
+            make_agent(name, settings)
+        except MamrlError as exc:
+            raise MamrlError(f"algorithm_config.{name}: {exc}") from None
+    # Keep only the settings of algorithms in the sweep (the others cannot affect results).
+    checked["algorithm_config"] = {k: v for k, v in checked["algorithm_config"].items() if k in checked["algorithms"]}
+    return SweepConfig(**checked)
+
+
+def config_differences(old: Any, new: Any, prefix: str = "") -> list[str]:
+    """Dotted names of the fields in which two resolved configs differ."""
+    if isinstance(old, Mapping) and isinstance(new, Mapping):
+        out = []
+        for key in sorted(set(old) | set(new), key=str):
+            name = f"{prefix}.{key}" if prefix else str(key)
+            if key not in old or key not in new:
+                out.append(name)
+            else:
+                out.extend(config_differences(old[key], new[key], name))
+        return out
+    return [] if old == new else [prefix or "(config)"]
+
+
+__all__ = [
+    "CONFIG_FORMAT",
+    "FIELD_NAMES",
+    "PRESETS",
+    "SweepConfig",
+    "available_cores",
+    "build_sweep_config",
+    "check_fields",
+    "config_differences",
+    "config_hash",
+    "read_config_file",
+    "validate",
+]

@@ -1,0 +1,323 @@
+"""Saturation: the highest load at which a routing algorithm keeps queues bounded.
+
+Under the model of SPEC §1 a router forwards one packet per tick, so every algorithm has a load
+past which queues grow without bound; the paper's sweep to λ = 0.5 is mostly past it. Over a
+finite horizon "unbounded" has to be read off the queue-length trend.
+
+The rule
+--------
+`backlog_growth` is, per episode, the least-squares slope of the packets in the network (queued +
+in flight) over the second half of the horizon, in packets per tick. Over the evaluation episodes
+(all seeds pooled) take its mean g and the half-width c of its 95% confidence interval, and the
+threshold
+
+    θ = max(1% of the offered load λ·N, 2 / H)      packets per tick
+
+(N routers, H ticks; 2/H = one packet gained over the second half of the horizon, a floor for
+very low loads where 1% of λ·N is far below what a 500-tick episode can resolve). Then
+
+* **bounded**       if g + c < θ (the backlog provably grows by less than 1% of the offered load),
+* **growing**       if g − c > θ (provably more: the network is past saturation),
+* **undetermined**  otherwise (too close to call with this horizon and number of episodes).
+
+For a sweep, an algorithm's queues are *bounded up to* the highest swept load λ_b that is bounded
+with no lower swept load growing (bounded queues at λ_b imply bounded queues below it; an
+undetermined lower load is a noisy one), and *growing from* the lowest swept load that is growing;
+its saturation load lies between. `saturation_search` narrows that bracket by bisection, doubling the
+evaluation episodes when a probe is undetermined.
+
+A finite horizon also sees a transient: just below saturation queues take long to fill, so the
+second half of a short episode can still show growth. Longer horizons sharpen the answer
+(`mamrl saturation` uses 2,000 ticks by default).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+
+from mamrl.errors import MamrlError
+from mamrl.sim.metrics import Estimate, estimate
+
+BOUNDED, GROWING, UNDETERMINED = "bounded", "growing", "undetermined"
+
+RELATIVE_THRESHOLD = 0.01
+"""θ is at least this share of the offered load λ·N."""
+FLOOR_PACKETS = 1.0
+"""... and at least this many packets gained over the second half of the horizon."""
+
+RULE_TEXT = (
+    "Queues are *bounded* at a load λ if the upper end of the 95% CI of the mean backlog growth "
+    "(least-squares slope of packets in the network over the second half of the horizon, all evaluation "
+    "episodes of all seeds pooled) is below θ = max(1% of the offered load λ·N, 2/H) packets/tick; *growing* "
+    "if the lower end is above θ; otherwise *undetermined*. \"Bounded up to\" is the highest swept load "
+    "that is bounded with no lower swept load growing; \"growing from\" the lowest swept load that is growing."
+)
+
+
+def growth_threshold(load: float, routers: int, horizon_ticks: int) -> float:
+    """θ in packets per tick."""
+    return max(RELATIVE_THRESHOLD * load * routers, 2.0 * FLOOR_PACKETS / horizon_ticks)
+
+
+def classify(growth: Estimate, load: float, routers: int, horizon_ticks: int) -> str:
+    """`bounded`, `growing` or `undetermined` from the pooled backlog-growth estimate."""
+    if growth.n == 0 or math.isnan(growth.mean):
+        return UNDETERMINED
+    theta = growth_threshold(load, routers, horizon_ticks)
+    half = growth.ci95 if growth.n >= 2 and math.isfinite(growth.ci95) else math.inf
+    if growth.mean + half < theta:
+        return BOUNDED
+    if growth.mean - half > theta:
+        return GROWING
+    return UNDETERMINED
+
+
+@dataclass(frozen=True)
+class SaturationSummary:
+    """Saturation of one (topology, algorithm) read off a sweep."""
+
+    topology: str
+    algorithm: str
+    status: dict[float, str]
+    """Classification of each swept load."""
+    bounded_up_to: float | None
+    """Highest swept load that is bounded with no lower load growing (None: no such load)."""
+    growing_from: float | None
+    """Lowest swept load whose queues provably grow (None: none does)."""
+
+    @property
+    def undetermined(self) -> list[float]:
+        return [lam for lam, s in sorted(self.status.items()) if s == UNDETERMINED]
+
+    def describe(self) -> str:
+        """e.g. `bounded up to λ=0.1, growing from λ=0.2`."""
+        parts = []
+        if self.bounded_up_to is None:
+            parts.append("not shown bounded at any swept load")
+        else:
+            parts.append(f"bounded up to λ={self.bounded_up_to:g}")
+        if self.growing_from is None:
+            parts.append("not provably growing at any swept load")
+        else:
+            parts.append(f"growing from λ={self.growing_from:g}")
+        return ", ".join(parts)
+
+
+def summarise_saturation(points: Iterable[Any]) -> list[SaturationSummary]:
+    """One summary per (topology, algorithm) from `mamrl.experiments.sweep.aggregate` points."""
+    groups: dict[tuple[str, str], list[Any]] = {}
+    for p in points:
+        groups.setdefault((p.topology, p.algorithm), []).append(p)
+    out = []
+    for (topo, algo), members in groups.items():
+        members = sorted(members, key=lambda p: p.load)
+        status = {p.load: classify(p.metrics["backlog_growth"], p.load, p.routers, p.horizon_ticks) for p in members}
+        bounded_up_to = None
+        for p in members:
+            if status[p.load] == GROWING:
+                break
+            if status[p.load] == BOUNDED:
+                bounded_up_to = p.load
+        growing = [p.load for p in members if status[p.load] == GROWING]
+        out.append(SaturationSummary(topo, algo, status, bounded_up_to, growing[0] if growing else None))
+    return out
+
+
+# ------------------------------------------------------------------------------ bisection search
+@dataclass(frozen=True)
+class Probe:
+    """One evaluated load of a saturation search."""
+
+    load: float
+    status: str
+    growth: Estimate
+    threshold: float
+    episodes: int
+    """Evaluation episodes per seed behind the estimate."""
+    delivered_fraction: Estimate
+
+
+@dataclass
+class SearchResult:
+    """Outcome of `saturation_search`."""
+
+    topology: str
+    algorithm: str
+    horizon_ticks: int
+    seeds: tuple[int, ...]
+    bounded_load: float | None
+    """Highest probed load with bounded queues (None: the low end was not bounded)."""
+    unbounded_load: float | None
+    """Lowest probed load above `bounded_load` not shown bounded (None: the high end was bounded)."""
+    probes: list[Probe] = field(default_factory=list)
+
+    def describe(self) -> str:
+        who = f"{self.algorithm} on {self.topology}"
+        if self.bounded_load is None:
+            return f"{who}: queues not bounded even at λ={self.unbounded_load:g} (the low end)"
+        if self.unbounded_load is None:
+            return f"{who}: queues bounded up to λ={self.bounded_load:g} (the high end) at least"
+        last = next((p for p in reversed(self.probes) if p.load == self.unbounded_load), None)
+        how = "growing" if last is None or last.status == GROWING else "not shown bounded"
+        return (
+            f"{who}: saturation between λ={self.bounded_load:.4g} (bounded) and λ={self.unbounded_load:.4g} ({how}), "
+            f"horizon {self.horizon_ticks} ticks"
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "topology": self.topology,
+            "algorithm": self.algorithm,
+            "horizon_ticks": self.horizon_ticks,
+            "seeds": list(self.seeds),
+            "bounded_load": self.bounded_load,
+            "unbounded_load": self.unbounded_load,
+            "rule": RULE_TEXT,
+            "probes": [
+                {
+                    "load": p.load,
+                    "status": p.status,
+                    "backlog_growth": p.growth,
+                    "threshold": p.threshold,
+                    "episodes_per_seed": p.episodes,
+                    "delivered_fraction": p.delivered_fraction,
+                }
+                for p in self.probes
+            ],
+        }
+
+
+AgentFactory = Callable[[Any, int], Any]
+"""(SimParams, seed) -> a RoutingAgent ready to evaluate (trained, loaded or table-driven)."""
+
+
+def trained_agent_factory(algorithm: str, config: dict[str, Any] | None, train_episodes: int, train_horizon: int) -> AgentFactory:
+    """A fresh agent per probe, trained at the probed load on seed `seed` with `train_episodes`
+    episodes of `train_horizon` ticks (as a sweep cell would be); no training for spa/random."""
+    from mamrl.agents import make_agent
+
+    def factory(params: Any, seed: int) -> Any:
+        agent = make_agent(algorithm, config)
+        if agent.learns:
+            agent.train(params.replace(horizon_ticks=train_horizon), seed, train_episodes)
+        return agent
+
+    return factory
+
+
+def checkpoint_agent_factory(path: str) -> tuple[str, AgentFactory]:
+    """(algorithm name, factory) evaluating one saved agent at every probed load, no training."""
+    from mamrl.agents import make_agent
+    from mamrl.agents.base import RoutingAgent
+
+    meta, arrays = RoutingAgent.read_checkpoint(path)
+    name = meta.get("name")
+    config = meta.get("config") or {}
+    if name in ("spa", "random"):
+        config = {k: v for k, v in config.items() if k == "reconvergence_delay_ticks"} if name == "spa" else {}
+
+    def factory(params: Any, seed: int) -> Any:
+        agent = make_agent(name, config)
+        agent.load_state_arrays(arrays)
+        return agent
+
+    make_agent(name, config)  # fail now, not at the first probe
+    return str(name), factory
+
+
+def saturation_search(
+    topology: Any,
+    algorithm: str,
+    factory: AgentFactory,
+    *,
+    low: float = 0.01,
+    high: float = 0.5,
+    tolerance: float = 0.005,
+    horizon_ticks: int = 2000,
+    episodes: int = 10,
+    max_episodes: int = 80,
+    seeds: Sequence[int] = (0,),
+    on_probe: Callable[[Probe], None] | None = None,
+) -> SearchResult:
+    """Bisect the load between `low` and `high` for the saturation point of an algorithm.
+
+    Each probe builds agents with `factory(params, seed)` per seed, evaluates them on the
+    evaluation seeds of the sweep (seed + 1,000,003, common random numbers across loads and
+    algorithms) and classifies the pooled backlog growth (`classify`). An undetermined probe is
+    re-evaluated with twice the episodes, up to `max_episodes`; if still undetermined it counts as
+    "not shown bounded" (the bracket's upper end). Stops when the bracket is narrower than
+    `tolerance`.
+    """
+    from mamrl.experiments.sweep import eval_seed
+    from mamrl.sim.params import SimParams
+
+    if not (math.isfinite(low) and math.isfinite(high)) or low <= 0 or high <= low:
+        raise MamrlError(f"saturation search needs 0 < low < high, got low={low}, high={high}")
+    if tolerance <= 0:
+        raise MamrlError(f"tolerance must be > 0, got {tolerance}")
+    if episodes < 2 or max_episodes < episodes:
+        raise MamrlError(f"need 2 <= episodes <= max_episodes, got {episodes} and {max_episodes}")
+    if horizon_ticks < 4:
+        raise MamrlError(f"horizon must be >= 4 ticks to measure a trend, got {horizon_ticks}")
+    if not seeds:
+        raise MamrlError("saturation search needs at least one seed")
+    result = SearchResult(topology.name, algorithm, horizon_ticks, tuple(seeds), None, None)
+
+    def probe(load: float) -> Probe:
+        params = SimParams(topology, load, horizon_ticks=horizon_ticks)
+        agents = [factory(params, s) for s in seeds]
+        n = episodes
+        while True:
+            growth, delivered = [], []
+            for s, agent in zip(seeds, agents):
+                m = agent.evaluate(params, eval_seed(s), n)
+                growth.append(m["backlog_growth"])
+                delivered.append(m["delivered_fraction"])
+            g = estimate(np.concatenate(growth))
+            status = classify(g, load, topology.num_routers, horizon_ticks)
+            if status != UNDETERMINED or n >= max_episodes:
+                break
+            n = min(2 * n, max_episodes)
+        p = Probe(load, status, g, growth_threshold(load, topology.num_routers, horizon_ticks), n,
+                  estimate(np.concatenate(delivered)))
+        result.probes.append(p)
+        if on_probe is not None:
+            on_probe(p)
+        return p
+
+    if probe(low).status != BOUNDED:
+        result.unbounded_load = low
+        return result
+    if probe(high).status == BOUNDED:
+        result.bounded_load = high
+        return result
+    lo, hi = low, high
+    while hi - lo > tolerance:
+        mid = round((lo + hi) / 2, 10)
+        if probe(mid).status == BOUNDED:
+            lo = mid
+        else:
+            hi = mid
+    result.bounded_load, result.unbounded_load = lo, hi
+    return result
+
+
+__all__ = [
+    "BOUNDED",
+    "GROWING",
+    "RULE_TEXT",
+    "UNDETERMINED",
+    "Probe",
+    "SaturationSummary",
+    "SearchResult",
+    "checkpoint_agent_factory",
+    "classify",
+    "growth_threshold",
+    "saturation_search",
+    "summarise_saturation",
+    "trained_agent_factory",
+]

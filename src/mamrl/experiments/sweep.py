@@ -1,0 +1,680 @@
+"""The load sweep (SPEC §3, E1): train and evaluate every (topology, algorithm, load, seed) cell.
+
+Seeds and common random numbers
+-------------------------------
+Cell (topology, algorithm, λ, s) trains on episodes 0, 1, 2, ... of traffic seed `s` and is
+evaluated, learning frozen, on episodes 0 .. eval_episodes-1 of seed `s + EVAL_SEED_OFFSET`.
+Episode k of a seed has the same packets whatever policy routes them (`mamrl.sim.traffic`), so all
+algorithms of a (topology, λ, s) are trained on identical traffic and evaluated on identical
+traffic: differences between them are not sampling noise in the arrivals. (Seeds are meant to be
+small; a seed equal to another's evaluation seed would reuse that traffic.)
+
+Results file
+------------
+One CSV row per finished cell, appended as one complete line, flushed and fsync'ed, so an
+interrupted sweep loses at most the cells in progress. A re-run reads the file, drops a trailing
+partial line, skips finished cells and runs the rest. At the end the file is rewritten (atomically)
+with its rows in canonical cell order, so a finished sweep's file does not depend on interruptions
+or on the number of workers — apart from the timing columns (`TIMING_COLUMNS`).
+
+The resolved config is written first, to the JSON sidecar `<results>.config.json`; a re-run whose
+resolved config differs is refused with the names of the differing fields.
+
+Execution
+---------
+Cells are independent tasks handed to a `CellExecutor` (`map cells -> rows`): `SerialExecutor`
+runs them in this process, `ProcessPoolCellExecutor` in worker processes (forkserver, or spawn
+where there is none). Rows are written by the calling process as cells complete.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import io
+import json
+import math
+import multiprocessing
+import os
+import time
+from abc import ABC, abstractmethod
+from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import mamrl
+from mamrl.errors import MamrlError
+from mamrl.experiments.config import SweepConfig, config_differences, config_hash
+from mamrl.sim.metrics import METRIC_INFO, Estimate, estimate
+
+EVAL_SEED_OFFSET = 1_000_003
+"""Evaluation traffic of seed s is drawn from seed s + EVAL_SEED_OFFSET (training uses s)."""
+
+SIDECAR_FORMAT = "mamrl-sweep/1"
+
+KEY_COLUMNS: tuple[str, ...] = ("topology", "algorithm", "load", "seed")
+"""The columns identifying a cell."""
+
+METRIC_COLUMNS: tuple[str, ...] = tuple(f"{m}_{part}" for m in METRIC_INFO for part in ("mean", "ci95", "n"))
+"""Every metric of METRIC_INFO as mean, 95% CI half-width and number of episodes it is defined in."""
+
+TIMING_COLUMNS: tuple[str, ...] = ("train_wall_s", "eval_wall_s")
+"""Wall times: the only columns that differ between two runs of the same cell."""
+
+COLUMNS: tuple[str, ...] = (
+    "config_hash",
+    *KEY_COLUMNS,
+    "eval_seed",
+    "routers",
+    "train_episodes",
+    "eval_episodes",
+    "horizon_ticks",
+    *METRIC_COLUMNS,
+    *TIMING_COLUMNS,
+    "mamrl_version",
+)
+"""Header of the results CSV."""
+
+_INT_COLUMNS = {"seed", "eval_seed", "routers", "train_episodes", "eval_episodes", "horizon_ticks"} | {
+    f"{m}_n" for m in METRIC_INFO
+}
+_STR_COLUMNS = {"config_hash", "topology", "algorithm", "mamrl_version"}
+
+Row = dict[str, Any]
+
+
+def eval_seed(seed: int) -> int:
+    """The traffic seed a cell of training seed `seed` is evaluated on."""
+    return int(seed) + EVAL_SEED_OFFSET
+
+
+# ------------------------------------------------------------------------------ cells
+@dataclass(frozen=True, order=True)
+class Cell:
+    """One unit of work: train (if the algorithm learns) and evaluate one algorithm."""
+
+    topology: str
+    algorithm: str
+    load: float
+    seed: int
+
+    @property
+    def key(self) -> tuple[str, str, float, int]:
+        return (self.topology, self.algorithm, self.load, self.seed)
+
+    def __str__(self) -> str:
+        return f"{self.topology} {self.algorithm} λ={self.load:g} seed {self.seed}"
+
+
+@dataclass(frozen=True)
+class CellTask:
+    """Everything a worker needs to compute a cell's row (picklable, no live objects)."""
+
+    cell: Cell
+    algorithm_config: dict[str, Any]
+    train_episodes: int
+    eval_episodes: int
+    horizon_ticks: int
+    config_hash: str
+    eval_batch_size: int = 32
+
+
+def sweep_cells(config: SweepConfig) -> list[Cell]:
+    """All cells in canonical order: topologies and algorithms as configured, loads ascending, seeds."""
+    return [
+        Cell(t, a, float(lam), int(s))
+        for t in config.topologies
+        for a in config.algorithms
+        for lam in sorted(config.loads)
+        for s in config.seeds
+    ]
+
+
+def make_tasks(config: SweepConfig, cells: Iterable[Cell]) -> list[CellTask]:
+    resolved = config.resolved()
+    digest = config_hash(resolved)
+    return [
+        CellTask(
+            cell,
+            dict(resolved["algorithm_config"][cell.algorithm]),
+            config.train_episodes,
+            config.eval_episodes,
+            config.horizon_ticks,
+            digest,
+        )
+        for cell in cells
+    ]
+
+
+@functools.lru_cache(maxsize=16)
+def _topology(spec: str):
+    from mamrl.topologies import load_topology
+
+    return load_topology(spec)
+
+
+def cell_params(task: CellTask):
+    """The `SimParams` of a cell (intact network, unbounded queues)."""
+    from mamrl.sim.params import SimParams
+
+    return SimParams(_topology(task.cell.topology), task.cell.load, horizon_ticks=task.horizon_ticks)
+
+
+def train_and_evaluate(task: CellTask) -> tuple[Any, dict[str, np.ndarray], dict[str, np.ndarray], float, float]:
+    """(agent, training metrics, evaluation metrics per episode, train wall s, eval wall s)."""
+    from mamrl.agents import make_agent
+
+    params = cell_params(task)
+    agent = make_agent(task.cell.algorithm, task.algorithm_config)
+    start = time.perf_counter()
+    train_metrics: dict[str, np.ndarray] = {}
+    if agent.learns:
+        train_metrics = agent.train(params, task.cell.seed, task.train_episodes)
+    train_wall = time.perf_counter() - start
+    start = time.perf_counter()
+    eval_metrics = agent.evaluate(params, eval_seed(task.cell.seed), task.eval_episodes, batch_size=task.eval_batch_size)
+    eval_wall = time.perf_counter() - start
+    return agent, train_metrics, eval_metrics, train_wall, eval_wall
+
+
+@contextmanager
+def _single_threaded() -> Iterator[None]:
+    """Run a cell with one torch thread, whatever the executor: parallelism is across cells, and
+    a thread count that varied with the number of workers could change floating-point summation
+    order, hence results."""
+    try:
+        import torch  # make_agent imports it for the deep learner anyway
+    except ImportError:
+        torch = None
+    if torch is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def run_cell(task: CellTask) -> Row:
+    """A cell's results row (runs in a worker process)."""
+    with _single_threaded():
+        agent, _, per_episode, train_wall, eval_wall = train_and_evaluate(task)
+    cell = task.cell
+    row: Row = {
+        "config_hash": task.config_hash,
+        "topology": cell.topology,
+        "algorithm": cell.algorithm,
+        "load": cell.load,
+        "seed": cell.seed,
+        "eval_seed": eval_seed(cell.seed),
+        "routers": _topology(cell.topology).num_routers,
+        "train_episodes": task.train_episodes if agent.learns else 0,
+        "eval_episodes": task.eval_episodes,
+        "horizon_ticks": task.horizon_ticks,
+    }
+    for metric in METRIC_INFO:
+        est = estimate(per_episode[metric])
+        row[f"{metric}_mean"], row[f"{metric}_ci95"], row[f"{metric}_n"] = est.mean, est.ci95, est.n
+    row["train_wall_s"] = round(train_wall, 3)
+    row["eval_wall_s"] = round(eval_wall, 3)
+    row["mamrl_version"] = mamrl.__version__
+    return row
+
+
+def cell_cost(task: CellTask) -> float:
+    """A rough relative cost, to start the longest cells first (shorter tail; results unaffected)."""
+    from mamrl.agents import make_agent
+
+    learns = make_agent(task.cell.algorithm, task.algorithm_config).learns
+    episodes = task.eval_episodes + (task.train_episodes if learns else 0)
+    return episodes * task.horizon_ticks * (0.01 + task.cell.load) * _topology(task.cell.topology).num_routers
+
+
+# ------------------------------------------------------------------------------ executors
+class CellExecutor(ABC):
+    """Runs cell tasks and yields their rows as they complete (in any order).
+
+    The sweep only needs `map_cells`; a Ray or cluster backend is another subclass.
+    """
+
+    @abstractmethod
+    def map_cells(self, tasks: Sequence[CellTask]) -> Iterator[Row]:
+        """Run `tasks`; yield each one's row as soon as it is done. A caller that stops early
+        closes the executor: `close()` cancels the tasks not started and waits for the running
+        ones, `close(wait=False)` abandons them."""
+
+    def close(self, *, wait: bool = True) -> None:
+        """Release workers; `wait=False` (on an interruption) does not wait for running cells."""
+
+    def __enter__(self) -> "CellExecutor":
+        return self
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        self.close(wait=exc_type is None)
+
+
+class SerialExecutor(CellExecutor):
+    """Runs the cells one after another in the calling process, in the given order."""
+
+    def map_cells(self, tasks: Sequence[CellTask]) -> Iterator[Row]:
+        for task in tasks:
+            yield run_cell(task)
+
+
+def _pool_context() -> multiprocessing.context.BaseContext:
+    methods = multiprocessing.get_all_start_methods()
+    if "forkserver" in methods:
+        ctx = multiprocessing.get_context("forkserver")
+        # Import the heavy modules (numba, numpy, scipy, the kernels' modules, torch for the deep
+        # learner) once in the server rather than in every worker; a failed import is skipped.
+        ctx.set_forkserver_preload(["mamrl.experiments.sweep", "mamrl.agents", "torch"])
+        return ctx
+    return multiprocessing.get_context("spawn")
+
+
+class CellFailed(MamrlError):
+    """A cell raised in a worker."""
+
+
+class ProcessPoolCellExecutor(CellExecutor):
+    """`concurrent.futures.ProcessPoolExecutor` over local cores, one cell per task.
+
+    Workers start by forkserver (spawn where there is none), never plain fork, so a parent that
+    already runs threads (numba, BLAS) is safe. Tasks are submitted longest first.
+    """
+
+    def __init__(self, workers: int):
+        if workers < 1:
+            raise MamrlError(f"workers must be >= 1, got {workers}")
+        self.workers = workers
+        self._pool: ProcessPoolExecutor | None = None
+
+    def map_cells(self, tasks: Sequence[CellTask]) -> Iterator[Row]:
+        if not tasks:
+            return
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(max_workers=min(self.workers, len(tasks)), mp_context=_pool_context())
+        ordered = sorted(tasks, key=cell_cost, reverse=True)
+        pending: dict[Future, CellTask] = {self._pool.submit(run_cell, t): t for t in ordered}
+        # Tasks left when the caller stops early are cancelled by `close` (not here: cancelling
+        # futures and then terminating workers trips a CPython 3.11 bug in the pool's manager).
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                task = pending.pop(future)
+                exc = future.exception()
+                if exc is not None:
+                    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                    raise CellFailed(f"cell {task.cell} failed: {reason}") from exc
+                yield future.result()
+
+    def close(self, *, wait: bool = True) -> None:
+        if self._pool is None:
+            return
+        if wait:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+        else:
+            # Interrupted or failed: the cells in progress are lost anyway; stop their workers now
+            # rather than let interpreter exit wait for them (finished cells are already on disk).
+            for process in list((getattr(self._pool, "_processes", None) or {}).values()):
+                if process.is_alive():
+                    process.terminate()
+            self._pool.shutdown(wait=False)
+        self._pool = None
+
+
+def make_executor(workers: int) -> CellExecutor:
+    """In-process for one worker, else a process pool."""
+    return SerialExecutor() if workers <= 1 else ProcessPoolCellExecutor(workers)
+
+
+# ------------------------------------------------------------------------------ results file
+def sidecar_path(results: str | os.PathLike[str]) -> Path:
+    """`<results>.config.json`."""
+    results = Path(results)
+    return results.with_name(results.name + ".config.json")
+
+
+def _format_value(key: str, value: Any) -> str:
+    if key in _STR_COLUMNS:
+        return str(value)
+    if key in _INT_COLUMNS:
+        return str(int(value))
+    number = float(value)
+    return repr(number) if math.isfinite(number) else ""
+
+
+def format_row(row: Row) -> str:
+    """One CSV line (with its newline) of a row, columns in `COLUMNS` order; NaN is empty."""
+    missing = [c for c in COLUMNS if c not in row]
+    if missing:
+        raise MamrlError(f"results row lacks columns {missing}")
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerow([_format_value(c, row[c]) for c in COLUMNS])
+    return out.getvalue()
+
+
+def header_line() -> str:
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerow(COLUMNS)
+    return out.getvalue()
+
+
+def _parse_value(key: str, text: str) -> Any:
+    if key in _STR_COLUMNS:
+        return text
+    if key in _INT_COLUMNS:
+        return int(text)
+    return float(text) if text != "" else float("nan")
+
+
+def parse_rows(text: str, where: str, columns: Sequence[str] = COLUMNS) -> list[Row]:
+    """Rows of complete lines (the caller has dropped a trailing partial one)."""
+    reader = csv.reader(io.StringIO(text))
+    rows = []
+    for number, fields in enumerate(reader, start=2):
+        if not fields:
+            continue
+        if len(fields) != len(columns):
+            raise MamrlError(f"{where} line {number}: expected {len(columns)} fields, found {len(fields)} (corrupt results file)")
+        try:
+            rows.append({c: _parse_value(c, v) for c, v in zip(columns, fields)})
+        except ValueError as exc:
+            raise MamrlError(f"{where} line {number}: {exc} (corrupt results file)") from None
+    return rows
+
+
+def read_results(path: str | os.PathLike[str]) -> list[Row]:
+    """The complete rows of a results CSV (a trailing partial line is ignored)."""
+    path = Path(path)
+    if not path.is_file():
+        raise MamrlError(f"results file {str(path)!r} does not exist")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise MamrlError(f"cannot read results file {str(path)!r}: {getattr(exc, 'strerror', None) or exc}") from None
+    complete = text[: text.rfind("\n") + 1]
+    header, _, body = complete.partition("\n")
+    if not header:
+        return []
+    columns = next(csv.reader([header]))
+    if tuple(columns) != COLUMNS:
+        unknown = [c for c in COLUMNS if c not in columns]
+        raise MamrlError(
+            f"{path}: not a results file of this mamrl version (header differs"
+            + (f"; missing {', '.join(unknown[:4])}" if unknown else "")
+            + ")"
+        )
+    return parse_rows(body, str(path))
+
+
+def row_key(row: Row) -> tuple[str, str, float, int]:
+    return (row["topology"], row["algorithm"], float(row["load"]), int(row["seed"]))
+
+
+class ResultsFile:
+    """The results CSV of one sweep config, opened for resuming and appending."""
+
+    def __init__(self, path: str | os.PathLike[str], config: SweepConfig):
+        self.path = Path(path)
+        self.config = config
+        self.resolved = config.resolved()
+        self.hash = config_hash(self.resolved)
+        self.rows: dict[tuple, Row] = {}
+
+    def open(self) -> None:
+        """Check or write the sidecar, repair a trailing partial line, load finished rows."""
+        sidecar = sidecar_path(self.path)
+        if self.path.is_dir():
+            raise MamrlError(f"results {str(self.path)!r} is a directory, expected a file name")
+        if self.path.exists():
+            if not sidecar.is_file():
+                raise MamrlError(
+                    f"results file {str(self.path)!r} exists but has no sidecar {sidecar.name}; "
+                    "not a sweep results file? use a new --results file"
+                )
+            self._check_sidecar(sidecar)
+            self._repair()
+            for row in read_results(self.path):
+                if row["config_hash"] != self.hash:
+                    raise MamrlError(
+                        f"{self.path}: row for {row['topology']} {row['algorithm']} λ={row['load']:g} seed {row['seed']} "
+                        f"has config hash {row['config_hash']}, this sweep is {self.hash}; use a new --results file"
+                    )
+                self.rows.setdefault(row_key(row), row)
+        else:
+            from mamrl import runs
+
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise MamrlError(f"cannot create directory {str(self.path.parent)!r}: {exc.strerror or exc}") from None
+            runs.write_json(
+                sidecar,
+                {"format": SIDECAR_FORMAT, "config_hash": self.hash, "config": self.resolved, "created": runs.provenance()},
+            )
+            self._write_atomic(header_line())
+
+    def _check_sidecar(self, sidecar: Path) -> None:
+        try:
+            doc = json.loads(sidecar.read_text(encoding="utf-8"))
+            old = doc["config"]
+        except (OSError, ValueError, KeyError, TypeError):
+            raise MamrlError(f"sidecar {str(sidecar)!r} is unreadable or not a sweep config; use a new --results file") from None
+        diff = config_differences(old, self.resolved)
+        if diff:
+            shown = ", ".join(diff[:8]) + (f" and {len(diff) - 8} more" if len(diff) > 8 else "")
+            raise MamrlError(
+                f"results file {str(self.path)!r} belongs to a different sweep config (differs in: {shown}); "
+                f"use a new --results file, or delete it and {sidecar.name} to start over"
+            )
+
+    def _repair(self) -> None:
+        """Drop a trailing partial line (a write cut short); write the header if it is missing."""
+        with open(self.path, "rb+") as fh:
+            data = fh.read()
+            cut = data.rfind(b"\n") + 1
+            if cut != len(data):
+                fh.truncate(cut)
+        if cut == 0:
+            self._write_atomic(header_line())
+
+    def _write_atomic(self, text: str) -> None:
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        try:
+            with open(tmp, "w", encoding="utf-8", newline="") as fh:
+                fh.write(text)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, self.path)
+        except OSError as exc:
+            raise MamrlError(f"cannot write results file {str(self.path)!r}: {exc.strerror or exc}") from None
+
+    def append(self, row: Row) -> None:
+        """Append one complete line and make it durable before returning."""
+        line = format_row(row)
+        with open(self.path, "a", encoding="utf-8", newline="") as fh:
+            fh.write(line)
+            fh.flush()
+            os.fsync(fh.fileno())
+        self.rows.setdefault(row_key(row), row)
+
+    def finalize(self, order: Sequence[Cell]) -> None:
+        """Rewrite the file with its rows in canonical cell order (atomically)."""
+        rank = {c.key: k for k, c in enumerate(order)}
+        rows = sorted(self.rows.values(), key=lambda r: rank.get(row_key(r), len(rank)))
+        self._write_atomic(header_line() + "".join(format_row(r) for r in rows))
+
+
+# ------------------------------------------------------------------------------ the sweep
+@dataclass
+class SweepOutcome:
+    """What a `run_sweep` call did."""
+
+    results: Path
+    total_cells: int
+    skipped: int
+    """Cells already in the results file (not recomputed)."""
+    ran: int
+    """Cells computed by this call."""
+    wall_time_s: float
+    complete: bool
+    """Whether every cell of the config is now in the results file."""
+    rows: list[Row] = field(default_factory=list)
+    """All rows of the results file, in canonical order."""
+
+
+OnRow = Callable[[Row, int, int], None]
+"""Called after each row is written with (row, cells finished incl. skipped, total cells)."""
+
+
+def run_sweep(
+    config: SweepConfig,
+    *,
+    executor: CellExecutor | None = None,
+    on_start: Callable[[int, int], None] | None = None,
+    on_row: OnRow | None = None,
+    stop_after: int | None = None,
+) -> SweepOutcome:
+    """Run (or resume) a sweep: skip the cells in `config.results`, compute the rest, append rows.
+
+    `stop_after=k` stops after k newly computed cells (a test hook for interruptions).
+    `on_start(skipped, total)` is called once the results file is open.
+    """
+    start = time.perf_counter()
+    results = ResultsFile(config.results, config)
+    results.open()
+    cells = sweep_cells(config)
+    todo = [c for c in cells if c.key not in results.rows]
+    skipped = len(cells) - len(todo)
+    if on_start is not None:
+        on_start(skipped, len(cells))
+    ran = 0
+    if todo and (stop_after is None or stop_after > 0):
+        tasks = make_tasks(config, todo)
+        own = executor is None
+        if own:
+            executor = make_executor(min(config.effective_workers(), len(tasks)))
+        try:
+            rows = executor.map_cells(tasks)
+            try:
+                for row in rows:
+                    results.append(row)
+                    ran += 1
+                    if on_row is not None:
+                        on_row(row, skipped + ran, len(cells))
+                    if stop_after is not None and ran >= stop_after:
+                        break
+            finally:
+                close = getattr(rows, "close", None)
+                if close is not None:
+                    close()
+        except BaseException:
+            if own:
+                executor.close(wait=False)
+            raise
+        if own:
+            executor.close()
+    results.finalize(cells)
+    rank = {c.key: k for k, c in enumerate(cells)}
+    ordered = sorted(results.rows.values(), key=lambda r: rank.get(row_key(r), len(rank)))
+    complete = all(c.key in results.rows for c in cells)
+    return SweepOutcome(results.path, len(cells), skipped, ran, time.perf_counter() - start, complete, ordered)
+
+
+# ------------------------------------------------------------------------------ aggregation
+def pooled_estimate(parts: Iterable[tuple[float, float, int]]) -> Estimate:
+    """The mean and 95% CI of the union of several samples given each one's (mean, ci95, n).
+
+    Each sample's standard deviation is recovered from its CI half-width (Student t), so the result
+    equals `estimate` of the concatenated per-episode values (up to rounding). Across the seeds of
+    a sweep this treats all evaluation episodes as one sample: differences between training seeds
+    enter through the spread of the episodes, not with their own degrees of freedom.
+    """
+    from scipy import stats
+
+    groups = [(float(m), float(c), int(n)) for m, c, n in parts if int(n) > 0 and math.isfinite(float(m))]
+    total = sum(n for _, _, n in groups)
+    if total == 0:
+        return Estimate(float("nan"), float("nan"), 0)
+    mean = sum(n * m for m, _, n in groups) / total
+    if total == 1:
+        return Estimate(mean, float("nan"), 1)
+    ss = 0.0
+    for m, c, n in groups:
+        if n >= 2:
+            sd = c * math.sqrt(n) / stats.t.ppf(0.975, n - 1) if math.isfinite(c) else 0.0
+            ss += (n - 1) * sd * sd
+        ss += n * (m - mean) ** 2
+    sd = math.sqrt(max(ss, 0.0) / (total - 1))
+    return Estimate(mean, float(stats.t.ppf(0.975, total - 1) * sd / math.sqrt(total)), total)
+
+
+@dataclass(frozen=True)
+class Point:
+    """One (topology, algorithm, load) of a sweep, pooled over its seeds."""
+
+    topology: str
+    algorithm: str
+    load: float
+    routers: int
+    horizon_ticks: int
+    seeds: tuple[int, ...]
+    metrics: dict[str, Estimate]
+
+
+def aggregate(rows: Iterable[Row]) -> list[Point]:
+    """Rows pooled over seeds, one `Point` per (topology, algorithm, load), in first-seen order
+    of topologies and algorithms and ascending load."""
+    groups: dict[tuple[str, str, float], list[Row]] = {}
+    for row in rows:
+        groups.setdefault((row["topology"], row["algorithm"], float(row["load"])), []).append(row)
+    topo_order = list(dict.fromkeys(k[0] for k in groups))
+    algo_order = list(dict.fromkeys(k[1] for k in groups))
+    points = []
+    for (topo, algo, load), members in sorted(groups.items(), key=lambda kv: (topo_order.index(kv[0][0]), algo_order.index(kv[0][1]), kv[0][2])):
+        metrics = {
+            m: pooled_estimate((r[f"{m}_mean"], r[f"{m}_ci95"], r[f"{m}_n"]) for r in members) for m in METRIC_INFO
+        }
+        points.append(
+            Point(topo, algo, load, int(members[0]["routers"]), int(members[0]["horizon_ticks"]),
+                  tuple(sorted(int(r["seed"]) for r in members)), metrics)
+        )
+    return points
+
+
+__all__ = [
+    "COLUMNS",
+    "EVAL_SEED_OFFSET",
+    "KEY_COLUMNS",
+    "METRIC_COLUMNS",
+    "TIMING_COLUMNS",
+    "Cell",
+    "CellExecutor",
+    "CellFailed",
+    "CellTask",
+    "Point",
+    "ProcessPoolCellExecutor",
+    "ResultsFile",
+    "SerialExecutor",
+    "SweepOutcome",
+    "aggregate",
+    "eval_seed",
+    "format_row",
+    "make_executor",
+    "make_tasks",
+    "pooled_estimate",
+    "read_results",
+    "run_cell",
+    "run_sweep",
+    "sidecar_path",
+    "sweep_cells",
+    "train_and_evaluate",
+]
