@@ -68,17 +68,15 @@ def make_policy(name: str, *, reconvergence_delay_ticks: int | None = None) -> T
 
 
 def _config_class(key: str):
-    from mamrl.agents.deep_consensus import DeepConsensusConfig
+    if key == "mamrl":  # imports torch: only when asked for
+        from mamrl.agents.deep_consensus import DeepConsensusConfig
+
+        return DeepConsensusConfig
     from mamrl.agents.policy_gradient import PolicyGradientConfig
     from mamrl.agents.q_routing import QRoutingConfig
     from mamrl.agents.shortest_path import ShortestPathPolicy
 
-    return {
-        "spa": ShortestPathPolicy,
-        "q-routing": QRoutingConfig,
-        "pg": PolicyGradientConfig,
-        "mamrl": DeepConsensusConfig,
-    }.get(key)
+    return {"spa": ShortestPathPolicy, "q-routing": QRoutingConfig, "pg": PolicyGradientConfig}.get(key)
 
 
 def build_config(cls, values: dict[str, Any], where: str):
@@ -128,7 +126,6 @@ def canonical_name(name: str) -> str:
 
 def make_agent(name: str, config: dict[str, Any] | None = None) -> RoutingAgent:
     """A routing algorithm by name (`spa`, `random`, `q-routing`, `pg`, `mamrl`) with optional config values."""
-    from mamrl.agents.deep_consensus import DeepConsensus
     from mamrl.agents.policy_gradient import PolicyGradient
     from mamrl.agents.q_routing import QRouting
     from mamrl.agents.random_policy import UniformRandomPolicy
@@ -143,6 +140,8 @@ def make_agent(name: str, config: dict[str, Any] | None = None) -> RoutingAgent:
     if key == "spa":
         return TableAgent(cfg)
     if key == "mamrl":
+        from mamrl.agents.deep_consensus import DeepConsensus
+
         return DeepConsensus(cfg)
     return QRouting(cfg) if key == "q-routing" else PolicyGradient(cfg)
 

@@ -88,7 +88,8 @@ class DeepConsensusConfig:
     mask_down_links: bool = False
     """Let policies see which of their links are down (off: the paper's routers learn failures from loss)."""
     seed: int = 0
-    """Seed of the initial weights."""
+    """Seed of the initial weights, combined with the training seed: weights are drawn from
+    (seed, training seed) when `train` first runs, so sweep seeds vary the initialisation too."""
 
 
 @dataclass
@@ -235,11 +236,12 @@ class DeepConsensus(RoutingAgent):
         self._shape: tuple[int, int] | None = None
 
     # ------------------------------------------------------------------ setup
-    def _ensure(self, params: SimParams) -> None:
+    def _ensure(self, params: SimParams, train_seed: int = 0) -> None:
         topo = params.topology
         shape = (topo.num_routers, topo.max_degree)
         if self.policy is None:
-            self.policy = StackedPolicy(topo.num_routers, topo.max_degree, topo.degree, self.cfg.hidden_sizes, self.cfg.seed)
+            init_seed = int(np.random.SeedSequence([self.cfg.seed, train_seed]).generate_state(1)[0])
+            self.policy = StackedPolicy(topo.num_routers, topo.max_degree, topo.degree, self.cfg.hidden_sizes, init_seed)
             self._shape = shape
             feature_dim = input_dim(*shape) + 4
             self.baseline_weights = torch.zeros((topo.num_routers, feature_dim), dtype=torch.float64)
@@ -333,7 +335,7 @@ class DeepConsensus(RoutingAgent):
     def train(self, params: SimParams, seed: int, num_episodes: int, *, on_progress: Progress | None = None):
         if num_episodes < 1:
             raise MamrlError(f"number of episodes must be >= 1, got {num_episodes}")
-        self._ensure(params)
+        self._ensure(params, seed)
         sim = Simulator(params)
         parts: dict[str, list[np.ndarray]] = {}
         done = 0
@@ -349,7 +351,7 @@ class DeepConsensus(RoutingAgent):
 
     def train_iteration(self, params: SimParams, seed: int, num_episodes: int, *, sim: Simulator | None = None):
         """One rollout + TRPO step; returns its log entry and the episodes' metrics."""
-        self._ensure(params)
+        self._ensure(params, seed)
         start = time.perf_counter()
         data = rollout(self.policy.param_dict(), self.policy.valid, params, seed, num_episodes, self.episodes_trained,
                        reward=self.cfg.reward, mask_down_links=self.cfg.mask_down_links,
