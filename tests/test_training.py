@@ -49,3 +49,26 @@ def test_resume_refuses_a_different_configuration(tmp_path):
         train_run(TrainConfig(topology="b4", load=0.4, horizon_ticks=40, algorithm="pg", episodes=2, chunk_episodes=1), tmp_path)
     with pytest.raises(MamrlError):
         train_run(TrainConfig(episodes=0), tmp_path / "other")
+
+
+def _run_cli(args):
+    from mamrl.cli import main
+
+    try:
+        return main(args)
+    except SystemExit as exc:
+        return exc.code
+
+
+def test_cli_train_runs_and_rejects_bad_input(tmp_path, capsys):
+    code = _run_cli(["train", "--topology", "b4", "--algorithm", "pg", "--episodes", "4", "--horizon", "40",
+                 "--chunk", "2", "--eval-episodes", "1", "--out", str(tmp_path / "run")])
+    assert code == 0
+    assert (tmp_path / "run" / "curves.csv").exists() and (tmp_path / "run" / "checkpoint.pt").exists()
+    assert "[4/4]" in capsys.readouterr().err  # the live summary
+    for args in (["--algorithm", "spa"], ["--algorithm", "ospf"], ["--load", "-1"], ["--episodes", "0"],
+                 ["--set", "reward=oops"], ["--set", "nonsense"], ["--fail", "A-Z"]):
+        code = _run_cli(["train", "--horizon", "20", "--episodes", "2", "--out", str(tmp_path / "bad"), *args])
+        err = capsys.readouterr().err
+        assert code == 2
+        assert err.startswith("error:") and "Traceback" not in err and err.count("\n") <= 2, (args, err)

@@ -744,6 +744,64 @@ def saturation(
         console.print("Rule: " + RULE_TEXT.replace("*", ""), soft_wrap=True)
 
 
+@app.command()
+def train(
+    topology: str = typer.Option("b4", "--topology", "-t", help="Built-in name or topology file/directory."),
+    load: str = typer.Option("0.3", "--load", "-l", help="λ, packets per router per tick."),
+    algorithm: str = typer.Option("mamrl", "--algorithm", "-a", help="mamrl (alias deep-consensus), pg or q-routing."),
+    episodes: int = typer.Option(1000, "--episodes", "-n", help="Training episodes."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the training traffic (and of the initial weights)."),
+    horizon: int = typer.Option(500, "--horizon", help="Episode length in ticks."),
+    fail: Optional[list[str]] = typer.Option(None, "--fail", metavar="LINK[@TICK]", help="Link failure, e.g. D-E@100 (repeatable)."),
+    set_: Optional[list[str]] = typer.Option(None, "--set", metavar="KEY=VALUE", help="Algorithm hyper-parameter, e.g. reward=packet (repeatable; JSON values)."),
+    chunk: int = typer.Option(0, "--chunk", metavar="N", help="Episodes per curve row and checkpoint (0: one TRPO iteration for mamrl, else 50)."),
+    eval_episodes: int = typer.Option(20, "--eval-episodes", metavar="N", help="Frozen-policy evaluation episodes at the end (0 = none)."),
+    out: Path = typer.Option(Path("runs/train"), "--out", "-o", help="Run directory (resumed if it holds this configuration)."),
+) -> None:
+    """Train one algorithm on one configuration: live summary, learning curves (CSV and PNG),
+    atomic checkpoints; re-running the same command after a kill resumes where it stopped."""
+    with _user_errors():
+        import json as _json
+
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        from mamrl.training import TrainConfig, train_run
+
+        algorithm_config: dict[str, Any] = {}
+        for item in set_ or []:
+            key, sep, value = item.partition("=")
+            if not sep or not key.strip():
+                raise MamrlError(f"--set expects KEY=VALUE, got {item!r}")
+            try:
+                algorithm_config[key.strip()] = _json.loads(value)
+            except ValueError:
+                algorithm_config[key.strip()] = value
+        _check_positive(episodes, "--episodes")
+        cfg = TrainConfig(topology, parse_load(load), horizon, tuple(fail or ()), algorithm, algorithm_config,
+                          episodes, seed, chunk, eval_episodes)
+        console = _stderr()
+        with Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(), TextColumn("episodes"),
+                      TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.description}"),
+                      console=console, transient=True) as progress:
+            task = progress.add_task("", total=episodes)
+
+            def on_chunk(row: dict[str, Any]) -> None:
+                reward = f"reward {row['reward']:.3g}  " if "reward" in row else ""
+                summary = (f"{reward}delivery {row['mean_delivery_time'] or float('nan'):.3g}  "
+                           f"sojourn {row['mean_sojourn_time'] or float('nan'):.3g}  "
+                           f"delivered {100 * (row['delivered_fraction'] or 0):.1f}%  loss {100 * (row['loss_fraction'] or 0):.2f}%")
+                progress.update(task, completed=row["episodes"], description=summary)
+                console.print(f"[{row['episodes']}/{episodes}] {summary}", highlight=False)
+
+            last = train_run(cfg, out, on_chunk=on_chunk)
+        _stdout().print(f"trained {cfg.algorithm} on {topology} at λ = {cfg.load:g} for {episodes} episodes; "
+                        f"run directory {out} (curves.csv, curves.png, checkpoint.pt"
+                        f"{', evaluation.json' if eval_episodes else ''})")
+        if last:
+            _stdout().print(f"last chunk: delivered {100 * (last['delivered_fraction'] or 0):.1f}%, "
+                            f"sojourn {last['mean_sojourn_time']}, delivery time {last['mean_delivery_time']}")
+
+
 def _wide_stdout() -> Console:
     """stdout, at least 120 columns wide when it is not a terminal (logs keep table rows whole)."""
     console = _stdout()

@@ -67,9 +67,11 @@ class TrainConfig:
         if self.eval_episodes < 0:
             raise MamrlError(f"eval episodes must be >= 0, got {self.eval_episodes}")
         name = canonical_name(self.algorithm)
+        agent = make_agent(name, self.algorithm_config)
+        if not agent.learns:
+            raise MamrlError(f"{name} does not learn; nothing to train (evaluate it with `mamrl simulate`)")
         chunk = self.chunk_episodes
         if chunk <= 0:
-            agent = make_agent(name, self.algorithm_config)
             chunk = getattr(getattr(agent, "cfg", None), "episodes_per_iteration", 50) if name == "mamrl" else 50
         return TrainConfig(self.topology, float(self.load), int(self.horizon_ticks), tuple(self.failures), name,
                            dict(self.algorithm_config), int(self.episodes), int(self.seed), int(chunk), int(self.eval_episodes))
