@@ -778,7 +778,8 @@ def train(
                 algorithm_config[key.strip()] = value
         _check_positive(episodes, "--episodes")
         cfg = TrainConfig(topology, parse_load(load), horizon, tuple(fail or ()), algorithm, algorithm_config,
-                          episodes, seed, chunk, eval_episodes)
+                          episodes, seed, chunk, eval_episodes).resolved()
+        cfg.sim_params()  # bad topology, load or failure: fail before the progress bar starts
         console = _stderr()
         with Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(), TextColumn("episodes"),
                       TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.description}"),
