@@ -424,6 +424,34 @@ def bench(
             err.print(f"wrote {output}")
 
 
+@app.command("bench-deep")
+def bench_deep(
+    quick: bool = typer.Option(False, "--quick", help="Only b4, 4 and 8 episodes, one repeat (a smoke test)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", metavar="FILE", help="Write (or replace) the deep section of this markdown file."),
+) -> None:
+    """Benchmark the deep per-router learner: rollout decisions/s, TRPO iteration time, and the
+    batched policy path against a loop over per-router modules."""
+    with _user_errors():
+        from mamrl import bench as benchmark
+        from mamrl import bench_deep as deep
+
+        if output is not None and output.is_dir():
+            raise MamrlError(f"--output {str(output)!r} is a directory, expected a file name")
+        kwargs = {"topologies": ("b4",), "episodes": (4, 8), "repeats": 1} if quick else {}
+        err = _stderr()
+        rows = deep.run_deep_bench(**kwargs, on_row=lambda r: err.print(f"{r.topology} × {r.episodes} episodes done"))
+        table = Table(title="Deep per-router policies (5×128)", box=box.SIMPLE_HEAD, title_justify="left")
+        for k, column in enumerate(deep.COLUMNS):
+            table.add_column(column, justify="left" if k == 0 else "right")
+        for row in rows:
+            table.add_row(*deep.row_cells(row))
+        _wide_stdout().print(table)
+        if output is not None:
+            command = "mamrl bench-deep" + (" --quick" if quick else "") + f" --output {output}"
+            deep.write_section(output, deep.markdown_section(rows, command, benchmark.machine_info()))
+            err.print(f"wrote {output}")
+
+
 @app.command("plot-topology")
 def plot_topology_command(
     topology: str = typer.Option("b4", "--topology", "-t", metavar="NAME|PATH", help=_TOPOLOGY_HELP),
