@@ -15,12 +15,14 @@ from typing import Any, Callable
 import numpy as np
 
 from mamrl.errors import MamrlError
+from mamrl.sim.evaluate import in_chunks  # noqa: F401  (re-exported for the agents)
 from mamrl.sim.params import SimParams
 
 Progress = Callable[[int], None]
 """Called with the number of episodes just finished."""
 
 CHECKPOINT_FORMAT = "mamrl-agent/2"
+
 
 
 class RoutingAgent(ABC):

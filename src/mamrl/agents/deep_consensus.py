@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from mamrl.agents.base import Progress, RoutingAgent
+from mamrl.agents.base import Progress, RoutingAgent, in_chunks
 from mamrl.agents.networks import StackedPolicy, encode_fields, input_dim, policy_logits
 from mamrl.agents.trpo import (
     RouterBatch,
@@ -333,21 +333,10 @@ class DeepConsensus(RoutingAgent):
 
     # ------------------------------------------------------------------ RoutingAgent
     def train(self, params: SimParams, seed: int, num_episodes: int, *, on_progress: Progress | None = None):
-        if num_episodes < 1:
-            raise MamrlError(f"number of episodes must be >= 1, got {num_episodes}")
         self._ensure(params, seed)
         sim = Simulator(params)
-        parts: dict[str, list[np.ndarray]] = {}
-        done = 0
-        while done < num_episodes:
-            size = min(self.cfg.episodes_per_iteration, num_episodes - done)
-            entry, metrics = self.train_iteration(params, seed, size, sim=sim)
-            for key, values in metrics.items():
-                parts.setdefault(key, []).append(values)
-            done += size
-            if on_progress is not None:
-                on_progress(size)
-        return {k: np.concatenate(v) for k, v in parts.items()}
+        return in_chunks(num_episodes, self.cfg.episodes_per_iteration,
+                         lambda size, done: self.train_iteration(params, seed, size, sim=sim)[1], on_progress)
 
     def train_iteration(self, params: SimParams, seed: int, num_episodes: int, *, sim: Simulator | None = None):
         """One rollout + TRPO step; returns its log entry and the episodes' metrics."""
@@ -396,19 +385,13 @@ class DeepConsensus(RoutingAgent):
     def evaluate(self, params, seed, num_episodes, *, batch_size=32, on_progress: Progress | None = None):
         self._ensure(params)
         sim = Simulator(params)
-        parts: dict[str, list[np.ndarray]] = {}
-        done = 0
-        while done < num_episodes:
-            size = min(batch_size, num_episodes - done)
-            data = rollout(self.policy.param_dict(), self.policy.valid, params, seed, size, done,
+
+        def run(size: int, done: int) -> dict[str, np.ndarray]:
+            return rollout(self.policy.param_dict(), self.policy.valid, params, seed, size, done,
                            reward=self.cfg.reward, mask_down_links=self.cfg.mask_down_links,
-                           loss_penalty=self.cfg.loss_penalty, sim=sim)
-            for key, values in data.metrics.items():
-                parts.setdefault(key, []).append(values)
-            done += size
-            if on_progress is not None:
-                on_progress(size)
-        return {k: np.concatenate(v) for k, v in parts.items()}
+                           loss_penalty=self.cfg.loss_penalty, sim=sim).metrics
+
+        return in_chunks(num_episodes, batch_size, run, on_progress)
 
     # ------------------------------------------------------------------ persistence
     def config(self):

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from mamrl.agents.base import Progress, RoutingAgent
+from mamrl.agents.base import Progress, RoutingAgent, in_chunks
 from mamrl.errors import MamrlError
 from mamrl.sim import kernel
 from mamrl.sim.evaluate import evaluate_tables
@@ -186,15 +186,11 @@ class PolicyGradient(RoutingAgent):
         return softmax_tables(self.theta, params.topology.degree)
 
     def train(self, params, seed, num_episodes, *, on_progress: Progress | None = None):
-        if num_episodes < 1:
-            raise MamrlError(f"number of episodes must be >= 1, got {num_episodes}")
         self._arrays_for(params)
         net = kernel.make_net(params)
-        parts: dict[str, list[np.ndarray]] = {}
-        done = 0
-        while done < num_episodes:
-            size = min(self.cfg.episodes_per_call, num_episodes - done)
-            first = self.episodes_trained
+
+        def run(size: int, done: int) -> dict[str, np.ndarray]:
+            first = self.episodes_trained  # successive calls continue with new episodes
             state = kernel.make_state(net, draw_traffic(params, seed, size, first))
             uniforms = draw_policy_uniforms(seed, size, params.horizon_ticks, params.topology.num_routers, first)
             scratch = (
@@ -206,13 +202,10 @@ class PolicyGradient(RoutingAgent):
                 net, state, self.theta, self.baseline, self.scale, uniforms, self.cfg.step_size,
                 self.cfg.loss_penalty, self.cfg.baseline_rate, True, scratch,
             )
-            for key, values in episode_metrics(state, params.horizon_ticks, params.topology.capacities).items():
-                parts.setdefault(key, []).append(values)
-            done += size
             self.episodes_trained += size
-            if on_progress is not None:
-                on_progress(size)
-        return {k: np.concatenate(v) for k, v in parts.items()}
+            return episode_metrics(state, params.horizon_ticks, params.topology.capacities)
+
+        return in_chunks(num_episodes, self.cfg.episodes_per_call, run, on_progress)
 
     def evaluate(self, params, seed, num_episodes, *, batch_size=32, on_progress: Progress | None = None):
         tables = RoutingTables.from_probabilities(self.probabilities(params))

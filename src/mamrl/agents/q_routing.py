@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mamrl.agents.base import Progress, RoutingAgent
+from mamrl.agents.base import Progress, RoutingAgent, in_chunks
 from mamrl.errors import MamrlError
 from mamrl.sim import kernel
 from mamrl.sim.kernel import FATE_LOST, PK_DST, PK_ENQUEUED_TICK, PK_FATE, RT_HEAD
@@ -124,28 +124,17 @@ class QRouting(RoutingAgent):
         run_q_routing_episodes(net, state, q_table, uniforms, self.cfg.learning_rate, explore, self.cfg.loss_penalty_ticks, learn)
         return episode_metrics(state, params.horizon_ticks, params.topology.capacities)
 
-    def _episodes(self, params, seed, num_episodes, chunk, first, learn, on_progress):
-        if num_episodes < 1:
-            raise MamrlError(f"number of episodes must be >= 1, got {num_episodes}")
-        parts: dict[str, list[np.ndarray]] = {}
-        done = 0
-        while done < num_episodes:
-            size = min(chunk, num_episodes - done)
-            for key, values in self._run(params, seed, size, first + done, learn).items():
-                parts.setdefault(key, []).append(values)
-            done += size
-            if learn:
-                self.episodes_trained += size
-            if on_progress is not None:
-                on_progress(size)
-        return {k: np.concatenate(v) for k, v in parts.items()}
-
     def train(self, params, seed, num_episodes, *, on_progress: Progress | None = None):
         # Successive calls continue with new episodes of the same seed.
-        return self._episodes(params, seed, num_episodes, self.cfg.episodes_per_call, self.episodes_trained, True, on_progress)
+        def run(size: int, done: int) -> dict[str, np.ndarray]:
+            metrics = self._run(params, seed, size, self.episodes_trained, True)
+            self.episodes_trained += size
+            return metrics
+
+        return in_chunks(num_episodes, self.cfg.episodes_per_call, run, on_progress)
 
     def evaluate(self, params, seed, num_episodes, *, batch_size=32, on_progress: Progress | None = None):
-        return self._episodes(params, seed, num_episodes, batch_size, 0, False, on_progress)
+        return in_chunks(num_episodes, batch_size, lambda size, done: self._run(params, seed, size, done, False), on_progress)
 
     def config(self):
         return dict(vars(self.cfg))

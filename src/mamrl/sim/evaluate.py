@@ -14,6 +14,30 @@ ProgressCallback = Callable[[int], None]
 """Called with the number of episodes just finished."""
 
 
+def in_chunks(
+    num_episodes: int,
+    chunk: int,
+    run: Callable[[int, int], dict[str, np.ndarray]],
+    on_progress: ProgressCallback | None = None,
+) -> dict[str, np.ndarray]:
+    """Run `num_episodes` as calls `run(size, done)` of at most `chunk` episodes each (done = how
+    many came before) and concatenate their per-episode metrics."""
+    if isinstance(num_episodes, bool) or not isinstance(num_episodes, (int, np.integer)) or num_episodes < 1:
+        raise SimulationError(f"number of episodes must be an integer >= 1, got {num_episodes!r}")
+    if chunk < 1:
+        raise SimulationError(f"episodes per batch must be >= 1, got {chunk}")
+    parts: dict[str, list[np.ndarray]] = {}
+    done = 0
+    while done < num_episodes:
+        size = min(chunk, num_episodes - done)
+        for key, values in run(size, done).items():
+            parts.setdefault(key, []).append(values)
+        done += size
+        if on_progress is not None:
+            on_progress(size)
+    return {k: np.concatenate(v, axis=0) for k, v in parts.items()}
+
+
 def evaluate_tables(
     params: SimParams,
     tables: RoutingTables,
@@ -29,21 +53,12 @@ def evaluate_tables(
     Episode k's traffic depends only on (seed, k), so results do not depend on `batch_size`, and
     two policies evaluated with the same seed see identical packets (common random numbers).
     """
-    if isinstance(num_episodes, bool) or not isinstance(num_episodes, (int, np.integer)) or num_episodes < 1:
-        raise SimulationError(f"number of episodes must be an integer >= 1, got {num_episodes!r}")
-    if batch_size < 1:
-        raise SimulationError(f"batch size must be >= 1, got {batch_size}")
     sim = Simulator(params)
-    per_episode: dict[str, list[np.ndarray]] = {}
-    results = []
-    done = 0
-    while done < num_episodes:
-        size = min(batch_size, num_episodes - done)
+    results: list[BatchResult] = []
+
+    def run(size: int, done: int) -> dict[str, np.ndarray]:
         result = sim.run_tables(tables, seed, size, first_episode + done)
-        for key, values in result.per_episode().items():
-            per_episode.setdefault(key, []).append(values)
         results.append(result)
-        done += size
-        if on_batch is not None:
-            on_batch(size)
-    return {k: np.concatenate(v, axis=0) for k, v in per_episode.items()}, results
+        return result.per_episode()
+
+    return in_chunks(num_episodes, batch_size, run, on_batch), results
