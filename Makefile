@@ -23,7 +23,7 @@ run: install
 	$(BIN)/mamrl simulate --topology b4 --load 0.3 --policy spa --episodes 20 --seed 0 --out runs/quickstart
 
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2
 
 test-all: install
 	$(BIN)/python -m pytest -q -m ""
