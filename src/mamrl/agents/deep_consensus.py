@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from mamrl.agents.base import Progress, RoutingAgent, in_chunks
-from mamrl.agents.networks import StackedPolicy, encode_fields, input_dim, policy_logits
+from mamrl.agents.networks import StackedPolicy, encode_fields, field_offsets, input_dim, policy_logits
 from mamrl.agents.trpo import (
     RouterBatch,
     TrpoStats,
@@ -302,7 +302,7 @@ class DeepConsensus(RoutingAgent):
             if valid is not None:
                 valid[i, :c] = torch.from_numpy(data.valid)[:, :, i][sel]
         # Padding rows point at row 0 of each field; they are masked out of every mean.
-        batch_fields[~mask] = torch.from_numpy(np.asarray(_field_floor(n, params.topology.max_degree)))
+        batch_fields[~mask] = torch.from_numpy(field_offsets(n, params.topology.max_degree))
         slots = self.policy.valid if valid is None else valid
         return RouterBatch(batch_fields, batch_actions, batch_adv, mask, slots), new_weights
 
@@ -425,9 +425,3 @@ class DeepConsensus(RoutingAgent):
         self._shape = (n, k)
         self.baseline_weights = torch.from_numpy(np.asarray(arrays["baseline"], dtype=np.float64))
         self.episodes_trained = int(arrays["episodes_trained"])
-
-
-def _field_floor(num_routers: int, max_degree: int) -> list[int]:
-    from mamrl.agents.networks import field_offsets
-
-    return list(field_offsets(num_routers, max_degree))

@@ -99,11 +99,6 @@ def policy_logits(params: dict[str, torch.Tensor], fields: torch.Tensor, valid: 
     return h.masked_fill(~mask, float("-inf"))
 
 
-def log_softmax_masked(logits: torch.Tensor) -> torch.Tensor:
-    """log pi over the valid slots; masked slots get -inf (and probability 0)."""
-    return torch.log_softmax(logits, dim=-1)
-
-
 class StackedPolicy(nn.Module):
     """All routers' policy networks as one module (parameters stacked along the router axis)."""
 
