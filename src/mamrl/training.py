@@ -120,7 +120,8 @@ def train_run(
         metrics = agent.train(params, cfg.seed, size)
         row = {"episodes": done + size, "seconds": round(time.perf_counter() - start, 3)}
         for key in CURVE_METRICS:
-            row[key] = _finite(np.nanmean(metrics[key]) if np.isfinite(metrics[key]).any() else math.nan)
+            finite = metrics[key][np.isfinite(metrics[key])]
+            row[key] = _finite(float(finite.mean()) if finite.size else math.nan)
         log = getattr(agent, "log", None)
         if log:
             entry = log[-1]

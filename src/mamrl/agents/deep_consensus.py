@@ -371,10 +371,11 @@ class DeepConsensus(RoutingAgent):
             iteration=len(self.log) + 1,
             episodes=self.episodes_trained,
             reward=float(rewards),
-            mean_delivery_time=float(np.nanmean(m["mean_delivery_time"])),
-            mean_sojourn_time=float(np.nanmean(m["mean_sojourn_time"])),
-            delivered_fraction=float(np.nanmean(m["delivered_fraction"])),
-            loss_fraction=float(np.nanmean(m["loss_fraction"])),
+            # No packet delivered in any episode leaves the paper's delivery time undefined (nan).
+            mean_delivery_time=_mean_or_nan(m["mean_delivery_time"]),
+            mean_sojourn_time=_mean_or_nan(m["mean_sojourn_time"]),
+            delivered_fraction=_mean_or_nan(m["delivered_fraction"]),
+            loss_fraction=_mean_or_nan(m["loss_fraction"]),
             kl=float(stats.kl[stats.accepted].mean()) if bool(stats.accepted.any()) else 0.0,
             accepted_share=float(stats.accepted.float().mean()),
             decisions=data.decisions,
@@ -425,3 +426,8 @@ class DeepConsensus(RoutingAgent):
         self._shape = (n, k)
         self.baseline_weights = torch.from_numpy(np.asarray(arrays["baseline"], dtype=np.float64))
         self.episodes_trained = int(arrays["episodes_trained"])
+
+
+def _mean_or_nan(values: np.ndarray) -> float:
+    finite = values[np.isfinite(values)]
+    return float(finite.mean()) if finite.size else float("nan")
