@@ -22,6 +22,7 @@ from torch import nn
 
 from mamrl.agents.deep_consensus import DeepConsensus, DeepConsensusConfig, rollout
 from mamrl.agents.networks import encode_fields, input_dim, policy_logits
+from mamrl.bench import _median_time
 from mamrl.sim.params import SimParams
 from mamrl.topologies import load_topology
 
@@ -47,15 +48,6 @@ class DeepBenchRow:
     @property
     def batched_speedup(self) -> float:
         return self.looped_forward_ms / self.batched_forward_ms
-
-
-def _median(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def _looped_modules(agent: DeepConsensus) -> list[nn.Sequential]:
@@ -130,9 +122,9 @@ def bench_deep_one(topology_name: str, load: float, episodes: int, repeats: int,
     for fn in (batched, looped, looped_each):
         fn()
     inner = 50
-    batched_ms = _median(lambda: [batched() for _ in range(inner)], repeats) / inner * 1e3
-    looped_ms = _median(lambda: [looped() for _ in range(inner)], repeats) / inner * 1e3
-    each_ms = _median(lambda: [looped_each() for _ in range(5)], repeats) / 5 * 1e3
+    batched_ms = _median_time(lambda: [batched() for _ in range(inner)], repeats) / inner * 1e3
+    looped_ms = _median_time(lambda: [looped() for _ in range(inner)], repeats) / inner * 1e3
+    each_ms = _median_time(lambda: [looped_each() for _ in range(5)], repeats) / 5 * 1e3
     return DeepBenchRow(topo.name, n, load, episodes, decisions_per_s, episodes * horizon * n / roll_s,
                         iteration_s, roll_s, update_s, batched_ms, looped_ms, each_ms)
 
