@@ -48,3 +48,20 @@ def test_bench_rejects_bad_repeats() -> None:
     result = CliRunner().invoke(app, ["bench", "--quick", "--repeats", "0"])
     assert result.exit_code == 2
     assert result.stderr.startswith("error: ")
+
+
+def test_deep_bench_reports_positive_figures(tmp_path):
+    from mamrl import bench_deep
+
+    rows = bench_deep.run_deep_bench(topologies=("b4",), episodes=(2,), repeats=1)
+    row = rows[0]
+    for value in (row.decisions_per_s, row.router_ticks_per_s, row.iteration_s, row.rollout_s, row.update_s,
+                  row.batched_forward_ms, row.looped_forward_ms, row.looped_each_ms):
+        assert value > 0
+    out = tmp_path / "B.md"
+    out.write_text("# existing\n")
+    section = bench_deep.markdown_section(rows, "mamrl bench-deep", {"cpu": "test"})
+    bench_deep.write_section(out, section)
+    bench_deep.write_section(out, section)  # replaced, not appended twice
+    text = out.read_text()
+    assert text.startswith("# existing") and text.count(bench_deep.SECTION_START) == 1
