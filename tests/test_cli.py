@@ -13,6 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from mamrl.cli import app
+from cli_helpers import assert_one_line_error
 
 runner = CliRunner()
 
@@ -23,15 +24,6 @@ FAST = ["--horizon", "60", "--episodes", "3"]
 def invoke(*args: str):
     return runner.invoke(app, list(args))
 
-
-def assert_one_line_error(result) -> None:
-    """Exit code != 0, exactly one `error: ...` line on stderr, no traceback anywhere."""
-    assert result.exit_code != 0, result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
-    assert "Traceback" not in result.output
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: "), lines[0]
 
 
 # ------------------------------------------------------------------------------ simulate

@@ -45,6 +45,7 @@ from mamrl.experiments.sweep import (
 from mamrl.sim.metrics import estimate
 from mamrl.sim.traffic import draw_traffic
 from mamrl.topologies import load_topology
+from cli_helpers import assert_one_line_error
 
 runner = CliRunner()
 
@@ -72,14 +73,6 @@ def without_timings(path: Path) -> list[dict[str, str]]:
             row.pop(column)
     return rows
 
-
-def assert_one_line_error(result) -> None:
-    assert result.exit_code != 0, result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
-    assert "Traceback" not in result.output
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: "), lines[0]
 
 
 @pytest.fixture(scope="module")

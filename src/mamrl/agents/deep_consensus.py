@@ -342,9 +342,7 @@ class DeepConsensus(RoutingAgent):
         """One rollout + TRPO step; returns its log entry and the episodes' metrics."""
         self._ensure(params, seed)
         start = time.perf_counter()
-        data = rollout(self.policy.param_dict(), self.policy.valid, params, seed, num_episodes, self.episodes_trained,
-                       reward=self.cfg.reward, mask_down_links=self.cfg.mask_down_links,
-                       loss_penalty=self.cfg.loss_penalty, sim=sim)
+        data = self._rollout(params, seed, num_episodes, self.episodes_trained, sim)
         rolled = time.perf_counter()
         batch, new_weights = self.router_batch(params, data, self.baseline_weights)
         generator = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + self.episodes_trained)
@@ -387,12 +385,14 @@ class DeepConsensus(RoutingAgent):
         self._ensure(params)
         sim = Simulator(params)
 
-        def run(size: int, done: int) -> dict[str, np.ndarray]:
-            return rollout(self.policy.param_dict(), self.policy.valid, params, seed, size, done,
-                           reward=self.cfg.reward, mask_down_links=self.cfg.mask_down_links,
-                           loss_penalty=self.cfg.loss_penalty, sim=sim).metrics
+        return in_chunks(num_episodes, batch_size,
+                         lambda size, done: self._rollout(params, seed, size, done, sim).metrics, on_progress)
 
-        return in_chunks(num_episodes, batch_size, run, on_progress)
+    def _rollout(self, params: SimParams, seed: int, num_episodes: int, first_episode: int, sim: Simulator | None) -> Rollout:
+        """Episodes with the current policies and this agent's reward and masking settings."""
+        return rollout(self.policy.param_dict(), self.policy.valid, params, seed, num_episodes, first_episode,
+                       reward=self.cfg.reward, mask_down_links=self.cfg.mask_down_links,
+                       loss_penalty=self.cfg.loss_penalty, sim=sim)
 
     # ------------------------------------------------------------------ persistence
     def config(self):
