@@ -26,6 +26,8 @@ from mamrl.errors import MamrlError
 from mamrl.sim import SimParams
 from mamrl.topologies import load_topology
 
+from deep_helpers import small_batch
+
 TOPOLOGIES = {name: load_topology(name) for name in ("b4", "geant", "att")}
 
 
@@ -112,21 +114,6 @@ def test_stacked_networks_equal_separate_modules():
 
 
 # --------------------------------------------------------------------------- TRPO pieces
-def small_batch(seed: int = 0, n: int = 3, m: int = 40, k: int = 3) -> tuple[dict, RouterBatch]:
-    generator = torch.Generator().manual_seed(seed)
-    in_dim = (n + 1) + 11 * (k + 1)
-    params = init_params(n, in_dim, (16, 16), k, generator, output_scale=1.0)
-    rng = np.random.default_rng(seed)
-    degree = np.array([k, k - 1, k][:n])
-    fields = encode_fields(rng.integers(0, n, (n, m)), rng.integers(0, k, (n, m)), rng.integers(0, k - 1, (n, m, 10)), n, k)
-    actions = np.minimum(rng.integers(0, k, (n, m)), degree[:, None] - 1)
-    mask = torch.ones((n, m), dtype=torch.bool)
-    mask[1, m // 2 :] = False  # routers have different numbers of decisions
-    valid = torch.as_tensor(np.arange(k)[None, :] < degree[:, None])
-    batch = RouterBatch(torch.from_numpy(fields), torch.from_numpy(actions), torch.from_numpy(rng.normal(size=(n, m))).float(), mask, valid)
-    return params, batch
-
-
 def test_conjugate_gradient_solves_per_router_spd_systems():
     rng = np.random.default_rng(5)
     mats = []

@@ -20,7 +20,8 @@ def _curves(path):
 
 @pytest.mark.parametrize(
     "algorithm,config,chunk",
-    [("mamrl", {"hidden_sizes": [16, 16], "episodes_per_iteration": 2}, 0), ("pg", {}, 3), ("q-routing", {}, 3)],
+    [("mamrl", {"hidden_sizes": [16, 16], "episodes_per_iteration": 2}, 0), ("pg", {}, 3), ("q-routing", {}, 3),
+     ("maml", {"hidden_sizes": [8], "episodes_per_task": 1, "tasks_per_iteration": 1}, 0)],
 )
 def test_resumed_run_equals_uninterrupted_run(tmp_path, algorithm, config, chunk):
     cfg = TrainConfig(topology="b4", load=0.3, horizon_ticks=60, algorithm=algorithm, algorithm_config=config,

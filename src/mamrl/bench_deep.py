@@ -184,15 +184,15 @@ def markdown_section(rows: list[DeepBenchRow], command: str, machine: dict[str, 
     return "\n".join(lines) + "\n"
 
 
-def write_section(path, section: str) -> None:
-    """Replace (or append) the deep-bench section of a markdown file."""
+def write_section(path, section: str, start: str = SECTION_START, end: str = SECTION_END) -> None:
+    """Replace (or append) the section between the `start` and `end` markers of a markdown file."""
     from pathlib import Path
 
     path = Path(path)
     text = path.read_text() if path.exists() else ""
-    if SECTION_START in text and SECTION_END in text:
-        before, rest = text.split(SECTION_START, 1)
-        after = rest.split(SECTION_END, 1)[1]
+    if start in text and end in text:
+        before, rest = text.split(start, 1)
+        after = rest.split(end, 1)[1]
         text = before + section.rstrip("\n") + after
     else:
         text = text.rstrip("\n") + ("\n\n" if text else "") + section

@@ -57,7 +57,7 @@ class TrainConfig:
     seed: int = 0
     """Seed of the training traffic."""
     chunk_episodes: int = 0
-    """Episodes per curve row and checkpoint; 0 = one TRPO iteration for `mamrl`, else 50."""
+    """Episodes per curve row and checkpoint; 0 = one update of the algorithm (a TRPO or meta iteration), else 50."""
     eval_episodes: int = 0
     """Frozen-policy evaluation episodes at the end (on seed + 1_000_003)."""
 
@@ -72,7 +72,7 @@ class TrainConfig:
             raise MamrlError(f"{name} does not learn; nothing to train (evaluate it with `mamrl simulate`)")
         chunk = self.chunk_episodes
         if chunk <= 0:
-            chunk = getattr(getattr(agent, "cfg", None), "episodes_per_iteration", 50) if name == "mamrl" else 50
+            chunk = int(getattr(agent, "episodes_per_update", 50))
         return TrainConfig(self.topology, float(self.load), int(self.horizon_ticks), tuple(self.failures), name,
                            dict(self.algorithm_config), int(self.episodes), int(self.seed), int(chunk), int(self.eval_episodes))
 
@@ -118,6 +118,8 @@ def train_run(
         size = min(cfg.chunk_episodes, cfg.episodes - done)
         start = time.perf_counter()
         metrics = agent.train(params, cfg.seed, size)
+        # Learners that consume whole iterations (maml) may use more than `size` episodes.
+        size = max(size, int(getattr(agent, "episodes_trained", done + size)) - done)
         row = {"episodes": done + size, "seconds": round(time.perf_counter() - start, 3)}
         for key in CURVE_METRICS:
             finite = metrics[key][np.isfinite(metrics[key])]
@@ -125,7 +127,7 @@ def train_run(
         log = getattr(agent, "log", None)
         if log:
             entry = log[-1]
-            row.update({"reward": entry.reward, "kl": entry.kl, "accepted_share": entry.accepted_share})
+            row.update({key: getattr(entry, key) for key in ("reward", "pre_reward", "kl", "accepted_share") if hasattr(entry, key)})
         rows.append(row)
         done += size
         agent.save(checkpoint, extra={"rows": rows})

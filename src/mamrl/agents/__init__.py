@@ -44,7 +44,7 @@ class TableAgent(RoutingAgent):
 
 
 POLICY_NAMES = ("spa", "random")
-ALGORITHM_NAMES = ("spa", "random", "q-routing", "pg", "mamrl")
+ALGORITHM_NAMES = ("spa", "random", "q-routing", "pg", "mamrl", "maml")
 ALIASES = {
     "shortest-path": "spa",
     "q": "q-routing",
@@ -72,6 +72,10 @@ def _config_class(key: str):
         from mamrl.agents.deep_consensus import DeepConsensusConfig
 
         return DeepConsensusConfig
+    if key == "maml":
+        from mamrl.meta.maml import MamlConfig
+
+        return MamlConfig
     from mamrl.agents.policy_gradient import PolicyGradientConfig
     from mamrl.agents.q_routing import QRoutingConfig
     from mamrl.agents.shortest_path import ShortestPathPolicy
@@ -125,7 +129,7 @@ def canonical_name(name: str) -> str:
 
 
 def make_agent(name: str, config: dict[str, Any] | None = None) -> RoutingAgent:
-    """A routing algorithm by name (`spa`, `random`, `q-routing`, `pg`, `mamrl`) with optional config values."""
+    """A routing algorithm by name (`spa`, `random`, `q-routing`, `pg`, `mamrl`, `maml`) with optional config values."""
     from mamrl.agents.policy_gradient import PolicyGradient
     from mamrl.agents.q_routing import QRouting
     from mamrl.agents.random_policy import UniformRandomPolicy
@@ -143,6 +147,10 @@ def make_agent(name: str, config: dict[str, Any] | None = None) -> RoutingAgent:
         from mamrl.agents.deep_consensus import DeepConsensus
 
         return DeepConsensus(cfg)
+    if key == "maml":
+        from mamrl.meta.maml import MetaLearner
+
+        return MetaLearner(cfg)
     return QRouting(cfg) if key == "q-routing" else PolicyGradient(cfg)
 
 

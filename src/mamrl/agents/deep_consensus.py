@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from mamrl.agents.base import Progress, RoutingAgent, in_chunks
-from mamrl.agents.networks import StackedPolicy, encode_fields, field_offsets, input_dim, policy_logits
+from mamrl.agents.networks import StackedPolicy, encode_fields, field_offsets, input_dim, policy_logits, slot_mask
 from mamrl.agents.trpo import (
     RouterBatch,
     TrpoStats,
@@ -114,6 +114,8 @@ class Rollout:
     """Number of decisions actually made."""
     packet_return: np.ndarray | None = None
     """float64 [T, E, N] with `reward="packet"`: the decision's packet outcome (see module doc)."""
+    policy_seconds: float = 0.0
+    """Wall time spent in the policy networks' forward passes and sampling (the rest is simulation)."""
 
 
 def rollout(
@@ -144,6 +146,7 @@ def rollout(
     loss_signal = np.zeros((horizon, num_episodes, n))
     degree_last = topo.degree[None, :] - 1
     heads = np.full((horizon, num_episodes, n), -1, dtype=np.int64) if reward == "packet" else None
+    policy_seconds = 0.0
     with torch.no_grad():
         for t in range(horizon):
             obs = sim.observe(state)
@@ -157,9 +160,11 @@ def rollout(
                 valid = torch.from_numpy(mask).transpose(0, 1)
             else:
                 valid = valid_slots
+            start = time.perf_counter()
             logits = policy_logits(policy_params, torch.from_numpy(fields[t]).transpose(0, 1), valid)
             cumulative = torch.softmax(logits, dim=-1).cumsum(dim=-1).transpose(0, 1).numpy()  # [E, N, K]
             choice = (uniforms[:, t, :, None] >= cumulative).sum(axis=2)
+            policy_seconds += time.perf_counter() - start
             actions[t] = np.minimum(choice, degree_last)
             if heads is not None:
                 heads[t] = state.q_head
@@ -173,7 +178,8 @@ def rollout(
             loss_signal[t] = -events.lost
     metrics = episode_metrics(state, horizon, topo.capacities)
     packet_return = None if heads is None else _packet_returns(state, heads, horizon, loss_penalty)
-    return Rollout(fields, acted, actions, valid_log, signal, loss_signal, metrics, int(acted.sum()), packet_return)
+    return Rollout(fields, acted, actions, valid_log, signal, loss_signal, metrics, int(acted.sum()), packet_return,
+                   policy_seconds)
 
 
 def _packet_returns(state: kernel.State, heads: np.ndarray, horizon: int, loss_penalty: float) -> np.ndarray:
@@ -235,6 +241,11 @@ class DeepConsensus(RoutingAgent):
         self.log: list[IterationLog] = []
         self._shape: tuple[int, int] | None = None
 
+    @property
+    def episodes_per_update(self) -> int:
+        """Episodes consumed by one TRPO iteration (a natural checkpoint interval)."""
+        return self.cfg.episodes_per_iteration
+
     # ------------------------------------------------------------------ setup
     def _ensure(self, params: SimParams, train_seed: int = 0) -> None:
         topo = params.topology
@@ -257,29 +268,36 @@ class DeepConsensus(RoutingAgent):
         """e [T, E, N] = r~ + x, x the consensus estimate of the mean of r^ (Eq. 4, 6)."""
         return data.loss_signal + self.consensus(params).run(data.signal)
 
-    def router_batch(self, params: SimParams, data: Rollout, baseline_weights: torch.Tensor) -> tuple[RouterBatch, torch.Tensor]:
-        """Each router's decisions with GAE advantages; also returns the refitted baseline."""
+    def router_batch(self, params: SimParams, data: Rollout, baseline_weights: torch.Tensor | None,
+                     ) -> tuple[RouterBatch, torch.Tensor]:
+        """Each router's decisions with advantages; also returns the baseline refitted on this
+        data's returns. Advantages use `baseline_weights` (fitted on earlier data, as rllab's TRPO
+        does), or with None the baseline refitted on this same data (as rllab's MAML does: each
+        task's batch gets its own baseline)."""
         horizon = params.horizon_ticks
         n = params.topology.num_routers
         in_dim = input_dim(n, params.topology.max_degree)
-        rewards = torch.from_numpy(self.rewards(params, data)) if data.packet_return is None else None  # [T, E, N]
         fields = torch.from_numpy(data.fields)  # [T, E, N, G]
         ticks = torch.arange(horizon)[:, None, None].expand(data.acted.shape)
-        # Values of every (tick, episode, router) under the current baseline: gather, no dense features.
-        w = baseline_weights  # [N, D_in + 4]
+        acted = torch.from_numpy(data.acted)
+        if data.packet_return is not None:
+            rewards = None
+            returns = torch.from_numpy(data.packet_return)
+            new_weights = self._fit_baseline(fields, ticks, returns, in_dim, horizon, rows_mask=acted)
+        else:
+            rewards = torch.from_numpy(self.rewards(params, data))  # [T, E, N]
+            returns = discounted_returns(rewards, self.cfg.discount)
+            new_weights = self._fit_baseline(fields, ticks, returns, in_dim, horizon)
+        # Values of every (tick, episode, router) under the baseline: gather, no dense features.
+        w = new_weights if baseline_weights is None else baseline_weights  # [N, D_in + 4]
         router_index = torch.arange(n)[None, None, :, None].expand(fields.shape)
         values = w[router_index, fields].sum(dim=-1)
         tau = ticks.to(torch.float64) / horizon
         values = values + w[:, in_dim] * tau + w[:, in_dim + 1] * tau**2 + w[:, in_dim + 2] * tau**3 + w[:, in_dim + 3]
-        acted = torch.from_numpy(data.acted)
-        if data.packet_return is not None:
-            returns = torch.from_numpy(data.packet_return)
+        if rewards is None:
             advantages = returns - values
-            new_weights = self._fit_baseline(fields, ticks, returns, in_dim, horizon, rows_mask=acted)
         else:
             advantages = gae(rewards, values, self.cfg.discount, self.cfg.gae_lambda)
-            returns = discounted_returns(rewards, self.cfg.discount)
-            new_weights = self._fit_baseline(fields, ticks, returns, in_dim, horizon)
 
         counts = acted.sum(dim=(0, 1))  # [N]
         m = int(max(int(counts.max()), 1))
@@ -303,7 +321,7 @@ class DeepConsensus(RoutingAgent):
                 valid[i, :c] = torch.from_numpy(data.valid)[:, :, i][sel]
         # Padding rows point at row 0 of each field; they are masked out of every mean.
         batch_fields[~mask] = torch.from_numpy(field_offsets(n, params.topology.max_degree))
-        slots = self.policy.valid if valid is None else valid
+        slots = slot_mask(params.topology.degree, params.topology.max_degree) if valid is None else valid
         return RouterBatch(batch_fields, batch_actions, batch_adv, mask, slots), new_weights
 
     def _fit_baseline(self, fields, ticks, returns, in_dim, horizon, max_rows: int = 2048, rows_mask=None) -> torch.Tensor:

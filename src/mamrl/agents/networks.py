@@ -78,6 +78,11 @@ def init_params(num_routers: int, in_dim: int, hidden: tuple[int, ...], num_acti
     return params
 
 
+def slot_mask(degree: np.ndarray, max_degree: int) -> torch.Tensor:
+    """bool [N, K]: which action slots exist (slot k < the router's degree)."""
+    return torch.as_tensor(np.arange(max_degree)[None, :] < np.asarray(degree)[:, None])
+
+
 def num_layers(params: dict[str, torch.Tensor]) -> int:
     return sum(1 for key in params if key.startswith("w"))
 
@@ -109,8 +114,7 @@ class StackedPolicy(nn.Module):
         generator = torch.Generator().manual_seed(int(seed))
         init = init_params(num_routers, self.in_dim, self.hidden, max_degree, generator)
         self.params = nn.ParameterDict({k: nn.Parameter(v) for k, v in init.items()})
-        valid = torch.as_tensor(np.arange(max_degree)[None, :] < np.asarray(degree)[:, None])
-        self.register_buffer("valid", valid, persistent=False)
+        self.register_buffer("valid", slot_mask(degree, max_degree), persistent=False)
 
     def param_dict(self) -> dict[str, torch.Tensor]:
         return dict(self.params.items())

@@ -13,6 +13,7 @@ Reads top to bottom like the algorithm: data -> surrogate & KL -> gradient -> co
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -37,10 +38,36 @@ class RouterBatch:
     """bool [N, M]: real decisions (False = padding)."""
     valid: torch.Tensor
     """bool [N, K] or [N, M, K]: slots the policy may choose."""
+    total: torch.Tensor | None = None
+    """float32 [N]: decisions per router of the whole batch when this is a chunk of its columns
+    (per-router means of a chunk then sum to the whole batch's means); None = this batch's own."""
 
     @property
     def counts(self) -> torch.Tensor:
+        if self.total is not None:
+            return self.total
         return self.mask.sum(dim=1).clamp(min=1).to(torch.float32)
+
+    def routers(self, index: torch.Tensor) -> "RouterBatch":
+        """The batch of the routers in `index` (int64) only."""
+        return RouterBatch(self.fields[index], self.actions[index], self.advantages[index], self.mask[index],
+                           self.valid[index], None if self.total is None else self.total[index])
+
+    def chunks(self, max_rows: int) -> list["RouterBatch"]:
+        """Column chunks of at most `max_rows` rows (N x columns) whose per-router means add up to
+        this batch's: sums over decisions (gradients, Hessian-vector products) can be computed
+        chunk by chunk, freeing each chunk's graph before the next."""
+        n, m = self.mask.shape
+        width = max(1, max_rows // max(n, 1))
+        if width >= m:
+            return [self]
+        total = self.counts
+        out = []
+        for start in range(0, m, width):
+            cols = slice(start, start + width)
+            valid = self.valid if self.valid.dim() == 2 else self.valid[:, cols]
+            out.append(RouterBatch(self.fields[:, cols], self.actions[:, cols], self.advantages[:, cols], self.mask[:, cols], valid, total))
+        return out
 
     def subsample(self, fraction: float, generator: torch.Generator) -> "RouterBatch":
         """A random fraction of the columns (for cheaper Fisher-vector products)."""
@@ -234,29 +261,61 @@ def trpo_update(
     fvp_batch = batch if fvp_fraction >= 1 else batch.subsample(fvp_fraction, generator or torch.Generator())
     fisher_vector = fisher_vector_product(theta, fvp_batch, cg_damping)
 
-    direction = conjugate_gradient(fisher_vector, g, cg_iterations)
+    def evaluate(candidate: Params, routers: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        sub = batch.routers(routers)
+        kl = mean_kl(candidate, sub, old_logp[routers])
+        return kl, surrogate(candidate, sub, old_logp_actions[routers]) - surrogate_before[routers]
+
+    return trust_region_step(theta, g, fisher_vector, evaluate, max_kl=max_kl, cg_iterations=cg_iterations,
+                             backtrack_ratio=backtrack_ratio, max_backtracks=max_backtracks)
+
+
+def trust_region_step(
+    theta: Params,
+    gradient: Params,
+    fisher_vector,
+    evaluate,
+    *,
+    max_kl: float,
+    cg_iterations: int,
+    backtrack_ratio: float,
+    max_backtracks: int,
+) -> tuple[Params, TrpoStats]:
+    """TRPO's step for every router from its gradient g_i and Fisher-vector products: direction
+    s_i = F_i^-1 g_i by conjugate gradient, scaled to the KL bound (sqrt(2 max_kl / s_i^T F_i s_i)),
+    then a backtracking line search in which router i takes the largest fraction of its step
+    whose true KL_i <= max_kl and whose surrogate gain_i > 0, or no step. `evaluate(candidate,
+    routers) -> (kl, gain)` measures the routers still searching (int64 index; `candidate` holds
+    only their parameters), so later backtracks cost only what the rejected routers need.
+    Shared by TRPO and MAML-TRPO (whose surrogate is post-adaptation)."""
+    theta = {k: v.detach() for k, v in theta.items()}
+    direction = conjugate_gradient(fisher_vector, gradient, cg_iterations)
     curvature = dot(direction, fisher_vector(direction)).clamp(min=1e-12)
     full_step = scale(torch.sqrt(2 * max_kl / curvature), direction)
 
-    n = batch.mask.shape[0]
+    n = next(iter(theta.values())).shape[0]
     accepted = torch.zeros(n, dtype=torch.bool)
     fraction = torch.zeros(n)
     kl_taken = torch.zeros(n)
     improvement = torch.zeros(n)
+    for k in range(max_backtracks):
+        f = backtrack_ratio**k
+        pending = torch.nonzero(~accepted).squeeze(1)
+        with torch.no_grad():
+            candidate = axpy(torch.full((len(pending),), f), {key: v[pending] for key, v in full_step.items()},
+                             {key: v[pending] for key, v in theta.items()})
+        kl_pending, gain_pending = evaluate(candidate, pending)
+        kl = torch.full((n,), math.inf).index_put((pending,), kl_pending.detach().to(torch.float32))
+        gain = torch.zeros(n).index_put((pending,), gain_pending.detach().to(torch.float32))
+        ok = (~accepted) & (kl <= max_kl) & (gain > 0) & torch.isfinite(kl)
+        fraction = torch.where(ok, torch.full_like(fraction, f), fraction)
+        kl_taken = torch.where(ok, kl, kl_taken)
+        improvement = torch.where(ok, gain, improvement)
+        accepted |= ok
+        if bool(accepted.all()):
+            break
     with torch.no_grad():
-        for k in range(max_backtracks):
-            f = backtrack_ratio**k
-            candidate = axpy(torch.full((n,), f), full_step, {k2: v.detach() for k2, v in theta.items()})
-            kl = mean_kl(candidate, batch, old_logp)
-            gain = surrogate(candidate, batch, old_logp_actions) - surrogate_before
-            ok = (~accepted) & (kl <= max_kl) & (gain > 0) & torch.isfinite(kl)
-            fraction = torch.where(ok, torch.full_like(fraction, f), fraction)
-            kl_taken = torch.where(ok, kl, kl_taken)
-            improvement = torch.where(ok, gain, improvement)
-            accepted |= ok
-            if bool(accepted.all()):
-                break
-        new_params = axpy(fraction, full_step, {k2: v.detach() for k2, v in theta.items()})
+        new_params = axpy(fraction, full_step, theta)
     return new_params, TrpoStats(kl_taken, improvement, accepted, fraction)
 
 
@@ -268,3 +327,39 @@ def policy_gradient_step(params: Params, batch: RouterBatch, step_size: float, *
     objective = per_router_mean(logp * batch.advantages, batch).sum()
     grads = torch.autograd.grad(objective, list(params.values()), create_graph=create_graph)
     return {k: v + step_size * g for (k, v), g in zip(params.items(), grads)}
+
+
+def policy_gradient(params: Params, batch: RouterBatch, *, max_rows: int = 8192,
+                    log_probs_out: list[torch.Tensor] | None = None) -> Params:
+    """grad_i of mean_i(log pi * A) for every router (= the surrogate's gradient at the sampling
+    policy), accumulated over column chunks of at most `max_rows` rows to bound memory (small
+    chunks are also faster: they stay in cache). With `log_probs_out`, appends the batch's
+    log pi over slots [N, M, K] (detached) to it."""
+    theta = {k: v.detach().requires_grad_(True) for k, v in params.items()}
+    total = {k: torch.zeros_like(v) for k, v in theta.items()}
+    pieces = []
+    for chunk in batch.chunks(max_rows):
+        logp_all = log_probs(theta, chunk)
+        logp = logp_all.gather(2, chunk.actions[..., None]).squeeze(2)
+        grads = torch.autograd.grad(per_router_mean(logp * chunk.advantages, chunk).sum(), list(theta.values()))
+        for k, g in zip(theta, grads):
+            total[k] += g
+        if log_probs_out is not None:
+            pieces.append(logp_all.detach())
+    if log_probs_out is not None:
+        log_probs_out.append(torch.cat(pieces, dim=1))
+    return total
+
+
+def hessian_vector_product(params: Params, batch: RouterBatch, vector: Params, *, max_rows: int = 8192) -> Params:
+    """H_i v_i for every router, H_i the Hessian of mean_i(log pi * A) (the inner objective of
+    MAML) at `params`: d/dtheta <grad L(theta), v> by double backward, chunk by chunk."""
+    theta = {k: v.detach().requires_grad_(True) for k, v in params.items()}
+    total = {k: torch.zeros_like(v) for k, v in theta.items()}
+    for chunk in batch.chunks(max_rows):
+        logp = log_probs(theta, chunk).gather(2, chunk.actions[..., None]).squeeze(2)
+        grads = torch.autograd.grad(per_router_mean(logp * chunk.advantages, chunk).sum(), list(theta.values()), create_graph=True)
+        inner = sum((g * vector[k]).sum() for k, g in zip(theta, grads))
+        for k, h in zip(theta, torch.autograd.grad(inner, list(theta.values()))):
+            total[k] += h
+    return total

@@ -1,0 +1,121 @@
+"""`mamrl bench-meta`: time and memory of one MAML-TRPO meta-iteration (Algorithm 1).
+
+The configuration is the paper authors' (3 tasks per iteration, 15 adaptation + 15 validation
+episodes of 500 ticks per task, one inner step, 5x128 networks, CG 10, max KL 0.01), whose code
+took 785 s and 10.1 GB per iteration on these machines (SPEC §5). Reported: wall time per
+meta-iteration split into simulation, policy forward passes in the rollouts, batch building,
+inner step, meta-gradient and TRPO; decisions made; and the process's peak resident memory (run
+it in a fresh process: `ru_maxrss` is a lifetime peak, torch's own import included).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import resource
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+
+import torch
+
+from mamrl.bench_deep import write_section as _write_section
+from mamrl.meta.maml import MamlConfig, MetaLearner
+from mamrl.sim.params import SimParams
+from mamrl.topologies import load_topology
+
+SECTION_START = "<!-- bench-meta:start -->"
+SECTION_END = "<!-- bench-meta:end -->"
+PHASES = ("simulation", "policy_forward", "batches", "inner_step", "meta_gradient", "trpo")
+
+
+@dataclass(frozen=True)
+class MetaBenchResult:
+    topology: str
+    routers: int
+    load: float
+    first_order: bool
+    iterations: int
+    seconds: list[float]
+    phases: dict[str, float]
+    """Median seconds per phase."""
+    decisions: int
+    peak_rss_mb: float
+
+    @property
+    def median_s(self) -> float:
+        return statistics.median(self.seconds)
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set size in MB (Linux reports KB, macOS bytes)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+
+
+def bench_meta(topology_name: str = "b4", load: float = 0.3, iterations: int = 3, *, first_order: bool = False,
+               horizon: int = 500, episodes_per_task: int = 15, on_iteration=None) -> MetaBenchResult:
+    """Time `iterations` meta-iterations after one warm-up (numba compilation, allocator)."""
+    params = SimParams(load_topology(topology_name), load, horizon)
+    learner = MetaLearner(MamlConfig(first_order=first_order, episodes_per_task=episodes_per_task))
+    learner.meta_iteration(params, seed=0)
+    totals, phases, decisions = [], [], []
+    for k in range(iterations):
+        start = time.perf_counter()
+        log, _ = learner.meta_iteration(params, seed=0)
+        totals.append(time.perf_counter() - start)
+        phases.append(log.seconds)
+        decisions.append(log.decisions)
+        if on_iteration is not None:
+            on_iteration(k + 1, totals[-1])
+    median_phases = {p: statistics.median(s[p] for s in phases) for p in PHASES}
+    return MetaBenchResult(topology_name, params.topology.num_routers, load, first_order, iterations, totals,
+                           median_phases, int(statistics.median(decisions)), peak_rss_mb())
+
+
+COLUMNS = ("topology", "variant", "meta-iteration (s, median)", *PHASES, "decisions", "peak memory (MB)")
+
+
+def row_cells(r: MetaBenchResult) -> list[str]:
+    total = r.median_s
+    shares = [f"{r.phases[p]:.2f} ({100 * r.phases[p] / total:.0f}%)" for p in PHASES]
+    variant = "first order" if r.first_order else "second order"
+    return [f"{r.topology} ({r.routers})", variant, f"{total:.2f}", *shares, f"{r.decisions:,}", f"{r.peak_rss_mb:.0f}"]
+
+
+def markdown_section(results: list[MetaBenchResult], command: str, machine: dict[str, str]) -> str:
+    date = _dt.datetime.now().astimezone().replace(microsecond=0).isoformat()
+    lines = [
+        SECTION_START,
+        "## MAML-TRPO meta-iteration (Algorithm 1)",
+        "",
+        f"Command: `{command}`  ",
+        f"Date: {date}; torch {torch.__version__}, {torch.get_num_threads()} threads; λ = {results[0].load:g}; "
+        "3 tasks per iteration, 15 adaptation + 15 validation episodes of 500 ticks per task, one inner step "
+        "(α = 0.01), 5x128 networks, CG 10 on 10% of the decisions, max KL 0.01 (the paper authors' configuration; "
+        "their code took 785 s and 10.1 GB per iteration here, target ≤ 16 s and < 1 GB).",
+        "",
+        "| " + " | ".join(COLUMNS) + " |",
+        "|---|---|" + "---:|" * (len(COLUMNS) - 2),
+    ]
+    lines += ["| " + " | ".join(row_cells(r)) + " |" for r in results]
+    lines += [
+        "",
+        "- Phases (median seconds and share of the iteration): *simulation* = rollouts without the policy; "
+        "*policy_forward* = the rollouts' batched network passes and sampling; *batches* = rewards, linear "
+        "baselines, advantages and per-router padding; *inner_step* = the per-router policy-gradient steps; "
+        "*meta_gradient* = the outer gradient at the adapted parameters pulled back through the inner step "
+        "(Hessian-vector products, chunked); *trpo* = Fisher-vector products, conjugate gradient and the line "
+        "search, which redoes the inner step for every candidate (only for routers still searching).",
+        "- *decisions*: forwarding decisions routers actually made over the iteration's 90 episodes "
+        "(routers with empty queues make none and are not recorded).",
+        "- *peak memory*: the benchmark process's peak resident set (torch and numba included), "
+        "measured in a fresh process.",
+        "- Machine: " + ", ".join(f"{k} {v}" for k, v in machine.items()),
+        SECTION_END,
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_section(path, section: str) -> None:
+    _write_section(path, section, SECTION_START, SECTION_END)

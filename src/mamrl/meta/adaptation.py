@@ -1,0 +1,160 @@
+"""MAMRL deployment (paper Algorithm 2): online adaptation with failure detection and reset.
+
+Routers run their policies episode after episode and adapt online: after every block of episodes
+(K trajectories) each router takes one vanilla policy-gradient step of size alpha on its own
+decisions and reward (`update="pg"`, Algorithm 2; `update="trpo"` takes a TRPO step instead).
+When a router sees persistent loss on one of its links — `detect_consecutive_losses` packets in a
+row that it sent on the link were lost — the link is declared failed and the policies are reset
+(MAMRL: to the meta-initialisation; random-init: to fresh random weights; `continued`: never),
+then adapt from there. A reset discards that block's update: its data came from the old policy.
+
+Why a run of consecutive losses: a packet is lost at a healthy link only when the link's free
+capacity cannot take it, which needs many packets in flight on it at once (on the paper's
+topologies capacity is ~40 mean packets); a failed link loses every packet sent on it. A run of
+5 is unambiguous on those networks and is seen within a few ticks of a failure by the routers
+that use the link. The loss a router counts at a tick is attributed to the link it sent on at
+that tick (the simulator charges send losses, and packets lost in flight when their link fails,
+to the sender); with a buffer limit, drop-tail losses are charged to the queue's router too and
+could, under heavy congestion, be mistaken for a failure (documented, not special-cased).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+
+from mamrl.agents.deep_consensus import DeepConsensus, DeepConsensusConfig, rollout
+from mamrl.agents.networks import init_params, input_dim, slot_mask
+from mamrl.agents.trpo import Params, axpy, policy_gradient, trpo_update
+from mamrl.errors import MamrlError
+from mamrl.sim.params import SimParams
+from mamrl.topologies.core import Topology
+
+UPDATES = ("pg", "trpo")
+
+
+@dataclass
+class AdaptationConfig:
+    """Online adaptation after deployment (Algorithm 2)."""
+
+    step_size: float = 0.01
+    """alpha of the online policy-gradient steps (paper §4.1: the same alpha as the inner step)."""
+    episodes_per_step: int = 5
+    """Episodes (trajectories K) per adaptation step."""
+    update: str = "pg"
+    """`pg`: vanilla policy-gradient step of size alpha (Algorithm 2); `trpo`: a TRPO step."""
+    detect_consecutive_losses: int = 5
+    """A router declares a link failed after this many consecutive packets it sent on it were lost."""
+
+    def __post_init__(self) -> None:
+        if self.update not in UPDATES:
+            raise MamrlError(f"adaptation.update must be one of {', '.join(UPDATES)}, got {self.update!r}")
+        if self.step_size < 0:
+            raise MamrlError(f"adaptation.step_size must be >= 0, got {self.step_size}")
+        if self.episodes_per_step < 1:
+            raise MamrlError(f"adaptation.episodes_per_step must be >= 1, got {self.episodes_per_step}")
+        if self.detect_consecutive_losses < 1:
+            raise MamrlError(f"adaptation.detect_consecutive_losses must be >= 1, got {self.detect_consecutive_losses}")
+
+
+def detect_failed_links(acted: np.ndarray, actions: np.ndarray, lost: np.ndarray, link_of_slot: np.ndarray,
+                        consecutive: int) -> np.ndarray:
+    """bool [num links]: links some router saw `consecutive` of its sends on in a row lost, in any
+    episode. acted, actions, lost: [T, E, N] (lost = packets lost at the router that tick)."""
+    num_links = int(link_of_slot.max()) + 1
+    flagged = np.zeros(num_links, dtype=bool)
+    _, episodes, routers = acted.shape
+    for e in range(episodes):
+        for i in range(routers):
+            ticks = np.flatnonzero(acted[:, e, i])
+            if ticks.size < consecutive:
+                continue
+            slots = actions[ticks, e, i]
+            failed = lost[ticks, e, i] > 0
+            for slot in np.unique(slots[failed]):
+                on_slot = failed[slots == slot]
+                # longest run of True in on_slot
+                edges = np.diff(np.concatenate(([0], on_slot.astype(np.int8), [0])))
+                runs = np.flatnonzero(edges == -1) - np.flatnonzero(edges == 1)
+                if runs.size and runs.max() >= consecutive:
+                    flagged[link_of_slot[i, slot]] = True
+    return flagged
+
+
+class DeepOnlineController:
+    """The deep learner adapting online (Algorithm 2), optionally resetting on detected failures.
+    Follows the failure experiment's controller protocol (`run_episodes`)."""
+
+    def __init__(self, name: str, initial: Params, reset_to: Callable[[int], Params] | None,
+                 policy_config: DeepConsensusConfig, adaptation: AdaptationConfig, topology: Topology):
+        self.name = name
+        self.adaptation = adaptation
+        self.reset_to = reset_to
+        self.learner = DeepConsensus(policy_config)
+        self.topology = topology
+        self.params = {k: v.detach().clone() for k, v in initial.items()}
+        self.valid = slot_mask(topology.degree, topology.max_degree)
+        self.known_failed: set[int] = set()
+        self.resets = 0
+        self._link_of_slot = topology.neighbor_table[1]
+        feature_dim = input_dim(topology.num_routers, topology.max_degree) + 4
+        self.baseline = torch.zeros((topology.num_routers, feature_dim), dtype=torch.float64)
+
+    def run_episodes(self, params: SimParams, seed: int, first_episode: int, num_episodes: int) -> dict[str, np.ndarray]:
+        """Roll out the block with the current policies, then reset (if a new failure was
+        detected and this controller resets) or take one adaptation step."""
+        cfg = self.learner.cfg
+        data = rollout(self.params, self.valid, params, seed, num_episodes, first_episode, reward=cfg.reward,
+                       mask_down_links=cfg.mask_down_links, loss_penalty=cfg.loss_penalty)
+        flagged = detect_failed_links(data.acted, data.actions, -data.loss_signal, self._link_of_slot,
+                                      self.adaptation.detect_consecutive_losses)
+        new_failures = set(np.flatnonzero(flagged).tolist()) - self.known_failed
+        self.known_failed |= new_failures
+        reset = bool(new_failures) and self.reset_to is not None
+        if reset:
+            self.resets += 1
+            self.params = {k: v.detach().clone() for k, v in self.reset_to(self.resets).items()}
+        else:
+            self._adapt(params, data)
+        metrics = dict(data.metrics)
+        metrics["reset"] = np.full(num_episodes, reset)
+        return metrics
+
+    def _adapt(self, params: SimParams, data) -> None:
+        self.learner.episodes_trained += 1  # varies the baseline's row sample between steps
+        if self.adaptation.update == "pg":
+            batch, _ = self.learner.router_batch(params, data, None)
+            grad = policy_gradient(self.params, batch)
+            n = self.topology.num_routers
+            self.params = axpy(torch.full((n,), self.adaptation.step_size), grad, self.params)
+        else:
+            batch, self.baseline = self.learner.router_batch(params, data, self.baseline)
+            cfg = self.learner.cfg
+            generator = torch.Generator().manual_seed(self.learner.episodes_trained)
+            self.params, _ = trpo_update(self.params, batch, max_kl=cfg.max_kl, cg_iterations=cfg.cg_iterations,
+                                         cg_damping=cfg.cg_damping, fvp_fraction=cfg.fvp_fraction, generator=generator)
+
+
+def random_params(topology: Topology, hidden: tuple[int, ...], seed: int) -> Params:
+    """Fresh random weights for every router (the networks' default initialisation)."""
+    generator = torch.Generator().manual_seed(int(np.random.SeedSequence([seed, 0x5EED]).generate_state(1)[0]))
+    return init_params(topology.num_routers, input_dim(topology.num_routers, topology.max_degree), tuple(hidden),
+                       topology.max_degree, generator)
+
+
+def make_deep_controllers(meta_init: Params, topology: Topology, policy_config: DeepConsensusConfig,
+                          adaptation: AdaptationConfig, seed: int) -> list[DeepOnlineController]:
+    """The three deep controllers of the failure experiment:
+    `mamrl-init` starts from the meta-initialisation and resets to it on a detected failure;
+    `continued` starts from it and never resets (it continues from its pre-failure weights);
+    `random-init` starts from random weights and resets to fresh random weights on a detected failure."""
+    hidden = tuple(policy_config.hidden_sizes)
+    return [
+        DeepOnlineController("mamrl-init", meta_init, lambda k: meta_init, policy_config, adaptation, topology),
+        DeepOnlineController("continued", meta_init, None, policy_config, adaptation, topology),
+        DeepOnlineController("random-init", random_params(topology, hidden, seed), lambda k: random_params(topology, hidden, seed + 7919 * k),
+                             policy_config, adaptation, topology),
+    ]

@@ -1,0 +1,408 @@
+"""MAMRL meta-training (paper Algorithm 1): MAML (Finn et al. 2017) with TRPO as the
+meta-optimiser, for every router's policy at once, in plain PyTorch.
+
+One meta-iteration, reading like the algorithm:
+
+    sample a batch of tasks M_k ~ eta(M)                       (failure scenarios, `meta.tasks`)
+    for each task:
+        D   <- K episodes with the current parameters theta     (every router samples its policy)
+        theta'_i = theta_i + alpha * grad_i J_i(theta; D)        (inner vanilla PG step per router,
+                                                                  on its own decisions and reward)
+        D'  <- K episodes with the adapted parameters theta'
+    meta-update: TRPO on sum_k J(theta'_k(theta); D'_k), differentiating through the inner step
+
+Per router everything is separable: router i's inner step moves only theta_i using only its own
+decisions, so the Jacobian d theta'/d theta is block diagonal and
+
+    grad_theta J(theta') = (I + alpha H) grad_theta' J(theta')      (second order)
+                         ~= grad_theta' J(theta')                   (first order, `first_order`)
+
+with H the Hessian of the inner objective on D, applied as a Hessian-vector product (double
+backward) chunk by chunk; with several inner steps the chain is applied step by step backwards.
+This is exactly what autograd through the inner step gives (tested against it and against finite
+differences) but never holds the whole inner-step graph in memory.
+
+The trust region: TRPO's Fisher-vector products use the Fisher of the adapted policies on D'
+(mean over tasks), i.e. the Jacobian of the inner step is taken as the identity in the
+curvature only (an O(alpha) approximation, exact at alpha = 0); the line search then measures
+the *true* post-adaptation KL and surrogate gain of every candidate by redoing the inner step
+from it, so the constraint actually enforced is the exact one. Each router accepts or rejects
+its own step on its own data (`trpo.trust_region_step`).
+
+Defaults: 3 tasks per iteration, K = 15 episodes, one inner step of alpha = 0.01, max KL 0.01,
+CG 10 — the paper (alpha) and the paper authors' configuration (the rest). The reward defaults
+to `packet`: trained on the paper's reward the learner stops delivering (RESULTS.md §2); set
+`reward = "paper"` for the faithful one.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mamrl.agents.base import Progress, RoutingAgent
+from mamrl.agents.deep_consensus import DeepConsensus, DeepConsensusConfig, Rollout
+from mamrl.agents.trpo import (
+    Params,
+    RouterBatch,
+    axpy,
+    fisher_vector_product,
+    hessian_vector_product,
+    mean_kl,
+    per_router_mean,
+    policy_gradient,
+    surrogate,
+    trust_region_step,
+)
+from mamrl.errors import MamrlError
+from mamrl.meta.tasks import WEIGHTINGS, FailureTask, TaskDistribution
+from mamrl.sim.params import SimParams
+from mamrl.sim.simulator import Simulator
+
+
+@dataclass
+class MamlConfig(DeepConsensusConfig):
+    """MAML-TRPO meta-training; the policy fields are those of the deep learner
+    (`DeepConsensusConfig`), the rest are the meta-learning ones."""
+
+    reward: str = "packet"
+    """Reward of the inner and outer objectives (see `DeepConsensusConfig.reward`); `packet` by
+    default because the paper's reward teaches the policies not to deliver (RESULTS.md §2)."""
+    tasks_per_iteration: int = 3
+    """Tasks sampled per meta-iteration (the paper authors' meta-batch size)."""
+    episodes_per_task: int = 15
+    """K: episodes sampled per task before and after each inner step (paper authors: 15 + 15)."""
+    inner_steps: int = 1
+    """Inner policy-gradient steps per task (each on K fresh episodes of the adapted policy)."""
+    inner_step_size: float = 0.01
+    """alpha of the inner step (paper §4.1: 0.01)."""
+    first_order: bool = False
+    """Drop the inner step's second derivative (first-order MAML; cheaper)."""
+    task_weighting: str = "probability"
+    """eta(M): failed link drawn by failure probability (`probability`) or `uniform`."""
+    nominal_probability: float = 0.2
+    """Share of sampled tasks that are the intact network M_0."""
+    fail_tick: int = 0
+    """Tick at which a task's link fails in each of its episodes (0 = from the start)."""
+    held_out: tuple[str, ...] = ()
+    """Links (`A-B`) never failed in meta-training, kept for generalisation tests."""
+    chunk_rows: int = 8192
+    """Rows (router x decision) per chunk of gradient and Hessian-vector computations: bounds
+    the memory of one meta-iteration independently of the batch size (and small chunks run
+    faster, staying in cache)."""
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.tasks_per_iteration >= 1, "tasks_per_iteration must be >= 1"),
+            (self.episodes_per_task >= 1, "episodes_per_task must be >= 1"),
+            (self.inner_steps >= 1, "inner_steps must be >= 1"),
+            (self.inner_step_size >= 0, "inner_step_size must be >= 0"),
+            (self.task_weighting in WEIGHTINGS, f"task_weighting must be one of {', '.join(WEIGHTINGS)}"),
+            (0 <= self.nominal_probability <= 1, "nominal_probability must be in [0, 1]"),
+            (self.fail_tick >= 0, "fail_tick must be >= 0"),
+            (self.chunk_rows >= 1, "chunk_rows must be >= 1"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise MamrlError(f"maml.{message}")
+
+    @property
+    def episodes_per_meta_iteration(self) -> int:
+        return self.tasks_per_iteration * (self.inner_steps + 1) * self.episodes_per_task
+
+
+# --------------------------------------------------------------------------- the inner step
+def adapt(theta: Params, batches: list[RouterBatch], step_size: float, max_rows: int) -> list[Params]:
+    """theta_0 = theta, theta_{s+1} = theta_s + alpha grad J(theta_s; batches[s]); returns every
+    theta_s (detached), the last being the adapted parameters."""
+    path = [{k: v.detach() for k, v in theta.items()}]
+    for batch in batches:
+        grad = policy_gradient(path[-1], batch, max_rows=max_rows)
+        path.append(axpy(torch.full((batch.mask.shape[0],), step_size), grad, path[-1]))
+    return path
+
+
+def meta_gradient(path: list[Params], inner_batches: list[RouterBatch], outer_gradient: Params,
+                  step_size: float, first_order: bool, max_rows: int) -> Params:
+    """Pull the gradient at the adapted parameters back to theta through the inner steps:
+    u <- (I + alpha H_s) u for s = last..first (H_s the inner objective's Hessian at theta_s)."""
+    u = {k: v.clone() for k, v in outer_gradient.items()}
+    if first_order or step_size == 0:
+        return u
+    for theta_s, batch in zip(reversed(path[:-1]), reversed(inner_batches)):
+        hv = hessian_vector_product(theta_s, batch, u, max_rows=max_rows)
+        u = {k: u[k] + step_size * hv[k] for k in u}
+    return u
+
+
+# --------------------------------------------------------------------------- the learner
+@dataclass
+class MetaLog:
+    """One meta-iteration, for learning curves."""
+
+    iteration: int
+    episodes: int
+    tasks: list[str]
+    reward: float
+    """Mean decision return of the post-adaptation episodes (the meta-objective's scale)."""
+    pre_reward: float
+    """The same before adaptation."""
+    mean_delivery_time: float
+    mean_sojourn_time: float
+    delivered_fraction: float
+    loss_fraction: float
+    """Post-adaptation episode metrics, mean over tasks."""
+    kl: float
+    accepted_share: float
+    decisions: int
+    seconds: dict[str, float]
+    """Wall time by phase: simulation (rollouts without the policy), policy_forward (rollouts'
+    network passes and sampling), batches (rewards, baseline, advantages), inner_step,
+    meta_gradient (outer gradient and Hessian-vector products), trpo (CG and line search)."""
+
+
+@dataclass
+class _TaskData:
+    task: FailureTask
+    inner_batches: list[RouterBatch]
+    path: list[Params]
+    outer: RouterBatch
+    old_logp: torch.Tensor
+    old_logp_actions: torch.Tensor
+    rollouts: list[Rollout]
+
+
+class MetaLearner(RoutingAgent):
+    """MAML-TRPO over failure tasks; its parameters are the meta-initialisation theta per router.
+    `train` runs meta-iterations (each consuming `episodes_per_meta_iteration` episodes);
+    `evaluate` runs the meta-initialisation frozen."""
+
+    name = "maml"
+    learns = True
+
+    def __init__(self, config: MamlConfig | None = None):
+        self.cfg = config or MamlConfig()
+        self.learner = DeepConsensus(self.cfg)
+        self.log: list[MetaLog] = []
+
+    @property
+    def policy_config(self) -> DeepConsensusConfig:
+        return self.cfg
+
+    @property
+    def episodes_trained(self) -> int:
+        return self.learner.episodes_trained
+
+    @property
+    def episodes_per_update(self) -> int:
+        return self.cfg.episodes_per_meta_iteration
+
+    def initial_params(self) -> Params:
+        """The meta-initialisation (a copy)."""
+        if self.learner.policy is None:
+            raise MamrlError("maml has not been trained or loaded: no meta-initialisation yet")
+        return {k: v.detach().clone() for k, v in self.learner.policy.param_dict().items()}
+
+    def task_distribution(self, params: SimParams) -> TaskDistribution:
+        topo = params.topology
+        held = tuple(sorted({topo.link_id(spec) for spec in self.cfg.held_out}))
+        return TaskDistribution(topo, self.cfg.task_weighting, self.cfg.nominal_probability, self.cfg.fail_tick, held)
+
+    def sample_tasks(self, params: SimParams, iteration: int, seed: int) -> list[FailureTask]:
+        """The tasks of meta-iteration `iteration` (a function of the seeds: resumable)."""
+        rng = np.random.default_rng([self.cfg.seed, seed, iteration, 0x7A5C])
+        return self.task_distribution(params).sample(rng, self.cfg.tasks_per_iteration)
+
+    # ------------------------------------------------------------------ one meta-iteration
+    def meta_iteration(self, params: SimParams, seed: int, tasks: list[FailureTask] | None = None,
+                       ) -> tuple[MetaLog, dict[str, np.ndarray]]:
+        """One meta-update on `tasks` (default: the iteration's sampled tasks); returns its log
+        entry and the post-adaptation episodes' metrics."""
+        learner, cfg = self.learner, self.cfg
+        learner._ensure(params, seed)
+        iteration = len(self.log) if tasks is not None else self.episodes_trained // cfg.episodes_per_meta_iteration
+        tasks = tasks if tasks is not None else self.sample_tasks(params, iteration, seed)
+        seconds = dict.fromkeys(("simulation", "policy_forward", "batches", "inner_step", "meta_gradient", "trpo"), 0.0)
+        theta = {k: v.detach() for k, v in learner.policy.param_dict().items()}
+        k = cfg.episodes_per_task
+        episode = self.episodes_trained
+        data: list[_TaskData] = []
+        gradient = {key: torch.zeros_like(v) for key, v in theta.items()}
+
+        for task in tasks:
+            task_params = task.sim_params(params)
+            sim = Simulator(task_params)
+            inner_batches: list[RouterBatch] = []
+            rollouts: list[Rollout] = []
+            path = [theta]
+            for _ in range(cfg.inner_steps):
+                batch, roll = self._sample(task_params, path[-1], seed, episode, sim, seconds)
+                episode += k
+                inner_batches.append(batch)
+                rollouts.append(roll)
+                start = time.perf_counter()
+                path = adapt(theta, inner_batches, cfg.inner_step_size, cfg.chunk_rows)
+                seconds["inner_step"] += time.perf_counter() - start
+            outer, roll = self._sample(task_params, path[-1], seed, episode, sim, seconds)
+            episode += k
+            rollouts.append(roll)
+            start = time.perf_counter()
+            # At theta' the surrogate's gradient is the policy gradient on D'; pull it back to theta.
+            logp_out: list[torch.Tensor] = []
+            outer_grad = policy_gradient(path[-1], outer, max_rows=cfg.chunk_rows, log_probs_out=logp_out)
+            task_grad = meta_gradient(path, inner_batches, outer_grad, cfg.inner_step_size, cfg.first_order, cfg.chunk_rows)
+            for key in gradient:
+                gradient[key] += task_grad[key] / len(tasks)
+            old_logp = logp_out[0]
+            old_logp_actions = old_logp.gather(2, outer.actions[..., None]).squeeze(2)
+            seconds["meta_gradient"] += time.perf_counter() - start
+            data.append(_TaskData(task, inner_batches, path, outer, old_logp, old_logp_actions, rollouts))
+
+        start = time.perf_counter()
+        generator = torch.Generator().manual_seed(cfg.seed * 1_000_003 + self.episodes_trained)
+        fisher = [fisher_vector_product(d.path[-1], d.outer.subsample(cfg.fvp_fraction, generator)
+                                        if cfg.fvp_fraction < 1 else d.outer, cfg.cg_damping) for d in data]
+
+        def fisher_vector(v: Params) -> Params:
+            products = [f(v) for f in fisher]
+            return {key: sum(p[key] for p in products) / len(products) for key in v}
+
+        def evaluate(candidate: Params, routers: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            """True post-adaptation KL and surrogate gain of a candidate theta (of `routers`), mean over tasks."""
+            kl, gain = 0.0, 0.0
+            for d in data:
+                inner = [b.routers(routers) for b in d.inner_batches]
+                adapted = adapt(candidate, inner, cfg.inner_step_size, cfg.chunk_rows)[-1]
+                task_kl, task_gain = _kl_and_gain(adapted, d, routers, cfg.chunk_rows)
+                kl, gain = kl + task_kl / len(data), gain + task_gain / len(data)
+            return kl, gain
+
+        new_theta, stats = trust_region_step(theta, gradient, fisher_vector, evaluate, max_kl=cfg.max_kl,
+                                             cg_iterations=cfg.cg_iterations, backtrack_ratio=0.5, max_backtracks=10)
+        with torch.no_grad():
+            for key, value in new_theta.items():
+                learner.policy.params[key].copy_(value)
+        seconds["trpo"] += time.perf_counter() - start
+        learner.episodes_trained = episode
+        entry = self._log_entry(params, data, stats, seconds)
+        self.log.append(entry)
+        return entry, _post_metrics([d.rollouts[-1] for d in data])
+
+    def _sample(self, task_params: SimParams, policy: Params, seed: int, first_episode: int, sim: Simulator,
+                seconds: dict[str, float]) -> tuple[RouterBatch, Rollout]:
+        from mamrl.agents.deep_consensus import rollout
+
+        start = time.perf_counter()
+        learner = self.learner
+        roll = rollout(policy, learner.policy.valid, task_params, seed, self.cfg.episodes_per_task, first_episode,
+                       reward=self.cfg.reward, mask_down_links=self.cfg.mask_down_links,
+                       loss_penalty=self.cfg.loss_penalty, sim=sim)
+        middle = time.perf_counter()
+        batch, _ = learner.router_batch(task_params, roll, None)
+        seconds["simulation"] += middle - start - roll.policy_seconds
+        seconds["policy_forward"] += roll.policy_seconds
+        seconds["batches"] += time.perf_counter() - middle
+        return batch, roll
+
+    def _log_entry(self, params: SimParams, data: list[_TaskData], stats, seconds: dict[str, float]) -> MetaLog:
+        post = [d.rollouts[-1] for d in data]
+        pre = [d.rollouts[0] for d in data]
+
+        def metric(key: str) -> float:
+            values = np.concatenate([r.metrics[key] for r in post])
+            values = values[np.isfinite(values)]
+            return float(values.mean()) if values.size else float("nan")
+
+        return MetaLog(
+            iteration=len(self.log) + 1,
+            episodes=self.episodes_trained,
+            tasks=[d.task.name(params.topology) for d in data],
+            reward=float(np.mean([self._mean_return(params, r) for r in post])),
+            pre_reward=float(np.mean([self._mean_return(params, r) for r in pre])),
+            mean_delivery_time=metric("mean_delivery_time"),
+            mean_sojourn_time=metric("mean_sojourn_time"),
+            delivered_fraction=metric("delivered_fraction"),
+            loss_fraction=metric("loss_fraction"),
+            kl=float(stats.kl[stats.accepted].mean()) if bool(stats.accepted.any()) else 0.0,
+            accepted_share=float(stats.accepted.float().mean()),
+            decisions=int(sum(r.decisions for d in data for r in d.rollouts)),
+            seconds={key: round(value, 3) for key, value in seconds.items()},
+        )
+
+    def _mean_return(self, params: SimParams, data: Rollout) -> float:
+        if data.packet_return is not None:
+            return float(data.packet_return[data.acted].mean()) if data.decisions else 0.0
+        return float(self.learner.rewards(params, data).sum(axis=0).mean())
+
+    # ------------------------------------------------------------------ RoutingAgent
+    def train(self, params: SimParams, seed: int, num_episodes: int, *, on_progress: Progress | None = None):
+        """Meta-iterations until `num_episodes` more episodes are used (whole iterations, at least
+        one); returns the post-adaptation episodes' metrics."""
+        per = self.cfg.episodes_per_meta_iteration
+        collected = []
+        for _ in range(max(1, -(-num_episodes // per))):
+            _, metrics = self.meta_iteration(params, seed)
+            collected.append(metrics)
+            if on_progress is not None:
+                on_progress(per)
+        return {key: np.concatenate([m[key] for m in collected]) for key in collected[0]}
+
+    def evaluate(self, params, seed, num_episodes, *, batch_size=32, on_progress: Progress | None = None):
+        return self.learner.evaluate(params, seed, num_episodes, batch_size=batch_size, on_progress=on_progress)
+
+    def config(self):
+        values = self.learner.config()
+        values["held_out"] = list(values["held_out"])
+        return values
+
+    def state_arrays(self):
+        return self.learner.state_arrays()
+
+    def load_state_arrays(self, arrays):
+        self.learner.load_state_arrays(arrays)
+
+
+def _kl_and_gain(adapted: Params, d: _TaskData, routers: torch.Tensor, max_rows: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """KL(pi_theta'_old || pi_adapted) and surrogate gain of `routers` on the task's post-adaptation data."""
+    with torch.no_grad():
+        kl = 0.0
+        gain = 0.0
+        column = 0
+        old_logp, old_logp_actions = d.old_logp[routers], d.old_logp_actions[routers]
+        for chunk in d.outer.routers(routers).chunks(max_rows):
+            width = chunk.mask.shape[1]
+            old = old_logp[:, column:column + width]
+            old_act = old_logp_actions[:, column:column + width]
+            column += width
+            kl = kl + mean_kl(adapted, chunk, old)
+            gain = gain + surrogate(adapted, chunk, old_act) - per_router_mean(chunk.advantages, chunk)
+    return kl, gain
+
+
+def _post_metrics(rollouts: list[Rollout]) -> dict[str, np.ndarray]:
+    keys = rollouts[0].metrics.keys()
+    return {key: np.concatenate([r.metrics[key] for r in rollouts]) for key in keys}
+
+
+def meta_train(topology: str, load: float, config: MamlConfig, out_dir: str | Path, *, seed: int = 0,
+               iterations: int = 300, horizon_ticks: int = 500, on_chunk=None) -> MetaLearner:
+    """Meta-train into `out_dir` with `mamrl train`'s machinery (config.json, checkpoint.pt after
+    every meta-iteration, curves.csv/png), resuming from its checkpoint; returns the learner
+    holding the meta-initialisation."""
+    from dataclasses import asdict
+
+    from mamrl.training import TrainConfig, train_run
+
+    values = asdict(config)
+    train_config = TrainConfig(topology=topology, load=load, horizon_ticks=horizon_ticks, algorithm="maml",
+                               algorithm_config=values, episodes=iterations * config.episodes_per_meta_iteration,
+                               seed=seed, chunk_episodes=config.episodes_per_meta_iteration)
+    train_run(train_config, out_dir, on_chunk=on_chunk)
+    meta, arrays = RoutingAgent.read_checkpoint(Path(out_dir) / "checkpoint.pt")
+    learner = MetaLearner(config)
+    learner.load_state_arrays(arrays)
+    return learner
