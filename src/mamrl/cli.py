@@ -452,6 +452,40 @@ def bench_deep(
             err.print(f"wrote {output}")
 
 
+@app.command("bench-meta")
+def bench_meta_command(
+    quick: bool = typer.Option(False, "--quick", help="Short episodes, 3 per task, one timed iteration (a smoke test)."),
+    iterations: int = typer.Option(3, "--iterations", "-n", metavar="N", help="Timed meta-iterations (after one warm-up)."),
+    first_order: bool = typer.Option(True, "--first-order/--no-first-order", help="Also time the first-order variant."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", metavar="FILE", help="Write (or replace) the meta section of this markdown file."),
+) -> None:
+    """Benchmark one MAML-TRPO meta-iteration on b4 in the paper authors' configuration: wall
+    time by phase and peak memory."""
+    with _user_errors():
+        from mamrl import bench as benchmark
+        from mamrl import bench_meta as meta
+
+        _check_positive(iterations, "--iterations")
+        if output is not None and output.is_dir():
+            raise MamrlError(f"--output {str(output)!r} is a directory, expected a file name")
+        err = _stderr()
+        kwargs = {"horizon": 100, "episodes_per_task": 3, "iterations": 1} if quick else {"iterations": iterations}
+        results = []
+        for fo in (False, True) if first_order else (False,):
+            results.append(meta.bench_meta("b4", 0.3, first_order=fo, **kwargs,
+                                           on_iteration=lambda k, s: err.print(f"meta-iteration {k}: {s:.2f} s")))
+        table = Table(title="MAML-TRPO meta-iteration (b4, λ = 0.3)", box=box.SIMPLE_HEAD, title_justify="left")
+        for k, column in enumerate(meta.COLUMNS):
+            table.add_column(column, justify="left" if k < 2 else "right")
+        for result in results:
+            table.add_row(*meta.row_cells(result))
+        _wide_stdout().print(table)
+        if output is not None:
+            command = "mamrl bench-meta" + (" --quick" if quick else f" -n {iterations}") + f" --output {output}"
+            meta.write_section(output, meta.markdown_section(results, command, benchmark.machine_info()))
+            err.print(f"wrote {output}")
+
+
 @app.command("plot-topology")
 def plot_topology_command(
     topology: str = typer.Option("b4", "--topology", "-t", metavar="NAME|PATH", help=_TOPOLOGY_HELP),
@@ -776,13 +810,13 @@ def saturation(
 def train(
     topology: str = typer.Option("b4", "--topology", "-t", help="Built-in name or topology file/directory."),
     load: str = typer.Option("0.3", "--load", "-l", help="λ, packets per router per tick."),
-    algorithm: str = typer.Option("mamrl", "--algorithm", "-a", help="mamrl (alias deep-consensus), pg or q-routing."),
+    algorithm: str = typer.Option("mamrl", "--algorithm", "-a", help="mamrl (alias deep-consensus), maml (meta-training, Algorithm 1), pg or q-routing."),
     episodes: int = typer.Option(1000, "--episodes", "-n", help="Training episodes."),
     seed: int = typer.Option(0, "--seed", help="Seed of the training traffic (and of the initial weights)."),
     horizon: int = typer.Option(500, "--horizon", help="Episode length in ticks."),
     fail: Optional[list[str]] = typer.Option(None, "--fail", metavar="LINK[@TICK]", help="Link failure, e.g. D-E@100 (repeatable)."),
     set_: Optional[list[str]] = typer.Option(None, "--set", metavar="KEY=VALUE", help="Algorithm hyper-parameter, e.g. reward=packet (repeatable; JSON values)."),
-    chunk: int = typer.Option(0, "--chunk", metavar="N", help="Episodes per curve row and checkpoint (0: one TRPO iteration for mamrl, else 50)."),
+    chunk: int = typer.Option(0, "--chunk", metavar="N", help="Episodes per curve row and checkpoint (0: one TRPO or meta iteration for mamrl/maml, else 50)."),
     eval_episodes: int = typer.Option(20, "--eval-episodes", metavar="N", help="Frozen-policy evaluation episodes at the end (0 = none)."),
     out: Path = typer.Option(Path("runs/train"), "--out", "-o", help="Run directory (resumed if it holds this configuration)."),
 ) -> None:
@@ -829,6 +863,140 @@ def train(
         if last:
             _stdout().print(f"last chunk: delivered {100 * (last['delivered_fraction'] or 0):.1f}%, "
                             f"sojourn {last['mean_sojourn_time']}, delivery time {last['mean_delivery_time']}")
+
+
+@app.command()
+def failures(
+    preset: Optional[str] = typer.Option(None, "--preset", metavar="NAME", help="Base config: quick (default without --config) or paper."),
+    config_file: Optional[Path] = typer.Option(None, "--config", "-c", metavar="FILE", help="Experiment config file (.toml or .json); flags override it."),
+    topology: Optional[str] = typer.Option(None, "--topology", "-t", metavar="NAME|PATH", help=_TOPOLOGY_HELP),
+    failure: Optional[list[str]] = typer.Option(None, "--failure", "-f", metavar="LINK", help="Test link A-B (repeatable or comma-separated; default: the paper's three)."),
+    held_out: Optional[list[str]] = typer.Option(None, "--held-out", metavar="LINK", help="Test link also kept out of meta-training (repeatable or comma-separated)."),
+    controllers: Optional[str] = typer.Option(None, "--controllers", "-a", metavar="LIST", help="Comma-separated: spa, spa-reconverge, q-routing, mamrl-init, continued, random-init."),
+    episodes: Optional[int] = typer.Option(None, "--episodes", "-n", metavar="N", help="Episodes per run, before and after the failure."),
+    fail_episode: Optional[int] = typer.Option(None, "--fail-episode", metavar="N", help="First episode with the link down."),
+    fail_tick: Optional[int] = typer.Option(None, "--fail-tick", metavar="TICK", help="Tick the link fails at in the failure episode."),
+    episodes_per_step: Optional[int] = typer.Option(None, "--episodes-per-step", metavar="N", help="Episodes per controller call (learning step)."),
+    seeds: Optional[list[str]] = typer.Option(None, "--seeds", "-s", metavar="LIST", help="Seeds, comma-separated or repeated."),
+    load: Optional[str] = typer.Option(None, "--load", "-l", metavar="LAMBDA", help="λ: new packets per router per tick."),
+    horizon: Optional[int] = typer.Option(None, "--horizon", metavar="TICKS", help="Episode length in ticks."),
+    meta_init: Optional[Path] = typer.Option(None, "--meta-init", metavar="PATH", help="Meta-training directory to reuse (resumed if unfinished), or a maml checkpoint.pt used as it is."),
+    meta_iterations: Optional[int] = typer.Option(None, "--meta-iterations", metavar="N", help="MAML-TRPO meta-iterations (deep controllers)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", metavar="DIR", help="Output directory (resumed when re-run)."),
+    workers: Optional[int] = typer.Option(None, "--workers", "-j", metavar="N", help="Parallel worker processes (default: one per core; 1 = in process)."),
+    formats: list[str] = typer.Option(["png", "pdf"], "--format", metavar="FMT", help="Figure format: png, pdf, svg. Repeatable."),
+) -> None:
+    """Run the link-failure experiment (E2; Figs. 5-7, Table 2): every controller learns online
+    through a link failure; curves, the episodes-to-adapt table and figures.
+
+    Runs (failure × controller × seed) go in parallel; each finished run is appended to
+    curves.csv at once, so an interrupted experiment resumes where it stopped.
+    """
+    with _user_errors():
+        from mamrl.experiments.failures import build_failure_config, run_failure_experiment, table2
+        from mamrl.plotting.failures import controller_label, write_failure_report
+
+        def items(values: Optional[list[str]], option: str) -> list[str]:
+            return [part for value in values or [] for part in _split_list(value, option, "str")]
+
+        overrides: dict[str, Any] = {}
+        if failure:
+            overrides["failures"] = items(failure, "--failure")
+        if held_out:
+            overrides["held_out"] = items(held_out, "--held-out")
+        if controllers is not None:
+            overrides["controllers"] = _split_list(controllers, "--controllers", "str")
+        if seeds:
+            overrides["seeds"] = [n for value in seeds for n in _split_list(value, "--seeds", "int")]
+        if load is not None:
+            overrides["load"] = parse_load(load)
+        for name, value in (("topology", topology), ("episodes", episodes), ("fail_episode", fail_episode),
+                            ("fail_tick", fail_tick), ("episodes_per_step", episodes_per_step),
+                            ("horizon_ticks", horizon), ("workers", workers), ("meta_iterations", meta_iterations)):
+            if value is not None:
+                overrides[name] = value
+        if meta_init is not None:
+            overrides["meta_init"] = str(meta_init)
+        if output is not None:
+            overrides["output"] = str(output)
+        fmts = [f.strip().lower().lstrip(".") for f in formats]
+        for fmt in fmts:
+            if fmt not in ("png", "pdf", "svg"):
+                raise MamrlError(f"--format: unknown figure format {fmt!r} (choose from png, pdf, svg)")
+        flag = {"horizon_ticks": "--horizon", "failures": "--failure", "output": "--output"}
+        config = build_failure_config(
+            preset=preset, file=config_file, overrides=overrides,
+            override_label=lambda key: flag.get(key, "--" + key.replace("_", "-")),
+        )
+        err = _stderr()
+        progress = None
+        if err.is_terminal:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+            progress = Progress(TextColumn("failures"), BarColumn(), MofNCompleteColumn(), TextColumn("runs"),
+                                TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+                                TextColumn("{task.description}"), console=err, transient=True)
+        state: dict[str, Any] = {"start": time.perf_counter(), "ran": 0, "task": None}
+
+        def on_start(skipped: int, total: int) -> None:
+            err.print(f"failures: {total} runs ({len(config.test_links())} links × {len(config.controllers)} controllers × "
+                      f"{len(config.seeds)} seeds) of {config.episodes} episodes on {config.topology} at λ = {config.load:g}, "
+                      f"{skipped} already in {config.output}, {min(config.effective_workers(), max(total - skipped, 1))} worker(s)",
+                      soft_wrap=True)
+            state["start"] = time.perf_counter()
+            if progress is not None:
+                state["task"] = progress.add_task("", total=total, completed=skipped)
+                progress.start()
+
+        def on_run(result: Any, done: int, total: int) -> None:
+            state["ran"] += 1
+            after = [r for r in result.rows if r["phase"] != "intact"]
+            loss = float(np.nanmean([r["loss_fraction"] for r in after])) if after else float("nan")
+            label = f"{result.run}: loss after the failure {100 * loss:.2f}%, {result.wall_s:.1f} s"
+            if progress is not None:
+                progress.update(state["task"], completed=done, description=label)
+            else:
+                elapsed = time.perf_counter() - state["start"]
+                eta = elapsed / state["ran"] * (total - done)
+                err.print(f"[{done}/{total}] {label} (elapsed {elapsed:.0f} s, eta {eta:.0f} s)", soft_wrap=True)
+
+        meta_dir = config.meta_init or str(Path(config.output) / "meta")
+
+        def on_meta_chunk(row: dict[str, Any]) -> None:
+            err.print(f"meta-training into {meta_dir} ({config.meta_iterations} iterations): {row['episodes']} episodes, "
+                      f"{row.get('seconds', 0):.1f} s for the last iteration, delivered "
+                      f"{100 * (row.get('delivered_fraction') or 0):.1f}%", soft_wrap=True)
+
+        try:
+            outcome = run_failure_experiment(config, on_start=on_start, on_run=on_run, on_meta_chunk=on_meta_chunk)
+        except KeyboardInterrupt:
+            if progress is not None:
+                progress.stop()
+            _print_error(f"interrupted after {state['ran']} new run(s); {config.output}/curves.csv keeps every finished run — "
+                         "re-run the same command to resume")
+            raise typer.Exit(130) from None
+        finally:
+            if progress is not None:
+                progress.stop()
+        written = write_failure_report(outcome.output, formats=fmts, rows=outcome.rows)
+        console = _wide_stdout()
+        console.print(f"failure experiment finished: {outcome.total_runs} runs ({outcome.ran} run, {outcome.skipped} already done) "
+                      f"in {outcome.wall_time_s:.1f} s → {outcome.output}", soft_wrap=True)
+        table = Table(title="Episodes to adapt after the failure (rule: docs/failures.md)", title_justify="left", box=box.SIMPLE_HEAD)
+        for column in ("link", "controller", "to adapt", "loss < 1% after", "plateau reward", "loss", "sojourn", "band/noise"):
+            table.add_column(column, no_wrap=True, justify="left" if column in ("link", "controller") else "right")
+        for t in table2(outcome.rows):
+            def count(est: Any, reached: int) -> str:
+                if reached == 0:
+                    return f"> {t.budget}"
+                return f"{est.mean:.4g}" + ("" if reached == len(t.seeds) else f" ({reached}/{len(t.seeds)})")
+            table.add_row(t.failure + (" (held out)" if t.held_out else ""), controller_label(t.controller),
+                          count(t.episodes_to_adapt, t.adapted_seeds), count(t.episodes_to_low_loss, t.low_loss_seeds),
+                          str(t.plateau_reward), f"{100 * t.plateau_loss_fraction.mean:.2f}%",
+                          str(t.plateau_sojourn_time), f"{t.band_to_noise.mean:.2g}")
+        console.print(table)
+        for path in written:
+            err.print(f"wrote {path}")
 
 
 def _wide_stdout() -> Console:

@@ -25,7 +25,7 @@ import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from mamrl.errors import MamrlError
 
@@ -327,25 +327,8 @@ def build_sweep_config(
     Without a preset and a file, the `quick` preset is the base. A file may name its base preset
     (`preset = "paper"`); an explicit `preset` argument wins over it.
     """
-    file_values: dict[str, Any] = {}
-    file_preset = None
-    if file is not None:
-        raw = read_config_file(file)
-        file_preset = raw.pop("preset", None)
-        if file_preset is not None and not isinstance(file_preset, str):
-            raise MamrlError(f"{file}: preset: expected a preset name, got {file_preset!r}")
-        file_values = check_fields(raw, lambda key: f"{file}: {key}")
-    base = preset if preset is not None else file_preset
-    if base is None and file is None:
-        base = "quick"
-    values: dict[str, Any] = {}
-    if base is not None:
-        if base not in PRESETS:
-            raise MamrlError(f"preset: unknown preset {base!r} (choose from {', '.join(PRESETS)})")
-        values.update(check_fields(PRESETS[base], lambda key: f"preset {base}: {key}"))
-    values.update(file_values)
-    if overrides:
-        values.update(check_fields(overrides, override_label or (lambda key: key)))
+    values, _ = layered_values(PRESETS, check_fields, preset=preset, file=file, overrides=overrides,
+                               override_label=override_label)
     return validate(SweepConfig(**values))
 
 
@@ -393,3 +376,41 @@ __all__ = [
     "read_config_file",
     "validate",
 ]
+
+
+def layered_values(presets: dict[str, dict[str, Any]], check, *, preset: str | None, file, overrides, override_label,
+                   ) -> tuple[dict[str, Any], Callable[[str], str]]:
+    """Configuration values layered defaults <- preset <- config file <- overrides, each layer's
+    fields checked by `check(values, label)`; also returns `source(key)`, where a field's value
+    came from (for error messages). Without a preset and a file, `quick` is the base; a file may
+    name its base preset (`preset = "paper"`), which an explicit `preset` overrides."""
+    file_values: dict[str, Any] = {}
+    file_preset = None
+    if file is not None:
+        raw = read_config_file(file)
+        file_preset = raw.pop("preset", None)
+        if file_preset is not None and not isinstance(file_preset, str):
+            raise MamrlError(f"{file}: preset: expected a preset name, got {file_preset!r}")
+        file_values = check(raw, lambda key: f"{file}: {key}")
+    base = preset if preset is not None else file_preset
+    if base is None and file is None:
+        base = "quick"
+    values: dict[str, Any] = {}
+    if base is not None:
+        if base not in presets:
+            raise MamrlError(f"preset: unknown preset {base!r} (choose from {', '.join(presets)})")
+        values.update(check(presets[base], lambda key: f"preset {base}: {key}"))
+    values.update(file_values)
+    if overrides:
+        values.update(check(overrides, override_label or (lambda key: key)))
+
+    def source(key: str) -> str:
+        if overrides and key in overrides:
+            return override_label(key) if override_label else key
+        if key in file_values:
+            return f"{file}: {key}"
+        if base is not None and key in presets[base]:
+            return f"preset {base}: {key}"
+        return key
+
+    return values, source

@@ -183,7 +183,7 @@ def train_and_evaluate(task: CellTask) -> tuple[Any, dict[str, np.ndarray], dict
 
 
 @contextmanager
-def _single_threaded() -> Iterator[None]:
+def single_threaded() -> Iterator[None]:
     """Run a cell with one torch thread, whatever the executor: parallelism is across cells, and
     a thread count that varied with the number of workers could change floating-point summation
     order, hence results."""
@@ -204,7 +204,7 @@ def _single_threaded() -> Iterator[None]:
 
 def run_cell(task: CellTask) -> Row:
     """A cell's results row (runs in a worker process)."""
-    with _single_threaded():
+    with single_threaded():
         agent, _, per_episode, train_wall, eval_wall = train_and_evaluate(task)
     cell = task.cell
     row: Row = {
@@ -261,11 +261,15 @@ class CellExecutor(ABC):
 
 
 class SerialExecutor(CellExecutor):
-    """Runs the cells one after another in the calling process, in the given order."""
+    """Runs the cells one after another in the calling process, in the given order. `run` is
+    what a task runs (default: a sweep cell; the failure experiment passes its runs)."""
+
+    def __init__(self, run: Callable[[Any], Any] | None = None):
+        self.run = run or run_cell
 
     def map_cells(self, tasks: Sequence[CellTask]) -> Iterator[Row]:
         for task in tasks:
-            yield run_cell(task)
+            yield self.run(task)
 
 
 def _pool_context() -> multiprocessing.context.BaseContext:
@@ -290,10 +294,16 @@ class ProcessPoolCellExecutor(CellExecutor):
     already runs threads (numba, BLAS) is safe. Tasks are submitted longest first.
     """
 
-    def __init__(self, workers: int):
+    def __init__(self, workers: int, *, run: Callable[[Any], Any] | None = None, cost: Callable[[Any], float] | None = None,
+                 describe: Callable[[Any], str] | None = None):
+        """`run` (a picklable top-level function) computes a task's result in a worker; `cost`
+        orders the tasks (longest first); `describe` names a task in errors. Defaults: sweep cells."""
         if workers < 1:
             raise MamrlError(f"workers must be >= 1, got {workers}")
         self.workers = workers
+        self.run = run or run_cell
+        self.cost = cost or cell_cost
+        self.describe = describe or (lambda task: f"cell {task.cell}")
         self._pool: ProcessPoolExecutor | None = None
 
     def map_cells(self, tasks: Sequence[CellTask]) -> Iterator[Row]:
@@ -301,8 +311,8 @@ class ProcessPoolCellExecutor(CellExecutor):
             return
         if self._pool is None:
             self._pool = ProcessPoolExecutor(max_workers=min(self.workers, len(tasks)), mp_context=_pool_context())
-        ordered = sorted(tasks, key=cell_cost, reverse=True)
-        pending: dict[Future, CellTask] = {self._pool.submit(run_cell, t): t for t in ordered}
+        ordered = sorted(tasks, key=self.cost, reverse=True)
+        pending: dict[Future, CellTask] = {self._pool.submit(self.run, t): t for t in ordered}
         # Tasks left when the caller stops early are cancelled by `close` (not here: cancelling
         # futures and then terminating workers trips a CPython 3.11 bug in the pool's manager).
         while pending:
@@ -312,7 +322,7 @@ class ProcessPoolCellExecutor(CellExecutor):
                 exc = future.exception()
                 if exc is not None:
                     reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                    raise CellFailed(f"cell {task.cell} failed: {reason}") from exc
+                    raise CellFailed(f"{self.describe(task)} failed: {reason}") from exc
                 yield future.result()
 
     def close(self, *, wait: bool = True) -> None:

@@ -1,0 +1,439 @@
+"""Figures and tables of the link-failure experiment (SPEC §3 E2; the paper's Figs. 5–7 and Table 2).
+
+Three figures, one panel per (topology, failure), one line per controller: the mean over seeds
+per episode, a band from the lowest to the highest seed, a dashed vertical line at the failure
+episode and ▼ markers at the episodes in which a controller reset (in any seed):
+
+* `loss`          — loss fraction vs episode (Fig. 5);
+* `delivery_time` — the paper's mean delivery time of delivered packets (top row) and the
+  bias-free sojourn time of all packets (bottom row) vs episode (Fig. 6);
+* `reward`        — the common reward vs episode (Fig. 7).
+
+`table2.md` holds Table 2 (episodes to adapt, `mamrl.experiments.failures.RULE_TEXT`) with the
+plateau figures beside it and the paper's numbers; `table2.csv` the same, machine-readable, with
+per-seed values.
+
+Uses `matplotlib.figure.Figure` with the Agg canvas directly (no pyplot, no backend switch).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import textwrap
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+
+from mamrl.errors import MamrlError
+from mamrl.experiments.failures import (
+    LOSS_TARGET,
+    PAPER_TABLE2,
+    RULE_TEXT,
+    Row,
+    TableRow,
+    read_curves,
+    table2,
+)
+from mamrl.plotting.topology import save_figure
+from mamrl.sim.metrics import Estimate
+
+FIGURES = ("loss", "delivery_time", "reward")
+"""Figure file stems written by `write_failure_report`."""
+TABLE_MD = "table2.md"
+TABLE_CSV = "table2.csv"
+
+_COLOURS = {
+    "spa": "#1f77b4",
+    "spa-reconverge": "#17becf",
+    "q-routing": "#ff7f0e",
+    "mamrl-init": "#d62728",
+    "continued": "#9467bd",
+    "random-init": "#7f7f7f",
+}
+_LABELS = {
+    "spa": "SPA (never reacts)",
+    "spa-reconverge": "SPA, re-converging",
+    "q-routing": "Q-routing",
+    "mamrl-init": "MAMRL (meta-init, reset)",
+    "continued": "meta-init, no reset",
+    "random-init": "random init (reset)",
+}
+_EXTRA = ["#2ca02c", "#8c564b", "#e377c2", "#bcbd22"]
+
+
+def controller_label(name: str) -> str:
+    return _LABELS.get(name, name)
+
+
+def _colours(controllers: Sequence[str]) -> dict[str, str]:
+    out, k = {}, 0
+    for name in controllers:
+        if name in _COLOURS:
+            out[name] = _COLOURS[name]
+        else:
+            out[name] = _EXTRA[k % len(_EXTRA)]
+            k += 1
+    return out
+
+
+# ------------------------------------------------------------------------------ series
+class _Curves:
+    """Rows indexed by (topology, failure, controller): episodes and a [seeds, episodes] array per metric."""
+
+    def __init__(self, rows: Sequence[Row]):
+        if not rows:
+            raise MamrlError("no curves to plot")
+        self.topologies = list(dict.fromkeys(r["topology"] for r in rows))
+        self.failures = {t: list(dict.fromkeys(r["failure"] for r in rows if r["topology"] == t)) for t in self.topologies}
+        self.controllers = list(dict.fromkeys(r["controller"] for r in rows))
+        self.held_out = {(r["topology"], r["failure"]): bool(r["held_out"]) for r in rows}
+        groups: dict[tuple[str, str, str], dict[int, dict[int, Row]]] = {}
+        for r in rows:
+            groups.setdefault((r["topology"], r["failure"], r["controller"]), {}).setdefault(int(r["seed"]), {})[int(r["episode"])] = r
+        self.groups = groups
+        self.fail_episode: dict[tuple[str, str], int] = {}
+        for r in rows:
+            if r["phase"] != "intact":
+                key = (r["topology"], r["failure"])
+                self.fail_episode[key] = min(self.fail_episode.get(key, int(r["episode"])), int(r["episode"]))
+        self.seeds = sorted({int(r["seed"]) for r in rows})
+        self.episodes = max(int(r["episode"]) for r in rows) + 1
+
+    def series(self, topology: str, failure: str, controller: str, metric: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """(episodes [E], values [S, E]) or None."""
+        by_seed = self.groups.get((topology, failure, controller))
+        if not by_seed:
+            return None
+        episodes = np.array(sorted({e for rows in by_seed.values() for e in rows}))
+        values = np.full((len(by_seed), len(episodes)), np.nan)
+        index = {e: k for k, e in enumerate(episodes)}
+        for s, rows in enumerate(by_seed.values()):
+            for e, row in rows.items():
+                values[s, index[e]] = float(row[metric])
+        return episodes, values
+
+    def resets(self, topology: str, failure: str, controller: str) -> np.ndarray:
+        by_seed = self.groups.get((topology, failure, controller)) or {}
+        return np.array(sorted({e for rows in by_seed.values() for e, r in rows.items() if int(r["reset"])}), dtype=np.int64)
+
+
+def _reduce(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean, min and max over seeds (NaN where no seed has a value)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
+        return np.nanmean(values, axis=0), np.nanmin(values, axis=0), np.nanmax(values, axis=0)
+
+
+# ------------------------------------------------------------------------------ figures
+def _new_figure(rows: int, cols: int) -> Figure:
+    fig = Figure(figsize=(max(5.0 * cols, 9.0), 3.6 * rows + 2.0), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _draw_panel(ax: Axes, curves: _Curves, topology: str, failure: str, metric: str, colours: dict[str, str],
+                scale: float = 1.0) -> None:
+    for controller in curves.controllers:
+        got = curves.series(topology, failure, controller, metric)
+        if got is None:
+            continue
+        episodes, values = got
+        mean, lo, hi = (v * scale for v in _reduce(values))
+        colour = colours[controller]
+        if values.shape[0] > 1:
+            ax.fill_between(episodes, lo, hi, color=colour, alpha=0.18, linewidth=0, zorder=2)
+        ax.plot(episodes, mean, color=colour, linewidth=1.3, zorder=3)
+        resets = curves.resets(topology, failure, controller)
+        if resets.size:
+            where = np.searchsorted(episodes, resets)
+            ax.plot(resets, mean[where], linestyle="", marker="v", markersize=7, color=colour,
+                    markeredgecolor="black", markeredgewidth=0.6, zorder=4)
+    f = curves.fail_episode.get((topology, failure))
+    if f is not None:
+        ax.axvline(f, color="black", linestyle="--", linewidth=1.0, zorder=1)
+    ax.set_xlabel("episode")
+    ax.grid(True, alpha=0.3)
+    held = " (held out of meta-training)" if curves.held_out.get((topology, failure)) else ""
+    ax.set_title(f"{topology}: link {failure} fails{held}", fontsize=10.5, fontweight="bold")
+
+
+def _legend(fig: Figure, curves: _Curves, colours: dict[str, str], title: str, subtitle: str) -> None:
+    handles = [Line2D([], [], color=colours[c], linewidth=1.8, label=controller_label(c)) for c in curves.controllers]
+    handles.append(Line2D([], [], color="black", linestyle="--", linewidth=1.0, label="link fails"))
+    if any(curves.resets(t, f, c).size for t in curves.topologies for f in curves.failures[t] for c in curves.controllers):
+        handles.append(Line2D([], [], linestyle="", marker="v", color="#555555", markeredgecolor="black",
+                              markersize=7, label="reset (in some seed)"))
+    if len(curves.seeds) > 1:
+        handles.append(Line2D([], [], color="#555555", alpha=0.25, linewidth=8, label="lowest–highest seed"))
+    width = int(fig.get_figwidth() * 11)
+    lines = [line for part in subtitle.split("\n") for line in textwrap.wrap(part, width)]
+    fig.suptitle(title + ("\n" + "\n".join(lines) if lines else ""), fontsize=10.5)
+    fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 4), frameon=False, fontsize=9)
+
+
+def _plot(curves: _Curves, metrics: Sequence[tuple[str, str, float, bool]], title: str, subtitle: str) -> Figure:
+    """One row of panels per (topology, metric), one column per failure."""
+    cols = max(len(f) for f in curves.failures.values())
+    nrows = len(curves.topologies) * len(metrics)
+    fig = _new_figure(nrows, cols)
+    axes = fig.subplots(nrows, cols, squeeze=False)
+    colours = _colours(curves.controllers)
+    row = 0
+    for topology in curves.topologies:
+        for metric, ylabel, scale, zero in metrics:
+            for col in range(cols):
+                ax = axes[row][col]
+                if col >= len(curves.failures[topology]):
+                    ax.set_visible(False)
+                    continue
+                _draw_panel(ax, curves, topology, curves.failures[topology][col], metric, colours, scale)
+                ax.set_ylabel(ylabel)
+                if zero:
+                    ax.set_ylim(bottom=0)
+            row += 1
+    _legend(fig, curves, colours, title, subtitle)
+    return fig
+
+
+def describe(curves: _Curves, sidecar: dict[str, Any] | None = None) -> str:
+    cfg = (sidecar or {}).get("config") or {}
+    parts = []
+    if cfg:
+        parts.append(f"λ = {cfg.get('load')}, {cfg.get('episodes')} episodes × {cfg.get('horizon_ticks')} ticks, "
+                     f"link down from episode {cfg.get('fail_episode')} (tick {cfg.get('fail_tick')} of it)")
+    parts.append(f"mean over {len(curves.seeds)} seed{'s' if len(curves.seeds) != 1 else ''} ({', '.join(map(str, curves.seeds))})")
+    return "; ".join(parts)
+
+
+def plot_loss(curves: _Curves, subtitle: str) -> Figure:
+    return _plot(curves, [("loss_fraction", "lost (% of packets created)", 100.0, True)],
+                 "Packet loss vs episode around a link failure (cf. Fig. 5)", subtitle)
+
+
+def plot_delivery(curves: _Curves, subtitle: str) -> Figure:
+    return _plot(
+        curves,
+        [("mean_delivery_time", "delivery time, paper's metric (ticks)", 1.0, True),
+         ("mean_sojourn_time", "sojourn time, bias-free (ticks)", 1.0, True)],
+        "Delivery time vs episode around a link failure (cf. Fig. 6)",
+        subtitle + "\ntop: mean delivery time of delivered packets only (the paper's metric); bottom: bias-free sojourn "
+        "time of every packet created and not lost (one still in the network counts with its age at the horizon)",
+    )
+
+
+def plot_reward(curves: _Curves, subtitle: str, loss_penalty: float | None = None) -> Figure:
+    penalty = f"{loss_penalty:g}" if loss_penalty is not None else "loss_penalty_ticks"
+    return _plot(curves, [("reward", "reward (−ticks per packet created)", 1.0, False)],
+                 "Common reward vs episode around a link failure (cf. Fig. 7)",
+                 subtitle + f"\nreward = −[(1 − loss) · sojourn time + loss · {penalty}], the same for every controller")
+
+
+# ------------------------------------------------------------------------------ tables
+def _fmt(e: Estimate, digits: int = 3) -> str:
+    if e.n == 0 or not math.isfinite(e.mean):
+        return "n/a"
+    if e.n < 2 or not math.isfinite(e.ci95):
+        return f"{e.mean:.{digits}g}"
+    return f"{e.mean:.{digits}g} ± {e.ci95:.2g}"
+
+
+def _fmt_pct(e: Estimate) -> str:
+    if e.n == 0 or not math.isfinite(e.mean):
+        return "n/a"
+    ci = f" ± {100 * e.ci95:.2g}" if e.n >= 2 and math.isfinite(e.ci95) else ""
+    return f"{100 * e.mean:.3g}{ci} %"
+
+
+def _fmt_count(est: Estimate, reached: int, seeds: int, budget: int) -> str:
+    """Episodes over the seeds that reached the criterion; `> budget` for those that did not."""
+    if reached == 0:
+        return f"> {budget}"
+    text = f"{est.mean:.4g}" if est.n < 2 or not math.isfinite(est.ci95) else f"{est.mean:.4g} ± {est.ci95:.1f}"
+    if reached < seeds:
+        text += f" ({reached} of {seeds} seeds; others > {budget})"
+    return text
+
+
+def _per_seed(values: Sequence[int | None]) -> str:
+    return "; ".join(">" if v is None else str(v) for v in values)
+
+
+def table2_markdown(table: Sequence[TableRow], *, sidecar: dict[str, Any] | None = None, source: str = "curves.csv",
+                    figures: Sequence[str] = ()) -> str:
+    """Table 2 in markdown: our counts with the plateau they reach, and the paper's numbers."""
+    cfg = (sidecar or {}).get("config") or {}
+    created = (sidecar or {}).get("created") or {}
+    out = ["# Link failures (E2): episodes to adapt (Table 2)", ""]
+    if cfg:
+        out.append(
+            f"From `{source}` (config hash {(sidecar or {}).get('config_hash', '?')}, mamrl {created.get('mamrl_version', '?')}"
+            + (f", git {created['git']['commit'][:10]}" if created.get("git") else "") + "): "
+            f"topology {cfg.get('topology')}, λ = {cfg.get('load')}, {cfg.get('episodes')} episodes × {cfg.get('horizon_ticks')} "
+            f"ticks, the link down from episode {cfg.get('fail_episode')} (from tick {cfg.get('fail_tick')} in that episode, "
+            f"tick 0 after it), {cfg.get('episodes_per_step')} episodes per step, seeds {', '.join(map(str, cfg.get('seeds', [])))}; "
+            "every controller sees the same traffic in the same episode (common random numbers)."
+        )
+        out.append("")
+    if figures:
+        out += ["Figures: " + ", ".join(f"[{f}]({f})" for f in figures) + ".", ""]
+    penalty = cfg.get("loss_penalty_ticks", "loss_penalty_ticks")
+    out += [
+        f"**Reward**, the same for every controller: reward = −[(1 − loss fraction) · sojourn time + loss fraction · {penalty}], "
+        "minus the cost per packet created in ticks, a lost packet costing "
+        f"{penalty} ticks and any other its bias-free sojourn time.",
+        "",
+        RULE_TEXT,
+        "",
+        "Values are means over seeds ± 95% CI (Student t, when there are two seeds or more). *Plateau* columns are "
+        "means over the plateau window (the last P episodes).",
+        "",
+        "| topology | failed link | controller | episodes to adapt | episodes until loss < "
+        f"{LOSS_TARGET:.0%} | plateau reward | plateau loss | plateau sojourn time (ticks) "
+        "| plateau delivery time, paper's metric (ticks) | reward before the failure | band/noise | paper: episodes to adapt |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for t in table:
+        seeds = len(t.seeds)
+        paper = f"{t.paper:g}" if t.paper is not None else "—"
+        held = " (held out)" if t.held_out else ""
+        out.append(
+            f"| {t.topology} | {t.failure}{held} | {controller_label(t.controller)} "
+            f"| {_fmt_count(t.episodes_to_adapt, t.adapted_seeds, seeds, t.budget)} "
+            f"| {_fmt_count(t.episodes_to_low_loss, t.low_loss_seeds, seeds, t.budget)} "
+            f"| {_fmt(t.plateau_reward)} | {_fmt_pct(t.plateau_loss_fraction)} | {_fmt(t.plateau_sojourn_time)} "
+            f"| {_fmt(t.plateau_delivery_time)} | {_fmt(t.pre_failure_reward)} | {_fmt(t.band_to_noise, 2)} | {paper} |"
+        )
+    out += [
+        "",
+        "Per seed (episodes to adapt / until low loss; `>` = not within the budget):",
+        "",
+        "| topology | failed link | controller | seeds | to adapt | until loss < " f"{LOSS_TARGET:.0%} |",
+        "|---|---|---|---|---|---|",
+    ]
+    for t in table:
+        out.append(
+            f"| {t.topology} | {t.failure} | {controller_label(t.controller)} | {', '.join(map(str, t.seeds))} "
+            f"| {_per_seed([a.episodes_to_adapt for a in t.per_seed])} "
+            f"| {_per_seed([a.episodes_to_low_loss for a in t.per_seed])} |"
+        )
+    out += [
+        "",
+        "## The paper's Table 2",
+        "",
+        "Average number of episodes to adapt to a link failure (paper §4.3, Table 2; its text says about 30 / 35 / 800 "
+        "for B4). The paper does not state its rule, its seeds or its spread; MAMRL there is our `mamrl-init`, "
+        "random our `random-init`.",
+        "",
+        "| topology | Q-routing | MAMRL | random |",
+        "|---|---|---|---|",
+    ]
+    for topo, values in PAPER_TABLE2.items():
+        out.append(f"| {topo} | {values['q-routing']:g} | {values['mamrl-init']:g} | {values['random-init']:g} |")
+    return "\n".join(out).rstrip() + "\n"
+
+
+TABLE_COLUMNS: tuple[str, ...] = (
+    "topology", "failure", "held_out", "controller", "seeds", "budget",
+    "episodes_to_adapt_mean", "episodes_to_adapt_ci95", "adapted_seeds", "episodes_to_adapt_per_seed",
+    "episodes_to_low_loss_mean", "episodes_to_low_loss_ci95", "low_loss_seeds", "episodes_to_low_loss_per_seed",
+    "plateau_reward_mean", "plateau_reward_ci95",
+    "plateau_loss_fraction_mean", "plateau_loss_fraction_ci95",
+    "plateau_sojourn_time_mean", "plateau_sojourn_time_ci95",
+    "plateau_delivery_time_mean", "plateau_delivery_time_ci95",
+    "pre_failure_reward_mean", "pre_failure_reward_ci95",
+    "band_to_noise_mean", "band_to_noise_ci95",
+    "paper_episodes_to_adapt",
+)
+"""Header of table2.csv; per-seed counts are `;`-separated, empty = not within the budget."""
+
+
+def table2_csv(table: Sequence[TableRow]) -> str:
+    def num(x: float | None) -> str:
+        return "" if x is None or not math.isfinite(float(x)) else repr(float(x))
+
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(TABLE_COLUMNS)
+    for t in table:
+        per_adapt = ";".join("" if a.episodes_to_adapt is None else str(a.episodes_to_adapt) for a in t.per_seed)
+        per_low = ";".join("" if a.episodes_to_low_loss is None else str(a.episodes_to_low_loss) for a in t.per_seed)
+        writer.writerow([
+            t.topology, t.failure, int(t.held_out), t.controller, ";".join(map(str, t.seeds)), t.budget,
+            num(t.episodes_to_adapt.mean), num(t.episodes_to_adapt.ci95), t.adapted_seeds, per_adapt,
+            num(t.episodes_to_low_loss.mean), num(t.episodes_to_low_loss.ci95), t.low_loss_seeds, per_low,
+            num(t.plateau_reward.mean), num(t.plateau_reward.ci95),
+            num(t.plateau_loss_fraction.mean), num(t.plateau_loss_fraction.ci95),
+            num(t.plateau_sojourn_time.mean), num(t.plateau_sojourn_time.ci95),
+            num(t.plateau_delivery_time.mean), num(t.plateau_delivery_time.ci95),
+            num(t.pre_failure_reward.mean), num(t.pre_failure_reward.ci95),
+            num(t.band_to_noise.mean), num(t.band_to_noise.ci95),
+            "" if t.paper is None else num(t.paper),
+        ])
+    return out.getvalue()
+
+
+# ------------------------------------------------------------------------------ everything at once
+def write_failure_report(output_dir: str | os.PathLike[str], *, formats: Sequence[str] = ("png", "pdf"),
+                         rows: Sequence[Row] | None = None) -> list[Path]:
+    """Read `output_dir/curves.csv` (or take `rows`) and its `config.json`; write the three figures
+    (each format), `table2.md` and `table2.csv` into `output_dir`. Returns the files written."""
+    from mamrl import runs
+
+    output_dir = Path(output_dir)
+    for fmt in formats:
+        if fmt not in ("png", "pdf", "svg"):
+            raise MamrlError(f"unknown figure format {fmt!r} (choose from png, pdf, svg)")
+    if rows is None:
+        rows = read_curves(output_dir / "curves.csv")
+    if not rows:
+        raise MamrlError(f"{output_dir / 'curves.csv'} has no finished runs yet")
+    sidecar = None
+    if (output_dir / "config.json").is_file():
+        try:
+            sidecar = json.loads((output_dir / "config.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            sidecar = None
+    curves = _Curves(rows)
+    subtitle = describe(curves, sidecar)
+    penalty = ((sidecar or {}).get("config") or {}).get("loss_penalty_ticks")
+    figures = {
+        "loss": plot_loss(curves, subtitle),
+        "delivery_time": plot_delivery(curves, subtitle),
+        "reward": plot_reward(curves, subtitle, penalty),
+    }
+    written: list[Path] = []
+    names = []
+    for stem, fig in figures.items():
+        for fmt in formats:
+            written.append(save_figure(fig, output_dir / f"{stem}.{fmt}"))
+        names.append(f"{stem}.{formats[0]}")
+    table = table2(rows)
+    written.append(runs.write_text(output_dir / TABLE_MD, table2_markdown(table, sidecar=sidecar, figures=names)))
+    written.append(runs.write_text(output_dir / TABLE_CSV, table2_csv(table)))
+    return written
+
+
+__all__ = [
+    "FIGURES",
+    "TABLE_COLUMNS",
+    "TABLE_CSV",
+    "TABLE_MD",
+    "controller_label",
+    "plot_delivery",
+    "plot_loss",
+    "plot_reward",
+    "table2_csv",
+    "table2_markdown",
+    "write_failure_report",
+]

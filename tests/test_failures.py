@@ -1,0 +1,403 @@
+"""The link-failure experiment E2: controllers, the episode schedule, curves.csv and its resume,
+the adaptation rule, the report and the `mamrl failures` command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from cli_helpers import assert_one_line_error
+from mamrl.agents.q_routing import QRouting
+from mamrl.agents.shortest_path import ShortestPathPolicy
+from mamrl.cli import app
+from mamrl.errors import MamrlError
+from mamrl.experiments.failures import (
+    PRESETS,
+    CurvesFile,
+    FailureExperimentConfig,
+    QRoutingController,
+    ReconvergingShortestPathController,
+    ShortestPathController,
+    build_failure_config,
+    common_reward,
+    episode_blocks,
+    episodes_to_adapt,
+    episodes_to_low_loss,
+    read_curves,
+    run_failure_experiment,
+    run_schedule,
+    table2,
+)
+from mamrl.sim.evaluate import evaluate_tables
+from mamrl.sim.metrics import METRIC_INFO
+from mamrl.sim.params import LinkFailure, SimParams
+from mamrl.topologies import load_topology
+
+runner = CliRunner()
+
+HORIZON = 60
+LOAD = 0.1
+
+
+@pytest.fixture(scope="module")
+def b4():
+    return load_topology("b4")
+
+
+@pytest.fixture(scope="module")
+def intact(b4) -> SimParams:
+    return SimParams(b4, LOAD, HORIZON)
+
+
+def _schedule(controller, intact, link, **kw):
+    kw = {"episodes": 14, "fail_episode": 4, "fail_tick": 0, "episodes_per_step": 3, **kw}
+    return run_schedule(controller, intact, link, 0, **kw)
+
+
+def _config(tmp_path: Path, **changes) -> FailureExperimentConfig:
+    values = {
+        "failures": ["D-E"], "episodes": 24, "fail_episode": 4, "horizon_ticks": HORIZON, "load": LOAD,
+        "seeds": [0, 1], "workers": 1, "reconvergence_delay_ticks": 15, "output": str(tmp_path / "out"),
+    }
+    values.update(changes)
+    return build_failure_config(preset="quick", overrides=values)
+
+
+# ------------------------------------------------------------------------------ schedule
+def test_blocks_are_cut_at_the_failure_episode() -> None:
+    blocks = episode_blocks(20, 7, 0, 5)
+    assert [(b.first, b.count) for b in blocks] == [(0, 5), (5, 2), (7, 5), (12, 5), (17, 3)]
+    assert [b.phase for b in blocks] == ["intact", "intact", "failure", "failed", "failed"]
+    # A failure later in the episode: the failure episode has parameters of its own.
+    blocks = episode_blocks(20, 7, 30, 5)
+    assert [(b.first, b.count, b.phase) for b in blocks][1:4] == [(5, 2, "intact"), (7, 1, "failure"), (8, 5, "failed")]
+    for fail_tick in (0, 30):
+        covered = [e for b in episode_blocks(20, 7, fail_tick, 5) for e in range(b.first, b.first + b.count)]
+        assert covered == list(range(20))
+
+
+class _Recorder:
+    """A fake controller: SPA's metrics, a reset in the failure episode, every call recorded."""
+
+    name = "recorder"
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[int, int, tuple[LinkFailure, ...]]] = []
+
+    def run_episodes(self, params, seed, first_episode, num_episodes):
+        self.calls.append((first_episode, num_episodes, params.failures))
+        metrics = ShortestPathController().run_episodes(params, seed, first_episode, num_episodes)
+        metrics["reset"] = np.array([any(f.tick > 0 for f in params.failures)] * num_episodes)
+        return metrics
+
+
+def test_driver_gives_each_block_its_parameters(intact, b4) -> None:
+    link = b4.link_id("D-E")
+    recorder = _Recorder()
+    out = _schedule(recorder, intact, link, fail_tick=20)
+    assert [(first, count) for first, count, _ in recorder.calls] == [(0, 3), (3, 1), (4, 1), (5, 3), (8, 3), (11, 3)]
+    assert [failures for _, _, failures in recorder.calls] == [(), (), ((LinkFailure(link, 20)),)] + [(LinkFailure(link, 0),)] * 3
+    assert out["reset"].tolist() == [False] * 4 + [True] + [False] * 9
+    assert set(METRIC_INFO) <= set(out)
+
+
+def test_controller_returning_bad_shapes_is_an_error(intact, b4) -> None:
+    class Short:
+        name = "short"
+
+        def run_episodes(self, params, seed, first_episode, num_episodes):
+            return {k: np.zeros(1) for k in METRIC_INFO}
+
+    with pytest.raises(MamrlError, match="short"):
+        _schedule(Short(), intact, b4.link_id("D-E"))
+
+
+# ------------------------------------------------------------------------------ controllers
+def test_spa_loses_packets_after_the_failure_and_not_before(intact, b4) -> None:
+    loss = _schedule(ShortestPathController(), intact, b4.link_id("D-E"))["loss_fraction"]
+    assert np.all(loss[:4] == 0)
+    assert np.all(loss[4:] > 0.05)
+
+
+def test_spa_reconverge_stops_losing_after_the_delay(intact, b4) -> None:
+    link = b4.link_id("D-E")
+    spa = _schedule(ShortestPathController(), intact, link)["loss_fraction"]
+    reconverge = _schedule(ReconvergingShortestPathController(15), intact, link)
+    loss = reconverge["loss_fraction"]
+    assert np.all(loss[:4] == 0)
+    assert 0 < loss[4] < spa[4]  # loses only until it re-converges, 15 ticks in
+    assert np.all(loss[5:] == 0)
+    # Episodes after the failure episode (in the same block) use the failed topology from tick 0.
+    failed = intact.replace(failures=(LinkFailure(link, 0),))
+    direct, _ = evaluate_tables(failed, ShortestPathPolicy(0).routing_tables(failed), 0, 2, first_episode=5)
+    np.testing.assert_array_equal(reconverge["mean_sojourn_time"][5:7], direct["mean_sojourn_time"])
+
+
+def test_q_routing_loss_falls_after_the_failure(intact, b4) -> None:
+    loss = _schedule(QRoutingController(), intact, b4.link_id("D-E"))["loss_fraction"]
+    assert loss[4] > 0
+    assert loss[-5:].mean() < loss[4] / 2
+
+
+def test_q_routing_runs_the_drivers_episodes(intact, b4) -> None:
+    """Block by block through the driver = one agent trained straight through on the same episodes."""
+    link = b4.link_id("D-E")
+    ours = _schedule(QRoutingController(), intact, link)
+    agent = QRouting()
+    first = agent.train(intact, 0, 4)
+    rest = agent.train(intact.replace(failures=(LinkFailure(link, 0),)), 0, 10)
+    for key in ("generated", "loss_fraction", "mean_sojourn_time"):
+        np.testing.assert_array_equal(ours[key], np.concatenate([first[key], rest[key]]))
+
+
+def test_common_reward() -> None:
+    metrics = {"loss_fraction": np.array([0.0, 0.5, 1.0, np.nan]), "mean_sojourn_time": np.array([10.0, 20.0, np.nan, np.nan])}
+    np.testing.assert_allclose(common_reward(metrics, 100.0), [-10.0, -60.0, -100.0, np.nan])
+
+
+# ------------------------------------------------------------------------------ the rule
+def test_step_curve_adapts_at_the_step() -> None:
+    reward = np.full(100, -10.0)
+    reward[20:37] = -100.0  # failure at 20, recovered at 37
+    adapt, plateau, budget = episodes_to_adapt(reward, 20)
+    assert (adapt, plateau, budget) == (17, -10.0, 70)
+    loss = np.where(np.arange(100) < 31, 0.2, 0.0)
+    assert episodes_to_low_loss(loss, 20) == 11
+    # Unaffected by the failure: adapted at once.
+    assert episodes_to_adapt(np.full(100, -10.0), 20)[0] == 0
+
+
+def test_noisy_plateau_widens_the_band_so_chance_does_not_delay_adaptation() -> None:
+    rng = np.random.default_rng(0)
+    reward = -50.0 + rng.normal(0, 8.0, 300)  # SD/sqrt(10) = 2.5 > 5% of 50
+    reward[20:40] = -150.0
+    adapt, plateau, _ = episodes_to_adapt(reward, 20)
+    assert 18 <= adapt <= 23 and plateau == pytest.approx(-50, abs=5)  # recovered at 40 = f + 20
+
+
+def test_never_converging_ramp_is_over_budget() -> None:
+    reward = -100.0 + np.arange(200) * 0.45  # still improving at the end
+    adapt, _, budget = episodes_to_adapt(reward, 20)
+    assert adapt is None and budget == 160
+    assert episodes_to_low_loss(np.full(200, 0.5), 20) is None
+
+
+# ------------------------------------------------------------------------------ the experiment
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> Path:
+    """An uninterrupted experiment (one failure, SPA and Q-routing, two seeds)."""
+    out = tmp_path_factory.mktemp("reference")
+    config = _config(out, controllers=["spa", "q-routing"])
+    outcome = run_failure_experiment(config)
+    assert outcome.complete and outcome.ran == 4
+    return Path(config.output)
+
+
+def test_curves_layout_and_common_traffic(reference: Path) -> None:
+    rows = read_curves(reference / "curves.csv")
+    assert len(rows) == 4 * 24
+    spa = [r for r in rows if r["controller"] == "spa" and r["seed"] == 0]
+    q = [r for r in rows if r["controller"] == "q-routing" and r["seed"] == 0]
+    assert [r["episode"] for r in spa] == list(range(24))
+    assert [r["generated"] for r in spa] == [r["generated"] for r in q]  # common random numbers
+    other_seed = [r["generated"] for r in rows if r["controller"] == "spa" and r["seed"] == 1]
+    assert other_seed != [r["generated"] for r in spa]
+    assert [r["phase"] for r in spa][3:6] == ["intact", "failure", "failed"]
+    assert (reference / "config.json").is_file() and (reference / "run.json").is_file()
+
+
+def test_interrupted_experiment_resumes_to_the_same_file(tmp_path: Path, reference: Path) -> None:
+    config = _config(tmp_path, controllers=["spa", "q-routing"])
+    first = run_failure_experiment(config, stop_after=1)
+    assert first.ran == 1 and not first.complete
+    # A write cut short: half a run's rows and a partial line.
+    path = Path(config.output) / "curves.csv"
+    text = (reference / "curves.csv").read_text().splitlines(keepends=True)
+    with open(path, "a") as fh:
+        fh.write("".join(text[1 + 24 * 3:1 + 24 * 3 + 10])[:-7])
+    second = run_failure_experiment(config)
+    assert second.complete and second.skipped == 1 and second.ran == 3
+    assert path.read_text() == (reference / "curves.csv").read_text()
+    third = run_failure_experiment(config)
+    assert third.ran == 0 and third.skipped == 4
+    assert path.read_text() == (reference / "curves.csv").read_text()
+
+
+def test_rerun_with_a_different_config_is_refused(tmp_path: Path, reference: Path) -> None:
+    config = _config(tmp_path, controllers=["spa", "q-routing"], output=str(reference), loss_penalty_ticks=50.0)
+    with pytest.raises(MamrlError, match="loss_penalty_ticks"):
+        CurvesFile(config.output, config).open()
+
+
+def test_two_workers_give_the_same_curves(tmp_path: Path, reference: Path) -> None:
+    config = _config(tmp_path, controllers=["spa", "q-routing"], workers=2)
+    run_failure_experiment(config)
+    assert (Path(config.output) / "curves.csv").read_text() == (reference / "curves.csv").read_text()
+
+
+def test_table2_and_report(reference: Path) -> None:
+    from mamrl.plotting.failures import write_failure_report
+
+    table = table2(read_curves(reference / "curves.csv"))
+    assert [(t.failure, t.controller) for t in table] == [("D-E", "spa"), ("D-E", "q-routing")]
+    spa, q = table
+    assert spa.plateau_loss_fraction.mean > 0.05 and q.plateau_loss_fraction.mean < 0.05
+    assert spa.low_loss_seeds == 0 and q.paper == 23
+    written = write_failure_report(reference, formats=["png"])
+    names = {p.name for p in written}
+    assert names == {"loss.png", "delivery_time.png", "reward.png", "table2.md", "table2.csv"}
+    text = (reference / "table2.md").read_text()
+    assert "Episodes to adapt" in text and "| b4 | 23 | 25 | 800 |" in text
+
+
+# ------------------------------------------------------------------------------ config
+def test_presets_and_config_file(tmp_path: Path) -> None:
+    quick = build_failure_config(preset="quick")
+    assert quick.controllers == tuple(PRESETS["quick"]["controllers"])
+    assert [label for label, _, _ in quick.test_links()] == ["D-E", "I-K", "C-F"]
+    path = tmp_path / "e2.toml"
+    path.write_text('preset = "quick"\nfailures = ["E-D"]\nheld_out = ["C-F"]\nepisodes = 40\nseeds = [3]\n\n[q_routing]\nlearning_rate = 0.5\n')
+    config = build_failure_config(file=path)
+    assert config.test_links()[0][0] == "D-E" and config.test_links()[1][2] is True
+    resolved = config.resolved()
+    assert resolved["q_routing"]["learning_rate"] == 0.5 and resolved["held_out"] == ["C-F"]
+    path.write_text("episodez = 40\n")
+    with pytest.raises(MamrlError, match="episodez"):
+        build_failure_config(file=path)
+    path.write_text("[q_routing]\nlearning_rate = 2.0\n")
+    with pytest.raises(MamrlError, match="q_routing"):
+        build_failure_config(file=path)
+
+
+@pytest.mark.parametrize(
+    "overrides, match",
+    [
+        ({"failures": ["A-L"]}, "failures"),
+        ({"episodes": -5}, "episodes"),
+        ({"fail_episode": 30, "episodes": 30}, "fail_episode"),
+        ({"episodes": 25, "fail_episode": 15}, "plateau"),
+        ({"failures": ["D-E", "E-D"]}, "twice"),
+        ({"controllers": ["spa", "ospf"]}, "ospf"),
+        ({"fail_tick": 500}, "horizon"),
+    ],
+)
+def test_bad_config_is_one_line_error(overrides, match) -> None:
+    with pytest.raises(MamrlError, match=match) as info:
+        build_failure_config(preset="quick", overrides=overrides)
+    assert "\n" not in str(info.value)
+
+
+# ------------------------------------------------------------------------------ CLI
+def test_cli_failures_smoke_and_rerun(tmp_path: Path) -> None:
+    out = tmp_path / "cli"
+    args = ["failures", "--failure", "D-E", "--controllers", "spa,spa-reconverge", "--episodes", "16", "--fail-episode", "4",
+            "--horizon", str(HORIZON), "--load", str(LOAD), "--seeds", "0", "-o", str(out), "-j", "1", "--format", "png"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "2 runs (2 run, 0 already done)" in result.stdout
+    for name in ("curves.csv", "table2.md", "table2.csv", "loss.png", "delivery_time.png", "reward.png", "config.json", "run.json"):
+        assert (out / name).is_file(), name
+    again = runner.invoke(app, args)
+    assert again.exit_code == 0 and "(0 run, 2 already done)" in again.stdout
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["failures", "--failure", "A-L"],
+        ["failures", "--episodes", "-3"],
+        ["failures", "--episodes", "20", "--fail-episode", "20"],
+        ["failures", "--seeds", "0,x"],
+        ["failures", "--preset", "huge"],
+        ["failures", "--format", "gif"],
+    ],
+)
+def test_cli_bad_input_is_one_line_error(args: list[str], tmp_path: Path) -> None:
+    assert_one_line_error(runner.invoke(app, [*args, "-o", str(tmp_path / "x")]))
+
+
+# ------------------------------------------------------------------------------ deep controllers (wiring, with fakes)
+def test_deep_controllers_are_wired_through_the_meta_initialisation(tmp_path: Path, monkeypatch) -> None:
+    """With stand-ins for mamrl.meta.maml / mamrl.meta.adaptation: meta-training runs once, its
+    initialisation reaches make_deep_controllers in every run, resets reach curves.csv."""
+    import dataclasses
+    import sys
+    import types
+
+    import torch
+
+    from mamrl.agents.deep_consensus import DeepConsensusConfig
+
+    calls: dict[str, list] = {"meta_train": [], "make": []}
+
+    @dataclasses.dataclass
+    class MamlConfig:
+        held_out: tuple[str, ...] = ()
+        iterations: int = 1
+
+    class Learner:
+        policy_config = DeepConsensusConfig(hidden_sizes=(8,))
+
+        def initial_params(self):
+            return {"w": torch.arange(3.0)}
+
+    def meta_train(topology, load, config, out_dir, *, seed=0, iterations=300, horizon_ticks=500, on_chunk=None):
+        calls["meta_train"].append((topology, load, config, Path(out_dir), seed, iterations, horizon_ticks))
+        return Learner()
+
+    @dataclasses.dataclass
+    class AdaptationConfig:
+        step_size: float = 0.01
+        episodes_per_step: int = 5
+
+    class Fake:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def run_episodes(self, params, seed, first_episode, num_episodes):
+            metrics = ShortestPathController().run_episodes(params, seed, first_episode, num_episodes)
+            metrics["reset"] = np.array([self.name != "continued" and first_episode + k == 4 for k in range(num_episodes)])
+            return metrics
+
+    def make_deep_controllers(meta_init, topology, policy_config, adaptation, seed):
+        calls["make"].append((meta_init["w"].tolist(), topology.name, policy_config.hidden_sizes, adaptation.step_size, seed))
+        return [Fake(n) for n in ("mamrl-init", "continued", "random-init")]
+
+    monkeypatch.setitem(sys.modules, "mamrl.meta.maml", types.SimpleNamespace(MamlConfig=MamlConfig, meta_train=meta_train))
+    monkeypatch.setitem(sys.modules, "mamrl.meta.adaptation", types.SimpleNamespace(
+        AdaptationConfig=AdaptationConfig, make_deep_controllers=make_deep_controllers))
+    config = _config(tmp_path, controllers=["spa", "mamrl-init", "continued", "random-init"], held_out=["C-F"],
+                     seeds=[0], adaptation={"step_size": 0.5}, episodes_per_step=3, meta_iterations=2)
+    assert config.resolved()["maml"]["held_out"] == ["C-F"]
+    outcome = run_failure_experiment(config)
+    assert outcome.complete and outcome.ran == 8
+    assert calls["meta_train"] == [("b4", LOAD, calls["meta_train"][0][2], Path(config.output) / "meta", 0, 2, HORIZON)]
+    assert calls["meta_train"][0][2].held_out == ("C-F",)
+    assert config.resolved()["adaptation"] == {"step_size": 0.5, "episodes_per_step": 3}
+    with pytest.raises(MamrlError, match="episodes_per_step"):
+        _config(tmp_path, controllers=["mamrl-init"], adaptation={"episodes_per_step": 4})
+    assert calls["make"] == [([0.0, 1.0, 2.0], "b4", (8,), 0.5, 0)] * 6
+    rows = read_curves(Path(config.output) / "curves.csv")
+    resets: dict[tuple[str, str], list[int]] = {}
+    for r in rows:
+        resets.setdefault((r["failure"], r["controller"]), []).extend([r["episode"]] if r["reset"] else [])
+    assert resets[("D-E", "mamrl-init")] == [4] and resets[("C-F", "random-init")] == [4]
+    assert resets[("D-E", "continued")] == [] and resets[("D-E", "spa")] == []
+    assert {r["held_out"] for r in rows if r["failure"] == "C-F"} == {1}
+    from mamrl.plotting.failures import write_failure_report
+
+    write_failure_report(config.output, formats=["png"])  # reset markers, held-out panels
+    assert "C-F (held out)" in (Path(config.output) / "table2.md").read_text()
+
+
+def test_output_directory_of_another_command_is_refused(tmp_path: Path) -> None:
+    out = tmp_path / "train-run"
+    out.mkdir()
+    (out / "config.json").write_text('{"command": "train"}\n')
+    config = _config(tmp_path, controllers=["spa"], output=str(out))
+    with pytest.raises(MamrlError, match="not a failure-experiment config"):
+        run_failure_experiment(config)
+    assert (out / "config.json").read_text() == '{"command": "train"}\n'
