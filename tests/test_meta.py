@@ -210,7 +210,7 @@ def test_deployment_controllers_reset_as_specified():
     # one adaptation step moved everyone away from their start
     assert not torch.equal(controllers["mamrl-init"].params["w0"], meta_init["w0"])
     outs = {name: c.run_episodes(failed, 0, 2, 2) for name, c in controllers.items()}
-    assert outs["mamrl-init"]["reset"].all() and outs["random-init"]["reset"].all()
+    assert outs["mamrl-init"]["reset"].tolist() == [False, True] and outs["random-init"]["reset"].tolist() == [False, True]
     assert not outs["continued"]["reset"].any()
     for key in meta_init:
         torch.testing.assert_close(controllers["mamrl-init"].params[key], meta_init[key], rtol=0, atol=0)
@@ -233,3 +233,35 @@ def test_meta_benchmark_reports_every_phase(tmp_path):
     write_section(path, markdown_section([result], "mamrl bench-meta --quick", {"cpu": "test"}))
     text = path.read_text()
     assert text.count("## MAML-TRPO meta-iteration") == 1 and "| b4 (12) | second order |" in text
+
+
+def test_line_search_caps_the_size_of_the_inner_step():
+    from mamrl.meta.maml import inner_kl
+
+    params = SimParams(B4, 0.3, 40)
+    # A huge inner step makes the meta-gradient push hard towards a sensitive initialisation.
+    learner = MetaLearner(_tiny_maml(inner_step_size=2.0, max_inner_kl=1e-6, max_kl=0.5))
+    seen = {}
+    original = learner._log_entry
+
+    def keep(params_, data, stats, seconds, moved):
+        seen["data"], seen["stats"] = data, stats
+        return original(params_, data, stats, seconds, moved)
+
+    learner._log_entry = keep
+    theta = None
+    learner.learner._ensure(params, 2)
+    theta = learner.initial_params()
+    learner.meta_iteration(params, seed=2)
+    new = learner.initial_params()
+    data, stats = seen["data"], seen["stats"]
+    before = sum(inner_kl(theta, d.path[-1], d.inner_batches[0], 8192) for d in data) / len(data)
+    after = sum(inner_kl(new, adapt(new, d.inner_batches, 2.0, 8192)[-1], d.inner_batches[0], 8192) for d in data) / len(data)
+    limit = torch.clamp(before, min=1e-6)
+    assert bool((after <= limit * (1 + 1e-4) + 1e-9).all())
+    # Without the cap the same iteration moves some router's inner step further.
+    free = MetaLearner(_tiny_maml(inner_step_size=2.0, max_inner_kl=0.0, max_kl=0.5))
+    free.meta_iteration(params, seed=2)
+    unc = free.initial_params()
+    after_free = sum(inner_kl(unc, adapt(unc, d.inner_batches, 2.0, 8192)[-1], d.inner_batches[0], 8192) for d in data) / len(data)
+    assert bool((after_free > limit * (1 + 1e-4) + 1e-9).any())

@@ -111,6 +111,8 @@ def markdown_section(results: list[MetaBenchResult], command: str, machine: dict
         "(routers with empty queues make none and are not recorded).",
         "- *peak memory*: the benchmark process's peak resident set (torch and numba included), "
         "measured in a fresh process.",
+        "- Measured from a fresh initialisation. Later in training, when the inner-step KL cap binds, the "
+        "line search backtracks more and iterations take longer (RESULTS.md §3.1 gives the times of a real run).",
         "- Machine: " + ", ".join(f"{k} {v}" for k, v in machine.items()),
         SECTION_END,
     ]

@@ -127,7 +127,7 @@ def train_run(
         log = getattr(agent, "log", None)
         if log:
             entry = log[-1]
-            row.update({key: getattr(entry, key) for key in ("reward", "pre_reward", "kl", "accepted_share") if hasattr(entry, key)})
+            row.update({key: getattr(entry, key) for key in ("reward", "pre_reward", "kl", "accepted_share", "inner_kl") if hasattr(entry, key)})
         rows.append(row)
         done += size
         agent.save(checkpoint, extra={"rows": rows})
@@ -159,7 +159,12 @@ def plot_curves(rows: list[dict[str, Any]], path: Path, title: str) -> None:
     axes = fig.subplots(1, len(panels) + 2)
     k = 0
     if panels:
-        axes[0].plot(episodes, [r.get("reward", math.nan) for r in rows], color="black")
+        has_pre = any("pre_reward" in r for r in rows)
+        axes[0].plot(episodes, [r.get("reward", math.nan) for r in rows], color="black",
+                     label="after the inner step" if has_pre else None)
+        if has_pre:  # maml: the meta-initialisation's own reward, before adaptation
+            axes[0].plot(episodes, [r.get("pre_reward", math.nan) for r in rows], color="grey", label="before (meta-init)")
+            axes[0].legend(fontsize=8)
         axes[0].set_title("reward (the algorithm's own)")
         k = 1
     axes[k].plot(episodes, [r["mean_delivery_time"] for r in rows], label="delivery time (paper)")

@@ -103,7 +103,7 @@ RULE_TEXT = (
     "**Episodes to adapt.** Let f be the failure episode and E the number of episodes of the run. The "
     f"plateau is the mean reward of the last P = max({MA_WINDOW}, ⌈{PLATEAU_SHARE:.0%} · E⌉) episodes. The controller "
     f"has adapted at the first episode k ≥ f such that the {MA_WINDOW}-episode moving average of the reward "
-    f"stays within {TOLERANCE:.0%} of |plateau| of the plateau for every window of {MA_WINDOW} episodes lying "
+    f"stays within the band (below) around the plateau for every window of {MA_WINDOW} episodes lying "
     f"entirely at or after k (a trailing average MA_j over episodes j−{MA_WINDOW - 1}..j, for every j ≥ k+{MA_WINDOW - 1}); "
     "we report k − f. If no such k ≤ E − P exists, the controller has not adapted within the budget E − P − f "
     f"(shown as \"> budget\"). **Episodes until loss < {LOSS_TARGET:.0%}** is the same with the condition "

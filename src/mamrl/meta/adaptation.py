@@ -120,7 +120,9 @@ class DeepOnlineController:
         else:
             self._adapt(params, data)
         metrics = dict(data.metrics)
-        metrics["reset"] = np.full(num_episodes, reset)
+        # The reset happens after the block, on what its episodes showed: mark the block's last one.
+        metrics["reset"] = np.zeros(num_episodes, dtype=bool)
+        metrics["reset"][-1] = reset
         return metrics
 
     def _adapt(self, params: SimParams, data) -> None:

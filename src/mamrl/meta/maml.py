@@ -51,6 +51,7 @@ from mamrl.agents.trpo import (
     RouterBatch,
     axpy,
     fisher_vector_product,
+    log_probs,
     hessian_vector_product,
     mean_kl,
     per_router_mean,
@@ -90,6 +91,13 @@ class MamlConfig(DeepConsensusConfig):
     """Tick at which a task's link fails in each of its episodes (0 = from the start)."""
     held_out: tuple[str, ...] = ()
     """Links (`A-B`) never failed in meta-training, kept for generalisation tests."""
+    max_inner_kl: float = 0.05
+    """Cap on the size of the inner step itself, the mean KL(pi_theta || pi_theta') per router on
+    its inner data, enforced in the line search (a candidate whose inner step moves the policy
+    further than this, and further than the current one does, is rejected); after ProMP's
+    inner-step KL term (Rothfuss et al. 2019). Without it the meta-initialisation drifts to
+    where one alpha-step rewrites the policy (KL > 1 nat for five b4 routers after 42 iterations;
+    RESULTS.md §3). 0 = no cap."""
     chunk_rows: int = 8192
     """Rows (router x decision) per chunk of gradient and Hessian-vector computations: bounds
     the memory of one meta-iteration independently of the batch size (and small chunks run
@@ -105,6 +113,7 @@ class MamlConfig(DeepConsensusConfig):
             (0 <= self.nominal_probability <= 1, "nominal_probability must be in [0, 1]"),
             (self.fail_tick >= 0, "fail_tick must be >= 0"),
             (self.chunk_rows >= 1, "chunk_rows must be >= 1"),
+            (self.max_inner_kl >= 0, "max_inner_kl must be >= 0 (0 = no cap)"),
         ]
         for ok, message in checks:
             if not ok:
@@ -139,6 +148,13 @@ def meta_gradient(path: list[Params], inner_batches: list[RouterBatch], outer_gr
     return u
 
 
+def inner_kl(theta: Params, adapted: Params, batch: RouterBatch, max_rows: int) -> torch.Tensor:
+    """[N] mean KL(pi_theta || pi_adapted) over each router's decisions in `batch`: how far the
+    inner step moved the policy."""
+    with torch.no_grad():
+        return sum(mean_kl(adapted, chunk, log_probs(theta, chunk)) for chunk in batch.chunks(max_rows))
+
+
 # --------------------------------------------------------------------------- the learner
 @dataclass
 class MetaLog:
@@ -158,6 +174,9 @@ class MetaLog:
     """Post-adaptation episode metrics, mean over tasks."""
     kl: float
     accepted_share: float
+    inner_kl: float
+    """Mean over routers and tasks of KL(pi_theta || pi_theta') on the inner data: how far the
+    inner step moved the policies at the start of this iteration."""
     decisions: int
     seconds: dict[str, float]
     """Wall time by phase: simulation (rollouts without the policy), policy_forward (rollouts'
@@ -271,14 +290,23 @@ class MetaLearner(RoutingAgent):
             products = [f(v) for f in fisher]
             return {key: sum(p[key] for p in products) / len(products) for key in v}
 
+        capped = cfg.max_inner_kl > 0
+        current_inner = sum(inner_kl(theta, d.path[-1], d.inner_batches[0], cfg.chunk_rows) for d in data) / len(data)
+        inner_limit = torch.clamp(current_inner, min=cfg.max_inner_kl)
+
         def evaluate(candidate: Params, routers: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            """True post-adaptation KL and surrogate gain of a candidate theta (of `routers`), mean over tasks."""
-            kl, gain = 0.0, 0.0
+            """True post-adaptation KL and surrogate gain of a candidate theta (of `routers`), mean
+            over tasks; the KL is reported infinite where the inner step would exceed its cap."""
+            kl, gain, moved = 0.0, 0.0, 0.0
             for d in data:
                 inner = [b.routers(routers) for b in d.inner_batches]
                 adapted = adapt(candidate, inner, cfg.inner_step_size, cfg.chunk_rows)[-1]
                 task_kl, task_gain = _kl_and_gain(adapted, d, routers, cfg.chunk_rows)
                 kl, gain = kl + task_kl / len(data), gain + task_gain / len(data)
+                if capped:
+                    moved = moved + inner_kl(candidate, adapted, inner[0], cfg.chunk_rows) / len(data)
+            if capped:
+                kl = torch.where(moved <= inner_limit[routers], kl, torch.full_like(kl, float("inf")))
             return kl, gain
 
         new_theta, stats = trust_region_step(theta, gradient, fisher_vector, evaluate, max_kl=cfg.max_kl,
@@ -288,7 +316,7 @@ class MetaLearner(RoutingAgent):
                 learner.policy.params[key].copy_(value)
         seconds["trpo"] += time.perf_counter() - start
         learner.episodes_trained = episode
-        entry = self._log_entry(params, data, stats, seconds)
+        entry = self._log_entry(params, data, stats, seconds, float(current_inner.mean()))
         self.log.append(entry)
         return entry, _post_metrics([d.rollouts[-1] for d in data])
 
@@ -308,7 +336,8 @@ class MetaLearner(RoutingAgent):
         seconds["batches"] += time.perf_counter() - middle
         return batch, roll
 
-    def _log_entry(self, params: SimParams, data: list[_TaskData], stats, seconds: dict[str, float]) -> MetaLog:
+    def _log_entry(self, params: SimParams, data: list[_TaskData], stats, seconds: dict[str, float],
+                   moved: float) -> MetaLog:
         post = [d.rollouts[-1] for d in data]
         pre = [d.rollouts[0] for d in data]
 
@@ -329,6 +358,7 @@ class MetaLearner(RoutingAgent):
             loss_fraction=metric("loss_fraction"),
             kl=float(stats.kl[stats.accepted].mean()) if bool(stats.accepted.any()) else 0.0,
             accepted_share=float(stats.accepted.float().mean()),
+            inner_kl=moved,
             decisions=int(sum(r.decisions for d in data for r in d.rollouts)),
             seconds={key: round(value, 3) for key, value in seconds.items()},
         )
