@@ -72,7 +72,20 @@ def _quiet_stdout() -> None:
 
 @contextmanager
 def _user_errors() -> Iterator[None]:
-    """Turn MamrlError / OSError into `error: ...` on stderr and exit code 2."""
+    """Turn MamrlError / OSError into `error: ...` on stderr and exit code 2, and mamrl's own
+    warnings (defaults taken while importing a topology) into `warning: ...` lines."""
+    import warnings
+
+    from mamrl.topologies.wild import TopologyWarning
+
+    def show(message, category, *rest, **kwargs):
+        if issubclass(category, TopologyWarning):
+            _stderr().print(f"warning: {_one_line(str(message))}", markup=False)
+        else:
+            previous(message, category, *rest, **kwargs)
+
+    previous = warnings.showwarning
+    warnings.showwarning = show
     try:
         yield
     except BrokenPipeError:
@@ -84,6 +97,8 @@ def _user_errors() -> Iterator[None]:
     except OSError as exc:
         _print_error(_os_error_message(exc))
         raise typer.Exit(2) from None
+    finally:
+        warnings.showwarning = previous
 
 
 def _stdout() -> Console:

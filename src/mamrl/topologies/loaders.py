@@ -1,5 +1,8 @@
 """Reading and writing topologies: the project's JSON format, TEAVAR directories, the paper's JSON.
 
+`load_topology` also dispatches to the readers of `mamrl.topologies.wild` (GraphML, GML,
+networkx node-link JSON, topohub).
+
 Every malformed input raises `TopologyError` with a one-line message that names the file and the
 problem; no `KeyError`, `IndexError` or `JSONDecodeError` escapes. The formats are described in
 docs/topologies.md.
@@ -607,19 +610,26 @@ def save_topology(
 def load_topology(spec: str | PathLike, *, demand: PathLike | None = None) -> Topology:
     """A topology from a built-in name (`b4`, `att`, `geant`; any case) or a path.
 
-    A path may be a project-format JSON file, a paper (daphne) JSON file, or a TEAVAR directory
-    (or its `topology.txt`); the kind is detected from the content. Built-in names win over a
-    file of the same name in the working directory (write `./b4` for the file). `demand`, a
-    demand file (see `read_demand_file`), replaces the packet sizes.
+    A path may be a project-format JSON file, a paper (daphne) JSON file, a networkx node-link
+    JSON file, a GraphML (`.graphml`, or XML content) or GML (`.gml`) file, e.g. from the Internet
+    Topology Zoo, or a TEAVAR directory (or its `topology.txt`); the kind is detected from the
+    extension and content. `topohub:GROUP/NAME` (e.g. `topohub:topozoo/AttMpls`) loads a
+    topology of the optional topohub package. Built-in names win over a file of the same name
+    in the working directory (write `./b4` for the file). `demand`, a demand file (see
+    `read_demand_file`), replaces the packet sizes. Files from the wild are read with the
+    default `ImportSettings` of `mamrl.topologies.wild` (use its loaders for other settings).
     """
-    # Imported here: builtin.py depends on this module's format reader.
+    # Imported here: builtin.py depends on this module's format reader, wild.py on its helpers.
     from mamrl.topologies.builtin import builtin_names, load_builtin
+    from mamrl.topologies import wild
 
     text = os.fspath(spec).strip()
     if not text:
         raise TopologyError("empty topology name or path")
     if text.lower() in builtin_names() and isinstance(spec, str):
         topology = load_builtin(text.lower())
+    elif isinstance(spec, str) and text.lower().startswith(wild.TOPOHUB_PREFIX):
+        topology = wild.load_topohub(text[len(wild.TOPOHUB_PREFIX) :])
     else:
         path = Path(text)
         if path.is_dir():
@@ -627,21 +637,38 @@ def load_topology(spec: str | PathLike, *, demand: PathLike | None = None) -> To
                 _fail(path, "directory has no topology.txt (not a TEAVAR topology directory)")
             topology = load_teavar_dir(path)
         elif path.is_file():
+            suffix = path.suffix.lower()
             if path.name == "topology.txt":
                 topology = load_teavar_dir(path.parent)
+            elif suffix == ".graphml" or (suffix not in (".json", ".gml") and _looks_like_xml(path)):
+                topology = wild.load_graphml(path)
+            elif suffix == ".gml":
+                topology = wild.load_gml(path)
             else:
                 topology = _load_json_any(path)
         else:
             raise TopologyError(
-                f"unknown topology {text!r}: not a built-in ({', '.join(builtin_names())}) "
-                "and no such file or directory"
+                f"unknown topology {text!r}: not a built-in ({', '.join(builtin_names())}), "
+                f"not {wild.TOPOHUB_PREFIX}GROUP/NAME, and no such file or directory"
             )
     if demand is not None:
         topology = topology.with_packet_sizes(read_demand_file(demand, topology.num_routers))
     return topology
 
 
+def _looks_like_xml(path: Path) -> bool:
+    """Whether a file starts (after whitespace) with `<`: GraphML under another extension."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(256).lstrip()
+    except OSError:
+        return False
+    return head.startswith((b"<", b"\xef\xbb\xbf<"))
+
+
 def _load_json_any(path: Path) -> Topology:
+    from mamrl.topologies import wild
+
     text = _read_text(path)
     try:
         doc = json.loads(text)
@@ -649,10 +676,16 @@ def _load_json_any(path: Path) -> Topology:
         _fail(
             path,
             f"not a topology file: invalid JSON at line {exc.lineno} column {exc.colno} ({exc.msg}); "
-            "expected a mamrl or paper JSON file, or a TEAVAR directory",
+            "expected a mamrl, paper or networkx node-link JSON file, a GraphML file, or a TEAVAR directory",
         )
     if isinstance(doc, dict) and "format" in doc:
         return topology_from_document(doc, path)
     if isinstance(doc, dict) and isinstance(doc.get("data"), dict) and "mapTopology" in doc["data"]:
         return _daphne_from_doc(doc, path, demand=None, failure_prob=0.0, name=None)
-    _fail(path, f"unrecognised JSON: neither {FORMAT!r} (a 'format' key) nor a paper file (data.mapTopology)")
+    if wild.is_node_link(doc):
+        return wild.topology_from_node_link(doc, path.stem, where=path)
+    _fail(
+        path,
+        f"unrecognised JSON: neither {FORMAT!r} (a 'format' key), a paper file (data.mapTopology) "
+        "nor networkx node-link data ('nodes' and 'links' or 'edges')",
+    )

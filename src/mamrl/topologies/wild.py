@@ -1,0 +1,629 @@
+"""Topologies from the wild: Topology Zoo GraphML/GML, networkx node-link JSON, topohub; gravity traffic.
+
+Real topology files describe routers and links, not the simulator's parameters, so this module
+derives them and says (with a `TopologyWarning`) whenever it has to fall back to a default:
+
+- **Routers** are the graph's nodes in file order, named by their `label` attribute (Topology Zoo),
+  else their `name` attribute (networkx node-link, topohub), when it is present on every node and
+  unique; otherwise by node id.
+- **Links** are undirected. Parallel edges are merged into one link (capacities added, the
+  smallest latency kept) and self-loops dropped, each with a warning. In a directed graph the two
+  directions of a pair are one link (the larger capacity, the smaller latency), with a warning.
+- **Capacity** (in the simulator's capacity units) from the first edge attribute present of
+  `capacity`, `bandwidth` (both already in capacity units), `LinkSpeedRaw` (bit/s) and
+  `LinkSpeed` + `LinkSpeedUnits` (`"10"` + `"G"` = 10 Gbit/s); bit/s are divided by
+  `ImportSettings.capacity_unit_bps` (default 1: one capacity unit per bit/s). A link without one
+  gets `default_capacity`, else the median capacity of the file's other links, else 1 Gbit/s.
+- **Latency** in whole ticks from `latency_ticks` (ticks), `latency` or `delay` (milliseconds),
+  else from the link's length: `dist` (km, as topohub stores it) or the great-circle distance
+  between the ends' `Latitude`/`Longitude` (degrees, Topology Zoo), at `propagation_km_per_ms`
+  (default 200 km/ms, light in fibre) with one tick = `tick_ms` (default 1 ms), rounded up, at
+  least 1 tick. A link with none of these gets `default_latency_ticks` (default 3, the paper's
+  value).
+- **Failure probability** from `failure_prob`, else `ImportSettings.failure_prob` (default 0).
+- **Coordinates** (x, y) = (longitude, latitude) when every node has `Latitude`/`Longitude`,
+  else `pos` when every node has one (topohub: (longitude, latitude)), else none.
+
+No packet sizes are read (the simulator's default then applies: every packet has size 1), and no
+traffic matrix: `gravity_demand_weights` gives a documented default. The formats are described
+in docs/topologies.md, section "Topologies from the wild".
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import math
+import re
+import statistics
+import sys
+import warnings
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Sequence
+
+import networkx as nx
+import numpy as np
+
+from mamrl.errors import TopologyError
+from mamrl.topologies.core import Link, Topology
+from mamrl.topologies.loaders import PathLike, _fail, _number, _one_line, _read_text
+
+TOPOHUB_PREFIX = "topohub:"
+"""`load_topology("topohub:GROUP/NAME")` loads a topology of the optional `topohub` package."""
+
+EARTH_RADIUS_KM = 6371.0
+"""Mean Earth radius used for great-circle link lengths."""
+
+DEFAULT_PROPAGATION_KM_PER_MS = 200.0
+"""Signal speed in optical fibre, about c / 1.5."""
+
+DEFAULT_TICK_MS = 1.0
+"""Real time of one simulator tick when latencies are derived from milliseconds or lengths."""
+
+DEFAULT_LATENCY_TICKS = 3
+"""Latency of a link with neither a latency attribute nor a length (the paper's usual value)."""
+
+DEFAULT_CAPACITY_BPS = 1e9
+"""Capacity of a link without a capacity attribute when no other link of the file has one."""
+
+_SPEED_MULTIPLIERS = {"": 1.0, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}
+_TOPOHUB_KEY = re.compile(r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+")
+
+
+class TopologyWarning(UserWarning):
+    """A topology file lacked something and a documented default was used instead."""
+
+
+@dataclass(frozen=True)
+class ImportSettings:
+    """How attributes of a topology file become simulator parameters (module docstring)."""
+
+    capacity_unit_bps: float = 1.0
+    """Bit/s per capacity unit: `LinkSpeedRaw` (bit/s) / this = capacity. Packet sizes (a demand
+    file) are in the same unit, so e.g. 8 makes capacities bytes-per-second and sizes bytes."""
+    default_capacity: int | None = None
+    """Capacity of links without one; None = the median of the file's other links, else 1 Gbit/s."""
+    default_latency_ticks: int = DEFAULT_LATENCY_TICKS
+    """Latency of links with neither a latency attribute nor a length."""
+    tick_ms: float = DEFAULT_TICK_MS
+    """Milliseconds per tick, to convert `latency`/`delay` (ms) and lengths to ticks."""
+    propagation_km_per_ms: float = DEFAULT_PROPAGATION_KM_PER_MS
+    """Propagation speed turning a link length into a delay."""
+    failure_prob: float = 0.0
+    """Failure probability of links without a `failure_prob` attribute."""
+
+    def __post_init__(self) -> None:
+        for key in ("capacity_unit_bps", "tick_ms", "propagation_km_per_ms"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+                raise TopologyError(f"ImportSettings.{key} must be a finite number > 0, got {value!r}")
+        if self.default_capacity is not None and (
+            isinstance(self.default_capacity, bool) or not isinstance(self.default_capacity, int) or self.default_capacity < 0
+        ):
+            raise TopologyError(f"ImportSettings.default_capacity must be an integer >= 0 or None, got {self.default_capacity!r}")
+        lat = self.default_latency_ticks
+        if isinstance(lat, bool) or not isinstance(lat, int) or lat < 1:
+            raise TopologyError(f"ImportSettings.default_latency_ticks must be an integer >= 1, got {lat!r}")
+        prob = self.failure_prob
+        if isinstance(prob, bool) or not isinstance(prob, (int, float)) or not 0.0 <= prob <= 1.0:
+            raise TopologyError(f"ImportSettings.failure_prob must be in [0, 1], got {prob!r}")
+
+
+# ---------------------------------------------------------------------------- distances and units
+def great_circle_km(lat1_deg: float, lon1_deg: float, lat2_deg: float, lon2_deg: float) -> float:
+    """Great-circle (haversine) distance in km on a sphere of radius `EARTH_RADIUS_KM`."""
+    phi1, phi2 = math.radians(lat1_deg), math.radians(lat2_deg)
+    dphi, dlmb = phi2 - phi1, math.radians(lon2_deg - lon1_deg)
+    h = math.sin(dphi / 2) ** 2 + math.cos(phi1) * math.cos(phi2) * math.sin(dlmb / 2) ** 2
+    return 2.0 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(h)))
+
+
+def ms_to_ticks(delay_ms: float, tick_ms: float = DEFAULT_TICK_MS) -> int:
+    """A delay in ms as whole ticks: rounded up, at least 1 (a relative 1e-9 slack absorbs float noise)."""
+    return max(1, math.ceil(delay_ms / tick_ms * (1.0 - 1e-9)))
+
+
+def length_to_ticks(
+    length_km: float,
+    *,
+    tick_ms: float = DEFAULT_TICK_MS,
+    propagation_km_per_ms: float = DEFAULT_PROPAGATION_KM_PER_MS,
+) -> int:
+    """Propagation delay of a link of `length_km` in whole ticks (rounded up, at least 1)."""
+    return ms_to_ticks(length_km / propagation_km_per_ms, tick_ms)
+
+
+# ---------------------------------------------------------------------------- attribute parsing
+def _warn(message: str) -> None:
+    """Warn, attributing the warning to the first caller outside `mamrl.topologies`."""
+    frame, level = sys._getframe(0), 1
+    while frame is not None and str(frame.f_globals.get("__name__", "")).startswith("mamrl.topologies"):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, TopologyWarning, stacklevel=level)
+
+
+def _value(value: Any, what: str, where: object) -> float:
+    """A finite number from a graph attribute (GraphML gives floats, JSON numbers or strings)."""
+    if isinstance(value, (np.integer, np.floating)):
+        value = float(value)
+    if isinstance(value, str):
+        value = value.strip()
+    return _number(value, what, where)
+
+
+def _speed_bps(data: dict[str, Any]) -> float | None:
+    """Topology Zoo's `LinkSpeed` + `LinkSpeedUnits` in bit/s, or None if absent or not readable."""
+    speed, units = data.get("LinkSpeed"), data.get("LinkSpeedUnits")
+    if speed is None or units is None:
+        return None
+    prefix = str(units).strip().upper()[:1]
+    if prefix == "B":  # "bps"
+        prefix = ""
+    try:
+        value = float(str(speed).strip())
+    except ValueError:
+        return None
+    if prefix not in _SPEED_MULTIPLIERS or not math.isfinite(value):
+        return None
+    return value * _SPEED_MULTIPLIERS[prefix]
+
+
+def _edge_capacity(data: dict[str, Any], settings: ImportSettings, what: str, where: object) -> int | None:
+    """Capacity in units from an edge's attributes, or None when it has none."""
+    for key in ("capacity", "bandwidth"):
+        if key in data:
+            units = _value(data[key], f"{what}: {key}", where)
+            shown = units
+            break
+    else:
+        if "LinkSpeedRaw" in data:
+            key = "LinkSpeedRaw"
+            bps = _value(data[key], f"{what}: {key}", where)
+        else:
+            key = "LinkSpeed"
+            bps = _speed_bps(data)
+            if bps is None:
+                return None
+        units, shown = bps / settings.capacity_unit_bps, bps
+    if units < 0:
+        _fail(where, f"{what}: {key} must be >= 0, got {shown:g}; fix the file (0 means the link is always down)")
+    return max(1, round(units)) if units > 0 else 0
+
+
+def _edge_latency(data: dict[str, Any], settings: ImportSettings, what: str, where: object) -> int | None:
+    """Latency in ticks from an edge's latency attributes or `dist` (km), or None."""
+    if "latency_ticks" in data:
+        ticks = _value(data["latency_ticks"], f"{what}: latency_ticks", where)
+        if ticks != int(ticks) or ticks < 1:
+            _fail(where, f"{what}: latency_ticks must be an integer >= 1, got {data['latency_ticks']!r}")
+        return int(ticks)
+    for key in ("latency", "delay"):
+        if key in data:
+            delay_ms = _value(data[key], f"{what}: {key}", where)
+            if delay_ms < 0:
+                _fail(where, f"{what}: {key} must be >= 0 ms, got {data[key]!r}")
+            return ms_to_ticks(delay_ms, settings.tick_ms)
+    if "dist" in data:
+        km = _value(data["dist"], f"{what}: dist", where)
+        if km < 0:
+            _fail(where, f"{what}: dist must be >= 0 km, got {data['dist']!r}")
+        return length_to_ticks(km, tick_ms=settings.tick_ms, propagation_km_per_ms=settings.propagation_km_per_ms)
+    return None
+
+
+def _failure_prob(data: dict[str, Any], settings: ImportSettings, what: str, where: object) -> float:
+    if "failure_prob" not in data:
+        return settings.failure_prob
+    prob = _value(data["failure_prob"], f"{what}: failure_prob", where)
+    if not 0.0 <= prob <= 1.0:
+        _fail(where, f"{what}: failure_prob must be in [0, 1], got {data['failure_prob']!r}")
+    return prob
+
+
+def _router_names(graph: nx.Graph, nodes: list[Any], where: object, notes: list[str]) -> tuple[str, ...]:
+    for attr in ("label", "name"):
+        values = [graph.nodes[node].get(attr) for node in nodes]
+        if all(v is None for v in values):
+            continue
+        names = [str(v).strip() if v is not None else "" for v in values]
+        if all(names) and len(set(names)) == len(names):
+            return tuple(names)
+        notes.append(f"{where}: node {attr}s are missing or not unique; routers are named by node id")
+        break
+    return tuple(str(node) for node in nodes)
+
+
+def _geo(graph: nx.Graph, nodes: list[Any], names: tuple[str, ...], where: object) -> list[tuple[float, float] | None]:
+    """(latitude, longitude) in degrees per node, None where a node has no `Latitude`/`Longitude`."""
+    out: list[tuple[float, float] | None] = []
+    for node, name in zip(nodes, names):
+        data = graph.nodes[node]
+        if "Latitude" not in data or "Longitude" not in data:
+            out.append(None)
+            continue
+        lat = _value(data["Latitude"], f"router {name!r}: Latitude", where)
+        lon = _value(data["Longitude"], f"router {name!r}: Longitude", where)
+        if not (-90.0 <= lat <= 90.0 and -180.0 <= lon <= 360.0):
+            _fail(where, f"router {name!r}: Latitude {lat:g} / Longitude {lon:g} are not degrees on Earth")
+        out.append((lat, lon))
+    return out
+
+
+def _positions(graph: nx.Graph, nodes: list[Any], names: tuple[str, ...], where: object) -> list[tuple[float, float]] | None:
+    """`pos` (x, y) per node when every node has one, else None."""
+    values = [graph.nodes[node].get("pos") for node in nodes]
+    if any(v is None for v in values):
+        return None
+    out = []
+    for value, name in zip(values, names):
+        if not isinstance(value, (list, tuple)) or len(value) != 2:
+            _fail(where, f"router {name!r}: pos must be an (x, y) pair, got {str(value)[:40]!r}")
+        out.append((_value(value[0], f"router {name!r}: pos", where), _value(value[1], f"router {name!r}: pos", where)))
+    return out
+
+
+# ---------------------------------------------------------------------------- graph -> Topology
+@dataclass
+class _Group:
+    """The edges between one pair of routers, per direction (None for undirected)."""
+
+    a: int
+    b: int
+    name: str | None
+    capacities: dict[Any, list[int | None]]
+    latencies: dict[Any, list[int | None]]
+    failure_prob: float
+
+
+def topology_from_graph(
+    graph: nx.Graph,
+    name: str,
+    settings: ImportSettings | None = None,
+    *,
+    where: object | None = None,
+) -> Topology:
+    """A Topology from a networkx graph with Topology Zoo / node-link / topohub attributes.
+
+    The rules are in the module docstring. `where` names the source in errors and warnings
+    (default: `name`). Warnings are `TopologyWarning`s; errors `TopologyError`s of one line.
+    """
+    settings = settings or ImportSettings()
+    where = name if where is None else where
+    notes: list[str] = []  # warnings, given only once the topology is valid
+    nodes = list(graph.nodes)
+    if len(nodes) < 2:
+        _fail(where, f"has {len(nodes)} router(s); a topology needs at least 2 routers joined by links")
+    index = {node: i for i, node in enumerate(nodes)}
+    names = _router_names(graph, nodes, where, notes)
+    geo = _geo(graph, nodes, names, where)
+    if all(g is not None for g in geo):
+        coordinates: list[tuple[float, float]] | None = [(lon, lat) for lat, lon in geo]  # type: ignore[misc]
+    else:
+        coordinates = _positions(graph, nodes, names, where)
+
+    directed = graph.is_directed()
+    if graph.is_multigraph():
+        edges = [(u, v, data) for u, v, _, data in graph.edges(keys=True, data=True)]
+    else:
+        edges = list(graph.edges(data=True))
+    ids = [data.get("id") for _, _, data in edges]
+    # The project's own to_networkx() numbers edges by link id: keep that order.
+    if all(isinstance(i, (int, np.integer)) and not isinstance(i, bool) for i in ids) and len(set(ids)) == len(ids):
+        edges = [edge for _, edge in sorted(zip(ids, edges), key=lambda pair: pair[0])]
+
+    groups: dict[frozenset[int], _Group] = {}
+    self_loops = parallel = 0
+    for u, v, data in edges:
+        if u == v:
+            self_loops += 1
+            continue
+        a, b = index[u], index[v]
+        if "a" in data and str(data["a"]) == str(v) and str(data["a"]) != str(u):
+            a, b = b, a  # to_networkx() records which end is listed first
+        what = f"link {names[a]}-{names[b]}"
+        capacity = _edge_capacity(data, settings, what, where)
+        latency = _edge_latency(data, settings, what, where)
+        if latency is None and geo[a] is not None and geo[b] is not None:
+            km = great_circle_km(*geo[a], *geo[b])  # type: ignore[misc]
+            latency = length_to_ticks(km, tick_ms=settings.tick_ms, propagation_km_per_ms=settings.propagation_km_per_ms)
+        direction = (index[u], index[v]) if directed else None
+        key = frozenset((a, b))
+        group = groups.get(key)
+        if group is None:
+            label = data.get("name")
+            group = groups[key] = _Group(
+                a, b, None if label is None else str(label), {}, {}, _failure_prob(data, settings, what, where)
+            )
+        elif direction in group.capacities:
+            parallel += 1
+        group.capacities.setdefault(direction, []).append(capacity)
+        group.latencies.setdefault(direction, []).append(latency)
+    if self_loops:
+        notes.append(f"{where}: dropped {self_loops} self-loop(s)")
+    if parallel:
+        notes.append(
+            f"{where}: merged {parallel} parallel edge(s) into their links (capacities added, smallest latency kept)"
+        )
+    if directed:
+        notes.append(
+            f"{where}: directed graph read as undirected; the two directions of a pair are one link "
+            "(larger capacity, smaller latency)"
+        )
+    if not groups:
+        _fail(where, f"has no links between its {len(nodes)} routers")
+
+    all_capacities = [c for g in groups.values() for cs in g.capacities.values() for c in cs]
+    known = [c for c in all_capacities if c is not None]
+    missing_capacity = len(all_capacities) - len(known)
+    if settings.default_capacity is not None:
+        default_capacity, why = settings.default_capacity, "the given default"
+    elif known:
+        default_capacity, why = int(round(statistics.median(known))), "the median of the other edges"
+    else:
+        default_capacity, why = max(1, round(DEFAULT_CAPACITY_BPS / settings.capacity_unit_bps)), "1 Gbit/s"
+    if missing_capacity:
+        notes.append(
+            f"{where}: {missing_capacity} of {len(all_capacities)} edge(s) have no capacity attribute (capacity, "
+            f"bandwidth, LinkSpeedRaw or LinkSpeed+LinkSpeedUnits); they get {default_capacity} ({why})"
+        )
+
+    links: list[Link] = []
+    link_names: list[str | None] = []
+    missing_latency = 0
+    for group in groups.values():
+        capacity = max(sum(default_capacity if c is None else c for c in cs) for cs in group.capacities.values())
+        latencies = [lat for ls in group.latencies.values() for lat in ls if lat is not None]
+        if not latencies:
+            missing_latency += 1
+        latency = min(latencies) if latencies else settings.default_latency_ticks
+        links.append(Link(group.a, group.b, capacity, latency, group.failure_prob))
+        link_names.append(group.name)
+    if missing_latency:
+        notes.append(
+            f"{where}: {missing_latency} of {len(links)} link(s) have no latency (latency_ticks, latency or delay "
+            f"attribute, dist, or Latitude/Longitude on both ends); they get {settings.default_latency_ticks} tick(s)"
+        )
+    default_names = [f"{names[l.a]}-{names[l.b]}" for l in links]
+    explicit = [x if x is not None else d for x, d in zip(link_names, default_names)]
+    use_names = explicit != default_names and len(set(explicit)) == len(explicit)
+    try:
+        topology = Topology(
+            name,
+            names,
+            tuple(links),
+            tuple(coordinates) if coordinates is not None else None,
+            None,
+            tuple(explicit) if use_names else None,
+        )
+    except TopologyError as exc:
+        message = str(exc)
+        if "disconnected" in message:
+            message += "; connect the parts or delete the routers that cannot reach the rest"
+        _fail(where, message)
+    for note in notes:
+        _warn(note)
+    return topology
+
+
+# ---------------------------------------------------------------------------- file formats
+def _check_file(path: Path) -> None:
+    if not path.exists():
+        _fail(path, "no such file")
+    if path.is_dir():
+        _fail(path, "is a directory, expected a file")
+
+
+def load_graphml(path: PathLike, settings: ImportSettings | None = None, *, name: str | None = None) -> Topology:
+    """A GraphML file (e.g. from the Internet Topology Zoo), read with networkx `read_graphml`."""
+    path = Path(path)
+    _check_file(path)
+    try:
+        graph = nx.read_graphml(path)
+    except ET.ParseError as exc:
+        _fail(path, f"not a GraphML file: XML error ({_one_line(str(exc))}); export the topology as GraphML")
+    except (nx.NetworkXError, KeyError, ValueError, TypeError, AttributeError, IndexError) as exc:
+        detail = _one_line(str(exc)) or type(exc).__name__
+        _fail(path, f"not a valid GraphML file ({detail}); export the topology as GraphML")
+    except OSError as exc:
+        _fail(path, f"cannot read ({_one_line(exc.strerror or str(exc))})")
+    return topology_from_graph(graph, name or path.stem, settings, where=path)
+
+
+def load_gml(path: PathLike, settings: ImportSettings | None = None, *, name: str | None = None) -> Topology:
+    """A GML file (the Topology Zoo's other format), read with networkx `read_gml` keyed by node id."""
+    path = Path(path)
+    _check_file(path)
+    try:
+        graph = nx.read_gml(path, label="id")
+    except (nx.NetworkXError, KeyError, ValueError, TypeError, AttributeError, IndexError) as exc:
+        detail = _one_line(str(exc)) or type(exc).__name__
+        _fail(path, f"not a valid GML file ({detail})")
+    except OSError as exc:
+        _fail(path, f"cannot read ({_one_line(exc.strerror or str(exc))})")
+    return topology_from_graph(graph, name or path.stem, settings, where=path)
+
+
+def is_node_link(doc: Any) -> bool:
+    """Whether a parsed JSON document looks like networkx node-link data (`nodes` + `links`/`edges`)."""
+    return (
+        isinstance(doc, dict)
+        and isinstance(doc.get("nodes"), list)
+        and any(isinstance(doc.get(key), list) for key in ("links", "edges"))
+    )
+
+
+def topology_from_node_link(doc: Any, name: str, settings: ImportSettings | None = None, *, where: object) -> Topology:
+    """A Topology from parsed node-link data (`networkx.node_link_data` output, topohub's JSON)."""
+    if not is_node_link(doc):
+        _fail(where, 'not node-link data: expected {"nodes": [...], "links": [...]} (or "edges")')
+    edges_key = "links" if isinstance(doc.get("links"), list) else "edges"
+    for k, node in enumerate(doc["nodes"]):
+        if not isinstance(node, dict) or "id" not in node:
+            _fail(where, f"node {k}: expected an object with an 'id'")
+    for k, edge in enumerate(doc[edges_key]):
+        if not isinstance(edge, dict) or "source" not in edge or "target" not in edge:
+            _fail(where, f"{edges_key[:-1]} {k}: expected an object with 'source' and 'target'")
+    known = {_hashable(node["id"]) for node in doc["nodes"]}
+    if len(known) != len(doc["nodes"]):
+        ids = [_hashable(node["id"]) for node in doc["nodes"]]
+        dup = next(i for i in ids if ids.count(i) > 1)
+        _fail(where, f"node id {dup!r} is used by more than one node")
+    for k, edge in enumerate(doc[edges_key]):
+        for end in ("source", "target"):
+            if _hashable(edge[end]) not in known:
+                _fail(where, f"{edges_key[:-1]} {k}: {end} {edge[end]!r} is not a node id")
+    data = {**doc, "nodes": [{**n, "id": _hashable(n["id"])} for n in doc["nodes"]]}
+    data[edges_key] = [{**e, "source": _hashable(e["source"]), "target": _hashable(e["target"])} for e in doc[edges_key]]
+    data.setdefault("directed", False)
+    data.setdefault("multigraph", False)
+    try:
+        graph = nx.node_link_graph(data, edges=edges_key)
+    except (nx.NetworkXError, KeyError, ValueError, TypeError, AttributeError) as exc:
+        _fail(where, f"not valid node-link data ({_one_line(str(exc)) or type(exc).__name__})")
+    return topology_from_graph(graph, name, settings, where=where)
+
+
+def _hashable(value: Any) -> Any:
+    """JSON node ids may be lists (not hashable): use their JSON text instead."""
+    return json.dumps(value) if isinstance(value, (list, dict)) else value
+
+
+def load_node_link_json(path: PathLike, settings: ImportSettings | None = None, *, name: str | None = None) -> Topology:
+    """A networkx node-link JSON file (`json.dump(networkx.node_link_data(graph), f)`)."""
+    path = Path(path)
+    text = _read_text(path)
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        _fail(path, f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}")
+    return topology_from_node_link(doc, name or path.stem, settings, where=path)
+
+
+# ---------------------------------------------------------------------------- topohub
+def _import_topohub() -> Any:
+    try:
+        import topohub  # type: ignore[import-not-found]
+    except ImportError:
+        raise TopologyError("topohub is not installed: pip install mamrl[topohub]") from None
+    return topohub
+
+
+def topohub_names(group: str | None = None) -> list[str]:
+    """The names `load_topohub` accepts (`topozoo/AttMpls`, `sndlib/polska`, `gabriel/25/0`...), sorted.
+
+    `group` (`topozoo`, `sndlib`, `backbone`, `caida`, `gabriel`) restricts the list. Read from the
+    data shipped inside the topohub package; nothing is downloaded.
+    """
+    from importlib import resources
+
+    root = resources.files(_import_topohub()) / "data"
+    names: list[str] = []
+
+    def walk(folder: Any, prefix: str) -> None:
+        for entry in folder.iterdir():
+            if entry.is_dir():
+                walk(entry, f"{prefix}{entry.name}/")
+            elif entry.name.endswith(".json"):
+                names.append(prefix + entry.name[: -len(".json")])
+
+    start = root / group if group else root
+    if group and not start.is_dir():
+        groups = sorted(entry.name for entry in root.iterdir() if entry.is_dir())
+        raise TopologyError(f"topohub has no group {group!r} (groups: {', '.join(groups)})")
+    walk(start, f"{group.strip('/')}/" if group else "")
+    return sorted(names, key=lambda n: [int(p) if p.isdigit() else p.lower() for p in n.split("/")])
+
+
+def load_topohub(key: str, settings: ImportSettings | None = None) -> Topology:
+    """A topology shipped with the optional `topohub` package (`pip install mamrl[topohub]`).
+
+    `key` is `GROUP/NAME` as topohub names it, e.g. `topozoo/AttMpls`, `sndlib/polska`,
+    `gabriel/25/0`; `topohub_names()` lists them. topohub stores nodes with `name` and `pos`
+    (longitude, latitude) and edges with `dist` (km), so latencies come from the link lengths;
+    it stores no capacities, so every link gets the default capacity (with a warning).
+    """
+    key = key.strip().removeprefix(TOPOHUB_PREFIX).strip().strip("/")
+    topohub = _import_topohub()
+    where = f"{TOPOHUB_PREFIX}{key}"
+    how = "names are GROUP/NAME, listed by mamrl.topologies.wild.topohub_names()"
+    if not _TOPOHUB_KEY.fullmatch(key) or ".." in key.split("/"):
+        raise TopologyError(f"{where}: not a topohub name ({how}, e.g. topozoo/AttMpls)")
+    doc = _topohub_get(topohub, key)
+    if doc is None:  # names are case-sensitive; accept another case when it is unambiguous
+        names = topohub_names()
+        same = [n for n in names if n.lower() == key.lower()]
+        if len(same) == 1:
+            key, where = same[0], f"{TOPOHUB_PREFIX}{same[0]}"
+            doc = _topohub_get(topohub, key)
+        if doc is None:
+            hint = _did_you_mean(key, names)
+            raise TopologyError(f"topohub has no topology {key!r} ({hint}{how})")
+    return topology_from_node_link(doc, key, settings, where=where)
+
+
+def _did_you_mean(key: str, names: list[str]) -> str:
+    """`did you mean 'GROUP/NAME'? ` for the closest name in the same group (else the closest group)."""
+    group, _, rest = key.partition("/")
+    in_group = {n.partition("/")[2]: n for n in names if n.partition("/")[0] == group}
+    if in_group:
+        close = difflib.get_close_matches(rest, list(in_group), n=1, cutoff=0.6)
+        return f"did you mean {in_group[close[0]]!r}? " if close else ""
+    groups = sorted({n.partition("/")[0] for n in names})
+    close = difflib.get_close_matches(group, groups, n=1, cutoff=0.6)
+    return f"did you mean group {close[0]!r}? " if close else f"groups: {', '.join(groups)}; "
+
+
+def _topohub_get(topohub: Any, key: str) -> dict[str, Any] | None:
+    """`topohub.get(key)`, None for an unknown key (topohub raises KeyError)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ResourceWarning)  # topohub 1.5 leaves the data file open
+            return topohub.get(key)
+    except KeyError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise TopologyError(f"{TOPOHUB_PREFIX}{key}: topohub could not read it ({_one_line(str(exc))})") from None
+
+
+# ---------------------------------------------------------------------------- traffic
+def gravity_demand_weights(
+    topology: Topology,
+    masses: Sequence[float] | np.ndarray | None = None,
+    *,
+    by: Literal["degree", "capacity"] = "degree",
+) -> np.ndarray:
+    """A gravity-model traffic matrix: float64 [N, N], weight(s, d) = m_s * m_d, zero diagonal, sum 1.
+
+    The mass m_i of router i is `masses[i]` when given (e.g. city populations), else its degree
+    (`by="degree"`, the default: unit-free, so link speeds that span orders of magnitude do not
+    make a few routers dominate) or the summed capacity of its links (`by="capacity"`). Pass the
+    result as `SimParams(topology, load, demand_weights=...)`: the network-wide rate stays
+    load * N packets per tick, shared among the pairs in proportion to the weights.
+    """
+    n = topology.num_routers
+    if masses is not None:
+        try:
+            m = np.asarray(masses, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise TopologyError("gravity masses must be numbers, one per router") from None
+        if m.shape != (n,):
+            raise TopologyError(f"gravity masses must have one value per router ({n}), got shape {m.shape}")
+    elif by == "degree":
+        m = topology.degree.astype(np.float64)
+    elif by == "capacity":
+        m = np.zeros(n, dtype=np.float64)
+        caps = topology.capacities.astype(np.float64)
+        np.add.at(m, topology.link_endpoints[:, 0], caps)
+        np.add.at(m, topology.link_endpoints[:, 1], caps)
+    else:
+        raise TopologyError(f"gravity model: by must be 'degree' or 'capacity', got {by!r}")
+    if not np.all(np.isfinite(m)) or np.any(m < 0):
+        raise TopologyError("gravity masses must be finite and >= 0")
+    weights = np.outer(m, m)
+    np.fill_diagonal(weights, 0.0)
+    total = weights.sum()
+    if total <= 0:
+        raise TopologyError("gravity masses give no traffic: at least two routers need a mass > 0")
+    return weights / total
