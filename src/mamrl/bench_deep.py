@@ -163,10 +163,8 @@ def markdown_section(rows: list[DeepBenchRow], command: str, machine: dict[str, 
         f"Date: {date}; torch {torch.__version__}, {torch.get_num_threads()} threads; "
         f"policies: 5 hidden layers of 128 per router (the paper's), horizon 500 ticks.",
         "",
-        "| " + " | ".join(COLUMNS) + " |",
-        "|---|---|" + "---:|" * (len(COLUMNS) - 2),
+        *markdown_table(COLUMNS, [row_cells(r) for r in rows]),
     ]
-    lines += ["| " + " | ".join(row_cells(r)) + " |" for r in rows]
     lines += [
         "",
         "- *decisions/s*: forwarding decisions routers actually made (non-empty queues) per second of a "
@@ -182,6 +180,12 @@ def markdown_section(rows: list[DeepBenchRow], command: str, machine: dict[str, 
         SECTION_END,
     ]
     return "\n".join(lines) + "\n"
+
+
+def markdown_table(columns, rows: list[list[str]]) -> list[str]:
+    """Lines of a markdown table: the first two columns left-aligned, the rest right-aligned."""
+    lines = ["| " + " | ".join(columns) + " |", "|---|---|" + "---:|" * (len(columns) - 2)]
+    return lines + ["| " + " | ".join(cells) + " |" for cells in rows]
 
 
 def write_section(path, section: str, start: str = SECTION_START, end: str = SECTION_END) -> None:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
+from mamrl.bench_deep import markdown_table
 from mamrl.bench_deep import write_section as _write_section
 from mamrl.meta.maml import MamlConfig, MetaLearner
 from mamrl.sim.params import SimParams
@@ -95,10 +96,8 @@ def markdown_section(results: list[MetaBenchResult], command: str, machine: dict
         "(α = 0.01), 5x128 networks, CG 10 on 10% of the decisions, max KL 0.01 (the paper authors' configuration; "
         "their code took 785 s and 10.1 GB per iteration here, target ≤ 16 s and < 1 GB).",
         "",
-        "| " + " | ".join(COLUMNS) + " |",
-        "|---|---|" + "---:|" * (len(COLUMNS) - 2),
+        *markdown_table(COLUMNS, [row_cells(r) for r in results]),
     ]
-    lines += ["| " + " | ".join(row_cells(r)) + " |" for r in results]
     lines += [
         "",
         "- Phases (median seconds and share of the iteration): *simulation* = rollouts without the policy; "

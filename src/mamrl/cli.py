@@ -143,7 +143,9 @@ def _check_positive(value: int, option: str) -> None:
 
 def _link_label(topology: Any, link: int) -> str:
     """`A-B` by router names, with the link's own name in brackets when it differs."""
-    ends = f"{topology.router_names[topology.links[link].a]}-{topology.router_names[topology.links[link].b]}"
+    from mamrl.meta.tasks import link_label
+
+    ends = link_label(topology, link)
     name = topology.link_name(link)
     return ends if name == ends else f"{ends} ({name})"
 

@@ -30,7 +30,7 @@ Two alternatives of ours:
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -377,21 +377,26 @@ class DeepConsensus(RoutingAgent):
         self.log.append(entry)
         return entry, data.metrics
 
+    def mean_return(self, params: SimParams, data: Rollout) -> float:
+        """The learner's own reward of a rollout: the mean decision return with `reward="packet"`,
+        else the per-router return (sum over ticks of e_i) averaged over routers and episodes."""
+        if data.packet_return is not None:
+            returns = data.packet_return[data.acted]
+            return float(returns.mean()) if returns.size else float("nan")
+        return float(self.rewards(params, data).sum(axis=0).mean())
+
     def _log_entry(self, params, data: Rollout, stats: TrpoStats, rollout_s: float, update_s: float, episodes: int) -> IterationLog:
         m = data.metrics
-        if data.packet_return is not None:
-            rewards = data.packet_return[data.acted].mean()  # mean decision return
-        else:
-            rewards = self.rewards(params, data).sum(axis=0).mean()
+        rewards = self.mean_return(params, data)
         return IterationLog(
             iteration=len(self.log) + 1,
             episodes=self.episodes_trained,
             reward=float(rewards),
             # No packet delivered in any episode leaves the paper's delivery time undefined (nan).
-            mean_delivery_time=_mean_or_nan(m["mean_delivery_time"]),
-            mean_sojourn_time=_mean_or_nan(m["mean_sojourn_time"]),
-            delivered_fraction=_mean_or_nan(m["delivered_fraction"]),
-            loss_fraction=_mean_or_nan(m["loss_fraction"]),
+            mean_delivery_time=finite_mean(m["mean_delivery_time"]),
+            mean_sojourn_time=finite_mean(m["mean_sojourn_time"]),
+            delivered_fraction=finite_mean(m["delivered_fraction"]),
+            loss_fraction=finite_mean(m["loss_fraction"]),
             kl=float(stats.kl[stats.accepted].mean()) if bool(stats.accepted.any()) else 0.0,
             accepted_share=float(stats.accepted.float().mean()),
             decisions=data.decisions,
@@ -446,6 +451,6 @@ class DeepConsensus(RoutingAgent):
         self.episodes_trained = int(arrays["episodes_trained"])
 
 
-def _mean_or_nan(values: np.ndarray) -> float:
+def finite_mean(values: np.ndarray) -> float:
     finite = values[np.isfinite(values)]
     return float(finite.mean()) if finite.size else float("nan")

@@ -174,7 +174,8 @@ def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------ validation
-def _is_int(value: Any) -> bool:
+def is_int(value: Any) -> bool:
+    """An integer, or a float with an integral value (TOML/JSON may give either); not a bool."""
     return (isinstance(value, int) and not isinstance(value, bool)) or (isinstance(value, float) and value.is_integer())
 
 
@@ -241,22 +242,28 @@ def _check_loads(value: Any, label: str) -> tuple[float, ...]:
     return tuple(sorted(out))
 
 
-def _check_seeds(value: Any, label: str) -> tuple[int, ...]:
+def check_seeds(value: Any, label: str) -> tuple[int, ...]:
+    """A non-empty list of distinct integer seeds >= 0."""
     out = []
     for k, item in enumerate(_list(value, label)):
-        if not _is_int(item) or item < 0:
+        if not is_int(item) or item < 0:
             raise MamrlError(f"{label}[{k}]: a seed must be an integer >= 0, got {item!r}")
         out.append(int(item))
     _no_duplicates(out, label)
     return tuple(out)
 
 
-def _check_positive_int(value: Any, label: str) -> int:
-    if not _is_int(value):
+def check_int(value: Any, label: str, minimum: int) -> int:
+    """An integer >= `minimum`."""
+    if not is_int(value):
         raise MamrlError(f"{label}: expected an integer, got {value!r}")
-    if value < 1:
-        raise MamrlError(f"{label}: must be >= 1, got {int(value)}")
+    if value < minimum:
+        raise MamrlError(f"{label}: must be >= {minimum}, got {int(value)}")
     return int(value)
+
+
+def _check_positive_int(value: Any, label: str) -> int:
+    return check_int(value, label, 1)
 
 
 def _check_workers(value: Any, label: str) -> int | None:
@@ -294,7 +301,7 @@ _CHECKS = {
     "topologies": _check_topologies,
     "algorithms": _check_algorithms,
     "loads": _check_loads,
-    "seeds": _check_seeds,
+    "seeds": check_seeds,
     "train_episodes": _check_positive_int,
     "eval_episodes": _check_positive_int,
     "horizon_ticks": _check_positive_int,
@@ -304,14 +311,17 @@ _CHECKS = {
 }
 
 
-def check_fields(values: Mapping[str, Any], label: Any) -> dict[str, Any]:
+def check_fields(values: Mapping[str, Any], label: Any, checks: Mapping[str, Callable[[Any, str], Any]] | None = None,
+                 ) -> dict[str, Any]:
     """Validated, normalised values of the given fields. `label(field)` names where a field came
-    from in error messages (e.g. `"sweep.toml: loads"` or `"--loads"`)."""
+    from in error messages (e.g. `"sweep.toml: loads"` or `"--loads"`). `checks` maps each known
+    field to its validator (default: the sweep's fields)."""
+    checks = _CHECKS if checks is None else checks
     out = {}
     for key, value in values.items():
-        if key not in _CHECKS:
-            raise MamrlError(f"{label(key)}: unknown field (known: {', '.join(FIELD_NAMES)})")
-        out[key] = _CHECKS[key](value, label(key))
+        if key not in checks:
+            raise MamrlError(f"{label(key)}: unknown field (known: {', '.join(checks)})")
+        out[key] = checks[key](value, label(key))
     return out
 
 

@@ -68,13 +68,10 @@ import numpy as np
 
 import mamrl
 from mamrl.errors import MamrlError
-from mamrl.experiments.config import (
-    available_cores,
-    config_differences,
-    config_hash,
-    layered_values,
-)
+from mamrl.experiments.config import available_cores, check_int, check_seeds, config_differences, config_hash, layered_values
+from mamrl.experiments.config import check_fields as _check_fields
 from mamrl.experiments.sweep import ProcessPoolCellExecutor, SerialExecutor, single_threaded
+from mamrl.meta.tasks import link_label
 from mamrl.sim.metrics import METRIC_INFO, Estimate, estimate
 from mamrl.sim.params import LinkFailure, SimParams
 
@@ -488,12 +485,6 @@ def _paper_links(spec: str) -> list[str]:
     return paper_failure_links(spec.lower())
 
 
-def link_label(topology: Any, link: int) -> str:
-    """`A-B` by router names (the link's ends in its own order)."""
-    ends = topology.links[link]
-    return f"{topology.router_names[ends.a]}-{topology.router_names[ends.b]}"
-
-
 def plateau_window(episodes: int) -> int:
     """P = max(MA_WINDOW, ⌈PLATEAU_SHARE · episodes⌉)."""
     return max(MA_WINDOW, math.ceil(PLATEAU_SHARE * episodes - 1e-9))
@@ -531,18 +522,6 @@ PRESETS: dict[str, dict[str, Any]] = {
 """Named starting points; any field can be overridden by a config file or a flag."""
 
 FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(FailureExperimentConfig))
-
-
-def _is_int(value: Any) -> bool:
-    return (isinstance(value, int) and not isinstance(value, bool)) or (isinstance(value, float) and value.is_integer())
-
-
-def _int(value: Any, label: str, minimum: int) -> int:
-    if not _is_int(value):
-        raise MamrlError(f"{label}: expected an integer, got {value!r}")
-    if value < minimum:
-        raise MamrlError(f"{label}: must be >= {minimum}, got {int(value)}")
-    return int(value)
 
 
 def _number(value: Any, label: str, *, positive: bool) -> float:
@@ -584,19 +563,6 @@ def _check_topology(value: Any, label: str) -> str:
     return name
 
 
-def _check_seeds(value: Any, label: str) -> tuple[int, ...]:
-    if not isinstance(value, (list, tuple)) or not value:
-        raise MamrlError(f"{label}: expected a non-empty list of seeds, got {value!r}")
-    out = []
-    for k, item in enumerate(value):
-        if not _is_int(item) or item < 0:
-            raise MamrlError(f"{label}[{k}]: a seed must be an integer >= 0, got {item!r}")
-        if int(item) in out:
-            raise MamrlError(f"{label}: {int(item)} is listed twice")
-        out.append(int(item))
-    return tuple(out)
-
-
 def _check_controllers(value: Any, label: str) -> tuple[str, ...]:
     names = tuple(n.lower() for n in _str_list(value, label, allow_empty=False))
     for k, name in enumerate(names):
@@ -630,36 +596,31 @@ def _check_output(value: Any, label: str) -> str:
 _CHECKS: dict[str, Callable[[Any, str], Any]] = {
     "topology": _check_topology,
     "load": lambda v, label: _number(v, label, positive=True),
-    "horizon_ticks": lambda v, label: _int(v, label, 1),
-    "seeds": _check_seeds,
+    "horizon_ticks": lambda v, label: check_int(v, label, 1),
+    "seeds": check_seeds,
     "failures": lambda v, label: _str_list(v, label, allow_empty=True),
     "held_out": lambda v, label: _str_list(v, label, allow_empty=True),
-    "fail_episode": lambda v, label: _int(v, label, 0),
-    "fail_tick": lambda v, label: _int(v, label, 0),
-    "episodes": lambda v, label: _int(v, label, 1),
-    "episodes_per_step": lambda v, label: _int(v, label, 1),
+    "fail_episode": lambda v, label: check_int(v, label, 0),
+    "fail_tick": lambda v, label: check_int(v, label, 0),
+    "episodes": lambda v, label: check_int(v, label, 1),
+    "episodes_per_step": lambda v, label: check_int(v, label, 1),
     "controllers": _check_controllers,
     "loss_penalty_ticks": lambda v, label: _number(v, label, positive=False),
-    "reconvergence_delay_ticks": lambda v, label: _int(v, label, 0),
+    "reconvergence_delay_ticks": lambda v, label: check_int(v, label, 0),
     "q_routing": _check_settings,
     "adaptation": _check_settings,
     "maml": _check_settings,
-    "meta_iterations": lambda v, label: _int(v, label, 1),
-    "meta_seed": lambda v, label: _int(v, label, 0),
+    "meta_iterations": lambda v, label: check_int(v, label, 1),
+    "meta_seed": lambda v, label: check_int(v, label, 0),
     "meta_init": _check_optional_path,
-    "workers": lambda v, label: None if v is None else _int(v, label, 1),
+    "workers": lambda v, label: None if v is None else check_int(v, label, 1),
     "output": _check_output,
 }
 
 
 def check_fields(values: Mapping[str, Any], label: Callable[[str], str]) -> dict[str, Any]:
     """Validated, normalised values of the given fields; `label(field)` says where each came from."""
-    out = {}
-    for key, value in values.items():
-        if key not in _CHECKS:
-            raise MamrlError(f"{label(key)}: unknown field (known: {', '.join(FIELD_NAMES)})")
-        out[key] = _CHECKS[key](value, label(key))
-    return out
+    return _check_fields(values, label, _CHECKS)
 
 
 def validate(config: FailureExperimentConfig, label: Callable[[str], str] | None = None) -> FailureExperimentConfig:

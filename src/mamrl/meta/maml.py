@@ -45,7 +45,7 @@ import numpy as np
 import torch
 
 from mamrl.agents.base import Progress, RoutingAgent
-from mamrl.agents.deep_consensus import DeepConsensus, DeepConsensusConfig, Rollout
+from mamrl.agents.deep_consensus import DeepConsensus, DeepConsensusConfig, Rollout, finite_mean, rollout
 from mamrl.agents.trpo import (
     Params,
     RouterBatch,
@@ -243,8 +243,8 @@ class MetaLearner(RoutingAgent):
         entry and the post-adaptation episodes' metrics."""
         learner, cfg = self.learner, self.cfg
         learner._ensure(params, seed)
-        iteration = len(self.log) if tasks is not None else self.episodes_trained // cfg.episodes_per_meta_iteration
-        tasks = tasks if tasks is not None else self.sample_tasks(params, iteration, seed)
+        if tasks is None:
+            tasks = self.sample_tasks(params, self.episodes_trained // cfg.episodes_per_meta_iteration, seed)
         seconds = dict.fromkeys(("simulation", "policy_forward", "batches", "inner_step", "meta_gradient", "trpo"), 0.0)
         theta = {k: v.detach() for k, v in learner.policy.param_dict().items()}
         k = cfg.episodes_per_task
@@ -264,7 +264,7 @@ class MetaLearner(RoutingAgent):
                 inner_batches.append(batch)
                 rollouts.append(roll)
                 start = time.perf_counter()
-                path = adapt(theta, inner_batches, cfg.inner_step_size, cfg.chunk_rows)
+                path = path + adapt(path[-1], [batch], cfg.inner_step_size, cfg.chunk_rows)[1:]
                 seconds["inner_step"] += time.perf_counter() - start
             outer, roll = self._sample(task_params, path[-1], seed, episode, sim, seconds)
             episode += k
@@ -322,8 +322,6 @@ class MetaLearner(RoutingAgent):
 
     def _sample(self, task_params: SimParams, policy: Params, seed: int, first_episode: int, sim: Simulator,
                 seconds: dict[str, float]) -> tuple[RouterBatch, Rollout]:
-        from mamrl.agents.deep_consensus import rollout
-
         start = time.perf_counter()
         learner = self.learner
         roll = rollout(policy, learner.policy.valid, task_params, seed, self.cfg.episodes_per_task, first_episode,
@@ -342,16 +340,14 @@ class MetaLearner(RoutingAgent):
         pre = [d.rollouts[0] for d in data]
 
         def metric(key: str) -> float:
-            values = np.concatenate([r.metrics[key] for r in post])
-            values = values[np.isfinite(values)]
-            return float(values.mean()) if values.size else float("nan")
+            return finite_mean(np.concatenate([r.metrics[key] for r in post]))
 
         return MetaLog(
             iteration=len(self.log) + 1,
             episodes=self.episodes_trained,
             tasks=[d.task.name(params.topology) for d in data],
-            reward=float(np.mean([self._mean_return(params, r) for r in post])),
-            pre_reward=float(np.mean([self._mean_return(params, r) for r in pre])),
+            reward=float(np.mean([self.learner.mean_return(params, r) for r in post])),
+            pre_reward=float(np.mean([self.learner.mean_return(params, r) for r in pre])),
             mean_delivery_time=metric("mean_delivery_time"),
             mean_sojourn_time=metric("mean_sojourn_time"),
             delivered_fraction=metric("delivered_fraction"),
@@ -362,11 +358,6 @@ class MetaLearner(RoutingAgent):
             decisions=int(sum(r.decisions for d in data for r in d.rollouts)),
             seconds={key: round(value, 3) for key, value in seconds.items()},
         )
-
-    def _mean_return(self, params: SimParams, data: Rollout) -> float:
-        if data.packet_return is not None:
-            return float(data.packet_return[data.acted].mean()) if data.decisions else 0.0
-        return float(self.learner.rewards(params, data).sum(axis=0).mean())
 
     # ------------------------------------------------------------------ RoutingAgent
     def train(self, params: SimParams, seed: int, num_episodes: int, *, on_progress: Progress | None = None):

@@ -417,29 +417,25 @@ def _check_file(path: Path) -> None:
 
 def load_graphml(path: PathLike, settings: ImportSettings | None = None, *, name: str | None = None) -> Topology:
     """A GraphML file (e.g. from the Internet Topology Zoo), read with networkx `read_graphml`."""
-    path = Path(path)
-    _check_file(path)
-    try:
-        graph = nx.read_graphml(path)
-    except ET.ParseError as exc:
-        _fail(path, f"not a GraphML file: XML error ({_one_line(str(exc))}); export the topology as GraphML")
-    except (nx.NetworkXError, KeyError, ValueError, TypeError, AttributeError, IndexError) as exc:
-        detail = _one_line(str(exc)) or type(exc).__name__
-        _fail(path, f"not a valid GraphML file ({detail}); export the topology as GraphML")
-    except OSError as exc:
-        _fail(path, f"cannot read ({_one_line(exc.strerror or str(exc))})")
-    return topology_from_graph(graph, name or path.stem, settings, where=path)
+    return _load_graph_file(Path(path), nx.read_graphml, "GraphML", settings, name)
 
 
 def load_gml(path: PathLike, settings: ImportSettings | None = None, *, name: str | None = None) -> Topology:
     """A GML file (the Topology Zoo's other format), read with networkx `read_gml` keyed by node id."""
-    path = Path(path)
+    return _load_graph_file(Path(path), lambda p: nx.read_gml(p, label="id"), "GML", settings, name)
+
+
+def _load_graph_file(path: Path, read, kind: str, settings: ImportSettings | None, name: str | None) -> Topology:
+    """Read a graph file with networkx's `read(path)`; one-line errors for unreadable files."""
     _check_file(path)
     try:
-        graph = nx.read_gml(path, label="id")
+        graph = read(path)
+    except ET.ParseError as exc:
+        _fail(path, f"not a {kind} file: XML error ({_one_line(str(exc))}); export the topology as {kind}")
     except (nx.NetworkXError, KeyError, ValueError, TypeError, AttributeError, IndexError) as exc:
         detail = _one_line(str(exc)) or type(exc).__name__
-        _fail(path, f"not a valid GML file ({detail})")
+        suffix = f"; export the topology as {kind}" if kind == "GraphML" else ""
+        _fail(path, f"not a valid {kind} file ({detail}){suffix}")
     except OSError as exc:
         _fail(path, f"cannot read ({_one_line(exc.strerror or str(exc))})")
     return topology_from_graph(graph, name or path.stem, settings, where=path)
