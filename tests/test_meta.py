@@ -235,33 +235,74 @@ def test_meta_benchmark_reports_every_phase(tmp_path):
     assert text.count("## MAML-TRPO meta-iteration") == 1 and "| b4 (12) | second order |" in text
 
 
-def test_line_search_caps_the_size_of_the_inner_step():
+def test_inner_kl_penalty_gradient_through_the_inner_step_matches_finite_differences():
+    from mamrl.meta.maml import inner_kl, inner_kl_gradient
+    from mamrl.agents.trpo import axpy
+
+    alpha = 0.5
+    params, pre, _, path, outer, objective = _meta_problem(alpha, seed=6)
+    n = pre.mask.shape[0]
+    eta = torch.linspace(0.5, 3.0, n, dtype=torch.float64)
+
+    def penalised(theta):
+        moved = inner_kl(theta, adapt(theta, [pre], alpha, max_rows=1 << 20)[-1], pre, max_rows=1 << 20)
+        return objective(theta) - (eta * moved).sum()
+
+    d_theta, d_adapted = inner_kl_gradient(params, path[-1], pre, max_rows=7)  # chunked on purpose
+    analytic_grad = axpy(-eta, d_theta, meta_gradient(path, [pre], axpy(-eta, d_adapted, outer), alpha,
+                                                      first_order=False, max_rows=1 << 20))
+    assert float(inner_kl(params, path[-1], pre, max_rows=1 << 20).sum()) > 1e-4  # the penalty is not trivially 0
+    generator = torch.Generator().manual_seed(8)
+    for _ in range(3):
+        v = {k: torch.randn(p.shape, generator=generator, dtype=torch.float64) for k, p in params.items()}
+        eps = 1e-6
+        finite = float((penalised({k: params[k] + eps * v[k] for k in params})
+                        - penalised({k: params[k] - eps * v[k] for k in params})) / (2 * eps))
+        assert float(dot(analytic_grad, v).sum()) == pytest.approx(finite, rel=1e-5, abs=1e-8)
+        # Dropping the penalty's path through the inner step (d_adapted) gets it wrong.
+        partial = axpy(-eta, d_theta, meta_gradient(path, [pre], outer, alpha, first_order=False, max_rows=1 << 20))
+        assert abs(float(dot(partial, v).sum()) - finite) > 1e-4 * abs(finite)
+
+
+def test_inner_kl_penalty_follows_promps_rule():
+    from mamrl.meta.maml import adapt_penalty
+
+    eta = torch.tensor([1.0, 1.0, 1.0, 1.0])
+    moved = torch.tensor([0.01, 0.04, 0.07, 0.2])  # target 0.05: below /1.5, within, within, above x1.5
+    assert adapt_penalty(eta, moved, 0.05).tolist() == [0.5, 1.0, 1.0, 2.0]
+
+
+def test_a_large_inner_kl_penalty_keeps_the_inner_step_from_growing():
     from mamrl.meta.maml import inner_kl
 
     params = SimParams(B4, 0.3, 40)
-    # A huge inner step makes the meta-gradient push hard towards a sensitive initialisation.
-    learner = MetaLearner(_tiny_maml(inner_step_size=2.0, max_inner_kl=1e-6, max_kl=0.5))
     seen = {}
-    original = learner._log_entry
 
-    def keep(params_, data, stats, seconds, moved):
-        seen["data"], seen["stats"] = data, stats
-        return original(params_, data, stats, seconds, moved)
+    def run(**changes):
+        # A huge inner step makes the meta-gradient push hard towards a sensitive initialisation.
+        learner = MetaLearner(_tiny_maml(inner_step_size=2.0, max_kl=0.5, **changes))
+        original = learner._log_entry
 
-    learner._log_entry = keep
-    theta = None
-    learner.learner._ensure(params, 2)
-    theta = learner.initial_params()
-    learner.meta_iteration(params, seed=2)
-    new = learner.initial_params()
-    data, stats = seen["data"], seen["stats"]
-    before = sum(inner_kl(theta, d.path[-1], d.inner_batches[0], 8192) for d in data) / len(data)
-    after = sum(inner_kl(new, adapt(new, d.inner_batches, 2.0, 8192)[-1], d.inner_batches[0], 8192) for d in data) / len(data)
-    limit = torch.clamp(before, min=1e-6)
-    assert bool((after <= limit * (1 + 1e-4) + 1e-9).all())
-    # Without the cap the same iteration moves some router's inner step further.
-    free = MetaLearner(_tiny_maml(inner_step_size=2.0, max_inner_kl=0.0, max_kl=0.5))
-    free.meta_iteration(params, seed=2)
-    unc = free.initial_params()
-    after_free = sum(inner_kl(unc, adapt(unc, d.inner_batches, 2.0, 8192)[-1], d.inner_batches[0], 8192) for d in data) / len(data)
-    assert bool((after_free > limit * (1 + 1e-4) + 1e-9).any())
+        def keep(params_, data, stats, *rest):
+            seen.setdefault("data", data)
+            return original(params_, data, stats, *rest)
+
+        learner._log_entry = keep
+        learner.learner._ensure(params, 2)
+        theta = learner.initial_params()
+        learner.meta_iteration(params, seed=2)
+        return theta, learner.initial_params(), learner
+
+    theta, held, learner = run(inner_kl_target=1e-6, inner_kl_penalty=1e4)
+    _, free, _ = run(inner_kl_target=0.0)
+    data = seen["data"]
+
+    def moved(p):
+        return sum(inner_kl(p, adapt(p, d.inner_batches, 2.0, 8192)[-1], d.inner_batches[0], 8192) for d in data) / len(data)
+
+    before = moved(theta)
+    assert bool((moved(held) <= before * (1 + 1e-3) + 1e-6).all())
+    assert bool((moved(free) > before * (1 + 1e-3) + 1e-6).any())
+    # Every router's inner step was above the target: its coefficient doubled.
+    assert torch.equal(learner.inner_kl_penalty, torch.full_like(learner.inner_kl_penalty, 2e4))
+    assert learner.log[-1].inner_kl_penalty == pytest.approx(1e4)

@@ -29,6 +29,11 @@ the *true* post-adaptation KL and surrogate gain of every candidate by redoing t
 from it, so the constraint actually enforced is the exact one. Each router accepts or rejects
 its own step on its own data (`trpo.trust_region_step`).
 
+The inner step's size is held near `inner_kl_target` by ProMP's adaptive penalty: router i
+maximises J_i(theta') - eta_i KL(pi_theta || pi_theta') (the KL on its inner data, differentiated
+through the inner step like the surrogate), and eta_i halves or doubles after each iteration as
+the KL falls below or rises above the target.
+
 Defaults: 3 tasks per iteration, K = 15 episodes, one inner step of alpha = 0.01, max KL 0.01,
 CG 10 — the paper (alpha) and the paper authors' configuration (the rest). The reward defaults
 to `packet`: trained on the paper's reward the learner stops delivering (RESULTS.md §2); set
@@ -91,13 +96,15 @@ class MamlConfig(DeepConsensusConfig):
     """Tick at which a task's link fails in each of its episodes (0 = from the start)."""
     held_out: tuple[str, ...] = ()
     """Links (`A-B`) never failed in meta-training, kept for generalisation tests."""
-    max_inner_kl: float = 0.05
-    """Cap on the size of the inner step itself, the mean KL(pi_theta || pi_theta') per router on
-    its inner data, enforced in the line search (a candidate whose inner step moves the policy
-    further than this, and further than the current one does, is rejected); after ProMP's
-    inner-step KL term (Rothfuss et al. 2019). Without it the meta-initialisation drifts to
-    where one alpha-step rewrites the policy (KL > 1 nat for five b4 routers after 42 iterations;
-    RESULTS.md §3). 0 = no cap."""
+    inner_kl_target: float = 0.05
+    """Target size of the inner step, the mean KL(pi_theta || pi_theta') per router on its inner
+    data. Router i's meta-objective is penalised by eta_i x that KL, with eta_i adapted after
+    every iteration to hold the KL near the target (halved below target/1.5, doubled above
+    1.5 x target): ProMP's inner-step KL penalty (Rothfuss et al. 2019). Without it the
+    meta-initialisation drifts to where one alpha-step rewrites the policy (KL > 1 nat for five
+    b4 routers after 42 iterations; RESULTS.md §3). 0 = no penalty."""
+    inner_kl_penalty: float = 0.01
+    """Initial eta of every router (ProMP's default)."""
     chunk_rows: int = 8192
     """Rows (router x decision) per chunk of gradient and Hessian-vector computations: bounds
     the memory of one meta-iteration independently of the batch size (and small chunks run
@@ -113,7 +120,8 @@ class MamlConfig(DeepConsensusConfig):
             (0 <= self.nominal_probability <= 1, "nominal_probability must be in [0, 1]"),
             (self.fail_tick >= 0, "fail_tick must be >= 0"),
             (self.chunk_rows >= 1, "chunk_rows must be >= 1"),
-            (self.max_inner_kl >= 0, "max_inner_kl must be >= 0 (0 = no cap)"),
+            (self.inner_kl_target >= 0, "inner_kl_target must be >= 0 (0 = no penalty)"),
+            (self.inner_kl_penalty > 0, "inner_kl_penalty must be > 0"),
         ]
         for ok, message in checks:
             if not ok:
@@ -155,6 +163,35 @@ def inner_kl(theta: Params, adapted: Params, batch: RouterBatch, max_rows: int) 
         return sum(mean_kl(adapted, chunk, log_probs(theta, chunk)) for chunk in batch.chunks(max_rows))
 
 
+def inner_kl_gradient(theta: Params, adapted: Params, batch: RouterBatch, max_rows: int) -> tuple[Params, Params]:
+    """Gradients of the [N] inner KL(pi_theta || pi_adapted) on `batch` (see `inner_kl`) with
+    respect to its first argument and its second, router i's on its own parameters; the penalty's
+    gradient through the inner step is then d_first + (d adapted / d theta)^T d_second."""
+    first = {k: v.detach().requires_grad_(True) for k, v in theta.items()}
+    second = {k: v.detach().requires_grad_(True) for k, v in adapted.items()}
+    leaves = [*first.values(), *second.values()]
+    totals = [torch.zeros_like(v) for v in leaves]
+    for chunk in batch.chunks(max_rows):
+        logp_first, logp_second = log_probs(first, chunk), log_probs(second, chunk)
+        # Zero the -inf logs of invalid slots before they meet: 0 * (-inf - -inf) would make the
+        # backward pass nan even though the forward masks those terms out.
+        valid = torch.isfinite(logp_first)
+        a = torch.where(valid, logp_first, torch.zeros_like(logp_first))
+        b = torch.where(valid, logp_second, torch.zeros_like(logp_second))
+        terms = torch.where(valid, a.exp() * (a - b), torch.zeros_like(a)).sum(dim=2)
+        for total, g in zip(totals, torch.autograd.grad(per_router_mean(terms, chunk).sum(), leaves)):
+            total += g
+    n = len(first)
+    return dict(zip(first, totals[:n])), dict(zip(second, totals[n:]))
+
+
+def adapt_penalty(penalty: torch.Tensor, moved: torch.Tensor, target: float) -> torch.Tensor:
+    """ProMP's rule for the inner-KL coefficients: halve eta_i where router i's inner step moved its
+    policy less than target/1.5, double it where more than 1.5 x target (bounded to stay finite)."""
+    penalty = torch.where(moved < target / 1.5, penalty / 2, torch.where(moved > 1.5 * target, penalty * 2, penalty))
+    return penalty.clamp(1e-6, 1e6)
+
+
 # --------------------------------------------------------------------------- the learner
 @dataclass
 class MetaLog:
@@ -177,6 +214,8 @@ class MetaLog:
     inner_kl: float
     """Mean over routers and tasks of KL(pi_theta || pi_theta') on the inner data: how far the
     inner step moved the policies at the start of this iteration."""
+    inner_kl_penalty: float
+    """Mean over routers of the inner-KL coefficient eta used in this iteration (0 = no penalty)."""
     decisions: int
     seconds: dict[str, float]
     """Wall time by phase: simulation (rollouts without the policy), policy_forward (rollouts'
@@ -193,6 +232,8 @@ class _TaskData:
     old_logp: torch.Tensor
     old_logp_actions: torch.Tensor
     rollouts: list[Rollout]
+    moved: torch.Tensor
+    """[N] KL(pi_theta || pi_theta') of the inner step on the first inner batch."""
 
 
 class MetaLearner(RoutingAgent):
@@ -207,6 +248,8 @@ class MetaLearner(RoutingAgent):
         self.cfg = config or MamlConfig()
         self.learner = DeepConsensus(self.cfg)
         self.log: list[MetaLog] = []
+        self.inner_kl_penalty: torch.Tensor | None = None
+        """[N] eta per router (see `MamlConfig.inner_kl_target`), part of the checkpoint."""
 
     @property
     def policy_config(self) -> DeepConsensusConfig:
@@ -251,6 +294,11 @@ class MetaLearner(RoutingAgent):
         episode = self.episodes_trained
         data: list[_TaskData] = []
         gradient = {key: torch.zeros_like(v) for key, v in theta.items()}
+        penalised = cfg.inner_kl_target > 0
+        n_routers = next(iter(theta.values())).shape[0]
+        if self.inner_kl_penalty is None or len(self.inner_kl_penalty) != n_routers:
+            self.inner_kl_penalty = torch.full((n_routers,), float(cfg.inner_kl_penalty))
+        penalty = self.inner_kl_penalty if penalised else torch.zeros(n_routers)
 
         for task in tasks:
             task_params = task.sim_params(params)
@@ -270,16 +318,23 @@ class MetaLearner(RoutingAgent):
             episode += k
             rollouts.append(roll)
             start = time.perf_counter()
-            # At theta' the surrogate's gradient is the policy gradient on D'; pull it back to theta.
+            # At theta' the surrogate's gradient is the policy gradient on D'; pull it back to theta,
+            # together with the penalty's gradient with respect to theta' (the pull-back is linear).
             logp_out: list[torch.Tensor] = []
             outer_grad = policy_gradient(path[-1], outer, max_rows=cfg.chunk_rows, log_probs_out=logp_out)
+            moved = inner_kl(theta, path[-1], inner_batches[0], cfg.chunk_rows)
+            if penalised:
+                d_theta, d_adapted = inner_kl_gradient(theta, path[-1], inner_batches[0], cfg.chunk_rows)
+                outer_grad = axpy(-penalty, d_adapted, outer_grad)
             task_grad = meta_gradient(path, inner_batches, outer_grad, cfg.inner_step_size, cfg.first_order, cfg.chunk_rows)
+            if penalised:
+                task_grad = axpy(-penalty, d_theta, task_grad)
             for key in gradient:
                 gradient[key] += task_grad[key] / len(tasks)
             old_logp = logp_out[0]
             old_logp_actions = old_logp.gather(2, outer.actions[..., None]).squeeze(2)
             seconds["meta_gradient"] += time.perf_counter() - start
-            data.append(_TaskData(task, inner_batches, path, outer, old_logp, old_logp_actions, rollouts))
+            data.append(_TaskData(task, inner_batches, path, outer, old_logp, old_logp_actions, rollouts, moved))
 
         start = time.perf_counter()
         generator = torch.Generator().manual_seed(cfg.seed * 1_000_003 + self.episodes_trained)
@@ -290,23 +345,20 @@ class MetaLearner(RoutingAgent):
             products = [f(v) for f in fisher]
             return {key: sum(p[key] for p in products) / len(products) for key in v}
 
-        capped = cfg.max_inner_kl > 0
-        current_inner = sum(inner_kl(theta, d.path[-1], d.inner_batches[0], cfg.chunk_rows) for d in data) / len(data)
-        inner_limit = torch.clamp(current_inner, min=cfg.max_inner_kl)
+        current_inner = sum(d.moved for d in data) / len(data)
 
         def evaluate(candidate: Params, routers: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            """True post-adaptation KL and surrogate gain of a candidate theta (of `routers`), mean
-            over tasks; the KL is reported infinite where the inner step would exceed its cap."""
-            kl, gain, moved = 0.0, 0.0, 0.0
+            """True post-adaptation KL and gain of the penalised objective for a candidate theta (of
+            `routers`), mean over tasks: the inner step is redone from the candidate."""
+            kl, gain = 0.0, 0.0
             for d in data:
                 inner = [b.routers(routers) for b in d.inner_batches]
                 adapted = adapt(candidate, inner, cfg.inner_step_size, cfg.chunk_rows)[-1]
                 task_kl, task_gain = _kl_and_gain(adapted, d, routers, cfg.chunk_rows)
+                if penalised:
+                    task_gain = task_gain - penalty[routers] * (
+                        inner_kl(candidate, adapted, inner[0], cfg.chunk_rows) - d.moved[routers])
                 kl, gain = kl + task_kl / len(data), gain + task_gain / len(data)
-                if capped:
-                    moved = moved + inner_kl(candidate, adapted, inner[0], cfg.chunk_rows) / len(data)
-            if capped:
-                kl = torch.where(moved <= inner_limit[routers], kl, torch.full_like(kl, float("inf")))
             return kl, gain
 
         new_theta, stats = trust_region_step(theta, gradient, fisher_vector, evaluate, max_kl=cfg.max_kl,
@@ -316,7 +368,9 @@ class MetaLearner(RoutingAgent):
                 learner.policy.params[key].copy_(value)
         seconds["trpo"] += time.perf_counter() - start
         learner.episodes_trained = episode
-        entry = self._log_entry(params, data, stats, seconds, float(current_inner.mean()))
+        if penalised:
+            self.inner_kl_penalty = adapt_penalty(penalty, current_inner, cfg.inner_kl_target)
+        entry = self._log_entry(params, data, stats, seconds, float(current_inner.mean()), float(penalty.mean()))
         self.log.append(entry)
         return entry, _post_metrics([d.rollouts[-1] for d in data])
 
@@ -335,7 +389,7 @@ class MetaLearner(RoutingAgent):
         return batch, roll
 
     def _log_entry(self, params: SimParams, data: list[_TaskData], stats, seconds: dict[str, float],
-                   moved: float) -> MetaLog:
+                   moved: float, penalty: float) -> MetaLog:
         post = [d.rollouts[-1] for d in data]
         pre = [d.rollouts[0] for d in data]
 
@@ -355,6 +409,7 @@ class MetaLearner(RoutingAgent):
             kl=float(stats.kl[stats.accepted].mean()) if bool(stats.accepted.any()) else 0.0,
             accepted_share=float(stats.accepted.float().mean()),
             inner_kl=moved,
+            inner_kl_penalty=penalty,
             decisions=int(sum(r.decisions for d in data for r in d.rollouts)),
             seconds={key: round(value, 3) for key, value in seconds.items()},
         )
@@ -381,10 +436,16 @@ class MetaLearner(RoutingAgent):
         return values
 
     def state_arrays(self):
-        return self.learner.state_arrays()
+        arrays = self.learner.state_arrays()
+        if self.inner_kl_penalty is not None:
+            arrays["inner_kl_penalty"] = self.inner_kl_penalty.numpy()
+        return arrays
 
     def load_state_arrays(self, arrays):
         self.learner.load_state_arrays(arrays)
+        # Checkpoints from before the penalty start from the configured eta.
+        penalty = arrays.get("inner_kl_penalty")
+        self.inner_kl_penalty = None if penalty is None else torch.from_numpy(np.array(penalty, dtype=np.float32))
 
 
 def _kl_and_gain(adapted: Params, d: _TaskData, routers: torch.Tensor, max_rows: int) -> tuple[torch.Tensor, torch.Tensor]:
