@@ -185,11 +185,17 @@ def inner_kl_gradient(theta: Params, adapted: Params, batch: RouterBatch, max_ro
     return dict(zip(first, totals[:n])), dict(zip(second, totals[n:]))
 
 
+PENALTY_BOUNDS = (1e-3, 1e3)
+"""Range of eta. The lower bound is ours: early in meta-training the inner step is far below its
+target and ProMP's rule would halve eta every iteration (to 2e-5 after 10 b4 iterations), so that
+when the step does grow, eta needs ~15 doublings (iterations) to matter; from 1e-3 it needs ~10."""
+
+
 def adapt_penalty(penalty: torch.Tensor, moved: torch.Tensor, target: float) -> torch.Tensor:
     """ProMP's rule for the inner-KL coefficients: halve eta_i where router i's inner step moved its
-    policy less than target/1.5, double it where more than 1.5 x target (bounded to stay finite)."""
+    policy less than target/1.5, double it where more than 1.5 x target (within `PENALTY_BOUNDS`)."""
     penalty = torch.where(moved < target / 1.5, penalty / 2, torch.where(moved > 1.5 * target, penalty * 2, penalty))
-    return penalty.clamp(1e-6, 1e6)
+    return penalty.clamp(*PENALTY_BOUNDS)
 
 
 # --------------------------------------------------------------------------- the learner
