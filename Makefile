@@ -20,7 +20,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 install: $(VENV)/.installed
 
 run: install
-	$(BIN)/mamrl simulate --topology b4 --load 0.3 --policy spa --episodes 20 --seed 0 --out runs/quickstart
+	$(BIN)/mamrl reproduce --preset quick --output runs/reproduce-quick
 
 test: install
 	$(BIN)/python -m pytest -q -n 2

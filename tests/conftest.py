@@ -32,3 +32,22 @@ def _one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """One local Ray instance for the test session (the `ray` module), shut down at the end;
+    tests using it are skipped if Ray is not installed.
+
+    Under pytest-xdist each worker is its own session and starts its own instance:
+    address="local" makes each start a new one rather than join another worker's, and the
+    environment keeps them on the loopback interface.
+    """
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'mamrl[ray]')")
+    if ray.is_initialized():  # pragma: no cover - a session left open by someone else
+        ray.shutdown()
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="WARNING")
+    yield ray
+    ray.shutdown()

@@ -114,10 +114,10 @@ def _median_time(fn: Callable[[], object], repeats: int) -> float:
     return statistics.median(times)
 
 
-def bench_one(topology_name: str, load: float, settings: BenchSettings) -> BenchRow:
-    """Measure one (topology, load)."""
+def bench_one(topology_name: str, load: float, settings: BenchSettings, *, demand_weights: np.ndarray | None = None) -> BenchRow:
+    """Measure one (topology, load); `demand_weights` as for `SimParams` (default: uniform destinations)."""
     topology = load_topology(topology_name)
-    params = SimParams(topology, load, horizon_ticks=settings.horizon_ticks)
+    params = SimParams(topology, load, horizon_ticks=settings.horizon_ticks, demand_weights=demand_weights)
     tables = make_policy(settings.policy).routing_tables(params)
     if tables.stochastic:
         raise MamrlError("bench: the kernel-only timing needs a deterministic policy (spa)")

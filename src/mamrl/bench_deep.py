@@ -68,9 +68,11 @@ def _looped_modules(agent: DeepConsensus) -> list[nn.Sequential]:
     return modules
 
 
-def bench_deep_one(topology_name: str, load: float, episodes: int, repeats: int, horizon: int = 500) -> DeepBenchRow:
+def bench_deep_one(topology_name: str, load: float, episodes: int, repeats: int, horizon: int = 500, *,
+                   demand_weights: np.ndarray | None = None) -> DeepBenchRow:
+    """Measure one (topology, episodes); `demand_weights` as for `SimParams` (default: uniform destinations)."""
     topo = load_topology(topology_name)
-    params = SimParams(topo, load, horizon)
+    params = SimParams(topo, load, horizon, demand_weights=demand_weights)
     agent = DeepConsensus(DeepConsensusConfig(episodes_per_iteration=episodes))
     agent._ensure(params)
     weights, valid = agent.policy.param_dict(), agent.policy.valid

@@ -518,13 +518,21 @@ def plot_topology_command(
     ),
     buffer_limit: Optional[int] = typer.Option(None, "--buffer-limit", metavar="N", help="Max packets per router queue (drop-tail)."),
     demand: Optional[Path] = typer.Option(None, "--demand", metavar="FILE", help="Demand file replacing the packet-size table."),
+    color_links: str = typer.Option(
+        "utilisation", "--color-links", metavar="METRIC",
+        help="Colour links by utilisation (share of capacity in use) or loss (packets lost on the link per episode).",
+    ),
 ) -> None:
-    """Draw a topology with link utilisation and per-router losses from a simulation."""
+    """Draw a topology with link utilisation or loss and per-router losses from a simulation; topologies
+    with latitude/longitude are drawn as a map."""
     with _user_errors():
-        from mamrl.plotting.topology import FORMATS, format_title, layout_note, plot_topology, save_figure
+        from mamrl.plotting.topology import FORMATS, LINK_METRICS, format_title, layout_note, plot_topology, save_figure
 
         if output.suffix.lower() not in FORMATS:
             raise MamrlError(f"--output {str(output)!r}: use a .png, .pdf or .svg file name")
+        metric = {"utilization": "utilisation"}.get(color_links.strip().lower(), color_links.strip().lower())
+        if metric not in LINK_METRICS:
+            raise MamrlError(f"--color-links must be utilisation or loss, got {color_links!r}")
         setup = prepare_run(
             topology=topology,
             load=load,
@@ -538,7 +546,18 @@ def plot_topology_command(
             demand=demand,
             batch_size=32,
         )
-        per_episode = run_episodes(setup, seed, episodes, 32)
+        if metric == "loss":
+            from mamrl.sim.evaluate import in_chunks
+            from mamrl.sim.link_losses import run_tables_with_link_losses
+
+            def run_batch(size: int, done: int) -> dict[str, np.ndarray]:
+                # A step-wise replay of run_tables (same episodes) that also sees which link lost each packet.
+                result, losses = run_tables_with_link_losses(setup.params, setup.tables, seed, size, done)
+                return {**result.per_episode(), **losses}
+
+            per_episode = in_chunks(episodes, 32, run_batch)
+        else:
+            per_episode = run_episodes(setup, seed, episodes, 32)
         params = setup.params
         util = per_episode["link_utilisation"]  # [B, E]; NaN only for links of capacity 0
         mean_util = np.where(np.isnan(util).all(axis=0), np.nan, np.where(np.isnan(util), 0.0, util).mean(axis=0))
@@ -548,6 +567,8 @@ def plot_topology_command(
         fig = plot_topology(
             params.topology,
             link_utilisation=mean_util,
+            link_loss=per_episode["lost_per_link"].mean(axis=0) if metric == "loss" else None,
+            color_links=metric,
             lost_per_router=lost,
             failed_links=[f.link for f in params.failures],
             failure_labels=setup.failure_labels,
@@ -609,19 +630,24 @@ def sweep(
     train_episodes: Optional[int] = typer.Option(None, "--train-episodes", metavar="N", help="Training episodes per learned cell."),
     eval_episodes: Optional[int] = typer.Option(None, "--eval-episodes", metavar="N", help="Evaluation episodes per cell."),
     horizon: Optional[int] = typer.Option(None, "--horizon", metavar="TICKS", help="Episode length in ticks (training and evaluation)."),
-    workers: Optional[int] = typer.Option(None, "--workers", "-j", metavar="N", help="Parallel worker processes (default: one per core; 1 = in process)."),
+    workers: Optional[int] = typer.Option(None, "--workers", "-j", metavar="N", help="Parallel worker processes (default: one per core; 1 = in process). With --backend ray: the local instance's CPUs, or at most N at once on a cluster."),
+    backend: str = typer.Option("local", "--backend", metavar="NAME", help="Where the work runs: local (processes on this machine's cores) or ray (a Ray cluster; pip install 'mamrl[ray]')."),
+    address: Optional[str] = typer.Option(None, "--address", metavar="HOST:PORT", help="With --backend ray: the head node of a running cluster (default: start a local Ray instance)."),
     results: Optional[Path] = typer.Option(None, "--results", "-o", metavar="FILE", help="Results CSV (appended; resumed when re-run)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the resolved config and the cells left to run, then exit."),
 ) -> None:
     """Run the load sweep (E1): train and evaluate every topology × algorithm × load × seed cell.
 
-    Cells run in parallel; each finished cell is appended to the results CSV at once, so an
-    interrupted sweep resumes where it stopped and a finished one is not recomputed.
+    Cells run in parallel, on this machine's cores or on a Ray cluster (--backend ray); each
+    finished cell is appended to the results CSV at once, so an interrupted sweep resumes where it
+    stopped and a finished one is not recomputed.
     """
     with _user_errors():
         from mamrl.experiments.config import build_sweep_config
         from mamrl.experiments.saturation import summarise_saturation
-        from mamrl.experiments.sweep import ResultsFile, aggregate, run_sweep, sidecar_path, sweep_cells
+        from mamrl.experiments.sweep import (
+            ResultsFile, aggregate, check_backend, make_backend_executor, run_sweep, sidecar_path, sweep_cells,
+        )
 
         overrides: dict[str, Any] = {}
         for name, value, kind in (("topologies", topologies_opt, "str"), ("algorithms", algorithms, "str"),
@@ -639,6 +665,7 @@ def sweep(
             preset=preset, file=config_file, overrides=overrides,
             override_label=lambda key: flag.get(key, "--" + key.replace("_", "-")),
         )
+        backend = check_backend(backend, address)
         err = _stderr()
         if dry_run:
             import json as _json
@@ -652,9 +679,14 @@ def sweep(
                 done = {row_key(r) for r in read_results(config.results)}
             left = [c for c in sweep_cells(config) if c.key not in done]
             _stdout().print(_json.dumps({**config.as_dict(), "config_hash": config.config_hash()}, indent=2))
-            _stdout().print(f"{config.num_cells} cells, {len(left)} left to run, {config.effective_workers()} workers")
+            where = (f"{config.effective_workers()} workers" if backend == "local"
+                     else f"on the Ray cluster at {address}" if address else "on a local Ray instance")
+            _stdout().print(f"{config.num_cells} cells, {len(left)} left to run, {where}")
             return
 
+        # Local: run_sweep sizes its pool to the cells left, as always. Ray: connect now, so a
+        # missing Ray or an unreachable cluster is reported before the results file is touched.
+        executor = None if backend == "local" else make_backend_executor(backend, config.workers, address)
         show_bar = err.is_terminal
         state: dict[str, Any] = {"start": time.perf_counter(), "skipped": 0, "ran": 0}
         progress = _sweep_progress(err) if show_bar else None
@@ -666,7 +698,8 @@ def sweep(
             err.print(soft_wrap=True, *[
                 f"sweep: {total} cells ({len(config.topologies)} topologies × {len(config.algorithms)} algorithms × "
                 f"{len(config.loads)} loads × {len(config.seeds)} seeds), {skipped} already in {config.results}, "
-                f"{min(config.effective_workers(), max(total - skipped, 1))} worker(s)"
+                + (f"{min(config.effective_workers(), max(total - skipped, 1))} worker(s)" if executor is None
+                   else f"on {getattr(executor, 'label', backend)}")
             ])
             if progress is not None:
                 task_id = progress.add_task("", total=total, completed=skipped)
@@ -683,18 +716,23 @@ def sweep(
                 eta = elapsed / state["ran"] * (total - done)
                 err.print(f"[{done}/{total}] {label} (elapsed {elapsed:.0f} s, eta {eta:.0f} s)", soft_wrap=True)
 
+        finished = False
         try:
             if progress is not None:
                 with progress:
-                    outcome = run_sweep(config, on_start=on_start, on_row=on_row)
+                    outcome = run_sweep(config, executor=executor, on_start=on_start, on_row=on_row)
             else:
-                outcome = run_sweep(config, on_start=on_start, on_row=on_row)
+                outcome = run_sweep(config, executor=executor, on_start=on_start, on_row=on_row)
+            finished = True
         except KeyboardInterrupt:
             _print_error(
                 f"interrupted after {state['ran']} new cell(s); {config.results} keeps every finished cell — "
                 "re-run the same command to resume"
             )
             raise typer.Exit(130) from None
+        finally:
+            if executor is not None:
+                executor.close(wait=finished)
 
         console = _wide_stdout()
         console.print(
@@ -836,16 +874,22 @@ def train(
     chunk: int = typer.Option(0, "--chunk", metavar="N", help="Episodes per curve row and checkpoint (0: one TRPO or meta iteration for mamrl/maml, else 50)."),
     eval_episodes: int = typer.Option(20, "--eval-episodes", metavar="N", help="Frozen-policy evaluation episodes at the end (0 = none)."),
     out: Path = typer.Option(Path("runs/train"), "--out", "-o", help="Run directory (resumed if it holds this configuration)."),
+    tensorboard: Optional[Path] = typer.Option(
+        None, "--tensorboard", metavar="DIR",
+        help="Also log the learning curves (step = episodes) and the config to TensorBoard in DIR; a resumed run appends.",
+    ),
 ) -> None:
-    """Train one algorithm on one configuration: live summary, learning curves (CSV and PNG),
-    atomic checkpoints; re-running the same command after a kill resumes where it stopped."""
+    """Train one algorithm on one configuration: live summary, learning curves (CSV and PNG, optionally
+    TensorBoard), atomic checkpoints; re-running the same command after a kill resumes where it stopped."""
     with _user_errors():
         import json as _json
 
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-        from mamrl.training import TrainConfig, train_run
+        from mamrl.training import TrainConfig, require_tensorboard, train_run
 
+        if tensorboard is not None:
+            require_tensorboard()  # a missing package is a one-line error before any work
         algorithm_config: dict[str, Any] = {}
         for item in set_ or []:
             key, sep, value = item.partition("=")
@@ -873,10 +917,11 @@ def train(
                 progress.update(task, completed=row["episodes"], description=summary)
                 console.print(f"[{row['episodes']}/{episodes}] {summary}", highlight=False)
 
-            last = train_run(cfg, out, on_chunk=on_chunk)
+            last = train_run(cfg, out, on_chunk=on_chunk, tensorboard_dir=tensorboard)
         _stdout().print(f"trained {cfg.algorithm} on {topology} at λ = {cfg.load:g} for {episodes} episodes; "
                         f"run directory {out} (curves.csv, curves.png, checkpoint.pt"
-                        f"{', evaluation.json' if eval_episodes else ''})")
+                        f"{', evaluation.json' if eval_episodes else ''})"
+                        f"{f'; TensorBoard logs in {tensorboard}' if tensorboard is not None else ''}")
         if last:
             _stdout().print(f"last chunk: delivered {100 * (last['delivered_fraction'] or 0):.1f}%, "
                             f"sojourn {last['mean_sojourn_time']}, delivery time {last['mean_delivery_time']}")
@@ -900,17 +945,21 @@ def failures(
     meta_init: Optional[Path] = typer.Option(None, "--meta-init", metavar="PATH", help="Meta-training directory to reuse (resumed if unfinished), or a maml checkpoint.pt used as it is."),
     meta_iterations: Optional[int] = typer.Option(None, "--meta-iterations", metavar="N", help="MAML-TRPO meta-iterations (deep controllers)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", metavar="DIR", help="Output directory (resumed when re-run)."),
-    workers: Optional[int] = typer.Option(None, "--workers", "-j", metavar="N", help="Parallel worker processes (default: one per core; 1 = in process)."),
+    workers: Optional[int] = typer.Option(None, "--workers", "-j", metavar="N", help="Parallel worker processes (default: one per core; 1 = in process). With --backend ray: the local instance's CPUs, or at most N at once on a cluster."),
+    backend: str = typer.Option("local", "--backend", metavar="NAME", help="Where the work runs: local (processes on this machine's cores) or ray (a Ray cluster; pip install 'mamrl[ray]')."),
+    address: Optional[str] = typer.Option(None, "--address", metavar="HOST:PORT", help="With --backend ray: the head node of a running cluster (default: start a local Ray instance)."),
     formats: list[str] = typer.Option(["png", "pdf"], "--format", metavar="FMT", help="Figure format: png, pdf, svg. Repeatable."),
 ) -> None:
     """Run the link-failure experiment (E2; Figs. 5-7, Table 2): every controller learns online
     through a link failure; curves, the episodes-to-adapt table and figures.
 
-    Runs (failure × controller × seed) go in parallel; each finished run is appended to
-    curves.csv at once, so an interrupted experiment resumes where it stopped.
+    Runs (failure × controller × seed) go in parallel, locally or on a Ray cluster (--backend ray);
+    each finished run is appended to curves.csv at once, so an interrupted experiment resumes
+    where it stopped.
     """
     with _user_errors():
-        from mamrl.experiments.failures import build_failure_config, run_failure_experiment, table2
+        from mamrl.experiments.failures import build_failure_config, make_run_executor, run_failure_experiment, table2
+        from mamrl.experiments.sweep import check_backend
         from mamrl.plotting.failures import controller_label, write_failure_report
 
         def items(values: Optional[list[str]], option: str) -> list[str]:
@@ -945,6 +994,10 @@ def failures(
             preset=preset, file=config_file, overrides=overrides,
             override_label=lambda key: flag.get(key, "--" + key.replace("_", "-")),
         )
+        backend = check_backend(backend, address)
+        # Local: the experiment sizes its pool to the runs left, as always. Ray: connect now, so a
+        # missing Ray or an unreachable cluster is reported before meta-training or any run.
+        executor = None if backend == "local" else make_run_executor(config.workers, backend=backend, address=address)
         err = _stderr()
         progress = None
         if err.is_terminal:
@@ -958,7 +1011,9 @@ def failures(
         def on_start(skipped: int, total: int) -> None:
             err.print(f"failures: {total} runs ({len(config.test_links())} links × {len(config.controllers)} controllers × "
                       f"{len(config.seeds)} seeds) of {config.episodes} episodes on {config.topology} at λ = {config.load:g}, "
-                      f"{skipped} already in {config.output}, {min(config.effective_workers(), max(total - skipped, 1))} worker(s)",
+                      f"{skipped} already in {config.output}, "
+                      + (f"{min(config.effective_workers(), max(total - skipped, 1))} worker(s)" if executor is None
+                         else f"on {getattr(executor, 'label', backend)}"),
                       soft_wrap=True)
             state["start"] = time.perf_counter()
             if progress is not None:
@@ -984,8 +1039,11 @@ def failures(
                       f"{row.get('seconds', 0):.1f} s for the last iteration, delivered "
                       f"{100 * (row.get('delivered_fraction') or 0):.1f}%", soft_wrap=True)
 
+        finished = False
         try:
-            outcome = run_failure_experiment(config, on_start=on_start, on_run=on_run, on_meta_chunk=on_meta_chunk)
+            outcome = run_failure_experiment(config, executor=executor, on_start=on_start, on_run=on_run,
+                                             on_meta_chunk=on_meta_chunk)
+            finished = True
         except KeyboardInterrupt:
             if progress is not None:
                 progress.stop()
@@ -995,6 +1053,8 @@ def failures(
         finally:
             if progress is not None:
                 progress.stop()
+            if executor is not None:
+                executor.close(wait=finished)
         written = write_failure_report(outcome.output, formats=fmts, rows=outcome.rows)
         console = _wide_stdout()
         console.print(f"failure experiment finished: {outcome.total_runs} runs ({outcome.ran} run, {outcome.skipped} already done) "
@@ -1014,6 +1074,119 @@ def failures(
         console.print(table)
         for path in written:
             err.print(f"wrote {path}")
+
+
+def _set_overrides(items: Optional[list[str]]) -> dict[str, Any]:
+    """`--set KEY=VALUE` options as a dict; values are JSON where they parse, else strings."""
+    import json as _json
+
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise MamrlError(f"--set expects KEY=VALUE, got {item!r}")
+        try:
+            out[key.strip()] = _json.loads(value)
+        except ValueError:
+            out[key.strip()] = value
+    return out
+
+
+@app.command()
+def reproduce(
+    topology: Optional[list[str]] = typer.Option(None, "--topology", "-t", metavar="NAME|PATH", help="Topology (repeatable). Default: b4 for quick; b4, geant and att for paper."),
+    preset: str = typer.Option("quick", "--preset", metavar="NAME", help="quick (reduced budgets: b4 in under 20 minutes on 2 cores) or paper (the paper's budgets: days of CPU)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", metavar="DIR", help="Report folder (default: runs/reproduce-<preset>); re-running resumes into it."),
+    workers: int = typer.Option(2, "--workers", "-j", metavar="N", help="Parallel worker processes of the sweep, saturation and failure stages (1 = in process)."),
+    backend: str = typer.Option("local", "--backend", metavar="NAME", help="Where the work runs: local (processes on this machine's cores) or ray (a Ray cluster; pip install 'mamrl[ray]')."),
+    address: Optional[str] = typer.Option(None, "--address", metavar="HOST:PORT", help="With --backend ray: the head node of a running cluster (default: start a local Ray instance)."),
+    set_: Optional[list[str]] = typer.Option(None, "--set", metavar="KEY=VALUE", help="Change a preset value by dotted name, e.g. sweep.train_episodes=500 or failures.meta_iterations=20 (repeatable; JSON values)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the resolved configuration and the stages already done, then exit."),
+) -> None:
+    """Reproduce the paper's evaluation in one command: E1 (load sweep, Fig. 4, the λ = 0.5
+    comparison), saturation loads, meta-training, E2 (link failures, Figs. 5-7, Table 2) and
+    REPORT.md with the paper's numbers beside ours.
+
+    Every stage is resumable: re-running the same command after an interruption skips finished
+    stages and finished cells and runs; a different configuration in the same folder is refused.
+    """
+    with _user_errors():
+        import json as _json
+
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        from mamrl.experiments.reproduce import STAGES, Manifest, StageListener, build_reproduce_config, run_reproduce
+
+        config = build_reproduce_config(preset=preset, topologies=topology or None, overrides=_set_overrides(set_),
+                                        workers=workers, backend=backend, address=address, output=output)
+        err = _stderr()
+        if dry_run:
+            existing = Manifest(config).existing()
+            done = [name for name, _ in STAGES if existing and existing["stages"].get(name, {}).get("status") == "done"]
+            _stdout().print(_json.dumps({**config.as_dict(), "config_hash": config.config_hash()}, indent=2), soft_wrap=True)
+            _stdout().print(f"stages already done in {config.output}: {', '.join(done) or 'none'}", soft_wrap=True)
+            return
+
+        numbers = {name: k + 1 for k, (name, _) in enumerate(STAGES)}
+        progress = None
+        if err.is_terminal:
+            progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                TextColumn("{task.fields[unit]}"), TimeElapsedColumn(), TextColumn("eta"),
+                                TimeRemainingColumn(), TextColumn("{task.fields[detail]}"), console=err, transient=True)
+
+        class Listener(StageListener):
+            """Draws each stage as a rich progress bar (or prints a line per step when stderr is not a terminal)."""
+
+            def __init__(self) -> None:
+                self.tasks: dict[str, Any] = {}
+                self.current = ""
+
+            def _label(self, name: str, title: str) -> str:
+                return f"[{numbers[name]}/{len(STAGES)}] {title}"
+
+            def opened(self, stages_done: Any) -> None:
+                where = (f"{config.workers} worker(s)" if config.backend == "local"
+                         else f"backend ray at {config.address or 'a local instance'}")
+                err.print(f"reproduce: preset {config.preset} on {', '.join(config.topologies)} into {config.output}, {where}"
+                          + (" (reduced budgets: not the paper's numbers)" if config.reduced else "")
+                          + (f"; resuming, done: {', '.join(stages_done)}" if stages_done else ""), soft_wrap=True)
+
+            def stage_started(self, name: str, title: str, total: int, completed: int, unit: str) -> None:
+                self.current = title
+                if progress is not None:
+                    self.tasks[name] = progress.add_task(self._label(name, title), total=max(total, 1),
+                                                         completed=completed, unit=unit, detail="")
+                else:
+                    err.print(f"{self._label(name, title)}: {total} {unit}, {completed} already done", soft_wrap=True)
+
+            def advanced(self, name: str, completed: int, total: int, detail: str) -> None:
+                if progress is not None and name in self.tasks:
+                    progress.update(self.tasks[name], completed=completed, detail=detail)
+                else:
+                    err.print(f"  [{completed}/{total}] {detail}", soft_wrap=True)
+
+            def stage_finished(self, name: str, title: str, wall_s: float, skipped: bool) -> None:
+                if progress is not None and name in self.tasks:
+                    progress.remove_task(self.tasks.pop(name))
+                state = "already done" if skipped else "done"
+                err.print(f"{self._label(name, title)}: {state} ({wall_s:.0f} s)", soft_wrap=True)
+
+        listener = Listener()
+        try:
+            if progress is not None:
+                with progress:
+                    outcome = run_reproduce(config, listener=listener)
+            else:
+                outcome = run_reproduce(config, listener=listener)
+        except KeyboardInterrupt:
+            _print_error(f"interrupted during {listener.current or 'start-up'}; {config.output} keeps every finished stage, "
+                         "cell and run — re-run the same command to resume")
+            raise typer.Exit(130) from None
+        ran = [name for name, state in outcome.stages.items() if state == "ran"]
+        skipped = [name for name, state in outcome.stages.items() if state == "skipped"]
+        _wide_stdout().print(
+            f"reproduce finished in {outcome.wall_time_s:.0f} s (stages run: {', '.join(ran) or 'none'}; "
+            f"already done: {', '.join(skipped) or 'none'}) → {outcome.report}", soft_wrap=True)
 
 
 def _wide_stdout() -> Console:

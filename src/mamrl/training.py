@@ -8,6 +8,13 @@ A run directory holds:
   curves.png      the learning curves
   evaluation.json metrics of frozen-policy evaluation episodes (if asked for)
 
+With `tensorboard_dir` (CLI `--tensorboard DIR`) the curves also go to TensorBoard: every value of
+every curves.csv row as the scalar `curves/<column>` at step = training episodes so far, and the
+run's record (config.json) as the text `config` when a session starts. A resumed run appends to
+the same directory and first backfills the rows the directory does not have yet (so `--tensorboard`
+may also be added on resume). Empty curves.csv cells (a metric undefined in that chunk) are not
+logged. It needs the optional `tensorboard` package (`pip install 'mamrl[tensorboard]'`).
+
 Killed at any point, `mamrl train` with the same arguments resumes from the checkpoint and, since
 training episode k always has the same traffic and the learners are deterministic given it,
 finishes with the same weights and curves as an uninterrupted run.
@@ -34,6 +41,12 @@ from mamrl.sim.params import LinkFailure, SimParams
 from mamrl.topologies import load_topology
 
 CURVE_METRICS = ("mean_delivery_time", "mean_sojourn_time", "delivered_fraction", "loss_fraction")
+
+TENSORBOARD_HINT = "--tensorboard needs TensorBoard: pip install 'mamrl[tensorboard]'"
+"""The one-line error when TensorBoard logging is asked for but the package is missing."""
+
+TENSORBOARD_PREFIX = "curves/"
+"""Scalar tags are this prefix + the curves.csv column name."""
 
 
 @dataclass
@@ -91,9 +104,11 @@ def train_run(
     *,
     on_chunk: Callable[[dict[str, Any]], None] | None = None,
     stop_after_chunks: int | None = None,
+    tensorboard_dir: str | Path | None = None,
 ) -> dict[str, Any]:
     """Train (or resume) into `out_dir`; returns the last curve row. `stop_after_chunks` stops
-    early as if killed (for tests)."""
+    early as if killed (for tests). `tensorboard_dir`: also log the curves there (module docstring);
+    raises MamrlError(TENSORBOARD_HINT) before training when TensorBoard is not installed."""
     cfg = cfg.resolved()
     params = cfg.sim_params()
     out = Path(out_dir)
@@ -113,38 +128,118 @@ def train_run(
     else:
         _write_atomic(config_path, json.dumps(record, indent=2))
     done = int(getattr(agent, "episodes_trained", 0))
-    chunks = 0
-    while done < cfg.episodes:
-        size = min(cfg.chunk_episodes, cfg.episodes - done)
-        start = time.perf_counter()
-        metrics = agent.train(params, cfg.seed, size)
-        # Learners that consume whole iterations (maml) may use more than `size` episodes.
-        size = max(size, int(getattr(agent, "episodes_trained", done + size)) - done)
-        row = {"episodes": done + size, "seconds": round(time.perf_counter() - start, 3)}
-        for key in CURVE_METRICS:
-            finite = metrics[key][np.isfinite(metrics[key])]
-            row[key] = _finite(float(finite.mean()) if finite.size else math.nan)
-        log = getattr(agent, "log", None)
-        if log:
-            entry = log[-1]
-            row.update({key: getattr(entry, key) for key in ("reward", "pre_reward", "kl", "accepted_share", "inner_kl") if hasattr(entry, key)})
-        rows.append(row)
-        done += size
-        agent.save(checkpoint, extra={"rows": rows})
+    board = TensorBoardLogger(tensorboard_dir, record, rows) if tensorboard_dir is not None else None
+    try:
+        chunks = 0
+        while done < cfg.episodes:
+            size = min(cfg.chunk_episodes, cfg.episodes - done)
+            start = time.perf_counter()
+            metrics = agent.train(params, cfg.seed, size)
+            # Learners that consume whole iterations (maml) may use more than `size` episodes.
+            size = max(size, int(getattr(agent, "episodes_trained", done + size)) - done)
+            row = {"episodes": done + size, "seconds": round(time.perf_counter() - start, 3)}
+            for key in CURVE_METRICS:
+                finite = metrics[key][np.isfinite(metrics[key])]
+                row[key] = _finite(float(finite.mean()) if finite.size else math.nan)
+            log = getattr(agent, "log", None)
+            if log:
+                entry = log[-1]
+                row.update({key: getattr(entry, key) for key in ("reward", "pre_reward", "kl", "accepted_share", "inner_kl", "inner_kl_penalty") if hasattr(entry, key)})
+            rows.append(row)
+            done += size
+            agent.save(checkpoint, extra={"rows": rows})
+            _write_atomic(curves_path, _csv_text(rows))
+            if board is not None:
+                board.log_row(row)
+            if on_chunk is not None:
+                on_chunk(row)
+            chunks += 1
+            if stop_after_chunks is not None and chunks >= stop_after_chunks and done < cfg.episodes:
+                return row
         _write_atomic(curves_path, _csv_text(rows))
-        if on_chunk is not None:
-            on_chunk(row)
-        chunks += 1
-        if stop_after_chunks is not None and chunks >= stop_after_chunks and done < cfg.episodes:
-            return row
-    _write_atomic(curves_path, _csv_text(rows))
-    plot_curves(rows, out / "curves.png", title=f"{params.topology.name}, λ = {cfg.load:g}, {cfg.algorithm}")
-    if cfg.eval_episodes:
-        evaluation = agent.evaluate(params, cfg.seed + EVAL_SEED_OFFSET, cfg.eval_episodes)
-        summary = {k: asdict(estimate(evaluation[k])) for k in CURVE_METRICS + ("generated", "delivered", "lost")}
-        _write_atomic(out / "evaluation.json", json.dumps({"seed": cfg.seed + EVAL_SEED_OFFSET,
-                                                             "episodes": cfg.eval_episodes, "metrics": summary}, indent=2))
-    return rows[-1] if rows else {}
+        plot_curves(rows, out / "curves.png", title=f"{params.topology.name}, λ = {cfg.load:g}, {cfg.algorithm}")
+        if cfg.eval_episodes:
+            evaluation = agent.evaluate(params, cfg.seed + EVAL_SEED_OFFSET, cfg.eval_episodes)
+            summary = {k: asdict(estimate(evaluation[k])) for k in CURVE_METRICS + ("generated", "delivered", "lost")}
+            _write_atomic(out / "evaluation.json", json.dumps({"seed": cfg.seed + EVAL_SEED_OFFSET,
+                                                                 "episodes": cfg.eval_episodes, "metrics": summary}, indent=2))
+        return rows[-1] if rows else {}
+    finally:
+        if board is not None:  # also on Ctrl-C: flushes what was logged
+            board.close()
+
+
+class TensorBoardLogger:
+    """Learning-curve rows to TensorBoard (`torch.utils.tensorboard.SummaryWriter`).
+
+    Each value of a row becomes the scalar `curves/<column>` at step `row["episodes"]`. On
+    opening, rows of `rows` (the run's curve so far) beyond the last step already in `log_dir`
+    are written first (backfill after a resume or a kill between a checkpoint and its log), then
+    `record` as the text `config`. Use it as a context manager or call `close()`.
+    """
+
+    def __init__(self, log_dir: str | Path, record: dict[str, Any] | None = None,
+                 rows: list[dict[str, Any]] | None = None) -> None:
+        writer_class = require_tensorboard()
+        log_dir = Path(log_dir)
+        if log_dir.exists() and not log_dir.is_dir():
+            raise MamrlError(f"--tensorboard {str(log_dir)!r} is a file, expected a directory")
+        last = _last_logged_step(log_dir) if log_dir.is_dir() else None
+        self._writer = writer_class(log_dir=str(log_dir))
+        rows = rows or []
+        # Steps must not go back, or TensorBoard's reader discards the later points as orphans:
+        # backfill first, then the config at the step this session starts from.
+        for row in rows:
+            if last is None or row["episodes"] > last:
+                self.log_row(row)
+        if record is not None:
+            text = json.dumps(record, indent=2)
+            # Markdown: indented lines are a code block, which keeps the JSON layout.
+            self._writer.add_text("config", "\n".join("    " + line for line in text.splitlines()),
+                                  global_step=int(rows[-1]["episodes"]) if rows else 0)
+        self._writer.flush()
+
+    def log_row(self, row: dict[str, Any]) -> None:
+        """Every numeric value of `row` (None = empty cell: skipped) at step `row["episodes"]`."""
+        step = int(row["episodes"])
+        for key, value in row.items():
+            if key == "episodes" or value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+                continue
+            self._writer.add_scalar(TENSORBOARD_PREFIX + key, float(value), global_step=step)
+        self._writer.flush()  # a chunk takes seconds; a killed run keeps every logged row
+
+    def close(self) -> None:
+        self._writer.close()
+
+    def __enter__(self) -> "TensorBoardLogger":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def require_tensorboard() -> type:
+    """`SummaryWriter`, or MamrlError(TENSORBOARD_HINT) when TensorBoard is not installed."""
+    try:
+        # torch's module imports the tensorboard package itself and raises ImportError without it.
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise MamrlError(TENSORBOARD_HINT) from None
+    return SummaryWriter
+
+
+def _last_logged_step(log_dir: Path) -> int | None:
+    """The largest step of `curves/seconds` (present in every row) in `log_dir`'s event files."""
+    if not any(log_dir.glob("events.out.tfevents.*")):
+        return None
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    accumulator = EventAccumulator(str(log_dir), size_guidance={"scalars": 0})
+    accumulator.Reload()
+    tag = TENSORBOARD_PREFIX + "seconds"
+    if tag not in accumulator.Tags().get("scalars", []):
+        return None
+    return max(event.step for event in accumulator.Scalars(tag))
 
 
 def plot_curves(rows: list[dict[str, Any]], path: Path, title: str) -> None:

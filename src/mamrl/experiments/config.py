@@ -195,7 +195,8 @@ def _no_duplicates(values: list[Any], label: str) -> None:
         seen.add(v)
 
 
-def _check_topologies(value: Any, label: str) -> tuple[str, ...]:
+def check_topologies(value: Any, label: str) -> tuple[str, ...]:
+    """A non-empty list of distinct built-in names or topology paths that load."""
     from mamrl.topologies import builtin_names, load_topology
 
     out = []
@@ -298,7 +299,7 @@ def _check_algorithm_config(value: Any, label: str) -> dict[str, dict[str, Any]]
 
 
 _CHECKS = {
-    "topologies": _check_topologies,
+    "topologies": check_topologies,
     "algorithms": _check_algorithms,
     "loads": _check_loads,
     "seeds": check_seeds,
@@ -381,6 +382,7 @@ __all__ = [
     "available_cores",
     "build_sweep_config",
     "check_fields",
+    "check_topologies",
     "config_differences",
     "config_hash",
     "read_config_file",

@@ -70,7 +70,7 @@ import mamrl
 from mamrl.errors import MamrlError
 from mamrl.experiments.config import available_cores, check_int, check_seeds, config_differences, config_hash, layered_values
 from mamrl.experiments.config import check_fields as _check_fields
-from mamrl.experiments.sweep import ProcessPoolCellExecutor, SerialExecutor, single_threaded
+from mamrl.experiments.sweep import CellExecutor, make_backend_executor, single_threaded
 from mamrl.meta.tasks import link_label
 from mamrl.sim.metrics import METRIC_INFO, Estimate, estimate
 from mamrl.sim.params import LinkFailure, SimParams
@@ -836,11 +836,15 @@ def run_cost(task: RunTask) -> float:
 
 
 # ------------------------------------------------------------------------------ executors
-def make_run_executor(workers: int) -> SerialExecutor | ProcessPoolCellExecutor:
-    """In-process for one worker, else the sweep's process pool running failure runs, longest first."""
-    if workers <= 1:
-        return SerialExecutor(run=run_failure_run)
-    return ProcessPoolCellExecutor(workers, run=run_failure_run, cost=run_cost, describe=lambda task: f"run {task.run}")
+def describe_run(task: RunTask) -> str:
+    """A task's name in error messages."""
+    return f"run {task.run}"
+
+
+def make_run_executor(workers: int | None, *, backend: str = "local", address: str | None = None) -> CellExecutor:
+    """The sweep's executors running failure runs, longest first: locally in process for one
+    worker, else a process pool; or on Ray (`backend="ray"`, see `make_backend_executor`)."""
+    return make_backend_executor(backend, workers, address, run=run_failure_run, cost=run_cost, describe=describe_run)
 
 
 # ------------------------------------------------------------------------------ curves.csv

@@ -24,7 +24,9 @@ Execution
 ---------
 Cells are independent tasks handed to a `CellExecutor` (`map cells -> rows`): `SerialExecutor`
 runs them in this process, `ProcessPoolCellExecutor` in worker processes (forkserver, or spawn
-where there is none). Rows are written by the calling process as cells complete.
+where there is none), `ray_backend.RayCellExecutor` as Ray tasks (`--backend ray`; see
+`make_backend_executor`). Rows are written by the calling process as cells complete, whatever
+the executor, so the results file does not depend on it.
 """
 
 from __future__ import annotations
@@ -241,7 +243,7 @@ def cell_cost(task: CellTask) -> float:
 class CellExecutor(ABC):
     """Runs cell tasks and yields their rows as they complete (in any order).
 
-    The sweep only needs `map_cells`; a Ray or cluster backend is another subclass.
+    The sweep only needs `map_cells`; the Ray backend (`ray_backend.RayCellExecutor`) is another subclass.
     """
 
     @abstractmethod
@@ -340,9 +342,50 @@ class ProcessPoolCellExecutor(CellExecutor):
         self._pool = None
 
 
+BACKENDS: tuple[str, ...] = ("local", "ray")
+"""Where cells run: `local` (this machine's cores) or `ray` (a Ray cluster, `ray_backend.py`)."""
+
+
+def check_backend(backend: str, address: str | None = None) -> str:
+    """The backend's canonical name; one-line errors for an unknown one and for an address
+    given to a backend that takes none."""
+    name = str(backend).strip().lower()
+    if name not in BACKENDS:
+        raise MamrlError(f"--backend: unknown backend {backend!r} (choose from {', '.join(BACKENDS)})")
+    if address is not None and name != "ray":
+        raise MamrlError("--address is the address of a Ray cluster: use it with --backend ray")
+    return name
+
+
+def make_backend_executor(backend: str = "local", workers: int | None = None, address: str | None = None, *,
+                          run: Callable[[Any], Any] | None = None, cost: Callable[[Any], float] | None = None,
+                          describe: Callable[[Any], str] | None = None) -> CellExecutor:
+    """An executor of `backend` running `run` (default: sweep cells; `cost` and `describe` as
+    for `ProcessPoolCellExecutor`).
+
+    `local`: in process for one worker, else a process pool of `workers` (default: one per
+    core). `ray`: a `RayCellExecutor`, already connected, so that a missing Ray or an
+    unreachable `address` is reported before any work starts; without `address` it starts a
+    local Ray instance of `workers` CPUs.
+    """
+    name = check_backend(backend, address)
+    if name == "ray":
+        from mamrl.experiments.ray_backend import RayCellExecutor
+
+        executor = RayCellExecutor(workers, address=address, run=run, cost=cost, describe=describe)
+        executor.connect()
+        return executor
+    from mamrl.experiments.config import available_cores
+
+    count = workers if workers is not None else available_cores()
+    if count <= 1:
+        return SerialExecutor(run=run)
+    return ProcessPoolCellExecutor(count, run=run, cost=cost, describe=describe)
+
+
 def make_executor(workers: int) -> CellExecutor:
-    """In-process for one worker, else a process pool."""
-    return SerialExecutor() if workers <= 1 else ProcessPoolCellExecutor(workers)
+    """In-process for one worker, else a process pool (the local backend)."""
+    return make_backend_executor("local", workers)
 
 
 # ------------------------------------------------------------------------------ results file
@@ -661,6 +704,7 @@ def aggregate(rows: Iterable[Row]) -> list[Point]:
 
 
 __all__ = [
+    "BACKENDS",
     "COLUMNS",
     "EVAL_SEED_OFFSET",
     "KEY_COLUMNS",
@@ -676,8 +720,10 @@ __all__ = [
     "SerialExecutor",
     "SweepOutcome",
     "aggregate",
+    "check_backend",
     "eval_seed",
     "format_row",
+    "make_backend_executor",
     "make_executor",
     "make_tasks",
     "pooled_estimate",

@@ -45,6 +45,7 @@ from mamrl.experiments.failures import (
     read_curves,
     table2,
 )
+from mamrl.plotting.sweep import format_estimate, format_percent
 from mamrl.plotting.topology import save_figure
 from mamrl.sim.metrics import Estimate
 
@@ -240,21 +241,6 @@ def plot_reward(curves: _Curves, subtitle: str, loss_penalty: float | None = Non
 
 
 # ------------------------------------------------------------------------------ tables
-def _fmt(e: Estimate, digits: int = 3) -> str:
-    if e.n == 0 or not math.isfinite(e.mean):
-        return "n/a"
-    if e.n < 2 or not math.isfinite(e.ci95):
-        return f"{e.mean:.{digits}g}"
-    return f"{e.mean:.{digits}g} ± {e.ci95:.2g}"
-
-
-def _fmt_pct(e: Estimate) -> str:
-    if e.n == 0 or not math.isfinite(e.mean):
-        return "n/a"
-    ci = f" ± {100 * e.ci95:.2g}" if e.n >= 2 and math.isfinite(e.ci95) else ""
-    return f"{100 * e.mean:.3g}{ci} %"
-
-
 def _fmt_count(est: Estimate, reached: int, seeds: int, budget: int) -> str:
     """Episodes over the seeds that reached the criterion; `> budget` for those that did not."""
     if reached == 0:
@@ -311,8 +297,8 @@ def table2_markdown(table: Sequence[TableRow], *, sidecar: dict[str, Any] | None
             f"| {t.topology} | {t.failure}{held} | {controller_label(t.controller)} "
             f"| {_fmt_count(t.episodes_to_adapt, t.adapted_seeds, seeds, t.budget)} "
             f"| {_fmt_count(t.episodes_to_low_loss, t.low_loss_seeds, seeds, t.budget)} "
-            f"| {_fmt(t.plateau_reward)} | {_fmt_pct(t.plateau_loss_fraction)} | {_fmt(t.plateau_sojourn_time)} "
-            f"| {_fmt(t.plateau_delivery_time)} | {_fmt(t.pre_failure_reward)} | {_fmt(t.band_to_noise, 2)} | {paper} |"
+            f"| {format_estimate(t.plateau_reward)} | {format_percent(t.plateau_loss_fraction, 2)} | {format_estimate(t.plateau_sojourn_time)} "
+            f"| {format_estimate(t.plateau_delivery_time)} | {format_estimate(t.pre_failure_reward)} | {format_estimate(t.band_to_noise, 2)} | {paper} |"
         )
     out += [
         "",

@@ -255,7 +255,8 @@ def plot_fractions(points: Sequence[Point], saturation: Sequence[SaturationSumma
 
 
 # ------------------------------------------------------------------------------ markdown
-def _fmt(e: Estimate, digits: int = 3, scale: float = 1.0, suffix: str = "") -> str:
+def format_estimate(e: Estimate, digits: int = 3, scale: float = 1.0, suffix: str = "") -> str:
+    """`mean ± 95% CI` (just the mean without a CI; n/a without data)."""
     if e.n == 0 or not math.isfinite(e.mean):
         return "n/a"
     mean = e.mean * scale
@@ -264,7 +265,8 @@ def _fmt(e: Estimate, digits: int = 3, scale: float = 1.0, suffix: str = "") -> 
     return f"{mean:.{digits}g} ± {e.ci95 * scale:.2g}{suffix}"
 
 
-def _fmt_pct(e: Estimate, decimals: int = 1) -> str:
+def format_percent(e: Estimate, decimals: int = 1) -> str:
+    """A fraction as `mean ± 95% CI %`."""
     if e.n == 0 or not math.isfinite(e.mean):
         return "n/a"
     ci = f" ± {100 * e.ci95:.{decimals}f}" if math.isfinite(e.ci95) else ""
@@ -326,9 +328,9 @@ def _comparison_table(
                 paper_text = f"{paper:.0f} %" if paper is not None and math.isclose(load, PAPER_LOAD) else "—"
                 lines.append(
                     f"| {topo} | {load:g} | {algorithm_label(x)} | {algorithm_label(y)} "
-                    f"| {_fmt(dx, 3)} / {_fmt(dy, 3)} | {_fmt_reduction(dx, dy)} "
-                    f"| {_fmt(sx, 3)} / {_fmt(sy, 3)} | {_fmt_reduction(sx, sy)} "
-                    f"| {_fmt_pct(fx)} / {_fmt_pct(fy)} | {qx} / {qy} | {paper_text} |"
+                    f"| {format_estimate(dx, 3)} / {format_estimate(dy, 3)} | {_fmt_reduction(dx, dy)} "
+                    f"| {format_estimate(sx, 3)} / {format_estimate(sy, 3)} | {_fmt_reduction(sx, sy)} "
+                    f"| {format_percent(fx)} / {format_percent(fy)} | {qx} / {qy} | {paper_text} |"
                 )
     return lines
 
@@ -437,8 +439,8 @@ def markdown_report(
             status = sat[(topo, p.algorithm)].status.get(p.load, "?") if (topo, p.algorithm) in sat else "?"
             m = p.metrics
             out.append(
-                f"| {p.load:g} | {algorithm_label(p.algorithm)} | {_fmt(m['mean_delivery_time'])} | {_fmt(m['mean_sojourn_time'])} "
-                f"| {_fmt_pct(m['delivered_fraction'])} | {_fmt_pct(m['loss_fraction'], 3)} | {_fmt(m['p95_delivery_time'])} "
+                f"| {p.load:g} | {algorithm_label(p.algorithm)} | {format_estimate(m['mean_delivery_time'])} | {format_estimate(m['mean_sojourn_time'])} "
+                f"| {format_percent(m['delivered_fraction'])} | {format_percent(m['loss_fraction'], 3)} | {format_estimate(m['p95_delivery_time'])} "
                 f"| {_fmt_growth(m['backlog_growth'])} | {status} |"
             )
         out.append("")

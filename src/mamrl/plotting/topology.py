@@ -1,10 +1,34 @@
 """Drawing a topology, optionally with what a run did on it.
 
-Routers sit at the topology's coordinates when it has them (the built-ins carry drawing
-coordinates in [0, 1], y up), else at a networkx spring layout with a fixed seed. Links are
-coloured by their mean utilisation (time-average share of capacity reserved) with a colour bar from
-0 to the largest value; failed links are drawn dashed red; routers are sized and coloured by the
-packets lost there per episode. Labels are the router names.
+**Placement.** A topology with geographic coordinates (`Topology.geographic`: imported from
+Topology Zoo `Latitude`/`Longitude`, or from topohub) is drawn as a map: longitude on x, latitude
+on y, in the equirectangular projection corrected at the routers' mean latitude φ̄ — one degree of
+longitude is drawn cos φ̄ times as long as one degree of latitude (the axes' aspect is 1 / cos φ̄),
+so distances and angles look right around φ̄ — with axes in degrees and a light graticule. A
+network across the antimeridian is unwrapped (longitudes taken in [0°, 360°), ticks still read in
+[-180°, 180°]). Routers at one location (Topology Zoo often puts several routers in one city) are
+spread on a small circle around it; the caption says how many. Other topologies keep their
+look: routers at the topology's drawing coordinates when usable (the built-ins carry coordinates
+in [0, 1], y up), else at a networkx spring layout with a fixed seed, without axes.
+
+**Links** are coloured by one metric, `color_links` (CLI `--color-links`):
+
+* `"utilisation"` (default): mean utilisation, the time-average share of the link's capacity
+  reserved by packets in flight, from 0 to the largest value (viridis);
+* `"loss"`: packets lost *on the link* per episode — sent when it lacked the capacity (saturated,
+  or down) or in flight on it when it failed (`mamrl.sim.link_losses`, derived exactly without
+  changing the simulator) — from light grey (none) through orange to dark brown.
+
+One metric per figure, each with its own colour bar, because the two answer different questions
+(where is the bottleneck? where are packets lost?) and a second channel such as line width is
+hard to read quantitatively; draw the run twice to see both. **Failed links** are not coloured by
+the metric: they are dashed red with a red X at their middle and a legend entry (which link, from
+which tick); they are left out of the colour scale so that a failed link's large loss does not
+wash out the others, and with `"loss"` the legend gives their loss per episode (text beside a
+short link would sit under its routers).
+
+**Routers** are sized and coloured by the packets lost at them per episode (`lost_per_router`:
+every loss, counted at the sending router, plus buffer drops). Labels are the router names.
 
 Uses `matplotlib.figure.Figure` with the Agg canvas directly (no pyplot, no backend switch).
 """
@@ -26,6 +50,7 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.ticker import FuncFormatter
 
 from mamrl.errors import MamrlError
 from mamrl.topologies.core import Topology
@@ -36,14 +61,31 @@ LAYOUT_SEED = 0
 FORMATS = {".png": "png", ".pdf": "pdf", ".svg": "svg"}
 """Output formats by file suffix."""
 
+LINK_METRICS = ("utilisation", "loss")
+"""What `color_links` may colour the links by (see the module docstring)."""
+
+LINK_METRIC_LABELS = {
+    "utilisation": "mean link utilisation (time-average share of capacity in use)",
+    "loss": "packets lost on the link, per episode (no capacity left, or in flight when it failed)",
+}
+"""Colour-bar label of each link metric."""
+
 _LINK_CMAP = mcolors.LinearSegmentedColormap.from_list(
     "mamrl_links", colormaps["viridis"](np.linspace(0.0, 0.88, 256))
 )  # viridis without its pale yellow end, which vanishes on white
+_LINK_LOSS_CMAP = mcolors.LinearSegmentedColormap.from_list(
+    "mamrl_link_loss", [(0.72, 0.72, 0.72), colormaps["Oranges"](0.5), colormaps["Oranges"](0.8), (0.45, 0.15, 0.02)]
+)  # grey for "nothing lost" (still visible on white), then the routers' orange for losses
 _NODE_CMAP = mcolors.LinearSegmentedColormap.from_list(
     "mamrl_loss", colormaps["Oranges"](np.linspace(0.15, 0.95, 256))
 )
+_NO_DATA = (0.7, 0.7, 0.7, 1.0)  # a link without a value (capacity 0: utilisation undefined)
+_FAILED = "red"
+_FAILED_STYLE = (0, (3, 2))
 _NODE_SIZE = 520.0  # points^2 of a router without losses
 _NODE_SIZE_MAX = 1500.0  # points^2 of the router with the most losses
+_MIN_MAP_SCALE = 0.05  # cos(87°): keeps a map of routers near a pole finite
+_SPREAD_RADIUS = 0.025  # routers sharing a location: circle radius, as a share of the map's span
 
 
 def coordinates_usable(topology: Topology) -> bool:
@@ -60,9 +102,70 @@ def coordinates_usable(topology: Topology) -> bool:
     return bool(gaps.min() > 1e-3 * span)
 
 
+def is_map(topology: Topology) -> bool:
+    """Whether `topology` is drawn as a map: geographic coordinates, finite, not all at one point."""
+    if not topology.geographic or topology.coordinates is None:
+        return False
+    pos = np.asarray(topology.coordinates, dtype=np.float64)
+    return bool(np.all(np.isfinite(pos)) and float(np.ptp(pos, axis=0).max()) > 0)
+
+
+def map_scale(lonlat: np.ndarray) -> float:
+    """cos of the mean latitude of `lonlat` [N, 2]: the length of a degree of longitude relative to
+    a degree of latitude there (at least cos 87°)."""
+    return max(math.cos(math.radians(float(np.mean(lonlat[:, 1])))), _MIN_MAP_SCALE)
+
+
+def _unwrap_longitudes(lon: np.ndarray) -> np.ndarray:
+    """Longitudes in [0, 360) when that shrinks their span (a network across the antimeridian)."""
+    shifted = np.mod(lon, 360.0)
+    return shifted if float(np.ptp(shifted)) < float(np.ptp(lon)) else lon
+
+
+def _map_positions(topology: Topology) -> tuple[np.ndarray, int]:
+    """(longitude, latitude) [N, 2] of a map topology, with routers that share a location spread
+    on a small circle around it; and how many routers were moved."""
+    pos = np.asarray(topology.coordinates, dtype=np.float64).copy()
+    pos[:, 0] = _unwrap_longitudes(pos[:, 0])
+    scale = map_scale(pos)
+    xy = pos * np.array([scale, 1.0])  # the projection: equal lengths on the drawing
+    span = float(np.ptp(xy, axis=0).max())
+    gaps = np.linalg.norm(xy[:, None, :] - xy[None, :, :], axis=-1)
+    close = gaps <= 1e-3 * span
+    group = list(range(len(xy)))  # union-find of the routers at one location
+    for i, j in zip(*np.nonzero(np.triu(close, k=1))):
+        ri, rj = group[i], group[j]
+        while group[ri] != ri:
+            ri = group[ri]
+        while group[rj] != rj:
+            rj = group[rj]
+        group[max(ri, rj)] = min(ri, rj)
+    roots = []
+    for i in range(len(xy)):
+        r = i
+        while group[r] != r:
+            r = group[r]
+        roots.append(r)
+    moved = 0
+    for root in sorted(set(roots)):
+        members = [i for i, r in enumerate(roots) if r == root]
+        if len(members) < 2:
+            continue
+        centre = xy[members].mean(axis=0)
+        radius = _SPREAD_RADIUS * span * max(1.0, len(members) / 6)  # more routers, wider circle
+        for k, i in enumerate(members):
+            angle = math.pi / 2 + 2 * math.pi * k / len(members)
+            xy[i] = centre + radius * np.array([math.cos(angle), math.sin(angle)])
+        moved += len(members)
+    return xy / np.array([scale, 1.0]), moved
+
+
 def router_positions(topology: Topology, seed: int = LAYOUT_SEED) -> np.ndarray:
-    """float64 [N, 2]: the topology's coordinates when usable (see `coordinates_usable`), else a
-    spring layout with a fixed seed (deterministic)."""
+    """float64 [N, 2]: (longitude, latitude) for a map (see `is_map`), else the topology's
+    coordinates when usable (see `coordinates_usable`), else a spring layout with a fixed seed
+    (deterministic)."""
+    if is_map(topology):
+        return _map_positions(topology)[0]
     if coordinates_usable(topology):
         return np.asarray(topology.coordinates, dtype=np.float64)
     graph = nx.Graph()
@@ -74,6 +177,13 @@ def router_positions(topology: Topology, seed: int = LAYOUT_SEED) -> np.ndarray:
 
 def layout_note(topology: Topology) -> str:
     """How the routers are placed, for a caption."""
+    if is_map(topology):
+        pos, moved = _map_positions(topology)
+        lat = float(np.mean(pos[:, 1]))
+        note = f"map: equirectangular at the mean latitude {lat:.1f}° (1° of longitude drawn cos {lat:.1f}° = {map_scale(pos):.2f} × 1° of latitude)"
+        if moved:
+            note += f"; {moved} routers sharing a location spread around it"
+        return note
     if coordinates_usable(topology):
         return "routers at the topology's coordinates"
     if topology.coordinates is None:
@@ -88,9 +198,12 @@ def link_label(topology: Topology, link: int) -> str:
     return ends if name == ends else f"{ends} ({name})"
 
 
-def _link_paths(topology: Topology, pos: np.ndarray) -> list[np.ndarray]:
+def _link_paths(topology: Topology, pos: np.ndarray, xscale: float = 1.0) -> list[np.ndarray]:
     """One polyline per link: straight, or a gentle arc when the straight line would pass
-    through another router (so that it cannot be mistaken for two links meeting there)."""
+    through another router (so that it cannot be mistaken for two links meeting there).
+    `xscale` stretches x to drawing proportions first (a map's cos of the mean latitude)."""
+    stretch = np.array([xscale, 1.0])
+    pos = pos * stretch
     span = max(float(np.ptp(pos, axis=0).max()), 1e-9)
     paths = []
     for link in topology.links:
@@ -107,13 +220,18 @@ def _link_paths(topology: Topology, pos: np.ndarray) -> list[np.ndarray]:
                     blocked = True
                     break
         if not blocked:
-            paths.append(np.array([a, b]))
+            paths.append(np.array([a, b]) / stretch)
             continue
         normal = np.array([-d[1], d[0]]) / length
         control = (a + b) / 2 + normal * 0.12 * length
         t = np.linspace(0.0, 1.0, 32)[:, None]
-        paths.append((1 - t) ** 2 * a + 2 * (1 - t) * t * control + t**2 * b)
+        paths.append(((1 - t) ** 2 * a + 2 * (1 - t) * t * control + t**2 * b) / stretch)
     return paths
+
+
+def _midpoint(path: np.ndarray) -> np.ndarray:
+    """The middle of a polyline (of an arc: its middle sample)."""
+    return (path[0] + path[-1]) / 2 if len(path) == 2 else path[len(path) // 2]
 
 
 def _check_vector(values: np.ndarray | Sequence[float] | None, size: int, what: str) -> np.ndarray | None:
@@ -125,40 +243,84 @@ def _check_vector(values: np.ndarray | Sequence[float] | None, size: int, what: 
     return arr
 
 
+def _check_metric(color_links: str) -> str:
+    if color_links not in LINK_METRICS:
+        raise MamrlError(f"color_links must be one of {', '.join(LINK_METRICS)}, got {color_links!r}")
+    return color_links
+
+
+def _style_map(ax: Axes, pos: np.ndarray) -> None:
+    """Degree axes, the projection's aspect and a light graticule."""
+    ax.set_aspect(1.0 / map_scale(pos))
+    ax.set_xlabel("longitude (°)")
+    ax.set_ylabel("latitude (°)")
+    # Unwrapped longitudes beyond 180° still read as the usual -180..180.
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v - 360 if v > 180 else v:g}"))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.grid(True, color="0.88", linewidth=0.6)
+    ax.set_axisbelow(True)
+    ax.tick_params(colors="0.35", labelsize=8)
+    for spine in ax.spines.values():
+        spine.set_color("0.7")
+
+
 def draw_topology(
     ax: Axes,
     topology: Topology,
     *,
     link_utilisation: np.ndarray | Sequence[float] | None = None,
+    link_loss: np.ndarray | Sequence[float] | None = None,
+    color_links: str = "utilisation",
     lost_per_router: np.ndarray | Sequence[float] | None = None,
     failed_links: Sequence[int] = (),
     positions: np.ndarray | None = None,
 ) -> dict[str, ScalarMappable]:
     """Draw `topology` on `ax`; returns the colour mappables (`"links"`, `"routers"`) to add colour
-    bars for (only those that carry data)."""
+    bars for (only those that carry data).
+
+    Links are coloured by `link_utilisation` or `link_loss` as `color_links` says (each [E]);
+    the working links are one `LineCollection` (gid `"links"`, its array the chosen metric of
+    the working links in link order), the failed ones another (gid `"failed-links"`).
+    """
+    metric = _check_metric(color_links)
     util = _check_vector(link_utilisation, topology.num_links, "link_utilisation")
+    loss = _check_vector(link_loss, topology.num_links, "link_loss")
     lost = _check_vector(lost_per_router, topology.num_routers, "lost_per_router")
+    values = util if metric == "utilisation" else loss
+    if metric == "loss" and loss is None:
+        raise MamrlError("color_links='loss' needs link_loss (packets lost per link)")
+    geographic = is_map(topology)
     pos = router_positions(topology) if positions is None else np.asarray(positions, dtype=np.float64)
-    failed = {int(e) for e in failed_links}
+    xscale = map_scale(pos) if geographic else 1.0
+    failed = sorted({int(e) for e in failed_links})
     mappables: dict[str, ScalarMappable] = {}
 
-    segments = _link_paths(topology, pos)
+    segments = _link_paths(topology, pos, xscale)
     working = [e for e in range(topology.num_links) if e not in failed]
-    if util is not None:
-        finite = util[np.isfinite(util)]
+    collection = LineCollection([segments[e] for e in working], linewidths=3.0, zorder=1, capstyle="round")
+    collection.set_gid("links")
+    if values is not None:
+        shown = values[working]
+        finite = shown[np.isfinite(shown)]
+        # Failed links stay out of the scale: their loss would wash out every other link's.
         vmax = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
-        norm = mcolors.Normalize(vmin=0.0, vmax=vmax)
-        colours = [_LINK_CMAP(norm(u)) if np.isfinite(u) else (0.7, 0.7, 0.7, 1.0) for u in util[working]]
-        mappables["links"] = ScalarMappable(norm=norm, cmap=_LINK_CMAP)
+        cmap = (_LINK_CMAP if metric == "utilisation" else _LINK_LOSS_CMAP).with_extremes(bad=_NO_DATA)
+        collection.set_array(shown)
+        collection.set_cmap(cmap)
+        collection.set_norm(mcolors.Normalize(vmin=0.0, vmax=vmax))
+        mappables["links"] = collection
     else:
-        colours = [(0.45, 0.45, 0.45, 1.0)] * len(working)
-    ax.add_collection(LineCollection([segments[e] for e in working], colors=colours, linewidths=3.0, zorder=1, capstyle="round"))
+        collection.set_color([(0.45, 0.45, 0.45, 1.0)] * len(working))
+    ax.add_collection(collection)
     if failed:
-        ax.add_collection(
-            LineCollection(
-                [segments[e] for e in sorted(failed)], colors="red", linewidths=3.0, linestyles=(0, (3, 2)), zorder=2
-            )
-        )
+        dashed = LineCollection([segments[e] for e in failed], colors=_FAILED, linewidths=3.0,
+                                linestyles=_FAILED_STYLE, zorder=2)
+        dashed.set_gid("failed-links")
+        ax.add_collection(dashed)
+        middles = np.array([_midpoint(segments[e]) for e in failed])
+        marks = ax.scatter(middles[:, 0], middles[:, 1], marker="X", s=130, c=_FAILED, edgecolors="white",
+                           linewidths=1.0, zorder=2.5)
+        marks.set_gid("failed-link-marks")
 
     if lost is not None and np.nanmax(lost, initial=0.0) > 0:
         lmax = float(np.nanmax(lost))
@@ -169,7 +331,8 @@ def draw_topology(
     else:
         face = [(1.0, 1.0, 1.0, 1.0)] * topology.num_routers
         sizes = np.full(topology.num_routers, _NODE_SIZE)
-    ax.scatter(pos[:, 0], pos[:, 1], s=sizes, c=face, edgecolors="black", linewidths=1.2, zorder=3)
+    routers = ax.scatter(pos[:, 0], pos[:, 1], s=sizes, c=face, edgecolors="black", linewidths=1.2, zorder=3)
+    routers.set_gid("routers")
     for i, name in enumerate(topology.router_names):
         r, g, b, _ = face[i]
         dark = 0.299 * r + 0.587 * g + 0.114 * b < 0.5
@@ -178,12 +341,15 @@ def draw_topology(
             color="white" if dark else "black", fontweight="bold", zorder=4,
         )
 
-    span = np.ptp(pos, axis=0)
-    pad = 0.08 * max(float(span.max()), 1e-9)
-    ax.set_xlim(pos[:, 0].min() - pad, pos[:, 0].max() + pad)
+    span = np.ptp(pos * np.array([xscale, 1.0]), axis=0)
+    pad = 0.08 * max(float(span.max()), 1e-9)  # the same margin on the drawing in both directions
+    ax.set_xlim(pos[:, 0].min() - pad / xscale, pos[:, 0].max() + pad / xscale)
     ax.set_ylim(pos[:, 1].min() - pad, pos[:, 1].max() + pad)
-    ax.set_aspect("equal")
-    ax.set_axis_off()
+    if geographic:
+        _style_map(ax, pos)
+    else:
+        ax.set_aspect("equal")
+        ax.set_axis_off()
     return mappables
 
 
@@ -191,18 +357,23 @@ def plot_topology(
     topology: Topology,
     *,
     link_utilisation: np.ndarray | Sequence[float] | None = None,
+    link_loss: np.ndarray | Sequence[float] | None = None,
+    color_links: str = "utilisation",
     lost_per_router: np.ndarray | Sequence[float] | None = None,
     failed_links: Sequence[int] = (),
     failure_labels: Sequence[str] = (),
     title: str | None = None,
     subtitle: str | None = None,
 ) -> Figure:
-    """A figure of `topology` with colour bars for link utilisation and router losses.
+    """A figure of `topology` with colour bars for the link metric (`color_links`) and router losses.
 
-    `failure_labels` (e.g. `"D-E @ tick 0"`) go into the legend entry of the failed links.
+    `failure_labels` (e.g. `"D-E @ tick 0"`, one per entry of `failed_links`) go into the legend
+    entry of the failed links, with the packets lost on each per episode when colouring by loss.
     """
+    metric = _check_metric(color_links)
+    geographic = is_map(topology)
     pos = router_positions(topology)
-    span = np.ptp(pos, axis=0)
+    span = np.ptp(pos * np.array([map_scale(pos) if geographic else 1.0, 1.0]), axis=0)
     aspect = float(span[1] / span[0]) if span[0] > 0 else 1.0
     width = 9.0
     height = min(max(6.5 * aspect, 4.5), 10.0) + 2.5  # drawing + titles, legend and colour bar
@@ -213,30 +384,43 @@ def plot_topology(
         ax,
         topology,
         link_utilisation=link_utilisation,
+        link_loss=link_loss,
+        color_links=metric,
         lost_per_router=lost_per_router,
         failed_links=failed_links,
         positions=pos,
     )
     if "links" in mappables:
         bar = fig.colorbar(mappables["links"], ax=ax, location="bottom", shrink=0.6, pad=0.02, aspect=35)
-        bar.set_label("mean link utilisation (time-average share of capacity in use)")
+        label = LINK_METRIC_LABELS[metric]
+        if metric == "loss" and not np.nanmax(np.asarray(mappables["links"].get_array(), dtype=np.float64), initial=0.0) > 0:
+            label += " — none on the working links"
+        bar.set_label(label)
     if "routers" in mappables:
         bar = fig.colorbar(mappables["routers"], ax=ax, location="right", shrink=0.6, pad=0.02, aspect=25)
         bar.set_label("packets lost at router, per episode (also marker size)")
     handles = []
     if failed_links:
-        label = "failed link" + ("s" if len(failed_links) > 1 else "")
-        if failure_labels:
-            label += ": " + ", ".join(failure_labels)
-        handles.append(Line2D([], [], color="red", linewidth=3.0, linestyle=(0, (3, 2)), label=label))
+        label = "failed link" + ("s" if len(set(failed_links)) > 1 else "")
+        labels = list(failure_labels)
+        if metric == "loss" and link_loss is not None and len(labels) == len(failed_links):
+            lost_on = np.asarray(link_loss, dtype=np.float64)
+            labels = [f"{text} ({lost_on[int(e)]:.3g} lost/episode)" for text, e in zip(labels, failed_links)]
+        if labels:
+            label += ": " + ", ".join(labels)
+        handles.append(Line2D([], [], color=_FAILED, linewidth=3.0, linestyle=_FAILED_STYLE, marker="X",
+                              markersize=10, markeredgecolor="white", label=label))
     if lost_per_router is not None and "routers" not in mappables:
         handles.append(
             Line2D([], [], marker="o", linestyle="", markerfacecolor="white", markeredgecolor="black",
                    markersize=10, label="no packets lost at any router")
         )
     if handles:
-        ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.01), ncol=len(handles),
-                  frameon=False, fontsize=9)
+        if geographic:  # below the degree axis and the colour bar, not over the map
+            fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), frameon=False, fontsize=9)
+        else:
+            ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.01), ncol=len(handles),
+                      frameon=False, fontsize=9)
     if title:
         fig.suptitle(title, fontsize=13)
     if subtitle:
@@ -268,11 +452,15 @@ def format_title(topology: Topology, load: float, policy: str, delivered_fractio
 __all__ = [
     "FORMATS",
     "LAYOUT_SEED",
+    "LINK_METRICS",
+    "LINK_METRIC_LABELS",
     "coordinates_usable",
     "draw_topology",
     "format_title",
+    "is_map",
     "layout_note",
     "link_label",
+    "map_scale",
     "plot_topology",
     "router_positions",
     "save_figure",

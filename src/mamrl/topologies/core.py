@@ -81,6 +81,9 @@ class Topology:
     """Per-pair packet-size distribution; None means 'use the simulator's default'."""
     link_names: tuple[str, ...] | None = field(default=None)
     """Optional names of links (as in the source file); default `"<a>-<b>"` by router names."""
+    geographic: bool = False
+    """Whether `coordinates` are (longitude, latitude) in degrees (set by the importers of files
+    from the wild) rather than drawing coordinates; plots then draw a map."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "router_names", tuple(str(r) for r in self.router_names))
@@ -129,6 +132,11 @@ class Topology:
                 # link_id() looks links up by name, so a repeated name would be ambiguous.
                 dup = sorted({x for x in self.link_names if self.link_names.count(x) > 1})
                 raise TopologyError(f"topology {self.name!r}: duplicate link name(s) {dup[:5]}")
+        if not isinstance(self.geographic, (bool, np.bool_)):
+            raise TopologyError(f"topology {self.name!r}: geographic must be True or False, got {self.geographic!r}")
+        object.__setattr__(self, "geographic", bool(self.geographic))
+        if self.geographic and self.coordinates is None:
+            raise TopologyError(f"topology {self.name!r}: geographic needs coordinates (longitude, latitude)")
         if self.packet_sizes is not None and self.packet_sizes.values.shape[0] != n:
             raise TopologyError(
                 f"topology {self.name!r}: packet size table is for {self.packet_sizes.values.shape[0]} routers, topology has {n}"
@@ -260,9 +268,12 @@ class Topology:
 
         Edges carry `id` (link id) and `a` (the end listed first) so that `from_networkx` restores
         the link order and orientation; the packet
-        sizes, if any, ride along as the graph attribute `packet_sizes`.
+        sizes, if any, ride along as the graph attribute `packet_sizes`, and geographic
+        coordinates set the graph attribute `geographic` to True.
         """
         g = nx.Graph(name=self.name)
+        if self.geographic:
+            g.graph["geographic"] = True
         if self.packet_sizes is not None:
             g.graph["packet_sizes"] = self.packet_sizes
         for i, name in enumerate(self.router_names):
@@ -296,7 +307,8 @@ class Topology:
         """Build from an undirected networkx graph with `capacity` and `latency_ticks` edge attrs.
 
         Nodes keep their order; a node's `name` attr (else the node itself, as a string) names
-        the router; `pos` gives coordinates. Edges are ordered by their `id` attr when every edge
+        the router; `pos` gives coordinates, (longitude, latitude) when the graph attribute
+        `geographic` is true. Edges are ordered by their `id` attr when every edge
         has a distinct one (as `to_networkx` writes), else in the graph's edge order; their `name`
         attrs become link names unless they are all the default `A-B` names. A missing edge
         attribute falls back to the given default, or is an error when no default is given.
@@ -333,10 +345,13 @@ class Topology:
         link_names = None if edge_names == default_names else tuple(edge_names)
         if packet_sizes is None:
             packet_sizes = graph.graph.get("packet_sizes")
-        return cls(name or str(graph.graph.get("name", "graph")), names, tuple(links), coords, packet_sizes, link_names)
+        geographic = bool(graph.graph.get("geographic", False)) and coords is not None
+        return cls(name or str(graph.graph.get("name", "graph")), names, tuple(links), coords, packet_sizes, link_names,
+                   geographic)
 
     def with_packet_sizes(self, packet_sizes: PacketSizeTable | None) -> "Topology":
-        return Topology(self.name, self.router_names, self.links, self.coordinates, packet_sizes, self.link_names)
+        return Topology(self.name, self.router_names, self.links, self.coordinates, packet_sizes, self.link_names,
+                        self.geographic)
 
     def __repr__(self) -> str:
         return f"Topology({self.name!r}, routers={self.num_routers}, links={self.num_links})"

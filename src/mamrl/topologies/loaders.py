@@ -31,7 +31,7 @@ TEAVAR_DEFAULT_LATENCY_TICKS = 3
 
 TEAVAR_TOPOLOGY_HEADER = ("to_node", "from_node", "capacity", "prob_failure")
 
-_TOP_KEYS = {"format", "name", "source", "notes", "defaults", "routers", "links", "packet_sizes"}
+_TOP_KEYS = {"format", "name", "source", "notes", "defaults", "routers", "links", "packet_sizes", "geographic"}
 _ROUTER_KEYS = {"name", "x", "y"}
 _LINK_KEYS = {"a", "b", "capacity", "latency_ticks", "failure_prob", "name"}
 _DEFAULT_KEYS = {"capacity", "latency_ticks", "failure_prob"}
@@ -421,6 +421,11 @@ def topology_from_document(doc: Any, where: object) -> Topology:
                            _number(router["y"], f"router {router['name']!r}: y", where)))
     if coords and len(coords) != len(names):
         _fail(where, "coordinates must be given for every router or for none")
+    geographic = doc.get("geographic", False)
+    if not isinstance(geographic, bool):
+        _fail(where, f"'geographic' must be true or false, got {json.dumps(geographic)[:40]}")
+    if geographic and not coords:
+        _fail(where, "'geographic' is true but the routers have no x (longitude) and y (latitude)")
     index = {router: i for i, router in enumerate(names)}
 
     if not isinstance(doc["links"], list):
@@ -472,6 +477,7 @@ def topology_from_document(doc: Any, where: object) -> Topology:
         coordinates=tuple(coords) if coords else None,
         packet_sizes=packet_sizes,
         link_names=explicit,
+        geographic=geographic,
     )
 
 
@@ -530,6 +536,8 @@ def topology_to_document(
             entry["x"], entry["y"] = topology.coordinates[i]
         routers.append(entry)
     doc["routers"] = routers
+    if topology.geographic:
+        doc["geographic"] = True  # x, y are longitude, latitude in degrees
     links: list[dict[str, Any]] = []
     for e, link in enumerate(topology.links):
         entry = {

@@ -22,7 +22,11 @@ derives them and says (with a `TopologyWarning`) whenever it has to fall back to
   value).
 - **Failure probability** from `failure_prob`, else `ImportSettings.failure_prob` (default 0).
 - **Coordinates** (x, y) = (longitude, latitude) when every node has `Latitude`/`Longitude`,
-  else `pos` when every node has one (topohub: (longitude, latitude)), else none.
+  else `pos` when every node has one (topohub: (longitude, latitude)), else none. They are
+  marked geographic (`Topology.geographic`, so plots draw a map) when they come from
+  `Latitude`/`Longitude`, or from `pos` in a graph whose attribute `geographic` is true (as
+  `Topology.to_networkx()` writes it, and as `load_topohub` sets it for every group but the
+  synthetic `gabriel` graphs).
 
 No packet sizes are read (the simulator's default then applies: every packet has size 1), and no
 traffic matrix: `gravity_demand_weights` gives a documented default. The formats are described
@@ -300,8 +304,13 @@ def topology_from_graph(
     geo = _geo(graph, nodes, names, where)
     if all(g is not None for g in geo):
         coordinates: list[tuple[float, float]] | None = [(lon, lat) for lat, lon in geo]  # type: ignore[misc]
+        geographic = True
     else:
         coordinates = _positions(graph, nodes, names, where)
+        # GraphML keeps a bool, GML writes 1, JSON true: accept each spelling of "yes".
+        geographic = coordinates is not None and str(graph.graph.get("geographic", "")).strip().lower() in ("true", "1")
+        if geographic and not all(-90.0 <= lat <= 90.0 for _, lat in coordinates):  # type: ignore[union-attr]
+            _fail(where, "graph attribute geographic is true but some pos latitudes are outside -90..90 degrees")
 
     directed = graph.is_directed()
     if graph.is_multigraph():
@@ -396,6 +405,7 @@ def topology_from_graph(
             tuple(coordinates) if coordinates is not None else None,
             None,
             tuple(explicit) if use_names else None,
+            geographic,
         )
     except TopologyError as exc:
         message = str(exc)
@@ -538,7 +548,8 @@ def load_topohub(key: str, settings: ImportSettings | None = None) -> Topology:
     `key` is `GROUP/NAME` as topohub names it, e.g. `topozoo/AttMpls`, `sndlib/polska`,
     `gabriel/25/0`; `topohub_names()` lists them. topohub stores nodes with `name` and `pos`
     (longitude, latitude) and edges with `dist` (km), so latencies come from the link lengths;
-    it stores no capacities, so every link gets the default capacity (with a warning).
+    it stores no capacities, so every link gets the default capacity (with a warning). Positions
+    are marked geographic except in the `gabriel` group, whose graphs are synthetic planar ones.
     """
     key = key.strip().removeprefix(TOPOHUB_PREFIX).strip().strip("/")
     topohub = _import_topohub()
@@ -556,6 +567,9 @@ def load_topohub(key: str, settings: ImportSettings | None = None) -> Topology:
         if doc is None:
             hint = _did_you_mean(key, names)
             raise TopologyError(f"topohub has no topology {key!r} ({hint}{how})")
+    if not key.startswith("gabriel/") and isinstance(doc, dict):
+        # Copies, so that topohub's own (possibly cached) document is left as it was.
+        doc = {**doc, "graph": {**(doc.get("graph") or {}), "geographic": True}}
     return topology_from_node_link(doc, key, settings, where=where)
 
 

@@ -1,0 +1,850 @@
+"""One-command reproduction of the paper's evaluation (SPEC §3, E1 and E2): `mamrl reproduce`.
+
+Stages, in order, each writing into a subfolder of the output directory:
+
+* `e1`         — the load sweep (`mamrl.experiments.sweep.run_sweep`) into `e1/`: one resumable sweep
+  per training budget (the deep learner may get fewer episodes than the tabular learners, see
+  `ReproduceConfig.algorithm_train_episodes`), merged into `e1/results.csv`;
+* `saturation` — the saturation bisection (`mamrl.experiments.saturation.saturation_search`) of each
+  configured algorithm on each topology into `saturation/<topology>-<algorithm>.json`;
+* `meta`       — MAML-TRPO meta-training per topology (`mamrl.experiments.failures.prepare_meta_init`,
+  i.e. `mamrl.meta.maml.meta_train`) into `e2/<topology>/meta/`, with `e2/<topology>/meta_init.pt`;
+* `e2`         — the link-failure experiment per topology
+  (`mamrl.experiments.failures.run_failure_experiment`) into `e2/<topology>/`, reusing that
+  meta-initialisation;
+* `report`     — figures, tables and `REPORT.md` (`mamrl.plotting.report.write_report`).
+
+Resuming
+--------
+`manifest.json` in the output directory holds the resolved configuration (`ReproduceConfig.resolved`)
+and the stages finished, with their wall times. Re-running the same command skips finished stages;
+an interrupted stage resumes inside itself, because each one's own files are resumable (the sweep's
+results CSV, `mamrl train`'s checkpoints, the failure experiment's curves.csv, one JSON file per
+saturation search). A different configuration in the same directory is refused with one line.
+
+Configuration
+-------------
+A preset (`quick`, `paper`) gives every value; `--topology` and dotted `--set KEY=VALUE` overrides
+(for example `--set sweep.train_episodes=100`, `--set failures.maml.episodes_per_task=2`) change
+it, and every value is validated by the experiment it belongs to (`SweepConfig`,
+`FailureExperimentConfig`, `SaturationSettings`), with one-line errors naming the field.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import datetime as _dt
+import json
+import math
+import os
+import re
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mamrl.errors import MamrlError
+from mamrl.experiments import config as sweep_config_module
+from mamrl.experiments import failures as failures_module
+from mamrl.experiments.config import SweepConfig, check_int, check_seeds, check_topologies, config_differences, config_hash
+
+FORMAT = "mamrl-reproduce/1"
+"""Format tag of `manifest.json`."""
+MANIFEST = "manifest.json"
+REPORT = "REPORT.md"
+
+STAGES: tuple[tuple[str, str], ...] = (
+    ("e1", "E1 load sweep"),
+    ("saturation", "saturation search"),
+    ("meta", "meta-training"),
+    ("e2", "E2 link failures"),
+    ("report", "report"),
+)
+"""(name, title) of every stage, in the order they run."""
+STAGE_NAMES: tuple[str, ...] = tuple(name for name, _ in STAGES)
+
+# Fields of the sub-configs that `reproduce` sets itself (per topology, or from its own flags).
+_SWEEP_OWN = ("topologies", "workers", "results")
+_FAILURES_OWN = ("topology", "workers", "output", "meta_init")
+
+
+# ------------------------------------------------------------------------------ saturation settings
+@dataclass(frozen=True)
+class SaturationSettings:
+    """The saturation searches of the `saturation` stage (see `mamrl saturation`)."""
+
+    algorithms: tuple[str, ...] = ("spa",)
+    """Algorithms bisected on every topology; learning ones are trained at every probed load."""
+    low: float = 0.01
+    """Lower end of the search (λ; must be bounded)."""
+    high: float = 0.5
+    """Upper end of the search (λ)."""
+    tolerance: float = 0.005
+    """Stop when the bracket is narrower than this (λ)."""
+    horizon_ticks: int = 2000
+    """Evaluation episode length; longer than the sweep's 500 ticks to see past the fill-up transient."""
+    episodes: int = 10
+    """Evaluation episodes per seed and probe."""
+    max_episodes: int = 80
+    """An undetermined probe is re-evaluated with twice the episodes, up to this many."""
+    seeds: tuple[int, ...] = (0,)
+    """Seeds pooled in every probe."""
+    train_episodes: int = 2000
+    """Training episodes per probe for learning algorithms (tabular PG plateaus after ~500 on b4)."""
+    train_horizon_ticks: int = 500
+    """Training episode length for learning algorithms."""
+
+
+def _positive_float(value: Any, label: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise MamrlError(f"{label}: expected a finite number > 0, got {value!r}")
+    return float(value)
+
+
+def _algorithms(value: Any, label: str) -> tuple[str, ...]:
+    return sweep_config_module.check_fields({"algorithms": value}, lambda _key: label)["algorithms"]
+
+
+_SATURATION_CHECKS: dict[str, Callable[[Any, str], Any]] = {
+    "algorithms": _algorithms,
+    "low": _positive_float,
+    "high": _positive_float,
+    "tolerance": _positive_float,
+    "horizon_ticks": lambda v, label: check_int(v, label, 4),
+    "episodes": lambda v, label: check_int(v, label, 2),
+    "max_episodes": lambda v, label: check_int(v, label, 2),
+    "seeds": check_seeds,
+    "train_episodes": lambda v, label: check_int(v, label, 1),
+    "train_horizon_ticks": lambda v, label: check_int(v, label, 1),
+}
+
+
+def saturation_settings(values: Mapping[str, Any], prefix: str = "saturation") -> SaturationSettings:
+    """Validated `SaturationSettings` from a mapping of its fields (unnamed ones keep their
+    defaults); errors name the field as `<prefix>.<field>`."""
+    if not isinstance(values, Mapping):
+        raise MamrlError(f"{prefix}: expected a table of settings, got {values!r}")
+
+    def label(key: str) -> str:
+        return f"{prefix}.{key}"
+
+    checked = sweep_config_module.check_fields(values, label, _SATURATION_CHECKS)
+    settings = SaturationSettings(**checked)
+    if settings.high <= settings.low:
+        raise MamrlError(f"{label('high')}: must be above low ({settings.low:g}), got {settings.high:g}")
+    if settings.max_episodes < settings.episodes:
+        raise MamrlError(f"{label('max_episodes')}: must be >= episodes ({settings.episodes}), got {settings.max_episodes}")
+    return settings
+
+
+# ------------------------------------------------------------------------------ the config
+@dataclass(frozen=True)
+class ReproduceConfig:
+    """What `mamrl reproduce` runs: E1 and E2 on the chosen topologies, with the preset's budgets."""
+
+    preset: str = "quick"
+    """The preset the values came from (`quick` or `paper`); a reduced preset is labelled as such in REPORT.md."""
+    topologies: tuple[str, ...] = ("b4",)
+    """Topologies, built-in names or topology files/directories; E1 plots them side by side, E2 runs once per topology."""
+    sweep: Mapping[str, Any] = field(default_factory=dict)
+    """E1: `SweepConfig` fields other than topologies, workers and results (algorithms, loads, seeds,
+    train_episodes, eval_episodes, horizon_ticks, algorithm_config)."""
+    algorithm_train_episodes: Mapping[str, int] = field(default_factory=dict)
+    """E1: training episodes of particular algorithms instead of `sweep.train_episodes` (the deep
+    learner costs ~0.35 s per training episode on one b4 core, tabular PG ~1 ms). Algorithms with
+    the same budget form one sweep (its own results file); entries for algorithms not swept are ignored."""
+    saturation: SaturationSettings = field(default_factory=SaturationSettings)
+    """The saturation searches."""
+    failures: Mapping[str, Any] = field(default_factory=dict)
+    """E2 and meta-training: `FailureExperimentConfig` fields other than topology, workers, output
+    and meta_init (load, seeds, episodes, fail_episode, controllers, maml, meta_iterations, ...)."""
+    overrides: tuple[str, ...] = ()
+    """Dotted keys changed from the preset by `--set` (only for the REPORT.md label; the values are above)."""
+    workers: int = 2
+    """Worker processes of the sweep, saturation and failure executors (with the Ray backend: CPUs
+    of a local instance, or tasks at once on a cluster); never changes the results."""
+    backend: str = "local"
+    """Where the stages' tasks run: `local` (this machine's cores) or `ray` (`make_backend_executor`)."""
+    address: str | None = None
+    """With the Ray backend: the head node of a running cluster (None: start a local instance)."""
+    output: str = "runs/reproduce-quick"
+    """Output directory (manifest.json, REPORT.md, stage subfolders)."""
+
+    # ------------------------------------------------------------------ derived configs
+    @property
+    def out(self) -> Path:
+        return Path(self.output)
+
+    @property
+    def reduced(self) -> bool:
+        """Whether the budgets are not the paper's (quick preset, or the paper preset changed by --set)."""
+        return self.preset != "paper" or bool(self.overrides)
+
+    def topology_slugs(self) -> dict[str, str]:
+        """A file-name-safe, distinct name per topology (`b4`, or a path's stem)."""
+        from mamrl.topologies import builtin_names
+
+        out: dict[str, str] = {}
+        for spec in self.topologies:
+            base = spec if spec in builtin_names() else (Path(spec).stem or "topology")
+            slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", base).strip("-.") or "topology"
+            candidate, k = slug, 2
+            while candidate in out.values():
+                candidate, k = f"{slug}-{k}", k + 1
+            out[spec] = candidate
+        return out
+
+    def sweep_groups(self) -> list[SweepConfig]:
+        """The E1 sweeps: one per training budget, algorithms in the configured order, each with its
+        own results file under `e1/`."""
+        from mamrl.agents import make_agent
+
+        base = dict(self.sweep)
+        budgets: dict[int, list[str]] = {}
+        for name in base["algorithms"]:
+            budget = int(self.algorithm_train_episodes.get(name, base["train_episodes"]))
+            if not make_agent(name, dict(base.get("algorithm_config", {}).get(name, {}))).learns:
+                budget = int(base["train_episodes"])  # never trained: keep it with the main group
+            budgets.setdefault(budget, []).append(name)
+        groups = []
+        for budget, names in budgets.items():
+            values = {**base, "algorithms": names, "train_episodes": budget, "topologies": list(self.topologies),
+                      "workers": self.workers, "results": str(self.out / "e1" / f"sweep_{'_'.join(names)}.csv")}
+            groups.append(sweep_config_module.validate(SweepConfig(**values)))
+        return groups
+
+    def failure_config(self, topology: str) -> failures_module.FailureExperimentConfig:
+        """E2 (and its meta-training) on one topology, into `e2/<topology>/` (meta-training in its `meta/`)."""
+        values = {**dict(self.failures), "topology": topology, "workers": self.workers, "meta_init": None,
+                  "output": str(self.out / "e2" / self.topology_slugs()[topology])}
+        return failures_module.validate(failures_module.FailureExperimentConfig(**values), lambda key: f"failures.{key}")
+
+    def resolved(self) -> dict[str, Any]:
+        """The result-determining configuration (no workers, output or override list), JSON-ready;
+        `manifest.json` holds it and a resume must match it."""
+        from mamrl.runs import jsonable
+
+        # Keyed by results file, so that a difference is named down to the field.
+        sweeps = {Path(g.results).stem: {k: v for k, v in g.resolved().items() if k != "topologies"}
+                  for g in self.sweep_groups()}
+        resolved = {
+            "format": FORMAT,
+            "preset": self.preset,
+            "topologies": list(self.topologies),
+            "e1": sweeps,
+            "saturation": dataclasses.asdict(self.saturation),
+            "e2": {topo: self.failure_config(topo).resolved() for topo in self.topologies},
+        }
+        return json.loads(json.dumps(jsonable(resolved), allow_nan=False))
+
+    def config_hash(self) -> str:
+        return config_hash(self.resolved())
+
+    def as_dict(self) -> dict[str, Any]:
+        """Every field, JSON-ready (for `--dry-run`)."""
+        from mamrl.runs import jsonable
+
+        return jsonable({
+            "preset": self.preset, "topologies": list(self.topologies), "sweep": dict(self.sweep),
+            "algorithm_train_episodes": dict(self.algorithm_train_episodes),
+            "saturation": dataclasses.asdict(self.saturation), "failures": dict(self.failures),
+            "overrides": list(self.overrides), "workers": self.workers, "backend": self.backend,
+            "address": self.address, "output": self.output,
+        })
+
+
+# ------------------------------------------------------------------------------ presets
+def _without(values: Mapping[str, Any], keys: Sequence[str]) -> dict[str, Any]:
+    return {k: copy.deepcopy(v) for k, v in values.items() if k not in keys}
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # b4 only, under 20 minutes on 2 cores. Estimated from the measured costs below (wall times
+    # on this project's 2-core machine): E1 ≈ 40 + 280 s, saturation ≈ 10 s, meta-training
+    # ≈ 150-300 s, E2 ≈ 140 s, report ≈ 20 s, plus numba compiling on a fresh clone (~1 min):
+    # about 11-14 minutes.
+    "quick": {
+        "topologies": ["b4"],
+        # The quick sweep (SPA, Q-routing, PG; 2000 training episodes; 2 seeds) plus λ = 0.5 for the
+        # paper's comparison point and the deep learner. SPA / Q-routing / PG: 30 s for 4 loads, so
+        # ~40 s for 5. The deep learner: ~0.35 s per training episode on one core, so 10 cells ×
+        # 160 episodes ≈ 560 core-s ≈ 280 s on 2 workers (`algorithm_train_episodes`). Per-packet
+        # credit: trained on the paper's reward the learner stops delivering (RESULTS.md §2).
+        "sweep": {
+            **_without(sweep_config_module.PRESETS["quick"], _SWEEP_OWN),
+            "algorithms": ["spa", "q-routing", "pg", "mamrl"],
+            "loads": [0.05, 0.1, 0.2, 0.3, 0.5],
+            "algorithm_config": {"mamrl": {"reward": "packet"}},
+        },
+        # 160 episodes = 10 TRPO iterations of 16: far from trained (the paper: 10,000), labelled so.
+        "algorithm_train_episodes": {"mamrl": 160},
+        # SPA's bisection on 2,000-tick episodes: about 10 s.
+        "saturation": {"algorithms": ["spa"]},
+        # The paper's three b4 failures, every controller, 2 seeds, 100 episodes after the failure:
+        # 320 episodes × 4 links took 490 s on 2 workers (~0.13 core-s per deep episode), so
+        # 18 deep runs × 120 episodes ≈ 280 core-s ≈ 140 s. Meta-training: 10 MAML-TRPO
+        # iterations with MamlConfig's defaults (15-30 s each on b4): 150-300 s — a start, not a
+        # meta-initialisation (RESULTS.md §3.1 needed ~40 iterations to route well).
+        "failures": {
+            **_without(failures_module.PRESETS["quick"], _FAILURES_OWN),
+            "controllers": list(failures_module.CONTROLLER_NAMES),
+            "episodes": 120,
+            "meta_iterations": 10,
+        },
+    },
+    # The paper's budgets (SPEC §3): all three topologies, its eight loads, 10,000 training
+    # episodes for every learner (the deep one included: about an hour per cell on one core),
+    # 3 seeds; 300 meta-iterations (2-3 hours per topology); 1,000 episodes after the failure.
+    "paper": {
+        "topologies": ["b4", "geant", "att"],
+        "sweep": {
+            **_without(sweep_config_module.PRESETS["paper"], _SWEEP_OWN),
+            "algorithms": ["spa", "q-routing", "pg", "mamrl"],
+            "algorithm_config": {"mamrl": {"reward": "packet"}},
+        },
+        "algorithm_train_episodes": {},
+        "saturation": {"algorithms": ["spa", "q-routing", "pg"], "train_episodes": 10_000},
+        "failures": {
+            **_without(failures_module.PRESETS["paper"], _FAILURES_OWN),
+            "meta_iterations": 300,
+        },
+    },
+}
+"""Named configurations; `--topology` and `--set` change them."""
+
+_SETTABLE = ("topologies", "sweep", "algorithm_train_episodes", "saturation", "failures")
+"""Top-level fields `--set` may change (workers and output have their own flags)."""
+
+
+def default_output(preset: str) -> str:
+    return f"runs/reproduce-{preset}"
+
+
+def _set_dotted(values: dict[str, Any], key: str, value: Any) -> None:
+    parts = [p.strip() for p in key.split(".")]
+    if not key.strip() or any(not p for p in parts):
+        raise MamrlError(f"--set: bad key {key!r} (use dotted field names, e.g. sweep.train_episodes)")
+    if parts[0] not in _SETTABLE:
+        raise MamrlError(f"--set {key}: unknown field {parts[0]!r} (settable: {', '.join(_SETTABLE)})")
+    target: Any = values
+    for k, part in enumerate(parts[:-1]):
+        nxt = target.get(part)
+        if nxt is None:
+            nxt = target[part] = {}
+        if not isinstance(nxt, dict):
+            raise MamrlError(f"--set {key}: {'.'.join(parts[:k + 1])} is not a table of settings")
+        target = nxt
+    target[parts[-1]] = value
+
+
+def _check_section(value: Any, label: str, own: Sequence[str], known: Sequence[str]) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        raise MamrlError(f"{label}: expected a table of settings, got {value!r}")
+    for key in value:
+        if key in own:
+            raise MamrlError(f"{label}.{key}: set by `mamrl reproduce` itself, not by the configuration")
+        if key not in known:
+            raise MamrlError(f"{label}.{key}: unknown field (known: {', '.join(k for k in known if k not in own)})")
+    return dict(value)
+
+
+def _check_train_episodes(value: Any, label: str) -> dict[str, int]:
+    from mamrl.agents import canonical_name
+
+    if not isinstance(value, Mapping):
+        raise MamrlError(f"{label}: expected a table of algorithm -> episodes, got {value!r}")
+    out: dict[str, int] = {}
+    for name, episodes in value.items():
+        try:
+            key = canonical_name(str(name))
+        except MamrlError as exc:
+            raise MamrlError(f"{label}: {exc}") from None
+        out[key] = check_int(episodes, f"{label}.{name}", 1)
+    return out
+
+
+def build_reproduce_config(
+    *,
+    preset: str = "quick",
+    topologies: Sequence[str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    workers: int = 2,
+    backend: str = "local",
+    address: str | None = None,
+    output: str | os.PathLike[str] | None = None,
+) -> ReproduceConfig:
+    """The preset ← `topologies` ← dotted `overrides` (`{"sweep.train_episodes": 100}`), validated
+    (one-line `MamrlError`s naming the field). `output` defaults to `runs/reproduce-<preset>`."""
+    if preset not in PRESETS:
+        raise MamrlError(f"--preset: unknown preset {preset!r} (choose from {', '.join(PRESETS)})")
+    values = copy.deepcopy(PRESETS[preset])
+    topo_label = "topologies"
+    if topologies:
+        values["topologies"] = list(topologies)
+        topo_label = "--topology"
+    for key, value in (overrides or {}).items():
+        _set_dotted(values, key, value)
+        if key.split(".")[0].strip() == "topologies":
+            topo_label = "--set topologies"
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise MamrlError(f"--workers: must be an integer >= 1, got {workers!r}")
+    from mamrl.experiments.sweep import check_backend
+
+    backend = check_backend(backend, address)
+    out = str(output) if output is not None else default_output(preset)
+    if not out.strip():
+        raise MamrlError("--output: expected a directory name")
+    sweep = _check_section(values["sweep"], "sweep", _SWEEP_OWN, sweep_config_module.FIELD_NAMES)
+    sweep = sweep_config_module.check_fields(sweep, lambda key: f"sweep.{key}")
+    missing = [k for k in ("algorithms", "loads", "seeds", "train_episodes") if k not in sweep]
+    if missing:  # a preset always has them; guards hand-built presets
+        raise MamrlError(f"sweep: missing {', '.join(missing)}")
+    failures = _check_section(values["failures"], "failures", _FAILURES_OWN, failures_module.FIELD_NAMES)
+    failures = failures_module.check_fields(failures, lambda key: f"failures.{key}")
+    train = _check_train_episodes(values.get("algorithm_train_episodes", {}), "algorithm_train_episodes")
+    config = ReproduceConfig(
+        preset=preset,
+        topologies=check_topologies(values["topologies"], topo_label),
+        sweep=sweep,
+        # Only the budgets of swept algorithms matter (the others cannot change results).
+        algorithm_train_episodes={k: v for k, v in train.items() if k in sweep["algorithms"]},
+        saturation=saturation_settings(values.get("saturation", {})),
+        failures=failures,
+        overrides=tuple(sorted(k.strip() for k in (overrides or {}))),
+        workers=workers,
+        backend=backend,
+        address=address,
+        output=out,
+    )
+    try:
+        config.sweep_groups()
+    except MamrlError as exc:
+        raise MamrlError(f"sweep.{exc}") from None
+    for topo in config.topologies:
+        config.failure_config(topo)  # errors name `failures.<field>`
+    return config
+
+
+# ------------------------------------------------------------------------------ manifest
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
+
+
+def _write_json_atomic(path: Path, doc: Any) -> None:
+    from mamrl import runs
+
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        tmp.write_text(runs.dumps(doc), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise MamrlError(f"cannot write {str(path)!r}: {exc.strerror or exc}") from None
+
+
+class Manifest:
+    """`manifest.json`: the resolved config, provenance and the state and wall time of every stage."""
+
+    def __init__(self, config: ReproduceConfig):
+        self.config = config
+        self.path = config.out / MANIFEST
+        self.resolved = config.resolved()
+        self.doc: dict[str, Any] = {}
+
+    def existing(self) -> dict[str, Any] | None:
+        """The output directory's manifest if it was made with this configuration, None if there is
+        none yet; a one-line error if it holds another configuration or something else."""
+        out = self.config.out
+        if out.exists() and not out.is_dir():
+            raise MamrlError(f"output {str(out)!r} exists and is not a directory")
+        if not self.path.is_file():
+            if out.is_dir() and any(out.iterdir()):
+                raise MamrlError(f"output {str(out)!r} is not empty and holds no {MANIFEST}; use a new --output")
+            return None
+        try:
+            doc = json.loads(self.path.read_text(encoding="utf-8"))
+            if doc.get("format") != FORMAT:
+                raise ValueError("format")
+            old = doc["config"]
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            raise MamrlError(f"{self.path} is unreadable or not a `mamrl reproduce` manifest; use a new --output") from None
+        diff = config_differences(old, self.resolved)
+        if diff:
+            shown = ", ".join(diff[:6]) + (f" and {len(diff) - 6} more" if len(diff) > 6 else "")
+            raise MamrlError(f"output {str(out)!r} was made with a different configuration (differs in: {shown}); "
+                             "use another --output, or delete it to start over")
+        doc.setdefault("stages", {})
+        return doc
+
+    def open(self) -> None:
+        """Check an existing manifest matches this configuration, or create the output directory and the manifest."""
+        from mamrl import runs
+
+        doc = self.existing()
+        if doc is not None:
+            self.doc = doc
+            return
+        try:
+            self.config.out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise MamrlError(f"cannot create output directory {str(self.config.out)!r}: {exc.strerror or exc}") from None
+        self.doc = {"format": FORMAT, "config_hash": config_hash(self.resolved), "config": self.resolved,
+                    "preset": self.config.preset, "overrides": list(self.config.overrides),
+                    "created": runs.provenance(), "stages": {}}
+        self.save()
+
+    def save(self) -> None:
+        _write_json_atomic(self.path, self.doc)
+
+    def stage(self, name: str) -> dict[str, Any]:
+        return self.doc["stages"].get(name, {})
+
+    def done(self, name: str) -> bool:
+        return self.stage(name).get("status") == "done"
+
+    def record(self, name: str, seconds: float, *, finished: bool) -> None:
+        """Add `seconds` to a stage's wall time (interrupted attempts count too); mark it done."""
+        entry = dict(self.stage(name))
+        entry["wall_s"] = round(float(entry.get("wall_s", 0.0)) + seconds, 3)
+        entry["attempts"] = int(entry.get("attempts", 0)) + 1
+        if finished:
+            entry["status"] = "done"
+            entry["finished_utc"] = _now()
+        else:
+            entry.setdefault("status", "incomplete")
+        self.doc["stages"][name] = entry
+        self.save()
+
+    def wall_times(self) -> dict[str, float]:
+        return {name: float(self.stage(name).get("wall_s", 0.0)) for name in STAGE_NAMES if self.stage(name)}
+
+
+# ------------------------------------------------------------------------------ progress
+class StageListener:
+    """Receives the progress of `run_reproduce` (the CLI draws it with rich). Every method is a no-op here."""
+
+    def opened(self, stages_done: Sequence[str]) -> None:
+        """The output directory is ready (created, or checked to hold this configuration, with `stages_done` finished)."""
+
+    def stage_started(self, name: str, title: str, total: int, completed: int, unit: str) -> None:
+        """A stage starts with `total` units of work (`unit`: cells, searches, iterations, runs), `completed` already done."""
+
+    def advanced(self, name: str, completed: int, total: int, detail: str) -> None:
+        """A unit of work finished."""
+
+    def stage_finished(self, name: str, title: str, wall_s: float, skipped: bool) -> None:
+        """A stage finished (`skipped`: it was already done in the output directory)."""
+
+
+@dataclass
+class ReproduceOutcome:
+    """What a `run_reproduce` call did."""
+
+    output: Path
+    stages: dict[str, str]
+    """Per stage: `ran`, `skipped` (already done) or `not run` (stopped before it)."""
+    wall_time_s: float
+    """Wall time of this call."""
+    report: Path | None
+    """REPORT.md, once written."""
+
+
+# ------------------------------------------------------------------------------ executors
+def make_stage_executor(config: ReproduceConfig, workers: int | None = None, *, run: Callable[[Any], Any] | None = None,
+                        cost: Callable[[Any], float] | None = None, describe: Callable[[Any], str] | None = None):
+    """The executor of a stage's tasks on the configured backend (`sweep.make_backend_executor`):
+    locally in process for one worker, else a process pool; or Ray tasks. `run` is the task
+    function (default: a sweep cell); `workers` defaults to the config's."""
+    from mamrl.experiments.sweep import make_backend_executor
+
+    return make_backend_executor(config.backend, config.workers if workers is None else workers, config.address,
+                                 run=run, cost=cost, describe=describe)
+
+
+# ------------------------------------------------------------------------------ stage: E1
+def merge_sweeps(config: ReproduceConfig, groups: Sequence[SweepConfig]) -> Path:
+    """Write `e1/results.csv`: the rows of every E1 sweep in canonical order (topologies and
+    algorithms as configured, loads ascending, seeds), in the sweep's results format."""
+    from mamrl import runs
+    from mamrl.experiments.sweep import format_row, header_line, read_results
+
+    rows = [row for g in groups for row in read_results(g.results)]
+    topo_rank = {t: k for k, t in enumerate(config.topologies)}
+    algo_rank = {a: k for k, a in enumerate(config.sweep["algorithms"])}
+    rows.sort(key=lambda r: (topo_rank.get(r["topology"], 99), algo_rank.get(r["algorithm"], 99), r["load"], r["seed"]))
+    path = config.out / "e1" / "results.csv"
+    runs.write_text(path, header_line() + "".join(format_row(r) for r in rows))
+    return path
+
+
+def _stage_e1(config: ReproduceConfig, listener: StageListener, title: str) -> None:
+    from mamrl.experiments.sweep import run_sweep
+
+    groups = config.sweep_groups()
+    total = sum(g.num_cells for g in groups)
+    state = {"done": 0}
+    listener.stage_started("e1", title, total, 0, "cells")
+    with make_stage_executor(config) as executor:
+        for group in groups:
+            base = state["done"]
+
+            def on_start(skipped: int, _total: int, base: int = base) -> None:
+                state["done"] = base + skipped
+                if skipped:
+                    listener.advanced("e1", state["done"], total, f"{', '.join(group.algorithms)}: {skipped} cells already done")
+
+            def on_row(row: dict[str, Any], done: int, _total: int, base: int = base) -> None:
+                state["done"] = base + done
+                listener.advanced("e1", state["done"], total,
+                                  f"{row['topology']} {row['algorithm']} λ={row['load']:g} seed {row['seed']}: "
+                                  f"sojourn {row['mean_sojourn_time_mean']:.3g}, delivered {100 * row['delivered_fraction_mean']:.1f}%")
+
+            outcome = run_sweep(group, executor=executor, on_start=on_start, on_row=on_row)
+            if not outcome.complete:  # pragma: no cover - run_sweep completes unless stopped
+                raise MamrlError(f"E1 sweep {group.results} did not complete")
+            state["done"] = base + outcome.total_cells
+    merge_sweeps(config, groups)
+
+
+# ------------------------------------------------------------------------------ stage: saturation
+@dataclass(frozen=True)
+class SaturationTask:
+    """One saturation search (picklable, for the stage's executor)."""
+
+    topology: str
+    algorithm: str
+    settings: dict[str, Any]
+    """`SaturationSettings` as a dict."""
+    algorithm_config: dict[str, Any]
+    path: str
+    """The JSON file the result goes to."""
+    config: dict[str, Any]
+    """What determines the result (stored in the file; a file with another one is recomputed)."""
+
+
+def run_saturation_task(task: SaturationTask) -> dict[str, Any]:
+    """Run one saturation search; returns the document of its JSON file (runs in a worker, maybe on
+    another machine: the calling process writes the file)."""
+    from mamrl import runs
+    from mamrl.experiments.saturation import saturation_search, trained_agent_factory
+    from mamrl.experiments.sweep import single_threaded
+    from mamrl.topologies import load_topology
+
+    s = task.settings
+    factory = trained_agent_factory(task.algorithm, task.algorithm_config, s["train_episodes"], s["train_horizon_ticks"])
+    with single_threaded():
+        result = saturation_search(load_topology(task.topology), task.algorithm, factory, low=s["low"], high=s["high"],
+                                   tolerance=s["tolerance"], horizon_ticks=s["horizon_ticks"], episodes=s["episodes"],
+                                   max_episodes=s["max_episodes"], seeds=s["seeds"])
+    return {**result.as_dict(), "topology_spec": task.topology, "config": task.config, "path": task.path,
+            "description": result.describe(), **runs.provenance()}
+
+
+def saturation_tasks(config: ReproduceConfig) -> list[SaturationTask]:
+    """One search per (topology, algorithm), with the algorithm's E1 hyper-parameters."""
+    from mamrl.agents import make_agent
+    from mamrl.runs import jsonable
+
+    settings = dataclasses.asdict(config.saturation)
+    algorithm_config = dict(config.sweep.get("algorithm_config", {}))
+    out = []
+    for topo, slug in config.topology_slugs().items():
+        for algo in config.saturation.algorithms:
+            algo_config = make_agent(algo, dict(algorithm_config.get(algo, {}))).config()
+            determining = json.loads(json.dumps(jsonable({"topology": topo, "algorithm": algo, "settings": settings,
+                                                          "algorithm_config": algo_config})))
+            out.append(SaturationTask(topo, algo, settings, dict(algorithm_config.get(algo, {})),
+                                      str(config.out / "saturation" / f"{slug}-{algo}.json"), determining))
+    return out
+
+
+def _saturation_done(task: SaturationTask) -> bool:
+    try:
+        return json.loads(Path(task.path).read_text(encoding="utf-8")).get("config") == task.config
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _stage_saturation(config: ReproduceConfig, listener: StageListener, title: str) -> None:
+    from mamrl import runs
+
+    tasks = saturation_tasks(config)
+    todo = [t for t in tasks if not _saturation_done(t)]
+    done = len(tasks) - len(todo)
+    listener.stage_started("saturation", title, len(tasks), done, "searches")
+    if not todo:
+        return
+    (config.out / "saturation").mkdir(parents=True, exist_ok=True)
+    def cost(task: SaturationTask) -> float:
+        # Learning algorithms retrain at every probe: start them first (shorter tail).
+        return 0.0 if task.algorithm in ("spa", "random") else 1.0
+
+    with make_stage_executor(config, min(config.workers, len(todo)), run=run_saturation_task, cost=cost,
+                             describe=lambda t: f"saturation search {t.algorithm} on {t.topology}") as executor:
+        for doc in executor.map_cells(todo):
+            runs.write_json(doc.pop("path"), doc)
+            done += 1
+            listener.advanced("saturation", done, len(tasks), doc["description"])
+
+
+# ------------------------------------------------------------------------------ stages: meta-training and E2
+def _deep_topologies(config: ReproduceConfig) -> list[str]:
+    return [t for t in config.topologies if config.failure_config(t).deep]
+
+
+def _meta_iterations_done(meta_dir: Path) -> int:
+    """Meta-iterations already in a meta-training directory (rows of its curves.csv)."""
+    path = meta_dir / "curves.csv"
+    try:
+        lines = [line for line in path.read_text(encoding="utf-8").splitlines()[1:] if line.strip()]
+    except OSError:
+        return 0
+    return len(lines)
+
+
+def _stage_meta(config: ReproduceConfig, listener: StageListener, title: str) -> None:
+    from mamrl.experiments.failures import prepare_meta_init
+
+    topologies = _deep_topologies(config)
+    per = {t: config.failure_config(t) for t in topologies}
+    total = sum(c.meta_iterations for c in per.values())
+    done_before = {t: min(_meta_iterations_done(Path(c.output) / "meta"), c.meta_iterations) for t, c in per.items()}
+    listener.stage_started("meta", title, total, sum(done_before.values()), "iterations")
+    offset = 0
+    for topo, fcfg in per.items():
+        episodes_per = failures_module.maml_config(fcfg.maml).episodes_per_meta_iteration
+        base = offset
+
+        def on_chunk(row: dict[str, Any], base: int = base, topo: str = topo) -> None:
+            iteration = int(row["episodes"]) // max(episodes_per, 1)
+            reward = row.get("reward")
+            detail = (f"{topo}: iteration {iteration}, {row.get('seconds', 0):.1f} s"
+                      + (f", post-adaptation reward {reward:.3g}" if isinstance(reward, (int, float)) else "")
+                      + f", delivered {100 * (row.get('delivered_fraction') or 0):.1f}%")
+            listener.advanced("meta", base + iteration, total, detail)
+
+        prepare_meta_init(fcfg, Path(fcfg.output), on_chunk=on_chunk)
+        offset += fcfg.meta_iterations
+        listener.advanced("meta", offset, total, f"{topo}: meta-initialisation ready")
+
+
+def _stage_e2(config: ReproduceConfig, listener: StageListener, title: str) -> None:
+    from mamrl.experiments.failures import make_run_executor, run_failure_experiment
+
+    per = {t: config.failure_config(t) for t in config.topologies}
+    total = sum(len(c.runs()) for c in per.values())
+    state = {"done": 0}
+    listener.stage_started("e2", title, total, 0, "runs")
+    with make_run_executor(config.workers, backend=config.backend, address=config.address) as executor:
+        for topo, fcfg in per.items():
+            base = state["done"]
+
+            def on_start(skipped: int, _total: int, base: int = base) -> None:
+                state["done"] = base + skipped
+                if skipped:
+                    listener.advanced("e2", state["done"], total, f"{topo}: {skipped} runs already done")
+
+            def on_run(result: Any, done: int, _total: int, base: int = base) -> None:
+                state["done"] = base + done
+                after = [r["loss_fraction"] for r in result.rows if r["phase"] != "intact"]
+                loss = sum(after) / len(after) if after else float("nan")
+                listener.advanced("e2", state["done"], total,
+                                  f"{result.run}: loss after the failure {100 * loss:.2f}%, {result.wall_s:.1f} s")
+
+            outcome = run_failure_experiment(fcfg, executor=executor, on_start=on_start, on_run=on_run)
+            if not outcome.complete:  # pragma: no cover
+                raise MamrlError(f"E2 on {topo} did not complete")
+            state["done"] = base + outcome.total_runs
+
+
+# ------------------------------------------------------------------------------ stage: report
+def _stage_report(config: ReproduceConfig, manifest: Manifest, listener: StageListener, title: str,
+                  started: float) -> Path:
+    from mamrl.plotting.failures import write_failure_report
+    from mamrl.plotting.report import write_report
+    from mamrl.plotting.sweep import write_sweep_report
+
+    steps = 2 + len(config.topologies)
+    listener.stage_started("report", title, steps, 0, "steps")
+    listener.advanced("report", 0, steps, "drawing E1 figures")
+    write_sweep_report(config.out / "e1" / "results.csv", config.out / "e1")
+    for k, topo in enumerate(config.topologies):
+        listener.advanced("report", 1 + k, steps, f"drawing E2 figures and Table 2 on {topo}")
+        write_failure_report(config.failure_config(topo).output)
+    listener.advanced("report", steps - 1, steps, "writing REPORT.md")
+    walls = manifest.wall_times()
+    walls["report"] = walls.get("report", 0.0) + (time.perf_counter() - started)
+    path = write_report(config, manifest.doc, walls)
+    listener.advanced("report", steps, steps, "REPORT.md")
+    return path
+
+
+# ------------------------------------------------------------------------------ the driver
+def run_reproduce(config: ReproduceConfig, *, listener: StageListener | None = None,
+                  stop_after_stage: str | None = None) -> ReproduceOutcome:
+    """Run (or resume) every stage into `config.output`. `stop_after_stage` stops once that stage
+    is done (a test hook standing in for a kill)."""
+    if stop_after_stage is not None and stop_after_stage not in STAGE_NAMES:
+        raise MamrlError(f"unknown stage {stop_after_stage!r} (stages: {', '.join(STAGE_NAMES)})")
+    listener = listener or StageListener()
+    start = time.perf_counter()
+    manifest = Manifest(config)
+    manifest.open()
+    listener.opened([name for name in STAGE_NAMES if manifest.done(name)])
+    status = {name: "not run" for name in STAGE_NAMES}
+    report: Path | None = None
+    runners: dict[str, Callable[[str], Any]] = {
+        "e1": lambda title: _stage_e1(config, listener, title),
+        "saturation": lambda title: _stage_saturation(config, listener, title),
+        "meta": lambda title: _stage_meta(config, listener, title),
+        "e2": lambda title: _stage_e2(config, listener, title),
+    }
+    for name, title in STAGES:
+        finished_before = manifest.done(name) and (name != "report" or (config.out / REPORT).is_file())
+        if finished_before:
+            status[name] = "skipped"
+            listener.stage_finished(name, title, float(manifest.stage(name).get("wall_s", 0.0)), True)
+        else:
+            stage_start = time.perf_counter()
+            try:
+                if name == "report":
+                    report = _stage_report(config, manifest, listener, title, stage_start)
+                else:
+                    runners[name](title)
+            except BaseException:
+                manifest.record(name, time.perf_counter() - stage_start, finished=False)
+                raise
+            wall = time.perf_counter() - stage_start
+            manifest.record(name, wall, finished=True)
+            status[name] = "ran"
+            listener.stage_finished(name, title, float(manifest.stage(name)["wall_s"]), False)
+        if name == stop_after_stage:
+            break
+    if report is None and (config.out / REPORT).is_file():
+        report = config.out / REPORT
+    return ReproduceOutcome(config.out, status, time.perf_counter() - start, report)
+
+
+__all__ = [
+    "FORMAT",
+    "MANIFEST",
+    "PRESETS",
+    "REPORT",
+    "STAGES",
+    "STAGE_NAMES",
+    "Manifest",
+    "ReproduceConfig",
+    "ReproduceOutcome",
+    "SaturationSettings",
+    "SaturationTask",
+    "StageListener",
+    "build_reproduce_config",
+    "default_output",
+    "make_stage_executor",
+    "merge_sweeps",
+    "run_reproduce",
+    "run_saturation_task",
+    "saturation_settings",
+    "saturation_tasks",
+]

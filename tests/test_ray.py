@@ -1,0 +1,180 @@
+"""The Ray backend (issue 6, item 2): `--backend ray` gives the local backend's results, resumes the
+same results files, and reports a missing Ray or an unreachable cluster in one line.
+
+Tests that run cells use the session's one local Ray instance (`ray_session` in conftest.py) and
+are skipped when Ray is not installed; the error tests need no Ray instance.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from mamrl.agents import make_agent
+from mamrl.cli import app
+from mamrl.errors import MamrlError
+from mamrl.experiments.config import SweepConfig, build_sweep_config
+from mamrl.experiments.failures import build_failure_config, make_run_executor, run_failure_experiment
+from mamrl.experiments.ray_backend import MISSING_RAY, RayCellExecutor, is_loopback, parse_address
+from mamrl.experiments.sweep import (
+    TIMING_COLUMNS,
+    Cell,
+    CellFailed,
+    CellTask,
+    make_backend_executor,
+    run_sweep,
+)
+from cli_helpers import assert_one_line_error
+
+runner = CliRunner()
+
+# Tiny budgets: the backend, not the learning, is under test.
+TINY = {
+    "topologies": ["b4"],
+    "algorithms": ["spa", "q-routing"],
+    "loads": [0.1, 0.3],
+    "seeds": [0, 1],
+    "train_episodes": 4,
+    "eval_episodes": 3,
+    "horizon_ticks": 60,
+    "workers": 1,
+}
+
+UNREACHABLE = "127.0.0.1:1"  # a loopback port nothing listens on: refused at once
+
+
+def tiny_config(results: Path, **changes) -> SweepConfig:
+    return build_sweep_config(overrides={**TINY, **changes, "results": str(results)})
+
+
+def without_timings(path: Path) -> list[dict[str, str]]:
+    """Every row of a results CSV in file order, every column but the wall times."""
+    rows = list(csv.DictReader(io.StringIO(path.read_text())))
+    for row in rows:
+        for column in TIMING_COLUMNS:
+            row.pop(column)
+    return rows
+
+
+# ------------------------------------------------------------------------------ same results
+def test_ray_sweep_matches_local_and_resumes(ray_session, tmp_path: Path) -> None:
+    local = tmp_path / "local.csv"
+    reference = run_sweep(tiny_config(local))  # one worker: in process
+    assert reference.complete and reference.ran == 8
+
+    path = tmp_path / "ray.csv"
+    seen: list[tuple[int, int]] = []
+    with make_backend_executor("ray", 2) as executor:
+        assert isinstance(executor, RayCellExecutor) and "Ray" in executor.label
+        # Interrupted after 3 cells, then resumed on Ray: the same file as one local run.
+        first = run_sweep(tiny_config(path, workers=2), executor=executor, stop_after=3)
+        assert first.ran == 3 and not first.complete
+        second = run_sweep(tiny_config(path, workers=2), executor=executor,
+                           on_row=lambda row, done, total: seen.append((done, total)))
+    assert second.skipped == 3 and second.ran == 5 and second.complete
+    assert seen == [(k, 8) for k in range(4, 9)]  # progress as each cell arrives
+    rows = without_timings(path)
+    assert len(rows) == 8 and rows == without_timings(local)  # every column of every row, same order
+    assert [r[c] for r in second.rows for c in TIMING_COLUMNS]  # the wall times are there, just not compared
+
+
+def test_ray_failure_experiment_matches_local(ray_session, tmp_path: Path) -> None:
+    values = {
+        "failures": ["D-E"], "controllers": ["spa", "q-routing"], "episodes": 16, "fail_episode": 4,
+        "horizon_ticks": 60, "load": 0.1, "seeds": [0], "workers": 1, "reconvergence_delay_ticks": 15,
+    }
+    local = build_failure_config(preset="quick", overrides={**values, "output": str(tmp_path / "local")})
+    assert run_failure_experiment(local).ran == 2
+    remote = build_failure_config(preset="quick", overrides={**values, "output": str(tmp_path / "ray")})
+    with make_run_executor(2, backend="ray") as executor:
+        outcome = run_failure_experiment(remote, executor=executor)
+    assert outcome.complete and outcome.ran == 2
+    assert (tmp_path / "ray" / "curves.csv").read_text() == (tmp_path / "local" / "curves.csv").read_text()
+
+
+def test_a_failing_cell_is_the_local_pools_one_line_error(ray_session) -> None:
+    task = CellTask(Cell("b4", "nope", 0.1, 0), {}, 1, 1, 60, "0" * 12)
+    executor = RayCellExecutor(1, cost=lambda task: 1.0)  # the default cost would fail in the driver
+    with pytest.raises(CellFailed) as info:
+        with executor:
+            list(executor.map_cells([task]))
+    # Word for word the local pool's message (ProcessPoolCellExecutor): the cell, then what it raised.
+    with pytest.raises(MamrlError) as raised:
+        make_agent("nope", {})
+    assert str(info.value) == f"cell b4 nope λ=0.1 seed 0 failed: {raised.value}"
+    assert "\n" not in str(info.value)
+
+
+def test_cli_sweep_on_ray(ray_session, tmp_path: Path) -> None:
+    path = tmp_path / "cli.csv"
+    args = ["sweep", "-t", "b4", "-a", "spa", "-l", "0.1,0.3", "-s", "0", "--train-episodes", "2", "--eval-episodes", "2",
+            "--horizon", "40", "-o", str(path), "-j", "2", "--backend", "ray"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "on the current Ray session" in result.stderr and "2 cells (2 run, 0 already done)" in result.stdout
+    assert len(without_timings(path)) == 2
+    assert ray_session.is_initialized()  # a session the command did not start is left open
+    again = runner.invoke(app, args)
+    assert again.exit_code == 0 and "(0 run, 2 already done)" in again.stdout
+
+
+# ------------------------------------------------------------------------------ errors
+def test_missing_ray_is_a_one_line_hint(monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now raises ImportError
+    with pytest.raises(MamrlError) as info:
+        make_backend_executor("ray", 1)
+    assert str(info.value) == MISSING_RAY == "--backend ray needs Ray: pip install 'mamrl[ray]'"
+    for args in (["sweep", "-o", str(tmp_path / "r.csv")], ["failures", "-o", str(tmp_path / "f")]):
+        result = runner.invoke(app, [*args, "--backend", "ray"])
+        assert_one_line_error(result)
+        assert MISSING_RAY in result.stderr
+    assert not (tmp_path / "r.csv").exists() and not (tmp_path / "f").exists()  # reported before any work
+
+
+def test_unreachable_address_is_a_quick_one_line_error(tmp_path: Path) -> None:
+    pytest.importorskip("ray", reason="Ray is not installed (pip install 'mamrl[ray]')")
+    start = time.perf_counter()
+    with pytest.raises(MamrlError) as info:
+        make_backend_executor("ray", None, UNREACHABLE)
+    assert time.perf_counter() - start < 10
+    message = str(info.value)
+    assert message.startswith(f"cannot reach a Ray cluster at {UNREACHABLE}") and "ray start --head" in message
+    assert "\n" not in message
+    for args in (["sweep", "-o", str(tmp_path / "r.csv")], ["failures", "-o", str(tmp_path / "f")]):
+        result = runner.invoke(app, [*args, "--backend", "ray", "--address", UNREACHABLE])
+        assert_one_line_error(result)
+        assert f"cannot reach a Ray cluster at {UNREACHABLE}" in result.stderr
+    assert not (tmp_path / "r.csv").exists() and not (tmp_path / "f").exists()
+
+
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        (["--backend", "dask"], "unknown backend 'dask'"),
+        (["--address", "10.0.0.1:6379"], "use it with --backend ray"),
+        (["--backend", "ray", "--address", "10.0.0.1:x"], "not a number"),
+        (["--backend", "ray", "--address", "10.0.0.1:70000"], "out of range"),
+    ],
+)
+def test_bad_backend_options_are_one_line_errors(args: list[str], match: str, tmp_path: Path) -> None:
+    for command in (["sweep", "-o", str(tmp_path / "r.csv")], ["failures", "-o", str(tmp_path / "f")]):
+        result = runner.invoke(app, [*command, *args])
+        assert_one_line_error(result)
+        assert match in result.stderr
+
+
+def test_addresses() -> None:
+    assert parse_address("10.0.0.1:6380") == ("10.0.0.1", 6380)
+    assert parse_address("head") == ("head", 6379)
+    assert parse_address("ray://head") == ("head", 10001)
+    assert parse_address("[::1]:6379") == ("::1", 6379)
+    assert is_loopback("localhost:6379") and is_loopback("127.0.0.1") and is_loopback("[::1]:1")
+    assert not is_loopback("10.0.0.1:6379") and not is_loopback("head")
+    with pytest.raises(MamrlError, match="expected HOST:PORT"):
+        parse_address(":6379")

@@ -1,0 +1,239 @@
+"""`mamrl reproduce`: E1 + saturation + meta-training + E2 + REPORT.md in one command, on a tiny
+budget (the `--set` overrides below shrink every stage to seconds), its resume and its refusals."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from cli_helpers import assert_one_line_error
+from mamrl.cli import app
+from mamrl.errors import MamrlError
+from mamrl.experiments.reproduce import (
+    MANIFEST,
+    PRESETS,
+    STAGE_NAMES,
+    build_reproduce_config,
+    run_reproduce,
+)
+from mamrl.plotting.report import REDUCED_LABEL, Comparison
+from mamrl.sim.metrics import Estimate
+
+runner = CliRunner()
+
+TINY: dict[str, object] = {
+    "sweep.loads": [0.1, 0.5],
+    "sweep.seeds": [0],
+    "sweep.train_episodes": 20,
+    "sweep.eval_episodes": 4,
+    "sweep.horizon_ticks": 100,
+    "sweep.algorithm_config.mamrl.hidden_sizes": [16],
+    "sweep.algorithm_config.mamrl.episodes_per_iteration": 4,
+    "algorithm_train_episodes.mamrl": 4,
+    "saturation.horizon_ticks": 200,
+    "saturation.episodes": 2,
+    "saturation.max_episodes": 4,
+    "saturation.tolerance": 0.1,
+    "failures.episodes": 16,
+    "failures.fail_episode": 4,
+    "failures.seeds": [0],
+    "failures.horizon_ticks": 100,
+    "failures.meta_iterations": 1,
+    "failures.maml.episodes_per_task": 2,
+    "failures.maml.tasks_per_iteration": 1,
+    "failures.maml.hidden_sizes": [16],
+}
+"""Every stage in seconds: 2 loads × 1 seed, 100-tick episodes, 1 meta-iteration, 16 failure episodes."""
+
+FIGURES = [f"fig4-{s}" for s in ("delivery-time", "sojourn-time", "loss-delivered")] + [
+    "fig5-loss-b4", "fig6-delivery-time-b4", "fig7-reward-b4"]
+
+
+def _set_args(overrides: dict[str, object]) -> list[str]:
+    return [arg for key, value in overrides.items() for arg in ("--set", f"{key}={json.dumps(value)}")]
+
+
+def _mtimes(folder: Path) -> dict[str, int]:
+    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def reproduced(tmp_path_factory) -> dict[str, object]:
+    """A tiny reproduction, killed after E1 (the test hook) and then finished by the CLI."""
+    out = tmp_path_factory.mktemp("reproduce") / "out"
+    config = build_reproduce_config(preset="quick", overrides=TINY, workers=1, output=out)
+    partial = run_reproduce(config, stop_after_stage="e1")
+    e1_files = {name: (out / "e1" / name).stat().st_mtime_ns for name in ("results.csv", "sweep_mamrl.csv")}
+    manifest = json.loads((out / MANIFEST).read_text())
+    result = runner.invoke(app, ["reproduce", "-o", str(out), "-j", "1", *_set_args(TINY)])
+    return {"out": out, "partial": partial, "e1_files": e1_files, "manifest_after_e1": manifest, "result": result}
+
+
+def test_interrupted_run_resumes_at_the_next_stage(reproduced) -> None:
+    partial = reproduced["partial"]
+    assert partial.stages == {"e1": "ran", **{name: "not run" for name in STAGE_NAMES[1:]}}
+    assert partial.report is None
+    stages = reproduced["manifest_after_e1"]["stages"]
+    assert stages["e1"]["status"] == "done" and set(stages) == {"e1"}
+    result = reproduced["result"]
+    assert result.exit_code == 0, result.output
+    assert "stages run: saturation, meta, e2, report; already done: e1" in result.stdout
+    out = reproduced["out"]
+    for name, mtime in reproduced["e1_files"].items():  # E1 was not recomputed
+        assert (out / "e1" / name).stat().st_mtime_ns == mtime
+    manifest = json.loads((out / MANIFEST).read_text())
+    assert all(manifest["stages"][name]["status"] == "done" for name in STAGE_NAMES)
+    assert manifest["stages"]["e1"]["attempts"] == 1
+
+
+def test_every_figure_and_table_is_written(reproduced) -> None:
+    out = reproduced["out"]
+    for stem in FIGURES:
+        for fmt in ("png", "pdf"):
+            path = out / "figures" / f"{stem}.{fmt}"
+            assert path.is_file() and path.stat().st_size > 1000, path
+    for name in ("REPORT.md", "lambda05.md", "lambda05.csv", "table2.md", "table2.csv", "e1/results.csv", "e1/results.md",
+                 "saturation/b4-spa.json", "e2/b4/curves.csv", "e2/b4/meta_init.pt", "e2/b4/meta/checkpoint.pt"):
+        assert (out / name).is_file(), name
+    with open(out / "lambda05.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [(r["algorithm"], r["baseline"]) for r in rows] == [("mamrl", "spa"), ("mamrl", "q-routing"), ("mamrl", "pg")]
+    assert {float(r["load"]) for r in rows} == {0.5}
+    assert [float(r["paper_delivery_time_reduction_pct"]) for r in rows] == [25.0, 24.0, 14.0]
+    for r in rows:
+        for key in ("delivery_time_reduction_pct", "sojourn_time_reduction_pct", "delivered_difference_points"):
+            assert math.isfinite(float(r[key])), key
+    with open(out / "table2.csv", newline="") as fh:
+        table = list(csv.DictReader(fh))
+    assert {r["failure"] for r in table} == {"D-E", "I-K", "C-F"}
+    assert {r["controller"] for r in table} == {"spa", "spa-reconverge", "q-routing", "mamrl-init", "continued", "random-init"}
+
+
+def test_report_has_the_papers_numbers_ours_and_the_label(reproduced) -> None:
+    out = reproduced["out"]
+    report = (out / "REPORT.md").read_text()
+    assert f"**{REDUCED_LABEL}.**" in report
+    assert "| b4 | 25% | 24% | 14% |" in report  # the paper's λ = 0.5 reductions
+    assert "| b4 | 23 | 25 | 800 |" in report  # the paper's Table 2
+    with open(out / "lambda05.csv", newline="") as fh:
+        first = next(csv.DictReader(fh))
+    assert f"{float(first['delivery_time_x_mean']):.3g}" in report  # ours
+    assert f"{float(first['delivery_time_reduction_pct']):+.1f}" in report
+    for text in ("MAMRL vs SPA", "sojourn time", "delivered X − Y", "## Saturation loads", "Table 2", "Meta-training",
+                 "| **total** |", "torch ", "numpy ", "python ", "Seeds: E1 training 0", '"format": "mamrl-reproduce/1"'):
+        assert text in report, text
+    for stem in FIGURES:
+        assert f"figures/{stem}.png" in report, stem
+    saturation = json.loads((out / "saturation" / "b4-spa.json").read_text())
+    assert saturation["algorithm"] == "spa" and saturation["probes"]
+
+
+def test_rerun_recomputes_nothing(reproduced) -> None:
+    out = reproduced["out"]
+    before = _mtimes(out)
+    result = runner.invoke(app, ["reproduce", "-o", str(out), "-j", "1", *_set_args(TINY)])
+    assert result.exit_code == 0, result.output
+    assert "stages run: none" in result.stdout
+    assert _mtimes(out) == before
+
+
+def test_a_missing_report_is_redrawn_alone(reproduced, tmp_path: Path) -> None:
+    import shutil
+
+    out = tmp_path / "copy"
+    shutil.copytree(reproduced["out"], out)
+    (out / "REPORT.md").unlink()
+    curves = (out / "e2" / "b4" / "curves.csv").stat().st_mtime_ns
+    outcome = run_reproduce(build_reproduce_config(preset="quick", overrides=TINY, workers=1, output=out))
+    assert outcome.stages == {**{name: "skipped" for name in STAGE_NAMES[:-1]}, "report": "ran"}
+    assert (out / "REPORT.md").is_file() and (out / "e2" / "b4" / "curves.csv").stat().st_mtime_ns == curves
+
+
+def test_a_different_configuration_is_refused_in_one_line(reproduced) -> None:
+    out = reproduced["out"]
+    before = _mtimes(out)
+    result = runner.invoke(app, ["reproduce", "-o", str(out), "-j", "1", *_set_args({**TINY, "sweep.eval_episodes": 5})])
+    assert_one_line_error(result)
+    assert "different configuration" in result.stderr and "eval_episodes" in result.stderr
+    assert _mtimes(out) == before
+
+
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        (["--topology", "nowhere"], "--topology[0]: unknown topology"),
+        (["--preset", "huge"], "unknown preset"),
+        (["--set", "foo.bar=1"], "unknown field 'foo'"),
+        (["--set", "sweep.bogus=1"], "sweep.bogus: unknown field"),
+        (["--set", "sweep.results=x.csv"], "set by `mamrl reproduce` itself"),
+        (["--set", "failures.controllers=[\"magic\"]"], "unknown controller"),
+        (["--set", "saturation.low=0.9"], "saturation.high"),
+        (["--set", "nonsense"], "KEY=VALUE"),
+        (["-j", "0"], "--workers"),
+    ],
+)
+def test_bad_input_is_one_line_error(args: list[str], match: str, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["reproduce", "-o", str(tmp_path / "x"), *args])
+    assert_one_line_error(result)
+    assert match in result.stderr
+    assert not (tmp_path / "x").exists()
+
+
+def test_unwritable_or_foreign_output_is_one_line_error(tmp_path: Path) -> None:
+    afile = tmp_path / "file"
+    afile.write_text("x")
+    for output, match in ((afile, "not a directory"), (afile / "sub", "cannot create output directory")):
+        result = runner.invoke(app, ["reproduce", "-o", str(output), *_set_args(TINY)])
+        assert_one_line_error(result)
+        assert match in result.stderr
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    result = runner.invoke(app, ["reproduce", "-o", str(foreign), *_set_args(TINY)])
+    assert_one_line_error(result)
+    assert "holds no manifest.json" in result.stderr
+
+
+def test_presets() -> None:
+    quick = build_reproduce_config()
+    assert quick.topologies == ("b4",) and quick.output == "runs/reproduce-quick" and quick.reduced
+    groups = {g.algorithms: g.train_episodes for g in quick.sweep_groups()}
+    assert groups == {("spa", "q-routing", "pg"): 2000, ("mamrl",): PRESETS["quick"]["algorithm_train_episodes"]["mamrl"]}
+    assert 0.5 in quick.sweep["loads"]  # the paper's comparison point
+    assert quick.failure_config("b4").deep and quick.failure_config("b4").meta_init is None
+    paper = build_reproduce_config(preset="paper")
+    assert paper.topologies == ("b4", "geant", "att") and not paper.reduced
+    (group,) = paper.sweep_groups()
+    assert group.algorithms == ("spa", "q-routing", "pg", "mamrl") and group.train_episodes == 10_000
+    assert len(group.seeds) == 3 and len(group.loads) == 8
+    e2 = paper.failure_config("att")
+    assert (e2.meta_iterations, e2.episodes - e2.fail_episode, len(e2.seeds)) == (300, 1000, 3)
+    assert build_reproduce_config(preset="paper", overrides={"failures.meta_iterations": 5}).reduced
+    assert build_reproduce_config(preset="paper", topologies=["GEANT"]).topologies == ("geant",)
+    # The resolved config names a difference down to the field.
+    assert quick.config_hash() != build_reproduce_config(overrides={"algorithm_train_episodes.mamrl": 32}).config_hash()
+    with pytest.raises(MamrlError, match="listed twice"):
+        build_reproduce_config(topologies=["b4", "B4"])
+
+
+def test_comparison_arithmetic() -> None:
+    c = Comparison("b4", 0.5, "mamrl", "spa", (Estimate(75.0, 3.0, 20), Estimate(100.0, 4.0, 20)),
+                   (Estimate(50.0, 1.0, 20), Estimate(40.0, 1.0, 20)), (Estimate(0.6, 0.03, 20), Estimate(0.5, 0.04, 20)), 25.0)
+    value, half = c.delivery_reduction()
+    assert value == pytest.approx(25.0) and half == pytest.approx(100 * 0.75 * math.hypot(3 / 75, 4 / 100))
+    assert c.paper_in_ci() == "yes"
+    assert c.sojourn_reduction()[0] == pytest.approx(-25.0)
+    diff, diff_half = c.delivered_difference()
+    assert diff == pytest.approx(10.0) and diff_half == pytest.approx(5.0)
+
+
+def test_dry_run_prints_the_config_and_writes_nothing(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["reproduce", "--preset", "paper", "-o", str(tmp_path / "p"), "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert '"config_hash"' in result.stdout and "stages already done" in result.stdout
+    assert not (tmp_path / "p").exists()
