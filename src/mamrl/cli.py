@@ -503,6 +503,52 @@ def bench_meta_command(
             err.print(f"wrote {output}")
 
 
+@app.command("bench-scaling")
+def bench_scaling_command(
+    quick: bool = typer.Option(False, "--quick", help="Tiny sizes on b4 and a small topohub network (a smoke test)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", metavar="FILE", help="Write (or replace) the scaling section of this markdown file, and its figure under docs/results/scaling/ beside it."),
+    skip_ray: bool = typer.Option(False, "--skip-ray", help="Do not time the sweep on a local Ray instance."),
+    learn_iterations: Optional[int] = typer.Option(None, "--learn-iterations", metavar="N", help="TRPO iterations of the deep learner on the 143-router network (default 10; 2 with --quick)."),
+) -> None:
+    """Benchmark scaling: simulator throughput and training time versus routers (up to a
+    143-router Topology Zoo network), learning on it, and a sweep's wall time on 1 and 2 local
+    workers and on Ray."""
+    with _user_errors():
+        import dataclasses
+
+        from mamrl import bench_scaling as scaling
+
+        if output is not None and output.is_dir():
+            raise MamrlError(f"--output {str(output)!r} is a directory, expected a file name")
+        settings = scaling.ScalingSettings.quick_settings() if quick else scaling.ScalingSettings()
+        if learn_iterations is not None:
+            _check_positive(learn_iterations, "--learn-iterations")
+            settings = dataclasses.replace(settings, learn_iterations=learn_iterations)
+        err = _stderr()
+        result = scaling.run_scaling(settings, skip_ray=skip_ray, progress=err.print)
+        console = _wide_stdout()
+        for title, columns, cells in (
+            (f"Versus routers (λ = {settings.load:g})", scaling.CONSOLE_TOPOLOGY_COLUMNS,
+             [scaling.console_topology_cells(r) for r in result.rows]),
+            (f"Deep learner on {result.learning.topology}", scaling.LEARN_COLUMNS, scaling.learning_cells(result.learning)),
+            ("Sweep wall time", scaling.SWEEP_COLUMNS, scaling.sweep_cells(result.sweeps)),
+        ):
+            table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left")
+            for k, column in enumerate(columns):
+                table.add_column(column, justify="left" if k == 0 else "right")
+            for row in cells:
+                table.add_row(*row)
+            console.print(table)
+        for line in result.learning.lines():
+            console.print(f"deep learner on {result.learning.topology}, {line}")
+        console.print(scaling.identical_line(result.sweeps))
+        if output is not None:
+            command = ("mamrl bench-scaling" + (" --quick" if quick else "") + (" --skip-ray" if skip_ray else "")
+                       + (f" --learn-iterations {learn_iterations}" if learn_iterations is not None else "") + f" --output {output}")
+            for path in scaling.write_report(result, output, command):
+                err.print(f"wrote {path}")
+
+
 @app.command("plot-topology")
 def plot_topology_command(
     topology: str = typer.Option("b4", "--topology", "-t", metavar="NAME|PATH", help=_TOPOLOGY_HELP),
