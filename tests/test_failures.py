@@ -344,7 +344,7 @@ def test_deep_controllers_are_wired_through_the_meta_initialisation(tmp_path: Pa
         def initial_params(self):
             return {"w": torch.arange(3.0)}
 
-    def meta_train(topology, load, config, out_dir, *, seed=0, iterations=300, horizon_ticks=500, on_chunk=None):
+    def meta_train(topology, load, config, out_dir, *, seed=0, iterations=300, horizon_ticks=500, on_chunk=None, task_executor=None):
         calls["meta_train"].append((topology, load, config, Path(out_dir), seed, iterations, horizon_ticks))
         return Learner()
 

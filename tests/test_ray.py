@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from mamrl.agents import make_agent
@@ -27,9 +28,13 @@ from mamrl.experiments.sweep import (
     Cell,
     CellFailed,
     CellTask,
+    ProcessPoolCellExecutor,
     make_backend_executor,
     run_sweep,
 )
+from mamrl.meta.maml import MamlConfig, MetaLearner, maml_task_executor
+from mamrl.sim import SimParams
+from mamrl.topologies import load_topology
 from cli_helpers import assert_one_line_error
 
 runner = CliRunner()
@@ -98,6 +103,52 @@ def test_ray_failure_experiment_matches_local(ray_session, tmp_path: Path) -> No
     assert (tmp_path / "ray" / "curves.csv").read_text() == (tmp_path / "local" / "curves.csv").read_text()
 
 
+def _meta_iterations(executor) -> tuple[dict, list]:
+    """Two tiny meta-iterations with the tasks run by `executor`: the meta-initialisation and
+    the logs without their wall times."""
+    params = SimParams(load_topology("b4"), 0.3, 40)
+    learner = MetaLearner(MamlConfig(hidden_sizes=(8,), episodes_per_task=2, tasks_per_iteration=3, nominal_probability=0.0))
+    learner.task_executor = executor
+    for _ in range(2):
+        learner.meta_iteration(params, seed=5)
+    logs = [{k: v for k, v in vars(entry).items() if k != "seconds"} for entry in learner.log]
+    return learner.initial_params(), logs
+
+
+def test_maml_tasks_on_ray_and_on_a_local_pool_give_the_in_process_result(ray_session) -> None:
+    theta, logs = _meta_iterations(None)
+    assert maml_task_executor("local", 1) is None  # one worker: in process
+    for backend in ("local", "ray"):
+        executor = maml_task_executor(backend, 2)
+        assert isinstance(executor, RayCellExecutor if backend == "ray" else ProcessPoolCellExecutor)
+        with executor:
+            spread_theta, spread_logs = _meta_iterations(executor)
+        assert spread_logs == logs, backend
+        for key in theta:
+            torch.testing.assert_close(spread_theta[key], theta[key], rtol=0, atol=0, msg=f"{backend}: {key}")
+    assert logs[0]["tasks"] != logs[1]["tasks"] or logs[0]["reward"] != logs[1]["reward"]  # two real iterations
+
+
+def test_cli_train_maml_on_ray(ray_session, tmp_path: Path) -> None:
+    common = ["train", "-a", "maml", "-t", "b4", "-l", "0.3", "--horizon", "40", "--eval-episodes", "0",
+              "--set", "hidden_sizes=[8]", "--set", "episodes_per_task=2", "--set", "tasks_per_iteration=2"]
+    local = runner.invoke(app, [*common, "-n", "16", "-o", str(tmp_path / "local")])
+    assert local.exit_code == 0, local.output
+    remote = runner.invoke(app, [*common, "-n", "16", "-o", str(tmp_path / "ray"), "--backend", "ray", "-j", "2"])
+    assert remote.exit_code == 0, remote.output
+    assert ray_session.is_initialized()  # the test's session is left open
+
+    def curves(name: str) -> list[dict[str, str]]:
+        rows = list(csv.DictReader(io.StringIO((tmp_path / name / "curves.csv").read_text())))
+        return [{k: v for k, v in row.items() if k != "seconds"} for row in rows]
+
+    assert len(curves("ray")) == 2 and curves("ray") == curves("local")
+    other = runner.invoke(app, ["train", "-a", "q-routing", "-n", "2", "-o", str(tmp_path / "q"), "--backend", "ray"])
+    assert_one_line_error(other)
+    assert "maml's meta-training tasks; q-routing trains in one process" in other.stderr
+    assert not (tmp_path / "q").exists()
+
+
 def test_a_failing_cell_is_the_local_pools_one_line_error(ray_session) -> None:
     task = CellTask(Cell("b4", "nope", 0.1, 0), {}, 1, 1, 60, "0" * 12)
     executor = RayCellExecutor(1, cost=lambda task: 1.0)  # the default cost would fail in the driver
@@ -130,11 +181,12 @@ def test_missing_ray_is_a_one_line_hint(monkeypatch, tmp_path: Path) -> None:
     with pytest.raises(MamrlError) as info:
         make_backend_executor("ray", 1)
     assert str(info.value) == MISSING_RAY == "--backend ray needs Ray: pip install 'mamrl[ray]'"
-    for args in (["sweep", "-o", str(tmp_path / "r.csv")], ["failures", "-o", str(tmp_path / "f")]):
+    for args in (["sweep", "-o", str(tmp_path / "r.csv")], ["failures", "-o", str(tmp_path / "f")],
+                 ["train", "-a", "maml", "-o", str(tmp_path / "t")]):
         result = runner.invoke(app, [*args, "--backend", "ray"])
         assert_one_line_error(result)
         assert MISSING_RAY in result.stderr
-    assert not (tmp_path / "r.csv").exists() and not (tmp_path / "f").exists()  # reported before any work
+    assert not any((tmp_path / name).exists() for name in ("r.csv", "f", "t"))  # reported before any work
 
 
 def test_unreachable_address_is_a_quick_one_line_error(tmp_path: Path) -> None:
@@ -146,11 +198,12 @@ def test_unreachable_address_is_a_quick_one_line_error(tmp_path: Path) -> None:
     message = str(info.value)
     assert message.startswith(f"cannot reach a Ray cluster at {UNREACHABLE}") and "ray start --head" in message
     assert "\n" not in message
-    for args in (["sweep", "-o", str(tmp_path / "r.csv")], ["failures", "-o", str(tmp_path / "f")]):
+    for args in (["sweep", "-o", str(tmp_path / "r.csv")], ["failures", "-o", str(tmp_path / "f")],
+                 ["train", "-a", "maml", "-o", str(tmp_path / "t")]):
         result = runner.invoke(app, [*args, "--backend", "ray", "--address", UNREACHABLE])
         assert_one_line_error(result)
         assert f"cannot reach a Ray cluster at {UNREACHABLE}" in result.stderr
-    assert not (tmp_path / "r.csv").exists() and not (tmp_path / "f").exists()
+    assert not any((tmp_path / name).exists() for name in ("r.csv", "f", "t"))
 
 
 @pytest.mark.parametrize(
@@ -163,7 +216,8 @@ def test_unreachable_address_is_a_quick_one_line_error(tmp_path: Path) -> None:
     ],
 )
 def test_bad_backend_options_are_one_line_errors(args: list[str], match: str, tmp_path: Path) -> None:
-    for command in (["sweep", "-o", str(tmp_path / "r.csv")], ["failures", "-o", str(tmp_path / "f")]):
+    for command in (["sweep", "-o", str(tmp_path / "r.csv")], ["failures", "-o", str(tmp_path / "f")],
+                    ["train", "-a", "maml", "-o", str(tmp_path / "t")]):
         result = runner.invoke(app, [*command, *args])
         assert_one_line_error(result)
         assert match in result.stderr

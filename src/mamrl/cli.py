@@ -296,6 +296,8 @@ def topologies() -> None:
         _stdout().print(table)
 
 
+_BACKEND_HELP = "Where the work runs: local (processes on this machine's cores) or ray (a Ray cluster; pip install 'mamrl[ray]')."
+_ADDRESS_HELP = "With --backend ray: the head node of a running cluster (default: start a local Ray instance)."
 _TOPOLOGY_HELP = "A built-in topology (b4, geant, att) or a topology file/directory."
 _FAIL_HELP = "Fail a link: A-B by router names, a link name or id, optionally @TICK (default 0). Repeatable."
 
@@ -677,8 +679,8 @@ def sweep(
     eval_episodes: Optional[int] = typer.Option(None, "--eval-episodes", metavar="N", help="Evaluation episodes per cell."),
     horizon: Optional[int] = typer.Option(None, "--horizon", metavar="TICKS", help="Episode length in ticks (training and evaluation)."),
     workers: Optional[int] = typer.Option(None, "--workers", "-j", metavar="N", help="Parallel worker processes (default: one per core; 1 = in process). With --backend ray: the local instance's CPUs, or at most N at once on a cluster."),
-    backend: str = typer.Option("local", "--backend", metavar="NAME", help="Where the work runs: local (processes on this machine's cores) or ray (a Ray cluster; pip install 'mamrl[ray]')."),
-    address: Optional[str] = typer.Option(None, "--address", metavar="HOST:PORT", help="With --backend ray: the head node of a running cluster (default: start a local Ray instance)."),
+    backend: str = typer.Option("local", "--backend", metavar="NAME", help=_BACKEND_HELP),
+    address: Optional[str] = typer.Option(None, "--address", metavar="HOST:PORT", help=_ADDRESS_HELP),
     results: Optional[Path] = typer.Option(None, "--results", "-o", metavar="FILE", help="Results CSV (appended; resumed when re-run)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the resolved config and the cells left to run, then exit."),
 ) -> None:
@@ -924,6 +926,9 @@ def train(
         None, "--tensorboard", metavar="DIR",
         help="Also log the learning curves (step = episodes) and the config to TensorBoard in DIR; a resumed run appends.",
     ),
+    workers: int = typer.Option(1, "--workers", "-j", metavar="N", help="maml: processes running each meta-iteration's tasks (1 = in this process). With --backend ray: the local instance's CPUs, or at most N at once on a cluster."),
+    backend: str = typer.Option("local", "--backend", metavar="NAME", help=_BACKEND_HELP + " maml only: its meta-iterations' tasks."),
+    address: Optional[str] = typer.Option(None, "--address", metavar="HOST:PORT", help=_ADDRESS_HELP),
 ) -> None:
     """Train one algorithm on one configuration: live summary, learning curves (CSV and PNG, optionally
     TensorBoard), atomic checkpoints; re-running the same command after a kill resumes where it stopped."""
@@ -932,6 +937,7 @@ def train(
 
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+        from mamrl.experiments.sweep import check_backend
         from mamrl.training import TrainConfig, require_tensorboard, train_run
 
         if tensorboard is not None:
@@ -949,6 +955,14 @@ def train(
         cfg = TrainConfig(topology, parse_load(load), horizon, tuple(fail or ()), algorithm, algorithm_config,
                           episodes, seed, chunk, eval_episodes).resolved()
         cfg.sim_params()  # bad topology, load or failure: fail before the progress bar starts
+        _check_positive(workers, "--workers")
+        task_executor = None
+        if check_backend(backend, address) == "ray" or workers > 1:
+            if cfg.algorithm != "maml":
+                raise MamrlError(f"--backend/--workers spread maml's meta-training tasks; {cfg.algorithm} trains in one process")
+            from mamrl.meta.maml import maml_task_executor
+
+            task_executor = maml_task_executor(backend, workers, address)  # Ray: connects now
         console = _stderr()
         with Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(), TextColumn("episodes"),
                       TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.description}"),
@@ -963,7 +977,11 @@ def train(
                 progress.update(task, completed=row["episodes"], description=summary)
                 console.print(f"[{row['episodes']}/{episodes}] {summary}", highlight=False)
 
-            last = train_run(cfg, out, on_chunk=on_chunk, tensorboard_dir=tensorboard)
+            try:
+                last = train_run(cfg, out, on_chunk=on_chunk, tensorboard_dir=tensorboard, task_executor=task_executor)
+            finally:
+                if task_executor is not None:
+                    task_executor.close(wait=False)
         _stdout().print(f"trained {cfg.algorithm} on {topology} at λ = {cfg.load:g} for {episodes} episodes; "
                         f"run directory {out} (curves.csv, curves.png, checkpoint.pt"
                         f"{', evaluation.json' if eval_episodes else ''})"
@@ -992,8 +1010,8 @@ def failures(
     meta_iterations: Optional[int] = typer.Option(None, "--meta-iterations", metavar="N", help="MAML-TRPO meta-iterations (deep controllers)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", metavar="DIR", help="Output directory (resumed when re-run)."),
     workers: Optional[int] = typer.Option(None, "--workers", "-j", metavar="N", help="Parallel worker processes (default: one per core; 1 = in process). With --backend ray: the local instance's CPUs, or at most N at once on a cluster."),
-    backend: str = typer.Option("local", "--backend", metavar="NAME", help="Where the work runs: local (processes on this machine's cores) or ray (a Ray cluster; pip install 'mamrl[ray]')."),
-    address: Optional[str] = typer.Option(None, "--address", metavar="HOST:PORT", help="With --backend ray: the head node of a running cluster (default: start a local Ray instance)."),
+    backend: str = typer.Option("local", "--backend", metavar="NAME", help=_BACKEND_HELP),
+    address: Optional[str] = typer.Option(None, "--address", metavar="HOST:PORT", help=_ADDRESS_HELP),
     formats: list[str] = typer.Option(["png", "pdf"], "--format", metavar="FMT", help="Figure format: png, pdf, svg. Repeatable."),
 ) -> None:
     """Run the link-failure experiment (E2; Figs. 5-7, Table 2): every controller learns online
@@ -1044,6 +1062,11 @@ def failures(
         # Local: the experiment sizes its pool to the runs left, as always. Ray: connect now, so a
         # missing Ray or an unreachable cluster is reported before meta-training or any run.
         executor = None if backend == "local" else make_run_executor(config.workers, backend=backend, address=address)
+        meta_executor = None
+        if backend == "ray":  # meta-training's tasks go to the cluster too (locally they run in this process)
+            from mamrl.meta.maml import maml_task_executor
+
+            meta_executor = maml_task_executor(backend, config.workers, address)
         err = _stderr()
         progress = None
         if err.is_terminal:
@@ -1088,7 +1111,7 @@ def failures(
         finished = False
         try:
             outcome = run_failure_experiment(config, executor=executor, on_start=on_start, on_run=on_run,
-                                             on_meta_chunk=on_meta_chunk)
+                                             on_meta_chunk=on_meta_chunk, meta_executor=meta_executor)
             finished = True
         except KeyboardInterrupt:
             if progress is not None:
@@ -1099,6 +1122,8 @@ def failures(
         finally:
             if progress is not None:
                 progress.stop()
+            if meta_executor is not None:  # before `executor`, which may own the Ray instance
+                meta_executor.close(wait=False)
             if executor is not None:
                 executor.close(wait=finished)
         written = write_failure_report(outcome.output, formats=fmts, rows=outcome.rows)
@@ -1144,8 +1169,8 @@ def reproduce(
     preset: str = typer.Option("quick", "--preset", metavar="NAME", help="quick (reduced budgets: b4 in under 20 minutes on 2 cores) or paper (the paper's budgets: days of CPU)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", metavar="DIR", help="Report folder (default: runs/reproduce-<preset>); re-running resumes into it."),
     workers: int = typer.Option(2, "--workers", "-j", metavar="N", help="Parallel worker processes of the sweep, saturation and failure stages (1 = in process)."),
-    backend: str = typer.Option("local", "--backend", metavar="NAME", help="Where the work runs: local (processes on this machine's cores) or ray (a Ray cluster; pip install 'mamrl[ray]')."),
-    address: Optional[str] = typer.Option(None, "--address", metavar="HOST:PORT", help="With --backend ray: the head node of a running cluster (default: start a local Ray instance)."),
+    backend: str = typer.Option("local", "--backend", metavar="NAME", help=_BACKEND_HELP),
+    address: Optional[str] = typer.Option(None, "--address", metavar="HOST:PORT", help=_ADDRESS_HELP),
     set_: Optional[list[str]] = typer.Option(None, "--set", metavar="KEY=VALUE", help="Change a preset value by dotted name, e.g. sweep.train_episodes=500 or failures.meta_iterations=20 (repeatable; JSON values)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the resolved configuration and the stages already done, then exit."),
 ) -> None:

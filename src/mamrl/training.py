@@ -105,10 +105,13 @@ def train_run(
     on_chunk: Callable[[dict[str, Any]], None] | None = None,
     stop_after_chunks: int | None = None,
     tensorboard_dir: str | Path | None = None,
+    task_executor: Any = None,
 ) -> dict[str, Any]:
     """Train (or resume) into `out_dir`; returns the last curve row. `stop_after_chunks` stops
     early as if killed (for tests). `tensorboard_dir`: also log the curves there (module docstring);
-    raises MamrlError(TENSORBOARD_HINT) before training when TensorBoard is not installed."""
+    raises MamrlError(TENSORBOARD_HINT) before training when TensorBoard is not installed.
+    `task_executor` (maml only, `maml.maml_task_executor`): where each meta-iteration's tasks run;
+    results do not depend on it."""
     cfg = cfg.resolved()
     params = cfg.sim_params()
     out = Path(out_dir)
@@ -116,6 +119,10 @@ def train_run(
     config_path, checkpoint, curves_path = out / "config.json", out / "checkpoint.pt", out / "curves.csv"
     record = {"config": _jsonable(asdict(cfg)), "simulation": params.describe(), "mamrl_version": __version__}
     agent = make_agent(cfg.algorithm, cfg.algorithm_config)
+    if task_executor is not None:
+        if not hasattr(agent, "task_executor"):
+            raise MamrlError(f"--backend/--workers spread maml's meta-training tasks; {cfg.algorithm} trains in one process")
+        agent.task_executor = task_executor
     rows: list[dict[str, Any]] = []
     if config_path.exists():
         previous = json.loads(config_path.read_text())

@@ -1013,9 +1013,10 @@ class CurvesFile:
 
 # ------------------------------------------------------------------------------ the meta-initialisation
 def prepare_meta_init(config: FailureExperimentConfig, output: Path, *,
-                      on_chunk: Callable[[dict[str, Any]], None] | None = None) -> Path:
+                      on_chunk: Callable[[dict[str, Any]], None] | None = None, task_executor: Any = None) -> Path:
     """Meta-train (or resume / reuse a finished meta-training) and write `output/meta_init.pt`.
-    `on_chunk(row)` is called after every meta-iteration (`mamrl train`'s curve row)."""
+    `on_chunk(row)` is called after every meta-iteration (`mamrl train`'s curve row);
+    `task_executor` runs the meta-iterations' tasks (`maml.maml_task_executor`; None: in process)."""
     import torch
 
     from mamrl import runs
@@ -1042,7 +1043,7 @@ def prepare_meta_init(config: FailureExperimentConfig, output: Path, *,
     else:
         learner = meta_train(config.topology, config.load, maml_config(config.maml, resolved["held_out"]), meta_dir,
                              seed=config.meta_seed, iterations=config.meta_iterations, horizon_ticks=config.horizon_ticks,
-                             on_chunk=on_chunk)
+                             on_chunk=on_chunk, task_executor=task_executor)
     policy = learner.policy_config
     from mamrl.agents.deep_consensus import DeepConsensusConfig
 
@@ -1087,12 +1088,14 @@ def run_failure_experiment(
     on_run: OnRun | None = None,
     stop_after: int | None = None,
     on_meta_chunk: Callable[[dict[str, Any]], None] | None = None,
+    meta_executor: Any = None,
 ) -> FailureOutcome:
     """Run (or resume) the experiment into `config.output`: skip the runs already complete in
     curves.csv, compute the rest (meta-training first if a deep controller needs it), write
     run.json. `on_meta_chunk(row)` reports meta-training progress; `on_start(skipped, total)` is
     called once the meta-initialisation is ready, before the first run; `stop_after=k` stops
-    after k new runs (a test hook for interruptions)."""
+    after k new runs (a test hook for interruptions). `meta_executor` runs meta-training's tasks
+    (`prepare_meta_init`)."""
     from mamrl import runs
 
     start = time.perf_counter()
@@ -1105,7 +1108,7 @@ def run_failure_experiment(
     work = bool(todo) and (stop_after is None or stop_after > 0)
     meta_file = None
     if work and any(r.controller in DEEP_CONTROLLERS for r in todo):
-        meta_file = str(prepare_meta_init(config, output, on_chunk=on_meta_chunk))
+        meta_file = str(prepare_meta_init(config, output, on_chunk=on_meta_chunk, task_executor=meta_executor))
     if on_start is not None:
         on_start(skipped, len(order))
     ran = 0

@@ -1,8 +1,8 @@
-"""The Ray backend (`--backend ray [--address HOST:PORT]`): sweep cells and failure-experiment
-runs as Ray tasks, on a local Ray instance or on a cluster.
+"""The Ray backend (`--backend ray [--address HOST:PORT]`): sweep cells, failure-experiment
+runs and MAML's per-task meta-training work as Ray tasks, on a local Ray instance or on a cluster.
 
 A task is the same pure function of its task object as on the local process pool (`run_cell`,
-`run_failure_run`): nothing is shared between tasks and every row is computed from the task's
+`run_failure_run`, `maml.run_task_single_threaded`): nothing is shared between tasks and every row is computed from the task's
 seeds alone, so both backends give identical results, and the caller writes and re-orders rows
 exactly as it does for the local pool (results files resume the same way).
 

@@ -704,13 +704,26 @@ def _meta_iterations_done(meta_dir: Path) -> int:
 
 
 def _stage_meta(config: ReproduceConfig, listener: StageListener, title: str) -> None:
-    from mamrl.experiments.failures import prepare_meta_init
+    from mamrl.meta.maml import maml_task_executor
 
     topologies = _deep_topologies(config)
     per = {t: config.failure_config(t) for t in topologies}
     total = sum(c.meta_iterations for c in per.values())
     done_before = {t: min(_meta_iterations_done(Path(c.output) / "meta"), c.meta_iterations) for t, c in per.items()}
     listener.stage_started("meta", title, total, sum(done_before.values()), "iterations")
+    # On Ray each meta-iteration's tasks go to the cluster; locally meta-training runs in this
+    # process (all cores for one task beats one core per task here).
+    executor = maml_task_executor(config.backend, config.workers, config.address) if config.backend == "ray" else None
+    try:
+        _meta_train_all(per, listener, total, executor)
+    finally:
+        if executor is not None:
+            executor.close(wait=False)
+
+
+def _meta_train_all(per: dict[str, Any], listener: StageListener, total: int, executor: Any) -> None:
+    from mamrl.experiments.failures import prepare_meta_init
+
     offset = 0
     for topo, fcfg in per.items():
         episodes_per = failures_module.maml_config(fcfg.maml).episodes_per_meta_iteration
@@ -724,7 +737,7 @@ def _stage_meta(config: ReproduceConfig, listener: StageListener, title: str) ->
                       + f", delivered {100 * (row.get('delivered_fraction') or 0):.1f}%")
             listener.advanced("meta", base + iteration, total, detail)
 
-        prepare_meta_init(fcfg, Path(fcfg.output), on_chunk=on_chunk)
+        prepare_meta_init(fcfg, Path(fcfg.output), on_chunk=on_chunk, task_executor=executor)
         offset += fcfg.meta_iterations
         listener.advanced("meta", offset, total, f"{topo}: meta-initialisation ready")
 

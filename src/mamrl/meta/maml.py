@@ -34,6 +34,10 @@ maximises J_i(theta') - eta_i KL(pi_theta || pi_theta') (the KL on its inner dat
 through the inner step like the surrogate), and eta_i halves or doubles after each iteration as
 the KL falls below or rises above the target.
 
+The tasks of an iteration are independent given theta: `run_task` does one task's rollouts,
+inner steps and meta-gradient from a `TaskJob`, so a process pool or Ray (`maml_task_executor`)
+can run them elsewhere; only the TRPO step, which needs every task's data, stays here.
+
 Defaults: 3 tasks per iteration, K = 15 episodes, one inner step of alpha = 0.01, max KL 0.01,
 CG 10 — the paper (alpha) and the paper authors' configuration (the rest). The reward defaults
 to `packet`: trained on the paper's reward the learner stops delivering (RESULTS.md §2); set
@@ -45,6 +49,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -68,6 +73,9 @@ from mamrl.errors import MamrlError
 from mamrl.meta.tasks import WEIGHTINGS, FailureTask, TaskDistribution
 from mamrl.sim.params import SimParams
 from mamrl.sim.simulator import Simulator
+
+if TYPE_CHECKING:
+    from mamrl.experiments.sweep import CellExecutor
 
 
 @dataclass
@@ -242,6 +250,126 @@ class _TaskData:
     """[N] KL(pi_theta || pi_theta') of the inner step on the first inner batch."""
 
 
+@dataclass
+class TaskJob:
+    """One task of a meta-iteration: everything its rollouts, inner steps and meta-gradient
+    depend on (a pure function of this object: it can run in another process or on a cluster)."""
+
+    index: int
+    """Position in the iteration's task list (results are combined in this order)."""
+    task: FailureTask
+    params: SimParams
+    """The base configuration; the task's failure is applied to it."""
+    theta: Params
+    """The meta-initialisation, per router (stacked)."""
+    valid: torch.Tensor
+    """[N, max degree] which output ports of each router exist."""
+    penalty: torch.Tensor
+    """[N] inner-KL coefficient eta (zeros when the penalty is off)."""
+    config: MamlConfig
+    seed: int
+    first_episode: int
+    """Episode index of the task's first episode (episodes are numbered across the iteration,
+    so each task draws its own traffic)."""
+
+
+@dataclass
+class TaskResult:
+    index: int
+    data: _TaskData
+    gradient: Params
+    """The task's (penalised) meta-gradient with respect to theta."""
+    seconds: dict[str, float]
+
+
+def _sample(learner: DeepConsensus, job: TaskJob, task_params: SimParams, policy: Params, first_episode: int,
+            sim: Simulator, seconds: dict[str, float]) -> tuple[RouterBatch, Rollout]:
+    """K episodes of `policy` on the task and the routers' batches (each with its own baseline)."""
+    cfg = job.config
+    start = time.perf_counter()
+    roll = rollout(policy, job.valid, task_params, job.seed, cfg.episodes_per_task, first_episode,
+                   reward=cfg.reward, mask_down_links=cfg.mask_down_links, loss_penalty=cfg.loss_penalty, sim=sim)
+    middle = time.perf_counter()
+    batch, _ = learner.router_batch(task_params, roll, None)
+    seconds["simulation"] += middle - start - roll.policy_seconds
+    seconds["policy_forward"] += roll.policy_seconds
+    seconds["batches"] += time.perf_counter() - middle
+    return batch, roll
+
+
+def run_task(job: TaskJob) -> TaskResult:
+    """One task of Algorithm 1: D with theta, the inner steps, D' with theta', and the task's
+    meta-gradient (the post-adaptation policy gradient pulled back through the inner steps,
+    with the inner-KL penalty's gradient)."""
+    cfg, theta, penalty = job.config, job.theta, job.penalty
+    seconds = dict.fromkeys(("simulation", "policy_forward", "batches", "inner_step", "meta_gradient"), 0.0)
+    learner = DeepConsensus(cfg)  # for its reward and baseline code only: no state is used
+    task_params = job.task.sim_params(job.params)
+    sim = Simulator(task_params)
+    episode = job.first_episode
+    inner_batches: list[RouterBatch] = []
+    rollouts: list[Rollout] = []
+    path = [theta]
+    for _ in range(cfg.inner_steps):
+        batch, roll = _sample(learner, job, task_params, path[-1], episode, sim, seconds)
+        episode += cfg.episodes_per_task
+        inner_batches.append(batch)
+        rollouts.append(roll)
+        start = time.perf_counter()
+        path = path + adapt(path[-1], [batch], cfg.inner_step_size, cfg.chunk_rows)[1:]
+        seconds["inner_step"] += time.perf_counter() - start
+    outer, roll = _sample(learner, job, task_params, path[-1], episode, sim, seconds)
+    rollouts.append(roll)
+    start = time.perf_counter()
+    # At theta' the surrogate's gradient is the policy gradient on D'; pull it back to theta,
+    # together with the penalty's gradient with respect to theta' (the pull-back is linear).
+    logp_out: list[torch.Tensor] = []
+    outer_grad = policy_gradient(path[-1], outer, max_rows=cfg.chunk_rows, log_probs_out=logp_out)
+    moved = inner_kl(theta, path[-1], inner_batches[0], cfg.chunk_rows)
+    penalised = cfg.inner_kl_target > 0
+    if penalised:
+        d_theta, d_adapted = inner_kl_gradient(theta, path[-1], inner_batches[0], cfg.chunk_rows)
+        outer_grad = axpy(-penalty, d_adapted, outer_grad)
+    task_grad = meta_gradient(path, inner_batches, outer_grad, cfg.inner_step_size, cfg.first_order, cfg.chunk_rows)
+    if penalised:
+        task_grad = axpy(-penalty, d_theta, task_grad)
+    old_logp = logp_out[0]
+    old_logp_actions = old_logp.gather(2, outer.actions[..., None]).squeeze(2)
+    seconds["meta_gradient"] += time.perf_counter() - start
+    data = _TaskData(job.task, inner_batches, path, outer, old_logp, old_logp_actions, rollouts, moved)
+    return TaskResult(job.index, data, task_grad, seconds)
+
+
+def run_task_single_threaded(job: TaskJob) -> TaskResult:
+    """`run_task` with one torch thread: what pool and Ray workers run (parallelism is across
+    tasks, and one thread count everywhere keeps results independent of the executor)."""
+    from mamrl.experiments.sweep import single_threaded
+
+    with single_threaded():
+        return run_task(job)
+
+
+def task_cost(job: TaskJob) -> float:
+    """Relative cost of a task (for longest-first scheduling): all tasks cost about the same."""
+    return 1.0
+
+
+def describe_task(job: TaskJob) -> str:
+    return f"meta-training task {job.task.name(job.params.topology)}"
+
+
+def maml_task_executor(backend: str = "local", workers: int | None = 1, address: str | None = None) -> CellExecutor | None:
+    """The executor of a meta-iteration's tasks: None (in this process) for the local backend
+    with one worker, else a process pool of `workers` or Ray (see `make_backend_executor`).
+    Pool and Ray workers run each task with one torch thread."""
+    from mamrl.experiments.sweep import check_backend, make_backend_executor
+
+    if check_backend(backend, address) == "local" and (workers or 1) <= 1:
+        return None
+    return make_backend_executor(backend, workers, address, run=run_task_single_threaded, cost=task_cost,
+                                 describe=describe_task)
+
+
 class MetaLearner(RoutingAgent):
     """MAML-TRPO over failure tasks; its parameters are the meta-initialisation theta per router.
     `train` runs meta-iterations (each consuming `episodes_per_meta_iteration` episodes);
@@ -256,6 +384,10 @@ class MetaLearner(RoutingAgent):
         self.log: list[MetaLog] = []
         self.inner_kl_penalty: torch.Tensor | None = None
         """[N] eta per router (see `MamlConfig.inner_kl_target`), part of the checkpoint."""
+        self.task_executor: CellExecutor | None = None
+        """Runs the iteration's tasks (`run_task`): None = one after another in this process; a
+        process pool or Ray executor (`maml_task_executor`) spreads them over cores or a
+        cluster with identical results."""
 
     @property
     def policy_config(self) -> DeepConsensusConfig:
@@ -296,7 +428,6 @@ class MetaLearner(RoutingAgent):
             tasks = self.sample_tasks(params, self.episodes_trained // cfg.episodes_per_meta_iteration, seed)
         seconds = dict.fromkeys(("simulation", "policy_forward", "batches", "inner_step", "meta_gradient", "trpo"), 0.0)
         theta = {k: v.detach() for k, v in learner.policy.param_dict().items()}
-        k = cfg.episodes_per_task
         episode = self.episodes_trained
         data: list[_TaskData] = []
         gradient = {key: torch.zeros_like(v) for key, v in theta.items()}
@@ -306,41 +437,20 @@ class MetaLearner(RoutingAgent):
             self.inner_kl_penalty = torch.full((n_routers,), float(cfg.inner_kl_penalty))
         penalty = self.inner_kl_penalty if penalised else torch.zeros(n_routers)
 
-        for task in tasks:
-            task_params = task.sim_params(params)
-            sim = Simulator(task_params)
-            inner_batches: list[RouterBatch] = []
-            rollouts: list[Rollout] = []
-            path = [theta]
-            for _ in range(cfg.inner_steps):
-                batch, roll = self._sample(task_params, path[-1], seed, episode, sim, seconds)
-                episode += k
-                inner_batches.append(batch)
-                rollouts.append(roll)
-                start = time.perf_counter()
-                path = path + adapt(path[-1], [batch], cfg.inner_step_size, cfg.chunk_rows)[1:]
-                seconds["inner_step"] += time.perf_counter() - start
-            outer, roll = self._sample(task_params, path[-1], seed, episode, sim, seconds)
-            episode += k
-            rollouts.append(roll)
-            start = time.perf_counter()
-            # At theta' the surrogate's gradient is the policy gradient on D'; pull it back to theta,
-            # together with the penalty's gradient with respect to theta' (the pull-back is linear).
-            logp_out: list[torch.Tensor] = []
-            outer_grad = policy_gradient(path[-1], outer, max_rows=cfg.chunk_rows, log_probs_out=logp_out)
-            moved = inner_kl(theta, path[-1], inner_batches[0], cfg.chunk_rows)
-            if penalised:
-                d_theta, d_adapted = inner_kl_gradient(theta, path[-1], inner_batches[0], cfg.chunk_rows)
-                outer_grad = axpy(-penalty, d_adapted, outer_grad)
-            task_grad = meta_gradient(path, inner_batches, outer_grad, cfg.inner_step_size, cfg.first_order, cfg.chunk_rows)
-            if penalised:
-                task_grad = axpy(-penalty, d_theta, task_grad)
+        per_task = (cfg.inner_steps + 1) * cfg.episodes_per_task
+        jobs = [TaskJob(index, task, params, theta, learner.policy.valid, penalty, cfg, seed, episode + index * per_task)
+                for index, task in enumerate(tasks)]
+        # Tasks are independent given theta: an executor (process pool or Ray) may run them
+        # anywhere, in any order; the gradient is summed in task order whatever the order of arrival.
+        done = self.task_executor.map_cells(jobs) if self.task_executor is not None else map(run_task, jobs)
+        results = sorted(done, key=lambda result: result.index)
+        episode += len(tasks) * per_task
+        for result in results:
             for key in gradient:
-                gradient[key] += task_grad[key] / len(tasks)
-            old_logp = logp_out[0]
-            old_logp_actions = old_logp.gather(2, outer.actions[..., None]).squeeze(2)
-            seconds["meta_gradient"] += time.perf_counter() - start
-            data.append(_TaskData(task, inner_batches, path, outer, old_logp, old_logp_actions, rollouts, moved))
+                gradient[key] += result.gradient[key] / len(tasks)
+            for key, value in result.seconds.items():
+                seconds[key] += value
+            data.append(result.data)
 
         start = time.perf_counter()
         generator = torch.Generator().manual_seed(cfg.seed * 1_000_003 + self.episodes_trained)
@@ -379,20 +489,6 @@ class MetaLearner(RoutingAgent):
         entry = self._log_entry(params, data, stats, seconds, float(current_inner.mean()), float(penalty.mean()))
         self.log.append(entry)
         return entry, _post_metrics([d.rollouts[-1] for d in data])
-
-    def _sample(self, task_params: SimParams, policy: Params, seed: int, first_episode: int, sim: Simulator,
-                seconds: dict[str, float]) -> tuple[RouterBatch, Rollout]:
-        start = time.perf_counter()
-        learner = self.learner
-        roll = rollout(policy, learner.policy.valid, task_params, seed, self.cfg.episodes_per_task, first_episode,
-                       reward=self.cfg.reward, mask_down_links=self.cfg.mask_down_links,
-                       loss_penalty=self.cfg.loss_penalty, sim=sim)
-        middle = time.perf_counter()
-        batch, _ = learner.router_batch(task_params, roll, None)
-        seconds["simulation"] += middle - start - roll.policy_seconds
-        seconds["policy_forward"] += roll.policy_seconds
-        seconds["batches"] += time.perf_counter() - middle
-        return batch, roll
 
     def _log_entry(self, params: SimParams, data: list[_TaskData], stats, seconds: dict[str, float],
                    moved: float, penalty: float) -> MetaLog:
@@ -477,10 +573,11 @@ def _post_metrics(rollouts: list[Rollout]) -> dict[str, np.ndarray]:
 
 
 def meta_train(topology: str, load: float, config: MamlConfig, out_dir: str | Path, *, seed: int = 0,
-               iterations: int = 300, horizon_ticks: int = 500, on_chunk=None) -> MetaLearner:
+               iterations: int = 300, horizon_ticks: int = 500, on_chunk=None,
+               task_executor: CellExecutor | None = None) -> MetaLearner:
     """Meta-train into `out_dir` with `mamrl train`'s machinery (config.json, checkpoint.pt after
     every meta-iteration, curves.csv/png), resuming from its checkpoint; returns the learner
-    holding the meta-initialisation."""
+    holding the meta-initialisation. `task_executor`: see `MetaLearner.task_executor`."""
     from dataclasses import asdict
 
     from mamrl.training import TrainConfig, train_run
@@ -489,7 +586,7 @@ def meta_train(topology: str, load: float, config: MamlConfig, out_dir: str | Pa
     train_config = TrainConfig(topology=topology, load=load, horizon_ticks=horizon_ticks, algorithm="maml",
                                algorithm_config=values, episodes=iterations * config.episodes_per_meta_iteration,
                                seed=seed, chunk_episodes=config.episodes_per_meta_iteration)
-    train_run(train_config, out_dir, on_chunk=on_chunk)
+    train_run(train_config, out_dir, on_chunk=on_chunk, task_executor=task_executor)
     meta, arrays = RoutingAgent.read_checkpoint(Path(out_dir) / "checkpoint.pt")
     learner = MetaLearner(config)
     learner.load_state_arrays(arrays)
