@@ -224,7 +224,7 @@ def test_deployment_controllers_reset_as_specified():
 def test_meta_benchmark_reports_every_phase(tmp_path):
     from mamrl.bench_meta import PHASES, bench_meta, markdown_section, write_section
 
-    result = bench_meta("b4", 0.3, iterations=1, horizon=40, episodes_per_task=1)
+    result = bench_meta("b4", 0.3, iterations=1, horizon=40, episodes_per_task=1, penalised=False)
     assert set(result.phases) == set(PHASES) and result.decisions > 0 and result.peak_rss_mb > 0
     assert sum(result.phases.values()) <= result.median_s * 1.05
     path = tmp_path / "BENCH.md"
@@ -233,6 +233,20 @@ def test_meta_benchmark_reports_every_phase(tmp_path):
     write_section(path, markdown_section([result], "mamrl bench-meta --quick", {"cpu": "test"}))
     text = path.read_text()
     assert text.count("## MAML-TRPO meta-iteration") == 1 and "| b4 (12) | second order |" in text
+
+
+def test_meta_benchmark_from_a_trained_checkpoint(tmp_path):
+    from mamrl.bench_meta import bench_meta, row_cells
+    from mamrl.training import TrainConfig, train_run
+
+    tiny = {"hidden_sizes": [8], "episodes_per_task": 1, "tasks_per_iteration": 2}
+    train_run(TrainConfig("b4", 0.3, 40, (), "maml", tiny, 8, 0, 0, 0), tmp_path / "meta")  # two iterations of 4 episodes
+    result = bench_meta("b4", 0.3, iterations=1, horizon=40, checkpoint=tmp_path / "meta" / "checkpoint.pt")
+    assert result.trained_iterations == 2 and result.decisions > 0
+    assert row_cells(result)[1] == "second order, inner-KL penalty, after 2 meta-iterations"
+    train_run(TrainConfig("b4", 0.3, 40, (), "q-routing", {}, 2, 0, 0, 0), tmp_path / "q")
+    with pytest.raises(MamrlError, match="is a q-routing checkpoint, not a maml meta-initialisation"):
+        bench_meta("b4", 0.3, iterations=1, horizon=40, checkpoint=tmp_path / "q" / "checkpoint.pt")
 
 
 def test_inner_kl_penalty_gradient_through_the_inner_step_matches_finite_differences():

@@ -10,17 +10,21 @@ it in a fresh process: `ru_maxrss` is a lifetime peak, torch's own import includ
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import resource
 import statistics
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
+from mamrl.agents.base import RoutingAgent
 from mamrl.bench_deep import markdown_table
 from mamrl.bench_deep import write_section as _write_section
+from mamrl.errors import MamrlError
 from mamrl.meta.maml import MamlConfig, MetaLearner
 from mamrl.sim.params import SimParams
 from mamrl.topologies import load_topology
@@ -42,6 +46,10 @@ class MetaBenchResult:
     """Median seconds per phase."""
     decisions: int
     peak_rss_mb: float
+    trained_iterations: int = 0
+    """Meta-iterations the initialisation had been trained for (0: a fresh one)."""
+    penalised: bool = True
+    """With the inner-KL penalty (mamrl's default; not in the paper authors' configuration)."""
 
     @property
     def median_s(self) -> float:
@@ -54,11 +62,34 @@ def peak_rss_mb() -> float:
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
 
 
+def trained_learner(checkpoint: str | Path) -> tuple[MetaLearner, int]:
+    """The maml learner of a `mamrl train -a maml` checkpoint (its own configuration) and the
+    meta-iterations it was trained for; one-line errors for another kind of checkpoint."""
+    from mamrl.agents import make_agent
+
+    meta, arrays = RoutingAgent.read_checkpoint(checkpoint)
+    if meta["name"] != "maml":
+        raise MamrlError(f"{checkpoint} is a {meta['name']} checkpoint, not a maml meta-initialisation")
+    learner = make_agent("maml", meta["config"])
+    learner.load_state_arrays(arrays)
+    return learner, learner.episodes_trained // learner.cfg.episodes_per_meta_iteration
+
+
 def bench_meta(topology_name: str = "b4", load: float = 0.3, iterations: int = 3, *, first_order: bool = False,
-               horizon: int = 500, episodes_per_task: int = 15, on_iteration=None) -> MetaBenchResult:
-    """Time `iterations` meta-iterations after one warm-up (numba compilation, allocator)."""
+               horizon: int = 500, episodes_per_task: int = 15, on_iteration=None,
+               checkpoint: str | Path | None = None, penalised: bool = True) -> MetaBenchResult:
+    """Time `iterations` meta-iterations after one warm-up (numba compilation, allocator), from a
+    fresh initialisation or from a trained one (`checkpoint`, with its own configuration: late
+    iterations cost more, RESULTS.md §3.1). `penalised=False` drops the inner-KL penalty, as in
+    the paper authors' configuration."""
     params = SimParams(load_topology(topology_name), load, horizon)
-    learner = MetaLearner(MamlConfig(first_order=first_order, episodes_per_task=episodes_per_task))
+    trained = 0
+    if checkpoint is not None:
+        learner, trained = trained_learner(checkpoint)
+        first_order, penalised = learner.cfg.first_order, learner.cfg.inner_kl_target > 0
+    else:
+        config = MamlConfig(first_order=first_order, episodes_per_task=episodes_per_task)
+        learner = MetaLearner(config if penalised else dataclasses.replace(config, inner_kl_target=0.0))
     learner.meta_iteration(params, seed=0)
     totals, phases, decisions = [], [], []
     for k in range(iterations):
@@ -71,7 +102,7 @@ def bench_meta(topology_name: str = "b4", load: float = 0.3, iterations: int = 3
             on_iteration(k + 1, totals[-1])
     median_phases = {p: statistics.median(s[p] for s in phases) for p in PHASES}
     return MetaBenchResult(topology_name, params.topology.num_routers, load, first_order, iterations, totals,
-                           median_phases, int(statistics.median(decisions)), peak_rss_mb())
+                           median_phases, int(statistics.median(decisions)), peak_rss_mb(), trained, penalised)
 
 
 COLUMNS = ("topology", "variant", "meta-iteration (s, median)", *PHASES, "decisions", "peak memory (MB)")
@@ -80,7 +111,9 @@ COLUMNS = ("topology", "variant", "meta-iteration (s, median)", *PHASES, "decisi
 def row_cells(r: MetaBenchResult) -> list[str]:
     total = r.median_s
     shares = [f"{r.phases[p]:.2f} ({100 * r.phases[p] / total:.0f}%)" for p in PHASES]
-    variant = "first order" if r.first_order else "second order"
+    variant = ("first order" if r.first_order else "second order") + (", inner-KL penalty" if r.penalised else "")
+    if r.trained_iterations:
+        variant += f", after {r.trained_iterations} meta-iterations"
     return [f"{r.topology} ({r.routers})", variant, f"{total:.2f}", *shares, f"{r.decisions:,}", f"{r.peak_rss_mb:.0f}"]
 
 
@@ -110,8 +143,11 @@ def markdown_section(results: list[MetaBenchResult], command: str, machine: dict
         "(routers with empty queues make none and are not recorded).",
         "- *peak memory*: the benchmark process's peak resident set (torch and numba included), "
         "measured in a fresh process.",
-        "- Measured from a fresh initialisation. Later in training, when the inner-step KL cap binds, the "
-        "line search backtracks more and iterations take longer (RESULTS.md §3.1 gives the times of a real run).",
+        "- *inner-KL penalty*: mamrl's default, ProMP's adaptive penalty on the inner step's KL (not in the paper "
+        "authors' configuration, which the rows without it reproduce); its gradient through the inner step is "
+        "computed on every inner decision and shows in *meta_gradient*.",
+        "- Measured from a fresh initialisation, and (rows *after N meta-iterations*, `--from-checkpoint`) from the "
+        "meta-initialisation of a real run (RESULTS.md §3.1 gives the times of the whole run).",
         "- Machine: " + ", ".join(f"{k} {v}" for k, v in machine.items()),
         SECTION_END,
     ]

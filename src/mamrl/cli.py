@@ -477,6 +477,7 @@ def bench_meta_command(
     iterations: int = typer.Option(3, "--iterations", "-n", metavar="N", help="Timed meta-iterations (after one warm-up)."),
     first_order: bool = typer.Option(True, "--first-order/--no-first-order", help="Also time the first-order variant."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", metavar="FILE", help="Write (or replace) the meta section of this markdown file."),
+    from_checkpoint: Optional[Path] = typer.Option(None, "--from-checkpoint", metavar="PATH", help="Also time iterations from this trained b4 meta-initialisation (a `mamrl train -a maml` checkpoint.pt)."),
 ) -> None:
     """Benchmark one MAML-TRPO meta-iteration on b4 in the paper authors' configuration: wall
     time by phase and peak memory."""
@@ -489,10 +490,16 @@ def bench_meta_command(
             raise MamrlError(f"--output {str(output)!r} is a directory, expected a file name")
         err = _stderr()
         kwargs = {"horizon": 100, "episodes_per_task": 3, "iterations": 1} if quick else {"iterations": iterations}
+        if from_checkpoint is not None:
+            meta.trained_learner(from_checkpoint)  # a wrong file is a one-line error before any timing
         results = []
-        for fo in (False, True) if first_order else (False,):
-            results.append(meta.bench_meta("b4", 0.3, first_order=fo, **kwargs,
+        # The paper authors' configuration (no inner-KL penalty), then mamrl's default (with it).
+        for fo, penalised in ((False, False), *(((True, False),) if first_order else ()), (False, True)):
+            results.append(meta.bench_meta("b4", 0.3, first_order=fo, penalised=penalised, **kwargs,
                                            on_iteration=lambda k, s: err.print(f"meta-iteration {k}: {s:.2f} s")))
+        if from_checkpoint is not None:
+            results.append(meta.bench_meta("b4", 0.3, **kwargs, checkpoint=from_checkpoint,
+                                           on_iteration=lambda k, s: err.print(f"trained, meta-iteration {k}: {s:.2f} s")))
         table = Table(title="MAML-TRPO meta-iteration (b4, λ = 0.3)", box=box.SIMPLE_HEAD, title_justify="left")
         for k, column in enumerate(meta.COLUMNS):
             table.add_column(column, justify="left" if k < 2 else "right")
@@ -500,7 +507,8 @@ def bench_meta_command(
             table.add_row(*meta.row_cells(result))
         _wide_stdout().print(table)
         if output is not None:
-            command = "mamrl bench-meta" + (" --quick" if quick else f" -n {iterations}") + f" --output {output}"
+            command = ("mamrl bench-meta" + (" --quick" if quick else f" -n {iterations}")
+                       + (f" --from-checkpoint {from_checkpoint}" if from_checkpoint is not None else "") + f" --output {output}")
             meta.write_section(output, meta.markdown_section(results, command, benchmark.machine_info()))
             err.print(f"wrote {output}")
 

@@ -271,6 +271,9 @@ class TaskJob:
     first_episode: int
     """Episode index of the task's first episode (episodes are numbered across the iteration,
     so each task draws its own traffic)."""
+    baseline_seed: int
+    """Seed of the rows the linear baselines are fitted on: the episodes trained before the
+    iteration, as the deep learner seeds it."""
 
 
 @dataclass
@@ -303,7 +306,8 @@ def run_task(job: TaskJob) -> TaskResult:
     with the inner-KL penalty's gradient)."""
     cfg, theta, penalty = job.config, job.theta, job.penalty
     seconds = dict.fromkeys(("simulation", "policy_forward", "batches", "inner_step", "meta_gradient"), 0.0)
-    learner = DeepConsensus(cfg)  # for its reward and baseline code only: no state is used
+    learner = DeepConsensus(cfg)  # for its reward and baseline code: only the baseline's seed is state
+    learner.episodes_trained = job.baseline_seed
     task_params = job.task.sim_params(job.params)
     sim = Simulator(task_params)
     episode = job.first_episode
@@ -438,8 +442,8 @@ class MetaLearner(RoutingAgent):
         penalty = self.inner_kl_penalty if penalised else torch.zeros(n_routers)
 
         per_task = (cfg.inner_steps + 1) * cfg.episodes_per_task
-        jobs = [TaskJob(index, task, params, theta, learner.policy.valid, penalty, cfg, seed, episode + index * per_task)
-                for index, task in enumerate(tasks)]
+        jobs = [TaskJob(index, task, params, theta, learner.policy.valid, penalty, cfg, seed, episode + index * per_task,
+                        episode) for index, task in enumerate(tasks)]
         # Tasks are independent given theta: an executor (process pool or Ray) may run them
         # anywhere, in any order; the gradient is summed in task order whatever the order of arrival.
         done = self.task_executor.map_cells(jobs) if self.task_executor is not None else map(run_task, jobs)
