@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 from mamrl import bench_scaling as scaling
 from mamrl.cli import app
 from mamrl.errors import MamrlError
+from mamrl.experiments.config import SweepConfig
 from mamrl.experiments.ray_backend import MISSING_RAY
 
 pytest.importorskip("topohub", reason="the quick variant uses a topohub topology (pip install 'mamrl[topohub]')")
@@ -63,8 +64,8 @@ def test_missing_ray_is_a_row_not_a_failure(tmp_path: Path, monkeypatch) -> None
         return sweep.SerialExecutor()
 
     monkeypatch.setattr(sweep, "make_backend_executor", no_ray)
-    spec = scaling.SweepSpec(algorithms=("spa",), loads=(0.1,), seeds=(0,), train_episodes=1, eval_episodes=1,
-                             horizon_ticks=20)
+    spec = SweepConfig(algorithms=("spa",), loads=(0.1,), seeds=(0,), train_episodes=1, eval_episodes=1,
+                       horizon_ticks=20)
     timings = scaling.time_sweeps(spec, ray_cpus=2, workdir=tmp_path)
     assert [t.ran for t in timings] == [True, True, False]
     assert "pip install 'mamrl[ray]'" in timings[2].note

@@ -36,6 +36,7 @@ from mamrl.meta.maml import MamlConfig, MetaLearner, maml_task_executor
 from mamrl.sim import SimParams
 from mamrl.topologies import load_topology
 from cli_helpers import assert_one_line_error
+from sweep_helpers import without_timings
 
 runner = CliRunner()
 
@@ -56,15 +57,6 @@ UNREACHABLE = "127.0.0.1:1"  # a loopback port nothing listens on: refused at on
 
 def tiny_config(results: Path, **changes) -> SweepConfig:
     return build_sweep_config(overrides={**TINY, **changes, "results": str(results)})
-
-
-def without_timings(path: Path) -> list[dict[str, str]]:
-    """Every row of a results CSV in file order, every column but the wall times."""
-    rows = list(csv.DictReader(io.StringIO(path.read_text())))
-    for row in rows:
-        for column in TIMING_COLUMNS:
-            row.pop(column)
-    return rows
 
 
 # ------------------------------------------------------------------------------ same results

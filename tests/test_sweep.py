@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 from pathlib import Path
@@ -14,7 +12,7 @@ from typer.testing import CliRunner
 
 from mamrl.cli import app
 from mamrl.errors import MamrlError
-from mamrl.experiments.config import PRESETS, SweepConfig, build_sweep_config, config_differences
+from mamrl.experiments.config import SweepConfig, build_sweep_config, config_differences
 from mamrl.experiments.saturation import (
     BOUNDED,
     GROWING,
@@ -27,10 +25,8 @@ from mamrl.experiments.saturation import (
 from mamrl.experiments.sweep import (
     COLUMNS,
     EVAL_SEED_OFFSET,
-    TIMING_COLUMNS,
     CellExecutor,
     ProcessPoolCellExecutor,
-    SerialExecutor,
     aggregate,
     cell_params,
     eval_seed,
@@ -46,6 +42,7 @@ from mamrl.sim.metrics import estimate
 from mamrl.sim.traffic import draw_traffic
 from mamrl.topologies import load_topology
 from cli_helpers import assert_one_line_error
+from sweep_helpers import without_timings
 
 runner = CliRunner()
 
@@ -64,15 +61,6 @@ TINY = {
 
 def tiny_config(results: Path, **changes) -> SweepConfig:
     return build_sweep_config(overrides={**TINY, **changes, "results": str(results)})
-
-
-def without_timings(path: Path) -> list[dict[str, str]]:
-    rows = list(csv.DictReader(io.StringIO(path.read_text())))
-    for row in rows:
-        for column in TIMING_COLUMNS:
-            row.pop(column)
-    return rows
-
 
 
 @pytest.fixture(scope="module")

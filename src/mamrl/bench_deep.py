@@ -178,16 +178,19 @@ def markdown_section(rows: list[DeepBenchRow], command: str, machine: dict[str, 
         "*loop over routers* calls each router's module once on all episodes' observations; *loop over routers "
         "and episodes* once per observation (a simulator that runs one episode at a time). With 16+ episodes "
         "the 5x128 networks are compute-bound, so batching over routers alone gains 3-8x, not more.",
-        "- Machine: " + ", ".join(f"{k} {v}" for k, v in machine.items()),
-        SECTION_END,
     ]
-    return "\n".join(lines) + "\n"
+    return close_section(lines, machine, SECTION_END)
 
 
 def markdown_table(columns, rows: list[list[str]]) -> list[str]:
     """Lines of a markdown table: the first two columns left-aligned, the rest right-aligned."""
     lines = ["| " + " | ".join(columns) + " |", "|---|---|" + "---:|" * (len(columns) - 2)]
     return lines + ["| " + " | ".join(cells) + " |" for cells in rows]
+
+
+def close_section(lines: list[str], machine: dict[str, str], end: str) -> str:
+    """A benchmark section's text: its `lines`, then the machine line and the `end` marker."""
+    return "\n".join([*lines, "- Machine: " + ", ".join(f"{k} {v}" for k, v in machine.items()), end]) + "\n"
 
 
 def write_section(path, section: str, start: str = SECTION_START, end: str = SECTION_END) -> None:

@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from mamrl.agents.base import RoutingAgent
-from mamrl.bench_deep import markdown_table
+from mamrl.bench_deep import close_section, markdown_table
 from mamrl.bench_deep import write_section as _write_section
 from mamrl.errors import MamrlError
 from mamrl.meta.maml import MamlConfig, MetaLearner
@@ -148,10 +148,8 @@ def markdown_section(results: list[MetaBenchResult], command: str, machine: dict
         "computed on every inner decision and shows in *meta_gradient*.",
         "- Measured from a fresh initialisation, and (rows *after N meta-iterations*, `--from-checkpoint`) from the "
         "meta-initialisation of a real run (RESULTS.md §3.1 gives the times of the whole run).",
-        "- Machine: " + ", ".join(f"{k} {v}" for k, v in machine.items()),
-        SECTION_END,
     ]
-    return "\n".join(lines) + "\n"
+    return close_section(lines, machine, SECTION_END)
 
 
 def write_section(path, section: str) -> None:

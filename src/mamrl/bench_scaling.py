@@ -30,15 +30,17 @@ import os
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from mamrl.bench import BenchRow, BenchSettings, _median_time, bench_one, human
-from mamrl.bench_deep import DeepBenchRow, bench_deep_one, markdown_table
+from mamrl.bench_deep import DeepBenchRow, bench_deep_one, close_section, markdown_table
 from mamrl.bench_deep import write_section as _write_section
 from mamrl.errors import MamrlError
+from mamrl.experiments import sweep
+from mamrl.experiments.config import SweepConfig
 
 SECTION_START = "<!-- bench-scaling:start -->"
 SECTION_END = "<!-- bench-scaling:end -->"
@@ -68,26 +70,12 @@ def _quiet(_: str) -> None:
 
 
 # ------------------------------------------------------------------------------ settings
-@dataclass(frozen=True)
-class SweepSpec:
-    """The sweep timed on each backend (defaults: the `quick` preset's, ~50 s on one worker)."""
-
-    topologies: tuple[str, ...] = ("b4",)
-    algorithms: tuple[str, ...] = ("spa", "q-routing", "pg")
-    loads: tuple[float, ...] = (0.05, 0.1, 0.2, 0.3)
-    seeds: tuple[int, ...] = (0, 1)
-    train_episodes: int = 2000
-    eval_episodes: int = 20
-    horizon_ticks: int = 500
-
-    @property
-    def cells(self) -> int:
-        return len(self.topologies) * len(self.algorithms) * len(self.loads) * len(self.seeds)
-
-    def describe(self) -> str:
-        return (f"{', '.join(self.topologies)}; {', '.join(self.algorithms)}; loads {', '.join(f'{x:g}' for x in self.loads)}; "
-                f"seeds {', '.join(map(str, self.seeds))}; {self.train_episodes:,} training and {self.eval_episodes} "
-                f"evaluation episodes of {self.horizon_ticks} ticks per cell ({self.cells} cells)")
+def describe_sweep(spec: SweepConfig) -> str:
+    """The timed sweep in words, with its number of cells."""
+    cells = len(sweep.sweep_cells(spec))
+    return (f"{', '.join(spec.topologies)}; {', '.join(spec.algorithms)}; loads {', '.join(f'{x:g}' for x in spec.loads)}; "
+            f"seeds {', '.join(map(str, spec.seeds))}; {spec.train_episodes:,} training and {spec.eval_episodes} "
+            f"evaluation episodes of {spec.horizon_ticks} ticks per cell ({cells} cells)")
 
 
 @dataclass(frozen=True)
@@ -107,7 +95,9 @@ class ScalingSettings:
     learn_iterations: int = 10
     learn_episodes: int = 16
     learn_eval_episodes: int = 16
-    sweep: SweepSpec = field(default_factory=SweepSpec)
+    sweep: SweepConfig = field(default_factory=SweepConfig)
+    """The sweep timed on each backend (default: `SweepConfig`'s, the `quick` preset's; ~25-50 s on one worker);
+    its `workers` and `results` are set per run."""
     ray_cpus: int = 2
     quick: bool = False
 
@@ -118,8 +108,8 @@ class ScalingSettings:
         return cls(topologies=("b4", small), horizon_ticks=50, sim_batch=2, sim_repeats=1, deep_episodes=2,
                    deep_repeats=1, q_episodes=2, learn_topology=small, learn_iterations=2, learn_episodes=2,
                    learn_eval_episodes=2,
-                   sweep=SweepSpec(algorithms=("spa", "q-routing"), loads=(0.1, 0.3), seeds=(0,), train_episodes=5,
-                                   eval_episodes=2, horizon_ticks=50),
+                   sweep=SweepConfig(algorithms=("spa", "q-routing"), loads=(0.1, 0.3), seeds=(0,), train_episodes=5,
+                                     eval_episodes=2, horizon_ticks=50),
                    quick=True)
 
 
@@ -316,14 +306,13 @@ def comparable_rows(rows: Sequence[dict]) -> tuple[str, ...]:
     return tuple(format_row({**row, **{c: 0.0 for c in TIMING_COLUMNS}}) for row in rows)
 
 
-def time_sweep(spec: SweepSpec, backend: str, workers: int, results: Path, label: str = "") -> SweepTiming:
+def time_sweep(spec: SweepConfig, backend: str, workers: int, results: Path, label: str = "") -> SweepTiming:
     """One run of the sweep `spec` on `backend` with `workers`, into a new results file."""
-    from mamrl.experiments.config import SweepConfig, validate
+    from mamrl.experiments.config import validate
     from mamrl.experiments.sweep import make_backend_executor, run_sweep
 
-    config = validate(SweepConfig(topologies=spec.topologies, algorithms=spec.algorithms, loads=spec.loads,
-                                  seeds=spec.seeds, train_episodes=spec.train_episodes, eval_episodes=spec.eval_episodes,
-                                  horizon_ticks=spec.horizon_ticks, workers=workers, results=str(results)))
+    config = validate(replace(spec, workers=workers, results=str(results)))
+    cells = len(sweep.sweep_cells(config))
     label = label or f"{backend}, {workers} worker(s)"
     start = time.perf_counter()
     try:
@@ -331,7 +320,7 @@ def time_sweep(spec: SweepSpec, backend: str, workers: int, results: Path, label
     except MamrlError as exc:  # Ray missing, or unable to start: reported in the row
         if backend != "ray":
             raise
-        return SweepTiming(label, backend, workers, spec.cells, None, None, f"not run: {exc}")
+        return SweepTiming(label, backend, workers, cells, None, None, f"not run: {exc}")
     made = time.perf_counter()
     try:
         outcome = run_sweep(config, executor=executor)
@@ -341,7 +330,7 @@ def time_sweep(spec: SweepSpec, backend: str, workers: int, results: Path, label
             raise
         # A Ray failure (a lost worker, a broken instance) should not discard the other measurements.
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return SweepTiming(label, backend, workers, spec.cells, None, None, f"not run: failed ({reason})")
+        return SweepTiming(label, backend, workers, cells, None, None, f"not run: failed ({reason})")
     except BaseException:
         executor.close(wait=False)
         raise
@@ -351,23 +340,24 @@ def time_sweep(spec: SweepSpec, backend: str, workers: int, results: Path, label
     if not outcome.complete:
         raise MamrlError(f"bench-scaling: the sweep on {label} did not finish")
     where = getattr(executor, "label", "")
-    return SweepTiming(label, backend, workers, spec.cells, end - start, (made - start) + (end - swept), where,
+    return SweepTiming(label, backend, workers, cells, end - start, (made - start) + (end - swept), where,
                        comparable_rows(outcome.rows))
 
 
-def time_sweeps(spec: SweepSpec, *, skip_ray: bool = False, ray_cpus: int = 2, workdir: Path | None = None,
+def time_sweeps(spec: SweepConfig, *, skip_ray: bool = False, ray_cpus: int = 2, workdir: Path | None = None,
                 progress: Progress = _quiet) -> list[SweepTiming]:
     """The sweep on one and two local workers and on a local Ray instance (`ray_cpus` CPUs)."""
     runs = [(label, b, w) for label, b, w in BACKEND_RUNS if b == "local"]
     runs.append((f"Ray (local instance, {ray_cpus} CPUs)", "ray", ray_cpus))
+    cells = len(sweep.sweep_cells(spec))
     out = []
     with tempfile.TemporaryDirectory(prefix="mamrl-bench-scaling-", dir=workdir) as tmp:
         for k, (label, backend, workers) in enumerate(runs):
             if backend == "ray" and skip_ray:
-                out.append(SweepTiming(label, backend, workers, spec.cells, None, None, "not run: skipped (--skip-ray)"))
+                out.append(SweepTiming(label, backend, workers, cells, None, None, "not run: skipped (--skip-ray)"))
                 progress(f"sweep on {label}: skipped (--skip-ray)")
                 continue
-            progress(f"sweep on {label}: {spec.cells} cells ...")
+            progress(f"sweep on {label}: {cells} cells ...")
             timing = time_sweep(spec, backend, workers, Path(tmp) / f"sweep-{k}.csv", label)
             out.append(timing)
             progress(f"sweep on {label}: " + (f"{timing.wall_s:.1f} s" if timing.ran else timing.note))
@@ -582,7 +572,7 @@ def markdown_section(result: ScalingResult, command: str, machine: dict[str, str
         "",
         "### Sweep wall time by backend",
         "",
-        f"The same sweep on each: {s.sweep.describe()}. Each run writes a new results file.",
+        f"The same sweep on each: {describe_sweep(s.sweep)}. Each run writes a new results file.",
         "",
         *markdown_table(SWEEP_COLUMNS, sweep_cells(result.sweeps)),
         "",
@@ -593,10 +583,8 @@ def markdown_section(result: ScalingResult, command: str, machine: dict[str, str
         "and torch, loading numba's cache) is inside `run_sweep`; Ray starts a private local instance "
         "(`make_backend_executor(\"ray\", 2)`), whose start and shut-down are the *start-up and shut-down* column, "
         "and its workers import mamrl on their first cell.",
-        "- Machine: " + ", ".join(f"{k} {v}" for k, v in machine.items()),
-        SECTION_END,
     ]
-    return "\n".join(lines) + "\n"
+    return close_section(lines, machine, SECTION_END)
 
 
 def write_section(path, section: str) -> None:
@@ -627,7 +615,6 @@ __all__ = [
     "ScalingResult",
     "ScalingRow",
     "ScalingSettings",
-    "SweepSpec",
     "SweepTiming",
     "demand_weights_for",
     "identical",

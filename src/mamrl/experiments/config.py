@@ -374,6 +374,11 @@ def config_differences(old: Any, new: Any, prefix: str = "") -> list[str]:
     return [] if old == new else [prefix or "(config)"]
 
 
+def summarise_differences(differences: list[str], limit: int = 8) -> str:
+    """`a, b.c and 3 more`: the first `limit` names of `config_differences`, for one-line errors."""
+    return ", ".join(differences[:limit]) + (f" and {len(differences) - limit} more" if len(differences) > limit else "")
+
+
 __all__ = [
     "CONFIG_FORMAT",
     "FIELD_NAMES",

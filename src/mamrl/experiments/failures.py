@@ -68,7 +68,15 @@ import numpy as np
 
 import mamrl
 from mamrl.errors import MamrlError
-from mamrl.experiments.config import available_cores, check_int, check_seeds, config_differences, config_hash, layered_values
+from mamrl.experiments.config import (
+    available_cores,
+    check_int,
+    check_seeds,
+    config_differences,
+    config_hash,
+    layered_values,
+    summarise_differences,
+)
 from mamrl.experiments.config import check_fields as _check_fields
 from mamrl.experiments.sweep import CellExecutor, make_backend_executor, single_threaded
 from mamrl.meta.tasks import link_label
@@ -975,7 +983,7 @@ class CurvesFile:
             raise MamrlError(f"{self.sidecar} is unreadable or not a failure-experiment config; use a new output directory") from None
         diff = config_differences(old, self.resolved)
         if diff:
-            shown = ", ".join(diff[:8]) + (f" and {len(diff) - 8} more" if len(diff) > 8 else "")
+            shown = summarise_differences(diff)
             raise MamrlError(f"output {str(self.output)!r} holds a different failure experiment (differs in: {shown}); "
                              "use a new output directory, or delete it to start over")
 

@@ -48,7 +48,15 @@ from typing import Any
 from mamrl.errors import MamrlError
 from mamrl.experiments import config as sweep_config_module
 from mamrl.experiments import failures as failures_module
-from mamrl.experiments.config import SweepConfig, check_int, check_seeds, check_topologies, config_differences, config_hash
+from mamrl.experiments.config import (
+    SweepConfig,
+    check_int,
+    check_seeds,
+    check_topologies,
+    config_differences,
+    config_hash,
+    summarise_differences,
+)
 
 FORMAT = "mamrl-reproduce/1"
 """Format tag of `manifest.json`."""
@@ -471,7 +479,7 @@ class Manifest:
             raise MamrlError(f"{self.path} is unreadable or not a `mamrl reproduce` manifest; use a new --output") from None
         diff = config_differences(old, self.resolved)
         if diff:
-            shown = ", ".join(diff[:6]) + (f" and {len(diff) - 6} more" if len(diff) > 6 else "")
+            shown = summarise_differences(diff, 6)
             raise MamrlError(f"output {str(out)!r} was made with a different configuration (differs in: {shown}); "
                              "use another --output, or delete it to start over")
         doc.setdefault("stages", {})

@@ -51,7 +51,7 @@ import numpy as np
 
 import mamrl
 from mamrl.errors import MamrlError
-from mamrl.experiments.config import SweepConfig, config_differences, config_hash
+from mamrl.experiments.config import SweepConfig, config_differences, config_hash, summarise_differences
 from mamrl.sim.metrics import METRIC_INFO, Estimate, estimate
 
 EVAL_SEED_OFFSET = 1_000_003
@@ -523,7 +523,7 @@ class ResultsFile:
             raise MamrlError(f"sidecar {str(sidecar)!r} is unreadable or not a sweep config; use a new --results file") from None
         diff = config_differences(old, self.resolved)
         if diff:
-            shown = ", ".join(diff[:8]) + (f" and {len(diff) - 8} more" if len(diff) > 8 else "")
+            shown = summarise_differences(diff)
             raise MamrlError(
                 f"results file {str(self.path)!r} belongs to a different sweep config (differs in: {shown}); "
                 f"use a new --results file, or delete it and {sidecar.name} to start over"
