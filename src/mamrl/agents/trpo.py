@@ -92,14 +92,22 @@ def log_probs(params: Params, batch: RouterBatch) -> torch.Tensor:
 
 def surrogate(params: Params, batch: RouterBatch, old_logp_actions: torch.Tensor) -> torch.Tensor:
     """[N]: per-router importance-sampled advantage, mean over its decisions."""
-    logp = log_probs(params, batch).gather(2, batch.actions[..., None]).squeeze(2)
-    ratio = torch.exp(logp - old_logp_actions)
+    return surrogate_of(log_probs(params, batch), batch, old_logp_actions)
+
+
+def surrogate_of(logp: torch.Tensor, batch: RouterBatch, old_logp_actions: torch.Tensor) -> torch.Tensor:
+    """`surrogate` from the policy's log-probabilities over slots [N, M, K] on `batch`."""
+    ratio = torch.exp(logp.gather(2, batch.actions[..., None]).squeeze(2) - old_logp_actions)
     return per_router_mean(ratio * batch.advantages, batch)
 
 
 def mean_kl(params: Params, batch: RouterBatch, old_logp: torch.Tensor) -> torch.Tensor:
     """[N]: KL(pi_old || pi) per router, mean over its decisions."""
-    logp = log_probs(params, batch)
+    return mean_kl_of(log_probs(params, batch), batch, old_logp)
+
+
+def mean_kl_of(logp: torch.Tensor, batch: RouterBatch, old_logp: torch.Tensor) -> torch.Tensor:
+    """`mean_kl` from the policy's log-probabilities over slots [N, M, K] on `batch`."""
     old_p = old_logp.exp()
     # Invalid slots have p_old = 0 and -inf logs: their terms are 0, not nan.
     terms = torch.where(old_p > 0, old_p * (old_logp - logp), torch.zeros_like(old_p))

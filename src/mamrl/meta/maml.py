@@ -64,9 +64,10 @@ from mamrl.agents.trpo import (
     log_probs,
     hessian_vector_product,
     mean_kl,
+    mean_kl_of,
     per_router_mean,
     policy_gradient,
-    surrogate,
+    surrogate_of,
     trust_region_step,
 )
 from mamrl.errors import MamrlError
@@ -141,12 +142,14 @@ class MamlConfig(DeepConsensusConfig):
 
 
 # --------------------------------------------------------------------------- the inner step
-def adapt(theta: Params, batches: list[RouterBatch], step_size: float, max_rows: int) -> list[Params]:
+def adapt(theta: Params, batches: list[RouterBatch], step_size: float, max_rows: int,
+          log_probs_out: list[torch.Tensor] | None = None) -> list[Params]:
     """theta_0 = theta, theta_{s+1} = theta_s + alpha grad J(theta_s; batches[s]); returns every
-    theta_s (detached), the last being the adapted parameters."""
+    theta_s (detached), the last being the adapted parameters. With `log_probs_out`, appends
+    log pi_{theta_s} over slots on batches[s] for every step (computed anyway)."""
     path = [{k: v.detach() for k, v in theta.items()}]
     for batch in batches:
-        grad = policy_gradient(path[-1], batch, max_rows=max_rows)
+        grad = policy_gradient(path[-1], batch, max_rows=max_rows, log_probs_out=log_probs_out)
         path.append(axpy(torch.full((batch.mask.shape[0],), step_size), grad, path[-1]))
     return path
 
@@ -164,11 +167,19 @@ def meta_gradient(path: list[Params], inner_batches: list[RouterBatch], outer_gr
     return u
 
 
-def inner_kl(theta: Params, adapted: Params, batch: RouterBatch, max_rows: int) -> torch.Tensor:
+def inner_kl(theta: Params, adapted: Params, batch: RouterBatch, max_rows: int,
+             theta_log_probs: torch.Tensor | None = None) -> torch.Tensor:
     """[N] mean KL(pi_theta || pi_adapted) over each router's decisions in `batch`: how far the
-    inner step moved the policy."""
+    inner step moved the policy. `theta_log_probs`: log pi_theta over slots on `batch` if known
+    (`adapt` returns it), saving a forward pass."""
     with torch.no_grad():
-        return sum(mean_kl(adapted, chunk, log_probs(theta, chunk)) for chunk in batch.chunks(max_rows))
+        total, column = 0.0, 0
+        for chunk in batch.chunks(max_rows):
+            width = chunk.mask.shape[1]
+            old = log_probs(theta, chunk) if theta_log_probs is None else theta_log_probs[:, column:column + width]
+            column += width
+            total = total + mean_kl(adapted, chunk, old)
+        return total
 
 
 def inner_kl_gradient(theta: Params, adapted: Params, batch: RouterBatch, max_rows: int) -> tuple[Params, Params]:
@@ -314,13 +325,14 @@ def run_task(job: TaskJob) -> TaskResult:
     inner_batches: list[RouterBatch] = []
     rollouts: list[Rollout] = []
     path = [theta]
+    inner_log_probs: list[torch.Tensor] = []
     for _ in range(cfg.inner_steps):
         batch, roll = _sample(learner, job, task_params, path[-1], episode, sim, seconds)
         episode += cfg.episodes_per_task
         inner_batches.append(batch)
         rollouts.append(roll)
         start = time.perf_counter()
-        path = path + adapt(path[-1], [batch], cfg.inner_step_size, cfg.chunk_rows)[1:]
+        path = path + adapt(path[-1], [batch], cfg.inner_step_size, cfg.chunk_rows, inner_log_probs)[1:]
         seconds["inner_step"] += time.perf_counter() - start
     outer, roll = _sample(learner, job, task_params, path[-1], episode, sim, seconds)
     rollouts.append(roll)
@@ -329,7 +341,7 @@ def run_task(job: TaskJob) -> TaskResult:
     # together with the penalty's gradient with respect to theta' (the pull-back is linear).
     logp_out: list[torch.Tensor] = []
     outer_grad = policy_gradient(path[-1], outer, max_rows=cfg.chunk_rows, log_probs_out=logp_out)
-    moved = inner_kl(theta, path[-1], inner_batches[0], cfg.chunk_rows)
+    moved = inner_kl(theta, path[-1], inner_batches[0], cfg.chunk_rows, inner_log_probs[0])
     penalised = cfg.inner_kl_target > 0
     if penalised:
         d_theta, d_adapted = inner_kl_gradient(theta, path[-1], inner_batches[0], cfg.chunk_rows)
@@ -473,11 +485,12 @@ class MetaLearner(RoutingAgent):
             kl, gain = 0.0, 0.0
             for d in data:
                 inner = [b.routers(routers) for b in d.inner_batches]
-                adapted = adapt(candidate, inner, cfg.inner_step_size, cfg.chunk_rows)[-1]
+                candidate_log_probs: list[torch.Tensor] = []
+                adapted = adapt(candidate, inner, cfg.inner_step_size, cfg.chunk_rows, candidate_log_probs)[-1]
                 task_kl, task_gain = _kl_and_gain(adapted, d, routers, cfg.chunk_rows)
                 if penalised:
                     task_gain = task_gain - penalty[routers] * (
-                        inner_kl(candidate, adapted, inner[0], cfg.chunk_rows) - d.moved[routers])
+                        inner_kl(candidate, adapted, inner[0], cfg.chunk_rows, candidate_log_probs[0]) - d.moved[routers])
                 kl, gain = kl + task_kl / len(data), gain + task_gain / len(data)
             return kl, gain
 
@@ -566,8 +579,9 @@ def _kl_and_gain(adapted: Params, d: _TaskData, routers: torch.Tensor, max_rows:
             old = old_logp[:, column:column + width]
             old_act = old_logp_actions[:, column:column + width]
             column += width
-            kl = kl + mean_kl(adapted, chunk, old)
-            gain = gain + surrogate(adapted, chunk, old_act) - per_router_mean(chunk.advantages, chunk)
+            logp = log_probs(adapted, chunk)
+            kl = kl + mean_kl_of(logp, chunk, old)
+            gain = gain + surrogate_of(logp, chunk, old_act) - per_router_mean(chunk.advantages, chunk)
     return kl, gain
 
 
