@@ -321,3 +321,32 @@ def test_a_large_inner_kl_penalty_keeps_the_inner_step_from_growing():
     # Every router's inner step was above the target: its coefficient doubled.
     assert torch.equal(learner.inner_kl_penalty, torch.full_like(learner.inner_kl_penalty, 800.0))
     assert learner.log[-1].inner_kl_penalty == pytest.approx(400.0)
+
+
+def test_line_search_starts_where_the_last_accepted_step_predicts_half_the_bound():
+    from mamrl.agents.trpo import TrpoStats, trust_region_step
+    from mamrl.meta.maml import corrected_start
+
+    # Router 0 took half its step at exactly the bound: its true KL is 4x the model's, so it next
+    # starts at sqrt(0.5 / 4). Router 1's full step had a tenth of the modelled KL: capped at 1.
+    # Router 2 took no step and keeps its start.
+    stats = TrpoStats(kl=torch.tensor([0.01, 0.001, 0.0]), improvement=torch.ones(3),
+                      accepted=torch.tensor([True, True, False]), step_fraction=torch.tensor([0.5, 1.0, 0.0]))
+    start = corrected_start(torch.tensor([1.0, 1.0, 0.7]), stats, max_kl=0.01)
+    assert start.tolist() == pytest.approx([np.sqrt(0.5 / 4), 1.0, 0.7])
+
+    # The line search's first candidate is the start's fraction of the full step; it backtracks from there.
+    theta = {"w": torch.zeros(2, 3)}
+    gradient = {"w": torch.tensor([[1.0, 0.0, 0.0], [0.0, 2.0, 0.0]])}
+    tried = []
+
+    def evaluate(candidate, routers):
+        tried.append(candidate["w"].norm(dim=1).tolist())
+        kl = candidate["w"].norm(dim=1) ** 2 / 2  # identity Fisher: the quadratic model is exact
+        return kl, torch.ones(len(routers))
+
+    new, stats = trust_region_step(theta, gradient, lambda v: v, evaluate, max_kl=0.01, cg_iterations=5,
+                                   backtrack_ratio=0.5, max_backtracks=5, start=torch.tensor([0.25, 1.0]))
+    full = np.sqrt(2 * 0.01)  # |step| whose KL is the bound
+    assert tried[0] == pytest.approx([0.25 * full, full], rel=1e-5)
+    assert stats.step_fraction.tolist() == [0.25, 1.0] and bool(stats.accepted.all())

@@ -206,8 +206,15 @@ def run_bench(settings: BenchSettings, on_row: Callable[[BenchRow], None] | None
 
 
 # ------------------------------------------------------------------------------ reporting
-def machine_info() -> dict[str, str]:
-    """CPU model, cores, OS and library versions of this machine."""
+def _torch_threads() -> int:
+    import torch  # only the deep benchmarks pay for importing it
+
+    return torch.get_num_threads()
+
+
+def machine_info(single_core: bool = True) -> dict[str, str]:
+    """CPU model, cores, OS and library versions of this machine; `single_core=False` for
+    benchmarks whose torch work uses torch's threads."""
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as handle:
@@ -225,7 +232,8 @@ def machine_info() -> dict[str, str]:
 
     return {
         "cpu": cpu,
-        "cores": f"{os.cpu_count()} logical ({usable} usable by this process); the benchmark uses one",
+        "cores": f"{os.cpu_count()} logical ({usable} usable by this process)"
+                 + ("; the benchmark uses one" if single_core else f"; torch uses {_torch_threads()} threads"),
         "os": f"{platform.system()} {platform.release()} ({platform.machine()})",
         "python": platform.python_version(),
         "numpy": np.__version__,

@@ -598,10 +598,7 @@ def write_report(result: ScalingResult, output: Path, command: str) -> list[Path
     output = Path(output)
     figures = write_figures(result, output)
     reference = Path(os.path.relpath(figures[0], output.parent)).as_posix()
-    machine = machine_info()
-    # Its "the benchmark uses one" is not true of this section (torch threads, sweep workers).
-    machine["cores"] = machine["cores"].split(";")[0]
-    write_section(output, markdown_section(result, command, machine, reference))
+    write_section(output, markdown_section(result, command, machine_info(single_core=False), reference))
     return [output, *figures]
 
 

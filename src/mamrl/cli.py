@@ -467,7 +467,7 @@ def bench_deep(
         _wide_stdout().print(table)
         if output is not None:
             command = "mamrl bench-deep" + (" --quick" if quick else "") + f" --output {output}"
-            deep.write_section(output, deep.markdown_section(rows, command, benchmark.machine_info()))
+            deep.write_section(output, deep.markdown_section(rows, command, benchmark.machine_info(single_core=False)))
             err.print(f"wrote {output}")
 
 
@@ -493,10 +493,13 @@ def bench_meta_command(
         if from_checkpoint is not None:
             meta.trained_learner(from_checkpoint)  # a wrong file is a one-line error before any timing
         results = []
-        # The paper authors' configuration (no inner-KL penalty), then mamrl's default (with it).
-        for fo, penalised in ((False, False), *(((True, False),) if first_order else ()), (False, True)):
-            results.append(meta.bench_meta("b4", 0.3, first_order=fo, penalised=penalised, **kwargs,
-                                           on_iteration=lambda k, s: err.print(f"meta-iteration {k}: {s:.2f} s")))
+        # The paper authors' configuration (no inner-KL penalty; TRPO's full-step line-search start,
+        # then ours), then mamrl's default (with the penalty).
+        variants = ((False, False, False), (False, False, True), *(((True, False, True),) if first_order else ()),
+                    (False, True, True))
+        for fo, penalised, corrected in variants:
+            results.append(meta.bench_meta("b4", 0.3, first_order=fo, penalised=penalised, corrected_start=corrected,
+                                           **kwargs, on_iteration=lambda k, s: err.print(f"meta-iteration {k}: {s:.2f} s")))
         if from_checkpoint is not None:
             results.append(meta.bench_meta("b4", 0.3, **kwargs, checkpoint=from_checkpoint,
                                            on_iteration=lambda k, s: err.print(f"trained, meta-iteration {k}: {s:.2f} s")))
@@ -509,7 +512,7 @@ def bench_meta_command(
         if output is not None:
             command = ("mamrl bench-meta" + (" --quick" if quick else f" -n {iterations}")
                        + (f" --from-checkpoint {from_checkpoint}" if from_checkpoint is not None else "") + f" --output {output}")
-            meta.write_section(output, meta.markdown_section(results, command, benchmark.machine_info()))
+            meta.write_section(output, meta.markdown_section(results, command, benchmark.machine_info(single_core=False)))
             err.print(f"wrote {output}")
 
 

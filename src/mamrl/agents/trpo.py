@@ -288,35 +288,38 @@ def trust_region_step(
     cg_iterations: int,
     backtrack_ratio: float,
     max_backtracks: int,
+    start: torch.Tensor | None = None,
 ) -> tuple[Params, TrpoStats]:
     """TRPO's step for every router from its gradient g_i and Fisher-vector products: direction
     s_i = F_i^-1 g_i by conjugate gradient, scaled to the KL bound (sqrt(2 max_kl / s_i^T F_i s_i)),
     then a backtracking line search in which router i takes the largest fraction of its step
-    whose true KL_i <= max_kl and whose surrogate gain_i > 0, or no step. `evaluate(candidate,
-    routers) -> (kl, gain)` measures the routers still searching (int64 index; `candidate` holds
-    only their parameters), so later backtracks cost only what the rejected routers need.
-    Shared by TRPO and MAML-TRPO (whose surrogate is post-adaptation)."""
+    (start_i x ratio^k, start_i = 1 unless given) whose true KL_i <= max_kl and whose surrogate
+    gain_i > 0, or no step. `evaluate(candidate, routers) -> (kl, gain)` measures the routers
+    still searching (int64 index; `candidate` holds only their parameters), so later backtracks
+    cost only what the rejected routers need. Shared by TRPO and MAML-TRPO (whose surrogate is
+    post-adaptation)."""
     theta = {k: v.detach() for k, v in theta.items()}
     direction = conjugate_gradient(fisher_vector, gradient, cg_iterations)
     curvature = dot(direction, fisher_vector(direction)).clamp(min=1e-12)
     full_step = scale(torch.sqrt(2 * max_kl / curvature), direction)
 
     n = next(iter(theta.values())).shape[0]
+    start = torch.ones(n) if start is None else start
     accepted = torch.zeros(n, dtype=torch.bool)
     fraction = torch.zeros(n)
     kl_taken = torch.zeros(n)
     improvement = torch.zeros(n)
     for k in range(max_backtracks):
-        f = backtrack_ratio**k
+        f = start * backtrack_ratio**k
         pending = torch.nonzero(~accepted).squeeze(1)
         with torch.no_grad():
-            candidate = axpy(torch.full((len(pending),), f), {key: v[pending] for key, v in full_step.items()},
+            candidate = axpy(f[pending], {key: v[pending] for key, v in full_step.items()},
                              {key: v[pending] for key, v in theta.items()})
         kl_pending, gain_pending = evaluate(candidate, pending)
         kl = torch.full((n,), math.inf).index_put((pending,), kl_pending.detach().to(torch.float32))
         gain = torch.zeros(n).index_put((pending,), gain_pending.detach().to(torch.float32))
         ok = (~accepted) & (kl <= max_kl) & (gain > 0) & torch.isfinite(kl)
-        fraction = torch.where(ok, torch.full_like(fraction, f), fraction)
+        fraction = torch.where(ok, f, fraction)
         kl_taken = torch.where(ok, kl, kl_taken)
         improvement = torch.where(ok, gain, improvement)
         accepted |= ok
