@@ -52,6 +52,37 @@ def test_resume_refuses_a_different_configuration(tmp_path):
         train_run(TrainConfig(episodes=0), tmp_path / "other")
 
 
+def _edit_record(run, edit):
+    path = run / "config.json"
+    record = json.loads(path.read_text())
+    edit(record)
+    path.write_text(json.dumps(record))
+
+
+def test_resume_refuses_a_default_that_changed_since_the_run_started(tmp_path):
+    # A newer mamrl with another default must not continue an old run under it without saying so.
+    cfg = TrainConfig(topology="b4", load=0.3, horizon_ticks=40, algorithm="pg", episodes=3, chunk_episodes=1)
+    train_run(cfg, tmp_path, stop_after_chunks=1)
+    assert json.loads((tmp_path / "config.json").read_text())["algorithm_resolved"]["step_size"] == 0.05
+    _edit_record(tmp_path, lambda r: r["algorithm_resolved"].update(step_size=0.02))  # "the old default"
+    with pytest.raises(MamrlError, match=r"step_size is 0\.02 in the run but 0\.05 now .*--set step_size=0\.02"):
+        train_run(cfg, tmp_path)
+    pinned = TrainConfig(topology="b4", load=0.3, horizon_ticks=40, algorithm="pg", algorithm_config={"step_size": 0.02},
+                         episodes=3, chunk_episodes=1)
+    assert train_run(pinned, tmp_path)["episodes"] == 3
+
+
+def test_resume_of_a_run_older_than_a_hyper_parameter_asks_for_its_value(tmp_path):
+    cfg = TrainConfig(topology="b4", load=0.3, horizon_ticks=40, algorithm="pg", episodes=3, chunk_episodes=1)
+    train_run(cfg, tmp_path, stop_after_chunks=1)
+    _edit_record(tmp_path, lambda r: r["algorithm_resolved"].pop("baseline_rate"))
+    with pytest.raises(MamrlError, match="baseline_rate did not exist when the run started"):
+        train_run(cfg, tmp_path)
+    # Runs recorded before `algorithm_resolved` existed are checked against their checkpoint's config.
+    _edit_record(tmp_path, lambda r: r.pop("algorithm_resolved"))
+    assert train_run(cfg, tmp_path)["episodes"] == 3
+
+
 def _run_cli(args):
     from mamrl.cli import main
 

@@ -1,7 +1,8 @@
 """`mamrl train`: train one algorithm on one configuration, with learning curves and checkpoints.
 
 A run directory holds:
-  config.json     resolved configuration, seed, mamrl version (written once; a resume must match)
+  config.json     configuration, the algorithm's resolved hyper-parameters (defaults included),
+                  seed, mamrl version (written once; a resume must match, defaults included)
   checkpoint.pt   the agent after the last completed chunk (torch state dict, weights_only load,
                   written atomically)
   curves.csv      one row per chunk of training episodes (metrics, and for `mamrl` the TRPO stats)
@@ -117,8 +118,9 @@ def train_run(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     config_path, checkpoint, curves_path = out / "config.json", out / "checkpoint.pt", out / "curves.csv"
-    record = {"config": _jsonable(asdict(cfg)), "simulation": params.describe(), "mamrl_version": __version__}
     agent = make_agent(cfg.algorithm, cfg.algorithm_config)
+    record = {"config": _jsonable(asdict(cfg)), "algorithm_resolved": _jsonable(agent.config()),
+              "simulation": params.describe(), "mamrl_version": __version__}
     if task_executor is not None:
         if not hasattr(agent, "task_executor"):
             raise MamrlError(f"--backend/--workers spread maml's meta-training tasks; {cfg.algorithm} trains in one process")
@@ -126,10 +128,9 @@ def train_run(
     rows: list[dict[str, Any]] = []
     if config_path.exists():
         previous = json.loads(config_path.read_text())
-        if previous.get("config") != record["config"]:
-            raise MamrlError(f"{out} holds a run with a different configuration; use another directory")
-        if checkpoint.exists():
-            meta, arrays = RoutingAgent.read_checkpoint(checkpoint)
+        meta, arrays = RoutingAgent.read_checkpoint(checkpoint) if checkpoint.exists() else (None, {})
+        _check_resumable(out, previous, record, None if meta is None else meta["config"])
+        if meta is not None:
             agent.load_state_arrays(arrays)
             rows = meta["extra"].get("rows", [])
     else:
@@ -307,6 +308,41 @@ def _write_atomic(path: Path, text: str) -> None:
 
 def _finite(value: float) -> float | None:
     return float(value) if math.isfinite(value) else None
+
+
+def _check_resumable(out: Path, previous: dict[str, Any], record: dict[str, Any],
+                     checkpoint_config: dict[str, Any] | None) -> None:
+    """Refuse (one line) to resume a run under another configuration. Hyper-parameters are compared
+    resolved, defaults included: a default changed by a newer mamrl would otherwise be adopted
+    silently half-way through a run. `checkpoint_config` is the resolved configuration the last
+    checkpoint was written with (runs recorded before `algorithm_resolved` existed)."""
+    old, new = dict(previous.get("config") or {}), dict(record["config"])
+    old_given, given = old.pop("algorithm_config", {}) or {}, new.pop("algorithm_config", {}) or {}
+    differing = sorted(key for key in old.keys() | new.keys() if old.get(key) != new.get(key))
+    if differing:
+        raise MamrlError(f"{out} holds a run with a different configuration (differs in: {', '.join(differing)}); "
+                         "use another directory")
+    old_resolved = previous.get("algorithm_resolved") or checkpoint_config
+    if old_resolved is None:  # nothing trained and nothing resolved recorded: compare what was given
+        if old_given != given:
+            raise MamrlError(f"{out} holds a run with a different configuration (differs in: algorithm_config); "
+                             "use another directory")
+        return
+    old_resolved, new_resolved = _jsonable(old_resolved), record["algorithm_resolved"]
+    problems = []
+    for key in sorted(old_resolved.keys() | new_resolved.keys()):
+        if key not in new_resolved:
+            problems.append(f"{key} (set to {json.dumps(old_resolved[key])} in the run) no longer exists")
+        elif key not in old_resolved:
+            if key not in given:  # a hyper-parameter newer than the run: only the user knows its old behaviour
+                problems.append(f"{key} did not exist when the run started (now {json.dumps(new_resolved[key])}); "
+                                f"pin its behaviour then with --set {key}=VALUE")
+        elif old_resolved[key] != new_resolved[key]:
+            how = "given" if key in given else "this mamrl's default"
+            problems.append(f"{key} is {json.dumps(old_resolved[key])} in the run but {json.dumps(new_resolved[key])} "
+                            f"now ({how}); resume it with --set {key}={json.dumps(old_resolved[key])}")
+    if problems:
+        raise MamrlError(f"{out} cannot be resumed as it was: {'; '.join(problems)}; or use another directory")
 
 
 def _jsonable(value: Any) -> Any:
