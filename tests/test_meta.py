@@ -250,11 +250,13 @@ def test_meta_benchmark_from_a_trained_checkpoint(tmp_path):
 
 
 def test_inner_kl_penalty_gradient_through_the_inner_step_matches_finite_differences():
-    from mamrl.meta.maml import inner_kl, inner_kl_gradient
+    from mamrl.meta.maml import inner_kl, inner_kl_and_gradient
     from mamrl.agents.trpo import axpy
 
     alpha = 0.5
-    params, pre, _, path, outer, objective = _meta_problem(alpha, seed=6)
+    params, pre, _, _, outer, objective = _meta_problem(alpha, seed=6)
+    theta_log_probs = []
+    path = adapt(params, [pre], alpha, max_rows=1 << 20, log_probs_out=theta_log_probs)
     n = pre.mask.shape[0]
     eta = torch.linspace(0.5, 3.0, n, dtype=torch.float64)
 
@@ -262,20 +264,38 @@ def test_inner_kl_penalty_gradient_through_the_inner_step_matches_finite_differe
         moved = inner_kl(theta, adapt(theta, [pre], alpha, max_rows=1 << 20)[-1], pre, max_rows=1 << 20)
         return objective(theta) - (eta * moved).sum()
 
-    d_theta, d_adapted = inner_kl_gradient(params, path[-1], pre, max_rows=7)  # chunked on purpose
-    analytic_grad = axpy(-eta, d_theta, meta_gradient(path, [pre], axpy(-eta, d_adapted, outer), alpha,
-                                                      first_order=False, max_rows=1 << 20))
-    assert float(inner_kl(params, path[-1], pre, max_rows=1 << 20).sum()) > 1e-4  # the penalty is not trivially 0
+    # Chunked on purpose, and differently in the two passes: the adapted log-probabilities
+    # must line up with the Hessian pass's rows whatever the chunks.
+    moved, d_adapted, adapted_log_probs = inner_kl_and_gradient(path[-1], pre, theta_log_probs[0], max_rows=7)
+    torch.testing.assert_close(moved, inner_kl(params, path[-1], pre, max_rows=1 << 20))
+    assert float(moved.sum()) > 1e-4  # the penalty is not trivially 0
+    through_inner = axpy(-eta, d_adapted, outer)
+    analytic_grad = meta_gradient(path, [pre], through_inner, alpha, first_order=False, max_rows=5,
+                                  penalty=eta, adapted_log_probs=adapted_log_probs)
+    first_order = meta_gradient(path, [pre], through_inner, alpha, first_order=True, max_rows=5,
+                                penalty=eta, adapted_log_probs=adapted_log_probs)
     generator = torch.Generator().manual_seed(8)
+    eps = 1e-6
+
+    def along(f, v):
+        return float((f({k: params[k] + eps * v[k] for k in params}) - f({k: params[k] - eps * v[k] for k in params}))
+                     / (2 * eps))
+
+    def direct_penalty(theta):  # the adapted policy held fixed
+        return -(eta * inner_kl(theta, path[-1], pre, max_rows=1 << 20)).sum()
+
     for _ in range(3):
         v = {k: torch.randn(p.shape, generator=generator, dtype=torch.float64) for k, p in params.items()}
-        eps = 1e-6
-        finite = float((penalised({k: params[k] + eps * v[k] for k in params})
-                        - penalised({k: params[k] - eps * v[k] for k in params})) / (2 * eps))
+        finite = along(penalised, v)
         assert float(dot(analytic_grad, v).sum()) == pytest.approx(finite, rel=1e-5, abs=1e-8)
         # Dropping the penalty's path through the inner step (d_adapted) gets it wrong.
-        partial = axpy(-eta, d_theta, meta_gradient(path, [pre], outer, alpha, first_order=False, max_rows=1 << 20))
+        partial = meta_gradient(path, [pre], outer, alpha, first_order=False, max_rows=1 << 20,
+                                penalty=eta, adapted_log_probs=adapted_log_probs)
         assert abs(float(dot(partial, v).sum()) - finite) > 1e-4 * abs(finite)
+        # First order keeps the penalty's direct term: its gradient with theta' held fixed.
+        direct = float(dot(first_order, v).sum() - dot(through_inner, v).sum())
+        assert direct == pytest.approx(along(direct_penalty, v), rel=1e-5, abs=1e-8)
+        assert abs(direct) > 1e-6
 
 
 def test_inner_kl_penalty_follows_promps_rule():

@@ -14,6 +14,7 @@ Reads top to bottom like the algorithm: data -> surrogate & KL -> gradient -> co
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -362,15 +363,31 @@ def policy_gradient(params: Params, batch: RouterBatch, *, max_rows: int = 8192,
     return total
 
 
-def hessian_vector_product(params: Params, batch: RouterBatch, vector: Params, *, max_rows: int = 8192) -> Params:
-    """H_i v_i for every router, H_i the Hessian of mean_i(log pi * A) (the inner objective of
-    MAML) at `params`: d/dtheta <grad L(theta), v> by double backward, chunk by chunk."""
+def hessian_vector_product(params: Params, batch: RouterBatch, vector: Params, *, max_rows: int = 8192,
+                           scale: float = 1.0, extra: Callable[[torch.Tensor, RouterBatch, int], torch.Tensor] | None = None,
+                           ) -> Params:
+    """scale * H_i v_i for every router, H_i the Hessian of mean_i(log pi * A) (the inner objective of
+    MAML) at `params`: d/dtheta <grad L(theta), v> by double backward, chunk by chunk.
+
+    `extra(log_probs, chunk, column)`, an [N] per-router function of the log-probabilities over
+    slots on a chunk (whose rows start at row `column` of `batch`), adds the gradient of its sum
+    at `params` from the same forward pass (MAML's inner-KL penalty); with `scale` 0 only that
+    gradient is computed."""
     theta = {k: v.detach().requires_grad_(True) for k, v in params.items()}
+    leaves = list(theta.values())
     total = {k: torch.zeros_like(v) for k, v in theta.items()}
+    column = 0
     for chunk in batch.chunks(max_rows):
-        logp = log_probs(theta, chunk).gather(2, chunk.actions[..., None]).squeeze(2)
-        grads = torch.autograd.grad(per_router_mean(logp * chunk.advantages, chunk).sum(), list(theta.values()), create_graph=True)
-        inner = sum((g * vector[k]).sum() for k, g in zip(theta, grads))
-        for k, h in zip(theta, torch.autograd.grad(inner, list(theta.values()))):
-            total[k] += h
+        full = log_probs(theta, chunk)
+        objective = torch.zeros(())
+        if scale != 0:
+            logp = full.gather(2, chunk.actions[..., None]).squeeze(2)
+            grads = torch.autograd.grad(per_router_mean(logp * chunk.advantages, chunk).sum(), leaves, create_graph=True)
+            objective = scale * sum((g * vector[k]).sum() for k, g in zip(theta, grads))
+        if extra is not None:
+            objective = objective + extra(full, chunk, column).sum()
+        column += chunk.mask.shape[1]
+        for k, h in zip(theta, torch.autograd.grad(objective, leaves, allow_unused=True)):
+            if h is not None:
+                total[k] += h
     return total

@@ -166,16 +166,44 @@ def adapt(theta: Params, batches: list[RouterBatch], step_size: float, max_rows:
 
 
 def meta_gradient(path: list[Params], inner_batches: list[RouterBatch], outer_gradient: Params,
-                  step_size: float, first_order: bool, max_rows: int) -> Params:
+                  step_size: float, first_order: bool, max_rows: int, penalty: torch.Tensor | None = None,
+                  adapted_log_probs: torch.Tensor | None = None) -> Params:
     """Pull the gradient at the adapted parameters back to theta through the inner steps:
-    u <- (I + alpha H_s) u for s = last..first (H_s the inner objective's Hessian at theta_s)."""
+    u <- (I + alpha H_s) u for s = last..first (H_s the inner objective's Hessian at theta_s).
+
+    With `penalty` (eta, [N]), also add the gradient of -eta_i KL(pi_theta || pi_theta') on the
+    first inner batch with respect to its first argument, the adapted policy held fixed at
+    `adapted_log_probs` (its log-probabilities over slots on that batch): the part of the inner-KL
+    penalty's gradient that does not pass through the inner step (that part is in
+    `outer_gradient`, see `inner_kl_and_gradient`). It comes from the first step's Hessian pass,
+    whose forward pass it shares."""
     u = {k: v.clone() for k, v in outer_gradient.items()}
+    extra = None
+    if penalty is not None:
+        def extra(theta_log_probs: torch.Tensor, chunk: RouterBatch, column: int) -> torch.Tensor:
+            width = chunk.mask.shape[1]
+            return -penalty * _inner_kl_terms(theta_log_probs, adapted_log_probs[:, column:column + width], chunk)
     if first_order or step_size == 0:
-        return u
-    for theta_s, batch in zip(reversed(path[:-1]), reversed(inner_batches)):
-        hv = hessian_vector_product(theta_s, batch, u, max_rows=max_rows)
-        u = {k: u[k] + step_size * hv[k] for k in u}
+        if extra is None:
+            return u
+        direct = hessian_vector_product(path[0], inner_batches[0], u, max_rows=max_rows, scale=0.0, extra=extra)
+        return {k: u[k] + direct[k] for k in u}
+    for s, (theta_s, batch) in reversed(list(enumerate(zip(path[:-1], inner_batches)))):
+        hv = hessian_vector_product(theta_s, batch, u, max_rows=max_rows, scale=step_size,
+                                    extra=extra if s == 0 else None)
+        u = {k: u[k] + hv[k] for k in u}
     return u
+
+
+def _inner_kl_terms(theta_log_probs: torch.Tensor, adapted_log_probs: torch.Tensor, chunk: RouterBatch) -> torch.Tensor:
+    """[N] KL(pi_theta || pi_adapted) from both policies' log-probabilities over slots on `chunk`
+    (per-router mean as in `per_router_mean`, so chunks add up)."""
+    # Zero the -inf logs of invalid slots before they meet: 0 * (-inf - -inf) would make a
+    # backward pass nan even though the forward masks those terms out.
+    valid = torch.isfinite(theta_log_probs)
+    a = torch.where(valid, theta_log_probs, torch.zeros_like(theta_log_probs))
+    b = torch.where(valid, adapted_log_probs, torch.zeros_like(adapted_log_probs))
+    return per_router_mean(torch.where(valid, a.exp() * (a - b), torch.zeros_like(a)).sum(dim=2), chunk)
 
 
 def inner_kl(theta: Params, adapted: Params, batch: RouterBatch, max_rows: int,
@@ -193,26 +221,27 @@ def inner_kl(theta: Params, adapted: Params, batch: RouterBatch, max_rows: int,
         return total
 
 
-def inner_kl_gradient(theta: Params, adapted: Params, batch: RouterBatch, max_rows: int) -> tuple[Params, Params]:
-    """Gradients of the [N] inner KL(pi_theta || pi_adapted) on `batch` (see `inner_kl`) with
-    respect to its first argument and its second, router i's on its own parameters; the penalty's
-    gradient through the inner step is then d_first + (d adapted / d theta)^T d_second."""
-    first = {k: v.detach().requires_grad_(True) for k, v in theta.items()}
+def inner_kl_and_gradient(adapted: Params, batch: RouterBatch, theta_log_probs: torch.Tensor,
+                          max_rows: int) -> tuple[torch.Tensor, Params, torch.Tensor]:
+    """The inner KL(pi_theta || pi_adapted) on `batch` ([N], as `inner_kl`), its gradient with
+    respect to the adapted parameters (router i's on its own, pi_theta fixed at
+    `theta_log_probs`, its log-probabilities over slots), and log pi_adapted over slots (detached),
+    from one forward pass. The penalty's full gradient is then
+    (d adapted / d theta)^T (this gradient) + the direct term (`meta_gradient`'s `penalty`)."""
     second = {k: v.detach().requires_grad_(True) for k, v in adapted.items()}
-    leaves = [*first.values(), *second.values()]
+    leaves = list(second.values())
     totals = [torch.zeros_like(v) for v in leaves]
+    moved, column, logs = torch.zeros(()), 0, []
     for chunk in batch.chunks(max_rows):
-        logp_first, logp_second = log_probs(first, chunk), log_probs(second, chunk)
-        # Zero the -inf logs of invalid slots before they meet: 0 * (-inf - -inf) would make the
-        # backward pass nan even though the forward masks those terms out.
-        valid = torch.isfinite(logp_first)
-        a = torch.where(valid, logp_first, torch.zeros_like(logp_first))
-        b = torch.where(valid, logp_second, torch.zeros_like(logp_second))
-        terms = torch.where(valid, a.exp() * (a - b), torch.zeros_like(a)).sum(dim=2)
-        for total, g in zip(totals, torch.autograd.grad(per_router_mean(terms, chunk).sum(), leaves)):
+        width = chunk.mask.shape[1]
+        logp = log_probs(second, chunk)
+        kl = _inner_kl_terms(theta_log_probs[:, column:column + width], logp, chunk)
+        column += width
+        for total, g in zip(totals, torch.autograd.grad(kl.sum(), leaves)):
             total += g
-    n = len(first)
-    return dict(zip(first, totals[:n])), dict(zip(second, totals[n:]))
+        moved = moved + kl.detach()
+        logs.append(logp.detach())
+    return moved, dict(zip(second, totals)), torch.cat(logs, dim=1)
 
 
 PENALTY_BOUNDS = (1e-3, 1e3)
@@ -362,14 +391,15 @@ def run_task(job: TaskJob) -> TaskResult:
     # together with the penalty's gradient with respect to theta' (the pull-back is linear).
     logp_out: list[torch.Tensor] = []
     outer_grad = policy_gradient(path[-1], outer, max_rows=cfg.chunk_rows, log_probs_out=logp_out)
-    moved = inner_kl(theta, path[-1], inner_batches[0], cfg.chunk_rows, inner_log_probs[0])
-    penalised = cfg.inner_kl_target > 0
-    if penalised:
-        d_theta, d_adapted = inner_kl_gradient(theta, path[-1], inner_batches[0], cfg.chunk_rows)
+    if cfg.inner_kl_target > 0:  # penalised
+        moved, d_adapted, adapted_log_probs = inner_kl_and_gradient(path[-1], inner_batches[0], inner_log_probs[0],
+                                                                    cfg.chunk_rows)
         outer_grad = axpy(-penalty, d_adapted, outer_grad)
-    task_grad = meta_gradient(path, inner_batches, outer_grad, cfg.inner_step_size, cfg.first_order, cfg.chunk_rows)
-    if penalised:
-        task_grad = axpy(-penalty, d_theta, task_grad)
+        task_grad = meta_gradient(path, inner_batches, outer_grad, cfg.inner_step_size, cfg.first_order, cfg.chunk_rows,
+                                  penalty=penalty, adapted_log_probs=adapted_log_probs)
+    else:
+        moved = inner_kl(theta, path[-1], inner_batches[0], cfg.chunk_rows, inner_log_probs[0])
+        task_grad = meta_gradient(path, inner_batches, outer_grad, cfg.inner_step_size, cfg.first_order, cfg.chunk_rows)
     old_logp = logp_out[0]
     old_logp_actions = old_logp.gather(2, outer.actions[..., None]).squeeze(2)
     seconds["meta_gradient"] += time.perf_counter() - start
