@@ -83,8 +83,8 @@ def bench_meta(topology_name: str = "b4", load: float = 0.3, iterations: int = 3
                checkpoint: str | Path | None = None, penalised: bool = True,
                corrected_start: bool = True) -> MetaBenchResult:
     """Time `iterations` meta-iterations after one warm-up (numba compilation, allocator), from a
-    fresh initialisation or from a trained one (`checkpoint`, with its own configuration: late
-    iterations cost more, RESULTS.md §3.1). `penalised=False` drops the inner-KL penalty, as in
+    fresh initialisation or from a trained one (`checkpoint`, with its own configuration but
+    `corrected_start`: late iterations cost more, RESULTS.md §3.1). `penalised=False` drops the inner-KL penalty, as in
     the paper authors' configuration; `corrected_start=False` starts every line search at the full
     step, as TRPO (and their code) does. The warm-up iteration also sets the corrected starts."""
     params = SimParams(load_topology(topology_name), load, horizon)
@@ -92,7 +92,7 @@ def bench_meta(topology_name: str = "b4", load: float = 0.3, iterations: int = 3
     if checkpoint is not None:
         learner, trained = trained_learner(checkpoint)
         first_order, penalised = learner.cfg.first_order, learner.cfg.inner_kl_target > 0
-        corrected_start = learner.cfg.corrected_step_start
+        learner.cfg = dataclasses.replace(learner.cfg, corrected_step_start=corrected_start)
     else:
         config = MamlConfig(first_order=first_order, episodes_per_task=episodes_per_task,
                             corrected_step_start=corrected_start)
@@ -159,7 +159,7 @@ def markdown_section(results: list[MetaBenchResult], command: str, machine: dict
         "- *line-search start*: every row but *full-step line-search start* starts router i's line search at "
         "the fraction of its natural-gradient step that its last accepted step predicts at half the KL bound "
         "(mamrl's default, `corrected_step_start`); the full step, sized by a Fisher that ignores the inner "
-        "step's Jacobian, overshoots the bound and costs one rejected evaluation of every task per iteration. "
+        "step's Jacobian, overshoots the bound on a trained meta-initialisation and costs one rejected evaluation of every task per iteration. "
         "The bound checked is the same exact post-adaptation KL.",
         "- Measured from a fresh initialisation, and (rows *after N meta-iterations*, `--from-checkpoint`) from the "
         "meta-initialisation of a real run (RESULTS.md §3.1 gives the times of the whole run).",
