@@ -108,10 +108,14 @@ def mean_kl(params: Params, batch: RouterBatch, old_logp: torch.Tensor) -> torch
 
 
 def mean_kl_of(logp: torch.Tensor, batch: RouterBatch, old_logp: torch.Tensor) -> torch.Tensor:
-    """`mean_kl` from the policy's log-probabilities over slots [N, M, K] on `batch`."""
-    old_p = old_logp.exp()
-    # Invalid slots have p_old = 0 and -inf logs: their terms are 0, not nan.
-    terms = torch.where(old_p > 0, old_p * (old_logp - logp), torch.zeros_like(old_p))
+    """`mean_kl` from the policy's log-probabilities over slots [N, M, K] on `batch`;
+    differentiable in both arguments (MAML's inner KL needs the gradient in `old_logp` too)."""
+    # Invalid slots have -inf logs in both: zero them before they meet, so that their terms are
+    # 0 and no backward pass sees 0 * (-inf - -inf) = nan.
+    valid = torch.isfinite(old_logp)
+    old = torch.where(valid, old_logp, torch.zeros_like(old_logp))
+    new = torch.where(valid, logp, torch.zeros_like(logp))
+    terms = torch.where(valid, old.exp() * (old - new), torch.zeros_like(old))
     return per_router_mean(terms.sum(dim=2), batch)
 
 
@@ -387,7 +391,6 @@ def hessian_vector_product(params: Params, batch: RouterBatch, vector: Params, *
         if extra is not None:
             objective = objective + extra(full, chunk, column).sum()
         column += chunk.mask.shape[1]
-        for k, h in zip(theta, torch.autograd.grad(objective, leaves, allow_unused=True)):
-            if h is not None:
-                total[k] += h
+        for k, h in zip(theta, torch.autograd.grad(objective, leaves)):
+            total[k] += h
     return total

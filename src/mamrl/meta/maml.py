@@ -182,7 +182,7 @@ def meta_gradient(path: list[Params], inner_batches: list[RouterBatch], outer_gr
     if penalty is not None:
         def extra(theta_log_probs: torch.Tensor, chunk: RouterBatch, column: int) -> torch.Tensor:
             width = chunk.mask.shape[1]
-            return -penalty * _inner_kl_terms(theta_log_probs, adapted_log_probs[:, column:column + width], chunk)
+            return -penalty * mean_kl_of(adapted_log_probs[:, column:column + width], chunk, theta_log_probs)
     if first_order or step_size == 0:
         if extra is None:
             return u
@@ -193,17 +193,6 @@ def meta_gradient(path: list[Params], inner_batches: list[RouterBatch], outer_gr
                                     extra=extra if s == 0 else None)
         u = {k: u[k] + hv[k] for k in u}
     return u
-
-
-def _inner_kl_terms(theta_log_probs: torch.Tensor, adapted_log_probs: torch.Tensor, chunk: RouterBatch) -> torch.Tensor:
-    """[N] KL(pi_theta || pi_adapted) from both policies' log-probabilities over slots on `chunk`
-    (per-router mean as in `per_router_mean`, so chunks add up)."""
-    # Zero the -inf logs of invalid slots before they meet: 0 * (-inf - -inf) would make a
-    # backward pass nan even though the forward masks those terms out.
-    valid = torch.isfinite(theta_log_probs)
-    a = torch.where(valid, theta_log_probs, torch.zeros_like(theta_log_probs))
-    b = torch.where(valid, adapted_log_probs, torch.zeros_like(adapted_log_probs))
-    return per_router_mean(torch.where(valid, a.exp() * (a - b), torch.zeros_like(a)).sum(dim=2), chunk)
 
 
 def inner_kl(theta: Params, adapted: Params, batch: RouterBatch, max_rows: int,
@@ -235,7 +224,7 @@ def inner_kl_and_gradient(adapted: Params, batch: RouterBatch, theta_log_probs: 
     for chunk in batch.chunks(max_rows):
         width = chunk.mask.shape[1]
         logp = log_probs(second, chunk)
-        kl = _inner_kl_terms(theta_log_probs[:, column:column + width], logp, chunk)
+        kl = mean_kl_of(logp, chunk, theta_log_probs[:, column:column + width])
         column += width
         for total, g in zip(totals, torch.autograd.grad(kl.sum(), leaves)):
             total += g
@@ -391,15 +380,16 @@ def run_task(job: TaskJob) -> TaskResult:
     # together with the penalty's gradient with respect to theta' (the pull-back is linear).
     logp_out: list[torch.Tensor] = []
     outer_grad = policy_gradient(path[-1], outer, max_rows=cfg.chunk_rows, log_probs_out=logp_out)
-    if cfg.inner_kl_target > 0:  # penalised
+    penalised = cfg.inner_kl_target > 0
+    adapted_log_probs = None
+    if penalised:
         moved, d_adapted, adapted_log_probs = inner_kl_and_gradient(path[-1], inner_batches[0], inner_log_probs[0],
                                                                     cfg.chunk_rows)
         outer_grad = axpy(-penalty, d_adapted, outer_grad)
-        task_grad = meta_gradient(path, inner_batches, outer_grad, cfg.inner_step_size, cfg.first_order, cfg.chunk_rows,
-                                  penalty=penalty, adapted_log_probs=adapted_log_probs)
     else:
         moved = inner_kl(theta, path[-1], inner_batches[0], cfg.chunk_rows, inner_log_probs[0])
-        task_grad = meta_gradient(path, inner_batches, outer_grad, cfg.inner_step_size, cfg.first_order, cfg.chunk_rows)
+    task_grad = meta_gradient(path, inner_batches, outer_grad, cfg.inner_step_size, cfg.first_order, cfg.chunk_rows,
+                              penalty=penalty if penalised else None, adapted_log_probs=adapted_log_probs)
     old_logp = logp_out[0]
     old_logp_actions = old_logp.gather(2, outer.actions[..., None]).squeeze(2)
     seconds["meta_gradient"] += time.perf_counter() - start
