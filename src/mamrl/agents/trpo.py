@@ -276,8 +276,11 @@ def trpo_update(
 
     def evaluate(candidate: Params, routers: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         sub = batch.routers(routers)
-        kl = mean_kl(candidate, sub, old_logp[routers])
-        return kl, surrogate(candidate, sub, old_logp_actions[routers]) - surrogate_before[routers]
+        with torch.no_grad():  # one forward pass gives both the KL and the surrogate
+            logp_candidate = log_probs(candidate, sub)
+            kl = mean_kl_of(logp_candidate, sub, old_logp[routers])
+            gain = surrogate_of(logp_candidate, sub, old_logp_actions[routers]) - surrogate_before[routers]
+        return kl, gain
 
     return trust_region_step(theta, g, fisher_vector, evaluate, max_kl=max_kl, cg_iterations=cg_iterations,
                              backtrack_ratio=backtrack_ratio, max_backtracks=max_backtracks)
