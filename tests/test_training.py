@@ -43,6 +43,26 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path, algorithm, config, chunk
     assert len(_curves(whole / "curves.csv")) >= 3
 
 
+@pytest.mark.parametrize("algorithm,config", [("mamrl", {"hidden_sizes": [16, 16], "episodes_per_iteration": 2}),
+                                              ("q-routing", {})])
+def test_a_larger_target_extends_a_finished_run_as_if_it_had_been_the_target(tmp_path, algorithm, config):
+    def cfg(episodes):
+        return TrainConfig(topology="b4", load=0.3, horizon_ticks=50, algorithm=algorithm, algorithm_config=config,
+                           episodes=episodes, seed=5, chunk_episodes=2, eval_episodes=1)
+    train_run(cfg(8), tmp_path / "whole")
+    train_run(cfg(4), tmp_path / "extended")
+    assert json.loads((tmp_path / "extended" / "config.json").read_text())["config"]["episodes"] == 4
+    assert train_run(cfg(8), tmp_path / "extended")["episodes"] == 8
+    assert json.loads((tmp_path / "extended" / "config.json").read_text())["config"]["episodes"] == 8
+    assert _curves(tmp_path / "whole" / "curves.csv") == _curves(tmp_path / "extended" / "curves.csv")
+    _, a = RoutingAgent.read_checkpoint(tmp_path / "whole" / "checkpoint.pt")
+    _, b = RoutingAgent.read_checkpoint(tmp_path / "extended" / "checkpoint.pt")
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key])
+    assert (json.loads((tmp_path / "whole" / "evaluation.json").read_text())
+            == json.loads((tmp_path / "extended" / "evaluation.json").read_text()))
+
+
 def test_resume_refuses_a_different_configuration(tmp_path):
     cfg = TrainConfig(topology="b4", load=0.3, horizon_ticks=40, algorithm="pg", episodes=2, chunk_episodes=1)
     train_run(cfg, tmp_path)

@@ -935,7 +935,7 @@ def train(
     set_: Optional[list[str]] = typer.Option(None, "--set", metavar="KEY=VALUE", help="Algorithm hyper-parameter, e.g. reward=packet (repeatable; JSON values)."),
     chunk: int = typer.Option(0, "--chunk", metavar="N", help="Episodes per curve row and checkpoint (0: one TRPO or meta iteration for mamrl/maml, else 50)."),
     eval_episodes: int = typer.Option(20, "--eval-episodes", metavar="N", help="Frozen-policy evaluation episodes at the end (0 = none)."),
-    out: Path = typer.Option(Path("runs/train"), "--out", "-o", help="Run directory (resumed if it holds this configuration)."),
+    out: Path = typer.Option(Path("runs/train"), "--out", "-o", help="Run directory (resumed if it holds this configuration; a larger -n extends it)."),
     tensorboard: Optional[Path] = typer.Option(
         None, "--tensorboard", metavar="DIR",
         help="Also log the learning curves (step = episodes) and the config to TensorBoard in DIR; a resumed run appends.",

@@ -133,6 +133,8 @@ def train_run(
         if meta is not None:
             agent.load_state_arrays(arrays)
             rows = meta["extra"].get("rows", [])
+        if any(previous["config"].get(key) != record["config"][key] for key in EXTENDABLE):
+            _write_atomic(config_path, json.dumps(record, indent=2))  # the new target is the run's now
     else:
         _write_atomic(config_path, json.dumps(record, indent=2))
     done = int(getattr(agent, "episodes_trained", 0))
@@ -310,6 +312,12 @@ def _finite(value: float) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
+EXTENDABLE = ("episodes", "eval_episodes")
+"""Config fields a resume may change: the training target (a larger one extends the run, which then
+continues as if it had been started with it, when the earlier target was a whole number of chunks)
+and the final evaluation's length (computed at the end, from the final weights)."""
+
+
 def _check_resumable(out: Path, previous: dict[str, Any], record: dict[str, Any],
                      checkpoint_config: dict[str, Any] | None) -> None:
     """Refuse (one line) to resume a run under another configuration. Hyper-parameters are compared
@@ -318,7 +326,8 @@ def _check_resumable(out: Path, previous: dict[str, Any], record: dict[str, Any]
     checkpoint was written with (runs recorded before `algorithm_resolved` existed)."""
     old, new = dict(previous.get("config") or {}), dict(record["config"])
     old_given, given = old.pop("algorithm_config", {}) or {}, new.pop("algorithm_config", {}) or {}
-    differing = sorted(key for key in old.keys() | new.keys() if old.get(key) != new.get(key))
+    differing = sorted(key for key in old.keys() | new.keys()
+                       if key not in EXTENDABLE and old.get(key) != new.get(key))
     if differing:
         raise MamrlError(f"{out} holds a run with a different configuration (differs in: {', '.join(differing)}); "
                          "use another directory")
