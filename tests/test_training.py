@@ -61,6 +61,10 @@ def test_a_larger_target_extends_a_finished_run_as_if_it_had_been_the_target(tmp
         np.testing.assert_array_equal(a[key], b[key])
     assert (json.loads((tmp_path / "whole" / "evaluation.json").read_text())
             == json.loads((tmp_path / "extended" / "evaluation.json").read_text()))
+    # A run cannot be cut back to a smaller target than it has trained.
+    with pytest.raises(MamrlError, match="already trained 8 episodes, more than the 6 asked"):
+        train_run(cfg(6), tmp_path / "extended")
+    assert json.loads((tmp_path / "extended" / "config.json").read_text())["config"]["episodes"] == 8
 
 
 def test_resume_refuses_a_different_configuration(tmp_path):

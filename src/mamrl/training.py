@@ -133,6 +133,11 @@ def train_run(
         if meta is not None:
             agent.load_state_arrays(arrays)
             rows = meta["extra"].get("rows", [])
+        trained = int(getattr(agent, "episodes_trained", 0))
+        if cfg.episodes < trained and cfg.episodes != previous["config"].get("episodes"):
+            # A run cannot go back: its weights would not be what the smaller target says.
+            raise MamrlError(f"{out} has already trained {trained} episodes, more than the {cfg.episodes} asked; "
+                             f"ask for at least {trained} (or use another directory)")
         if any(previous["config"].get(key) != record["config"][key] for key in EXTENDABLE):
             _write_atomic(config_path, json.dumps(record, indent=2))  # the new target is the run's now
     else:
