@@ -126,23 +126,24 @@ def train_run(
             raise MamrlError(f"--backend/--workers spread maml's meta-training tasks; {cfg.algorithm} trains in one process")
         agent.task_executor = task_executor
     rows: list[dict[str, Any]] = []
-    if config_path.exists():
-        previous = json.loads(config_path.read_text())
+    previous = json.loads(config_path.read_text()) if config_path.exists() else None
+    if previous is not None:
         meta, arrays = RoutingAgent.read_checkpoint(checkpoint) if checkpoint.exists() else (None, {})
         _check_resumable(out, previous, record, None if meta is None else meta["config"])
         if meta is not None:
             agent.load_state_arrays(arrays)
             rows = meta["extra"].get("rows", [])
-        trained = int(getattr(agent, "episodes_trained", 0))
-        if cfg.episodes < trained and cfg.episodes != previous["config"].get("episodes"):
-            # A run cannot go back: its weights would not be what the smaller target says.
-            raise MamrlError(f"{out} has already trained {trained} episodes, more than the {cfg.episodes} asked; "
-                             f"ask for at least {trained} (or use another directory)")
+    done = int(getattr(agent, "episodes_trained", 0))
+    if previous is None:
+        _write_atomic(config_path, json.dumps(record, indent=2))
+    else:
+        # A run cannot go back: its weights would not be what a smaller target says. (Its own target
+        # is fine even when passed: maml's last whole iteration may overshoot it.)
+        if cfg.episodes < done and cfg.episodes != previous["config"].get("episodes"):
+            raise MamrlError(f"{out} has already trained {done} episodes, more than the {cfg.episodes} asked; "
+                             f"ask for at least {done} (or use another directory)")
         if any(previous["config"].get(key) != record["config"][key] for key in EXTENDABLE):
             _write_atomic(config_path, json.dumps(record, indent=2))  # the new target is the run's now
-    else:
-        _write_atomic(config_path, json.dumps(record, indent=2))
-    done = int(getattr(agent, "episodes_trained", 0))
     board = TensorBoardLogger(tensorboard_dir, record, rows) if tensorboard_dir is not None else None
     try:
         chunks = 0
