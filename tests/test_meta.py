@@ -14,7 +14,7 @@ from mamrl.agents.networks import policy_logits, slot_mask
 from mamrl.agents.trpo import RouterBatch, dot, policy_gradient, policy_gradient_step, surrogate
 from mamrl.errors import MamrlError
 from mamrl.meta.adaptation import AdaptationConfig, detect_failed_links, make_deep_controllers, random_params
-from mamrl.meta.maml import MamlConfig, MetaLearner, adapt, meta_gradient
+from mamrl.meta.maml import MamlConfig, MetaLearner, _kl_and_gain, _TaskData, adapt, meta_gradient
 from mamrl.meta.tasks import FailureTask, TaskDistribution, parse_task
 from mamrl.sim import SimParams
 from mamrl.sim.params import LinkFailure
@@ -81,6 +81,40 @@ def test_meta_gradient_equals_autograd_through_the_inner_step_and_chunks_do_not_
     for key, g in zip(theta, expected):
         torch.testing.assert_close(whole[key], g, rtol=1e-7, atol=1e-9)
         torch.testing.assert_close(chunked[key], g, rtol=1e-7, atol=1e-9)
+
+
+def test_chunks_leave_out_routers_without_decisions_and_change_no_result():
+    params, pre, post, path, _, _ = _meta_problem(0.3, seed=5)
+    m = pre.mask.shape[1]  # small_batch: router 1 decides in the first half of the columns only
+    chunks = pre.chunks(9)  # 3 columns each
+    assert [c.column for c in chunks] == list(range(0, m, 3))
+    for c in chunks:
+        expected = None if c.column < m // 2 else [0, 2]  # None: all routers
+        assert (None if c.rows is None else c.rows.tolist()) == expected
+    whole_logp, chunked_logp = [], []
+    whole = policy_gradient(params, pre, max_rows=1 << 20, log_probs_out=whole_logp)
+    chunked = policy_gradient(params, pre, max_rows=9, log_probs_out=chunked_logp)
+    for key in whole:
+        torch.testing.assert_close(chunked[key], whole[key], rtol=1e-10, atol=1e-12)
+    real = pre.mask
+    torch.testing.assert_close(chunked_logp[0][real], whole_logp[0][real])
+    left_out = chunked_logp[0][1, m // 2 + 1:]  # router 1's padding beyond the chunk it ends in
+    assert torch.isfinite(left_out[:, pre.valid[1]]).all()  # a finite stand-in, not nan
+
+    # The line search measures router subsets, whose chunks are cut on another grid than the
+    # pass that gave the old log-probabilities: the measure must not depend on either.
+    old = []
+    policy_gradient(path[-1], post, max_rows=9, log_probs_out=old)
+    data = _TaskData(None, [pre], path, post, old[0], old[0].gather(2, post.actions[..., None]).squeeze(2), [], None)
+    generator = torch.Generator().manual_seed(3)
+    candidate = {k: v + 0.05 * torch.randn(v.shape, generator=generator, dtype=v.dtype) for k, v in path[-1].items()}
+    for routers in (torch.tensor([0, 1, 2]), torch.tensor([1, 2]), torch.tensor([1])):
+        sub = {k: v[routers] for k, v in candidate.items()}
+        kl, gain = _kl_and_gain(sub, data, routers, max_rows=1 << 20)
+        kl_chunked, gain_chunked = _kl_and_gain(sub, data, routers, max_rows=5)
+        assert torch.isfinite(kl).all() and (kl > 0).all() and (gain != 0).all()
+        torch.testing.assert_close(kl_chunked, kl, rtol=1e-10, atol=1e-12)
+        torch.testing.assert_close(gain_chunked, gain, rtol=1e-10, atol=1e-12)
 
 
 def test_first_and_second_order_agree_when_the_inner_step_is_zero():

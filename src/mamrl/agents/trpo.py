@@ -42,6 +42,11 @@ class RouterBatch:
     total: torch.Tensor | None = None
     """float32 [N]: decisions per router of the whole batch when this is a chunk of its columns
     (per-router means of a chunk then sum to the whole batch's means); None = this batch's own."""
+    rows: torch.Tensor | None = None
+    """int64 [N]: for a chunk, which routers of the batch it was cut from it holds (those with a
+    real decision in its columns); None = all of them."""
+    column: int = 0
+    """For a chunk, its first column in the batch it was cut from."""
 
     @property
     def counts(self) -> torch.Tensor:
@@ -57,7 +62,9 @@ class RouterBatch:
     def chunks(self, max_rows: int) -> list["RouterBatch"]:
         """Column chunks of at most `max_rows` rows (N x columns) whose per-router means add up to
         this batch's: sums over decisions (gradients, Hessian-vector products) can be computed
-        chunk by chunk, freeing each chunk's graph before the next."""
+        chunk by chunk, freeing each chunk's graph before the next. A chunk holds only the routers
+        with a real decision in its columns (`rows`): the routers' decision counts differ (by 1.4x
+        on b4 under a trained policy), and the padding of the others would cost as much as data."""
         n, m = self.mask.shape
         width = max(1, max_rows // max(n, 1))
         if width >= m:
@@ -66,9 +73,37 @@ class RouterBatch:
         out = []
         for start in range(0, m, width):
             cols = slice(start, start + width)
-            valid = self.valid if self.valid.dim() == 2 else self.valid[:, cols]
-            out.append(RouterBatch(self.fields[:, cols], self.actions[:, cols], self.advantages[:, cols], self.mask[:, cols], valid, total))
+            present = self.mask[:, cols].any(dim=1)
+            if not bool(present.any()):
+                continue
+            rows = None if bool(present.all()) else torch.nonzero(present).squeeze(1)
+            pick = (lambda x: x[:, cols]) if rows is None else (lambda x: x[rows, cols])
+            valid = (self.valid if rows is None else self.valid[rows]) if self.valid.dim() == 2 else pick(self.valid)
+            out.append(RouterBatch(pick(self.fields), pick(self.actions), pick(self.advantages), pick(self.mask), valid,
+                                   total if rows is None else total[rows], rows, start))
         return out
+
+    def part(self, whole: torch.Tensor) -> torch.Tensor:
+        """This chunk's routers and columns of a tensor [N, M, ...] laid out like the batch it was
+        cut from (e.g. log-probabilities computed on that batch)."""
+        columns = whole[:, self.column:self.column + self.mask.shape[1]]
+        return columns if self.rows is None else columns[self.rows]
+
+    def put(self, whole: torch.Tensor, values: torch.Tensor) -> None:
+        """Write `values` into this chunk's part of `whole` (see `part`)."""
+        columns = slice(self.column, self.column + self.mask.shape[1])
+        if self.rows is None:
+            whole[:, columns] = values
+        else:
+            whole[self.rows, columns] = values
+
+    def take(self, params: Params) -> Params:
+        """The parameters of this chunk's routers."""
+        return params if self.rows is None else {k: v[self.rows] for k, v in params.items()}
+
+    def add_to(self, total: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+        """total [N, ...] + values [n, ...] of this chunk's routers (in place; returns total)."""
+        return total.add_(values) if self.rows is None else total.index_add_(0, self.rows, values)
 
     def subsample(self, fraction: float, generator: torch.Generator) -> "RouterBatch":
         """A random fraction of the columns (for cheaper Fisher-vector products)."""
@@ -89,6 +124,16 @@ def per_router_mean(values: torch.Tensor, batch: RouterBatch) -> torch.Tensor:
 def log_probs(params: Params, batch: RouterBatch) -> torch.Tensor:
     """[N, M, K] log pi over slots (-inf on invalid slots)."""
     return torch.log_softmax(policy_logits(params, batch.fields, batch.valid), dim=-1)
+
+
+def uniform_log_probs(batch: RouterBatch, dtype: torch.dtype) -> torch.Tensor:
+    """[N, M, K] log-probabilities of the uniform policy over each decision's valid slots: what
+    stands for the log-probabilities of padding rows a chunk leaves out (any finite policy would
+    do: padding has weight 0 in every mean, and must not turn it into nan)."""
+    n, m = batch.mask.shape
+    valid = batch.valid if batch.valid.dim() == 3 else batch.valid[:, None, :].expand(n, m, -1)
+    slots = valid.sum(dim=-1, keepdim=True).clamp(min=1).to(dtype)
+    return torch.where(valid, -torch.log(slots), torch.tensor(-math.inf, dtype=dtype))
 
 
 def surrogate(params: Params, batch: RouterBatch, old_logp_actions: torch.Tensor) -> torch.Tensor:
@@ -354,46 +399,49 @@ def policy_gradient(params: Params, batch: RouterBatch, *, max_rows: int = 8192,
     policy), accumulated over column chunks of at most `max_rows` rows to bound memory (small
     chunks are also faster: they stay in cache). With `log_probs_out`, appends the batch's
     log pi over slots [N, M, K] (detached) to it."""
-    theta = {k: v.detach().requires_grad_(True) for k, v in params.items()}
+    theta = {k: v.detach() for k, v in params.items()}
     total = {k: torch.zeros_like(v) for k, v in theta.items()}
-    pieces = []
-    for chunk in batch.chunks(max_rows):
-        logp_all = log_probs(theta, chunk)
-        logp = logp_all.gather(2, chunk.actions[..., None]).squeeze(2)
-        grads = torch.autograd.grad(per_router_mean(logp * chunk.advantages, chunk).sum(), list(theta.values()))
-        for k, g in zip(theta, grads):
-            total[k] += g
-        if log_probs_out is not None:
-            pieces.append(logp_all.detach())
+    logp_whole = None
     if log_probs_out is not None:
-        log_probs_out.append(torch.cat(pieces, dim=1))
+        logp_whole = uniform_log_probs(batch, theta[next(iter(theta))].dtype)  # where chunks leave padding out
+    for chunk in batch.chunks(max_rows):
+        leaves = {k: v.detach().requires_grad_(True) for k, v in chunk.take(theta).items()}
+        logp_all = log_probs(leaves, chunk)
+        logp = logp_all.gather(2, chunk.actions[..., None]).squeeze(2)
+        grads = torch.autograd.grad(per_router_mean(logp * chunk.advantages, chunk).sum(), list(leaves.values()))
+        for k, g in zip(leaves, grads):
+            chunk.add_to(total[k], g)
+        if logp_whole is not None:
+            chunk.put(logp_whole, logp_all.detach())
+    if log_probs_out is not None:
+        log_probs_out.append(logp_whole)
     return total
 
 
 def hessian_vector_product(params: Params, batch: RouterBatch, vector: Params, *, max_rows: int = 8192,
-                           scale: float = 1.0, extra: Callable[[torch.Tensor, RouterBatch, int], torch.Tensor] | None = None,
+                           scale: float = 1.0, extra: Callable[[torch.Tensor, RouterBatch], torch.Tensor] | None = None,
                            ) -> Params:
     """scale * H_i v_i for every router, H_i the Hessian of mean_i(log pi * A) (the inner objective of
     MAML) at `params`: d/dtheta <grad L(theta), v> by double backward, chunk by chunk.
 
-    `extra(log_probs, chunk, column)`, an [N] per-router function of the log-probabilities over
-    slots on a chunk (whose rows start at row `column` of `batch`), adds the gradient of its sum
+    `extra(log_probs, chunk)`, a per-router function of the log-probabilities over slots on a
+    chunk of `batch` (of its routers, `chunk.rows`, and columns), adds the gradient of its sum
     at `params` from the same forward pass (MAML's inner-KL penalty); with `scale` 0 only that
     gradient is computed."""
-    theta = {k: v.detach().requires_grad_(True) for k, v in params.items()}
-    leaves = list(theta.values())
+    theta = {k: v.detach() for k, v in params.items()}
     total = {k: torch.zeros_like(v) for k, v in theta.items()}
-    column = 0
     for chunk in batch.chunks(max_rows):
-        full = log_probs(theta, chunk)
+        leaves = {k: v.detach().requires_grad_(True) for k, v in chunk.take(theta).items()}
+        full = log_probs(leaves, chunk)
         objective = torch.zeros(())
         if scale != 0:
             logp = full.gather(2, chunk.actions[..., None]).squeeze(2)
-            grads = torch.autograd.grad(per_router_mean(logp * chunk.advantages, chunk).sum(), leaves, create_graph=True)
-            objective = scale * sum((g * vector[k]).sum() for k, g in zip(theta, grads))
+            grads = torch.autograd.grad(per_router_mean(logp * chunk.advantages, chunk).sum(), list(leaves.values()),
+                                        create_graph=True)
+            vector_part = chunk.take(vector)
+            objective = scale * sum((g * vector_part[k]).sum() for k, g in zip(leaves, grads))
         if extra is not None:
-            objective = objective + extra(full, chunk, column).sum()
-        column += chunk.mask.shape[1]
-        for k, h in zip(theta, torch.autograd.grad(objective, leaves)):
-            total[k] += h
+            objective = objective + extra(full, chunk).sum()
+        for k, h in zip(leaves, torch.autograd.grad(objective, list(leaves.values()))):
+            chunk.add_to(total[k], h)
     return total

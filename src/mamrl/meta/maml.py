@@ -70,6 +70,7 @@ from mamrl.agents.trpo import (
     policy_gradient,
     surrogate_of,
     trust_region_step,
+    uniform_log_probs,
 )
 from mamrl.errors import MamrlError
 from mamrl.meta.tasks import WEIGHTINGS, FailureTask, TaskDistribution
@@ -180,9 +181,9 @@ def meta_gradient(path: list[Params], inner_batches: list[RouterBatch], outer_gr
     u = {k: v.clone() for k, v in outer_gradient.items()}
     extra = None
     if penalty is not None:
-        def extra(theta_log_probs: torch.Tensor, chunk: RouterBatch, column: int) -> torch.Tensor:
-            width = chunk.mask.shape[1]
-            return -penalty * mean_kl_of(adapted_log_probs[:, column:column + width], chunk, theta_log_probs)
+        def extra(theta_log_probs: torch.Tensor, chunk: RouterBatch) -> torch.Tensor:
+            eta = penalty if chunk.rows is None else penalty[chunk.rows]
+            return -eta * mean_kl_of(chunk.part(adapted_log_probs), chunk, theta_log_probs)
     if first_order or step_size == 0:
         if extra is None:
             return u
@@ -201,12 +202,10 @@ def inner_kl(theta: Params, adapted: Params, batch: RouterBatch, max_rows: int,
     inner step moved the policy. `theta_log_probs`: log pi_theta over slots on `batch` if known
     (`adapt` returns it), saving a forward pass."""
     with torch.no_grad():
-        total, column = 0.0, 0
+        total = torch.zeros(batch.mask.shape[0], dtype=adapted[next(iter(adapted))].dtype)
         for chunk in batch.chunks(max_rows):
-            width = chunk.mask.shape[1]
-            old = log_probs(theta, chunk) if theta_log_probs is None else theta_log_probs[:, column:column + width]
-            column += width
-            total = total + mean_kl(adapted, chunk, old)
+            old = log_probs(chunk.take(theta), chunk) if theta_log_probs is None else chunk.part(theta_log_probs)
+            chunk.add_to(total, mean_kl(chunk.take(adapted), chunk, old))
         return total
 
 
@@ -217,20 +216,19 @@ def inner_kl_and_gradient(adapted: Params, batch: RouterBatch, theta_log_probs: 
     `theta_log_probs`, its log-probabilities over slots), and log pi_adapted over slots (detached),
     from one forward pass. The penalty's full gradient is then
     (d adapted / d theta)^T (this gradient) + the direct term (`meta_gradient`'s `penalty`)."""
-    second = {k: v.detach().requires_grad_(True) for k, v in adapted.items()}
-    leaves = list(second.values())
-    totals = [torch.zeros_like(v) for v in leaves]
-    moved, column, logs = torch.zeros(()), 0, []
+    adapted = {k: v.detach() for k, v in adapted.items()}
+    totals = {k: torch.zeros_like(v) for k, v in adapted.items()}
+    moved = torch.zeros(batch.mask.shape[0], dtype=theta_log_probs.dtype)
+    logs = uniform_log_probs(batch, theta_log_probs.dtype)  # where chunks leave padding out
     for chunk in batch.chunks(max_rows):
-        width = chunk.mask.shape[1]
-        logp = log_probs(second, chunk)
-        kl = mean_kl_of(logp, chunk, theta_log_probs[:, column:column + width])
-        column += width
-        for total, g in zip(totals, torch.autograd.grad(kl.sum(), leaves)):
-            total += g
-        moved = moved + kl.detach()
-        logs.append(logp.detach())
-    return moved, dict(zip(second, totals)), torch.cat(logs, dim=1)
+        leaves = {k: v.detach().requires_grad_(True) for k, v in chunk.take(adapted).items()}
+        logp = log_probs(leaves, chunk)
+        kl = mean_kl_of(logp, chunk, chunk.part(theta_log_probs))
+        for k, g in zip(leaves, torch.autograd.grad(kl.sum(), list(leaves.values()))):
+            chunk.add_to(totals[k], g)
+        chunk.add_to(moved, kl.detach())
+        chunk.put(logs, logp.detach())
+    return moved, totals, logs
 
 
 PENALTY_BOUNDS = (1e-3, 1e3)
@@ -623,18 +621,13 @@ class MetaLearner(RoutingAgent):
 def _kl_and_gain(adapted: Params, d: _TaskData, routers: torch.Tensor, max_rows: int) -> tuple[torch.Tensor, torch.Tensor]:
     """KL(pi_theta'_old || pi_adapted) and surrogate gain of `routers` on the task's post-adaptation data."""
     with torch.no_grad():
-        kl = 0.0
-        gain = 0.0
-        column = 0
+        kl, gain = torch.zeros(len(routers), dtype=d.old_logp.dtype), torch.zeros(len(routers), dtype=d.old_logp.dtype)
         old_logp, old_logp_actions = d.old_logp[routers], d.old_logp_actions[routers]
         for chunk in d.outer.routers(routers).chunks(max_rows):
-            width = chunk.mask.shape[1]
-            old = old_logp[:, column:column + width]
-            old_act = old_logp_actions[:, column:column + width]
-            column += width
-            logp = log_probs(adapted, chunk)
-            kl = kl + mean_kl_of(logp, chunk, old)
-            gain = gain + surrogate_of(logp, chunk, old_act) - per_router_mean(chunk.advantages, chunk)
+            logp = log_probs(chunk.take(adapted), chunk)
+            chunk.add_to(kl, mean_kl_of(logp, chunk, chunk.part(old_logp)))
+            chunk.add_to(gain, surrogate_of(logp, chunk, chunk.part(old_logp_actions))
+                         - per_router_mean(chunk.advantages, chunk))
     return kl, gain
 
 
