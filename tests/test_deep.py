@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -173,6 +175,18 @@ def test_trpo_step_respects_the_trust_region_and_improves_every_router():
     for key in params:
         torch.testing.assert_close(new2[key][:2], new[key][:2])
         assert not torch.allclose(new2[key][2], new[key][2])
+    # Passes of a few rows at a time (router 1's padding left out of the later chunks) take the
+    # same step. (In float64 and with a damping that keeps CG's residuals far above its stopping
+    # tolerance: this tiny problem's Fisher is nearly singular, and a residual that crosses the
+    # tolerance in one summation order and not in the other changes CG's path.)
+    params64 = {k: v.double() for k, v in params.items()}
+    batch64 = dataclasses.replace(batch, advantages=batch.advantages.double())
+    whole, whole_stats = trpo_update(params64, batch64, max_kl=max_kl, cg_iterations=10, cg_damping=0.1)
+    chunked, chunked_stats = trpo_update(params64, batch64, max_kl=max_kl, cg_iterations=10, cg_damping=0.1, max_rows=7)
+    torch.testing.assert_close(chunked_stats.step_fraction, whole_stats.step_fraction)
+    for key in params:
+        torch.testing.assert_close(chunked[key], whole[key], rtol=1e-9, atol=1e-12)
+        assert not torch.equal(whole[key], params64[key])
 
 
 def test_policy_gradient_step_is_plain_gradient_ascent():

@@ -302,33 +302,43 @@ def trpo_update(
     max_backtracks: int = 10,
     fvp_fraction: float = 1.0,
     generator: torch.Generator | None = None,
+    max_rows: int = 8192,
 ) -> tuple[Params, TrpoStats]:
-    """One TRPO step for every router; returns new (detached) parameters and per-router stats."""
-    theta = {k: v.detach().requires_grad_(True) for k, v in params.items()}
-    # One forward pass gives the old log-probabilities and the surrogate's gradient at theta_old
-    # (where the importance ratio is exp(logp - logp_old) = 1 and the surrogate is mean(A)).
-    logp = log_probs(theta, batch)
-    old_logp = logp.detach()
-    logp_actions = logp.gather(2, batch.actions[..., None]).squeeze(2)
-    old_logp_actions = logp_actions.detach()
-    surrogate_before = per_router_mean(batch.advantages, batch)
-    ratio = torch.exp(logp_actions - old_logp_actions)
-    gradient = torch.autograd.grad(per_router_mean(ratio * batch.advantages, batch).sum(), list(theta.values()))
-    g = {k: gr.detach() for k, gr in zip(theta, gradient)}
+    """One TRPO step for every router; returns new (detached) parameters and per-router stats.
+    Passes over the batch go `max_rows` rows at a time (`RouterBatch.chunks`)."""
+    theta = {k: v.detach() for k, v in params.items()}
+    # At theta_old the importance ratio is 1: the surrogate's gradient is the policy gradient, and
+    # its pass gives the old log-probabilities.
+    logs: list[torch.Tensor] = []
+    g = policy_gradient(theta, batch, max_rows=max_rows, log_probs_out=logs)
+    old_logp = logs[0]
+    old_logp_actions = old_logp.gather(2, batch.actions[..., None]).squeeze(2)
 
     fvp_batch = batch if fvp_fraction >= 1 else batch.subsample(fvp_fraction, generator or torch.Generator())
     fisher_vector = fisher_vector_product(theta, fvp_batch, cg_damping)
 
     def evaluate(candidate: Params, routers: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        sub = batch.routers(routers)
-        with torch.no_grad():  # one forward pass gives both the KL and the surrogate
-            logp_candidate = log_probs(candidate, sub)
-            kl = mean_kl_of(logp_candidate, sub, old_logp[routers])
-            gain = surrogate_of(logp_candidate, sub, old_logp_actions[routers]) - surrogate_before[routers]
-        return kl, gain
+        return kl_and_gain(candidate, batch.routers(routers), old_logp[routers], old_logp_actions[routers], max_rows)
 
     return trust_region_step(theta, g, fisher_vector, evaluate, max_kl=max_kl, cg_iterations=cg_iterations,
                              backtrack_ratio=backtrack_ratio, max_backtracks=max_backtracks)
+
+
+def kl_and_gain(candidate: Params, batch: RouterBatch, old_logp: torch.Tensor, old_logp_actions: torch.Tensor,
+                max_rows: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """[N] KL(pi_old || pi_candidate) and surrogate gain (over the old policy's mean advantage) of
+    every router of `batch` on its decisions, pi_old given by its log-probabilities over slots
+    `old_logp` [N, M, K] and of the actions taken `old_logp_actions` [N, M]: what a line search
+    measures. One forward pass per chunk gives both."""
+    dtype = old_logp.dtype
+    kl, gain = torch.zeros(batch.mask.shape[0], dtype=dtype), torch.zeros(batch.mask.shape[0], dtype=dtype)
+    with torch.no_grad():
+        for chunk in batch.chunks(max_rows):
+            logp = log_probs(chunk.take(candidate), chunk)
+            chunk.add_to(kl, mean_kl_of(logp, chunk, chunk.part(old_logp)))
+            chunk.add_to(gain, surrogate_of(logp, chunk, chunk.part(old_logp_actions))
+                         - per_router_mean(chunk.advantages, chunk))
+    return kl, gain
 
 
 def trust_region_step(

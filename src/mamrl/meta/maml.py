@@ -62,13 +62,12 @@ from mamrl.agents.trpo import (
     TrpoStats,
     axpy,
     fisher_vector_product,
-    log_probs,
     hessian_vector_product,
+    kl_and_gain,
+    log_probs,
     mean_kl,
     mean_kl_of,
-    per_router_mean,
     policy_gradient,
-    surrogate_of,
     trust_region_step,
     uniform_log_probs,
 )
@@ -529,7 +528,8 @@ class MetaLearner(RoutingAgent):
                 inner = [b.routers(routers) for b in d.inner_batches]
                 candidate_log_probs: list[torch.Tensor] = []
                 adapted = adapt(candidate, inner, cfg.inner_step_size, cfg.chunk_rows, candidate_log_probs)[-1]
-                task_kl, task_gain = _kl_and_gain(adapted, d, routers, cfg.chunk_rows)
+                task_kl, task_gain = kl_and_gain(adapted, d.outer.routers(routers), d.old_logp[routers],
+                                                 d.old_logp_actions[routers], cfg.chunk_rows)
                 if penalised:
                     task_gain = task_gain - penalty[routers] * (
                         inner_kl(candidate, adapted, inner[0], cfg.chunk_rows, candidate_log_probs[0]) - d.moved[routers])
@@ -616,19 +616,6 @@ class MetaLearner(RoutingAgent):
         self.inner_kl_penalty = None if penalty is None else torch.from_numpy(np.array(penalty, dtype=np.float32))
         start = arrays.get("step_start")  # absent before corrected starts: the full step
         self.step_start = None if start is None else torch.from_numpy(np.array(start, dtype=np.float32))
-
-
-def _kl_and_gain(adapted: Params, d: _TaskData, routers: torch.Tensor, max_rows: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """KL(pi_theta'_old || pi_adapted) and surrogate gain of `routers` on the task's post-adaptation data."""
-    with torch.no_grad():
-        kl, gain = torch.zeros(len(routers), dtype=d.old_logp.dtype), torch.zeros(len(routers), dtype=d.old_logp.dtype)
-        old_logp, old_logp_actions = d.old_logp[routers], d.old_logp_actions[routers]
-        for chunk in d.outer.routers(routers).chunks(max_rows):
-            logp = log_probs(chunk.take(adapted), chunk)
-            chunk.add_to(kl, mean_kl_of(logp, chunk, chunk.part(old_logp)))
-            chunk.add_to(gain, surrogate_of(logp, chunk, chunk.part(old_logp_actions))
-                         - per_router_mean(chunk.advantages, chunk))
-    return kl, gain
 
 
 def _post_metrics(rollouts: list[Rollout]) -> dict[str, np.ndarray]:
