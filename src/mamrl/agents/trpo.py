@@ -403,26 +403,38 @@ def policy_gradient_step(params: Params, batch: RouterBatch, step_size: float, *
     return {k: v + step_size * g for (k, v), g in zip(params.items(), grads)}
 
 
+def chunked_gradient(params: Params, batch: RouterBatch, max_rows: int,
+                     objective: Callable[[Params, RouterBatch], torch.Tensor]) -> Params:
+    """Gradient at `params` of the sum over the chunks of `batch` (`RouterBatch.chunks`) of
+    `objective(chunk_params, chunk)`, a scalar of the parameters of the chunk's routers: each
+    chunk's graph is freed before the next, and its gradient is added back to its routers."""
+    theta = {k: v.detach() for k, v in params.items()}
+    total = {k: torch.zeros_like(v) for k, v in theta.items()}
+    for chunk in batch.chunks(max_rows):
+        leaves = {k: v.detach().requires_grad_(True) for k, v in chunk.take(theta).items()}
+        for k, g in zip(leaves, torch.autograd.grad(objective(leaves, chunk), list(leaves.values()))):
+            chunk.add_to(total[k], g)
+    return total
+
+
 def policy_gradient(params: Params, batch: RouterBatch, *, max_rows: int = 8192,
                     log_probs_out: list[torch.Tensor] | None = None) -> Params:
     """grad_i of mean_i(log pi * A) for every router (= the surrogate's gradient at the sampling
     policy), accumulated over column chunks of at most `max_rows` rows to bound memory (small
     chunks are also faster: they stay in cache). With `log_probs_out`, appends the batch's
     log pi over slots [N, M, K] (detached) to it."""
-    theta = {k: v.detach() for k, v in params.items()}
-    total = {k: torch.zeros_like(v) for k, v in theta.items()}
     logp_whole = None
     if log_probs_out is not None:
-        logp_whole = uniform_log_probs(batch, theta[next(iter(theta))].dtype)  # where chunks leave padding out
-    for chunk in batch.chunks(max_rows):
-        leaves = {k: v.detach().requires_grad_(True) for k, v in chunk.take(theta).items()}
+        logp_whole = uniform_log_probs(batch, params[next(iter(params))].dtype)  # where chunks leave padding out
+
+    def objective(leaves: Params, chunk: RouterBatch) -> torch.Tensor:
         logp_all = log_probs(leaves, chunk)
-        logp = logp_all.gather(2, chunk.actions[..., None]).squeeze(2)
-        grads = torch.autograd.grad(per_router_mean(logp * chunk.advantages, chunk).sum(), list(leaves.values()))
-        for k, g in zip(leaves, grads):
-            chunk.add_to(total[k], g)
         if logp_whole is not None:
             chunk.put(logp_whole, logp_all.detach())
+        logp = logp_all.gather(2, chunk.actions[..., None]).squeeze(2)
+        return per_router_mean(logp * chunk.advantages, chunk).sum()
+
+    total = chunked_gradient(params, batch, max_rows, objective)
     if log_probs_out is not None:
         log_probs_out.append(logp_whole)
     return total
@@ -438,20 +450,17 @@ def hessian_vector_product(params: Params, batch: RouterBatch, vector: Params, *
     chunk of `batch` (of its routers, `chunk.rows`, and columns), adds the gradient of its sum
     at `params` from the same forward pass (MAML's inner-KL penalty); with `scale` 0 only that
     gradient is computed."""
-    theta = {k: v.detach() for k, v in params.items()}
-    total = {k: torch.zeros_like(v) for k, v in theta.items()}
-    for chunk in batch.chunks(max_rows):
-        leaves = {k: v.detach().requires_grad_(True) for k, v in chunk.take(theta).items()}
+    def objective(leaves: Params, chunk: RouterBatch) -> torch.Tensor:
         full = log_probs(leaves, chunk)
-        objective = torch.zeros(())
+        value = torch.zeros(())
         if scale != 0:
             logp = full.gather(2, chunk.actions[..., None]).squeeze(2)
             grads = torch.autograd.grad(per_router_mean(logp * chunk.advantages, chunk).sum(), list(leaves.values()),
                                         create_graph=True)
             vector_part = chunk.take(vector)
-            objective = scale * sum((g * vector_part[k]).sum() for k, g in zip(leaves, grads))
+            value = scale * sum((g * vector_part[k]).sum() for k, g in zip(leaves, grads))
         if extra is not None:
-            objective = objective + extra(full, chunk).sum()
-        for k, h in zip(leaves, torch.autograd.grad(objective, list(leaves.values()))):
-            chunk.add_to(total[k], h)
-    return total
+            value = value + extra(full, chunk).sum()
+        return value
+
+    return chunked_gradient(params, batch, max_rows, objective)

@@ -61,6 +61,7 @@ from mamrl.agents.trpo import (
     RouterBatch,
     TrpoStats,
     axpy,
+    chunked_gradient,
     fisher_vector_product,
     hessian_vector_product,
     kl_and_gain,
@@ -215,18 +216,17 @@ def inner_kl_and_gradient(adapted: Params, batch: RouterBatch, theta_log_probs: 
     `theta_log_probs`, its log-probabilities over slots), and log pi_adapted over slots (detached),
     from one forward pass. The penalty's full gradient is then
     (d adapted / d theta)^T (this gradient) + the direct term (`meta_gradient`'s `penalty`)."""
-    adapted = {k: v.detach() for k, v in adapted.items()}
-    totals = {k: torch.zeros_like(v) for k, v in adapted.items()}
     moved = torch.zeros(batch.mask.shape[0], dtype=theta_log_probs.dtype)
     logs = uniform_log_probs(batch, theta_log_probs.dtype)  # where chunks leave padding out
-    for chunk in batch.chunks(max_rows):
-        leaves = {k: v.detach().requires_grad_(True) for k, v in chunk.take(adapted).items()}
+
+    def objective(leaves: Params, chunk: RouterBatch) -> torch.Tensor:
         logp = log_probs(leaves, chunk)
         kl = mean_kl_of(logp, chunk, chunk.part(theta_log_probs))
-        for k, g in zip(leaves, torch.autograd.grad(kl.sum(), list(leaves.values()))):
-            chunk.add_to(totals[k], g)
         chunk.add_to(moved, kl.detach())
         chunk.put(logs, logp.detach())
+        return kl.sum()
+
+    totals = chunked_gradient(adapted, batch, max_rows, objective)
     return moved, totals, logs
 
 
