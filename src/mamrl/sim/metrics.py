@@ -93,12 +93,14 @@ def episode_metrics(state: State, horizon_ticks: int, capacity: np.ndarray) -> d
             out["delivered_fraction"][b] = delivered.sum() / generated
             out["loss_fraction"][b] = (fate == FATE_LOST).sum() / generated
     sr = state.series
-    in_network = (sr[:, :, SR_QUEUED] + sr[:, :, SR_IN_FLIGHT]).astype(np.float64)
+    in_network = (sr[:, :, SR_QUEUED] + sr[:, :, SR_IN_FLIGHT]).astype(np.int64)
     half = in_network[:, horizon_ticks // 2 :]
     if half.shape[1] >= 2:
-        ticks = np.arange(half.shape[1], dtype=np.float64)
-        ticks -= ticks.mean()
-        out["backlog_growth"] = (half - half.mean(axis=1, keepdims=True)) @ ticks / (ticks @ ticks)
+        # Slope = sum_t y_t c_t / sum_t c_t^2 * 2 with c_t = 2t - (n - 1) (twice the centred tick):
+        # integer sums are exact, so an episode's value does not depend on the batch it ran in
+        # (a float matrix-vector product's summation order does).
+        centred = 2 * np.arange(half.shape[1], dtype=np.int64) - (half.shape[1] - 1)
+        out["backlog_growth"] = 2.0 * (half * centred).sum(axis=1) / float(centred @ centred)
     with np.errstate(invalid="ignore", divide="ignore"):
         util = state.link[:, LK_RESERVED_SUM, :] / (horizon_ticks * capacity[None, :].astype(np.float64))
     util[:, capacity == 0] = np.nan
