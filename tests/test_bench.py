@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from mamrl.bench import BenchSettings, run_bench
@@ -65,3 +66,17 @@ def test_deep_bench_reports_positive_figures(tmp_path):
     bench_deep.write_section(out, section)  # replaced, not appended twice
     text = out.read_text()
     assert text.startswith("# existing") and text.count(bench_deep.SECTION_START) == 1
+
+
+def test_steal_share_is_the_stolen_part_of_the_cpu_time_between_two_readings(tmp_path, monkeypatch) -> None:
+    from mamrl import bench
+
+    assert bench.steal_share((10, 1000), (40, 1200)) == pytest.approx(30 / 200)
+    assert bench.steal_share(None, (40, 1200)) is None and bench.steal_share((10, 1000), (10, 1000)) is None
+    stat = tmp_path / "stat"
+    stat.write_text("cpu  100 2 30 500 4 0 1 7 0 0\ncpu0 50 1 15 250 2 0 0 3 0 0\n")
+    real_open = open
+    monkeypatch.setattr("builtins.open", lambda path, *a, **k: real_open(stat if path == "/proc/stat" else path, *a, **k))
+    assert bench.cpu_ticks() == (7, 100 + 2 + 30 + 500 + 4 + 0 + 1 + 7)
+    stat.write_text("intr 1 2 3\n")
+    assert bench.cpu_ticks() is None

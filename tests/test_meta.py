@@ -261,6 +261,7 @@ def test_meta_benchmark_reports_every_phase(tmp_path):
     result = bench_meta("b4", 0.3, iterations=1, horizon=40, episodes_per_task=1, penalised=False)
     assert set(result.phases) == set(PHASES) and result.decisions > 0 and result.peak_rss_mb > 0
     assert sum(result.phases.values()) <= result.median_s * 1.05
+    assert result.steal is None or 0 <= result.steal <= 1
     path = tmp_path / "BENCH.md"
     path.write_text("# Benchmarks\n")
     write_section(path, markdown_section([result], "mamrl bench-meta --quick", {"cpu": "test"}))

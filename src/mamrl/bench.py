@@ -114,6 +114,28 @@ def _median_time(fn: Callable[[], object], repeats: int) -> float:
     return statistics.median(times)
 
 
+def cpu_ticks() -> tuple[int, int] | None:
+    """(stolen, total) CPU time of the whole machine in clock ticks so far, from /proc/stat's
+    first line; None where it does not exist (not Linux)."""
+    try:
+        with open("/proc/stat", encoding="ascii") as handle:
+            fields = handle.readline().split()
+    except OSError:
+        return None
+    if not fields or fields[0] != "cpu" or len(fields) < 9:
+        return None
+    ticks = [int(x) for x in fields[1:9]]  # user nice system idle iowait irq softirq steal
+    return ticks[7], sum(ticks)
+
+
+def steal_share(before: tuple[int, int] | None, after: tuple[int, int] | None) -> float | None:
+    """Share of the machine's CPU time between two `cpu_ticks` readings that the hypervisor gave
+    to other guests (steal): on a shared VM, what a wall-clock figure lost to its neighbours."""
+    if before is None or after is None or after[1] <= before[1]:
+        return None
+    return (after[0] - before[0]) / (after[1] - before[1])
+
+
 def bench_one(topology_name: str, load: float, settings: BenchSettings, *, demand_weights: np.ndarray | None = None) -> BenchRow:
     """Measure one (topology, load); `demand_weights` as for `SimParams` (default: uniform destinations)."""
     topology = load_topology(topology_name)

@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from mamrl.agents.base import RoutingAgent
+from mamrl.bench import cpu_ticks, steal_share
 from mamrl.bench_deep import close_section, markdown_table
 from mamrl.bench_deep import write_section as _write_section
 from mamrl.errors import MamrlError
@@ -53,6 +54,9 @@ class MetaBenchResult:
     corrected_start: bool = True
     """Line searches start at the KL-corrected fraction of the step (mamrl's default,
     `MamlConfig.corrected_step_start`) rather than at the full step."""
+    steal: float | None = None
+    """Share of the machine's CPU time stolen by the hypervisor during the timed iterations
+    (`bench.steal_share`; None off Linux)."""
 
     @property
     def median_s(self) -> float:
@@ -99,6 +103,7 @@ def bench_meta(topology_name: str = "b4", load: float = 0.3, iterations: int = 3
         learner = MetaLearner(config if penalised else dataclasses.replace(config, inner_kl_target=0.0))
     learner.meta_iteration(params, seed=0)
     totals, phases, decisions = [], [], []
+    ticks_before = cpu_ticks()
     for k in range(iterations):
         start = time.perf_counter()
         log, _ = learner.meta_iteration(params, seed=0)
@@ -107,13 +112,15 @@ def bench_meta(topology_name: str = "b4", load: float = 0.3, iterations: int = 3
         decisions.append(log.decisions)
         if on_iteration is not None:
             on_iteration(k + 1, totals[-1])
+    steal = steal_share(ticks_before, cpu_ticks())
     median_phases = {p: statistics.median(s[p] for s in phases) for p in PHASES}
     return MetaBenchResult(topology_name, params.topology.num_routers, load, first_order, iterations, totals,
                            median_phases, int(statistics.median(decisions)), peak_rss_mb(), trained, penalised,
-                           corrected_start)
+                           corrected_start, steal)
 
 
-COLUMNS = ("topology", "variant", "meta-iteration (s, median)", *PHASES, "decisions", "peak memory (MB)")
+COLUMNS = ("topology", "variant", "meta-iteration (s, median)", *PHASES, "decisions", "peak memory (MB)",
+           "CPU stolen (%)")
 
 
 def row_cells(r: MetaBenchResult) -> list[str]:
@@ -124,7 +131,9 @@ def row_cells(r: MetaBenchResult) -> list[str]:
         variant += ", full-step line-search start"
     if r.trained_iterations:
         variant += f", after {r.trained_iterations} meta-iterations"
-    return [f"{r.topology} ({r.routers})", variant, f"{total:.2f}", *shares, f"{r.decisions:,}", f"{r.peak_rss_mb:.0f}"]
+    stolen = "n/a" if r.steal is None else f"{100 * r.steal:.1f}"
+    return [f"{r.topology} ({r.routers})", variant, f"{total:.2f}", *shares, f"{r.decisions:,}", f"{r.peak_rss_mb:.0f}",
+            stolen]
 
 
 def markdown_section(results: list[MetaBenchResult], command: str, machine: dict[str, str]) -> str:
@@ -151,8 +160,12 @@ def markdown_section(results: list[MetaBenchResult], command: str, machine: dict
         "search, which redoes the inner step for every candidate (only for routers still searching).",
         "- *decisions*: forwarding decisions routers actually made over the iteration's 90 episodes "
         "(routers with empty queues make none and are not recorded).",
-        "- *peak memory*: the benchmark process's peak resident set (torch and numba included), "
-        "measured in a fresh process.",
+        "- *peak memory*: the benchmark process's peak resident set since it started (torch and numba "
+        "included; the rows run one after another in one process, so a row's figure is at least the previous "
+        "rows').",
+        "- *CPU stolen*: the share of the machine's CPU time that the hypervisor gave to other guests while the "
+        "row's iterations ran (`steal` in /proc/stat). On this shared VM the same iteration has taken twice as "
+        "long in phases of heavy steal; read a row's time with it.",
         "- *inner-KL penalty*: mamrl's default, ProMP's adaptive penalty on the inner step's KL (not in the paper "
         "authors' configuration, which the rows without it reproduce); its gradient through the inner step is "
         "computed on every inner decision and shows in *meta_gradient*.",
