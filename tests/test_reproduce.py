@@ -237,3 +237,38 @@ def test_dry_run_prints_the_config_and_writes_nothing(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert '"config_hash"' in result.stdout and "stages already done" in result.stdout
     assert not (tmp_path / "p").exists()
+
+
+def test_sigterm_records_the_interrupted_stage_and_says_how_to_resume(tmp_path) -> None:
+    """`kill` (SIGTERM) during a stage acts like Ctrl-C: exit 130, a one-line hint to resume, and
+    the attempt's wall time kept in the manifest (a killed run is otherwise missing from REPORT.md)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "out"
+    slow_e1 = {**TINY, "sweep.train_episodes": 100_000}  # E1 outlasts the test: SIGTERM lands inside it
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from mamrl.cli import main; sys.exit(main())",
+         "reproduce", "-o", str(out), "-j", "1", *_set_args(slow_e1)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "COLUMNS": "200"})
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / MANIFEST).is_file():  # written when the run opens, before E1 starts
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.1)
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGTERM)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, stderr
+    error_lines = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert len(error_lines) == 1 and "interrupted during E1" in error_lines[0], stderr
+    assert "re-run the same command to resume" in error_lines[0]
+    assert "Traceback" not in stderr
+    e1 = json.loads((out / MANIFEST).read_text())["stages"]["e1"]
+    assert e1["status"] == "incomplete" and e1["attempts"] == 1 and e1["wall_s"] > 0

@@ -71,9 +71,34 @@ def _quiet_stdout() -> None:
 
 
 @contextmanager
+def _termination_as_interrupt() -> Iterator[None]:
+    """Make SIGTERM and SIGHUP (`kill`, a closed terminal, the end of a batch job) raise
+    KeyboardInterrupt like Ctrl-C, so long commands record the interrupted attempt (a reproduction's
+    stage wall time), keep what they finished and print how to resume instead of dying silently.
+    A signal the caller chose to ignore (`nohup` ignores SIGHUP) stays ignored."""
+    import signal
+    import threading
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    replaced: dict[int, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+            if signum is not None and signal.getsignal(signum) is not signal.SIG_IGN:
+                replaced[signum] = signal.signal(signum, interrupt)
+    try:
+        yield
+    finally:
+        for signum, handler in replaced.items():
+            signal.signal(signum, handler)
+
+
+@contextmanager
 def _user_errors() -> Iterator[None]:
-    """Turn MamrlError / OSError into `error: ...` on stderr and exit code 2, and mamrl's own
-    warnings (defaults taken while importing a topology) into `warning: ...` lines."""
+    """Turn MamrlError / OSError into `error: ...` on stderr and exit code 2, mamrl's own
+    warnings (defaults taken while importing a topology) into `warning: ...` lines, and SIGTERM /
+    SIGHUP into KeyboardInterrupt (see `_termination_as_interrupt`)."""
     import warnings
 
     from mamrl.topologies.wild import TopologyWarning
@@ -87,7 +112,8 @@ def _user_errors() -> Iterator[None]:
     previous = warnings.showwarning
     warnings.showwarning = show
     try:
-        yield
+        with _termination_as_interrupt():
+            yield
     except BrokenPipeError:
         _quiet_stdout()
         raise typer.Exit(1) from None
