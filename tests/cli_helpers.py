@@ -1,4 +1,13 @@
-"""Shared assertion for CLI tests: bad input gives one line, never a traceback."""
+"""Shared pieces of CLI tests: bad input gives one line, never a traceback; the console script
+run in a real process."""
+
+import sys
+
+
+def console_command(*args: str) -> list[str]:
+    """argv running `mamrl ARGS...` in a fresh interpreter, as the installed console script does
+    (signals and exit codes are those of a real process, not of CliRunner)."""
+    return [sys.executable, "-c", "import sys; from mamrl.cli import main; sys.exit(main())", *args]
 
 
 def assert_one_line_error(result) -> None:

@@ -6,14 +6,13 @@ import csv
 import json
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from mamrl.cli import app
-from cli_helpers import assert_one_line_error
+from cli_helpers import assert_one_line_error, console_command
 
 runner = CliRunner()
 
@@ -160,8 +159,7 @@ def test_error_message_names_the_problem(tmp_path: Path) -> None:
 
 def test_console_script_errors_exit_2_without_traceback() -> None:
     proc = subprocess.run(
-        [sys.executable, "-c", "import sys; from mamrl.cli import main; sys.exit(main())",
-         "simulate", "--topology", "nonexistent"],
+        console_command("simulate", "--topology", "nonexistent"),
         capture_output=True, text=True, timeout=120,
     )
     assert proc.returncode == 2

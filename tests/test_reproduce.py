@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from cli_helpers import assert_one_line_error
+from cli_helpers import assert_one_line_error, console_command
 from mamrl.cli import app
 from mamrl.errors import MamrlError
 from mamrl.experiments.reproduce import (
@@ -245,14 +245,12 @@ def test_sigterm_records_the_interrupted_stage_and_says_how_to_resume(tmp_path) 
     import os
     import signal
     import subprocess
-    import sys
     import time
 
     out = tmp_path / "out"
     slow_e1 = {**TINY, "sweep.train_episodes": 100_000}  # E1 outlasts the test: SIGTERM lands inside it
     proc = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from mamrl.cli import main; sys.exit(main())",
-         "reproduce", "-o", str(out), "-j", "1", *_set_args(slow_e1)],
+        console_command("reproduce", "-o", str(out), "-j", "1", *_set_args(slow_e1)),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "COLUMNS": "200"})
     try:
