@@ -216,8 +216,12 @@ def prepare_run(
     load_value = parse_load(load)
     policy_key = policy.strip().lower()
     if reconvergence_delay is not None:
-        if policy_key != "spa":
-            raise MamrlError(f"--reconvergence-delay applies to the spa policy only, not {policy!r}")
+        from mamrl.agents import STATIC_POLICY_NAMES
+
+        if policy_key not in STATIC_POLICY_NAMES:
+            raise MamrlError(
+                f"--reconvergence-delay applies to {', '.join(STATIC_POLICY_NAMES)}, not {policy!r}"
+            )
         if reconvergence_delay < 0:
             raise MamrlError(f"--reconvergence-delay must be >= 0 ticks, got {reconvergence_delay}")
     routing = make_policy(policy_key, reconvergence_delay_ticks=reconvergence_delay)
@@ -322,6 +326,88 @@ def topologies() -> None:
         _stdout().print(table)
 
 
+@app.command()
+def capacity(
+    topology: str = typer.Option("b4", "--topology", "-t", metavar="NAME|PATH", help="A built-in topology (b4, geant, att) or a topology file/directory."),
+    fail: list[str] = typer.Option([], "--fail", metavar="LINK", help="A failed link (A-B by router names, a link name or id). Repeatable."),
+    all_failures: bool = typer.Option(False, "--all-failures", help="Also λ* after each single further link failure."),
+    demand: Optional[Path] = typer.Option(None, "--demand", metavar="FILE", help="Demand file replacing the packet-size table."),
+    json_out: Optional[Path] = typer.Option(None, "--json", metavar="FILE", help="Write the results as JSON."),
+) -> None:
+    """λ*: the largest load (packets per router per tick) any routing can carry, and what limits it."""
+    with _user_errors():
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        from mamrl import runs
+        from mamrl.sim.capacity import capacity_bound, failure_scan
+        from mamrl.sim.params import LinkFailure
+        from mamrl.topologies import load_topology
+
+        if json_out is not None and json_out.is_dir():
+            raise MamrlError(f"--json {str(json_out)!r} is a directory, expected a file name")
+        topo = load_topology(topology, demand=demand)
+        failed = []
+        for spec in fail:
+            failure = LinkFailure.parse(topo, spec)
+            if failure.tick != 0:
+                raise MamrlError(f"--fail {spec!r}: capacity takes links without @TICK (λ* is a long-run limit)")
+            if failure.link in failed:
+                raise MamrlError(f"--fail names link {topo.link_name(failure.link)!r} more than once")
+            failed.append(failure.link)
+        bound = capacity_bound(topo, failed_links=failed)
+        scan = []
+        if all_failures:
+            console = _stderr()
+            with Progress(TextColumn("link failures"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                          console=console, transient=True, disable=not console.is_terminal) as progress:
+                task = progress.add_task("links", total=topo.num_links - len(failed))
+                scan = failure_scan(topo, failed_links=failed, on_link=lambda _: progress.advance(task))
+        names = topo.router_names
+
+        def cut_text(b: Any) -> str:
+            return ", ".join(names[i] for i in b.cut_off)
+
+        if json_out is not None:
+            doc = {
+                "command": "capacity",
+                "topology_spec": topology,
+                "demand_file": None if demand is None else str(demand),
+                **bound.describe(),
+                "single_link_failures": [
+                    {"link": topo.link_name(e), **b.describe(),
+                     "share_of_base": (b.max_load / bound.max_load) if bound.max_load > 0 else None}
+                    for e, b in scan
+                ],
+                **runs.provenance(),
+            }
+            runs.write_json(json_out, doc)
+        console = _wide_stdout()
+        where = topo.name + (" with " + ", ".join(_link_label(topo, e) for e in failed) + " failed" if failed else "")
+        console.print(f"λ* = {bound.max_load:.4g} packets per router per tick on {where}", soft_wrap=True)
+        if bound.disconnected:
+            parts = "; ".join("{" + ", ".join(names[i] for i in part) + "}" for part in bound.components)
+            console.print(f"disconnected: routers that exchange traffic are in different components: {parts}", soft_wrap=True)
+        else:
+            console.print("binding routers (forward one packet per tick in every routing that carries λ*): "
+                          + ", ".join(names[i] for i in bound.binding_routers), soft_wrap=True)
+            console.print("binding links: " + (", ".join(_link_label(topo, e) for e in bound.binding_links) or "none"),
+                          soft_wrap=True)
+        if scan:
+            table = Table(title="λ* after one more link failure", title_justify="left", box=box.SIMPLE_HEAD)
+            for column, justify in (("link", "left"), ("λ*", "right"), ("share", "right"), ("binding routers", "left"),
+                                    ("cuts off", "left")):
+                table.add_column(column, justify=justify, overflow="fold")
+            for e, b in sorted(scan, key=lambda item: (item[1].max_load, item[0])):
+                share = f"{100 * b.max_load / bound.max_load:.1f}%" if bound.max_load > 0 else "n/a"
+                table.add_row(_link_label(topo, e), f"{b.max_load:.4g}", share,
+                              ", ".join(names[i] for i in b.binding_routers), cut_text(b))
+            console.print(table)
+        console.print("The model's limit: routers forward at most one packet per tick and links reserve size × latency "
+                      "per packet (docs/model.md); no routing keeps queues bounded at λ ≥ λ*.", soft_wrap=True)
+        if json_out is not None:
+            _stderr().print(f"wrote {json_out}")
+
+
 _BACKEND_HELP = "Where the work runs: local (processes on this machine's cores) or ray (a Ray cluster; pip install 'mamrl[ray]')."
 _ADDRESS_HELP = "With --backend ray: the head node of a running cluster (default: start a local Ray instance)."
 _TOPOLOGY_HELP = "A built-in topology (b4, geant, att) or a topology file/directory."
@@ -332,13 +418,13 @@ _FAIL_HELP = "Fail a link: A-B by router names, a link name or id, optionally @T
 def simulate(
     topology: str = typer.Option("b4", "--topology", "-t", metavar="NAME|PATH", help=_TOPOLOGY_HELP),
     load: str = typer.Option("0.3", "--load", "-l", metavar="LAMBDA", help="λ: new packets per router per tick (Poisson)."),
-    policy: str = typer.Option("spa", "--policy", "-p", metavar="NAME", help="Routing policy: spa or random."),
+    policy: str = typer.Option("spa", "--policy", "-p", metavar="NAME", help="Routing policy: spa, ecmp, max-throughput, min-delay or random."),
     episodes: int = typer.Option(20, "--episodes", "-n", metavar="N", help="Number of episodes."),
     seed: int = typer.Option(0, "--seed", "-s", metavar="SEED", help="Seed; episode k's traffic depends only on (seed, k)."),
     horizon: int = typer.Option(500, "--horizon", metavar="TICKS", help="Episode length in ticks."),
     fail: list[str] = typer.Option([], "--fail", metavar="LINK[@TICK]", help=_FAIL_HELP),
     reconvergence_delay: Optional[int] = typer.Option(
-        None, "--reconvergence-delay", metavar="TICKS", help="spa: recompute shortest paths this many ticks after a failure."
+        None, "--reconvergence-delay", metavar="TICKS", help="spa, ecmp, max-throughput, min-delay: recompute the tables this many ticks after a failure."
     ),
     buffer_limit: Optional[int] = typer.Option(None, "--buffer-limit", metavar="N", help="Max packets per router queue (drop-tail)."),
     demand: Optional[Path] = typer.Option(None, "--demand", metavar="FILE", help="Demand file replacing the packet-size table."),
@@ -598,11 +684,11 @@ def plot_topology_command(
     load: str = typer.Option("0.3", "--load", "-l", metavar="LAMBDA", help="λ: new packets per router per tick (Poisson)."),
     episodes: int = typer.Option(5, "--episodes", "-n", metavar="N", help="Episodes to average utilisation and losses over."),
     seed: int = typer.Option(0, "--seed", "-s", metavar="SEED", help="Seed of the simulated episodes."),
-    policy: str = typer.Option("spa", "--policy", "-p", metavar="NAME", help="Routing policy: spa or random."),
+    policy: str = typer.Option("spa", "--policy", "-p", metavar="NAME", help="Routing policy: spa, ecmp, max-throughput, min-delay or random."),
     horizon: int = typer.Option(500, "--horizon", metavar="TICKS", help="Episode length in ticks."),
     fail: list[str] = typer.Option([], "--fail", metavar="LINK[@TICK]", help=_FAIL_HELP),
     reconvergence_delay: Optional[int] = typer.Option(
-        None, "--reconvergence-delay", metavar="TICKS", help="spa: recompute shortest paths this many ticks after a failure."
+        None, "--reconvergence-delay", metavar="TICKS", help="spa, ecmp, max-throughput, min-delay: recompute the tables this many ticks after a failure."
     ),
     buffer_limit: Optional[int] = typer.Option(None, "--buffer-limit", metavar="N", help="Max packets per router queue (drop-tail)."),
     demand: Optional[Path] = typer.Option(None, "--demand", metavar="FILE", help="Demand file replacing the packet-size table."),

@@ -1,7 +1,9 @@
 """Routing algorithms, one per module, and a registry by name.
 
 Every algorithm is a `RoutingAgent` (train / evaluate / save / load). Table-driven policies
-(`spa`, `random`) also expose `routing_tables(params)`, which the simulator runs in compiled code.
+(`spa`, `ecmp`, `max-throughput`, `min-delay`, `random`) also expose `routing_tables(params)`, which
+the simulator runs in compiled code. `max-throughput` and `min-delay` are oracles: they know the
+traffic matrix, and exist only below the capacity limit λ* (`mamrl.sim.capacity`).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ class TablePolicy(Protocol):
 
 
 class TableAgent(RoutingAgent):
-    """A fixed table-driven policy (SPA, random) behind the common agent interface."""
+    """A fixed table-driven policy (SPA, ECMP, the flow oracles, random) behind the common agent interface."""
 
     learns = False
 
@@ -43,8 +45,11 @@ class TableAgent(RoutingAgent):
         return dataclasses.asdict(self.policy) if dataclasses.is_dataclass(self.policy) else {}
 
 
-POLICY_NAMES = ("spa", "random")
-ALGORITHM_NAMES = ("spa", "random", "q-routing", "pg", "mamrl", "maml")
+POLICY_NAMES = ("spa", "ecmp", "max-throughput", "min-delay", "random")
+"""Table-driven policies (`make_policy`)."""
+STATIC_POLICY_NAMES = ("spa", "ecmp", "max-throughput", "min-delay")
+"""Table policies that can re-converge after a failure (`reconvergence_delay_ticks`)."""
+ALGORITHM_NAMES = ("spa", "ecmp", "max-throughput", "min-delay", "random", "q-routing", "pg", "mamrl", "maml")
 ALIASES = {
     "shortest-path": "spa",
     "q": "q-routing",
@@ -55,16 +60,20 @@ ALIASES = {
 
 
 def make_policy(name: str, *, reconvergence_delay_ticks: int | None = None) -> TablePolicy:
-    """A table-driven routing policy by name: `spa` (shortest path) or `random` (uniform next hop)."""
+    """A table-driven routing policy by name (`POLICY_NAMES`), with its default settings.
+
+    `reconvergence_delay_ticks` (spa, ecmp, max-throughput, min-delay): recompute the tables on
+    the failed network that many ticks after a failure; None = never react."""
     from mamrl.agents.random_policy import UniformRandomPolicy
-    from mamrl.agents.shortest_path import ShortestPathPolicy
 
     key = ALIASES.get(name.strip().lower(), name.strip().lower())
-    if key == "spa":
-        return ShortestPathPolicy(reconvergence_delay_ticks)
+    if key not in POLICY_NAMES:
+        raise MamrlError(f"unknown policy {name!r} (choose from {', '.join(POLICY_NAMES)})")
     if key == "random":
+        if reconvergence_delay_ticks is not None:
+            raise MamrlError("the random policy does not re-converge (reconvergence delay given)")
         return UniformRandomPolicy()
-    raise MamrlError(f"unknown policy {name!r} (choose from {', '.join(POLICY_NAMES)})")
+    return _config_class(key)(reconvergence_delay_ticks=reconvergence_delay_ticks)
 
 
 def _config_class(key: str):
@@ -76,11 +85,21 @@ def _config_class(key: str):
         from mamrl.meta.maml import MamlConfig
 
         return MamlConfig
+    from mamrl.agents.ecmp import EcmpPolicy
+    from mamrl.agents.max_throughput import MaxThroughputPolicy
+    from mamrl.agents.min_delay import MinDelayPolicy
     from mamrl.agents.policy_gradient import PolicyGradientConfig
     from mamrl.agents.q_routing import QRoutingConfig
     from mamrl.agents.shortest_path import ShortestPathPolicy
 
-    return {"spa": ShortestPathPolicy, "q-routing": QRoutingConfig, "pg": PolicyGradientConfig}.get(key)
+    return {
+        "spa": ShortestPathPolicy,
+        "ecmp": EcmpPolicy,
+        "max-throughput": MaxThroughputPolicy,
+        "min-delay": MinDelayPolicy,
+        "q-routing": QRoutingConfig,
+        "pg": PolicyGradientConfig,
+    }.get(key)
 
 
 def build_config(cls, values: dict[str, Any], where: str):
@@ -129,7 +148,7 @@ def canonical_name(name: str) -> str:
 
 
 def make_agent(name: str, config: dict[str, Any] | None = None) -> RoutingAgent:
-    """A routing algorithm by name (`spa`, `random`, `q-routing`, `pg`, `mamrl`, `maml`) with optional config values."""
+    """A routing algorithm by name (`ALGORITHM_NAMES`) with optional config values."""
     from mamrl.agents.policy_gradient import PolicyGradient
     from mamrl.agents.q_routing import QRouting
     from mamrl.agents.random_policy import UniformRandomPolicy
@@ -141,7 +160,7 @@ def make_agent(name: str, config: dict[str, Any] | None = None) -> RoutingAgent:
             raise MamrlError(f"algorithm 'random' takes no configuration, got {sorted(values)}")
         return TableAgent(UniformRandomPolicy())
     cfg = build_config(_config_class(key), values, key)
-    if key == "spa":
+    if key in STATIC_POLICY_NAMES:
         return TableAgent(cfg)
     if key == "mamrl":
         from mamrl.agents.deep_consensus import DeepConsensus
@@ -157,6 +176,7 @@ def make_agent(name: str, config: dict[str, Any] | None = None) -> RoutingAgent:
 __all__ = [
     "ALGORITHM_NAMES",
     "POLICY_NAMES",
+    "STATIC_POLICY_NAMES",
     "RoutingAgent",
     "TableAgent",
     "TablePolicy",

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import networkx as nx
 import numpy as np
 
-from mamrl.errors import SimulationError
+from mamrl.agents.static_routing import reconverging_tables
 from mamrl.sim.params import SimParams
 from mamrl.sim.simulator import RoutingTables
 from mamrl.topologies.core import Topology
@@ -71,19 +71,6 @@ class ShortestPathPolicy:
 
     def routing_tables(self, params: SimParams) -> RoutingTables:
         topo = params.topology
-        probs = [one_hot_tables(topo, shortest_path_next_hop(topo))]
-        starts = [0]
-        delay = self.reconvergence_delay_ticks
-        if delay is not None:
-            if delay < 0:
-                raise SimulationError(f"re-convergence delay must be >= 0 ticks, got {delay}")
-            down: set[int] = set()
-            for tick in sorted({f.tick for f in params.failures}):
-                down |= {f.link for f in params.failures if f.tick == tick}
-                table = one_hot_tables(topo, shortest_path_next_hop(topo, frozenset(down)))
-                if tick + delay == 0:
-                    probs[0] = table
-                else:
-                    probs.append(table)
-                    starts.append(tick + delay)
-        return RoutingTables.from_probabilities(np.stack(probs), starts)
+        return reconverging_tables(
+            params, self.reconvergence_delay_ticks, lambda down: one_hot_tables(topo, shortest_path_next_hop(topo, down))
+        )
