@@ -206,3 +206,50 @@ def test_oracles_reconverge_after_a_failure():
         lost_react = summarise(evaluate_tables(params, react, 0, 2)[0])["lost"].mean
         assert lost_react < lost_never, name
     assert math.isfinite(capacity_bound(topo, failed_links=(0,)).max_load)
+
+
+# ------------------------------------------------------------------------------ the yardstick in the experiments
+def test_relative_loads_resolve_against_each_topologys_limit(tmp_path):
+    from mamrl.experiments.config import build_sweep_config
+    from mamrl.experiments.sweep import skipped_cells, sweep_cells, topology_capacity
+
+    config = build_sweep_config(overrides={
+        "topologies": ["b4", "att"], "algorithms": ["spa", "min-delay"], "loads": ["1.2X", 0.1, " 0.5x"], "seeds": [0],
+        "results": str(tmp_path / "r.csv"),
+    })
+    assert config.loads == (0.1, "0.5x", "1.2x")
+    b4, att = topology_capacity("b4"), topology_capacity("att")
+    assert b4 == pytest.approx(0.3142857, rel=1e-5) and att == pytest.approx(0.2727273, rel=1e-5)
+    cells = sweep_cells(config)
+    assert {c.load for c in cells if c.topology == "att"} == {0.1, float(f"{0.5 * att:.6g}"), float(f"{1.2 * att:.6g}")}
+    # min-delay does not exist at 1.2 λ*: that cell is not run, SPA's is.
+    assert [(c.topology, c.algorithm, c.load) for c in skipped_cells(config)] == [
+        ("b4", "min-delay", float(f"{1.2 * b4:.6g}")), ("att", "min-delay", float(f"{1.2 * att:.6g}"))]
+    assert config.num_cells == len(cells) == 10
+    for bad in ("x", "-0.5x", "0x", "fast"):
+        with pytest.raises(MamrlError, match="loads"):
+            build_sweep_config(overrides={"loads": [bad]})
+
+
+SATURATION_CASES = [
+    ("spa", 1), ("ecmp", 1), ("max-throughput", 1), ("min-delay", 1),
+    # Learners trained at every probed load; slow (minutes).
+    pytest.param("q-routing", 300, marks=pytest.mark.slow),
+    pytest.param("pg", 300, marks=pytest.mark.slow),
+    pytest.param("mamrl", 64, marks=pytest.mark.slow),
+]
+
+
+@pytest.mark.parametrize("algorithm,train_episodes", SATURATION_CASES)
+def test_bisected_saturation_stays_below_the_capacity_limit(algorithm, train_episodes):
+    from mamrl.experiments.saturation import saturation_search, trained_agent_factory
+
+    topo = load_topology("b4")
+    tolerance = 0.01
+    config = {"reward": "packet", "hidden_sizes": [32, 32]} if algorithm == "mamrl" else None
+    result = saturation_search(topo, algorithm, trained_agent_factory(algorithm, config, train_episodes, 500), low=0.005,
+                               high=0.5, tolerance=tolerance, horizon_ticks=1000, episodes=4, max_episodes=8)
+    assert result.max_load == pytest.approx(capacity_bound(topo).max_load)
+    assert result.bounded_load is not None and result.bounded_load <= result.max_load + tolerance
+    if algorithm in ("max-throughput", "min-delay"):  # they stay bounded close to λ* in the simulator
+        assert result.bounded_load >= 0.9 * result.max_load

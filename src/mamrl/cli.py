@@ -798,8 +798,8 @@ def sweep(
     preset: Optional[str] = typer.Option(None, "--preset", metavar="NAME", help="Base config: quick (default without --config) or paper."),
     config_file: Optional[Path] = typer.Option(None, "--config", "-c", metavar="FILE", help="Sweep config file (.toml or .json); flags override it."),
     topologies_opt: Optional[str] = typer.Option(None, "--topologies", "-t", metavar="LIST", help="Comma-separated topologies, e.g. b4,geant,att."),
-    algorithms: Optional[str] = typer.Option(None, "--algorithms", "-a", metavar="LIST", help="Comma-separated algorithms: spa, random, q-routing, pg, mamrl."),
-    loads: Optional[str] = typer.Option(None, "--loads", "-l", metavar="LIST", help="Comma-separated loads λ > 0 (packets per router per tick)."),
+    algorithms: Optional[str] = typer.Option(None, "--algorithms", "-a", metavar="LIST", help="Comma-separated algorithms: spa, ecmp, max-throughput, min-delay, random, q-routing, pg, mamrl."),
+    loads: Optional[str] = typer.Option(None, "--loads", "-l", metavar="LIST", help="Comma-separated loads: λ > 0 (packets per router per tick) or a share of the capacity limit λ* such as 0.9x."),
     seeds: Optional[str] = typer.Option(None, "--seeds", "-s", metavar="LIST", help="Comma-separated seeds (integers >= 0)."),
     train_episodes: Optional[int] = typer.Option(None, "--train-episodes", metavar="N", help="Training episodes per learned cell."),
     eval_episodes: Optional[int] = typer.Option(None, "--eval-episodes", metavar="N", help="Evaluation episodes per cell."),
@@ -820,12 +820,13 @@ def sweep(
         from mamrl.experiments.config import build_sweep_config
         from mamrl.experiments.saturation import summarise_saturation
         from mamrl.experiments.sweep import (
-            ResultsFile, aggregate, check_backend, make_backend_executor, run_sweep, sidecar_path, sweep_cells,
+            ResultsFile, aggregate, check_backend, make_backend_executor, run_sweep, sidecar_path, skipped_cells,
+            sweep_cells,
         )
 
         overrides: dict[str, Any] = {}
         for name, value, kind in (("topologies", topologies_opt, "str"), ("algorithms", algorithms, "str"),
-                                  ("loads", loads, "float"), ("seeds", seeds, "int")):
+                                  ("loads", loads, "str"), ("seeds", seeds, "int")):
             if value is not None:
                 overrides[name] = _split_list(value, f"--{name}", kind)
         for name, value in (("train_episodes", train_episodes), ("eval_episodes", eval_episodes),
@@ -855,7 +856,9 @@ def sweep(
             _stdout().print(_json.dumps({**config.as_dict(), "config_hash": config.config_hash()}, indent=2))
             where = (f"{config.effective_workers()} workers" if backend == "local"
                      else f"on the Ray cluster at {address}" if address else "on a local Ray instance")
-            _stdout().print(f"{config.num_cells} cells, {len(left)} left to run, {where}")
+            beyond = skipped_cells(config)
+            _stdout().print(f"{config.num_cells} cells, {len(left)} left to run, {where}"
+                            + (f"; not run (λ ≥ λ*): {', '.join(map(str, beyond))}" if beyond else ""), soft_wrap=True)
             return
 
         # Local: run_sweep sizes its pool to the cells left, as always. Ray: connect now, so a
@@ -869,9 +872,13 @@ def sweep(
         def on_start(skipped: int, total: int) -> None:
             nonlocal task_id
             state["skipped"] = skipped
+            beyond = skipped_cells(config)
             err.print(soft_wrap=True, *[
                 f"sweep: {total} cells ({len(config.topologies)} topologies × {len(config.algorithms)} algorithms × "
-                f"{len(config.loads)} loads × {len(config.seeds)} seeds), {skipped} already in {config.results}, "
+                f"{len(config.loads)} loads × {len(config.seeds)} seeds"
+                + (f", less {len(beyond)} of max-throughput/min-delay at λ ≥ λ*, where no routing carries the load"
+                   if beyond else "")
+                + f"), {skipped} already in {config.results}, "
                 + (f"{min(config.effective_workers(), max(total - skipped, 1))} worker(s)" if executor is None
                    else f"on {getattr(executor, 'label', backend)}")
             ])
@@ -932,12 +939,14 @@ def plot(
     results: Path = typer.Argument(..., metavar="RESULTS_CSV", help="Results CSV written by `mamrl sweep`."),
     output: Path = typer.Option(..., "--output", "-o", metavar="DIR", help="Directory for the figures and results.md."),
     formats: list[str] = typer.Option(["png", "pdf"], "--format", "-f", metavar="FMT", help="Figure format: png, pdf, svg. Repeatable."),
+    relative_load: bool = typer.Option(False, "--relative-load", help="Plot against λ/λ* (the share of the capacity limit) instead of λ."),
 ) -> None:
     """Plot sweep results (delivery time, sojourn time, loss/delivered vs load) and write a markdown table."""
     with _user_errors():
         from mamrl.plotting.sweep import write_sweep_report
 
-        written = write_sweep_report(results, output, formats=[f.strip().lower().lstrip(".") for f in formats])
+        written = write_sweep_report(results, output, formats=[f.strip().lower().lstrip(".") for f in formats],
+                                     relative_load=relative_load)
         err = _stderr()
         for path in written:
             err.print(f"wrote {path}")
@@ -946,7 +955,7 @@ def plot(
 @app.command()
 def saturation(
     topology: str = typer.Option("b4", "--topology", "-t", metavar="NAME|PATH", help=_TOPOLOGY_HELP),
-    algorithm: str = typer.Option("spa", "--algorithm", "-a", metavar="NAME", help="spa, random, q-routing, pg or mamrl (trained at each probed load)."),
+    algorithm: str = typer.Option("spa", "--algorithm", "-a", metavar="NAME", help="spa, ecmp, max-throughput, min-delay, random, q-routing, pg or mamrl (trained at each probed load)."),
     checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", metavar="FILE", help="Evaluate this saved agent at every load instead (no training)."),
     low: str = typer.Option("0.01", "--low", metavar="LAMBDA", help="Lower end of the search (must be bounded)."),
     high: str = typer.Option("0.5", "--high", metavar="LAMBDA", help="Upper end of the search."),
@@ -1011,6 +1020,9 @@ def saturation(
                   f"{episodes} episodes × {len(seed_list)} seed(s) per probe", soft_wrap=True)
 
         def on_probe(p: Any) -> None:
+            if p.growth.n == 0:
+                err.print(f"  λ={p.load:.4g}: {p.status} (not run: {name} exists only below the capacity limit)", soft_wrap=True)
+                return
             err.print(f"  λ={p.load:.4g}: {p.status} (growth {p.growth.mean:+.4f} ± {p.growth.ci95:.4f} vs θ {p.threshold:.4f} "
                       f"packets/tick, {p.episodes} episodes/seed)", soft_wrap=True)
 
@@ -1024,11 +1036,13 @@ def saturation(
                                        **runs.provenance()})
             err.print(f"wrote {json_out}")
         table = Table(title=f"Saturation search: {name} on {topo.name}", title_justify="left", box=box.SIMPLE_HEAD)
-        for column in ("λ", "queues", "backlog growth (packets/tick)", "threshold θ", "delivered", "episodes/seed"):
+        for column in ("λ", "λ/λ*", "queues", "backlog growth (packets/tick)", "threshold θ", "delivered", "episodes/seed"):
             table.add_column(column, justify="right", no_wrap=True)
         for p in sorted(result.probes, key=lambda p: p.load):
-            table.add_row(f"{p.load:.4g}", p.status, f"{p.growth.mean:+.4f} ± {p.growth.ci95:.4f}", f"{p.threshold:.4f}",
-                          f"{100 * p.delivered_fraction.mean:.1f}%", str(p.episodes))
+            measured = p.growth.n > 0
+            table.add_row(f"{p.load:.4g}", f"{result.share(p.load):.3f}", p.status,
+                          f"{p.growth.mean:+.4f} ± {p.growth.ci95:.4f}" if measured else "-", f"{p.threshold:.4f}",
+                          f"{100 * p.delivered_fraction.mean:.1f}%" if measured else "-", str(p.episodes))
         console = _wide_stdout()
         console.print(table)
         console.print(result.describe(), soft_wrap=True)

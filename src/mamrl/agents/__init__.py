@@ -49,6 +49,8 @@ POLICY_NAMES = ("spa", "ecmp", "max-throughput", "min-delay", "random")
 """Table-driven policies (`make_policy`)."""
 STATIC_POLICY_NAMES = ("spa", "ecmp", "max-throughput", "min-delay")
 """Table policies that can re-converge after a failure (`reconvergence_delay_ticks`)."""
+BELOW_CAPACITY_ONLY = ("max-throughput", "min-delay")
+"""Oracles computed for a load below the capacity limit λ*; at or above it they do not exist."""
 ALGORITHM_NAMES = ("spa", "ecmp", "max-throughput", "min-delay", "random", "q-routing", "pg", "mamrl", "maml")
 ALIASES = {
     "shortest-path": "spa",
@@ -175,6 +177,7 @@ def make_agent(name: str, config: dict[str, Any] | None = None) -> RoutingAgent:
 
 __all__ = [
     "ALGORITHM_NAMES",
+    "BELOW_CAPACITY_ONLY",
     "POLICY_NAMES",
     "STATIC_POLICY_NAMES",
     "RoutingAgent",

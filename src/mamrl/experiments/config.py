@@ -22,6 +22,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,9 +41,11 @@ class SweepConfig:
     topologies: tuple[str, ...] = ("b4",)
     """Topologies: built-in names (`b4`, `geant`, `att`) or topology files/directories."""
     algorithms: tuple[str, ...] = ("spa", "q-routing", "pg")
-    """Routing algorithms by registry name (`spa`, `random`, `q-routing`, `pg`, `mamrl`; aliases accepted)."""
-    loads: tuple[float, ...] = (0.05, 0.1, 0.2, 0.3)
-    """Loads λ (new packets per router per tick), each > 0; kept sorted ascending."""
+    """Routing algorithms by registry name (`mamrl.agents.ALGORITHM_NAMES`: `spa`, `ecmp`, `max-throughput`,
+    `min-delay`, `random`, `q-routing`, `pg`, `mamrl`; aliases accepted)."""
+    loads: tuple[float | str, ...] = (0.05, 0.1, 0.2, 0.3)
+    """Loads λ: new packets per router per tick (> 0), or a share of each topology's capacity limit
+    λ* written `"0.9x"` (`mamrl capacity`); absolute loads first, each kind ascending."""
     seeds: tuple[int, ...] = (0, 1)
     """Seeds (integers >= 0). Seed s trains on traffic seed s and evaluates on seed s + 1,000,003."""
     train_episodes: int = 2000
@@ -89,7 +92,11 @@ class SweepConfig:
 
     @property
     def num_cells(self) -> int:
-        return len(self.topologies) * len(self.algorithms) * len(self.loads) * len(self.seeds)
+        """Cells to run: every combination, less those of an oracle (`max-throughput`,
+        `min-delay`) at a load at or above λ*, where it does not exist (`sweep.sweep_cells`)."""
+        from mamrl.experiments.sweep import sweep_cells
+
+        return len(sweep_cells(self))
 
     def effective_workers(self) -> int:
         return self.workers if self.workers is not None else available_cores()
@@ -118,11 +125,12 @@ def config_hash(resolved: Mapping[str, Any]) -> str:
 
 # ------------------------------------------------------------------------------ presets
 PRESETS: dict[str, dict[str, Any]] = {
-    # b4 only; 4 loads straddling SPA's saturation (≈0.18); a training budget at which PG has
-    # converged on b4 (it plateaus after ~500 episodes). Measured: about 30 s on 2 cores.
+    # b4 only; 4 loads straddling SPA's saturation (≈0.18, 57% of λ* = 0.314); a training budget at
+    # which PG has converged on b4 (it plateaus after ~500 episodes); the static yardsticks (ECMP and
+    # the two flow oracles) cost seconds. Measured: about 30 s on 2 cores.
     "quick": {
         "topologies": ["b4"],
-        "algorithms": ["spa", "q-routing", "pg"],
+        "algorithms": ["spa", "ecmp", "max-throughput", "min-delay", "q-routing", "pg"],
         "loads": [0.05, 0.1, 0.2, 0.3],
         "seeds": [0, 1],
         "train_episodes": 2000,
@@ -133,7 +141,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # The paper's E1 (SPEC §3): its loads, topologies and training budget (10,000 episodes × 500 ticks).
     "paper": {
         "topologies": ["b4", "geant", "att"],
-        "algorithms": ["spa", "q-routing", "pg"],
+        "algorithms": ["spa", "ecmp", "max-throughput", "min-delay", "q-routing", "pg"],
         "loads": [0.005, 0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5],
         "seeds": [0, 1, 2],
         "train_episodes": 10_000,
@@ -231,16 +239,52 @@ def _check_algorithms(value: Any, label: str) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _check_loads(value: Any, label: str) -> tuple[float, ...]:
-    out = []
-    for k, item in enumerate(_list(value, label)):
-        if isinstance(item, bool) or not isinstance(item, (int, float)):
-            raise MamrlError(f"{label}[{k}]: expected a number (packets per router per tick), got {item!r}")
-        if not math.isfinite(item) or item <= 0:
-            raise MamrlError(f"{label}[{k}]: a load must be a finite number > 0 packets per router per tick, got {item!r}")
-        out.append(float(item))
+RELATIVE_LOAD = re.compile(r"^\s*((?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)\s*[xX]\s*$")
+"""A load relative to the topology's capacity limit λ*: `0.5x` is half of λ*."""
+
+
+def parse_load_spec(item: Any, label: str) -> float | str:
+    """A load: a finite number > 0 (packets per router per tick) or a share of λ* as `"<share>x"`
+    (e.g. `"0.9x"`), returned in canonical form (`"0.9x"`)."""
+    if isinstance(item, str):
+        match = RELATIVE_LOAD.match(item)
+        if match is None:
+            try:
+                item = float(item)
+            except ValueError:
+                raise MamrlError(
+                    f"{label}: expected a load (packets per router per tick) or a share of the capacity limit λ* "
+                    f"such as 0.9x, got {item!r}"
+                ) from None
+        else:
+            share = float(match.group(1))
+            if not math.isfinite(share) or share <= 0:
+                raise MamrlError(f"{label}: a share of λ* must be a finite number > 0, got {item!r}")
+            return f"{share:g}x"
+    if isinstance(item, bool) or not isinstance(item, (int, float)):
+        raise MamrlError(f"{label}: expected a number (packets per router per tick) or a share of λ* such as 0.9x, got {item!r}")
+    if not math.isfinite(item) or item <= 0:
+        raise MamrlError(f"{label}: a load must be a finite number > 0 packets per router per tick, got {item!r}")
+    return float(item)
+
+
+def load_share(spec: float | str) -> float | None:
+    """The share of λ* of a relative load spec (`"0.9x"` -> 0.9); None for an absolute load."""
+    return float(spec[:-1]) if isinstance(spec, str) else None
+
+
+def resolve_load(spec: float | str, max_load: float) -> float:
+    """The absolute load of a spec on a topology whose capacity limit is `max_load` (λ*); a
+    relative load is rounded to 6 significant digits so that results files key it stably."""
+    share = load_share(spec)
+    return float(spec) if share is None else float(f"{share * max_load:.6g}")
+
+
+def _check_loads(value: Any, label: str) -> tuple[float | str, ...]:
+    out = [parse_load_spec(item, f"{label}[{k}]") for k, item in enumerate(_list(value, label))]
     _no_duplicates(out, label)
-    return tuple(sorted(out))
+    # Absolute loads ascending, then shares of λ* ascending.
+    return tuple(sorted(out, key=lambda v: (isinstance(v, str), load_share(v) if isinstance(v, str) else v)))
 
 
 def check_seeds(value: Any, label: str) -> tuple[int, ...]:
@@ -381,6 +425,10 @@ def summarise_differences(differences: list[str], limit: int = 8) -> str:
 
 __all__ = [
     "CONFIG_FORMAT",
+    "RELATIVE_LOAD",
+    "load_share",
+    "parse_load_spec",
+    "resolve_load",
     "FIELD_NAMES",
     "PRESETS",
     "SweepConfig",

@@ -43,6 +43,9 @@ from mamrl.errors import MamrlError
 from mamrl.sim.metrics import Estimate, estimate
 
 BOUNDED, GROWING, UNDETERMINED = "bounded", "growing", "undetermined"
+ABOVE_CAPACITY = "above λ*"
+"""A probe of an oracle (`max-throughput`, `min-delay`) at λ >= λ*: it does not exist there, and no
+routing keeps queues bounded (counts as not bounded)."""
 
 RELATIVE_THRESHOLD = 0.01
 """θ is at least this share of the offered load λ·N."""
@@ -154,16 +157,28 @@ class SearchResult:
     unbounded_load: float | None
     """Lowest probed load above `bounded_load` not shown bounded (None: the high end was bounded)."""
     probes: list[Probe] = field(default_factory=list)
+    max_load: float = math.nan
+    """λ*, the capacity limit of the topology (`mamrl.sim.capacity`): no routing is bounded above it."""
+
+    def share(self, load: float | None) -> float:
+        """`load` as a share of λ* (NaN if either is unknown)."""
+        return load / self.max_load if load is not None and self.max_load > 0 else math.nan
 
     def describe(self) -> str:
         who = f"{self.algorithm} on {self.topology}"
+        of = (lambda load: f" ({100 * self.share(load):.0f}% of λ* = {self.max_load:.4g})") if self.max_load > 0 else (lambda load: "")
         if self.bounded_load is None:
-            return f"{who}: queues not bounded even at λ={self.unbounded_load:g} (the low end)"
+            return f"{who}: queues not bounded even at λ={self.unbounded_load:g}{of(self.unbounded_load)} (the low end)"
         if self.unbounded_load is None:
-            return f"{who}: queues bounded up to λ={self.bounded_load:g} (the high end) at least"
+            return f"{who}: queues bounded up to λ={self.bounded_load:g}{of(self.bounded_load)} (the high end) at least"
         last = next((p for p in reversed(self.probes) if p.load == self.unbounded_load), None)
-        how = "growing" if last is None or last.status == GROWING else "not shown bounded"
+        how = ("growing" if last is None or last.status == GROWING
+               else "above λ*" if last.status == ABOVE_CAPACITY else "not shown bounded")
         return (
+            f"{who}: saturation between λ={self.bounded_load:.4g} (bounded) and λ={self.unbounded_load:.4g} ({how}), "
+            f"i.e. {100 * self.share(self.bounded_load):.1f}–{100 * self.share(self.unbounded_load):.1f}% of "
+            f"λ* = {self.max_load:.4g}, horizon {self.horizon_ticks} ticks"
+            if self.max_load > 0 else
             f"{who}: saturation between λ={self.bounded_load:.4g} (bounded) and λ={self.unbounded_load:.4g} ({how}), "
             f"horizon {self.horizon_ticks} ticks"
         )
@@ -174,8 +189,11 @@ class SearchResult:
             "algorithm": self.algorithm,
             "horizon_ticks": self.horizon_ticks,
             "seeds": list(self.seeds),
+            "max_load": self.max_load,
             "bounded_load": self.bounded_load,
             "unbounded_load": self.unbounded_load,
+            "bounded_share_of_max_load": None if self.bounded_load is None else self.share(self.bounded_load),
+            "unbounded_share_of_max_load": None if self.unbounded_load is None else self.share(self.unbounded_load),
             "rule": RULE_TEXT,
             "probes": [
                 {
@@ -265,10 +283,22 @@ def saturation_search(
         raise MamrlError(f"horizon must be >= 4 ticks to measure a trend, got {horizon_ticks}")
     if not seeds:
         raise MamrlError("saturation search needs at least one seed")
-    result = SearchResult(topology.name, algorithm, horizon_ticks, tuple(seeds), None, None)
+    from mamrl.agents import BELOW_CAPACITY_ONLY
+    from mamrl.sim.capacity import capacity_bound
+
+    result = SearchResult(topology.name, algorithm, horizon_ticks, tuple(seeds), None, None,
+                          max_load=capacity_bound(topology, find_binding=False).max_load)
 
     def probe(load: float) -> Probe:
         params = SimParams(topology, load, horizon_ticks=horizon_ticks)
+        if algorithm in BELOW_CAPACITY_ONLY and load >= result.max_load:
+            # The oracle does not exist here (InfeasibleLoadError); no routing is bounded at λ >= λ*.
+            nan = Estimate(math.nan, math.nan, 0)
+            p = Probe(load, ABOVE_CAPACITY, nan, growth_threshold(load, topology.num_routers, horizon_ticks), 0, nan)
+            result.probes.append(p)
+            if on_probe is not None:
+                on_probe(p)
+            return p
         agents = [factory(params, s) for s in seeds]
         n = episodes
         while True:
@@ -307,6 +337,7 @@ def saturation_search(
 
 
 __all__ = [
+    "ABOVE_CAPACITY",
     "BOUNDED",
     "GROWING",
     "RULE_TEXT",

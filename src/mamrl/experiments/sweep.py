@@ -73,6 +73,8 @@ COLUMNS: tuple[str, ...] = (
     *KEY_COLUMNS,
     "eval_seed",
     "routers",
+    "max_load",
+    "load_share",
     "train_episodes",
     "eval_episodes",
     "horizon_ticks",
@@ -126,15 +128,57 @@ class CellTask:
     eval_batch_size: int = 32
 
 
+@functools.lru_cache(maxsize=16)
+def _topology(spec: str):
+    from mamrl.topologies import load_topology
+
+    return load_topology(spec)
+
+
 def sweep_cells(config: SweepConfig) -> list[Cell]:
-    """All cells in canonical order: topologies and algorithms as configured, loads ascending, seeds."""
+    """All cells in canonical order: topologies and algorithms as configured, loads ascending
+    (relative loads resolved against each topology's λ*), seeds. An oracle that exists only below
+    λ* (`max-throughput`, `min-delay`) gets no cell at a load at or above it (`skipped_cells`)."""
+    return [cell for cell in _all_cells(config) if not _beyond_capacity(cell)]
+
+
+def skipped_cells(config: SweepConfig) -> list[Cell]:
+    """Cells of the oracles at loads at or above λ*: not run (no routing carries such a load)."""
+    return [cell for cell in _all_cells(config) if _beyond_capacity(cell)]
+
+
+def _all_cells(config: SweepConfig) -> list[Cell]:
     return [
-        Cell(t, a, float(lam), int(s))
+        Cell(t, a, lam, int(s))
         for t in config.topologies
         for a in config.algorithms
-        for lam in sorted(config.loads)
+        for lam in topology_loads(config, t)
         for s in config.seeds
     ]
+
+
+def _beyond_capacity(cell: Cell) -> bool:
+    from mamrl.agents import BELOW_CAPACITY_ONLY
+
+    return cell.algorithm in BELOW_CAPACITY_ONLY and cell.load >= topology_capacity(cell.topology)
+
+
+def topology_loads(config: SweepConfig, topology: str) -> list[float]:
+    """The configured loads of one topology as absolute loads, ascending (duplicates merged)."""
+    from mamrl.experiments.config import load_share, resolve_load
+
+    if any(load_share(spec) is not None for spec in config.loads):
+        limit = topology_capacity(topology)
+        return sorted({resolve_load(spec, limit) for spec in config.loads})
+    return sorted({float(spec) for spec in config.loads})
+
+
+@functools.lru_cache(maxsize=16)
+def topology_capacity(spec: str) -> float:
+    """λ* of a topology (uniform destinations, intact network): `mamrl.sim.capacity`."""
+    from mamrl.sim.capacity import capacity_bound
+
+    return capacity_bound(_topology(spec), find_binding=False).max_load
 
 
 def make_tasks(config: SweepConfig, cells: Iterable[Cell]) -> list[CellTask]:
@@ -151,13 +195,6 @@ def make_tasks(config: SweepConfig, cells: Iterable[Cell]) -> list[CellTask]:
         )
         for cell in cells
     ]
-
-
-@functools.lru_cache(maxsize=16)
-def _topology(spec: str):
-    from mamrl.topologies import load_topology
-
-    return load_topology(spec)
 
 
 def cell_params(task: CellTask):
@@ -217,6 +254,8 @@ def run_cell(task: CellTask) -> Row:
         "seed": cell.seed,
         "eval_seed": eval_seed(cell.seed),
         "routers": _topology(cell.topology).num_routers,
+        "max_load": topology_capacity(cell.topology),
+        "load_share": cell.load / topology_capacity(cell.topology),
         "train_episodes": task.train_episodes if agent.learns else 0,
         "eval_episodes": task.eval_episodes,
         "horizon_ticks": task.horizon_ticks,
@@ -681,6 +720,13 @@ class Point:
     horizon_ticks: int
     seeds: tuple[int, ...]
     metrics: dict[str, Estimate]
+    max_load: float = math.nan
+    """λ*, the topology's capacity limit (NaN in results written before it was recorded)."""
+
+    @property
+    def load_share(self) -> float:
+        """λ / λ*."""
+        return self.load / self.max_load if self.max_load > 0 else math.nan
 
 
 def aggregate(rows: Iterable[Row]) -> list[Point]:
@@ -698,7 +744,8 @@ def aggregate(rows: Iterable[Row]) -> list[Point]:
         }
         points.append(
             Point(topo, algo, load, int(members[0]["routers"]), int(members[0]["horizon_ticks"]),
-                  tuple(sorted(int(r["seed"]) for r in members)), metrics)
+                  tuple(sorted(int(r["seed"]) for r in members)), metrics,
+                  float(members[0].get("max_load", math.nan)))
         )
     return points
 
@@ -731,6 +778,9 @@ __all__ = [
     "run_cell",
     "run_sweep",
     "sidecar_path",
+    "skipped_cells",
     "sweep_cells",
+    "topology_capacity",
+    "topology_loads",
     "train_and_evaluate",
 ]

@@ -58,10 +58,18 @@ _KNOWN_COLOURS = {
     "pg": "#2ca02c",
     "random": "#7f7f7f",
     "mamrl": "#d62728",
+    "ecmp": "#9467bd",
+    "max-throughput": "#8c564b",
+    "min-delay": "#e377c2",
+    "backpressure": "#bcbd22",
+    "sp-backpressure": "#17becf",
 }
-_KNOWN_MARKERS = {"spa": "o", "q-routing": "s", "pg": "^", "random": "D", "mamrl": "*"}
+_KNOWN_MARKERS = {"spa": "o", "q-routing": "s", "pg": "^", "random": "D", "mamrl": "*", "ecmp": "P",
+                  "max-throughput": "X", "min-delay": "h", "backpressure": "<", "sp-backpressure": ">"}
 _DASH = 2.0  # dash length (in line widths) of the saturation markers
-_LABELS = {"spa": "SPA", "q-routing": "Q-routing", "pg": "PG", "random": "random", "mamrl": "MAMRL"}
+_LABELS = {"spa": "SPA", "q-routing": "Q-routing", "pg": "PG", "random": "random", "mamrl": "MAMRL", "ecmp": "ECMP",
+           "max-throughput": "max-throughput", "min-delay": "min-delay", "backpressure": "backpressure",
+           "sp-backpressure": "SP-backpressure"}
 
 FIGURES = ("delivery_time", "sojourn_time", "loss_delivered")
 """Figure file stems written by `write_sweep_report`."""
@@ -94,17 +102,36 @@ def _saturation_index(saturation: Sequence[SaturationSummary]) -> dict[tuple[str
     return {(s.topology, s.algorithm): s for s in saturation}
 
 
-def _format_load_axis(ax: Axes, loads: Sequence[float]) -> None:
+def _x(p: Point, relative: bool) -> float:
+    return p.load_share if relative else p.load
+
+
+def _capacity(points: Sequence[Point], topology: str) -> float:
+    """λ* of a topology as recorded in its rows (NaN if not recorded)."""
+    limits = [p.max_load for p in points if p.topology == topology and math.isfinite(p.max_load)]
+    return limits[0] if limits else math.nan
+
+
+def _format_load_axis(ax: Axes, loads: Sequence[float], *, relative: bool = False, capacity: float = math.nan) -> None:
+    """Log load axis with the swept loads as ticks and the capacity limit λ* as a black line."""
     ax.set_xscale("log")
     ax.xaxis.set_major_locator(FixedLocator(sorted(loads)))
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _pos: f"{x:g}"))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _pos: f"{x:.3g}"))
     ax.xaxis.set_minor_locator(NullLocator())
     ax.tick_params(axis="x", labelrotation=45 if len(loads) > 5 else 0, labelsize=8)
+    limit = 1.0 if relative else capacity
     if loads:
         lo, hi = min(loads), max(loads)
+        if math.isfinite(limit):
+            lo, hi = min(lo, limit), max(hi, limit)
         pad = (hi / lo) ** 0.04 if hi > lo else 1.3
         ax.set_xlim(lo / pad, hi * pad)
-    ax.set_xlabel("load λ (packets per router per tick, log scale)")
+    if math.isfinite(limit):
+        ax.axvline(limit, color="black", linewidth=1.4, zorder=1)
+        ax.annotate("λ*", (limit, 1.0), xycoords=("data", "axes fraction"), xytext=(3, -12),
+                    textcoords="offset points", fontsize=9)
+    ax.set_xlabel("load as a share of the capacity limit, λ/λ* (log scale)" if relative
+                  else "load λ (packets per router per tick, log scale)")
     ax.grid(True, which="major", alpha=0.3)
 
 
@@ -118,13 +145,14 @@ def _draw_series(
     saturation: dict[tuple[str, str], SaturationSummary],
     scale: float = 1.0,
     clip: tuple[float, float] | None = None,
+    relative: bool = False,
 ) -> None:
     for algo in algorithms:
         series = sorted((p for p in points if p.topology == topology and p.algorithm == algo), key=lambda p: p.load)
         if not series:
             continue
         colour, marker = styles[algo]
-        loads = [p.load for p in series]
+        loads = [_x(p, relative) for p in series]
         est = [p.metrics[metric] for p in series]
         mean = [e.mean * scale for e in est]
         lo = [(e.mean - e.ci95) * scale if math.isfinite(e.ci95) else float("nan") for e in est]
@@ -139,14 +167,14 @@ def _draw_series(
             status = summary.status.get(p.load, UNDETERMINED) if summary else UNDETERMINED
             fill = {BOUNDED: "full", GROWING: "none", UNDETERMINED: "left"}[status]
             ax.plot(
-                [p.load], [y], linestyle="", marker=marker, markersize=7, color=colour, markeredgecolor=colour,
+                [_x(p, relative)], [y], linestyle="", marker=marker, markersize=7, color=colour, markeredgecolor=colour,
                 markerfacecolor=colour if fill != "none" else "white", fillstyle=fill,
                 markerfacecoloralt="white", markeredgewidth=1.4, zorder=4,
             )
         if summary is not None and summary.bounded_up_to is not None:
             # Interleaved dashes: algorithms whose lines coincide share it in alternating colours.
             k, n = list(algorithms).index(algo), len(algorithms)
-            ax.axvline(summary.bounded_up_to, color=colour, linewidth=1.8, zorder=1,
+            ax.axvline(summary.bounded_up_to / (series[0].max_load if relative else 1.0), color=colour, linewidth=1.8, zorder=1,
                        linestyle=(k * _DASH, (_DASH, _DASH * max(n - 1, 1))))
 
 
@@ -163,6 +191,7 @@ def _legend_handles(algorithms: Sequence[str], styles: dict[str, tuple[str, str]
         Line2D([], [], linestyle="", marker="o", color=grey, fillstyle="left", markerfacecoloralt="white",
                markersize=7, label="undetermined"),
         Line2D([], [], color=grey, linestyle=(0, (_DASH, _DASH)), linewidth=1.8, label="highest load with bounded queues"),
+        Line2D([], [], color="black", linewidth=1.4, label="λ*, the capacity limit"),
         Line2D([], [], color=grey, alpha=0.25, linewidth=8, label="95% CI"),
     ]
     return handles
@@ -206,16 +235,18 @@ def describe_setup(rows: Sequence[Row]) -> str:
 
 
 def plot_time_metric(
-    points: Sequence[Point], saturation: Sequence[SaturationSummary], metric: str, *, title: str, subtitle: str, ylabel: str
+    points: Sequence[Point], saturation: Sequence[SaturationSummary], metric: str, *, title: str, subtitle: str, ylabel: str,
+    relative: bool = False,
 ) -> Figure:
-    """One panel per topology: `metric` vs load, one line per algorithm."""
+    """One panel per topology: `metric` vs load (or λ/λ* with `relative`), one line per algorithm."""
     topologies, algorithms = _order(points)
     styles = _styles(algorithms)
     sat = _saturation_index(saturation)
     fig = _new_figure(1, len(topologies))
     for ax, topo in zip(_panels(fig, 1, len(topologies))[0], topologies):
-        _draw_series(ax, points, topo, algorithms, metric, styles, sat, clip=(0.0, math.inf))
-        _format_load_axis(ax, sorted({p.load for p in points if p.topology == topo}))
+        _draw_series(ax, points, topo, algorithms, metric, styles, sat, clip=(0.0, math.inf), relative=relative)
+        _format_load_axis(ax, sorted({_x(p, relative) for p in points if p.topology == topo}), relative=relative,
+                          capacity=_capacity(points, topo))
         ax.set_title(topo, fontsize=11, fontweight="bold")
         ax.set_ylabel(ylabel)
         ax.set_ylim(bottom=0)
@@ -223,7 +254,8 @@ def plot_time_metric(
     return fig
 
 
-def plot_fractions(points: Sequence[Point], saturation: Sequence[SaturationSummary], *, subtitle: str) -> Figure:
+def plot_fractions(points: Sequence[Point], saturation: Sequence[SaturationSummary], *, subtitle: str,
+                   relative: bool = False) -> Figure:
     """Loss fraction (top row) and delivered fraction (bottom row), one column per topology."""
     topologies, algorithms = _order(points)
     styles = _styles(algorithms)
@@ -231,12 +263,12 @@ def plot_fractions(points: Sequence[Point], saturation: Sequence[SaturationSumma
     fig = _new_figure(2, len(topologies))
     axes = _panels(fig, 2, len(topologies))
     for col, topo in enumerate(topologies):
-        loads = sorted({p.load for p in points if p.topology == topo})
+        loads = sorted({_x(p, relative) for p in points if p.topology == topo})
         for row, (metric, label) in enumerate((("loss_fraction", "lost (% of packets created)"),
                                                ("delivered_fraction", "delivered (% of packets created)"))):
             ax = axes[row][col]
-            _draw_series(ax, points, topo, algorithms, metric, styles, sat, scale=100.0, clip=(0.0, 100.0))
-            _format_load_axis(ax, loads)
+            _draw_series(ax, points, topo, algorithms, metric, styles, sat, scale=100.0, clip=(0.0, 100.0), relative=relative)
+            _format_load_axis(ax, loads, relative=relative, capacity=_capacity(points, topo))
             ax.set_ylabel(label)
             if row == 0:
                 ax.set_title(topo, fontsize=11, fontweight="bold")
@@ -298,6 +330,19 @@ def _fmt_reduction(x: Estimate, y: Estimate) -> str:
     if not math.isfinite(value):
         return "n/a"
     return f"{value:+.0f} ± {half:.0f} %" if math.isfinite(half) else f"{value:+.0f} %"
+
+
+def _fmt_limit(limit: float) -> str:
+    return f"{limit:.4g}" if math.isfinite(limit) else "n/a"
+
+
+def _fmt_share(share: float) -> str:
+    return f"{share:.2f}" if math.isfinite(share) else "n/a"
+
+
+def _load_and_share(load: float, limit: float) -> str:
+    """`0.18 (57%)`: a load and its share of λ*."""
+    return f"{load:g} ({100 * load / limit:.0f}%)" if math.isfinite(limit) and limit > 0 else f"{load:g}"
 
 
 def _comparison_table(
@@ -372,14 +417,19 @@ def markdown_report(
         "",
         RULE_TEXT,
         "",
-        "| topology | algorithm | queues bounded up to λ | growing from λ | undetermined at λ |",
-        "|---|---|---|---|---|",
+        "λ* is the capacity limit (`mamrl capacity`): the largest load *any* routing can carry, from a "
+        "max-concurrent-flow linear programme of the model (a router forwards at most one packet per tick). "
+        "An algorithm's saturation load is at most λ*; read each one as a share of it.",
+        "",
+        "| topology | λ* | algorithm | queues bounded up to λ (% of λ*) | growing from λ (% of λ*) | undetermined at λ |",
+        "|---|---|---|---|---|---|",
     ]
     for s in saturation:
+        limit = _capacity(points, s.topology)
         out.append(
-            f"| {s.topology} | {algorithm_label(s.algorithm)} "
-            f"| {'none' if s.bounded_up_to is None else f'{s.bounded_up_to:g}'} "
-            f"| {'none' if s.growing_from is None else f'{s.growing_from:g}'} "
+            f"| {s.topology} | {_fmt_limit(limit)} | {algorithm_label(s.algorithm)} "
+            f"| {'none' if s.bounded_up_to is None else _load_and_share(s.bounded_up_to, limit)} "
+            f"| {'none' if s.growing_from is None else _load_and_share(s.growing_from, limit)} "
             f"| {', '.join(f'{x:g}' for x in s.undetermined) or '—'} |"
         )
 
@@ -401,8 +451,11 @@ def markdown_report(
         "MAMRL's reductions at λ = 0.5 — B4 25 / 24 / 14 %, GEANT 37 / 37 / 10 %, ATT 33 / 28 / 10 % vs SPA / Q-routing / PG "
         "— shown in the last column for the row's Y. Where the queues column says *growing*, the load is past that "
         "algorithm's saturation: its figures are transient ones over a finite horizon (they grow with the horizon), "
-        "not steady-state delays. Under our model SPA saturates near λ ≈ 0.18–0.2 on B4 and ≈ 0.13 on GEANT and ATT "
-        "(docs/model.md), so the paper's λ = 0.5 is far past it.",
+        "not steady-state delays. "
+        + ("The paper's λ = 0.5 is "
+           + ", ".join(f"{PAPER_LOAD / _capacity(points, t):.1f}× λ* on {t}" for t in topologies if _capacity(points, t) > 0)
+           + ": past what any routing carries, so every algorithm's queues grow there."
+           if any(_capacity(points, t) > 0 for t in topologies) else ""),
         "",
     ]
     if len(algorithms) < 2:
@@ -429,17 +482,17 @@ def markdown_report(
     out += ["", "## All points", ""]
     for topo in topologies:
         out += [
-            f"### {topo}",
+            f"### {topo}" + (f" (λ* = {_fmt_limit(_capacity(points, topo))})" if _capacity(points, topo) > 0 else ""),
             "",
-            "| λ | algorithm | delivery time, paper's metric (ticks) | sojourn time, bias-free (ticks) | delivered | lost "
+            "| λ | λ/λ* | algorithm | delivery time, paper's metric (ticks) | sojourn time, bias-free (ticks) | delivered | lost "
             "| p95 delivery time | backlog growth (packets/tick) | queues |",
-            "|---|---|---|---|---|---|---|---|---|",
+            "|---|---|---|---|---|---|---|---|---|---|",
         ]
         for p in sorted((p for p in points if p.topology == topo), key=lambda p: (p.load, algorithms.index(p.algorithm))):
             status = sat[(topo, p.algorithm)].status.get(p.load, "?") if (topo, p.algorithm) in sat else "?"
             m = p.metrics
             out.append(
-                f"| {p.load:g} | {algorithm_label(p.algorithm)} | {format_estimate(m['mean_delivery_time'])} | {format_estimate(m['mean_sojourn_time'])} "
+                f"| {p.load:g} | {_fmt_share(p.load_share)} | {algorithm_label(p.algorithm)} | {format_estimate(m['mean_delivery_time'])} | {format_estimate(m['mean_sojourn_time'])} "
                 f"| {format_percent(m['delivered_fraction'])} | {format_percent(m['loss_fraction'], 3)} | {format_estimate(m['p95_delivery_time'])} "
                 f"| {_fmt_growth(m['backlog_growth'])} | {status} |"
             )
@@ -449,10 +502,11 @@ def markdown_report(
 
 # ------------------------------------------------------------------------------ everything at once
 def write_sweep_report(
-    results: str | os.PathLike[str], output_dir: str | os.PathLike[str], *, formats: Sequence[str] = ("png", "pdf")
+    results: str | os.PathLike[str], output_dir: str | os.PathLike[str], *, formats: Sequence[str] = ("png", "pdf"),
+    relative_load: bool = False,
 ) -> list[Path]:
     """Read a sweep's results CSV; write the three figures (each format) and `results.md` into
-    `output_dir`. Returns the files written."""
+    `output_dir`. Returns the files written. `relative_load`: the figures' x axis is λ/λ*."""
     from mamrl import runs
 
     results = Path(results)
@@ -473,6 +527,8 @@ def write_sweep_report(
         except (OSError, ValueError):
             sidecar = None
     points = aggregate(rows)
+    if relative_load and not all(math.isfinite(p.max_load) and p.max_load > 0 for p in points):
+        raise MamrlError(f"{results}: the rows do not record λ* (written by an older mamrl): plot without --relative-load")
     saturation = summarise_saturation(points)
     setup = describe_setup(rows)
     figures = {
@@ -480,15 +536,15 @@ def write_sweep_report(
             points, saturation, "mean_delivery_time",
             title="Mean delivery time of delivered packets vs load (the paper's metric, cf. Fig. 4)",
             subtitle=setup + "\naverages over delivered packets only: read it with the sojourn time and the delivered fraction",
-            ylabel="delivery time (ticks)",
+            ylabel="delivery time (ticks)", relative=relative_load,
         ),
         "sojourn_time": plot_time_metric(
             points, saturation, "mean_sojourn_time",
             title="Mean sojourn time of all packets created vs load (bias-free, SPEC §1)",
             subtitle=setup + "\nevery packet created counts; one still in the network at the horizon with its age then (a lower bound)",
-            ylabel="sojourn time (ticks)",
+            ylabel="sojourn time (ticks)", relative=relative_load,
         ),
-        "loss_delivered": plot_fractions(points, saturation, subtitle=setup),
+        "loss_delivered": plot_fractions(points, saturation, subtitle=setup, relative=relative_load),
     }
     written: list[Path] = []
     try:

@@ -317,9 +317,11 @@ class CapacityBound:
 
 
 def capacity_bound(
-    topology: Topology, *, failed_links=(), demand_weights: np.ndarray | None = None
+    topology: Topology, *, failed_links=(), demand_weights: np.ndarray | None = None, find_binding: bool = True
 ) -> CapacityBound:
-    """Solve the max-concurrent-flow programme of this module for `topology` with `failed_links` down."""
+    """Solve the max-concurrent-flow programme of this module for `topology` with `failed_links` down.
+    `find_binding=False` skips the test of which routers every optimal flow saturates (a second LP)
+    and reports only the routers with a positive dual price."""
     failed = check_failed_links(topology, failed_links)
     demand = demand_per_unit_load(topology, demand_weights)
     n = topology.num_routers
@@ -334,7 +336,11 @@ def capacity_bound(
     max_load = float(res.x[-1])
     price = np.maximum(-np.asarray(res.ineqlin.marginals, dtype=np.float64), 0.0)
     flow = _flow_from(prog, res.x, topology, arcs, demand, max_load)
-    binding = _always_saturated(prog, flow.forwarding_rate(), price[:n], max_load)
+    if find_binding:
+        binding = _always_saturated(prog, flow.forwarding_rate(), price[:n], max_load)
+    else:
+        priced = np.flatnonzero(price[:n] > DUAL_TOLERANCE)
+        binding = tuple(int(i) for i in priced[np.argsort(-price[priced], kind="stable")])
     binding_links = tuple(int(e) for e in prog.ub_links[price[n:] > DUAL_TOLERANCE])
     return CapacityBound(topology, failed, max_load, binding, price[:n], binding_links, (), flow)
 
