@@ -19,8 +19,8 @@ from mamrl.experiments.failures import (
     CurvesFile,
     FailureExperimentConfig,
     QRoutingController,
-    ReconvergingShortestPathController,
-    ShortestPathController,
+    ReconvergingController,
+    StaticRoutingController,
     build_failure_config,
     common_reward,
     episode_blocks,
@@ -89,7 +89,7 @@ class _Recorder:
 
     def run_episodes(self, params, seed, first_episode, num_episodes):
         self.calls.append((first_episode, num_episodes, params.failures))
-        metrics = ShortestPathController().run_episodes(params, seed, first_episode, num_episodes)
+        metrics = StaticRoutingController("spa").run_episodes(params, seed, first_episode, num_episodes)
         metrics["reset"] = np.array([any(f.tick > 0 for f in params.failures)] * num_episodes)
         return metrics
 
@@ -117,15 +117,15 @@ def test_controller_returning_bad_shapes_is_an_error(intact, b4) -> None:
 
 # ------------------------------------------------------------------------------ controllers
 def test_spa_loses_packets_after_the_failure_and_not_before(intact, b4) -> None:
-    loss = _schedule(ShortestPathController(), intact, b4.link_id("D-E"))["loss_fraction"]
+    loss = _schedule(StaticRoutingController("spa"), intact, b4.link_id("D-E"))["loss_fraction"]
     assert np.all(loss[:4] == 0)
     assert np.all(loss[4:] > 0.05)
 
 
 def test_spa_reconverge_stops_losing_after_the_delay(intact, b4) -> None:
     link = b4.link_id("D-E")
-    spa = _schedule(ShortestPathController(), intact, link)["loss_fraction"]
-    reconverge = _schedule(ReconvergingShortestPathController(15), intact, link)
+    spa = _schedule(StaticRoutingController("spa"), intact, link)["loss_fraction"]
+    reconverge = _schedule(ReconvergingController("spa", 15), intact, link)
     loss = reconverge["loss_fraction"]
     assert np.all(loss[:4] == 0)
     assert 0 < loss[4] < spa[4]  # loses only until it re-converges, 15 ticks in
@@ -134,6 +134,16 @@ def test_spa_reconverge_stops_losing_after_the_delay(intact, b4) -> None:
     failed = intact.replace(failures=(LinkFailure(link, 0),))
     direct, _ = evaluate_tables(failed, ShortestPathPolicy(0).routing_tables(failed), 0, 2, first_episode=5)
     np.testing.assert_array_equal(reconverge["mean_sojourn_time"][5:7], direct["mean_sojourn_time"])
+
+
+@pytest.mark.parametrize("policy", ["ecmp", "max-throughput", "min-delay"])
+def test_static_routings_never_react_or_reconverge(intact, b4, policy) -> None:
+    link = b4.link_id("D-E")
+    never = _schedule(StaticRoutingController(policy), intact, link)["loss_fraction"]
+    reconverge = _schedule(ReconvergingController(policy, 15), intact, link)["loss_fraction"]
+    assert np.all(never[:4] == 0) and np.all(reconverge[:4] == 0)
+    assert np.all(never[4:] > 0.01)  # routing into the failed link for ever
+    assert 0 < reconverge[4] < never[4] and np.all(reconverge[5:] == 0)
 
 
 def test_q_routing_loss_falls_after_the_failure(intact, b4) -> None:
@@ -358,7 +368,7 @@ def test_deep_controllers_are_wired_through_the_meta_initialisation(tmp_path: Pa
             self.name = name
 
         def run_episodes(self, params, seed, first_episode, num_episodes):
-            metrics = ShortestPathController().run_episodes(params, seed, first_episode, num_episodes)
+            metrics = StaticRoutingController("spa").run_episodes(params, seed, first_episode, num_episodes)
             metrics["reset"] = np.array([self.name != "continued" and first_episode + k == 4 for k in range(num_episodes)])
             return metrics
 

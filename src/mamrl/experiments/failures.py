@@ -17,6 +17,9 @@ its own, since its parameters differ from the episodes after it).
 * `spa`            — shortest paths on the intact topology, never reacting (the paper's assumption);
 * `spa-reconverge` — shortest paths recomputed `reconvergence_delay_ticks` after the failure in the
   failure episode, and on the failed topology from tick 0 in later episodes (long re-converged);
+* `ecmp`, `max-throughput`, `min-delay` and their `-reconverge` forms — the other static routings
+  of `mamrl.agents`, the same way (not in the presets: the two flow oracles exist only below the
+  post-failure λ*, and refuse with one line otherwise);
 * `q-routing`      — `QRouting` learning online across all episodes (its table carries over);
 * `mamrl-init`, `continued`, `random-init` — the deep per-router learners of
   `mamrl.meta.adaptation.make_deep_controllers`, started from the meta-initialisation (resetting
@@ -88,10 +91,20 @@ CONFIG_FORMAT = "mamrl-failures-config/1"
 META_INIT_FORMAT = "mamrl-meta-init/1"
 
 CLASSICAL_CONTROLLERS: tuple[str, ...] = ("spa", "spa-reconverge", "q-routing")
-"""Controllers implemented here."""
+"""The paper's classical controllers (the presets' default)."""
+STATIC_CONTROLLERS: tuple[str, ...] = (
+    "spa", "spa-reconverge", "ecmp", "ecmp-reconverge", "max-throughput", "max-throughput-reconverge",
+    "min-delay", "min-delay-reconverge",
+)
+"""Static routings (`mamrl.agents` table policies): `<policy>` never reacts to a failure,
+`<policy>-reconverge` recomputes its tables on the failed network `reconvergence_delay_ticks` after it.
+`max-throughput` and `min-delay` are oracles of the traffic matrix and exist only below λ*."""
 DEEP_CONTROLLERS: tuple[str, ...] = ("mamrl-init", "continued", "random-init")
 """Controllers built by `mamrl.meta.adaptation.make_deep_controllers` (need a meta-initialisation)."""
-CONTROLLER_NAMES: tuple[str, ...] = CLASSICAL_CONTROLLERS + DEEP_CONTROLLERS
+DEFAULT_CONTROLLERS: tuple[str, ...] = CLASSICAL_CONTROLLERS + DEEP_CONTROLLERS
+"""The paper's E2 controllers."""
+CONTROLLER_NAMES: tuple[str, ...] = tuple(dict.fromkeys(STATIC_CONTROLLERS + CLASSICAL_CONTROLLERS + DEEP_CONTROLLERS))
+"""Every controller `controllers` may name."""
 
 MA_WINDOW = 10
 """Episodes in the moving averages of the adaptation rules."""
@@ -162,49 +175,56 @@ def _table_metrics(params: SimParams, tables, seed: int, first: int, count: int)
     return metrics
 
 
-class ShortestPathController:
-    """SPA: hop-count shortest paths on the intact topology, never reacting to failures."""
+class StaticRoutingController:
+    """A static routing (`mamrl.agents.make_policy`) computed on the intact topology, never reacting
+    to failures (SPA so is the paper's assumption). Its tables are computed once per failure set."""
 
-    name = "spa"
+    def __init__(self, policy: str):
+        self.policy = policy
+        self.name = policy
+        self._tables: dict[tuple, Any] = {}
+
+    def tables(self, params: SimParams, reconvergence_delay_ticks: int | None = None):
+        from mamrl.agents import make_policy
+
+        key = (tuple(sorted((f.link, f.tick) for f in params.failures)), reconvergence_delay_ticks)
+        if key not in self._tables:
+            self._tables[key] = make_policy(self.policy, reconvergence_delay_ticks=reconvergence_delay_ticks).routing_tables(params)
+        return self._tables[key]
 
     def run_episodes(self, params: SimParams, seed: int, first_episode: int, num_episodes: int) -> dict[str, np.ndarray]:
-        from mamrl.agents.shortest_path import ShortestPathPolicy
+        # Never reacting: the tables depend on the intact topology only.
+        return _table_metrics(params, self.tables(params.replace(failures=())), seed, first_episode, num_episodes)
 
-        return _table_metrics(params, ShortestPathPolicy().routing_tables(params), seed, first_episode, num_episodes)
 
-
-class ReconvergingShortestPathController:
-    """SPA that re-converges: the first episode in which a link failure appears recomputes the
-    paths `reconvergence_delay_ticks` after it; in later episodes with the same failed links the
-    network has long re-converged, so the paths avoid them from tick 0.
+class ReconvergingController(StaticRoutingController):
+    """A static routing that re-converges: the first episode in which a link failure appears
+    recomputes the tables `reconvergence_delay_ticks` after it; in later episodes with the same
+    failed links the network has long re-converged, so the tables avoid them from tick 0.
 
     The controller remembers which failed links it has seen, so it does not depend on how the
     driver cuts the episodes into blocks."""
 
-    name = "spa-reconverge"
-
-    def __init__(self, reconvergence_delay_ticks: int = 50):
+    def __init__(self, policy: str, reconvergence_delay_ticks: int = 50):
+        super().__init__(policy)
+        self.name = f"{policy}-reconverge"
         if reconvergence_delay_ticks < 0:
             raise MamrlError(f"reconvergence_delay_ticks must be >= 0, got {reconvergence_delay_ticks}")
         self.reconvergence_delay_ticks = int(reconvergence_delay_ticks)
         self._converged: set[int] = set()
 
     def run_episodes(self, params: SimParams, seed: int, first_episode: int, num_episodes: int) -> dict[str, np.ndarray]:
-        from mamrl.agents.shortest_path import ShortestPathPolicy
-
         links = {f.link for f in params.failures}
         parts: list[dict[str, np.ndarray]] = []
         first, count = first_episode, num_episodes
         if links - self._converged:
             # The failure is new: this episode re-converges D ticks after it.
-            tables = ShortestPathPolicy(self.reconvergence_delay_ticks).routing_tables(params)
-            parts.append(_table_metrics(params, tables, seed, first, 1))
+            parts.append(_table_metrics(params, self.tables(params, self.reconvergence_delay_ticks), seed, first, 1))
             self._converged |= links
             first, count = first + 1, count - 1
         if count > 0:
             converged = params.replace(failures=tuple(LinkFailure(f.link, 0) for f in params.failures))
-            tables = ShortestPathPolicy(0).routing_tables(converged)
-            parts.append(_table_metrics(params, tables, seed, first, count))
+            parts.append(_table_metrics(params, self.tables(converged, 0), seed, first, count))
         return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
@@ -333,7 +353,7 @@ class FailureExperimentConfig:
     """Episodes per run in total (before and after the failure)."""
     episodes_per_step: int = 5
     """Episodes per controller call (one learning step of the deep controllers)."""
-    controllers: tuple[str, ...] = CONTROLLER_NAMES
+    controllers: tuple[str, ...] = DEFAULT_CONTROLLERS
     """Controllers: spa, spa-reconverge, q-routing, mamrl-init, continued, random-init."""
     loss_penalty_ticks: float = 100.0
     """Cost of a lost packet in the common reward, in ticks."""
@@ -402,7 +422,7 @@ class FailureExperimentConfig:
             "controllers": list(self.controllers),
             "loss_penalty_ticks": self.loss_penalty_ticks,
         }
-        if "spa-reconverge" in self.controllers:
+        if any(c.endswith("-reconverge") for c in self.controllers):
             resolved["reconvergence_delay_ticks"] = self.reconvergence_delay_ticks
         if "q-routing" in self.controllers:
             resolved["q_routing"] = dataclasses.asdict(QRoutingConfig(**dict(self.q_routing)))
@@ -523,7 +543,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "fail_episode": 20,
         "episodes": 1020,
         "episodes_per_step": 5,
-        "controllers": list(CONTROLLER_NAMES),
+        "controllers": list(DEFAULT_CONTROLLERS),
         "output": "runs/failures-paper",
     },
 }
@@ -779,10 +799,10 @@ def load_meta_init(path: str | os.PathLike[str]) -> tuple[dict[str, Any], Any]:
 def make_controller(task: RunTask) -> Controller:
     """The controller of a task, freshly initialised."""
     cfg, name = task.config, task.run.controller
-    if name == "spa":
-        return ShortestPathController()
-    if name == "spa-reconverge":
-        return ReconvergingShortestPathController(cfg["reconvergence_delay_ticks"])
+    if name in STATIC_CONTROLLERS:
+        if name.endswith("-reconverge"):
+            return ReconvergingController(name.removesuffix("-reconverge"), cfg["reconvergence_delay_ticks"])
+        return StaticRoutingController(name)
     if name == "q-routing":
         return QRoutingController(cfg["q_routing"])
     if name in DEEP_CONTROLLERS:
@@ -1338,6 +1358,8 @@ __all__ = [
     "COLUMNS",
     "CONTROLLER_NAMES",
     "DEEP_CONTROLLERS",
+    "DEFAULT_CONTROLLERS",
+    "STATIC_CONTROLLERS",
     "LOSS_TARGET",
     "MA_WINDOW",
     "PAPER_TABLE2",
@@ -1351,11 +1373,11 @@ __all__ = [
     "FailureExperimentConfig",
     "FailureOutcome",
     "QRoutingController",
-    "ReconvergingShortestPathController",
+    "ReconvergingController",
     "Run",
     "RunResult",
     "RunTask",
-    "ShortestPathController",
+    "StaticRoutingController",
     "TableRow",
     "analyse_run",
     "block_params",

@@ -297,7 +297,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         # meta-initialisation (RESULTS.md §3.1 needed ~40 iterations to route well).
         "failures": {
             **_without(failures_module.PRESETS["quick"], _FAILURES_OWN),
-            "controllers": list(failures_module.CONTROLLER_NAMES),
+            "controllers": list(failures_module.DEFAULT_CONTROLLERS),
             "episodes": 120,
             "meta_iterations": 10,
         },
