@@ -392,3 +392,15 @@ def test_cli_saturation_search(tmp_path: Path) -> None:
     doc = json.loads(out.read_text())
     assert 0.12 <= doc["bounded_load"] < doc["unbounded_load"] <= 0.3
     assert doc["probes"] and doc["mamrl_version"]
+
+
+def test_evaluation_can_run_longer_episodes_than_training(tmp_path: Path) -> None:
+    base = {"topologies": ["b4"], "algorithms": ["spa", "pg"], "loads": [0.1], "seeds": [0], "train_episodes": 2,
+            "eval_episodes": 3, "horizon_ticks": 50, "workers": 1}
+    short = run_sweep(build_sweep_config(overrides={**base, "results": str(tmp_path / "a.csv")})).rows
+    long = run_sweep(build_sweep_config(overrides={**base, "eval_horizon_ticks": 200, "results": str(tmp_path / "b.csv")})).rows
+    for s, l in zip(short, long):
+        assert (s["horizon_ticks"], s["eval_horizon_ticks"]) == (50, 50)
+        assert (l["horizon_ticks"], l["eval_horizon_ticks"]) == (50, 200)
+        assert l["generated_mean"] > 3.5 * s["generated_mean"]  # four times the ticks, same load
+    assert {p.horizon_ticks for p in aggregate(long)} == {200}

@@ -803,7 +803,8 @@ def sweep(
     seeds: Optional[str] = typer.Option(None, "--seeds", "-s", metavar="LIST", help="Comma-separated seeds (integers >= 0)."),
     train_episodes: Optional[int] = typer.Option(None, "--train-episodes", metavar="N", help="Training episodes per learned cell."),
     eval_episodes: Optional[int] = typer.Option(None, "--eval-episodes", metavar="N", help="Evaluation episodes per cell."),
-    horizon: Optional[int] = typer.Option(None, "--horizon", metavar="TICKS", help="Episode length in ticks (training and evaluation)."),
+    horizon: Optional[int] = typer.Option(None, "--horizon", metavar="TICKS", help="Episode length in ticks (training, and evaluation unless --eval-horizon)."),
+    eval_horizon: Optional[int] = typer.Option(None, "--eval-horizon", metavar="TICKS", help="Evaluation episode length in ticks (default: --horizon)."),
     workers: Optional[int] = typer.Option(None, "--workers", "-j", metavar="N", help="Parallel worker processes (default: one per core; 1 = in process). With --backend ray: the local instance's CPUs, or at most N at once on a cluster."),
     backend: str = typer.Option("local", "--backend", metavar="NAME", help=_BACKEND_HELP),
     address: Optional[str] = typer.Option(None, "--address", metavar="HOST:PORT", help=_ADDRESS_HELP),
@@ -830,12 +831,12 @@ def sweep(
             if value is not None:
                 overrides[name] = _split_list(value, f"--{name}", kind)
         for name, value in (("train_episodes", train_episodes), ("eval_episodes", eval_episodes),
-                            ("horizon_ticks", horizon), ("workers", workers)):
+                            ("horizon_ticks", horizon), ("eval_horizon_ticks", eval_horizon), ("workers", workers)):
             if value is not None:
                 overrides[name] = value
         if results is not None:
             overrides["results"] = str(results)
-        flag = {"horizon_ticks": "--horizon", "results": "--results"}
+        flag = {"horizon_ticks": "--horizon", "eval_horizon_ticks": "--eval-horizon", "results": "--results"}
         config = build_sweep_config(
             preset=preset, file=config_file, overrides=overrides,
             override_label=lambda key: flag.get(key, "--" + key.replace("_", "-")),

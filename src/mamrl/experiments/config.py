@@ -53,7 +53,10 @@ class SweepConfig:
     eval_episodes: int = 20
     """Evaluation episodes per cell, learning frozen; means and 95% CIs are over these."""
     horizon_ticks: int = 500
-    """Episode length H in ticks, for training and evaluation (paper: 500)."""
+    """Episode length H in ticks, for training, and for evaluation unless `eval_horizon_ticks` is set (paper: 500)."""
+    eval_horizon_ticks: int | None = None
+    """Evaluation episode length in ticks; None = `horizon_ticks`. Longer evaluation episodes see past
+    the fill-up transient near the capacity limit (steady-state delays)."""
     algorithm_config: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     """Per-algorithm hyper-parameters, e.g. `{"pg": {"step_size": 0.1}}`; unnamed fields keep their
     defaults. Entries for algorithms not in `algorithms` are ignored."""
@@ -77,6 +80,7 @@ class SweepConfig:
             "train_episodes": self.train_episodes,
             "eval_episodes": self.eval_episodes,
             "horizon_ticks": self.horizon_ticks,
+            "eval_horizon_ticks": self.effective_eval_horizon,
             "algorithm_config": {
                 name: make_agent(name, dict(self.algorithm_config.get(name, {}))).config() for name in self.algorithms
             },
@@ -100,6 +104,11 @@ class SweepConfig:
 
     def effective_workers(self) -> int:
         return self.workers if self.workers is not None else available_cores()
+
+    @property
+    def effective_eval_horizon(self) -> int:
+        """Evaluation episode length in ticks."""
+        return self.horizon_ticks if self.eval_horizon_ticks is None else self.eval_horizon_ticks
 
     def as_dict(self) -> dict[str, Any]:
         """Every field, JSON-ready (for printing a config or writing a config file)."""
@@ -350,6 +359,7 @@ _CHECKS = {
     "train_episodes": _check_positive_int,
     "eval_episodes": _check_positive_int,
     "horizon_ticks": _check_positive_int,
+    "eval_horizon_ticks": lambda value, label: None if value is None else _check_positive_int(value, label),
     "algorithm_config": _check_algorithm_config,
     "workers": _check_workers,
     "results": _check_results,

@@ -78,13 +78,14 @@ COLUMNS: tuple[str, ...] = (
     "train_episodes",
     "eval_episodes",
     "horizon_ticks",
+    "eval_horizon_ticks",
     *METRIC_COLUMNS,
     *TIMING_COLUMNS,
     "mamrl_version",
 )
 """Header of the results CSV."""
 
-_INT_COLUMNS = {"seed", "eval_seed", "routers", "train_episodes", "eval_episodes", "horizon_ticks"} | {
+_INT_COLUMNS = {"seed", "eval_seed", "routers", "train_episodes", "eval_episodes", "horizon_ticks", "eval_horizon_ticks"} | {
     f"{m}_n" for m in METRIC_INFO
 }
 _STR_COLUMNS = {"config_hash", "topology", "algorithm", "mamrl_version"}
@@ -126,6 +127,8 @@ class CellTask:
     horizon_ticks: int
     config_hash: str
     eval_batch_size: int = 32
+    eval_horizon_ticks: int | None = None
+    """None = horizon_ticks."""
 
 
 @functools.lru_cache(maxsize=16)
@@ -192,6 +195,7 @@ def make_tasks(config: SweepConfig, cells: Iterable[Cell]) -> list[CellTask]:
             config.eval_episodes,
             config.horizon_ticks,
             digest,
+            eval_horizon_ticks=config.effective_eval_horizon,
         )
         for cell in cells
     ]
@@ -216,7 +220,8 @@ def train_and_evaluate(task: CellTask) -> tuple[Any, dict[str, np.ndarray], dict
         train_metrics = agent.train(params, task.cell.seed, task.train_episodes)
     train_wall = time.perf_counter() - start
     start = time.perf_counter()
-    eval_metrics = agent.evaluate(params, eval_seed(task.cell.seed), task.eval_episodes, batch_size=task.eval_batch_size)
+    eval_params = params if task.eval_horizon_ticks is None else params.replace(horizon_ticks=task.eval_horizon_ticks)
+    eval_metrics = agent.evaluate(eval_params, eval_seed(task.cell.seed), task.eval_episodes, batch_size=task.eval_batch_size)
     eval_wall = time.perf_counter() - start
     return agent, train_metrics, eval_metrics, train_wall, eval_wall
 
@@ -259,6 +264,7 @@ def run_cell(task: CellTask) -> Row:
         "train_episodes": task.train_episodes if agent.learns else 0,
         "eval_episodes": task.eval_episodes,
         "horizon_ticks": task.horizon_ticks,
+        "eval_horizon_ticks": task.eval_horizon_ticks or task.horizon_ticks,
     }
     for metric in METRIC_INFO:
         est = estimate(per_episode[metric])
@@ -274,8 +280,8 @@ def cell_cost(task: CellTask) -> float:
     from mamrl.agents import make_agent
 
     learns = make_agent(task.cell.algorithm, task.algorithm_config).learns
-    episodes = task.eval_episodes + (task.train_episodes if learns else 0)
-    return episodes * task.horizon_ticks * (0.01 + task.cell.load) * _topology(task.cell.topology).num_routers
+    ticks = (task.train_episodes if learns else 0) * task.horizon_ticks + task.eval_episodes * (task.eval_horizon_ticks or task.horizon_ticks)
+    return ticks * (0.01 + task.cell.load) * _topology(task.cell.topology).num_routers
 
 
 # ------------------------------------------------------------------------------ executors
@@ -718,6 +724,7 @@ class Point:
     load: float
     routers: int
     horizon_ticks: int
+    """Evaluation episode length (the horizon the backlog growth was measured over)."""
     seeds: tuple[int, ...]
     metrics: dict[str, Estimate]
     max_load: float = math.nan
@@ -743,7 +750,7 @@ def aggregate(rows: Iterable[Row]) -> list[Point]:
             m: pooled_estimate((r[f"{m}_mean"], r[f"{m}_ci95"], r[f"{m}_n"]) for r in members) for m in METRIC_INFO
         }
         points.append(
-            Point(topo, algo, load, int(members[0]["routers"]), int(members[0]["horizon_ticks"]),
+            Point(topo, algo, load, int(members[0]["routers"]), int(members[0]["eval_horizon_ticks"]),
                   tuple(sorted(int(r["seed"]) for r in members)), metrics,
                   float(members[0].get("max_load", math.nan)))
         )

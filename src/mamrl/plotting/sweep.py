@@ -225,11 +225,12 @@ def describe_setup(rows: Sequence[Row]) -> str:
     evals = sorted({int(r["eval_episodes"]) for r in rows})
     seeds = sorted({int(r["seed"]) for r in rows})
     h = "/".join(map(str, horizons))
+    eval_h = "/".join(map(str, sorted({int(r["eval_horizon_ticks"]) for r in rows})))
     parts = []
     if trained:
         parts.append(f"learners trained {'/'.join(f'{t:,}' for t in trained)} episodes × {h} ticks")
     parts.append(f"evaluated {'/'.join(map(str, evals))} episodes × {len(seeds)} seed{'s' if len(seeds) != 1 else ''}"
-                 + ("" if trained else f" × {h} ticks"))
+                 + ("" if trained and eval_h == h else f" × {eval_h} ticks"))
     parts.append("mean ± 95% CI")
     return "; ".join(parts)
 
