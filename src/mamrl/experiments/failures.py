@@ -80,7 +80,7 @@ from mamrl.experiments.config import (
 from mamrl.experiments.config import check_fields as _check_fields
 from mamrl.experiments.sweep import CellExecutor, make_backend_executor, single_threaded
 from mamrl.meta.tasks import link_label
-from mamrl.sim.metrics import METRIC_INFO, Estimate, estimate
+from mamrl.sim.metrics import METRIC_INFO, Estimate, estimate, predates_loss_honest, predates_loss_honest_message
 from mamrl.sim.params import LinkFailure, SimParams
 
 CONFIG_FORMAT = "mamrl-failures-config/1"
@@ -887,6 +887,17 @@ def _parse_value(key: str, text: str) -> Any:
     return float(text) if text != "" else float("nan")
 
 
+def read_curves_header(path: Path) -> None:
+    """Refuse a curves.csv written before the loss-honest metrics (one line saying so)."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            header = fh.readline()
+    except (OSError, UnicodeDecodeError):
+        return  # read_curves reports it
+    if header.endswith("\n") and predates_loss_honest(next(csv.reader([header]))):
+        raise MamrlError(predates_loss_honest_message(path, "use a new output directory"))
+
+
 def read_curves(path: str | os.PathLike[str]) -> list[Row]:
     """The complete rows of a curves.csv (a trailing partial line is ignored)."""
     path = Path(path)
@@ -900,7 +911,10 @@ def read_curves(path: str | os.PathLike[str]) -> list[Row]:
     header, _, body = complete.partition("\n")
     if not header:
         return []
-    if tuple(next(csv.reader([header]))) != COLUMNS:
+    columns = tuple(next(csv.reader([header])))
+    if columns != COLUMNS and predates_loss_honest(columns):
+        raise MamrlError(predates_loss_honest_message(path, "re-run the experiment into a new output directory to plot or extend it"))
+    if columns != COLUMNS:
         raise MamrlError(f"{path}: not a failure-experiment curves file of this mamrl version (header differs)")
     rows = []
     for number, fields in enumerate(csv.reader(io.StringIO(body)), start=2):
@@ -949,6 +963,8 @@ class CurvesFile:
 
         if self.output.exists() and not self.output.is_dir():
             raise MamrlError(f"output {str(self.output)!r} exists and is not a directory")
+        if self.path.is_file():
+            read_curves_header(self.path)  # first: an old file's config differs too, and this says why
         if self.sidecar.exists():
             self._check_sidecar()  # refuses another experiment's (or another command's) directory
         if self.path.exists():

@@ -20,7 +20,7 @@ import numpy as np
 from mamrl.errors import SimulationError
 from mamrl.sim import kernel
 from mamrl.sim.kernel import HISTORY_LEN, State
-from mamrl.sim.metrics import Estimate, check_conservation, episode_metrics, summarise
+from mamrl.sim.metrics import Estimate, check_conservation, metrics_for, summarise
 from mamrl.sim.params import SimParams
 from mamrl.sim.traffic import Traffic, draw_policy_uniforms, draw_traffic
 
@@ -94,7 +94,7 @@ class BatchResult:
     state: State
 
     def per_episode(self) -> dict[str, np.ndarray]:
-        return episode_metrics(self.state, self.params.horizon_ticks, self.params.topology.capacities)
+        return metrics_for(self.state, self.params)
 
     def summary(self) -> dict[str, Estimate]:
         return summarise(self.per_episode())
