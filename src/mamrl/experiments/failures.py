@@ -32,10 +32,10 @@ The common reward and the adaptation rule
 Every controller is judged on the same per-episode reward, computed by the driver from the
 episode's metrics (`common_reward`): minus the cost per created packet in ticks,
 
-    reward = -[(1 - loss_fraction) * mean_sojourn_time + loss_fraction * loss_penalty_ticks],
+    reward = -[mean_sojourn_time + loss_fraction * loss_penalty_ticks],
 
-a packet that is not lost costing its sojourn time (delivery time, or age at the horizon if still
-in the network) and a lost packet costing `loss_penalty_ticks`.
+every packet costing its sojourn time (delivery time if delivered, else its age at the horizon,
+lost or not) and a lost one `loss_penalty_ticks` more (default 0).
 
 Episodes to adapt (Table 2) follow `RULE_TEXT`, one rule for every controller.
 
@@ -144,14 +144,22 @@ class Controller(Protocol):
         ...
 
 
-def common_reward(metrics: Mapping[str, np.ndarray], loss_penalty_ticks: float) -> np.ndarray:
+def common_reward(metrics: Mapping[str, np.ndarray], loss_penalty_ticks: float = 0.0) -> np.ndarray:
     """Per-episode reward shared by every controller: minus the cost per created packet in ticks,
-    `-[(1 - loss) * sojourn + loss * loss_penalty_ticks]` (NaN for an episode without packets)."""
+    `-[sojourn + loss * loss_penalty_ticks]` (NaN for an episode without packets).
+
+    `mean_sojourn_time` counts a lost packet at its age at the horizon, like a packet still in the
+    network: a lost packet is never delivered, so dropping one can never raise the reward above
+    what delivering it would have given. The reward before charged a lost packet a fixed 100
+    ticks instead, so losing a packet older than that at the horizon *raised* the reward, and an
+    episode losing every packet scored -100, better than many plateaus. `loss_penalty_ticks`
+    (default 0) charges a loss more than a packet stuck until the horizon; 0 keeps the reward
+    equal to minus the headline metric, and the horizon term already costs a lost packet
+    H - creation tick (250 ticks on average at H = 500), an order of magnitude above the delivery
+    times the controllers reach."""
     loss = np.asarray(metrics["loss_fraction"], dtype=np.float64)
     sojourn = np.asarray(metrics["mean_sojourn_time"], dtype=np.float64)
-    # Every packet lost: the sojourn time is undefined but carries no weight.
-    delivered_part = np.where(loss >= 1.0, 0.0, (1.0 - loss) * sojourn)
-    return -(delivered_part + loss * float(loss_penalty_ticks))
+    return -(sojourn + loss * float(loss_penalty_ticks))
 
 
 # ------------------------------------------------------------------------------ classical controllers
@@ -335,8 +343,9 @@ class FailureExperimentConfig:
     """Episodes per controller call (one learning step of the deep controllers)."""
     controllers: tuple[str, ...] = CONTROLLER_NAMES
     """Controllers: spa, spa-reconverge, q-routing, mamrl-init, continued, random-init."""
-    loss_penalty_ticks: float = 100.0
-    """Cost of a lost packet in the common reward, in ticks."""
+    loss_penalty_ticks: float = 0.0
+    """Extra cost of a lost packet in the common reward, in ticks, on top of its age at the horizon
+    (`common_reward`); 0 = the reward is minus the sojourn time of every packet."""
     reconvergence_delay_ticks: int = 50
     """spa-reconverge: ticks after the failure until the paths avoid the failed link."""
     q_routing: Mapping[str, Any] = field(default_factory=dict)
