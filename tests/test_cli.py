@@ -32,8 +32,9 @@ def test_simulate_prints_table_and_writes_json_and_csv(tmp_path: Path) -> None:
                     "--json", str(json_path), "--csv", str(csv_path))
     assert result.exit_code == 0, result.output
     out = result.stdout
-    for label in ("delivery time (paper)", "delivered fraction", "sojourn time (bias-free)", "loss fraction",
-                  "delivery time p95", "mean link utilisation", "±"):
+    for label in ("delivery time (paper)", "delivered fraction", "sojourn time (every packet)", "loss fraction",
+                  "delivery time p95", "delivery time p99", "stretch", "sojourn time, lost packets left out",
+                  "queue length per router", "mean link utilisation", "max link utilisation", "±"):
         assert label in out
     # The paper's metric is shown with its two correctives right after it, and a warning line.
     paper, fraction, sojourn = (out.index(x) for x in ("delivery time (paper)", "delivered fraction", "sojourn time"))

@@ -234,7 +234,7 @@ def test_checkpoint_round_trip(tmp_path):
 def test_deep_policies_beat_spa_where_the_short_path_saturates():
     """Two sources share the short path's middle router (0.7 + 0.7 packets/tick into a router
     that forwards one); the deep per-router policies learn to use the detours. Judged on the
-    bias-free sojourn time and the delivered fraction as well as the paper's metric."""
+    sojourn time of every packet and the delivered fraction as well as the paper's metric."""
     from test_agents import two_path
 
     from mamrl.agents.shortest_path import ShortestPathPolicy

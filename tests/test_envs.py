@@ -16,6 +16,7 @@ from mamrl.agents.shortest_path import ShortestPathPolicy, shortest_path_next_ho
 from mamrl.envs import RoutingEnv, RoutingParallelEnv, make_params, parallel_env
 from mamrl.errors import MamrlError, SimulationError, TopologyError
 from mamrl.sim import LinkFailure, SimParams, Simulator
+from mamrl.sim import kernel
 from mamrl.sim.kernel import RT_LOST
 from mamrl.topologies import load_topology, save_topology
 
@@ -267,7 +268,7 @@ def test_link_failure_later_in_episode_updates_mask():
 
 # ---------------------------------------------------------------------------- rewards
 def test_rewards_match_step_events():
-    env = parallel_env("b4", load_per_router=0.5, horizon_ticks=H, failures=["D-E@0", "C-F@10"])
+    env = parallel_env("b4", load_per_router=0.5, horizon_ticks=H, failures=["D-E@0", "C-F@10"], reward="delay_and_loss")
     rng = np.random.default_rng(1)
     obs, _ = env.reset(seed=2)
     before = env.episode_totals()
@@ -321,18 +322,31 @@ def test_named_and_custom_rewards():
     params = make_params("b4", 0.5, H, ["D-E@0"])
     env_loss = RoutingParallelEnv(params, reward="loss")
     env_delay = RoutingParallelEnv(params, reward="delay")
-    env_both = RoutingParallelEnv(params)
+    env_both = RoutingParallelEnv(params, reward="delay_and_loss")
     env_custom = RoutingParallelEnv(params, reward=lambda ev: ev.delivered[0] * 2.0)
-    all_envs = (env_loss, env_delay, env_both, env_custom)
+    env_default = RoutingParallelEnv(params)
+    all_envs = (env_loss, env_delay, env_both, env_custom, env_default)
     for e in all_envs:
         e.reset(seed=0)
+    saw_loss = False
+    rng = np.random.default_rng(3)
     for _ in range(H):
-        results = [e.step({a: 0 for a in e.agents}) for e in all_envs]
-        (_, r_loss, *_), (_, r_delay, *_), (_, r_both, *_), (_, r_custom, _, _, info) = results
-        for a in env_both.possible_agents:
+        # Random slots, failed link included, so that packets are lost too.
+        actions = {a: int(rng.integers(env_both.action_space(a).n)) for a in env_both.possible_agents}
+        results = [e.step(actions) for e in all_envs]
+        (_, r_loss, *_), (_, r_delay, *_), (_, r_both, *_), (_, r_custom, _, _, info), (_, r_default, *_) = results
+        state = env_default.sim_state
+        for i, a in enumerate(env_both.possible_agents):
             assert r_both[a] == pytest.approx(r_loss[a] + r_delay[a])
             assert r_loss[a] == -info[a]["lost"]
             assert r_custom[a] == 2.0 * info[a]["delivered"]
+            # Default (loss-honest): -(queued + in flight from it + lost at it so far).
+            on_link_from_i = np.sum((state.pk[0, :, kernel.PK_LINK] >= 0) & (state.pk[0, :, kernel.PK_SENDER] == i))
+            assert r_default[a] == -(state.q_len[0, i] + on_link_from_i + state.router[0, i, kernel.RT_LOST])
+        totals = env_default.episode_totals()
+        assert sum(r_default.values()) == -(totals["generated"] - totals["delivered"])
+        saw_loss |= totals["lost"] > 0
+    assert saw_loss
     with pytest.raises(MamrlError):
         RoutingParallelEnv(params, reward="bogus")
 

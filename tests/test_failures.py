@@ -164,8 +164,11 @@ def test_q_routing_runs_the_drivers_episodes(intact, b4) -> None:
 
 
 def test_common_reward() -> None:
-    metrics = {"loss_fraction": np.array([0.0, 0.5, 1.0, np.nan]), "mean_sojourn_time": np.array([10.0, 20.0, np.nan, np.nan])}
-    np.testing.assert_allclose(common_reward(metrics, 100.0), [-10.0, -60.0, -100.0, np.nan])
+    # The sojourn time already counts lost packets (at their age at the horizon); the extra
+    # penalty is charged per lost packet on top.
+    metrics = {"loss_fraction": np.array([0.0, 0.5, 1.0, np.nan]), "mean_sojourn_time": np.array([10.0, 20.0, 250.0, np.nan])}
+    np.testing.assert_allclose(common_reward(metrics), [-10.0, -20.0, -250.0, np.nan])
+    np.testing.assert_allclose(common_reward(metrics, 100.0), [-10.0, -70.0, -350.0, np.nan])
 
 
 # ------------------------------------------------------------------------------ the rule

@@ -319,7 +319,7 @@ def test_cli_sweep_plot_and_rerun(tmp_path: Path) -> None:
         for suffix in ("png", "pdf"):
             assert (out / f"{stem}.{suffix}").stat().st_size > 1000
     report = (out / "results.md").read_text()
-    for text in ("## Saturation", "bounded up to", "reduction (paper's metric)", "reduction (bias-free)",
+    for text in ("## Saturation", "bounded up to", "reduction (paper's metric)", "reduction (sojourn time)", "p95 / p99 delivery time",
                  "B4 25 / 24 / 14 %", "GEANT 37 / 37 / 10 %", "ATT 33 / 28 / 10 %", "| b4 | 0.3 | PG | SPA |",
                  "| b4 | 0.3 | SPA | Q-routing |", "## All points"):
         assert text in report, text

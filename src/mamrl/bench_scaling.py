@@ -251,7 +251,7 @@ def learning_check(spec: str = BIG_TOPOLOGY, load: float = LOAD, iterations: int
 
     def measure() -> dict[str, float]:
         data = rollout(agent.policy.param_dict(), agent.policy.valid, params, eval_seed(seed), eval_episodes,
-                       reward=agent.cfg.reward, loss_penalty=agent.cfg.loss_penalty, sim=sim)
+                       reward=agent.cfg.reward, loss_penalty=agent.cfg.loss_penalty, loss_honest=agent.cfg.loss_honest, sim=sim)
         out = {"reward": agent.mean_return(params, data)}
         for metric in LEARN_METRICS[1:]:
             out[metric] = finite_mean(data.metrics[metric])

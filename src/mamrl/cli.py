@@ -38,7 +38,7 @@ app = typer.Typer(
 
 PAPER_METRIC_NOTE = (
     "Note: the paper's delivery time averages over delivered packets only, so a policy that delivers "
-    "few packets looks fast; read it beside the delivered fraction and the bias-free sojourn time (SPEC §1)."
+    "few packets looks fast; read it beside the delivered fraction and the sojourn time of every packet (SPEC §1)."
 )
 
 # The paper's metric first, with the two figures that keep it honest right beside it.

@@ -41,7 +41,10 @@ from mamrl.sim.metrics import estimate
 from mamrl.sim.params import LinkFailure, SimParams
 from mamrl.topologies import load_topology
 
-CURVE_METRICS = ("mean_delivery_time", "mean_sojourn_time", "delivered_fraction", "loss_fraction")
+CURVE_METRICS = ("mean_delivery_time", "mean_sojourn_time", "delivered_fraction", "loss_fraction", "mean_sojourn_time_not_lost")
+"""Metrics of every curves.csv row (chunk means). Rows written before the loss-honest metrics had
+no `mean_sojourn_time_not_lost`, and their `mean_sojourn_time` left lost packets out: on resume
+`legacy_rows` moves that value to `mean_sojourn_time_not_lost` and leaves the new one empty."""
 
 TENSORBOARD_HINT = "--tensorboard needs TensorBoard: pip install 'mamrl[tensorboard]'"
 """The one-line error when TensorBoard logging is asked for but the package is missing."""
@@ -132,7 +135,7 @@ def train_run(
         _check_resumable(out, previous, record, None if meta is None else meta["config"])
         if meta is not None:
             agent.load_state_arrays(arrays)
-            rows = meta["extra"].get("rows", [])
+            rows = legacy_rows(meta["extra"].get("rows", []))
     done = int(getattr(agent, "episodes_trained", 0))
     if previous is None:
         _write_atomic(config_path, json.dumps(record, indent=2))
@@ -279,7 +282,7 @@ def plot_curves(rows: list[dict[str, Any]], path: Path, title: str) -> None:
         axes[0].set_title("reward (the algorithm's own)")
         k = 1
     axes[k].plot(episodes, [r["mean_delivery_time"] for r in rows], label="delivery time (paper)")
-    axes[k].plot(episodes, [r["mean_sojourn_time"] for r in rows], label="sojourn time (bias-free)")
+    axes[k].plot(episodes, [_number(r.get("mean_sojourn_time")) for r in rows], label="sojourn time (every packet)")
     axes[k].set_ylabel("ticks")
     axes[k].legend(fontsize=8)
     axes[k + 1].plot(episodes, [r["delivered_fraction"] for r in rows], label="delivered fraction")
@@ -293,6 +296,22 @@ def plot_curves(rows: list[dict[str, Any]], path: Path, title: str) -> None:
     tmp = path.with_name(path.name + ".tmp.png")
     fig.savefig(tmp, dpi=120)
     tmp.replace(path)
+
+
+def legacy_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Curve rows with the sojourn time of rows from before the loss-honest metrics moved to
+    `mean_sojourn_time_not_lost` (what it measured) and `mean_sojourn_time` left empty (None)."""
+    out = []
+    for row in rows:
+        if "mean_sojourn_time" in row and "mean_sojourn_time_not_lost" not in row:
+            row = {**row, "mean_sojourn_time_not_lost": row["mean_sojourn_time"], "mean_sojourn_time": None}
+        out.append(row)
+    return out
+
+
+def _number(value: Any) -> float:
+    """A curve value for plotting: None (an empty cell) becomes NaN, a gap in the line."""
+    return math.nan if value is None else float(value)
 
 
 def _csv_text(rows: list[dict[str, Any]]) -> str:

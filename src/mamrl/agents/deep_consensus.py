@@ -13,18 +13,24 @@ One training iteration:
     returns, as rllab does), GAE advantages over ticks, normalised over its own decisions;
  4. per router: a TRPO step on its own decisions (`trpo.trpo_update`, all routers batched).
 
-Known property of the paper's reward, kept on purpose: r^ only counts packets that *are*
-delivered and is 0 at ticks without deliveries, so delivering fewer packets raises it (only
-losses are penalised, through r~). Trained on it, policies learn to deliver less (RESULTS.md).
-Two alternatives of ours:
-* `reward="backlog"`: r^_i = -(packets queued at i + packets i has in flight), whose network sum is
-  minus the packets in the network — by Little's law the bias-free sojourn time of SPEC §1 —
-  still spread by consensus;
+The paper's reward (`reward="paper"`) is degenerate and kept for reproduction only: r^ only
+counts packets that *are* delivered and is 0 at ticks without deliveries, so delivering fewer
+packets raises it (only losses are penalised, through r~, one unit per packet). Trained on it,
+policies learn to deliver less (RESULTS.md). Two alternatives of ours, both loss-honest (a lost
+packet never scores better than a delivered one):
+* `reward="backlog"`: r^_i = -(packets queued at i + packets i has in flight + packets lost at i
+  so far), whose network sum is minus the packets not delivered (generated - delivered): summed
+  over ticks, by Little's law, minus the sojourn time of every generated packet (SPEC §1, lost
+  packets at their age at the horizon). A dropped packet stays in the sum until the horizon, so
+  dropping never lowers the backlog. Still spread by consensus;
 * `reward="packet"`: no consensus; each decision is credited with its own packet's outcome,
-  -(ticks from the decision until the packet leaves the network) - loss_penalty if it is lost
-  (its age at the horizon if still in the network), the information a packet can carry back to
-  the routers it crossed (as in our tabular PG and in Q-routing's feedback). Advantages are these
-  returns minus the router's linear baseline.
+  -(delivery tick - decision tick) if delivered, -(H - decision tick) if still in the network at
+  the horizon H, and -(H - decision tick) - loss_penalty if lost: a lost packet is never
+  delivered, so it costs at least as much as one stuck until the horizon (the tabular PG's rule,
+  `mamrl.agents.policy_gradient`). It is the information a packet can carry back to the routers
+  it crossed. Advantages are these returns minus the router's linear baseline.
+`loss_honest=False` restores the rules before (backlog without lost packets; a loss charged
+`loss_penalty` ticks from when it happened), to resume and reproduce older runs.
 """
 
 from __future__ import annotations
@@ -49,9 +55,9 @@ from mamrl.agents.trpo import (
 from mamrl.consensus import DynamicConsensus
 from mamrl.errors import MamrlError
 from mamrl.sim import kernel
-from mamrl.sim.metrics import episode_metrics
+from mamrl.sim.metrics import metrics_for
 from mamrl.sim.params import SimParams
-from mamrl.sim.simulator import Simulator
+from mamrl.sim.simulator import Simulator, in_flight_by_sender, undelivered_by_router
 from mamrl.sim.traffic import draw_policy_uniforms
 
 REWARDS = ("paper", "backlog", "packet")
@@ -82,9 +88,14 @@ class DeepConsensusConfig:
     consensus_mode: str = "consensus"
     """`consensus` (Eq. 4) or `centralised` (every router given the true mean; ablation)."""
     reward: str = "paper"
-    """`paper` (r^ = -mean delivery time of delivered packets) or `backlog` (see module doc)."""
+    """`paper` (r^ = -mean delivery time of delivered packets: the paper's, degenerate, since
+    delivering less raises it; for reproduction only), `backlog` or `packet` (see module doc)."""
     loss_penalty: float = 100.0
-    """Extra cost of a lost packet in ticks, for `reward="packet"`."""
+    """Extra cost of a lost packet in ticks for `reward="packet"`, on top of the rest of the
+    horizon: a loss is strictly worse than a packet still in the network at the horizon."""
+    loss_honest: bool = True
+    """Loss-honest `backlog` and `packet` rewards (module doc); False is the rules before, kept to
+    resume and reproduce older runs. No effect on `paper`."""
     mask_down_links: bool = False
     """Let policies see which of their links are down (off: the paper's routers learn failures from loss)."""
     seed: int = 0
@@ -129,10 +140,12 @@ def rollout(
     reward: str = "paper",
     mask_down_links: bool = False,
     loss_penalty: float = 100.0,
+    loss_honest: bool = True,
     sim: Simulator | None = None,
 ) -> Rollout:
     """Run episodes with every router sampling from its policy (inverse CDF on the episode's
-    policy stream, so a seed fixes the decisions given the weights)."""
+    policy stream, so a seed fixes the decisions given the weights). `reward`, `loss_penalty` and
+    `loss_honest` as in `DeepConsensusConfig`."""
     sim = sim or Simulator(params)
     topo = params.topology
     n, k, horizon = topo.num_routers, topo.max_degree, params.horizon_ticks
@@ -169,39 +182,32 @@ def rollout(
             if heads is not None:
                 heads[t] = state.q_head
             if reward == "backlog":
-                in_flight_from = _in_flight_by_sender(state, n)
-                signal[t] = -(state.q_len + in_flight_from)
+                # Loss-honest: a lost packet stays undelivered, so it counts until the horizon (at the router that lost it).
+                signal[t] = -(undelivered_by_router(state) if loss_honest else state.q_len + in_flight_by_sender(state))
             events = sim.step(state, actions[t])
             if reward == "paper":
                 delivered = events.delivered
                 signal[t] = -np.divide(events.delivery_time_sum, delivered, out=np.zeros(delivered.shape), where=delivered > 0)
             loss_signal[t] = -events.lost
-    metrics = episode_metrics(state, horizon, topo.capacities)
-    packet_return = None if heads is None else _packet_returns(state, heads, horizon, loss_penalty)
+    metrics = metrics_for(state, params)
+    packet_return = None if heads is None else _packet_returns(state, heads, horizon, loss_penalty, loss_honest)
     return Rollout(fields, acted, actions, valid_log, signal, loss_signal, metrics, int(acted.sum()), packet_return,
                    policy_seconds)
 
 
-def _packet_returns(state: kernel.State, heads: np.ndarray, horizon: int, loss_penalty: float) -> np.ndarray:
+def _packet_returns(state: kernel.State, heads: np.ndarray, horizon: int, loss_penalty: float,
+                    loss_honest: bool = True) -> np.ndarray:
     """[T, E, N]: -(end tick - decision tick) - loss_penalty * lost for each decision's packet;
-    a packet still in the network ends at the horizon (its age then, a lower bound)."""
+    a packet still in the network ends at the horizon (its age then, a lower bound), and so does
+    a lost one with `loss_honest` (it is never delivered)."""
     episode = np.arange(heads.shape[1])[None, :, None]
     p = np.maximum(heads, 0)
     fate = state.pk[episode, p, kernel.PK_FATE]
-    end = np.where(fate == kernel.FATE_PENDING, horizon, state.pk[episode, p, kernel.PK_END_TICK])
+    at_horizon = (fate == kernel.FATE_PENDING) | ((fate == kernel.FATE_LOST) & loss_honest)
+    end = np.where(at_horizon, horizon, state.pk[episode, p, kernel.PK_END_TICK])
     ticks = np.arange(heads.shape[0])[:, None, None]
     out = -(end - ticks) - loss_penalty * (fate == kernel.FATE_LOST)
     return np.where(heads >= 0, out, 0.0).astype(np.float64)
-
-
-def _in_flight_by_sender(state: kernel.State, n: int) -> np.ndarray:
-    """[E, N] packets each router has in flight (its share of the link backlog)."""
-    pk = state.pk
-    on_link = pk[:, :, kernel.PK_LINK] >= 0
-    sender = np.where(on_link, pk[:, :, kernel.PK_SENDER], n)
-    out = np.zeros((pk.shape[0], n + 1), dtype=np.int64)
-    np.add.at(out, (np.arange(pk.shape[0])[:, None].repeat(pk.shape[1], 1), sender), 1)
-    return out[:, :n]
 
 
 @dataclass
@@ -235,6 +241,9 @@ class DeepConsensus(RoutingAgent):
             raise MamrlError(f"mamrl.reward must be one of {', '.join(REWARDS)}, got {self.cfg.reward!r}")
         if self.cfg.episodes_per_iteration < 1:
             raise MamrlError("mamrl.episodes_per_iteration must be >= 1")
+        if not self.cfg.loss_penalty >= 0:
+            # A negative penalty would make losing a packet score better than keeping it.
+            raise MamrlError(f"mamrl.loss_penalty must be >= 0 ticks, got {self.cfg.loss_penalty}")
         self.policy: StackedPolicy | None = None
         self.baseline_weights: torch.Tensor | None = None
         self.episodes_trained = 0
@@ -415,7 +424,7 @@ class DeepConsensus(RoutingAgent):
         """Episodes with the current policies and this agent's reward and masking settings."""
         return rollout(self.policy.param_dict(), self.policy.valid, params, seed, num_episodes, first_episode,
                        reward=self.cfg.reward, mask_down_links=self.cfg.mask_down_links,
-                       loss_penalty=self.cfg.loss_penalty, sim=sim)
+                       loss_penalty=self.cfg.loss_penalty, loss_honest=self.cfg.loss_honest, sim=sim)
 
     # ------------------------------------------------------------------ persistence
     def config(self):

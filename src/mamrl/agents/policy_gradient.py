@@ -6,9 +6,11 @@ theta_i[d, k]; it samples, so it can split traffic between paths. Learning is on
 gradient with eligibility traces (OLPOMDP, Baxter & Bartlett) where the trace travels with the
 packet: every packet carries the list of decisions (router, destination, slot, tick) made for it,
 and when it leaves the network each of those decisions gets the packet's outcome from that
-decision on,
+decision on (H = the horizon):
 
-    G = -(t_end - t_decision) - loss_penalty * [packet lost],
+    G = -(t_delivered - t_decision)                 if the packet is delivered,
+    G = -(H - t_decision)                           if it is still in the network at the horizon,
+    G = -(H - t_decision) - loss_penalty            if it is lost,
 
 and every router on the path updates only its own table, with only information the packet
 brought back:
@@ -16,9 +18,17 @@ brought back:
     theta_i[d, :] += step_size * (G - b_i[d]) / s * (onehot(a) - pi_i(. | d))
 
 b_i[d] is a running average of G at (i, d) (a baseline: less variance, no bias); s a running
-root-mean-square of the advantages, so that one step size suits every load and topology. A packet
-still in the network at the horizon closes its trace with its age then (the bias-free lower
-bound of SPEC §1), so looping packets are penalised rather than ignored.
+root-mean-square of the advantages, so that one step size suits every load and topology.
+
+Why a lost packet costs the rest of the horizon: a lost packet is never delivered, so it costs at
+least as much as one still in the network at the horizon (whose age then is a lower bound on its
+delivery time, SPEC §1). A delivered packet ends before the horizon, so its return is strictly
+higher than a loss's: dropping a packet is never better than delivering it, however slow the
+delivery. The rule before (`loss_honest=False`, kept to resume and reproduce older runs) charged
+a loss `loss_penalty` ticks from the tick it happened, so dropping a packet whose remaining
+delivery time exceeded ~100 ticks scored better than delivering it. The extra `loss_penalty`
+(default 100 ticks) makes a loss strictly worse than a packet stuck until the horizon too, also
+for decisions near the end of an episode, where H - t_decision alone is small.
 
 Why per-packet rather than one network-wide reward per tick (Tao, Baxter & Weaver 2001): with a
 shared reward the credit of one decision is drowned by every other router's; on B4 such a learner
@@ -38,7 +48,7 @@ from mamrl.errors import MamrlError
 from mamrl.sim import kernel
 from mamrl.sim.evaluate import evaluate_tables
 from mamrl.sim.kernel import EP_FINISHED, EP_NEXT_NEW, FATE_LOST, FATE_PENDING, PK_DST, PK_END_TICK, PK_FATE, RT_HEAD
-from mamrl.sim.metrics import episode_metrics
+from mamrl.sim.metrics import metrics_for
 from mamrl.sim.params import SimParams
 from mamrl.sim.simulator import RoutingTables
 from mamrl.sim.traffic import draw_policy_uniforms, draw_traffic
@@ -78,10 +88,12 @@ def _credit_packet(degree, theta, baseline, scale, decisions, last_decision, p, 
 
 
 @kernel.hot_loop
-def run_policy_gradient_episodes(net, st, theta, baseline, scale, uniforms, step_size, loss_penalty, baseline_rate, learn, scratch):
+def run_policy_gradient_episodes(net, st, theta, baseline, scale, uniforms, step_size, loss_penalty, loss_honest,
+                                 baseline_rate, learn, scratch):
     """Run the batch's episodes one after another; with `learn`, theta [N, D, K], baseline [N, D]
     and scale [1] are updated in place and carry over between episodes. `scratch` holds the
-    caller-allocated work arrays (decision log [H*N, 5], last decision per packet [P], probs [K])."""
+    caller-allocated work arrays (decision log [H*N, 5], last decision per packet [P], probs [K]).
+    `loss_honest`: a lost packet's decisions are charged until the horizon (module doc)."""
     neighbors, link_of_slot, latency, capacity, degree = net.neighbors, net.link_of_slot, net.latency, net.capacity, net.degree
     fail_link, fail_tick, buffer_limit = net.fail_link, net.fail_tick, net.buffer_limit
     pk, router, link, wheel = st.pk, st.router, st.link, st.wheel
@@ -125,7 +137,9 @@ def run_policy_gradient_episodes(net, st, theta, baseline, scale, uniforms, step
                 while credited < episode[b, EP_FINISHED]:
                     p = finished[b, credited]
                     lost = pk[b, p, PK_FATE] == FATE_LOST
-                    _credit_packet(degree, theta, baseline, scale, decisions, last_decision, p, pk[b, p, PK_END_TICK],
+                    # Loss-honest: a lost packet is never delivered, so it ends no earlier than the horizon.
+                    end = net.horizon if lost and loss_honest else pk[b, p, PK_END_TICK]
+                    _credit_packet(degree, theta, baseline, scale, decisions, last_decision, p, end,
                                    lost, loss_penalty, step_size, baseline_rate, probs)
                     credited += 1
         if learn:
@@ -152,7 +166,12 @@ class PolicyGradientConfig:
     step_size: float = 0.05
     """Logit step per credited decision, on the normalised advantage."""
     loss_penalty: float = 100.0
-    """Extra cost of a lost packet, in ticks of delivery time."""
+    """Extra cost of a lost packet in ticks, on top of the rest of the horizon (module doc): makes a
+    loss strictly worse than a packet still in the network at the horizon."""
+    loss_honest: bool = True
+    """Charge a lost packet's decisions until the horizon (True), so dropping is never better than
+    delivering; False is the rule before (a loss costs `loss_penalty` ticks from when it happened),
+    kept to resume and reproduce older runs."""
     baseline_rate: float = 0.01
     """Rate of the running averages (per-(router, destination) baseline, advantage scale)."""
     episodes_per_call: int = 16
@@ -200,10 +219,10 @@ class PolicyGradient(RoutingAgent):
             )
             run_policy_gradient_episodes(
                 net, state, self.theta, self.baseline, self.scale, uniforms, self.cfg.step_size,
-                self.cfg.loss_penalty, self.cfg.baseline_rate, True, scratch,
+                self.cfg.loss_penalty, bool(self.cfg.loss_honest), self.cfg.baseline_rate, True, scratch,
             )
             self.episodes_trained += size
-            return episode_metrics(state, params.horizon_ticks, params.topology.capacities)
+            return metrics_for(state, params)
 
         return in_chunks(num_episodes, self.cfg.episodes_per_call, run, on_progress)
 

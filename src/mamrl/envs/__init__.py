@@ -5,6 +5,7 @@ Importing this package registers the gymnasium ids `mamrl/B4-v0`, `mamrl/GEANT-v
 """
 
 from mamrl.envs.routing import (
+    DEFAULT_REWARD,
     GYM_IDS,
     OBS_LEN,
     REWARDS,
@@ -19,6 +20,7 @@ from mamrl.envs.routing import (
     parallel_env,
     register_envs,
     router_rewards,
+    sojourn_rewards,
 )
 
 from mamrl.envs import routing  # noqa: E402  (the public names are routing's)

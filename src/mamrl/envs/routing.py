@@ -16,11 +16,22 @@ Observation of router i (12 integers, see docs/environments.md):
 
 plus an int8 action mask over the router's own slots (1 = the link of that slot is up).
 
-Reward of router i for one step (before any consensus; paper Eq. 4-6 with SPEC §2 names):
+Reward of router i for one step, by default (`reward="sojourn"`, loss-honest):
+
+    r_i = -(packets queued at i + packets i has in flight + packets lost at i since the start)
+
+after the step. Summed over routers it is minus the packets not delivered (generated − delivered),
+and summed over the steps of an episode, by Little's law, minus the total sojourn time of every
+packet (SPEC §1: a lost packet counts until the horizon). A lost packet stays in the sum, so
+dropping a packet never scores better than delivering it.
+
+The paper's reward (`reward="delay_and_loss"`; paper Eq. 4-6 before consensus, SPEC §2 names):
 
     r_i = r~_i + r^_i,   r~_i = -(packets lost at i),
                          r^_i = -(mean delivery time of the packets delivered at i; 0 if none)
 
+kept to reproduce the paper. It is degenerate: r^ is 0 at steps without deliveries, so delivering
+fewer packets raises it, and a loss costs 1, less than a delivery of more than one tick.
 The dynamic-consensus estimate of the network-wide mean of r^ (`x_i`, Eq. 4) is the learner's job
 and is not computed here; the raw events are in the infos so a learner can assemble it.
 """
@@ -40,7 +51,7 @@ from pettingzoo import ParallelEnv
 from mamrl.errors import MamrlError, SimulationError
 from mamrl.sim.kernel import HISTORY_LEN, State
 from mamrl.sim.params import LinkFailure, SimParams
-from mamrl.sim.simulator import Observation, Simulator, StepEvents
+from mamrl.sim.simulator import Observation, Simulator, StepEvents, undelivered_by_router
 from mamrl.topologies import Topology, load_topology
 
 OBS_LEN = 2 + HISTORY_LEN
@@ -49,8 +60,12 @@ OBS_LEN = 2 + HISTORY_LEN
 RewardFn = Callable[[StepEvents], np.ndarray]
 """A custom reward: B=1 `StepEvents` -> per-router rewards, shape [N] (or [1, N])."""
 
-REWARDS = ("delay_and_loss", "delay", "loss")
-"""Named rewards: SPEC's r~ + r^ (default), r^ only, r~ only."""
+REWARDS = ("sojourn", "delay_and_loss", "delay", "loss")
+"""Named rewards: the loss-honest `sojourn` (default; module doc), and the paper's: r~ + r^
+(`delay_and_loss`, SPEC §2), r^ only, r~ only."""
+
+DEFAULT_REWARD = "sojourn"
+"""The reward of an env created without one."""
 
 _SEED_HIGH = 2**63 - 1
 
@@ -68,11 +83,11 @@ def _check_seed(seed: Any) -> int:
     return int(seed)
 
 
-def _resolve_reward(reward: str | RewardFn) -> Callable[[StepEvents, int], np.ndarray]:
-    """A function (events, N) -> float64 [N] of per-router rewards."""
+def _resolve_reward(reward: str | RewardFn) -> Callable[[StepEvents, State, int], np.ndarray]:
+    """A function (events, state after the step, N) -> float64 [N] of per-router rewards."""
     if callable(reward):
 
-        def custom(events: StepEvents, n: int) -> np.ndarray:
+        def custom(events: StepEvents, state: State, n: int) -> np.ndarray:
             out = np.asarray(reward(events), dtype=np.float64).reshape(-1)
             if out.shape != (n,):
                 raise MamrlError(f"custom reward must return {n} values (one per router), got shape {out.shape}")
@@ -81,17 +96,25 @@ def _resolve_reward(reward: str | RewardFn) -> Callable[[StepEvents, int], np.nd
         return custom
     if not isinstance(reward, str) or reward not in REWARDS:
         raise MamrlError(f"unknown reward {reward!r} (choose from {', '.join(REWARDS)}, or pass a callable)")
+    if reward == "sojourn":
+        return lambda events, state, n: sojourn_rewards(state)
     use_delay = reward in ("delay_and_loss", "delay")
     use_loss = reward in ("delay_and_loss", "loss")
 
-    def named(events: StepEvents, n: int) -> np.ndarray:
+    def named(events: StepEvents, state: State, n: int) -> np.ndarray:
         return router_rewards(events, delay=use_delay, loss=use_loss)
 
     return named
 
 
+def sojourn_rewards(state: State) -> np.ndarray:
+    """float64 [N]: the loss-honest reward of episode 0, r_i = -(queued at i + in flight from i +
+    lost at i so far); its sum is -(generated - delivered) (see module doc)."""
+    return -undelivered_by_router(state)[0].astype(np.float64)
+
+
 def router_rewards(events: StepEvents, *, delay: bool = True, loss: bool = True) -> np.ndarray:
-    """float64 [N]: r_i = r~_i + r^_i of the first (only) episode of `events` (see module doc)."""
+    """float64 [N]: the paper's r_i = r~_i + r^_i of the first (only) episode of `events` (see module doc)."""
     delivered = events.delivered[0].astype(np.float64)
     mean_time = np.divide(
         events.delivery_time_sum[0].astype(np.float64),
@@ -198,7 +221,7 @@ class RoutingParallelEnv(ParallelEnv):
 
     metadata = {"name": "mamrl_routing_v0", "render_modes": ["ansi"], "is_parallelizable": True}
 
-    def __init__(self, params: SimParams, reward: str | RewardFn = "delay_and_loss", render_mode: str | None = None):
+    def __init__(self, params: SimParams, reward: str | RewardFn = DEFAULT_REWARD, render_mode: str | None = None):
         self.params = _check_params(params)
         self.render_mode = _check_render_mode(render_mode)
         self._reward = _resolve_reward(reward)
@@ -278,7 +301,7 @@ class RoutingParallelEnv(ParallelEnv):
             raise SimulationError(f"no action for router(s) {missing[:5]} with a packet to forward")
         events = self.simulator.step(self.sim_state, joint)
         self.last_events = events
-        rewards_arr = self._reward(events, len(self.possible_agents))
+        rewards_arr = self._reward(events, self.sim_state, len(self.possible_agents))
         self._obs = self.simulator.observe(self.sim_state)
         live = self.agents
         observations = self._agent_observations(self._obs)
@@ -337,7 +360,7 @@ class RoutingEnv(gymnasium.Env):
 
     metadata = {"render_modes": ["ansi"], "render_fps": 4}
 
-    def __init__(self, params: SimParams, reward: str | RewardFn = "delay_and_loss", render_mode: str | None = None):
+    def __init__(self, params: SimParams, reward: str | RewardFn = DEFAULT_REWARD, render_mode: str | None = None):
         self.params = _check_params(params)
         self.render_mode = _check_render_mode(render_mode)
         self._reward = _resolve_reward(reward)
@@ -384,7 +407,7 @@ class RoutingEnv(gymnasium.Env):
         busy = self._obs.has_packet[0].copy()
         events = self.simulator.step(self.sim_state, joint.astype(np.int64)[None])
         self.last_events = events
-        per_router = self._reward(events, self.degree.shape[0])
+        per_router = self._reward(events, self.sim_state, self.degree.shape[0])
         self._obs = self.simulator.observe(self.sim_state)
         info = {
             "delivered": events.delivered[0].copy(),
@@ -424,7 +447,7 @@ def parallel_env(
     failures: Iterable[str | LinkFailure] = (),
     buffer_limit: int | None = None,
     *,
-    reward: str | RewardFn = "delay_and_loss",
+    reward: str | RewardFn = DEFAULT_REWARD,
     render_mode: str | None = None,
 ) -> RoutingParallelEnv:
     """A `RoutingParallelEnv` (PettingZoo-style factory); see `make_params` for the arguments."""
@@ -439,7 +462,7 @@ def gym_env(
     failures: Iterable[str | LinkFailure] = (),
     buffer_limit: int | None = None,
     *,
-    reward: str | RewardFn = "delay_and_loss",
+    reward: str | RewardFn = DEFAULT_REWARD,
     render_mode: str | None = None,
 ) -> RoutingEnv:
     """A `RoutingEnv`; the entry point of the registered gymnasium ids."""
@@ -472,6 +495,7 @@ def register_envs() -> None:
 __all__ = [
     "GYM_IDS",
     "OBS_LEN",
+    "DEFAULT_REWARD",
     "REWARDS",
     "RewardFn",
     "RoutingEnv",
@@ -484,4 +508,5 @@ __all__ = [
     "parallel_env",
     "register_envs",
     "router_rewards",
+    "sojourn_rewards",
 ]

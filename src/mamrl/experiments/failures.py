@@ -35,10 +35,10 @@ The common reward and the adaptation rule
 Every controller is judged on the same per-episode reward, computed by the driver from the
 episode's metrics (`common_reward`): minus the cost per created packet in ticks,
 
-    reward = -[(1 - loss_fraction) * mean_sojourn_time + loss_fraction * loss_penalty_ticks],
+    reward = -[mean_sojourn_time + loss_fraction * loss_penalty_ticks],
 
-a packet that is not lost costing its sojourn time (delivery time, or age at the horizon if still
-in the network) and a lost packet costing `loss_penalty_ticks`.
+every packet costing its sojourn time (delivery time if delivered, else its age at the horizon,
+lost or not) and a lost one `loss_penalty_ticks` more (default 0).
 
 Episodes to adapt (Table 2) follow `RULE_TEXT`, one rule for every controller.
 
@@ -83,7 +83,7 @@ from mamrl.experiments.config import (
 from mamrl.experiments.config import check_fields as _check_fields
 from mamrl.experiments.sweep import CellExecutor, make_backend_executor, single_threaded
 from mamrl.meta.tasks import link_label
-from mamrl.sim.metrics import METRIC_INFO, Estimate, estimate
+from mamrl.sim.metrics import METRIC_INFO, Estimate, estimate, predates_loss_honest, predates_loss_honest_message
 from mamrl.sim.params import LinkFailure, SimParams
 
 CONFIG_FORMAT = "mamrl-failures-config/1"
@@ -157,14 +157,22 @@ class Controller(Protocol):
         ...
 
 
-def common_reward(metrics: Mapping[str, np.ndarray], loss_penalty_ticks: float) -> np.ndarray:
+def common_reward(metrics: Mapping[str, np.ndarray], loss_penalty_ticks: float = 0.0) -> np.ndarray:
     """Per-episode reward shared by every controller: minus the cost per created packet in ticks,
-    `-[(1 - loss) * sojourn + loss * loss_penalty_ticks]` (NaN for an episode without packets)."""
+    `-[sojourn + loss * loss_penalty_ticks]` (NaN for an episode without packets).
+
+    `mean_sojourn_time` counts a lost packet at its age at the horizon, like a packet still in the
+    network: a lost packet is never delivered, so dropping one can never raise the reward above
+    what delivering it would have given. The reward before charged a lost packet a fixed 100
+    ticks instead, so losing a packet older than that at the horizon *raised* the reward, and an
+    episode losing every packet scored -100, better than many plateaus. `loss_penalty_ticks`
+    (default 0) charges a loss more than a packet stuck until the horizon; 0 keeps the reward
+    equal to minus the headline metric, and the horizon term already costs a lost packet
+    H - creation tick (250 ticks on average at H = 500), an order of magnitude above the delivery
+    times the controllers reach."""
     loss = np.asarray(metrics["loss_fraction"], dtype=np.float64)
     sojourn = np.asarray(metrics["mean_sojourn_time"], dtype=np.float64)
-    # Every packet lost: the sojourn time is undefined but carries no weight.
-    delivered_part = np.where(loss >= 1.0, 0.0, (1.0 - loss) * sojourn)
-    return -(delivered_part + loss * float(loss_penalty_ticks))
+    return -(sojourn + loss * float(loss_penalty_ticks))
 
 
 # ------------------------------------------------------------------------------ classical controllers
@@ -355,8 +363,9 @@ class FailureExperimentConfig:
     """Episodes per controller call (one learning step of the deep controllers)."""
     controllers: tuple[str, ...] = DEFAULT_CONTROLLERS
     """Controllers: spa, spa-reconverge, q-routing, mamrl-init, continued, random-init."""
-    loss_penalty_ticks: float = 100.0
-    """Cost of a lost packet in the common reward, in ticks."""
+    loss_penalty_ticks: float = 0.0
+    """Extra cost of a lost packet in the common reward, in ticks, on top of its age at the horizon
+    (`common_reward`); 0 = the reward is minus the sojourn time of every packet."""
     reconvergence_delay_ticks: int = 50
     """spa-reconverge: ticks after the failure until the paths avoid the failed link."""
     q_routing: Mapping[str, Any] = field(default_factory=dict)
@@ -907,6 +916,17 @@ def _parse_value(key: str, text: str) -> Any:
     return float(text) if text != "" else float("nan")
 
 
+def read_curves_header(path: Path) -> None:
+    """Refuse a curves.csv written before the loss-honest metrics (one line saying so)."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            header = fh.readline()
+    except (OSError, UnicodeDecodeError):
+        return  # read_curves reports it
+    if header.endswith("\n") and predates_loss_honest(next(csv.reader([header]))):
+        raise MamrlError(predates_loss_honest_message(path, "use a new output directory"))
+
+
 def read_curves(path: str | os.PathLike[str]) -> list[Row]:
     """The complete rows of a curves.csv (a trailing partial line is ignored)."""
     path = Path(path)
@@ -920,7 +940,10 @@ def read_curves(path: str | os.PathLike[str]) -> list[Row]:
     header, _, body = complete.partition("\n")
     if not header:
         return []
-    if tuple(next(csv.reader([header]))) != COLUMNS:
+    columns = tuple(next(csv.reader([header])))
+    if columns != COLUMNS and predates_loss_honest(columns):
+        raise MamrlError(predates_loss_honest_message(path, "re-run the experiment into a new output directory to plot or extend it"))
+    if columns != COLUMNS:
         raise MamrlError(f"{path}: not a failure-experiment curves file of this mamrl version (header differs)")
     rows = []
     for number, fields in enumerate(csv.reader(io.StringIO(body)), start=2):
@@ -969,6 +992,8 @@ class CurvesFile:
 
         if self.output.exists() and not self.output.is_dir():
             raise MamrlError(f"output {str(self.output)!r} exists and is not a directory")
+        if self.path.is_file():
+            read_curves_header(self.path)  # first: an old file's config differs too, and this says why
         if self.sidecar.exists():
             self._check_sidecar()  # refuses another experiment's (or another command's) directory
         if self.path.exists():

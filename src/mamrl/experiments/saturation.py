@@ -2,12 +2,14 @@
 
 Under the model of SPEC §1 a router forwards one packet per tick, so every algorithm has a load
 past which queues grow without bound; the paper's sweep to λ = 0.5 is mostly past it. Over a
-finite horizon "unbounded" has to be read off the queue-length trend.
+finite horizon "unbounded" has to be read off the trend of the packets not yet delivered.
 
 The rule
 --------
-`backlog_growth` is, per episode, the least-squares slope of the packets in the network (queued +
-in flight) over the second half of the horizon, in packets per tick. Over the evaluation episodes
+`backlog_growth` is, per episode, the least-squares slope of the packets *not delivered*
+(generated − delivered = queued + in flight + lost so far) over the second half of the horizon, in
+packets per tick. Lost packets count: a policy that keeps its queues short by dropping packets
+is not keeping up with the offered load, and must not be called bounded. Over the evaluation episodes
 (all seeds pooled) take its mean g and the half-width c of its 95% confidence interval, and the
 threshold
 
@@ -54,8 +56,8 @@ FLOOR_PACKETS = 1.0
 
 RULE_TEXT = (
     "Queues are *bounded* at a load λ if the upper end of the 95% CI of the mean backlog growth "
-    "(least-squares slope of packets in the network over the second half of the horizon, all evaluation "
-    "episodes of all seeds pooled) is below θ = max(1% of the offered load λ·N, 2/H) packets/tick; *growing* "
+    "(least-squares slope of the packets not delivered — queued, in flight or lost — over the second half of the "
+    "horizon, all evaluation episodes of all seeds pooled) is below θ = max(1% of the offered load λ·N, 2/H) packets/tick; *growing* "
     "if the lower end is above θ; otherwise *undetermined*. \"Bounded up to\" is the highest swept load "
     "that is bounded with no lower swept load growing; \"growing from\" the lowest swept load that is growing."
 )

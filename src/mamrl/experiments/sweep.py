@@ -52,7 +52,7 @@ import numpy as np
 import mamrl
 from mamrl.errors import MamrlError
 from mamrl.experiments.config import SweepConfig, config_differences, config_hash, summarise_differences
-from mamrl.sim.metrics import METRIC_INFO, Estimate, estimate
+from mamrl.sim.metrics import METRIC_INFO, Estimate, estimate, predates_loss_honest, predates_loss_honest_message
 
 EVAL_SEED_OFFSET = 1_000_003
 """Evaluation traffic of seed s is drawn from seed s + EVAL_SEED_OFFSET (training uses s)."""
@@ -503,6 +503,8 @@ def read_results(path: str | os.PathLike[str]) -> list[Row]:
     if not header:
         return []
     columns = next(csv.reader([header]))
+    if tuple(columns) != COLUMNS and predates_loss_honest(columns):
+        raise MamrlError(predates_loss_honest_message(path, "re-run the sweep into a new --results file to plot or extend it"))
     if tuple(columns) != COLUMNS:
         unknown = [c for c in COLUMNS if c not in columns]
         raise MamrlError(
@@ -538,6 +540,7 @@ class ResultsFile:
                     f"results file {str(self.path)!r} exists but has no sidecar {sidecar.name}; "
                     "not a sweep results file? use a new --results file"
                 )
+            self._check_header()  # first: an old file's config differs too, and this says why
             self._check_sidecar(sidecar)
             self._repair()
             for row in read_results(self.path):
@@ -559,6 +562,16 @@ class ResultsFile:
                 {"format": SIDECAR_FORMAT, "config_hash": self.hash, "config": self.resolved, "created": runs.provenance()},
             )
             self._write_atomic(header_line())
+
+    def _check_header(self) -> None:
+        """Refuse a file written before the loss-honest metrics (one line saying so)."""
+        try:
+            with open(self.path, encoding="utf-8") as fh:
+                header = fh.readline()
+        except (OSError, UnicodeDecodeError):
+            return  # read_results reports it
+        if header.endswith("\n") and predates_loss_honest(next(csv.reader([header]))):
+            raise MamrlError(predates_loss_honest_message(self.path, "use a new --results file"))
 
     def _check_sidecar(self, sidecar: Path) -> None:
         try:

@@ -108,7 +108,7 @@ class DeepOnlineController:
         detected and this controller resets) or take one adaptation step."""
         cfg = self.learner.cfg
         data = rollout(self.params, self.valid, params, seed, num_episodes, first_episode, reward=cfg.reward,
-                       mask_down_links=cfg.mask_down_links, loss_penalty=cfg.loss_penalty)
+                       mask_down_links=cfg.mask_down_links, loss_penalty=cfg.loss_penalty, loss_honest=cfg.loss_honest)
         flagged = detect_failed_links(data.acted, data.actions, -data.loss_signal, self._link_of_slot,
                                       self.adaptation.detect_consecutive_losses)
         new_failures = set(np.flatnonzero(flagged).tolist()) - self.known_failed

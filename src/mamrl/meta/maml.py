@@ -338,7 +338,8 @@ def _sample(learner: DeepConsensus, job: TaskJob, task_params: SimParams, policy
     cfg = job.config
     start = time.perf_counter()
     roll = rollout(policy, job.valid, task_params, job.seed, cfg.episodes_per_task, first_episode,
-                   reward=cfg.reward, mask_down_links=cfg.mask_down_links, loss_penalty=cfg.loss_penalty, sim=sim)
+                   reward=cfg.reward, mask_down_links=cfg.mask_down_links, loss_penalty=cfg.loss_penalty,
+                   loss_honest=cfg.loss_honest, sim=sim)
     middle = time.perf_counter()
     batch, _ = learner.router_batch(task_params, roll, None)
     seconds["simulation"] += middle - start - roll.policy_seconds

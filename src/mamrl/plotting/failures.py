@@ -6,7 +6,7 @@ episode and ▼ markers at the episodes in which a controller reset (in any seed
 
 * `loss`          — loss fraction vs episode (Fig. 5);
 * `delivery_time` — the paper's mean delivery time of delivered packets (top row) and the
-  bias-free sojourn time of all packets (bottom row) vs episode (Fig. 6);
+  sojourn time of every packet, lost ones included (bottom row) vs episode (Fig. 6);
 * `reward`        — the common reward vs episode (Fig. 7).
 
 `table2.md` holds Table 2 (episodes to adapt, `mamrl.experiments.failures.RULE_TEXT`) with the
@@ -226,18 +226,27 @@ def plot_delivery(curves: _Curves, subtitle: str) -> Figure:
     return _plot(
         curves,
         [("mean_delivery_time", "delivery time, paper's metric (ticks)", 1.0, True),
-         ("mean_sojourn_time", "sojourn time, bias-free (ticks)", 1.0, True)],
+         ("mean_sojourn_time", "sojourn time, every packet (ticks)", 1.0, True)],
         "Delivery time vs episode around a link failure (cf. Fig. 6)",
-        subtitle + "\ntop: mean delivery time of delivered packets only (the paper's metric); bottom: bias-free sojourn "
-        "time of every packet created and not lost (one still in the network counts with its age at the horizon)",
+        subtitle + "\ntop: mean delivery time of delivered packets only (the paper's metric); bottom: sojourn time "
+        "of every packet created (one still in the network or lost counts with its age at the horizon)",
     )
 
 
+def reward_formula(loss_penalty: Any = None) -> str:
+    """The common reward as text, with the run's extra loss penalty (`common_reward`)."""
+    if loss_penalty is None:
+        return "−[sojourn time + loss · loss_penalty_ticks]"
+    if isinstance(loss_penalty, (int, float)) and loss_penalty == 0:
+        return "−(sojourn time of every packet created)"
+    penalty = f"{loss_penalty:g}" if isinstance(loss_penalty, (int, float)) else str(loss_penalty)
+    return f"−[sojourn time + loss · {penalty}]"
+
+
 def plot_reward(curves: _Curves, subtitle: str, loss_penalty: float | None = None) -> Figure:
-    penalty = f"{loss_penalty:g}" if loss_penalty is not None else "loss_penalty_ticks"
     return _plot(curves, [("reward", "reward (−ticks per packet created)", 1.0, False)],
                  "Common reward vs episode around a link failure (cf. Fig. 7)",
-                 subtitle + f"\nreward = −[(1 − loss) · sojourn time + loss · {penalty}], the same for every controller")
+                 subtitle + f"\nreward = {reward_formula(loss_penalty)}, the same for every controller")
 
 
 # ------------------------------------------------------------------------------ tables
@@ -273,11 +282,13 @@ def table2_markdown(table: Sequence[TableRow], *, sidecar: dict[str, Any] | None
         out.append("")
     if figures:
         out += ["Figures: " + ", ".join(f"[{f}]({f})" for f in figures) + ".", ""]
-    penalty = cfg.get("loss_penalty_ticks", "loss_penalty_ticks")
+    penalty = cfg.get("loss_penalty_ticks")
+    extra = (f", and a lost one {penalty:g} ticks more" if isinstance(penalty, (int, float)) and penalty
+             else "" if isinstance(penalty, (int, float)) else ", and a lost one loss_penalty_ticks more")
     out += [
-        f"**Reward**, the same for every controller: reward = −[(1 − loss fraction) · sojourn time + loss fraction · {penalty}], "
-        "minus the cost per packet created in ticks, a lost packet costing "
-        f"{penalty} ticks and any other its bias-free sojourn time.",
+        f"**Reward**, the same for every controller: reward = {reward_formula(penalty)}, minus the cost per packet "
+        "created in ticks: every packet costs its sojourn time (its delivery time if delivered, else its age at the "
+        f"horizon, whether still in the network or lost){extra}.",
         "",
         RULE_TEXT,
         "",

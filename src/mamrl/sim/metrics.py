@@ -1,16 +1,22 @@
 """Per-episode metrics (SPEC §1) from a finished batch, and summaries with 95% confidence intervals.
 
 The paper's metric — mean delivery time over *delivered* packets — rewards a policy that delivers
-few packets. So every summary carries, beside it, the delivered fraction and the bias-free mean
-sojourn time: over every packet created in the episode and not lost, its delivery time if
-delivered, else its age at the horizon (a lower bound on its eventual delivery time). Lost packets
-are counted separately (`loss_fraction`).
+few packets. So every summary carries, beside it, the delivered fraction and the mean sojourn
+time over **every** packet created in the episode: its delivery time if delivered, else its age at
+the horizon (H − creation tick), whether it is still in the network or was lost. A lost packet is
+a packet never delivered, so it costs at least as much as one still queued at the horizon, and
+dropping a packet can never lower the sojourn time below what delivering it would have given.
+`mean_sojourn_time_not_lost` is the figure mamrl reported as the sojourn time before these
+loss-honest metrics: it leaves lost packets out, so it *falls* when packets that would have been
+slow are dropped. It is kept, under its own name, because committed results used it.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import stats
@@ -28,9 +34,11 @@ from mamrl.sim.kernel import (
     FATE_PENDING,
     LK_RESERVED_SUM,
     PK_CREATED,
+    PK_DST,
     PK_END_TICK,
     PK_FATE,
     PK_HOPS,
+    PK_SRC,
     RT_LOST,
     SR_DELIVERED,
     SR_GENERATED,
@@ -40,30 +48,68 @@ from mamrl.sim.kernel import (
     State,
 )
 
+if TYPE_CHECKING:
+    from mamrl.sim.params import SimParams
+
 # Metric name -> (short label, unit) in the order tables show them.
 METRIC_INFO: dict[str, tuple[str, str]] = {
     "mean_delivery_time": ("delivery time (paper)", "ticks"),
-    "mean_sojourn_time": ("sojourn time (bias-free)", "ticks"),
+    "mean_sojourn_time": ("sojourn time (every packet)", "ticks"),
     "delivered_fraction": ("delivered fraction", ""),
     "loss_fraction": ("loss fraction", ""),
     "p50_delivery_time": ("delivery time p50", "ticks"),
     "p95_delivery_time": ("delivery time p95", "ticks"),
+    "p99_delivery_time": ("delivery time p99", "ticks"),
+    "mean_stretch": ("stretch (vs shortest latency)", ""),
+    "mean_sojourn_time_not_lost": ("sojourn time, lost packets left out", "ticks"),
     "generated": ("generated", "packets"),
     "delivered": ("delivered", "packets"),
     "lost": ("lost", "packets"),
     "in_network_at_end": ("in network at end", "packets"),
+    "mean_queue_length": ("queue length per router", "packets"),
     "mean_link_utilisation": ("mean link utilisation", ""),
+    "max_link_utilisation": ("max link utilisation", ""),
     "mean_hops": ("hops per delivered packet", "links"),
-    "backlog_growth": ("backlog growth (2nd half)", "packets/tick"),
+    "backlog_growth": ("undelivered growth (2nd half)", "packets/tick"),
 }
-"""`backlog_growth` is the least-squares slope of the packets in the network (queued + in flight)
-over the second half of the horizon: ~0 when queues are bounded, positive when they grow without
-bound (the network is past saturation)."""
+"""`mean_sojourn_time` is over every generated packet (lost ones at their age at the horizon);
+`mean_sojourn_time_not_lost` is the older figure over the packets not lost. `mean_stretch` is the
+mean over delivered packets of delivery time ÷ the latency of the shortest-latency path from the
+packet's source to its destination on the intact topology (links of capacity 0 left out; ≥ 1).
+`mean_queue_length` is the time average of the packets queued at the end of each tick, per
+router; `max_link_utilisation` the largest per-link time-average utilisation. `backlog_growth` is
+the least-squares slope of the packets *not delivered* (generated − delivered = queued + in flight
++ lost so far) over the second half of the horizon: ~0 when every packet is eventually delivered
+and queues are bounded, positive when queues grow without bound (the network is past saturation)
+or packets keep being lost."""
 
 
-def episode_metrics(state: State, horizon_ticks: int, capacity: np.ndarray) -> dict[str, np.ndarray]:
+def predates_loss_honest(columns: Iterable[str]) -> bool:
+    """Whether a results header (metric names, possibly with `_mean`-style suffixes) was written
+    before the loss-honest metrics: it has a sojourn time but no `mean_sojourn_time_not_lost`."""
+    names = list(columns)
+    return (any(c.startswith("mean_sojourn_time") for c in names)
+            and not any(c.startswith("mean_sojourn_time_not_lost") for c in names))
+
+
+def predates_loss_honest_message(path: object, rerun: str) -> str:
+    """The one-line refusal of such a file: what changed, and what to do (`rerun`)."""
+    return (f"{path} was written before the loss-honest metrics: its mean_sojourn_time and backlog_growth leave lost "
+            f"packets out, and the columns differ (p99, stretch, queue length, ...); {rerun}")
+
+
+def episode_metrics(
+    state: State,
+    horizon_ticks: int,
+    capacity: np.ndarray,
+    *,
+    shortest_latency_ticks: np.ndarray | None = None,
+) -> dict[str, np.ndarray]:
     """Arrays [B] of every metric in METRIC_INFO, plus `lost_per_router` [B, N] and
-    `link_utilisation` [B, E] (time-average reserved share of each link's capacity)."""
+    `link_utilisation` [B, E] (time-average reserved share of each link's capacity).
+
+    `shortest_latency_ticks` [N, N] (`Topology.shortest_latency_ticks`) is what `mean_stretch`
+    divides by; without it the stretch is NaN. `metrics_for` passes it from the `SimParams`."""
     nb = state.num_episodes
     out: dict[str, np.ndarray] = {k: np.full(nb, np.nan) for k in METRIC_INFO}
     for b in range(nb):
@@ -73,28 +119,37 @@ def episode_metrics(state: State, horizon_ticks: int, capacity: np.ndarray) -> d
         end = state.pk[b, :count, PK_END_TICK].astype(np.int64)
         injected = np.arange(count) < state.episode[b, EP_NEXT_NEW]
         delivered = fate == FATE_DELIVERED
+        lost = fate == FATE_LOST
         in_network = injected & (fate == FATE_PENDING)
         times = (end - created)[delivered]
         generated = int(state.episode[b, EP_GENERATED])
         out["generated"][b] = generated
         out["delivered"][b] = delivered.sum()
-        out["lost"][b] = (fate == FATE_LOST).sum()
+        out["lost"][b] = lost.sum()
         out["in_network_at_end"][b] = in_network.sum()
         if times.size:
             out["mean_delivery_time"][b] = times.mean()
-            out["p50_delivery_time"][b] = np.percentile(times, 50)
-            out["p95_delivery_time"][b] = np.percentile(times, 95)
+            out["p50_delivery_time"][b], out["p95_delivery_time"][b], out["p99_delivery_time"][b] = np.percentile(times, (50, 95, 99))
             out["mean_hops"][b] = state.pk[b, :count, PK_HOPS][delivered].mean()
+            if shortest_latency_ticks is not None:
+                src = state.pk[b, :count, PK_SRC][delivered]
+                dst = state.pk[b, :count, PK_DST][delivered]
+                out["mean_stretch"][b] = (times / shortest_latency_ticks[src, dst]).mean()
+        # Integer sums: exact, so a value does not depend on the batch an episode ran in.
         ages = horizon_ticks - created[in_network]
+        lost_ages = horizon_ticks - created[lost]
         not_lost = times.size + ages.size
         if not_lost:
-            out["mean_sojourn_time"][b] = (times.sum() + ages.sum()) / not_lost
+            out["mean_sojourn_time_not_lost"][b] = (times.sum() + ages.sum()) / not_lost
         if generated:
+            out["mean_sojourn_time"][b] = (times.sum() + ages.sum() + lost_ages.sum()) / generated
             out["delivered_fraction"][b] = delivered.sum() / generated
-            out["loss_fraction"][b] = (fate == FATE_LOST).sum() / generated
+            out["loss_fraction"][b] = lost.sum() / generated
     sr = state.series
-    in_network = (sr[:, :, SR_QUEUED] + sr[:, :, SR_IN_FLIGHT]).astype(np.int64)
-    half = in_network[:, horizon_ticks // 2 :]
+    n_routers = state.router.shape[1]
+    out["mean_queue_length"] = sr[:, :horizon_ticks, SR_QUEUED].sum(axis=1) / float(horizon_ticks * n_routers)
+    undelivered = (sr[:, :, SR_GENERATED] - sr[:, :, SR_DELIVERED]).astype(np.int64)
+    half = undelivered[:, horizon_ticks // 2 :]
     if half.shape[1] >= 2:
         # Slope = sum_t y_t c_t / sum_t c_t^2 * 2 with c_t = 2t - (n - 1) (twice the centred tick):
         # integer sums are exact, so an episode's value does not depend on the batch it ran in
@@ -105,9 +160,18 @@ def episode_metrics(state: State, horizon_ticks: int, capacity: np.ndarray) -> d
         util = state.link[:, LK_RESERVED_SUM, :] / (horizon_ticks * capacity[None, :].astype(np.float64))
     util[:, capacity == 0] = np.nan
     out["link_utilisation"] = util
-    out["mean_link_utilisation"] = np.nanmean(util, axis=1) if np.any(capacity > 0) else np.full(nb, np.nan)
+    if np.any(capacity > 0):
+        out["mean_link_utilisation"] = np.nanmean(util, axis=1)
+        out["max_link_utilisation"] = np.nanmax(util, axis=1)
     out["lost_per_router"] = state.router[:, :, RT_LOST].copy()
     return out
+
+
+def metrics_for(state: State, params: "SimParams") -> dict[str, np.ndarray]:
+    """`episode_metrics` of a batch simulated under `params`, stretch included (the topology's
+    shortest-latency matrix is computed once per topology and cached on it)."""
+    topo = params.topology
+    return episode_metrics(state, params.horizon_ticks, topo.capacities, shortest_latency_ticks=topo.shortest_latency_ticks)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ import numpy as np
 from mamrl.errors import SimulationError
 from mamrl.sim import kernel
 from mamrl.sim.kernel import HISTORY_LEN, State
-from mamrl.sim.metrics import Estimate, check_conservation, episode_metrics, summarise
+from mamrl.sim.metrics import Estimate, check_conservation, metrics_for, summarise
 from mamrl.sim.params import SimParams
 from mamrl.sim.traffic import Traffic, draw_policy_uniforms, draw_traffic
 
@@ -94,7 +94,7 @@ class BatchResult:
     state: State
 
     def per_episode(self) -> dict[str, np.ndarray]:
-        return episode_metrics(self.state, self.params.horizon_ticks, self.params.topology.capacities)
+        return metrics_for(self.state, self.params)
 
     def summary(self) -> dict[str, Estimate]:
         return summarise(self.per_episode())
@@ -204,9 +204,28 @@ class Simulator:
         return BatchResult(self.params, traffic, state)
 
 
+def in_flight_by_sender(state: State) -> np.ndarray:
+    """int64 [B, N]: packets each router has in flight (its share of the link backlog)."""
+    pk = state.pk
+    nb, n = state.q_len.shape
+    on_link = pk[:, :, kernel.PK_LINK] >= 0
+    sender = np.where(on_link, pk[:, :, kernel.PK_SENDER], n)
+    out = np.zeros((nb, n + 1), dtype=np.int64)
+    np.add.at(out, (np.arange(nb)[:, None].repeat(pk.shape[1], 1), sender), 1)
+    return out[:, :n]
+
+
+def undelivered_by_router(state: State) -> np.ndarray:
+    """int64 [B, N]: per router, the packets queued at it, in flight from it and lost at it since
+    the episode start. Summed over routers: generated − delivered, the packets not delivered, which
+    a lost packet never leaves (so dropping a packet never lowers it)."""
+    return state.q_len + in_flight_by_sender(state) + state.router[:, :, kernel.RT_LOST]
+
+
 def _check_batch(num_episodes: int) -> None:
     if isinstance(num_episodes, bool) or not isinstance(num_episodes, (int, np.integer)) or num_episodes < 1:
         raise SimulationError(f"number of episodes must be an integer >= 1, got {num_episodes!r}")
 
 
-__all__ = ["BatchResult", "HISTORY_LEN", "Observation", "RoutingTables", "Simulator", "StepEvents"]
+__all__ = ["BatchResult", "HISTORY_LEN", "Observation", "RoutingTables", "Simulator", "StepEvents", "in_flight_by_sender",
+           "undelivered_by_router"]

@@ -256,6 +256,23 @@ class Topology:
         return out
 
     @cached_property
+    def shortest_latency_ticks(self) -> np.ndarray:
+        """float64 [N, N]: latency in ticks of the shortest-latency path between every two routers
+        on the intact topology (what `mean_stretch` divides by); inf where unreachable, 0 on the
+        diagonal. Links of capacity 0 are left out: they can carry no packet."""
+        from scipy.sparse import csr_matrix
+        from scipy.sparse.csgraph import dijkstra
+
+        n = self.num_routers
+        usable = [link for link in self.links if link.capacity > 0]
+        rows = [link.a for link in usable] + [link.b for link in usable]
+        cols = [link.b for link in usable] + [link.a for link in usable]
+        weights = [float(link.latency_ticks) for link in usable] * 2
+        out = dijkstra(csr_matrix((weights, (rows, cols)), shape=(n, n)), directed=True)
+        out.setflags(write=False)
+        return out
+
+    @cached_property
     def failure_probs(self) -> np.ndarray:
         """float64 [E]."""
         out = np.array([link.failure_prob for link in self.links], dtype=np.float64)
