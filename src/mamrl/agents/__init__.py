@@ -2,6 +2,8 @@
 
 Every algorithm is a `RoutingAgent` (train / evaluate / save / load). Table-driven policies
 (`spa`, `random`) also expose `routing_tables(params)`, which the simulator runs in compiled code.
+`backpressure` and `sp-backpressure` (shortest-path-biased) route by neighbours' per-destination
+queue lengths in their own compiled driver.
 """
 
 from __future__ import annotations
@@ -44,9 +46,11 @@ class TableAgent(RoutingAgent):
 
 
 POLICY_NAMES = ("spa", "random")
-ALGORITHM_NAMES = ("spa", "random", "q-routing", "pg", "mamrl", "maml")
+ALGORITHM_NAMES = ("spa", "random", "q-routing", "pg", "mamrl", "maml", "backpressure", "sp-backpressure")
 ALIASES = {
     "shortest-path": "spa",
+    "bp": "backpressure",
+    "sp-bp": "sp-backpressure",
     "q": "q-routing",
     "qrouting": "q-routing",
     "policy-gradient": "pg",
@@ -68,6 +72,10 @@ def make_policy(name: str, *, reconvergence_delay_ticks: int | None = None) -> T
 
 
 def _config_class(key: str):
+    if key in ("backpressure", "sp-backpressure"):
+        from mamrl.agents.backpressure import BackpressureConfig
+
+        return BackpressureConfig
     if key == "mamrl":  # imports torch: only when asked for
         from mamrl.agents.deep_consensus import DeepConsensusConfig
 
@@ -129,7 +137,8 @@ def canonical_name(name: str) -> str:
 
 
 def make_agent(name: str, config: dict[str, Any] | None = None) -> RoutingAgent:
-    """A routing algorithm by name (`spa`, `random`, `q-routing`, `pg`, `mamrl`, `maml`) with optional config values."""
+    """A routing algorithm by name (`spa`, `random`, `q-routing`, `pg`, `mamrl`, `maml`,
+    `backpressure`, `sp-backpressure`) with optional config values."""
     from mamrl.agents.policy_gradient import PolicyGradient
     from mamrl.agents.q_routing import QRouting
     from mamrl.agents.random_policy import UniformRandomPolicy
@@ -140,7 +149,15 @@ def make_agent(name: str, config: dict[str, Any] | None = None) -> RoutingAgent:
         if values:
             raise MamrlError(f"algorithm 'random' takes no configuration, got {sorted(values)}")
         return TableAgent(UniformRandomPolicy())
+    if key == "sp-backpressure":
+        from mamrl.agents.backpressure import SP_BACKPRESSURE_BIAS
+
+        values.setdefault("bias_packets_per_hop", SP_BACKPRESSURE_BIAS)
     cfg = build_config(_config_class(key), values, key)
+    if key in ("backpressure", "sp-backpressure"):
+        from mamrl.agents.backpressure import Backpressure
+
+        return Backpressure(cfg, name=key)
     if key == "spa":
         return TableAgent(cfg)
     if key == "mamrl":
