@@ -442,12 +442,14 @@ def bench(
             TextColumn("benchmarking"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
             console=err, transient=True, disable=not err.is_terminal,
         ) as progress:
-            task = progress.add_task("bench", total=total)
+            task = progress.add_task("bench", total=total + 1)
             rows = benchmark.run_bench(settings, on_row=lambda _row: progress.advance(task))
+            queue_rows = benchmark.run_queue_bench(settings)
+            progress.advance(task)
         elapsed = time.perf_counter() - start
 
         if output is not None:
-            runs.write_text(output, benchmark.markdown_report(rows, settings, command, elapsed))
+            runs.write_text(output, benchmark.markdown_report(rows, settings, command, elapsed, queue_rows))
         table = Table(
             title="Simulator speed (SPA, single process, one core)",
             title_justify="left",
@@ -465,6 +467,19 @@ def bench(
             "fast = Simulator.run_tables end to end (traffic drawing included); kernel-only = "
             "kernel.run_table_episodes on pre-drawn traffic; oracle = run_oracle_episode (pure Python)."
         )
+        queue_table = Table(
+            title=f"Queue disciplines and backpressure ({benchmark.QUEUE_BENCH_TOPOLOGY}, λ = {benchmark.QUEUE_BENCH_LOAD:g}, "
+                  "timed side by side)",
+            title_justify="left",
+            box=box.SIMPLE_HEAD,
+            pad_edge=False,
+            collapse_padding=True,
+        )
+        for k, column in enumerate(benchmark.QUEUE_CONSOLE_COLUMNS):
+            queue_table.add_column(column, justify="left" if k < 2 else "right", no_wrap=True)
+        for queue_row in queue_rows:
+            queue_table.add_row(*benchmark.queue_row_cells(queue_row))
+        console.print(queue_table)
         if output is not None:
             err.print(f"wrote {output}")
 
