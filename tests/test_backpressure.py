@@ -336,3 +336,27 @@ def test_table_evaluation_of_a_trained_pg_runs_with_either_discipline():
     per_dest = agent.evaluate(PER_DEST.replace(horizon_ticks=50), 1, 2)
     np.testing.assert_array_equal(fifo["delivered"], per_dest["delivered"])
     np.testing.assert_array_equal(fifo["mean_delivery_time"], per_dest["mean_delivery_time"])
+
+
+# --------------------------------------------------------------------------- the command line
+def test_simulate_queues_option(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from cli_helpers import assert_one_line_error
+    from mamrl.cli import app
+
+    runner = CliRunner()
+    docs = {}
+    for queues in ("fifo", "per-destination"):
+        out = tmp_path / f"{queues}.json"
+        result = runner.invoke(app, ["simulate", "-t", "b4", "-l", "0.3", "--horizon", "80", "-n", "2",
+                                     "--queues", queues, "--json", str(out)])
+        assert result.exit_code == 0, result.output
+        docs[queues] = json.loads(out.read_text())
+        assert docs[queues]["config"]["simulation"]["queue_discipline"] == queues
+    assert docs["fifo"]["per_episode"] == docs["per-destination"]["per_episode"]  # same packets served
+    result = runner.invoke(app, ["simulate", "--queues", "lifo", "--horizon", "10", "-n", "1"])
+    assert_one_line_error(result)
+    assert "fifo, per-destination" in result.stderr

@@ -200,6 +200,7 @@ def prepare_run(
     buffer_limit: Optional[int],
     demand: Optional[Path],
     batch_size: int,
+    queue_discipline: str = "fifo",
 ) -> RunSetup:
     """Validate the options and build the simulation they describe (raises MamrlError)."""
     from mamrl.agents import make_policy
@@ -228,7 +229,8 @@ def prepare_run(
         if failure.link in seen:
             raise MamrlError(f"--fail names link {topo.link_name(failure.link)!r} more than once")
         seen.add(failure.link)
-    params = SimParams(topo, load_value, horizon_ticks=horizon, failures=failures, buffer_limit=buffer_limit)
+    params = SimParams(topo, load_value, horizon_ticks=horizon, failures=failures, buffer_limit=buffer_limit,
+                       queue_discipline=queue_discipline)
     for failure in failures:
         if failure.tick >= horizon:
             _stderr().print(
@@ -342,6 +344,10 @@ def simulate(
     ),
     buffer_limit: Optional[int] = typer.Option(None, "--buffer-limit", metavar="N", help="Max packets per router queue (drop-tail)."),
     demand: Optional[Path] = typer.Option(None, "--demand", metavar="FILE", help="Demand file replacing the packet-size table."),
+    queues: str = typer.Option(
+        "fifo", "--queues", metavar="fifo|per-destination",
+        help="One FIFO per router, or one per destination (a table policy serves the same packets either way).",
+    ),
     batch_size: int = typer.Option(32, "--batch-size", metavar="B", help="Episodes simulated together."),
     json_out: Optional[Path] = typer.Option(None, "--json", metavar="FILE", help="Write config, per-episode metrics and summary as JSON."),
     csv_out: Optional[Path] = typer.Option(None, "--csv", metavar="FILE", help="Write one CSV row per episode."),
@@ -369,6 +375,7 @@ def simulate(
             buffer_limit=buffer_limit,
             demand=demand,
             batch_size=batch_size,
+            queue_discipline=queues,
         )
         start = time.perf_counter()
         per_episode = run_episodes(setup, seed, episodes, batch_size)
