@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -60,6 +61,13 @@ def per_destination(params: SimParams) -> SimParams:
     return params.replace(queue_discipline="per-destination")
 
 
+def _check_bias(bias: float) -> None:
+    if isinstance(bias, bool) or not isinstance(bias, (int, float, np.integer, np.floating)) or not (
+        math.isfinite(float(bias)) and float(bias) >= 0
+    ):
+        raise MamrlError(f"backpressure bias_packets_per_hop must be a finite number >= 0, got {bias!r}")
+
+
 def run_backpressure(
     params: SimParams, bias_packets_per_hop: float, seed: int, num_episodes: int = 1, first_episode: int = 0
 ) -> BatchResult:
@@ -79,13 +87,6 @@ def run_backpressure(
     return BatchResult(params, traffic, state)
 
 
-def _check_bias(bias: float) -> None:
-    if isinstance(bias, bool) or not isinstance(bias, (int, float, np.integer, np.floating)) or not (
-        math.isfinite(float(bias)) and float(bias) >= 0
-    ):
-        raise MamrlError(f"backpressure bias_packets_per_hop must be a finite number >= 0, got {bias!r}")
-
-
 class Backpressure(RoutingAgent):
     """Backpressure routing on per-destination queues; `bias_packets_per_hop` > 0 is the
     shortest-path-biased variant."""
@@ -97,11 +98,16 @@ class Backpressure(RoutingAgent):
         _check_bias(self.cfg.bias_packets_per_hop)
         self.name = name
 
-    def evaluate(self, params, seed, num_episodes, *, batch_size=32, on_progress: Progress | None = None):
+    def evaluate(
+        self, params: SimParams, seed: int, num_episodes: int, *, batch_size: int = 32, on_progress: Progress | None = None
+    ) -> dict[str, np.ndarray]:
+        """Per-episode metrics of episodes 0..num_episodes-1 of `seed`, in batches of `batch_size`
+        (results do not depend on it), with per-destination queues whatever `params` say."""
+
         def run(size: int, done: int) -> dict[str, np.ndarray]:
             return run_backpressure(params, self.cfg.bias_packets_per_hop, seed, size, done).per_episode()
 
         return in_chunks(num_episodes, batch_size, run, on_progress)
 
-    def config(self):
+    def config(self) -> dict[str, Any]:
         return dataclasses.asdict(self.cfg)
