@@ -8,6 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from mamrl.bench import BenchSettings, run_bench
+from mamrl.agents import make_agent
 from mamrl.cli import app
 
 
@@ -40,6 +41,9 @@ def test_bench_quick_command(tmp_path: Path) -> None:
     assert "numba" in text and "cpu" in text
     rows = [line for line in text.splitlines() if line.startswith(("| b4", "| geant", "| att"))]
     assert len(rows) == 9
+    assert "## Queue disciplines and backpressure (att, λ = 0.2)" in text
+    assert len([line for line in text.splitlines() if line.startswith(("| fifo + ", "| per-dest + "))]) == 7
+    assert "sp-backpressure" in result.stdout
     for line in rows:
         cells = [c.strip() for c in line.strip("|").split("|")]
         assert all(cell and not cell.startswith(("0 ", "-")) for cell in cells[2:])
@@ -80,3 +84,20 @@ def test_steal_share_is_the_stolen_part_of_the_cpu_time_between_two_readings(tmp
     assert bench.cpu_ticks() == (7, 100 + 2 + 30 + 500 + 4 + 0 + 1 + 7)
     stat.write_text("intr 1 2 3\n")
     assert bench.cpu_ticks() is None
+
+
+def test_queue_bench_times_every_variant_and_its_oracle() -> None:
+    from mamrl.bench import QUEUE_BENCH_TOPOLOGY, run_queue_bench
+
+    settings = BenchSettings(topologies=("b4",), loads=(0.3,), horizon_ticks=40, batch_size=2, oracle_episodes=1, repeats=1)
+    rows = run_queue_bench(settings)
+    assert QUEUE_BENCH_TOPOLOGY == "att"
+    kernels = [r for r in rows if r.simulator == "kernel"]
+    oracles = [r for r in rows if r.simulator == "oracle"]
+    assert [r.variant for r in kernels] == ["fifo + spa tables", "per-dest + spa tables", "per-dest + backpressure η=0",
+                                            f"per-dest + sp-backpressure η={make_agent('sp-backpressure').config()['bias_packets_per_hop']:g}"]
+    assert {r.variant for r in oracles} == {kernels[0].variant, kernels[2].variant, kernels[3].variant}
+    assert kernels[0].vs_fifo_kernel == 1.0
+    for row in rows:
+        assert row.router_ticks_per_s > 0 and row.packets_per_s > 0 and row.vs_fifo_kernel > 0
+    assert all(r.kernel_over_oracle is not None and r.kernel_over_oracle > 0 for r in kernels)

@@ -53,11 +53,12 @@ def run_hand(params: SimParams, traffic: Traffic, policy=None) -> kernel.State:
 
 # --------------------------------------------------------------------------- oracle agreement
 ORACLE_CASES = [
-    (topo, load, fails, policy)
+    (topo, load, fails, policy, queues)
     for topo in ("b4", "geant", "att")
     for load in (0.005, 0.05, 0.2, 0.5)
     for fails in ("none", "failures")
     for policy in ("spa", "random")
+    for queues in ("fifo", "per-destination")
 ]
 
 
@@ -70,11 +71,11 @@ def _failures(topology: Topology, kind: str) -> tuple[LinkFailure, ...]:
     return (LinkFailure(0, 0), LinkFailure(links_of_busiest[-1], 57))
 
 
-@pytest.mark.parametrize("topo_name,load,fails,policy_name", ORACLE_CASES)
-def test_fast_core_agrees_with_oracle(topo_name, load, fails, policy_name):
+@pytest.mark.parametrize("topo_name,load,fails,policy_name,queues", ORACLE_CASES)
+def test_fast_core_agrees_with_oracle(topo_name, load, fails, policy_name, queues):
     topology = TOPOLOGIES[topo_name]
     params = SimParams(topology, load, horizon_ticks=150, failures=_failures(topology, fails),
-                       buffer_limit=25 if load >= 0.5 else None)
+                       buffer_limit=25 if load >= 0.5 else None, queue_discipline=queues)
     policy = ShortestPathPolicy() if policy_name == "spa" else UniformRandomPolicy()
     tables = policy.routing_tables(params)
     for seed in (0, 1):

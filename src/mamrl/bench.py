@@ -13,6 +13,12 @@ second (successful link sends: the per-link `LK_SENT` counters of the fast core,
 counts in the oracle; the two are checked to agree on the same episode). Each figure is the median
 of `repeats` timed runs after an untimed warm-up, so numba compilation (or loading its cache) is
 never timed. Performance is reported here, never asserted by the tests.
+
+A second table (`run_queue_bench`) compares queue disciplines and routers side by side on one
+workload (att at λ = 0.2): the FIFO kernel with SPA tables, the per-destination kernel with SPA
+tables and with backpressure (classic and shortest-path-biased), and the oracle running each rule.
+Its variants are timed in turn within every repeat, so a load change on a shared machine hits
+them alike.
 """
 
 from __future__ import annotations
@@ -30,12 +36,14 @@ import numpy as np
 
 import mamrl
 from mamrl.agents import make_policy
+from mamrl.agents.backpressure import SP_BACKPRESSURE_BIAS
+from mamrl.agents.shortest_path import hop_distances
 from mamrl.errors import MamrlError
 from mamrl.sim import kernel
-from mamrl.sim.oracle import run_oracle_episode, table_decider
+from mamrl.sim.oracle import Backpressure, run_oracle_episode, table_decider
 from mamrl.sim.params import SimParams
 from mamrl.sim.simulator import Simulator
-from mamrl.sim.traffic import draw_traffic
+from mamrl.sim.traffic import Traffic, draw_policy_uniforms, draw_traffic
 from mamrl.topologies import load_topology
 
 TOPOLOGIES: tuple[str, ...] = ("b4", "geant", "att")
@@ -214,6 +222,133 @@ def bench_one(topology_name: str, load: float, settings: BenchSettings, *, deman
     )
 
 
+QUEUE_BENCH_TOPOLOGY, QUEUE_BENCH_LOAD = "att", 0.2
+"""The workload of the queue-discipline table."""
+
+
+@dataclass(frozen=True)
+class QueueBenchRow:
+    """One variant of the queue-discipline table."""
+
+    variant: str
+    simulator: str
+    """"kernel" or "oracle"."""
+    router_ticks_per_s: float
+    """Median over repeats, on pre-drawn traffic (state allocation not timed)."""
+    packets_per_s: float
+    """Successful link sends per second."""
+    vs_fifo_kernel: float
+    """This variant's router-ticks/s over the FIFO kernel's (SPA tables)."""
+    kernel_over_oracle: float | None
+    """For a kernel row: its router-ticks/s over the oracle's running the same rule (None if not measured)."""
+
+
+def run_queue_bench(settings: BenchSettings, on_row: Callable[[QueueBenchRow], None] | None = None) -> list[QueueBenchRow]:
+    """The queue-discipline table on att at λ = 0.2 (see the module docstring)."""
+    settings.check()
+    topology = load_topology(QUEUE_BENCH_TOPOLOGY)
+    fifo = SimParams(topology, QUEUE_BENCH_LOAD, horizon_ticks=settings.horizon_ticks)
+    per_dest = fifo.replace(queue_discipline="per-destination")
+    n, h, nb, k = topology.num_routers, settings.horizon_ticks, settings.batch_size, settings.oracle_episodes
+    tables = make_policy("spa").routing_tables(fifo)
+    no_uniforms = np.zeros((1, 1, 1), dtype=np.float64)
+    hops = np.ascontiguousarray(hop_distances(topology), dtype=np.int64)
+    nets = {"fifo": kernel.make_net(fifo), "per-destination": kernel.make_net(per_dest)}
+    scratch = kernel.backpressure_scratch(nets["per-destination"])
+
+    # A variant: (name, queue discipline, routing): "spa" tables or a backpressure bias.
+    variants: list[tuple[str, str, str | float]] = [
+        ("fifo + spa tables", "fifo", "spa"),
+        ("per-dest + spa tables", "per-destination", "spa"),
+        ("per-dest + backpressure η=0", "per-destination", 0.0),
+        (f"per-dest + sp-backpressure η={SP_BACKPRESSURE_BIAS:g}", "per-destination", SP_BACKPRESSURE_BIAS),
+    ]
+
+    def run_kernel(discipline: str, routing: str | float, traffic: Traffic, uniforms: np.ndarray) -> tuple[float, int]:
+        """(seconds, packets forwarded) of the compiled driver; the state is allocated untimed."""
+        state = kernel.make_state(nets[discipline], traffic)
+        start = time.perf_counter()
+        if routing == "spa":
+            kernel.run_table_episodes(nets[discipline], state, tables.cumulative, tables.start_ticks, no_uniforms, False)
+        else:
+            kernel.run_backpressure_episodes(nets[discipline], state, hops, float(routing), uniforms, scratch)
+        return time.perf_counter() - start, int(state.link[:, kernel.LK_SENT, :].sum())
+
+    oracle_traffic = draw_traffic(fifo, settings.seed, k)
+    oracle_uniforms = draw_policy_uniforms(settings.seed, k, h, n)
+    decide = table_decider(tables.cumulative, tables.start_ticks, None, topology.degree)
+
+    def run_oracle(discipline: str, routing: str | float) -> tuple[float, int]:
+        """(seconds, packets forwarded) of the oracle on the first `oracle_episodes` episodes."""
+        params = per_dest if discipline == "per-destination" else fifo
+        start = time.perf_counter()
+        sent = 0
+        for b in range(k):
+            c = int(oracle_traffic.count[b])
+            how = {"decide": decide} if routing == "spa" else {"backpressure": Backpressure(float(routing), oracle_uniforms[b])}
+            result = run_oracle_episode(params, oracle_traffic.created_tick[b, :c], oracle_traffic.src[b, :c],
+                                        oracle_traffic.dst[b, :c], oracle_traffic.size[b, :c], **how)
+            sent += sum(p.hops for p in result.packets)
+        return time.perf_counter() - start, sent
+
+    # The oracle runs each routing rule once (per-destination queues with SPA tables serve the same
+    # packets as FIFO queues: the first row's oracle stands for both).
+    oracle_of = {name: (discipline, routing) for name, discipline, routing in variants if name != variants[1][0]}
+    traffic = draw_traffic(fifo, settings.seed, nb)
+    uniforms = draw_policy_uniforms(settings.seed, nb, h, n)
+    forwarded: dict[str, int] = {}
+    for name, discipline, routing in variants:
+        # Warm-up (compilation, or numba's cache), and a cross-check of the kernel against the oracle.
+        forwarded[name] = run_kernel(discipline, routing, traffic, uniforms)[1]
+        if name in oracle_of:
+            _, kernel_sent = run_kernel(discipline, routing, oracle_traffic, oracle_uniforms)
+            if run_oracle(discipline, routing)[1] != kernel_sent:
+                raise AssertionError(f"bench: the oracle and the kernel forwarded different numbers of packets ({name})")
+    times: dict[str, list[float]] = {name: [] for name, *_ in variants}
+    oracle_times: dict[str, list[float]] = {name: [] for name in oracle_of}
+    oracle_sent: dict[str, int] = {}
+    for _ in range(settings.repeats):
+        for name, discipline, routing in variants:
+            times[name].append(run_kernel(discipline, routing, traffic, uniforms)[0])
+            if name in oracle_of:
+                seconds, oracle_sent[name] = run_oracle(discipline, routing)
+                oracle_times[name].append(seconds)
+
+    ticks, oracle_ticks = nb * h * n, k * h * n
+    fifo_rate = ticks / statistics.median(times[variants[0][0]])
+    rows: list[QueueBenchRow] = []
+    for name, _, routing in variants:
+        rate = ticks / statistics.median(times[name])
+        oracle_name = name if name in oracle_of else variants[0][0]
+        oracle_rate = oracle_ticks / statistics.median(oracle_times[oracle_name])
+        rows.append(QueueBenchRow(name, "kernel", rate, forwarded[name] / statistics.median(times[name]),
+                                  rate / fifo_rate, rate / oracle_rate))
+    for name in oracle_of:
+        seconds = statistics.median(oracle_times[name])
+        rows.append(QueueBenchRow(name, "oracle", oracle_ticks / seconds, oracle_sent[name] / seconds,
+                                  oracle_ticks / seconds / fifo_rate, None))
+    if on_row is not None:
+        for row in rows:
+            on_row(row)
+    return rows
+
+
+QUEUE_COLUMNS: tuple[str, ...] = ("variant", "simulator", "router-ticks/s", "pkts/s", "× FIFO kernel", "kernel / oracle")
+QUEUE_CONSOLE_COLUMNS: tuple[str, ...] = ("variant", "", "router-\nticks/s", "pkts/s", "× fifo\nkernel", "kernel/\noracle")
+"""QUEUE_COLUMNS as headers that fit an 80-column terminal."""
+
+
+def queue_row_cells(row: QueueBenchRow) -> list[str]:
+    return [
+        row.variant,
+        row.simulator,
+        human(row.router_ticks_per_s),
+        human(row.packets_per_s),
+        f"{row.vs_fifo_kernel:.3g}",
+        "" if row.kernel_over_oracle is None else f"{row.kernel_over_oracle:.0f}x",
+    ]
+
+
 def run_bench(settings: BenchSettings, on_row: Callable[[BenchRow], None] | None = None) -> list[BenchRow]:
     """Measure every (topology, load) of `settings`, in order."""
     settings.check()
@@ -329,8 +464,9 @@ def describe_settings(settings: BenchSettings) -> str:
     )
 
 
-def markdown_report(rows: list[BenchRow], settings: BenchSettings, command: str, total_seconds: float) -> str:
-    """The BENCHMARKS.md text: table, command, machine and date."""
+def markdown_report(rows: list[BenchRow], settings: BenchSettings, command: str, total_seconds: float,
+                    queue_rows: list[QueueBenchRow] | None = None) -> str:
+    """The BENCHMARKS.md text: table(s), command, machine and date."""
     info = machine_info()
     date = _dt.datetime.now().astimezone().replace(microsecond=0).isoformat()
     lines = [
@@ -358,6 +494,28 @@ def markdown_report(rows: list[BenchRow], settings: BenchSettings, command: str,
         "- For scale: the paper authors' simulator ran 40,000-115,000 router-ticks per second (SPEC §5).",
         f"- Total benchmark wall time: {total_seconds:.1f} s.",
         "",
+    ]
+    if queue_rows:
+        lines += [
+            f"## Queue disciplines and backpressure ({QUEUE_BENCH_TOPOLOGY}, λ = {QUEUE_BENCH_LOAD:g})",
+            "",
+            "| " + " | ".join(QUEUE_COLUMNS) + " |",
+            "|" + "|".join(["---"] * 2 + ["---:"] * (len(QUEUE_COLUMNS) - 2)) + "|",
+        ]
+        lines += ["| " + " | ".join(queue_row_cells(row)) + " |" for row in queue_rows]
+        lines += [
+            "",
+            "- Kernel rows: the compiled whole-episode drivers on pre-drawn traffic (`run_table_episodes`, "
+            "`run_backpressure_episodes`); oracle rows: `run_oracle_episode` with the same rule, on the first "
+            "episodes of the same seed (checked to forward the same packets as the kernel). Variants are timed "
+            "in turn within each repeat. *× FIFO kernel*: router-ticks/s over the first row's. Per-destination "
+            "queues with SPA tables serve the same packets as FIFO queues, so their kernel / oracle ratio is "
+            "against the FIFO oracle.",
+            "- Backpressure's work per router-tick grows with the number of its non-empty destination queues "
+            "times its links: classic backpressure keeps long queues at this load, the biased variant short ones.",
+            "",
+        ]
+    lines += [
         "## Machine",
         "",
     ]
@@ -384,6 +542,13 @@ __all__ = [
     "TOPOLOGIES",
     "BenchRow",
     "BenchSettings",
+    "QUEUE_BENCH_LOAD",
+    "QUEUE_BENCH_TOPOLOGY",
+    "QUEUE_COLUMNS",
+    "QUEUE_CONSOLE_COLUMNS",
+    "QueueBenchRow",
+    "queue_row_cells",
+    "run_queue_bench",
     "bench_one",
     "bench_to_dict",
     "describe_settings",

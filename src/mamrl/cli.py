@@ -200,6 +200,7 @@ def prepare_run(
     buffer_limit: Optional[int],
     demand: Optional[Path],
     batch_size: int,
+    queue_discipline: str = "fifo",
 ) -> RunSetup:
     """Validate the options and build the simulation they describe (raises MamrlError)."""
     from mamrl.agents import make_policy
@@ -232,7 +233,8 @@ def prepare_run(
         if failure.link in seen:
             raise MamrlError(f"--fail names link {topo.link_name(failure.link)!r} more than once")
         seen.add(failure.link)
-    params = SimParams(topo, load_value, horizon_ticks=horizon, failures=failures, buffer_limit=buffer_limit)
+    params = SimParams(topo, load_value, horizon_ticks=horizon, failures=failures, buffer_limit=buffer_limit,
+                       queue_discipline=queue_discipline)
     for failure in failures:
         if failure.tick >= horizon:
             _stderr().print(
@@ -428,6 +430,10 @@ def simulate(
     ),
     buffer_limit: Optional[int] = typer.Option(None, "--buffer-limit", metavar="N", help="Max packets per router queue (drop-tail)."),
     demand: Optional[Path] = typer.Option(None, "--demand", metavar="FILE", help="Demand file replacing the packet-size table."),
+    queues: str = typer.Option(
+        "fifo", "--queues", metavar="fifo|per-destination",
+        help="One FIFO per router, or one per destination (a table policy serves the same packets either way).",
+    ),
     batch_size: int = typer.Option(32, "--batch-size", metavar="B", help="Episodes simulated together."),
     json_out: Optional[Path] = typer.Option(None, "--json", metavar="FILE", help="Write config, per-episode metrics and summary as JSON."),
     csv_out: Optional[Path] = typer.Option(None, "--csv", metavar="FILE", help="Write one CSV row per episode."),
@@ -455,6 +461,7 @@ def simulate(
             buffer_limit=buffer_limit,
             demand=demand,
             batch_size=batch_size,
+            queue_discipline=queues,
         )
         start = time.perf_counter()
         per_episode = run_episodes(setup, seed, episodes, batch_size)
@@ -528,12 +535,14 @@ def bench(
             TextColumn("benchmarking"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
             console=err, transient=True, disable=not err.is_terminal,
         ) as progress:
-            task = progress.add_task("bench", total=total)
+            task = progress.add_task("bench", total=total + 1)
             rows = benchmark.run_bench(settings, on_row=lambda _row: progress.advance(task))
+            queue_rows = benchmark.run_queue_bench(settings)
+            progress.advance(task)
         elapsed = time.perf_counter() - start
 
         if output is not None:
-            runs.write_text(output, benchmark.markdown_report(rows, settings, command, elapsed))
+            runs.write_text(output, benchmark.markdown_report(rows, settings, command, elapsed, queue_rows))
         table = Table(
             title="Simulator speed (SPA, single process, one core)",
             title_justify="left",
@@ -551,6 +560,19 @@ def bench(
             "fast = Simulator.run_tables end to end (traffic drawing included); kernel-only = "
             "kernel.run_table_episodes on pre-drawn traffic; oracle = run_oracle_episode (pure Python)."
         )
+        queue_table = Table(
+            title=f"Queue disciplines and backpressure ({benchmark.QUEUE_BENCH_TOPOLOGY}, λ = {benchmark.QUEUE_BENCH_LOAD:g}, "
+                  "timed side by side)",
+            title_justify="left",
+            box=box.SIMPLE_HEAD,
+            pad_edge=False,
+            collapse_padding=True,
+        )
+        for k, column in enumerate(benchmark.QUEUE_CONSOLE_COLUMNS):
+            queue_table.add_column(column, justify="left" if k < 2 else "right", no_wrap=True)
+        for queue_row in queue_rows:
+            queue_table.add_row(*benchmark.queue_row_cells(queue_row))
+        console.print(queue_table)
         if output is not None:
             err.print(f"wrote {output}")
 

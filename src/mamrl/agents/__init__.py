@@ -4,6 +4,8 @@ Every algorithm is a `RoutingAgent` (train / evaluate / save / load). Table-driv
 (`spa`, `ecmp`, `max-throughput`, `min-delay`, `random`) also expose `routing_tables(params)`, which
 the simulator runs in compiled code. `max-throughput` and `min-delay` are oracles: they know the
 traffic matrix, and exist only below the capacity limit λ* (`mamrl.sim.capacity`).
+`backpressure` and `sp-backpressure` (shortest-path-biased) route by neighbours' per-destination
+queue lengths in their own compiled driver.
 """
 
 from __future__ import annotations
@@ -51,9 +53,14 @@ STATIC_POLICY_NAMES = ("spa", "ecmp", "max-throughput", "min-delay")
 """Table policies that can re-converge after a failure (`reconvergence_delay_ticks`)."""
 BELOW_CAPACITY_ONLY = ("max-throughput", "min-delay")
 """Oracles computed for a load below the capacity limit λ*; at or above it they do not exist."""
-ALGORITHM_NAMES = ("spa", "ecmp", "max-throughput", "min-delay", "random", "q-routing", "pg", "mamrl", "maml")
+ALGORITHM_NAMES = (
+    "spa", "ecmp", "max-throughput", "min-delay", "random", "backpressure", "sp-backpressure", "q-routing", "pg", "mamrl",
+    "maml",
+)
 ALIASES = {
     "shortest-path": "spa",
+    "bp": "backpressure",
+    "sp-bp": "sp-backpressure",
     "q": "q-routing",
     "qrouting": "q-routing",
     "policy-gradient": "pg",
@@ -79,6 +86,10 @@ def make_policy(name: str, *, reconvergence_delay_ticks: int | None = None) -> T
 
 
 def _config_class(key: str):
+    if key in ("backpressure", "sp-backpressure"):
+        from mamrl.agents.backpressure import BackpressureConfig
+
+        return BackpressureConfig
     if key == "mamrl":  # imports torch: only when asked for
         from mamrl.agents.deep_consensus import DeepConsensusConfig
 
@@ -161,7 +172,15 @@ def make_agent(name: str, config: dict[str, Any] | None = None) -> RoutingAgent:
         if values:
             raise MamrlError(f"algorithm 'random' takes no configuration, got {sorted(values)}")
         return TableAgent(UniformRandomPolicy())
+    if key == "sp-backpressure":
+        from mamrl.agents.backpressure import SP_BACKPRESSURE_BIAS
+
+        values.setdefault("bias_packets_per_hop", SP_BACKPRESSURE_BIAS)
     cfg = build_config(_config_class(key), values, key)
+    if key in ("backpressure", "sp-backpressure"):
+        from mamrl.agents.backpressure import Backpressure
+
+        return Backpressure(cfg, name=key)
     if key in STATIC_POLICY_NAMES:
         return TableAgent(cfg)
     if key == "mamrl":

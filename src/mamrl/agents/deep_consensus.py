@@ -56,7 +56,7 @@ from mamrl.consensus import DynamicConsensus
 from mamrl.errors import MamrlError
 from mamrl.sim import kernel
 from mamrl.sim.metrics import metrics_for
-from mamrl.sim.params import SimParams
+from mamrl.sim.params import SimParams, require_fifo
 from mamrl.sim.simulator import Simulator, in_flight_by_sender, undelivered_by_router
 from mamrl.sim.traffic import draw_policy_uniforms
 
@@ -146,6 +146,7 @@ def rollout(
     """Run episodes with every router sampling from its policy (inverse CDF on the episode's
     policy stream, so a seed fixes the decisions given the weights). `reward`, `loss_penalty` and
     `loss_honest` as in `DeepConsensusConfig`."""
+    require_fifo(params, "mamrl (deep consensus) rollouts")
     sim = sim or Simulator(params)
     topo = params.topology
     n, k, horizon = topo.num_routers, topo.max_degree, params.horizon_ticks

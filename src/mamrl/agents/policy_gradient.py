@@ -49,7 +49,7 @@ from mamrl.sim import kernel
 from mamrl.sim.evaluate import evaluate_tables
 from mamrl.sim.kernel import EP_FINISHED, EP_NEXT_NEW, FATE_LOST, FATE_PENDING, PK_DST, PK_END_TICK, PK_FATE, RT_HEAD
 from mamrl.sim.metrics import metrics_for
-from mamrl.sim.params import SimParams
+from mamrl.sim.params import SimParams, require_fifo
 from mamrl.sim.simulator import RoutingTables
 from mamrl.sim.traffic import draw_policy_uniforms, draw_traffic
 
@@ -205,6 +205,7 @@ class PolicyGradient(RoutingAgent):
         return softmax_tables(self.theta, params.topology.degree)
 
     def train(self, params, seed, num_episodes, *, on_progress: Progress | None = None):
+        require_fifo(params, "pg training")  # its compiled loop serves RT_HEAD (evaluation runs tables: any discipline)
         self._arrays_for(params)
         net = kernel.make_net(params)
 

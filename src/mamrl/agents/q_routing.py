@@ -34,7 +34,7 @@ from mamrl.errors import MamrlError
 from mamrl.sim import kernel
 from mamrl.sim.kernel import FATE_LOST, PK_DST, PK_ENQUEUED_TICK, PK_FATE, RT_HEAD
 from mamrl.sim.metrics import metrics_for
-from mamrl.sim.params import SimParams
+from mamrl.sim.params import SimParams, require_fifo
 from mamrl.sim.traffic import draw_policy_uniforms, draw_traffic
 
 
@@ -138,6 +138,7 @@ class QRouting(RoutingAgent):
         return self.q_table
 
     def _run(self, params: SimParams, seed: int, count: int, first: int, learn: bool) -> dict[str, np.ndarray]:
+        require_fifo(params, "q-routing")  # its compiled loop serves RT_HEAD
         q_table = self._table_for(params)
         net = kernel.make_net(params)
         traffic = draw_traffic(params, seed, count, first)

@@ -50,7 +50,7 @@ from pettingzoo import ParallelEnv
 
 from mamrl.errors import MamrlError, SimulationError
 from mamrl.sim.kernel import HISTORY_LEN, State
-from mamrl.sim.params import LinkFailure, SimParams
+from mamrl.sim.params import LinkFailure, SimParams, require_fifo
 from mamrl.sim.simulator import Observation, Simulator, StepEvents, undelivered_by_router
 from mamrl.topologies import Topology, load_topology
 
@@ -74,6 +74,7 @@ _SEED_HIGH = 2**63 - 1
 def _check_params(params: Any) -> SimParams:
     if not isinstance(params, SimParams):
         raise MamrlError(f"expected SimParams, got {type(params).__name__} (use make_params or parallel_env)")
+    require_fifo(params, "the RL environments")
     return params
 
 

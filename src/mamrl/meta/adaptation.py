@@ -30,7 +30,7 @@ from mamrl.agents.deep_consensus import DeepConsensus, DeepConsensusConfig, roll
 from mamrl.agents.networks import init_params, input_dim, slot_mask
 from mamrl.agents.trpo import Params, axpy, policy_gradient, trpo_update
 from mamrl.errors import MamrlError
-from mamrl.sim.params import SimParams
+from mamrl.sim.params import SimParams, require_fifo
 from mamrl.topologies.core import Topology
 
 UPDATES = ("pg", "trpo")
@@ -106,6 +106,7 @@ class DeepOnlineController:
     def run_episodes(self, params: SimParams, seed: int, first_episode: int, num_episodes: int) -> dict[str, np.ndarray]:
         """Roll out the block with the current policies, then reset (if a new failure was
         detected and this controller resets) or take one adaptation step."""
+        require_fifo(params, f"{self.name} online adaptation")
         cfg = self.learner.cfg
         data = rollout(self.params, self.valid, params, seed, num_episodes, first_episode, reward=cfg.reward,
                        mask_down_links=cfg.mask_down_links, loss_penalty=cfg.loss_penalty, loss_honest=cfg.loss_honest)

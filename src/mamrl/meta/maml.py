@@ -74,7 +74,7 @@ from mamrl.agents.trpo import (
 )
 from mamrl.errors import MamrlError
 from mamrl.meta.tasks import WEIGHTINGS, FailureTask, TaskDistribution
-from mamrl.sim.params import SimParams
+from mamrl.sim.params import SimParams, require_fifo
 from mamrl.sim.simulator import Simulator
 
 if TYPE_CHECKING:
@@ -480,6 +480,7 @@ class MetaLearner(RoutingAgent):
                        ) -> tuple[MetaLog, dict[str, np.ndarray]]:
         """One meta-update on `tasks` (default: the iteration's sampled tasks); returns its log
         entry and the post-adaptation episodes' metrics."""
+        require_fifo(params, "maml")  # before any task is sent to a worker
         learner, cfg = self.learner, self.cfg
         learner._ensure(params, seed)
         if tasks is None:

@@ -1,12 +1,13 @@
 """The packet-level simulator: parameters, traffic, the compiled core, metrics and the oracle."""
 
-from mamrl.sim.params import LinkFailure, SimParams
+from mamrl.sim.params import QUEUE_DISCIPLINES, LinkFailure, SimParams, require_fifo
 from mamrl.sim.simulator import BatchResult, Observation, RoutingTables, Simulator, StepEvents
 from mamrl.sim.traffic import Traffic, draw_policy_uniforms, draw_traffic
 
 __all__ = [
     "BatchResult",
     "LinkFailure",
+    "QUEUE_DISCIPLINES",
     "Observation",
     "RoutingTables",
     "SimParams",
@@ -15,4 +16,5 @@ __all__ = [
     "Traffic",
     "draw_policy_uniforms",
     "draw_traffic",
+    "require_fifo",
 ]

@@ -27,6 +27,15 @@ Tick order (identical in `oracle.py`; docs/model.md explains it):
                      chosen neighbour if the link's available capacity >= its size (reserving
                      it until arrival at t + latency), else the packet is lost at i;
   end_tick(t)     5. per-tick accounting (counts, link utilisation).
+
+Queues: with `SimParams.queue_discipline = "per-destination"` every router keeps one FIFO per
+destination instead of one FIFO; the state's `router` array then has extra columns (see "Per
+destination" below) and `_enqueue` tells the mode from the array's width, so the per-tick helpers
+keep their signatures. A table policy serves the destination queue whose head was enqueued first
+(`run_table_episodes`), which is exactly the packet the FIFO would serve; `run_backpressure_episodes`
+chooses a (destination, link) pair by backpressure weights instead. `forward_one`, `step_batch`,
+`observe_batch` and the learners' loops read `RT_HEAD` and are for FIFO queues only
+(`params.require_fifo`).
 """
 
 from __future__ import annotations
@@ -35,7 +44,9 @@ from typing import NamedTuple
 
 import numba
 import numpy as np
+from numba.cpython.unsafe.numbers import trailing_zeros
 
+from mamrl.errors import SimulationError
 from mamrl.sim.params import SimParams
 from mamrl.sim.traffic import Traffic
 
@@ -61,6 +72,7 @@ class Net(NamedTuple):
     buffer_limit: int  # 0 = unbounded
     horizon: int
     wheel_mask: int  # arrival buckets - 1; buckets = a power of two > max latency (t & mask, no division)
+    per_destination: bool  # queue_discipline "per-destination": make_state adds the per-destination columns
 
 
 # Field indices of the packed state arrays.
@@ -75,7 +87,8 @@ PK_ENQUEUED_TICK = 9  # tick it entered its current queue
 PK_HOPS = 10  # links taken so far
 PK_END_TICK = 11  # tick delivered or lost, -1 = still in the network (or not yet created)
 PK_FATE = 12  # FATE_*
-PK_FIELDS = 13
+PK_SEQ = 13  # per-destination queues only: the router's enqueue sequence number (which queue a table policy serves)
+PK_FIELDS = 14
 # Packet sizes live in the int32 packet array; PacketSizeTable keeps them below 2**31 - 1.
 # per router, int64 [B, N, RT_FIELDS]
 RT_HEAD, RT_TAIL, RT_QLEN = 0, 1, 2  # the FIFO queue
@@ -85,6 +98,16 @@ RT_ACTIONS = 8  # number of actions taken so far; the last HISTORY_LEN are kept 
 RT_RING_POS = 9  # where the ring's next action goes (0..HISTORY_LEN-1)
 RT_HISTORY = 10  # RT_HISTORY + k: ring position k
 RT_FIELDS = RT_HISTORY + HISTORY_LEN
+# Per destination: with per-destination queues, router is int64 [B, N, RT_FIELDS + 3N + DX_MASK + W]
+# (`router_width`). RT_HEAD and RT_TAIL stay -1; RT_QLEN is still the router's total queue length.
+# Queue (i, d) is the linked list whose head, tail and length are at columns RT_FIELDS + DQ_* * N + d
+# (one block of N columns per field, so that a router's lengths, which backpressure scans, are contiguous);
+DQ_HEAD, DQ_TAIL, DQ_LEN = 0, 1, 2
+DQ_FIELDS = 3
+# followed, from column RT_FIELDS + DQ_FIELDS * N (`_dx`), by:
+DX_NEXT_SEQ = 0  # sequence number the router gives the next packet it enqueues
+DX_SERVED_TICK, DX_SERVED_DST = 1, 2  # last tick the router forwarded a packet, and its destination
+DX_MASK = 3  # DX_MASK + w, w < W = ceil(N / 64): bit (d & 63) of word d >> 6 set <=> queue (i, d) non-empty
 # per link, int64 [B, LK_FIELDS, E] (field-major: the per-tick utilisation sum vectorises)
 LK_AVAIL = 0  # capacity not reserved by packets in flight (0 when down)
 LK_UP = 1  # 1 = up, 0 = failed
@@ -142,6 +165,23 @@ class State(NamedTuple):
     def link_up(self) -> np.ndarray:
         return self.link[:, LK_UP, :] != 0
 
+    @property
+    def per_destination(self) -> bool:
+        return self.router.shape[2] > RT_FIELDS
+
+    @property
+    def destination_q_len(self) -> np.ndarray:
+        """int64 [B, N, N]: packets queued at router i for destination d (per-destination queues only)."""
+        n = self.router.shape[1]
+        return self.router[:, :, RT_FIELDS + DQ_LEN * n : RT_FIELDS + (DQ_LEN + 1) * n]
+
+
+def router_width(num_routers: int, per_destination: bool) -> int:
+    """Columns of the per-router state array (see "Per destination" above)."""
+    if not per_destination:
+        return RT_FIELDS
+    return RT_FIELDS + DQ_FIELDS * num_routers + DX_MASK + (num_routers + 63) // 64
+
 
 def make_net(params: SimParams) -> Net:
     topo = params.topology
@@ -158,6 +198,7 @@ def make_net(params: SimParams) -> Net:
         buffer_limit=int(params.buffer_limit or 0),
         horizon=int(params.horizon_ticks),
         wheel_mask=(1 << int(topo.latencies.max()).bit_length()) - 1,
+        per_destination=params.queue_discipline == "per-destination",
     )
 
 
@@ -172,9 +213,18 @@ def make_state(net: Net, traffic: Traffic) -> State:
     pk[:, :, PK_SIZE] = traffic.size
     pk[:, :, PK_HOPS] = 0
     pk[:, :, PK_FATE] = FATE_PENDING
-    router = np.zeros((nb, n, RT_FIELDS), dtype=np.int64)
+    router = np.zeros((nb, n, router_width(n, net.per_destination)), dtype=np.int64)
     router[:, :, RT_HEAD] = -1
     router[:, :, RT_TAIL] = -1
+    if net.per_destination:
+        # Sequence numbers are int32 in `pk`: a router enqueues at most every packet once plus
+        # one arrival per sending router and tick.
+        if np_ + h * n >= 2**31:
+            raise SimulationError(
+                f"per-destination queues: {np_} packets over {h} ticks on {n} routers overflow the packets' sequence numbers"
+            )
+        router[:, :, RT_FIELDS + DQ_HEAD * n : RT_FIELDS + (DQ_TAIL + 1) * n] = -1  # heads and tails
+        router[:, :, RT_FIELDS + DQ_FIELDS * n + DX_SERVED_TICK] = -1
     link = np.zeros((nb, LK_FIELDS, e), dtype=np.int64)
     link[:, LK_AVAIL, :] = net.capacity[None, :]
     link[:, LK_UP, :] = 1
@@ -211,19 +261,50 @@ def _lose(pk, router, episode, finished, b, p, r, t):
 
 
 @numba.njit(cache=True, inline="always")
+def _dx(router):
+    """First column after the per-destination queues (DX_* fields)."""
+    return RT_FIELDS + DQ_FIELDS * router.shape[1]
+
+
+@numba.njit(cache=True, inline="always")
+def _enqueue_destination(pk, router, b, p, r):
+    """Append packet p to router r's queue for its destination and give it r's next sequence number."""
+    d = pk[b, p, PK_DST]
+    n = router.shape[1]
+    q = RT_FIELDS + d
+    x = _dx(router)
+    seq = router[b, r, x + DX_NEXT_SEQ]
+    pk[b, p, PK_SEQ] = seq
+    router[b, r, x + DX_NEXT_SEQ] = seq + 1
+    tail = router[b, r, q + DQ_TAIL * n]
+    if tail < 0:
+        router[b, r, q + DQ_HEAD * n] = p
+        router[b, r, x + DX_MASK + (d >> 6)] |= np.int64(1) << (d & 63)
+    else:
+        pk[b, tail, PK_NEXT] = p
+    router[b, r, q + DQ_TAIL * n] = p
+    router[b, r, q + DQ_LEN * n] += 1
+
+
+@numba.njit(cache=True, inline="always")
 def _enqueue(buffer_limit, pk, router, episode, finished, b, p, r, t):
-    """Append packet p to router r's queue, or drop it (loss at r) if the buffer is full."""
+    """Append packet p to router r's queue, or drop it (loss at r) if the buffer is full.
+
+    The buffer limit caps the router's total, whatever the queue discipline."""
     if buffer_limit > 0 and router[b, r, RT_QLEN] >= buffer_limit:
         _lose(pk, router, episode, finished, b, p, r, t)
         return
     pk[b, p, PK_NEXT] = -1
     pk[b, p, PK_ENQUEUED_TICK] = t
-    tail = router[b, r, RT_TAIL]
-    if tail < 0:
-        router[b, r, RT_HEAD] = p
+    if router.shape[2] > RT_FIELDS:  # per-destination queues (see "Per destination")
+        _enqueue_destination(pk, router, b, p, r)
     else:
-        pk[b, tail, PK_NEXT] = p
-    router[b, r, RT_TAIL] = p
+        tail = router[b, r, RT_TAIL]
+        if tail < 0:
+            router[b, r, RT_HEAD] = p
+        else:
+            pk[b, tail, PK_NEXT] = p
+        router[b, r, RT_TAIL] = p
     router[b, r, RT_QLEN] += 1
     episode[b, EP_QUEUED] += 1
 
@@ -292,21 +373,9 @@ def begin_tick_one(fail_link, fail_tick, buffer_limit, pk, router, link, wheel, 
 
 
 @numba.njit(cache=True, inline="always")
-def forward_one(neighbors, link_of_slot, latency, pk, router, link, wheel, episode, finished, b, t, i, slot):
-    """Step 4 for router i of episode b: send its queue head via action slot `slot`.
-
-    Returns the packet id (or -1 if the queue was empty); the packet's fate is LOST if the link
-    could not take it. The action is recorded in the router's history either way.
-    """
-    p = router[b, i, RT_HEAD]
-    if p < 0:
-        return -1
-    nxt = pk[b, p, PK_NEXT]
-    router[b, i, RT_HEAD] = nxt
-    if nxt < 0:
-        router[b, i, RT_TAIL] = -1
-    router[b, i, RT_QLEN] -= 1
-    episode[b, EP_QUEUED] -= 1
+def _transmit(neighbors, link_of_slot, latency, pk, router, link, wheel, episode, finished, b, t, i, slot, p):
+    """Send packet p (already taken out of router i's queue) via action slot `slot`: record the
+    action, then reserve the link's capacity until arrival, or lose p at i if it does not fit."""
     pos = router[b, i, RT_RING_POS]
     router[b, i, RT_HISTORY + pos] = slot
     router[b, i, RT_RING_POS] = 0 if pos == HISTORY_LEN - 1 else pos + 1
@@ -332,7 +401,65 @@ def forward_one(neighbors, link_of_slot, latency, pk, router, link, wheel, episo
         wheel[b, w, 1] = p
     else:
         _lose(pk, router, episode, finished, b, p, i, t)
+
+
+@numba.njit(cache=True, inline="always")
+def forward_one(neighbors, link_of_slot, latency, pk, router, link, wheel, episode, finished, b, t, i, slot):
+    """Step 4 for router i of episode b: send its queue head via action slot `slot` (FIFO queues).
+
+    Returns the packet id (or -1 if the queue was empty); the packet's fate is LOST if the link
+    could not take it. The action is recorded in the router's history either way.
+    """
+    p = router[b, i, RT_HEAD]
+    if p < 0:
+        return -1
+    nxt = pk[b, p, PK_NEXT]
+    router[b, i, RT_HEAD] = nxt
+    if nxt < 0:
+        router[b, i, RT_TAIL] = -1
+    router[b, i, RT_QLEN] -= 1
+    episode[b, EP_QUEUED] -= 1
+    _transmit(neighbors, link_of_slot, latency, pk, router, link, wheel, episode, finished, b, t, i, slot, p)
     return p
+
+
+@numba.njit(cache=True, inline="always")
+def forward_destination_one(neighbors, link_of_slot, latency, pk, router, link, wheel, episode, finished, b, t, i, d, slot):
+    """Step 4 with per-destination queues: send the head of router i's (non-empty) queue for
+    destination d via action slot `slot`, as `forward_one` does. Returns the packet id."""
+    n = router.shape[1]
+    q = RT_FIELDS + d
+    x = _dx(router)
+    p = router[b, i, q + DQ_HEAD * n]
+    nxt = pk[b, p, PK_NEXT]
+    router[b, i, q + DQ_HEAD * n] = nxt
+    if nxt < 0:
+        router[b, i, q + DQ_TAIL * n] = -1
+        router[b, i, x + DX_MASK + (d >> 6)] &= ~(np.int64(1) << (d & 63))
+    router[b, i, q + DQ_LEN * n] -= 1
+    router[b, i, RT_QLEN] -= 1
+    episode[b, EP_QUEUED] -= 1
+    router[b, i, x + DX_SERVED_TICK] = t
+    router[b, i, x + DX_SERVED_DST] = d
+    _transmit(neighbors, link_of_slot, latency, pk, router, link, wheel, episode, finished, b, t, i, slot, p)
+    return p
+
+
+@numba.njit(cache=True, inline="always")
+def earliest_destination(pk, router, b, i):
+    """The destination whose queue head was enqueued at router i first (smallest sequence
+    number), -1 if every queue is empty: the packet a single FIFO would serve now."""
+    x = _dx(router)
+    best, best_seq = -1, 0
+    for w in range((router.shape[1] + 63) >> 6):
+        m = router[b, i, x + DX_MASK + w]
+        while m != 0:
+            d = (w << 6) + trailing_zeros(m)
+            m &= m - 1
+            seq = pk[b, router[b, i, RT_FIELDS + DQ_HEAD * router.shape[1] + d], PK_SEQ]
+            if best < 0 or seq < best_seq:
+                best, best_seq = d, seq
+    return best
 
 
 @numba.njit(cache=True, inline="always")
@@ -420,12 +547,16 @@ def run_table_episodes(net, st, tables, table_start, uniforms, stochastic):
     shortest-path re-convergence after a failure is expressed. With `stochastic`, router i at tick
     t picks the first slot k with uniforms[b, t, i] < tables[r, i, d, k]; otherwise the first slot
     whose cumulative probability is positive (deterministic tables are one-hot).
+
+    With per-destination queues the router serves the queue whose head it enqueued first
+    (`earliest_destination`): the packet its FIFO would serve, so both disciplines give the same run.
     """
     neighbors, link_of_slot, latency, capacity, degree = net.neighbors, net.link_of_slot, net.latency, net.capacity, net.degree
     fail_link, fail_tick, buffer_limit = net.fail_link, net.fail_tick, net.buffer_limit
     pk, router, link, wheel = st.pk, st.router, st.link, st.wheel
     episode, series, finished = st.episode, st.series, st.finished
     nb, n = router.shape[0], router.shape[1]
+    per_destination = router.shape[2] > RT_FIELDS
     for b in range(nb):
         r = 0
         for t in range(net.horizon):
@@ -433,10 +564,15 @@ def run_table_episodes(net, st, tables, table_start, uniforms, stochastic):
             while r + 1 < table_start.shape[0] and table_start[r + 1] <= t:
                 r += 1
             for i in range(n):
-                p = router[b, i, RT_HEAD]
-                if p < 0:
-                    continue
-                d = pk[b, p, PK_DST]
+                if per_destination:
+                    if router[b, i, RT_QLEN] == 0:
+                        continue
+                    d = earliest_destination(pk, router, b, i)
+                else:
+                    p = router[b, i, RT_HEAD]
+                    if p < 0:
+                        continue
+                    d = pk[b, p, PK_DST]
                 slot = 0
                 deg = degree[i]
                 if stochastic:
@@ -446,6 +582,109 @@ def run_table_episodes(net, st, tables, table_start, uniforms, stochastic):
                 else:
                     while slot < deg - 1 and tables[r, i, d, slot] <= 0.0:
                         slot += 1
-                forward_one(neighbors, link_of_slot, latency, pk, router, link, wheel, episode, finished, b, t, i, slot)
+                if per_destination:
+                    forward_destination_one(neighbors, link_of_slot, latency, pk, router, link, wheel, episode, finished, b, t, i, d, slot)
+                else:
+                    forward_one(neighbors, link_of_slot, latency, pk, router, link, wheel, episode, finished, b, t, i, slot)
+            end_tick_one(capacity, link, episode, series, b, t)
+    st.tick[0] = net.horizon
+
+
+# --------------------------------------------------------------------------- backpressure
+@numba.njit(cache=True, inline="always")
+def _backpressure_weight(router, hops, bias, lens, b, i, j, d, own, served_j):
+    """(Q_i^d + bias H_i^d) - (Q_j^d + bias H_j^d), with queue lengths as at the start of the
+    forwarding phase: own = Q_i^d (router i has not forwarded yet this tick), `served_j` = the
+    destination of the packet neighbour j forwarded this tick (-1 if none yet), `lens` = first
+    column of the DQ_LEN block.
+
+    Reading j's length live gives its start-of-phase value but for one packet: no packet joins a
+    queue during forwarding (a packet sent at t arrives at t + latency >= t + 1), but j < i may
+    already have sent the head of (j, d) this tick, which is added back. Q_d^d = 0 (the
+    destination absorbs its packets) needs no case of its own: router d never queues a packet for
+    itself, nor serves one (served_j != d). Neighbours' hop distances differ by at most one, so the
+    bias term is exactly -bias, 0 or +bias, and the weight is the same float the oracle computes."""
+    other = router[b, j, lens + d] + (1 if d == served_j else 0)
+    if bias == 0.0:  # classic backpressure: the hop term is +-0.0, skipping it gives the same float
+        return float(own - other)
+    return float(own - other) + bias * float(hops[i, d] - hops[j, d])
+
+
+def backpressure_scratch(net: Net) -> np.ndarray:
+    """Work space of `run_backpressure_episodes` (the drivers do not allocate): int64 [5, N * K]."""
+    n, k = net.neighbors.shape
+    return np.empty((5, n * k), dtype=np.int64)
+
+
+@hot_loop
+def run_backpressure_episodes(net, st, hops, bias, uniforms, scratch):
+    """Run whole episodes with (shortest-path-biased) backpressure routing; per-destination queues.
+
+    At tick t, routers i = 0..N-1 in id order weigh every pair (d, k) of a non-empty queue (i, d)
+    and a slot k whose link's available capacity is at least the size of that queue's head:
+    w = (Q_i^d + bias H_i^d) - (Q_j^d + bias H_j^d), j = neighbors[i, k], H = hops [N, N] (hop
+    distances on the intact topology), Q = per-destination queue lengths at the start of the
+    forwarding phase. The router sends the head of (i, d*) through k* maximising w if w > 0, else
+    stays idle; m tied maxima are resolved by the router's uniform u = uniforms[b, t, i]: the
+    floor(u m)-th of them in (d, k) order. Weights count packets, not capacity units: a router
+    forwards one packet per tick whatever its size, so packets are what its service moves; size
+    only decides which links can take a queue's head. A chosen packet always fits, so
+    backpressure never loses a packet on sending.
+
+    `scratch` = `backpressure_scratch(net)`: rows 0-2 hold, per slot, the neighbour, the link's
+    available capacity and what the neighbour served this tick; rows 3-4 the tied pairs (d, k).
+    """
+    neighbors, link_of_slot, latency, capacity, degree = net.neighbors, net.link_of_slot, net.latency, net.capacity, net.degree
+    fail_link, fail_tick, buffer_limit = net.fail_link, net.fail_tick, net.buffer_limit
+    pk, router, link, wheel = st.pk, st.router, st.link, st.wheel
+    episode, series, finished = st.episode, st.series, st.finished
+    nb, n = router.shape[0], router.shape[1]
+    heads, lens = RT_FIELDS + DQ_HEAD * n, RT_FIELDS + DQ_LEN * n
+    x = RT_FIELDS + DQ_FIELDS * n
+    words = (n + 63) >> 6
+    for b in range(nb):
+        for t in range(net.horizon):
+            begin_tick_one(fail_link, fail_tick, buffer_limit, pk, router, link, wheel, episode, finished, b, t)
+            for i in range(n):
+                if router[b, i, RT_QLEN] == 0:
+                    continue
+                deg = degree[i]
+                for k in range(deg):
+                    j = neighbors[i, k]
+                    scratch[0, k] = j
+                    scratch[1, k] = link[b, LK_AVAIL, link_of_slot[i, k]]
+                    scratch[2, k] = router[b, j, x + DX_SERVED_DST] if router[b, j, x + DX_SERVED_TICK] == t else -1
+                # Every pair in (d, k) order (the mask walks d upwards): the largest positive
+                # weight and the pairs that reach it.
+                best, ties = 0.0, 0
+                for w in range(words):
+                    m = router[b, i, x + DX_MASK + w]
+                    while m != 0:
+                        d = (w << 6) + trailing_zeros(m)
+                        m &= m - 1
+                        own = router[b, i, lens + d]
+                        if float(own) + bias < best:
+                            # No pair of d can reach the best: its weights are at most
+                            # own + bias (Q_j >= 0, H_i - H_j <= 1), and rounding is monotonic.
+                            continue
+                        size = pk[b, router[b, i, heads + d], PK_SIZE]
+                        for k in range(deg):
+                            if scratch[1, k] < size:
+                                continue  # the head does not fit (a failed link has 0)
+                            weight = _backpressure_weight(router, hops, bias, lens, b, i, scratch[0, k], d, own, scratch[2, k])
+                            # Without branches (the outcomes are unpredictable; 35% faster): a new
+                            # best restarts the list, the pair is written at its end and kept
+                            # only if it reaches a positive best.
+                            above = weight > best
+                            best = weight if above else best
+                            ties = 0 if above else ties
+                            scratch[3, ties] = d
+                            scratch[4, ties] = k
+                            ties += 1 if (weight == best and best > 0.0) else 0
+                if ties == 0:
+                    continue  # no pair with a positive weight: idle this tick
+                pick = min(int(uniforms[b, t, i] * ties), ties - 1) if ties > 1 else 0
+                forward_destination_one(neighbors, link_of_slot, latency, pk, router, link, wheel, episode, finished,
+                                        b, t, i, scratch[3, pick], scratch[4, pick])
             end_tick_one(capacity, link, episode, series, b, t)
     st.tick[0] = net.horizon

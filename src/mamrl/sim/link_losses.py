@@ -31,7 +31,7 @@ import numpy as np
 
 from mamrl.errors import SimulationError
 from mamrl.sim import kernel
-from mamrl.sim.params import SimParams
+from mamrl.sim.params import SimParams, require_fifo
 from mamrl.sim.simulator import BatchResult, RoutingTables, Simulator, _check_batch
 from mamrl.sim.traffic import draw_policy_uniforms, draw_traffic
 
@@ -53,6 +53,7 @@ def run_tables_with_link_losses(
       `dropped_per_router`       [B, N]: rule 3, buffer overflows at the router.
     `lost_per_link.sum(1) + dropped_per_router.sum(1)` equals the episodes' `lost`.
     """
+    require_fifo(params, "per-link loss accounting")  # it replays the step-wise API
     _check_batch(num_episodes)
     sim = Simulator(params)
     topo = params.topology

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from scipy import stats
 
+from mamrl.sim import kernel
 from mamrl.sim.kernel import (
     EP_COUNT,
     EP_DELIVERED,
@@ -209,7 +210,8 @@ def summarise(per_episode: dict[str, np.ndarray]) -> dict[str, Estimate]:
 
 def check_conservation(state: State) -> None:
     """Raise AssertionError unless generated = delivered + lost + queued + in flight, at every
-    recorded tick and now, and the per-packet fates and linked lists agree with the counters."""
+    recorded tick and now, and the per-packet fates agree with the counters; with per-destination
+    queues, also that every queue's linked list, length and non-empty bit agree."""
     sr = state.series
     lhs = sr[:, :, SR_GENERATED]
     rhs = sr[:, :, SR_DELIVERED] + sr[:, :, SR_LOST] + sr[:, :, SR_QUEUED] + sr[:, :, SR_IN_FLIGHT]
@@ -227,3 +229,28 @@ def check_conservation(state: State) -> None:
         fate = state.pk[b, : ep[b, EP_NEXT_NEW], PK_FATE]
         if (fate == FATE_DELIVERED).sum() != ep[b, EP_DELIVERED] or (fate == FATE_LOST).sum() != ep[b, EP_LOST]:
             raise AssertionError(f"per-packet fates disagree with counters in episode {b}")
+    if state.per_destination:
+        _check_destination_queues(state)
+
+
+def _check_destination_queues(state: State) -> None:
+    """Walk every per-destination queue: its packets are pending and bound for it, and its
+    length, tail and bit in the non-empty mask match the list."""
+    nb, n = state.router.shape[0], state.router.shape[1]
+    if not np.array_equal(state.destination_q_len.sum(axis=2), state.q_len):
+        raise AssertionError("per-destination queue lengths do not add up to the routers' queue lengths")
+    x = kernel.RT_FIELDS + kernel.DQ_FIELDS * n
+    for b in range(nb):
+        for i in range(n):
+            row = state.router[b, i]
+            for d in range(n):
+                head = row[kernel.RT_FIELDS + kernel.DQ_HEAD * n + d]
+                p, last, count = head, -1, 0
+                while p >= 0:
+                    if state.pk[b, p, kernel.PK_DST] != d or state.pk[b, p, PK_FATE] != FATE_PENDING:
+                        raise AssertionError(f"packet {p} in queue ({i}, {d}) of episode {b} does not belong there")
+                    last, count = p, count + 1
+                    p = state.pk[b, p, kernel.PK_NEXT]
+                marked = (int(row[x + kernel.DX_MASK + (d >> 6)]) >> (d & 63)) & 1
+                if count != row[kernel.RT_FIELDS + kernel.DQ_LEN * n + d] or last != row[kernel.RT_FIELDS + kernel.DQ_TAIL * n + d] or marked != (count > 0):
+                    raise AssertionError(f"queue ({i}, {d}) of episode {b}: list, length, tail and mask disagree")

@@ -14,6 +14,9 @@ import numpy as np
 from mamrl.errors import SimulationError
 from mamrl.topologies.core import Topology
 
+QUEUE_DISCIPLINES: tuple[str, ...] = ("fifo", "per-destination")
+"""Valid `SimParams.queue_discipline` values (docs/model.md, "Queues")."""
+
 
 @dataclass(frozen=True)
 class LinkFailure:
@@ -57,6 +60,12 @@ class SimParams:
     """Optional [N, N] relative traffic from s to d (diagonal ignored). None = every router creates
     Poisson(load) packets with uniform destinations. Given, the network-wide rate stays
     load * N and is shared in proportion to the weights."""
+    queue_discipline: str = "fifo"
+    """How a router queues packets: "fifo" (one FIFO per router, the paper's model) or
+    "per-destination" (one FIFO per (router, destination), which backpressure needs; a table
+    policy then serves the queue whose head entered the router first, i.e. the same packet as
+    "fifo"). Either way a router forwards at most one packet per tick and `buffer_limit` caps
+    its total queued packets."""
 
     def __post_init__(self) -> None:
         load = self.load_per_router
@@ -71,6 +80,10 @@ class SimParams:
             not isinstance(self.buffer_limit, (int, np.integer)) or self.buffer_limit < 1
         ):
             raise SimulationError(f"buffer_limit must be an integer >= 1 or None, got {self.buffer_limit!r}")
+        if not isinstance(self.queue_discipline, str) or self.queue_discipline not in QUEUE_DISCIPLINES:
+            raise SimulationError(
+                f"queue_discipline must be one of {', '.join(QUEUE_DISCIPLINES)}, got {self.queue_discipline!r}"
+            )
         object.__setattr__(self, "failures", tuple(self.failures))
         if self.demand_weights is not None:
             n = self.topology.num_routers
@@ -110,6 +123,7 @@ class SimParams:
                 {"link": self.topology.link_name(f.link), "link_id": f.link, "tick": f.tick} for f in self.failures
             ],
             "buffer_limit": self.buffer_limit,
+            "queue_discipline": self.queue_discipline,
             "demand_weights": None if self.demand_weights is None else self.demand_weights.tolist(),
             "packet_sizes": None if self.topology.packet_sizes is None else self.topology.packet_sizes.provenance,
         }
@@ -122,6 +136,16 @@ class SimParams:
             "failures": self.failures,
             "buffer_limit": self.buffer_limit,
             "demand_weights": self.demand_weights,
+            "queue_discipline": self.queue_discipline,
         }
         values.update(changes)
         return SimParams(**values)
+
+
+def require_fifo(params: SimParams, who: str) -> None:
+    """Refuse per-destination queues in code that reads a router's single FIFO (its `RT_HEAD`):
+    the step-wise API and the learners' compiled loops would otherwise run silently wrong."""
+    if params.queue_discipline != "fifo":
+        raise SimulationError(
+            f"{who} supports only queue_discipline 'fifo' (one queue per router), got {params.queue_discipline!r}"
+        )

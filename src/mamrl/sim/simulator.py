@@ -8,7 +8,8 @@ Two ways to drive it:
 * whole episodes, for table-driven policies (shortest path, random, tabular learners after
   training): `sim.run_tables(tables, seed, B)` runs everything inside compiled code.
 
-Both run the same kernel functions, so they agree exactly.
+Both run the same kernel functions, so they agree exactly. The step-wise API reads each router's
+single FIFO and needs `queue_discipline = "fifo"`; whole episodes run with either discipline.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from mamrl.errors import SimulationError
 from mamrl.sim import kernel
 from mamrl.sim.kernel import HISTORY_LEN, State
 from mamrl.sim.metrics import Estimate, check_conservation, metrics_for, summarise
-from mamrl.sim.params import SimParams
+from mamrl.sim.params import SimParams, require_fifo
 from mamrl.sim.traffic import Traffic, draw_policy_uniforms, draw_traffic
 
 
@@ -123,6 +124,7 @@ class Simulator:
     # ------------------------------------------------------------------ step-wise API
     def reset(self, seed: int, num_episodes: int = 1, first_episode: int = 0) -> State:
         """Fresh episodes with traffic drawn from `(seed, episode)`, advanced to tick 0's decision."""
+        require_fifo(self.params, "the step-wise simulator API (reset/observe/step)")
         _check_batch(num_episodes)
         traffic = draw_traffic(self.params, seed, num_episodes, first_episode)
         state = kernel.make_state(self.net, traffic)
@@ -187,7 +189,8 @@ class Simulator:
     def run_tables(
         self, tables: RoutingTables, seed: int, num_episodes: int = 1, first_episode: int = 0
     ) -> BatchResult:
-        """Run whole episodes with a table-driven policy, entirely in compiled code."""
+        """Run whole episodes with a table-driven policy, entirely in compiled code (with
+        per-destination queues a router serves the queue whose head it enqueued first)."""
         _check_batch(num_episodes)
         n, k = self.num_routers, self.max_degree
         if tables.cumulative.ndim != 4 or tables.cumulative.shape[1:] != (n, n, k):
