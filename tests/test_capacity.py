@@ -232,7 +232,8 @@ def test_relative_loads_resolve_against_each_topologys_limit(tmp_path):
 
 
 SATURATION_CASES = [
-    ("spa", 1), ("ecmp", 1), ("max-throughput", 1), ("min-delay", 1),
+    ("spa", 1), ("ecmp", 1), ("max-throughput", 1), ("min-delay", 1), ("sp-backpressure", 1),
+    pytest.param("backpressure", 1, marks=pytest.mark.slow),
     # Learners trained at every probed load; slow (minutes).
     pytest.param("q-routing", 300, marks=pytest.mark.slow),
     pytest.param("pg", 300, marks=pytest.mark.slow),
@@ -253,3 +254,28 @@ def test_bisected_saturation_stays_below_the_capacity_limit(algorithm, train_epi
     assert result.bounded_load is not None and result.bounded_load <= result.max_load + tolerance
     if algorithm in ("max-throughput", "min-delay"):  # they stay bounded close to λ* in the simulator
         assert result.bounded_load >= 0.9 * result.max_load
+
+
+def test_simulate_runs_every_non_learning_policy_and_refuses_with_one_line():
+    from cli_helpers import assert_one_line_error
+    from typer.testing import CliRunner
+
+    from mamrl.cli import app
+
+    runner = CliRunner()
+    for policy in ("spa", "ecmp", "max-throughput", "min-delay", "backpressure", "sp-backpressure", "random"):
+        result = runner.invoke(app, ["simulate", "-p", policy, "-l", "0.1", "-n", "2", "--horizon", "80"])
+        assert result.exit_code == 0, (policy, result.output)
+        assert f"{policy}, 2 episodes" in result.stdout
+    for args, message in (
+        (["simulate", "-p", "min-delay", "-l", "0.4"], "λ* = 0.3143"),
+        (["simulate", "-p", "max-throughput", "-l", "0.3143"], "at or above the capacity limit"),
+        (["simulate", "-p", "ospf"], "choose from spa, ecmp, max-throughput, min-delay, random"),
+        (["simulate", "-p", "backpressure", "--queues", "fifo"], "per-destination queues"),
+        (["capacity", "-t", "b4", "--fail", "A-B@10"], "without @TICK"),
+    ):
+        result = runner.invoke(app, args)
+        assert_one_line_error(result)
+        assert message in result.stderr
+    cut = runner.invoke(app, ["capacity", "-t", "b4", "--fail", "A-B", "--fail", "A-C"])
+    assert cut.exit_code == 0 and "λ* = 0 " in cut.stdout and "{A}" in cut.stdout

@@ -146,6 +146,16 @@ def test_static_routings_never_react_or_reconverge(intact, b4, policy) -> None:
     assert 0 < reconverge[4] < never[4] and np.all(reconverge[5:] == 0)
 
 
+@pytest.mark.parametrize("name", ["backpressure", "sp-backpressure"])
+def test_backpressure_routes_around_a_failed_link(intact, b4, name) -> None:
+    from mamrl.experiments.failures import BackpressureController
+
+    metrics = _schedule(BackpressureController(name), intact, b4.link_id("D-E"))
+    spa = _schedule(StaticRoutingController("spa"), intact, b4.link_id("D-E"))
+    assert np.all(metrics["loss_fraction"][:4] == 0)
+    assert metrics["loss_fraction"][4:].max() < 0.01 < spa["loss_fraction"][4:].min()
+
+
 def test_q_routing_loss_falls_after_the_failure(intact, b4) -> None:
     loss = _schedule(QRoutingController(), intact, b4.link_id("D-E"))["loss_fraction"]
     assert loss[4] > 0

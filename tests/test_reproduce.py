@@ -103,10 +103,12 @@ def test_every_figure_and_table_is_written(reproduced) -> None:
     with open(out / "lambda05.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     # max-throughput and min-delay do not exist at λ = 0.5 > λ* (0.314 on b4): no cell, no comparison.
-    assert [(r["algorithm"], r["baseline"]) for r in rows] == [("mamrl", "spa"), ("mamrl", "ecmp"), ("mamrl", "q-routing"),
-                                                                ("mamrl", "pg")]
+    assert [(r["algorithm"], r["baseline"]) for r in rows] == [
+        ("mamrl", "spa"), ("mamrl", "ecmp"), ("mamrl", "backpressure"), ("mamrl", "sp-backpressure"), ("mamrl", "q-routing"),
+        ("mamrl", "pg")]
     assert {float(r["load"]) for r in rows} == {0.5}
-    assert [r["paper_delivery_time_reduction_pct"] for r in rows] == ["25.0", "", "24.0", "14.0"]  # the paper has no ECMP
+    # The paper has no ECMP nor backpressure.
+    assert [r["paper_delivery_time_reduction_pct"] for r in rows] == ["25.0", "", "", "", "24.0", "14.0"]
     for r in rows:
         for key in ("delivery_time_reduction_pct", "sojourn_time_reduction_pct", "delivered_difference_points"):
             assert math.isfinite(float(r[key])), key
@@ -205,14 +207,15 @@ def test_presets() -> None:
     quick = build_reproduce_config()
     assert quick.topologies == ("b4",) and quick.output == "runs/reproduce-quick" and quick.reduced
     groups = {g.algorithms: g.train_episodes for g in quick.sweep_groups()}
-    assert groups == {("spa", "ecmp", "max-throughput", "min-delay", "q-routing", "pg"): 2000,
+    assert groups == {("spa", "ecmp", "max-throughput", "min-delay", "backpressure", "sp-backpressure", "q-routing", "pg"): 2000,
                       ("mamrl",): PRESETS["quick"]["algorithm_train_episodes"]["mamrl"]}
     assert 0.5 in quick.sweep["loads"]  # the paper's comparison point
     assert quick.failure_config("b4").deep and quick.failure_config("b4").meta_init is None
     paper = build_reproduce_config(preset="paper")
     assert paper.topologies == ("b4", "geant", "att") and not paper.reduced
     (group,) = paper.sweep_groups()
-    assert group.algorithms == ("spa", "ecmp", "max-throughput", "min-delay", "q-routing", "pg", "mamrl")
+    assert group.algorithms == ("spa", "ecmp", "max-throughput", "min-delay", "backpressure", "sp-backpressure", "q-routing",
+                                "pg", "mamrl")
     assert group.train_episodes == 10_000
     assert len(group.seeds) == 3 and len(group.loads) == 8
     e2 = paper.failure_config("att")

@@ -76,7 +76,7 @@ def reference(tmp_path_factory) -> Path:
 def test_presets_and_overrides() -> None:
     quick = build_sweep_config(preset="quick")
     assert quick.topologies == ("b4",)
-    assert quick.algorithms == ("spa", "ecmp", "max-throughput", "min-delay", "q-routing", "pg")
+    assert quick.algorithms == ("spa", "ecmp", "max-throughput", "min-delay", "backpressure", "sp-backpressure", "q-routing", "pg")
     assert quick.loads == (0.05, 0.1, 0.2, 0.3) and len(quick.seeds) == 2
     paper = build_sweep_config(preset="paper", overrides={"workers": 3})
     assert paper.topologies == ("b4", "geant", "att")
@@ -307,11 +307,11 @@ def test_cli_sweep_plot_and_rerun(tmp_path: Path) -> None:
             "--eval-episodes", "3", "--horizon", "60", "--workers", "1", "--results", str(results)]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
-    # 6 algorithms × 2 loads, all below b4's λ* = 0.314.
-    assert "sweep finished: 12 cells (12 run, 0 already done)" in result.stdout
+    # 8 algorithms × 2 loads, all below b4's λ* = 0.314.
+    assert "sweep finished: 16 cells (16 run, 0 already done)" in result.stdout
     assert "bounded up to" in result.stdout
     again = runner.invoke(app, args)
-    assert again.exit_code == 0 and "(0 run, 12 already done)" in again.stdout
+    assert again.exit_code == 0 and "(0 run, 16 already done)" in again.stdout
 
     result = runner.invoke(app, ["plot", str(results), "--output", str(out)])
     assert result.exit_code == 0, result.output
@@ -380,7 +380,7 @@ def test_cli_sweep_refuses_a_different_config(tmp_path: Path, reference: Path) -
     sidecar_path(path).write_text(sidecar_path(reference).read_text())
     result = runner.invoke(app, ["sweep", "--preset", "quick", "--results", str(path), "--workers", "1"])
     assert_one_line_error(result)
-    assert "different sweep config" in result.stderr and "loads" in result.stderr
+    assert "different sweep config" in result.stderr and "algorithms" in result.stderr
 
 
 def test_cli_saturation_search(tmp_path: Path) -> None:

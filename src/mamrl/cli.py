@@ -181,10 +181,16 @@ class RunSetup:
     """A resolved simulation: parameters, policy tables and the config that describes them."""
 
     params: Any  # SimParams
-    tables: Any  # RoutingTables
+    tables: Any  # RoutingTables, or None for a policy run by its own driver (backpressure)
     policy: str
     config: dict[str, Any]
     failure_labels: tuple[str, ...]
+    agent: Any = None
+    """The RoutingAgent when `tables` is None."""
+
+
+QUEUE_ROUTERS = ("backpressure", "sp-backpressure")
+"""Policies that route by per-destination queues in their own compiled driver (not tables)."""
 
 
 def prepare_run(
@@ -200,10 +206,11 @@ def prepare_run(
     buffer_limit: Optional[int],
     demand: Optional[Path],
     batch_size: int,
-    queue_discipline: str = "fifo",
+    queue_discipline: str | None = None,
 ) -> RunSetup:
-    """Validate the options and build the simulation they describe (raises MamrlError)."""
-    from mamrl.agents import make_policy
+    """Validate the options and build the simulation they describe (raises MamrlError).
+    `queue_discipline` None: per-destination for backpressure, FIFO for every other policy."""
+    from mamrl.agents import ALIASES, make_agent, make_policy
     from mamrl.sim.params import LinkFailure, SimParams
     from mamrl.topologies import load_topology
 
@@ -215,7 +222,7 @@ def prepare_run(
     if seed < 0:
         raise MamrlError(f"--seed must be >= 0, got {seed}")
     load_value = parse_load(load)
-    policy_key = policy.strip().lower()
+    policy_key = ALIASES.get(policy.strip().lower(), policy.strip().lower())
     if reconvergence_delay is not None:
         from mamrl.agents import STATIC_POLICY_NAMES
 
@@ -225,7 +232,14 @@ def prepare_run(
             )
         if reconvergence_delay < 0:
             raise MamrlError(f"--reconvergence-delay must be >= 0 ticks, got {reconvergence_delay}")
-    routing = make_policy(policy_key, reconvergence_delay_ticks=reconvergence_delay)
+    agent = None
+    if policy_key in QUEUE_ROUTERS:
+        if queue_discipline == "fifo":
+            raise MamrlError(f"{policy_key} routes by per-destination queues: use --queues per-destination (or leave it out)")
+        queue_discipline = "per-destination"
+        routing = agent = make_agent(policy_key)
+    else:
+        routing = make_policy(policy_key, reconvergence_delay_ticks=reconvergence_delay)
     topo = load_topology(topology, demand=demand)
     failures = tuple(LinkFailure.parse(topo, spec) for spec in fail)
     seen: set[int] = set()
@@ -234,26 +248,27 @@ def prepare_run(
             raise MamrlError(f"--fail names link {topo.link_name(failure.link)!r} more than once")
         seen.add(failure.link)
     params = SimParams(topo, load_value, horizon_ticks=horizon, failures=failures, buffer_limit=buffer_limit,
-                       queue_discipline=queue_discipline)
+                       queue_discipline=queue_discipline or "fifo")
     for failure in failures:
         if failure.tick >= horizon:
             _stderr().print(
                 f"warning: failure of {_link_label(topo, failure.link)} at tick {failure.tick} is at or after "
                 f"the horizon ({horizon} ticks) and has no effect"
             )
-    tables = routing.routing_tables(params)
+    tables = None if agent is not None else routing.routing_tables(params)
     config = {
         "command": "simulate",
         "topology_spec": topology,
         "demand_file": None if demand is None else str(demand),
         "simulation": params.describe(),
-        "policy": {"name": routing.name, "reconvergence_delay_ticks": reconvergence_delay},
+        "policy": {"name": routing.name, "reconvergence_delay_ticks": reconvergence_delay}
+        if agent is None else {"name": routing.name, **agent.config()},
         "episodes": episodes,
         "batch_size": batch_size,
         "seed": seed,
     }
     labels = tuple(f"{_link_label(topo, f.link)} @ tick {f.tick}" for f in failures)
-    return RunSetup(params, tables, routing.name, config, labels)
+    return RunSetup(params, tables, routing.name, config, labels, agent)
 
 
 def run_episodes(setup: RunSetup, seed: int, episodes: int, batch_size: int) -> dict[str, np.ndarray]:
@@ -280,6 +295,9 @@ def run_episodes(setup: RunSetup, seed: int, episodes: int, batch_size: int) -> 
         disable=not show,
     ) as progress:
         task = progress.add_task("episodes", total=episodes)
+        if setup.tables is None:
+            return setup.agent.evaluate(setup.params, seed, episodes, batch_size=batch_size,
+                                        on_progress=lambda size: progress.advance(task, size))
         done = 0
         while done < episodes:
             size = min(batch_size, episodes - done)
@@ -420,7 +438,7 @@ _FAIL_HELP = "Fail a link: A-B by router names, a link name or id, optionally @T
 def simulate(
     topology: str = typer.Option("b4", "--topology", "-t", metavar="NAME|PATH", help=_TOPOLOGY_HELP),
     load: str = typer.Option("0.3", "--load", "-l", metavar="LAMBDA", help="λ: new packets per router per tick (Poisson)."),
-    policy: str = typer.Option("spa", "--policy", "-p", metavar="NAME", help="Routing policy: spa, ecmp, max-throughput, min-delay or random."),
+    policy: str = typer.Option("spa", "--policy", "-p", metavar="NAME", help="Routing policy: spa, ecmp, max-throughput, min-delay, backpressure, sp-backpressure or random."),
     episodes: int = typer.Option(20, "--episodes", "-n", metavar="N", help="Number of episodes."),
     seed: int = typer.Option(0, "--seed", "-s", metavar="SEED", help="Seed; episode k's traffic depends only on (seed, k)."),
     horizon: int = typer.Option(500, "--horizon", metavar="TICKS", help="Episode length in ticks."),
@@ -430,9 +448,10 @@ def simulate(
     ),
     buffer_limit: Optional[int] = typer.Option(None, "--buffer-limit", metavar="N", help="Max packets per router queue (drop-tail)."),
     demand: Optional[Path] = typer.Option(None, "--demand", metavar="FILE", help="Demand file replacing the packet-size table."),
-    queues: str = typer.Option(
-        "fifo", "--queues", metavar="fifo|per-destination",
-        help="One FIFO per router, or one per destination (a table policy serves the same packets either way).",
+    queues: Optional[str] = typer.Option(
+        None, "--queues", metavar="fifo|per-destination",
+        help="One FIFO per router, or one per destination (a table policy serves the same packets either way). "
+             "Default: per-destination for backpressure, fifo otherwise.",
     ),
     batch_size: int = typer.Option(32, "--batch-size", metavar="B", help="Episodes simulated together."),
     json_out: Optional[Path] = typer.Option(None, "--json", metavar="FILE", help="Write config, per-episode metrics and summary as JSON."),
@@ -706,7 +725,7 @@ def plot_topology_command(
     load: str = typer.Option("0.3", "--load", "-l", metavar="LAMBDA", help="λ: new packets per router per tick (Poisson)."),
     episodes: int = typer.Option(5, "--episodes", "-n", metavar="N", help="Episodes to average utilisation and losses over."),
     seed: int = typer.Option(0, "--seed", "-s", metavar="SEED", help="Seed of the simulated episodes."),
-    policy: str = typer.Option("spa", "--policy", "-p", metavar="NAME", help="Routing policy: spa, ecmp, max-throughput, min-delay or random."),
+    policy: str = typer.Option("spa", "--policy", "-p", metavar="NAME", help="Routing policy: spa, ecmp, max-throughput, min-delay, backpressure, sp-backpressure or random."),
     horizon: int = typer.Option(500, "--horizon", metavar="TICKS", help="Episode length in ticks."),
     fail: list[str] = typer.Option([], "--fail", metavar="LINK[@TICK]", help=_FAIL_HELP),
     reconvergence_delay: Optional[int] = typer.Option(
@@ -742,6 +761,8 @@ def plot_topology_command(
             demand=demand,
             batch_size=32,
         )
+        if metric == "loss" and setup.tables is None:
+            raise MamrlError(f"--color-links loss replays table policies; {setup.policy} has its own driver (use utilisation)")
         if metric == "loss":
             from mamrl.sim.evaluate import in_chunks
             from mamrl.sim.link_losses import run_tables_with_link_losses

@@ -135,11 +135,11 @@ def config_hash(resolved: Mapping[str, Any]) -> str:
 # ------------------------------------------------------------------------------ presets
 PRESETS: dict[str, dict[str, Any]] = {
     # b4 only; 4 loads straddling SPA's saturation (≈0.18, 57% of λ* = 0.314); a training budget at
-    # which PG has converged on b4 (it plateaus after ~500 episodes); the static yardsticks (ECMP and
-    # the two flow oracles) cost seconds. Measured: about 30 s on 2 cores.
+    # which PG has converged on b4 (it plateaus after ~500 episodes); the yardsticks that do not learn
+    # (ECMP, the two flow oracles, backpressure) cost seconds. Measured: about 30 s on 2 cores.
     "quick": {
         "topologies": ["b4"],
-        "algorithms": ["spa", "ecmp", "max-throughput", "min-delay", "q-routing", "pg"],
+        "algorithms": ["spa", "ecmp", "max-throughput", "min-delay", "backpressure", "sp-backpressure", "q-routing", "pg"],
         "loads": [0.05, 0.1, 0.2, 0.3],
         "seeds": [0, 1],
         "train_episodes": 2000,
@@ -150,7 +150,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # The paper's E1 (SPEC §3): its loads, topologies and training budget (10,000 episodes × 500 ticks).
     "paper": {
         "topologies": ["b4", "geant", "att"],
-        "algorithms": ["spa", "ecmp", "max-throughput", "min-delay", "q-routing", "pg"],
+        "algorithms": ["spa", "ecmp", "max-throughput", "min-delay", "backpressure", "sp-backpressure", "q-routing", "pg"],
         "loads": [0.005, 0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5],
         "seeds": [0, 1, 2],
         "train_episodes": 10_000,

@@ -20,6 +20,8 @@ its own, since its parameters differ from the episodes after it).
 * `ecmp`, `max-throughput`, `min-delay` and their `-reconverge` forms — the other static routings
   of `mamrl.agents`, the same way (not in the presets: the two flow oracles exist only below the
   post-failure λ*, and refuse with one line otherwise);
+* `backpressure`, `sp-backpressure` — backpressure on per-destination queues (no state between
+  episodes; it never sends on a link without room, so a failed link is avoided at once);
 * `q-routing`      — `QRouting` learning online across all episodes (its table carries over);
 * `mamrl-init`, `continued`, `random-init` — the deep per-router learners of
   `mamrl.meta.adaptation.make_deep_controllers`, started from the meta-initialisation (resetting
@@ -99,11 +101,16 @@ STATIC_CONTROLLERS: tuple[str, ...] = (
 """Static routings (`mamrl.agents` table policies): `<policy>` never reacts to a failure,
 `<policy>-reconverge` recomputes its tables on the failed network `reconvergence_delay_ticks` after it.
 `max-throughput` and `min-delay` are oracles of the traffic matrix and exist only below λ*."""
+QUEUE_CONTROLLERS: tuple[str, ...] = ("backpressure", "sp-backpressure")
+"""Backpressure, classic and shortest-path-biased: they never choose a link without room for the
+packet, so they route around a failed link at once (packets in flight on it are lost)."""
 DEEP_CONTROLLERS: tuple[str, ...] = ("mamrl-init", "continued", "random-init")
 """Controllers built by `mamrl.meta.adaptation.make_deep_controllers` (need a meta-initialisation)."""
 DEFAULT_CONTROLLERS: tuple[str, ...] = CLASSICAL_CONTROLLERS + DEEP_CONTROLLERS
 """The paper's E2 controllers."""
-CONTROLLER_NAMES: tuple[str, ...] = tuple(dict.fromkeys(STATIC_CONTROLLERS + CLASSICAL_CONTROLLERS + DEEP_CONTROLLERS))
+CONTROLLER_NAMES: tuple[str, ...] = tuple(
+    dict.fromkeys(STATIC_CONTROLLERS + QUEUE_CONTROLLERS + CLASSICAL_CONTROLLERS + DEEP_CONTROLLERS)
+)
 """Every controller `controllers` may name."""
 
 MA_WINDOW = 10
@@ -234,6 +241,22 @@ class ReconvergingController(StaticRoutingController):
             converged = params.replace(failures=tuple(LinkFailure(f.link, 0) for f in params.failures))
             parts.append(_table_metrics(params, self.tables(converged, 0), seed, first, count))
         return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+class BackpressureController:
+    """Backpressure (`backpressure` or `sp-backpressure`, `mamrl.agents.backpressure`) on
+    per-destination queues; it keeps no state between episodes."""
+
+    def __init__(self, name: str):
+        from mamrl.agents import make_agent
+
+        self.name = name
+        self.bias = make_agent(name).cfg.bias_packets_per_hop
+
+    def run_episodes(self, params: SimParams, seed: int, first_episode: int, num_episodes: int) -> dict[str, np.ndarray]:
+        from mamrl.agents.backpressure import run_backpressure
+
+        return run_backpressure(params, self.bias, seed, num_episodes, first_episode).per_episode()
 
 
 class QRoutingController:
@@ -812,6 +835,8 @@ def make_controller(task: RunTask) -> Controller:
         if name.endswith("-reconverge"):
             return ReconvergingController(name.removesuffix("-reconverge"), cfg["reconvergence_delay_ticks"])
         return StaticRoutingController(name)
+    if name in QUEUE_CONTROLLERS:
+        return BackpressureController(name)
     if name == "q-routing":
         return QRoutingController(cfg["q_routing"])
     if name in DEEP_CONTROLLERS:
@@ -1384,6 +1409,7 @@ __all__ = [
     "CONTROLLER_NAMES",
     "DEEP_CONTROLLERS",
     "DEFAULT_CONTROLLERS",
+    "QUEUE_CONTROLLERS",
     "STATIC_CONTROLLERS",
     "LOSS_TARGET",
     "MA_WINDOW",
@@ -1397,6 +1423,7 @@ __all__ = [
     "CurvesFile",
     "FailureExperimentConfig",
     "FailureOutcome",
+    "BackpressureController",
     "QRoutingController",
     "ReconvergingController",
     "Run",

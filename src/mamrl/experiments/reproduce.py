@@ -282,14 +282,15 @@ PRESETS: dict[str, dict[str, Any]] = {
         # credit: trained on the paper's reward the learner stops delivering (RESULTS.md §2).
         "sweep": {
             **_without(sweep_config_module.PRESETS["quick"], _SWEEP_OWN),
-            "algorithms": ["spa", "ecmp", "max-throughput", "min-delay", "q-routing", "pg", "mamrl"],
+            "algorithms": ["spa", "ecmp", "max-throughput", "min-delay", "backpressure", "sp-backpressure", "q-routing", "pg",
+                           "mamrl"],
             "loads": [0.05, 0.1, 0.2, 0.3, 0.5],
             "algorithm_config": {"mamrl": {"reward": "packet"}},
         },
         # 160 episodes = 10 TRPO iterations of 16: far from trained (the paper: 10,000), labelled so.
         "algorithm_train_episodes": {"mamrl": 160},
         # The static routings' bisections on 2,000-tick episodes: about 10 s each.
-        "saturation": {"algorithms": ["spa", "ecmp", "max-throughput", "min-delay"]},
+        "saturation": {"algorithms": ["spa", "ecmp", "max-throughput", "min-delay", "sp-backpressure"]},
         # The paper's three b4 failures, every controller, 2 seeds, 100 episodes after the failure:
         # 320 episodes × 4 links took 490 s on 2 workers (~0.13 core-s per deep episode), so
         # 18 deep runs × 120 episodes ≈ 280 core-s ≈ 140 s. Meta-training: 10 MAML-TRPO
@@ -309,11 +310,13 @@ PRESETS: dict[str, dict[str, Any]] = {
         "topologies": ["b4", "geant", "att"],
         "sweep": {
             **_without(sweep_config_module.PRESETS["paper"], _SWEEP_OWN),
-            "algorithms": ["spa", "ecmp", "max-throughput", "min-delay", "q-routing", "pg", "mamrl"],
+            "algorithms": ["spa", "ecmp", "max-throughput", "min-delay", "backpressure", "sp-backpressure", "q-routing", "pg",
+                           "mamrl"],
             "algorithm_config": {"mamrl": {"reward": "packet"}},
         },
         "algorithm_train_episodes": {},
-        "saturation": {"algorithms": ["spa", "ecmp", "max-throughput", "min-delay", "q-routing", "pg"],
+        "saturation": {"algorithms": ["spa", "ecmp", "max-throughput", "min-delay", "backpressure", "sp-backpressure",
+                                      "q-routing", "pg"],
                        "train_episodes": 10_000},
         "failures": {
             **_without(failures_module.PRESETS["paper"], _FAILURES_OWN),
