@@ -87,9 +87,10 @@ class DeepConsensusConfig:
     """beta of Eq. 4; 0 = 0.5 / max degree (stable for any topology)."""
     consensus_mode: str = "consensus"
     """`consensus` (Eq. 4) or `centralised` (every router given the true mean; ablation)."""
-    reward: str = "paper"
-    """`paper` (r^ = -mean delivery time of delivered packets: the paper's, degenerate, since
-    delivering less raises it; for reproduction only), `backlog` or `packet` (see module doc)."""
+    reward: str = "packet"
+    """`packet` (each decision credited with its packet's outcome; loss-honest), `backlog`, or
+    `paper` (r^ = -mean delivery time of delivered packets: the paper's, degenerate, since
+    delivering less raises it; by name only, for reproduction); see the module doc."""
     loss_penalty: float = 100.0
     """Extra cost of a lost packet in ticks for `reward="packet"`, on top of the rest of the
     horizon: a loss is strictly worse than a packet still in the network at the horizon."""
@@ -137,7 +138,7 @@ def rollout(
     num_episodes: int,
     first_episode: int = 0,
     *,
-    reward: str = "paper",
+    reward: str = "packet",
     mask_down_links: bool = False,
     loss_penalty: float = 100.0,
     loss_honest: bool = True,
