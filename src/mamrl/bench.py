@@ -19,6 +19,14 @@ workload (att at λ = 0.2): the FIFO kernel with SPA tables, the per-destination
 tables and with backpressure (classic and shortest-path-biased), and the oracle running each rule.
 Its variants are timed in turn within every repeat, so a load change on a shared machine hits
 them alike.
+
+A third table (`run_solver_bench`) times the yardsticks' solvers as `mamrl capacity` and the
+`min-delay` policy call them: the capacity LP (λ* and the binding routers) and the minimum-delay
+routing at 0.9 λ* (its own capacity LP, flow deviation and split ratios), on b4, geant, att and
+the 143-router TataNld (topohub), uniform destinations.
+
+`mamrl bench --output FILE` writes its section of FILE between `SECTION_START` and `SECTION_END`
+(the other benchmarks' sections are kept).
 """
 
 from __future__ import annotations
@@ -48,6 +56,8 @@ from mamrl.topologies import load_topology
 
 TOPOLOGIES: tuple[str, ...] = ("b4", "geant", "att")
 LOADS: tuple[float, ...] = (0.1, 0.3, 0.5)
+SECTION_START = "<!-- bench:start -->"
+SECTION_END = "<!-- bench:end -->"
 
 
 @dataclass(frozen=True)
@@ -349,6 +359,68 @@ def queue_row_cells(row: QueueBenchRow) -> list[str]:
     ]
 
 
+SOLVER_TOPOLOGIES: tuple[str, ...] = ("b4", "geant", "att", "topohub:topozoo/TataNld")
+SOLVER_LOAD_SHARE = 0.9
+"""min-delay is timed at this share of λ*."""
+
+
+@dataclass(frozen=True)
+class SolverBenchRow:
+    """The yardsticks' solvers on one topology."""
+
+    topology: str
+    routers: int
+    links: int
+    max_load: float
+    """λ*."""
+    capacity_s: float
+    """`capacity_bound` (λ* and the binding routers), median seconds."""
+    min_delay_s: float
+    """`min_delay_probabilities` at SOLVER_LOAD_SHARE · λ*, median seconds (its capacity LP included)."""
+    min_delay_iterations: int
+    """Flow-deviation iterations to a relative gap of 1e-4."""
+
+
+def run_solver_bench(topologies: tuple[str, ...], repeats: int,
+                     on_row: Callable[[SolverBenchRow], None] | None = None) -> tuple[list[SolverBenchRow], list[str]]:
+    """(rows, notes): the third table; a topology that cannot be loaded (topohub not installed) is
+    left out with a note."""
+    import warnings
+
+    from mamrl.agents.min_delay import min_delay_flow, min_delay_probabilities
+    from mamrl.sim.capacity import capacity_bound
+
+    rows, notes = [], []
+    for spec in topologies:
+        try:
+            with warnings.catch_warnings():  # topohub has no capacities: the 1 Gbit/s default is expected
+                warnings.simplefilter("ignore")
+                topology = load_topology(spec)
+        except MamrlError as exc:
+            notes.append(f"{spec} not measured: {exc}")
+            continue
+        bound = capacity_bound(topology)
+        load = SOLVER_LOAD_SHARE * bound.max_load
+        iterations = min_delay_flow(topology, load).iterations  # also the untimed warm-up (numba)
+        capacity_s = _median_time(lambda: capacity_bound(topology), repeats)
+        min_delay_s = _median_time(lambda: min_delay_probabilities(topology, load), repeats)
+        row = SolverBenchRow(topology.name, topology.num_routers, topology.num_links, bound.max_load, capacity_s,
+                             min_delay_s, iterations)
+        rows.append(row)
+        if on_row is not None:
+            on_row(row)
+    return rows, notes
+
+
+SOLVER_COLUMNS = ("topology", "routers", "links", "λ*", "capacity LP (s)", f"min-delay at {SOLVER_LOAD_SHARE:g} λ* (s)",
+                  "flow-deviation iterations")
+
+
+def solver_row_cells(row: SolverBenchRow) -> list[str]:
+    return [row.topology, str(row.routers), str(row.links), f"{row.max_load:.4g}", f"{row.capacity_s:.2f}",
+            f"{row.min_delay_s:.2f}", str(row.min_delay_iterations)]
+
+
 def run_bench(settings: BenchSettings, on_row: Callable[[BenchRow], None] | None = None) -> list[BenchRow]:
     """Measure every (topology, load) of `settings`, in order."""
     settings.check()
@@ -465,11 +537,13 @@ def describe_settings(settings: BenchSettings) -> str:
 
 
 def markdown_report(rows: list[BenchRow], settings: BenchSettings, command: str, total_seconds: float,
-                    queue_rows: list[QueueBenchRow] | None = None) -> str:
-    """The BENCHMARKS.md text: table(s), command, machine and date."""
+                    queue_rows: list[QueueBenchRow] | None = None,
+                    solver: tuple[list[SolverBenchRow], list[str]] | None = None) -> str:
+    """The benchmark's BENCHMARKS.md section: table(s), command, machine and date, between the markers."""
     info = machine_info()
-    date = _dt.datetime.now().astimezone().replace(microsecond=0).isoformat()
+    date = _dt.date.today().isoformat()  # a date, not a clock time: the file is a report, not a log
     lines = [
+        SECTION_START,
         "# mamrl simulator benchmark",
         "",
         f"Command: `{command}`  ",
@@ -515,14 +589,33 @@ def markdown_report(rows: list[BenchRow], settings: BenchSettings, command: str,
             "times its links: classic backpressure keeps long queues at this load, the biased variant short ones.",
             "",
         ]
+    if solver is not None:
+        solver_rows, notes = solver
+        lines += [
+            "## The yardsticks' solvers",
+            "",
+            "| " + " | ".join(SOLVER_COLUMNS) + " |",
+            "|" + "|".join(["---"] + ["---:"] * (len(SOLVER_COLUMNS) - 1)) + "|",
+        ]
+        lines += ["| " + " | ".join(solver_row_cells(row)) + " |" for row in solver_rows]
+        lines += [
+            "",
+            "- *capacity LP*: `mamrl.sim.capacity.capacity_bound`, what `mamrl capacity` computes: the max-concurrent-flow "
+            "LP for λ* (HiGHS interior point) and the LP that finds the routers every optimal flow saturates. "
+            f"*min-delay*: `min_delay_probabilities` at {SOLVER_LOAD_SHARE:g} λ*, what the `min-delay` policy computes: "
+            "its capacity LP, flow deviation to a relative duality gap of 1e-4, cycle removal and split ratios. "
+            "Uniform destinations; medians of the timed repeats after an untimed run.",
+            *[f"- {note}" for note in notes],
+            "",
+        ]
     lines += [
         "## Machine",
         "",
     ]
     for key, value in info.items():
         lines.append(f"- {key}: {value}")
-    lines.append("")
-    return "\n".join(lines)
+    lines.append(SECTION_END)
+    return "\n".join(lines) + "\n"
 
 
 def bench_to_dict(rows: list[BenchRow], settings: BenchSettings) -> dict:
@@ -537,6 +630,11 @@ def bench_to_dict(rows: list[BenchRow], settings: BenchSettings) -> dict:
 
 __all__ = [
     "COLUMNS",
+    "SECTION_END",
+    "SECTION_START",
+    "SOLVER_TOPOLOGIES",
+    "SolverBenchRow",
+    "run_solver_bench",
     "CONSOLE_COLUMNS",
     "LOADS",
     "TOPOLOGIES",

@@ -554,14 +554,20 @@ def bench(
             TextColumn("benchmarking"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
             console=err, transient=True, disable=not err.is_terminal,
         ) as progress:
-            task = progress.add_task("bench", total=total + 1)
+            solver_topologies = benchmark.SOLVER_TOPOLOGIES[:1] if quick else benchmark.SOLVER_TOPOLOGIES
+            task = progress.add_task("bench", total=total + 1 + len(solver_topologies))
             rows = benchmark.run_bench(settings, on_row=lambda _row: progress.advance(task))
             queue_rows = benchmark.run_queue_bench(settings)
             progress.advance(task)
+            solver = benchmark.run_solver_bench(solver_topologies, settings.repeats,
+                                                on_row=lambda _row: progress.advance(task))
         elapsed = time.perf_counter() - start
 
         if output is not None:
-            runs.write_text(output, benchmark.markdown_report(rows, settings, command, elapsed, queue_rows))
+            from mamrl.bench_deep import write_section
+
+            write_section(output, benchmark.markdown_report(rows, settings, command, elapsed, queue_rows, solver),
+                          benchmark.SECTION_START, benchmark.SECTION_END)
         table = Table(
             title="Simulator speed (SPA, single process, one core)",
             title_justify="left",
@@ -592,6 +598,15 @@ def bench(
         for queue_row in queue_rows:
             queue_table.add_row(*benchmark.queue_row_cells(queue_row))
         console.print(queue_table)
+        solver_table = Table(title="The yardsticks' solvers (capacity LP; min-delay at 0.9 λ*)", title_justify="left",
+                             box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+        for k, column in enumerate(benchmark.SOLVER_COLUMNS):
+            solver_table.add_column(column, justify="left" if k == 0 else "right", no_wrap=True)
+        for solver_row in solver[0]:
+            solver_table.add_row(*benchmark.solver_row_cells(solver_row))
+        console.print(solver_table)
+        for note in solver[1]:
+            err.print(note)
         if output is not None:
             err.print(f"wrote {output}")
 
