@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Bisect every algorithm's saturation load on b4, geant and att (mamrl saturation; 2,000-tick
+# evaluation episodes), one JSON per (topology, algorithm) under runs/saturation/. Resumable: a
+# search whose JSON exists is skipped. The deep learner is trained 1,000 episodes per probe
+# (the sweep's 2,000 halved: each probe retrains it) and bisected between 0.5 λ* and λ*.
+# Usage: scripts/saturation_all.sh [MAMRL] [PARALLEL]   (defaults: .venv/bin/mamrl, 2)
+set -euo pipefail
+MAMRL=${1:-.venv/bin/mamrl}
+PARALLEL=${2:-2}
+OUT=runs/saturation
+mkdir -p "$OUT"
+jobs=()
+for algo in spa ecmp max-throughput min-delay sp-backpressure backpressure q-routing pg mamrl; do
+  for topo in b4 geant att; do
+    jobs+=("$topo $algo")
+  done
+done
+run_one() {
+  topo=$1; algo=$2; out="$OUT/$topo-$algo.json"
+  [ -s "$out" ] && { echo "skip $out"; return 0; }
+  extra=()
+  if [ "$algo" = mamrl ]; then
+    limit=$("$(dirname "$MAMRL")/python" -c "from mamrl.sim.capacity import capacity_bound; from mamrl.topologies import load_topology; print(capacity_bound(load_topology('$topo'), find_binding=False).max_load)")
+    extra=(--train-episodes 1000 --low "$(python3 -c "print(round(0.5 * $limit, 4))")" --high "$(python3 -c "print(round($limit, 4))")")
+  fi
+  start=$(date +%s)
+  "$MAMRL" saturation -t "$topo" -a "$algo" --json "$out.tmp" "${extra[@]}" > "$OUT/$topo-$algo.log" 2>&1
+  mv "$out.tmp" "$out"
+  echo "$topo $algo done in $(( $(date +%s) - start )) s"
+}
+export -f run_one
+export MAMRL OUT
+printf '%s\n' "${jobs[@]}" | xargs -P "$PARALLEL" -L 1 bash -c 'run_one "$@"' _
