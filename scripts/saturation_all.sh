@@ -3,14 +3,15 @@
 # evaluation episodes), one JSON per (topology, algorithm) under runs/saturation/. Resumable: a
 # search whose JSON exists is skipped. The deep learner is trained 1,000 episodes per probe
 # (the sweep's 2,000 halved: each probe retrains it) and bisected between 0.5 λ* and λ*.
-# Usage: scripts/saturation_all.sh [MAMRL] [PARALLEL]   (defaults: .venv/bin/mamrl, 2)
+# Usage: [ALGORITHMS="spa pg"] scripts/saturation_all.sh [MAMRL] [PARALLEL]   (defaults: every
+# algorithm below, .venv/bin/mamrl, 2 in parallel)
 set -euo pipefail
 MAMRL=${1:-.venv/bin/mamrl}
 PARALLEL=${2:-2}
 OUT=runs/saturation
 mkdir -p "$OUT"
 jobs=()
-for algo in spa ecmp max-throughput min-delay sp-backpressure backpressure q-routing pg mamrl; do
+for algo in ${ALGORITHMS:-spa ecmp max-throughput min-delay sp-backpressure backpressure q-routing pg mamrl}; do
   for topo in b4 geant att; do
     jobs+=("$topo $algo")
   done
