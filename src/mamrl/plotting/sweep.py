@@ -130,6 +130,16 @@ def _format_load_axis(ax: Axes, loads: Sequence[float], *, relative: bool = Fals
         ax.axvline(limit, color="black", linewidth=1.4, zorder=1)
         ax.annotate("λ*", (limit, 1.0), xycoords=("data", "axes fraction"), xytext=(3, -12),
                     textcoords="offset points", fontsize=9)
+    if not relative and math.isfinite(capacity) and capacity > 0 and loads:
+        # The same axis read as λ/λ* on top, so every panel gives both readings.
+        top = ax.secondary_xaxis("top", functions=(lambda x: x / capacity, lambda r: r * capacity))
+        lo, hi = (v / capacity for v in ax.get_xlim())
+        shares = [r for r in (0.01, 0.03, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0) if lo <= r <= hi]
+        top.xaxis.set_major_locator(FixedLocator(shares))
+        top.xaxis.set_major_formatter(FuncFormatter(lambda x, _pos: f"{x:g}"))
+        top.xaxis.set_minor_locator(NullLocator())
+        top.tick_params(axis="x", labelsize=7, colors="#555555")
+        top.set_xlabel("λ/λ*", fontsize=8, color="#555555", labelpad=1)
     ax.set_xlabel("load as a share of the capacity limit, λ/λ* (log scale)" if relative
                   else "load λ (packets per router per tick, log scale)")
     ax.grid(True, which="major", alpha=0.3)
