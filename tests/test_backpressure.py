@@ -19,7 +19,7 @@ from mamrl.sim.kernel import FATE_DELIVERED, PK_END_TICK, PK_FATE, PK_HOPS
 from mamrl.sim.metrics import check_conservation
 from mamrl.sim.oracle import Backpressure as OracleBackpressure
 from mamrl.sim.oracle import OracleResult, run_oracle_episode, table_decider
-from mamrl.sim.traffic import Traffic
+from mamrl.sim.traffic import Traffic, draw_traffic
 from mamrl.topologies import load_topology
 from mamrl.topologies.core import Link, PacketSizeTable, Topology
 
@@ -164,6 +164,46 @@ def test_backpressure_oracle_cases_exercise_every_rule():
         if load >= 0.7:
             assert oracle.lost[-1] > 0
     assert stats["ties"] > 50 and stats["stale"] > 20 and stats["unfit"] > 10, stats
+
+
+# --------------------------------------------------------------------------- classic rule per destination
+def classic_params(topo_name: str, load: float) -> SimParams:
+    topology = ALL_TOPOLOGIES[topo_name]
+    return SimParams(topology, load, horizon_ticks=200, failures=failures_of(topology),
+                     buffer_limit=10 if load >= 0.7 else None, queue_discipline="per-destination")
+
+
+@pytest.mark.parametrize("topo_name", ["b4", "geant", "att", "tight"])
+@pytest.mark.parametrize("load", [0.05, 0.3, 0.7])
+def test_classic_backpressure_per_destination_makes_the_general_rules_choices(topo_name, load):
+    """Classic backpressure computed per destination (the kernel's default for bias 0) gives the
+    same run as weighing every pair (`exhaustive`), on episodes with a link down from the start,
+    one failing with packets in flight, full buffers, and links that take some heads but not
+    others (the tight link; att's links, whose capacity is little above its largest packets)."""
+    params = classic_params(topo_name, load)
+    net = kernel.make_net(params)
+    traffic = draw_traffic(params, 5, 3)
+    uniforms = draw_policy_uniforms(5, 3, params.horizon_ticks, params.topology.num_routers)
+    hops = hop_distances(params.topology).astype(np.int64)
+    runs = []
+    for exhaustive in (False, True):
+        state = kernel.make_state(net, traffic)
+        kernel.run_backpressure_episodes(net, state, hops, 0.0, uniforms, kernel.backpressure_scratch(net), exhaustive)
+        runs.append(state)
+    for field in kernel.State._fields:
+        np.testing.assert_array_equal(getattr(runs[0], field), getattr(runs[1], field), err_msg=field)
+    assert runs[0].episode[:, kernel.EP_DELIVERED].min() > 0
+
+
+@pytest.mark.parametrize("topo_name", ["tight", "att"])
+def test_classic_backpressure_cases_meet_links_that_take_some_heads_only(topo_name):
+    """Guard against a vacuous test above: in its cases a head often does not fit on a link that
+    has capacity left, while other heads do."""
+    params = classic_params(topo_name, 0.3)
+    traffic = draw_traffic(params, 5, 1)
+    uniforms = draw_policy_uniforms(5, 1, params.horizon_ticks, params.topology.num_routers)
+    oracle = oracle_episode(params, traffic, 0, backpressure=OracleBackpressure(0.0, uniforms[0]))
+    assert oracle.unfit_pairs > 10 and oracle.tie_breaks > 100
 
 
 @pytest.mark.parametrize("bias", [0.0, SP_BACKPRESSURE_BIAS])

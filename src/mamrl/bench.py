@@ -585,8 +585,9 @@ def markdown_report(rows: list[BenchRow], settings: BenchSettings, command: str,
             "in turn within each repeat. *× FIFO kernel*: router-ticks/s over the first row's. Per-destination "
             "queues with SPA tables serve the same packets as FIFO queues, so their kernel / oracle ratio is "
             "against the FIFO oracle.",
-            "- Backpressure's work per router-tick grows with the number of its non-empty destination queues "
-            "times its links: classic backpressure keeps long queues at this load, the biased variant short ones.",
+            "- The biased variant's work per router-tick grows with the number of its non-empty destination "
+            "queues (short at this load) times its links; classic backpressure, whose queues are long, computes "
+            "the same rule per destination, in vector passes over every destination and link.",
             "",
         ]
     if solver is not None:
