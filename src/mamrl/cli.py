@@ -856,7 +856,7 @@ def sweep(
     preset: Optional[str] = typer.Option(None, "--preset", metavar="NAME", help="Base config: quick (default without --config) or paper."),
     config_file: Optional[Path] = typer.Option(None, "--config", "-c", metavar="FILE", help="Sweep config file (.toml or .json); flags override it."),
     topologies_opt: Optional[str] = typer.Option(None, "--topologies", "-t", metavar="LIST", help="Comma-separated topologies, e.g. b4,geant,att."),
-    algorithms: Optional[str] = typer.Option(None, "--algorithms", "-a", metavar="LIST", help="Comma-separated algorithms: spa, ecmp, max-throughput, min-delay, random, q-routing, pg, mamrl."),
+    algorithms: Optional[str] = typer.Option(None, "--algorithms", "-a", metavar="LIST", help="Comma-separated algorithms: spa, ecmp, max-throughput, min-delay, backpressure, sp-backpressure, random, q-routing, pg, mamrl."),
     loads: Optional[str] = typer.Option(None, "--loads", "-l", metavar="LIST", help="Comma-separated loads: λ > 0 (packets per router per tick) or a share of the capacity limit λ* such as 0.9x."),
     seeds: Optional[str] = typer.Option(None, "--seeds", "-s", metavar="LIST", help="Comma-separated seeds (integers >= 0)."),
     train_episodes: Optional[int] = typer.Option(None, "--train-episodes", metavar="N", help="Training episodes per learned cell."),
@@ -1014,7 +1014,7 @@ def plot(
 @app.command()
 def saturation(
     topology: str = typer.Option("b4", "--topology", "-t", metavar="NAME|PATH", help=_TOPOLOGY_HELP),
-    algorithm: str = typer.Option("spa", "--algorithm", "-a", metavar="NAME", help="spa, ecmp, max-throughput, min-delay, random, q-routing, pg or mamrl (trained at each probed load)."),
+    algorithm: str = typer.Option("spa", "--algorithm", "-a", metavar="NAME", help="spa, ecmp, max-throughput, min-delay, backpressure, sp-backpressure, random, q-routing, pg or mamrl (trained at each probed load)."),
     checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", metavar="FILE", help="Evaluate this saved agent at every load instead (no training)."),
     low: str = typer.Option("0.01", "--low", metavar="LAMBDA", help="Lower end of the search (must be bounded)."),
     high: str = typer.Option("0.5", "--high", metavar="LAMBDA", help="Upper end of the search."),
@@ -1197,7 +1197,8 @@ def failures(
     topology: Optional[str] = typer.Option(None, "--topology", "-t", metavar="NAME|PATH", help=_TOPOLOGY_HELP),
     failure: Optional[list[str]] = typer.Option(None, "--failure", "-f", metavar="LINK", help="Test link A-B (repeatable or comma-separated; default: the paper's three)."),
     held_out: Optional[list[str]] = typer.Option(None, "--held-out", metavar="LINK", help="Test link also kept out of meta-training (repeatable or comma-separated)."),
-    controllers: Optional[str] = typer.Option(None, "--controllers", "-a", metavar="LIST", help="Comma-separated: spa, spa-reconverge, q-routing, mamrl-init, continued, random-init."),
+    controllers: Optional[str] = typer.Option(None, "--controllers", "-a", metavar="LIST", help="Comma-separated: spa, spa-reconverge, q-routing, mamrl-init, continued, random-init (the paper's); also "
+             "ecmp, max-throughput, min-delay (each optionally -reconverge), backpressure, sp-backpressure."),
     episodes: Optional[int] = typer.Option(None, "--episodes", "-n", metavar="N", help="Episodes per run, before and after the failure."),
     fail_episode: Optional[int] = typer.Option(None, "--fail-episode", metavar="N", help="First episode with the link down."),
     fail_tick: Optional[int] = typer.Option(None, "--fail-tick", metavar="TICK", help="Tick the link fails at in the failure episode."),
