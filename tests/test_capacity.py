@@ -248,8 +248,11 @@ def test_bisected_saturation_stays_below_the_capacity_limit(algorithm, train_epi
     topo = load_topology("b4")
     tolerance = 0.01
     config = {"reward": "packet", "hidden_sizes": [32, 32]} if algorithm == "mamrl" else None
-    result = saturation_search(topo, algorithm, trained_agent_factory(algorithm, config, train_episodes, 500), low=0.005,
-                               high=0.5, tolerance=tolerance, horizon_ticks=1000, episodes=4, max_episodes=8)
+    # Classic backpressure random-walks at low load: short episodes end inside its start-up transient.
+    classic = algorithm == "backpressure"
+    result = saturation_search(topo, algorithm, trained_agent_factory(algorithm, config, train_episodes, 500),
+                               low=0.05 if classic else 0.005, high=0.5, tolerance=tolerance,
+                               horizon_ticks=2000 if classic else 1000, episodes=8 if classic else 4, max_episodes=16)
     assert result.max_load == pytest.approx(capacity_bound(topo).max_load)
     assert result.bounded_load is not None and result.bounded_load <= result.max_load + tolerance
     if algorithm in ("max-throughput", "min-delay"):  # they stay bounded close to λ* in the simulator
