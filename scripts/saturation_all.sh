@@ -2,8 +2,9 @@
 # Bisect every algorithm's saturation load on b4, geant and att (mamrl saturation; 2,000-tick
 # evaluation episodes), one JSON per (topology, algorithm) under runs/saturation/. Resumable: a
 # search whose JSON exists is skipped. The deep learner is trained 1,000 episodes per probe
-# (the sweep's 2,000 halved: each probe retrains it) and bisected between 0.5 λ* and 1.1 λ*
-# (fewer probes than from 0.01 to 0.5; above λ* no routing is bounded, so the bracket closes there).
+# (the sweep's 2,000 halved: each probe retrains it) and bisected between 0.8 λ* and 1.05 λ*
+# with a tolerance of 0.01 (it is bounded at 0.9 and 0.95 λ* in the yardstick comparison, and
+# above λ* no routing is bounded: five probes per topology instead of ten from 0.01 to 0.5).
 # Usage: [ALGORITHMS="spa pg"] scripts/saturation_all.sh [MAMRL] [PARALLEL]   (defaults: every
 # algorithm below, .venv/bin/mamrl, 2 in parallel)
 set -euo pipefail
@@ -23,7 +24,7 @@ run_one() {
   extra=()
   if [ "$algo" = mamrl ]; then
     limit=$("$(dirname "$MAMRL")/python" -c "from mamrl.sim.capacity import capacity_bound; from mamrl.topologies import load_topology; print(capacity_bound(load_topology('$topo'), find_binding=False).max_load)")
-    extra=(--train-episodes 1000 --low "$(python3 -c "print(round(0.5 * $limit, 4))")" --high "$(python3 -c "print(round(1.1 * $limit, 4))")")
+    extra=(--train-episodes 1000 --tolerance 0.01 --low "$(python3 -c "print(round(0.8 * $limit, 4))")" --high "$(python3 -c "print(round(1.05 * $limit, 4))")")
   fi
   start=$(date +%s)
   "$MAMRL" saturation -t "$topo" -a "$algo" --json "$out.tmp" "${extra[@]}" > "$OUT/$topo-$algo.log" 2>&1
