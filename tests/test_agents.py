@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mamrl.agents import make_policy
+from mamrl.algorithms import make_policy
 from mamrl.agents.base import RoutingAgent
-from mamrl.agents.policy_gradient import PolicyGradient, _credit_packet, softmax_tables
+from mamrl.agents.policy_gradient import PolicyGradient, _credit_packet
 from mamrl.agents.q_routing import QRouting
 from mamrl.agents.shortest_path import ShortestPathPolicy
 from mamrl.errors import MamrlError

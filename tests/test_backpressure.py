@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mamrl.agents import ALGORITHM_NAMES, canonical_name, make_agent
+from mamrl.algorithms import ALGORITHM_NAMES, canonical_name, make_agent
 from mamrl.agents.backpressure import SP_BACKPRESSURE_BIAS, Backpressure, run_backpressure
 from mamrl.agents.policy_gradient import PolicyGradient
 from mamrl.agents.q_routing import QRouting

@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from mamrl.bench import BenchSettings, run_bench
-from mamrl.agents import make_agent
+from mamrl.algorithms import make_agent
 from mamrl.cli import app
 
 

@@ -11,7 +11,8 @@ from mamrl import bench_scaling as scaling
 from mamrl.cli import app
 from mamrl.errors import MamrlError
 from mamrl.experiments.config import SweepConfig
-from mamrl.experiments.ray_backend import MISSING_RAY
+from mamrl.executors import SerialExecutor
+from mamrl.executors.ray_cluster import MISSING_RAY
 
 pytest.importorskip("topohub", reason="the quick variant uses a topohub topology (pip install 'mamrl[topohub]')")
 
@@ -61,9 +62,9 @@ def test_missing_ray_is_a_row_not_a_failure(tmp_path: Path, monkeypatch) -> None
     def no_ray(backend, workers=None, address=None, **kwargs):
         if backend == "ray":
             raise MamrlError(MISSING_RAY)
-        return sweep.SerialExecutor()
+        return SerialExecutor(run=sweep.run_cell)
 
-    monkeypatch.setattr(sweep, "make_backend_executor", no_ray)
+    monkeypatch.setattr(sweep, "make_cell_executor", no_ray)
     spec = SweepConfig(algorithms=("spa",), loads=(0.1,), seeds=(0,), train_episodes=1, eval_episodes=1,
                        horizon_ticks=20)
     timings = scaling.time_sweeps(spec, ray_cpus=2, workdir=tmp_path)

@@ -10,12 +10,11 @@ import torch
 from torch import nn
 
 from mamrl.agents.deep_consensus import DeepConsensus, DeepConsensusConfig, rollout
-from mamrl.agents.networks import StackedPolicy, encode_fields, init_params, input_dim, policy_logits
+from mamrl.agents.networks import StackedPolicy, encode_fields, input_dim, policy_logits
 from mamrl.agents.trpo import (
     RouterBatch,
     baseline_features,
     conjugate_gradient,
-    dot,
     fisher_vector_product,
     fit_linear_baseline,
     mean_kl,

@@ -389,7 +389,10 @@ def test_deep_controllers_are_wired_through_the_meta_initialisation(tmp_path: Pa
         calls["make"].append((meta_init["w"].tolist(), topology.name, policy_config.hidden_sizes, adaptation.step_size, seed))
         return [Fake(n) for n in ("mamrl-init", "continued", "random-init")]
 
-    monkeypatch.setitem(sys.modules, "mamrl.meta.maml", types.SimpleNamespace(MamlConfig=MamlConfig, meta_train=meta_train))
+    import mamrl.training
+
+    monkeypatch.setitem(sys.modules, "mamrl.meta.maml", types.SimpleNamespace(MamlConfig=MamlConfig))
+    monkeypatch.setattr(mamrl.training, "meta_train", meta_train)
     monkeypatch.setitem(sys.modules, "mamrl.meta.adaptation", types.SimpleNamespace(
         AdaptationConfig=AdaptationConfig, make_deep_controllers=make_deep_controllers))
     config = _config(tmp_path, controllers=["spa", "mamrl-init", "continued", "random-init"], held_out=["C-F"],

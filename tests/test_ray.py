@@ -17,19 +17,19 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from mamrl.agents import make_agent
+from mamrl.algorithms import make_agent
 from mamrl.cli import app
 from mamrl.errors import MamrlError
 from mamrl.experiments.config import SweepConfig, build_sweep_config
 from mamrl.experiments.failures import build_failure_config, make_run_executor, run_failure_experiment
-from mamrl.experiments.ray_backend import MISSING_RAY, RayCellExecutor, is_loopback, parse_address
+from mamrl.executors import CellFailed, ProcessPoolCellExecutor
+from mamrl.executors.ray_cluster import MISSING_RAY, RayCellExecutor, is_loopback, parse_address
 from mamrl.experiments.sweep import (
     TIMING_COLUMNS,
     Cell,
-    CellFailed,
     CellTask,
-    ProcessPoolCellExecutor,
-    make_backend_executor,
+    make_cell_executor,
+    run_cell,
     run_sweep,
 )
 from mamrl.meta.maml import MamlConfig, MetaLearner, maml_task_executor
@@ -67,7 +67,7 @@ def test_ray_sweep_matches_local_and_resumes(ray_session, tmp_path: Path) -> Non
 
     path = tmp_path / "ray.csv"
     seen: list[tuple[int, int]] = []
-    with make_backend_executor("ray", 2) as executor:
+    with make_cell_executor("ray", 2) as executor:
         assert isinstance(executor, RayCellExecutor) and "Ray" in executor.label
         # Interrupted after 3 cells, then resumed on Ray: the same file as one local run.
         first = run_sweep(tiny_config(path, workers=2), executor=executor, stop_after=3)
@@ -143,7 +143,7 @@ def test_cli_train_maml_on_ray(ray_session, tmp_path: Path) -> None:
 
 def test_a_failing_cell_is_the_local_pools_one_line_error(ray_session) -> None:
     task = CellTask(Cell("b4", "nope", 0.1, 0), {}, 1, 1, 60, "0" * 12)
-    executor = RayCellExecutor(1, cost=lambda task: 1.0)  # the default cost would fail in the driver
+    executor = RayCellExecutor(1, run=run_cell, describe=lambda task: f"cell {task.cell}")
     with pytest.raises(CellFailed) as info:
         with executor:
             list(executor.map_cells([task]))
@@ -171,7 +171,7 @@ def test_cli_sweep_on_ray(ray_session, tmp_path: Path) -> None:
 def test_missing_ray_is_a_one_line_hint(monkeypatch, tmp_path: Path) -> None:
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now raises ImportError
     with pytest.raises(MamrlError) as info:
-        make_backend_executor("ray", 1)
+        make_cell_executor("ray", 1)
     assert str(info.value) == MISSING_RAY == "--backend ray needs Ray: pip install 'mamrl[ray]'"
     for args in (["sweep", "-o", str(tmp_path / "r.csv")], ["failures", "-o", str(tmp_path / "f")],
                  ["train", "-a", "maml", "-o", str(tmp_path / "t")]):
@@ -185,7 +185,7 @@ def test_unreachable_address_is_a_quick_one_line_error(tmp_path: Path) -> None:
     pytest.importorskip("ray", reason="Ray is not installed (pip install 'mamrl[ray]')")
     start = time.perf_counter()
     with pytest.raises(MamrlError) as info:
-        make_backend_executor("ray", None, UNREACHABLE)
+        make_cell_executor("ray", None, UNREACHABLE)
     assert time.perf_counter() - start < 10
     message = str(info.value)
     assert message.startswith(f"cannot reach a Ray cluster at {UNREACHABLE}") and "ray start --head" in message

@@ -14,14 +14,9 @@ from typer.testing import CliRunner
 from cli_helpers import assert_one_line_error, console_command
 from mamrl.cli import app
 from mamrl.errors import MamrlError
-from mamrl.experiments.reproduce import (
-    MANIFEST,
-    PRESETS,
-    STAGE_NAMES,
-    build_reproduce_config,
-    run_reproduce,
-)
-from mamrl.plotting.report import REDUCED_LABEL, Comparison
+from mamrl.experiments.reproduce_config import MANIFEST, PRESETS, STAGE_NAMES, build_reproduce_config
+from mamrl.report.reproduce import run_reproduce
+from mamrl.report.markdown import REDUCED_LABEL, Comparison
 from mamrl.sim.metrics import Estimate
 
 runner = CliRunner()

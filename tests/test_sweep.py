@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 
 from mamrl.cli import app
 from mamrl.errors import MamrlError
-from mamrl.experiments.config import SweepConfig, build_sweep_config, config_differences
+from mamrl.experiments.config import SweepConfig, build_sweep_config
+from mamrl.runs import config_differences
 from mamrl.experiments.saturation import (
     BOUNDED,
     GROWING,
@@ -22,14 +23,14 @@ from mamrl.experiments.saturation import (
     summarise_saturation,
     trained_agent_factory,
 )
+from mamrl.executors import CellExecutor
 from mamrl.experiments.sweep import (
     COLUMNS,
     EVAL_SEED_OFFSET,
-    CellExecutor,
-    ProcessPoolCellExecutor,
     aggregate,
     cell_params,
     eval_seed,
+    make_cell_executor,
     make_tasks,
     pooled_estimate,
     read_results,
@@ -228,7 +229,7 @@ def test_rerun_with_different_config_is_refused(tmp_path: Path, reference: Path)
 
 def test_one_and_two_workers_give_identical_rows(tmp_path: Path, reference: Path) -> None:
     path = tmp_path / "results.csv"
-    with ProcessPoolCellExecutor(2) as executor:
+    with make_cell_executor("local", 2) as executor:
         outcome = run_sweep(tiny_config(path, workers=2), executor=executor)
     assert outcome.complete and outcome.ran == 12
     assert without_timings(path) == without_timings(reference)

@@ -18,7 +18,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cli_helpers import assert_one_line_error as assert_one_line_cli_error
-from mamrl.agents import make_agent, make_policy
+from mamrl.algorithms import make_agent, make_policy
 from mamrl.cli import app
 from mamrl.errors import TopologyError
 from mamrl.sim import SimParams, Simulator

@@ -19,7 +19,7 @@ from matplotlib.collections import LineCollection, PathCollection
 from typer.testing import CliRunner
 
 from cli_helpers import assert_one_line_error
-from mamrl.agents import make_policy
+from mamrl.algorithms import make_policy
 from mamrl.cli import app
 from mamrl.errors import MamrlError, TopologyError
 from mamrl.plotting.topology import LINK_METRIC_LABELS, draw_topology, is_map, map_scale, plot_topology, router_positions

@@ -43,7 +43,7 @@ from typing import Callable
 import numpy as np
 
 import mamrl
-from mamrl.agents import make_policy
+from mamrl.algorithms import make_policy
 from mamrl.agents.backpressure import SP_BACKPRESSURE_BIAS
 from mamrl.agents.shortest_path import hop_distances
 from mamrl.errors import MamrlError

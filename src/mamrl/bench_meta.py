@@ -72,7 +72,7 @@ def peak_rss_mb() -> float:
 def trained_learner(checkpoint: str | Path) -> tuple[MetaLearner, int]:
     """The maml learner of a `mamrl train -a maml` checkpoint (its own configuration) and the
     meta-iterations it was trained for; one-line errors for another kind of checkpoint."""
-    from mamrl.agents import make_agent
+    from mamrl.algorithms import make_agent
 
     meta, arrays = RoutingAgent.read_checkpoint(checkpoint)
     if meta["name"] != "maml":

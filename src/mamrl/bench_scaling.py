@@ -154,7 +154,7 @@ class ScalingRow:
 
 
 def spa_delivered_fraction(params, episodes: int, seed: int = 0) -> float:
-    from mamrl.agents import make_policy
+    from mamrl.algorithms import make_policy
     from mamrl.sim.simulator import Simulator
 
     result = Simulator(params).run_tables(make_policy("spa").routing_tables(params), seed, episodes)
@@ -163,7 +163,7 @@ def spa_delivered_fraction(params, episodes: int, seed: int = 0) -> float:
 
 def q_routing_episode_seconds(params, episodes: int, repeats: int = 1, seed: int = 0) -> float:
     """Median wall time of one Q-routing training episode (one untimed warm-up episode first)."""
-    from mamrl.agents import make_agent
+    from mamrl.algorithms import make_agent
 
     agent = make_agent("q-routing")
     agent.train(params, seed, 1)
@@ -309,14 +309,14 @@ def comparable_rows(rows: Sequence[dict]) -> tuple[str, ...]:
 def time_sweep(spec: SweepConfig, backend: str, workers: int, results: Path, label: str = "") -> SweepTiming:
     """One run of the sweep `spec` on `backend` with `workers`, into a new results file."""
     from mamrl.experiments.config import validate
-    from mamrl.experiments.sweep import make_backend_executor, run_sweep
+    from mamrl.experiments.sweep import make_cell_executor, run_sweep
 
     config = validate(replace(spec, workers=workers, results=str(results)))
     cells = len(sweep.sweep_cells(config))
     label = label or f"{backend}, {workers} worker(s)"
     start = time.perf_counter()
     try:
-        executor = make_backend_executor(backend, workers)
+        executor = make_cell_executor(backend, workers)
     except MamrlError as exc:  # Ray missing, or unable to start: reported in the row
         if backend != "ray":
             raise

@@ -210,7 +210,7 @@ def prepare_run(
 ) -> RunSetup:
     """Validate the options and build the simulation they describe (raises MamrlError).
     `queue_discipline` None: per-destination for backpressure, FIFO for every other policy."""
-    from mamrl.agents import ALIASES, make_agent, make_policy
+    from mamrl.algorithms import ALIASES, make_agent, make_policy
     from mamrl.sim.params import LinkFailure, SimParams
     from mamrl.topologies import load_topology
 
@@ -224,7 +224,7 @@ def prepare_run(
     load_value = parse_load(load)
     policy_key = ALIASES.get(policy.strip().lower(), policy.strip().lower())
     if reconvergence_delay is not None:
-        from mamrl.agents import STATIC_POLICY_NAMES
+        from mamrl.algorithms import STATIC_POLICY_NAMES
 
         if policy_key not in STATIC_POLICY_NAMES:
             raise MamrlError(
@@ -461,6 +461,7 @@ def simulate(
     """Simulate a routing policy and print every metric with a 95% confidence interval."""
     with _user_errors():
         from mamrl import runs
+        from mamrl.sim import records
         from mamrl.sim.metrics import summarise
 
         for path, what in ((json_out, "--json"), (csv_out, "--csv")):
@@ -495,15 +496,15 @@ def simulate(
                 "seed": seed,
                 **runs.provenance(),
                 "wall_time_s": round(wall, 3),
-                **runs.metrics_document(per_episode, summary),
+                **records.metrics_document(per_episode, summary),
             }
             runs.write_json(json_out, doc)
             written.append(f"wrote {json_out}")
         if csv_out is not None:
-            runs.write_episodes_csv(csv_out, per_episode)
+            records.write_episodes_csv(csv_out, per_episode)
             written.append(f"wrote {csv_out}")
         if out is not None:
-            run_dir = runs.write_run_dir(
+            run_dir = records.write_run_dir(
                 out, config=setup.config, per_episode=per_episode, summary=summary, wall_time_s=wall
             )
             note = "" if run_dir == out else f" ({str(out)!r} already holds a run)"
@@ -535,7 +536,6 @@ def bench(
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
         from mamrl import bench as benchmark
-        from mamrl import runs
 
         if repeats is not None:
             _check_positive(repeats, "--repeats")
@@ -879,9 +879,9 @@ def sweep(
         from mamrl.experiments.config import build_sweep_config
         from mamrl.experiments.saturation import summarise_saturation
         from mamrl.experiments.sweep import (
-            ResultsFile, aggregate, check_backend, make_backend_executor, run_sweep, sidecar_path, skipped_cells,
-            sweep_cells,
+            ResultsFile, aggregate, make_cell_executor, run_sweep, skipped_cells, sweep_cells,
         )
+        from mamrl.executors import check_backend
 
         overrides: dict[str, Any] = {}
         for name, value, kind in (("topologies", topologies_opt, "str"), ("algorithms", algorithms, "str"),
@@ -904,25 +904,19 @@ def sweep(
         if dry_run:
             import json as _json
 
-            done: set = set()
-            if Path(config.results).exists():
-                probe = ResultsFile(config.results, config)
-                probe._check_sidecar(sidecar_path(config.results))
-                from mamrl.experiments.sweep import read_results, row_key
-
-                done = {row_key(r) for r in read_results(config.results)}
+            done = ResultsFile(config.results, config).finished_keys()
             left = [c for c in sweep_cells(config) if c.key not in done]
             _stdout().print(_json.dumps({**config.as_dict(), "config_hash": config.config_hash()}, indent=2))
             where = (f"{config.effective_workers()} workers" if backend == "local"
                      else f"on the Ray cluster at {address}" if address else "on a local Ray instance")
             beyond = skipped_cells(config)
-            _stdout().print(f"{config.num_cells} cells, {len(left)} left to run, {where}"
+            _stdout().print(f"{len(sweep_cells(config))} cells, {len(left)} left to run, {where}"
                             + (f"; not run (λ ≥ λ*): {', '.join(map(str, beyond))}" if beyond else ""), soft_wrap=True)
             return
 
         # Local: run_sweep sizes its pool to the cells left, as always. Ray: connect now, so a
         # missing Ray or an unreachable cluster is reported before the results file is touched.
-        executor = None if backend == "local" else make_backend_executor(backend, config.workers, address)
+        executor = None if backend == "local" else make_cell_executor(backend, config.workers, address)
         show_bar = err.is_terminal
         state: dict[str, Any] = {"start": time.perf_counter(), "skipped": 0, "ran": 0}
         progress = _sweep_progress(err) if show_bar else None
@@ -1033,7 +1027,7 @@ def saturation(
         import json as _json
 
         from mamrl import runs
-        from mamrl.agents import canonical_name, make_agent
+        from mamrl.algorithms import canonical_name, make_agent
         from mamrl.experiments.saturation import (
             RULE_TEXT, checkpoint_agent_factory, saturation_search, trained_agent_factory,
         )
@@ -1136,7 +1130,7 @@ def train(
 
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-        from mamrl.experiments.sweep import check_backend
+        from mamrl.executors import check_backend
         from mamrl.training import TrainConfig, require_tensorboard, train_run
 
         if tensorboard is not None:
@@ -1223,7 +1217,7 @@ def failures(
     """
     with _user_errors():
         from mamrl.experiments.failures import build_failure_config, make_run_executor, run_failure_experiment, table2
-        from mamrl.experiments.sweep import check_backend
+        from mamrl.executors import check_backend
         from mamrl.plotting.failures import controller_label, write_failure_report
 
         def items(values: Optional[list[str]], option: str) -> list[str]:
@@ -1386,7 +1380,8 @@ def reproduce(
 
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-        from mamrl.experiments.reproduce import STAGES, Manifest, StageListener, build_reproduce_config, run_reproduce
+        from mamrl.experiments.reproduce_config import STAGES, Manifest, build_reproduce_config
+        from mamrl.report.reproduce import StageListener, run_reproduce
 
         config = build_reproduce_config(preset=preset, topologies=topology or None, overrides=_set_overrides(set_),
                                         workers=workers, backend=backend, address=address, output=output)

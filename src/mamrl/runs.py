@@ -1,25 +1,30 @@
-"""Run records: what a run was (config, seed, version, commit, wall time) and what it measured.
+"""What every run writes, in one place (shared infrastructure at the bottom of the layer stack):
 
-A run directory holds three files:
-
-* `config.json`  — the resolved configuration, the seed, the mamrl version, the git commit of the
-  source tree when it is a git checkout (else null), the wall time and the date;
-* `metrics.json` — the summary (mean, 95% CI half-width and count of every scalar metric) and the
-  per-episode values (scalars, plus `link_utilisation` [B, E] and `lost_per_router` [B, N]);
-* `episodes.csv` — one row per episode with the scalar metrics.
-
-An existing non-empty run directory is never overwritten: `new_run_dir` picks `DIR-2`, `DIR-3`...
-instead. JSON files are strict JSON: an undefined metric (NaN) is written as `null`.
+* provenance: version, git commit and date (`provenance`);
+* strict JSON (`dumps`, `jsonable`: NaN becomes null);
+* atomic writes (`atomic_file`, `write_text`, `write_bytes`, `write_json`): a temporary file
+  beside the target, fsync'ed and renamed over it, so a kill at any moment leaves the old file or
+  the complete new one;
+* resumable results tables (`ResultsTable`, `TableSchema`): a CSV of rows appended durably,
+  with a JSON sidecar holding the resolved config and its hash, refused on a different config;
+* run directories that never overwrite an earlier run (`new_run_dir`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import hashlib
+import io
+import dataclasses
+from dataclasses import dataclass
 import datetime as _dt
 import json
 import math
 import os
 import subprocess
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,14 +32,6 @@ import numpy as np
 
 import mamrl
 from mamrl.errors import MamrlError
-from mamrl.sim.metrics import METRIC_INFO, Estimate
-
-SCALAR_METRICS: tuple[str, ...] = tuple(METRIC_INFO)
-"""Per-episode scalar metrics, in table order (the columns of `episodes.csv`)."""
-
-VECTOR_METRICS: tuple[str, ...] = ("link_utilisation", "lost_per_router")
-"""Per-episode vector metrics kept in `metrics.json` (not in the CSV)."""
-
 
 # ------------------------------------------------------------------------------ provenance
 def git_commit() -> dict[str, Any] | None:
@@ -86,8 +83,8 @@ def jsonable(value: Any) -> Any:
         return [jsonable(v) for v in value]
     if isinstance(value, np.ndarray):
         return jsonable(value.tolist())
-    if isinstance(value, Estimate):
-        return {"mean": jsonable(value.mean), "ci95": jsonable(value.ci95), "n": value.n}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):  # e.g. an Estimate
+        return jsonable(dataclasses.asdict(value))
     if isinstance(value, (bool, np.bool_)):
         return bool(value)
     if isinstance(value, (int, np.integer)):
@@ -98,14 +95,6 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     return value
-
-
-def metrics_document(per_episode: dict[str, np.ndarray], summary: dict[str, Estimate]) -> dict[str, Any]:
-    """The `metrics.json` content: the summary and the per-episode values."""
-    return {
-        "summary": {k: summary[k] for k in SCALAR_METRICS if k in summary},
-        "per_episode": {k: per_episode[k] for k in (*SCALAR_METRICS, *VECTOR_METRICS) if k in per_episode},
-    }
 
 
 def dumps(doc: Any) -> str:
@@ -121,48 +110,70 @@ def _prepare_parent(path: Path) -> None:
         raise MamrlError(f"cannot create directory {str(path.parent)!r}: {exc.strerror or exc}") from None
 
 
-def write_text(path: str | os.PathLike[str], text: str) -> Path:
-    """Write a text file (creating parent directories); OSError becomes a one-line MamrlError."""
+@contextlib.contextmanager
+def atomic_file(path: str | os.PathLike[str], mode: str = "w") -> Iterator[Any]:
+    """Open a temporary file beside `path` for writing (`mode` "w" text or "wb" bytes); on a
+    clean exit it is flushed, fsync'ed and renamed over `path`, so a reader (or a resumed run
+    after a kill) sees either the old file or the complete new one, never a partial one. On any
+    error the temporary file is removed; an OSError becomes a one-line MamrlError.
+
+    The temporary name is unique (`mkstemp`), so two writers never share one."""
+    if mode not in ("w", "wb"):
+        raise ValueError(f"atomic_file mode must be 'w' or 'wb', got {mode!r}")
     path = Path(path)
     if path.is_dir():
         raise MamrlError(f"cannot write {str(path)!r}: it is a directory")
     _prepare_parent(path)
     try:
-        path.write_text(text, encoding="utf-8")
+        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as exc:
         raise MamrlError(f"cannot write {str(path)!r}: {exc.strerror or exc}") from None
-    return path
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, mode, **({"encoding": "utf-8", "newline": ""} if mode == "w" else {})) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+        _fsync_directory(path.parent)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise MamrlError(f"cannot write {str(path)!r}: {exc.strerror or exc}") from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make a rename in `directory` durable (best effort: not every platform can open a directory)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_text(path: str | os.PathLike[str], text: str) -> Path:
+    """Write a text file atomically (`atomic_file`), creating parent directories."""
+    with atomic_file(path, "w") as handle:
+        handle.write(text)
+    return Path(path)
+
+
+def write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
+    """Write a binary file atomically (`atomic_file`), creating parent directories."""
+    with atomic_file(path, "wb") as handle:
+        handle.write(data)
+    return Path(path)
 
 
 def write_json(path: str | os.PathLike[str], doc: Any) -> Path:
     return write_text(path, dumps(doc))
-
-
-def episodes_csv_text(per_episode: dict[str, np.ndarray], *, first_episode: int = 0) -> str:
-    """CSV text: a header `episode,<metrics...>` and one row per episode; NaN is an empty cell."""
-    import io
-
-    columns = [k for k in SCALAR_METRICS if k in per_episode]
-    count = len(per_episode[columns[0]]) if columns else 0
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["episode", *columns])
-    for b in range(count):
-        row: list[Any] = [first_episode + b]
-        for key in columns:
-            value = float(per_episode[key][b])
-            if not math.isfinite(value):
-                row.append("")
-            elif value.is_integer() and key in ("generated", "delivered", "lost", "in_network_at_end"):
-                row.append(int(value))
-            else:
-                row.append(repr(value))
-        writer.writerow(row)
-    return out.getvalue()
-
-
-def write_episodes_csv(path: str | os.PathLike[str], per_episode: dict[str, np.ndarray], *, first_episode: int = 0) -> Path:
-    return write_text(path, episodes_csv_text(per_episode, first_episode=first_episode))
 
 
 # ------------------------------------------------------------------------------ run directories
@@ -183,42 +194,233 @@ def new_run_dir(path: str | os.PathLike[str]) -> Path:
     return candidate
 
 
-def write_run_dir(
-    path: str | os.PathLike[str],
-    *,
-    config: dict[str, Any],
-    per_episode: dict[str, np.ndarray],
-    summary: dict[str, Estimate],
-    wall_time_s: float,
-    first_episode: int = 0,
-) -> Path:
-    """Write `config.json`, `metrics.json` and `episodes.csv` into a fresh run directory.
+# ------------------------------------------------------------------------------ configs
+def config_hash(resolved: Mapping[str, Any]) -> str:
+    """12 hex digits identifying a resolved config (tags every results row)."""
+    text = json.dumps(resolved, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
-    Returns the directory actually used (see `new_run_dir`).
-    """
-    run_dir = new_run_dir(path)
+
+def config_differences(old: Any, new: Any, prefix: str = "") -> list[str]:
+    """Dotted names of the fields in which two resolved configs differ."""
+    if isinstance(old, Mapping) and isinstance(new, Mapping):
+        out = []
+        for key in sorted(set(old) | set(new), key=str):
+            name = f"{prefix}.{key}" if prefix else str(key)
+            if key not in old or key not in new:
+                out.append(name)
+            else:
+                out.extend(config_differences(old[key], new[key], name))
+        return out
+    return [] if old == new else [prefix or "(config)"]
+
+
+def summarise_differences(differences: list[str], limit: int = 8) -> str:
+    """`a, b.c and 3 more`: the first `limit` names of `config_differences`, for one-line errors."""
+    return ", ".join(differences[:limit]) + (f" and {len(differences) - limit} more" if len(differences) > limit else "")
+
+
+# ------------------------------------------------------------------------------ results tables
+Row = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class TableSchema:
+    """The columns of a results CSV and how their values are written and read."""
+
+    columns: tuple[str, ...]
+    """Header, in order."""
+    int_columns: frozenset[str] = frozenset()
+    """Columns holding integers; the others not in `str_columns` hold floats (NaN: an empty cell)."""
+    str_columns: frozenset[str] = frozenset()
+    """Columns holding text."""
+    what: str = "results file"
+    """What such a file is called in messages."""
+
+    def header(self) -> str:
+        return _csv_line(self.columns)
+
+    def format_value(self, key: str, value: Any) -> str:
+        if key in self.str_columns:
+            return str(value)
+        if key in self.int_columns:
+            return str(int(value))
+        number = float(value)
+        return repr(number) if math.isfinite(number) else ""
+
+    def format_rows(self, rows: Iterable[Row]) -> str:
+        """CSV lines (each with its newline), columns in order; a row lacking a column is an error."""
+        out = []
+        for row in rows:
+            missing = [c for c in self.columns if c not in row]
+            if missing:
+                raise MamrlError(f"{self.what} row lacks columns {missing}")
+            out.append(_csv_line([self.format_value(c, row[c]) for c in self.columns]))
+        return "".join(out)
+
+    def parse_value(self, key: str, text: str) -> Any:
+        if key in self.str_columns:
+            return text
+        if key in self.int_columns:
+            return int(text)
+        return float(text) if text != "" else float("nan")
+
+    def parse_rows(self, text: str, where: str) -> list[Row]:
+        """Rows of complete CSV lines (no header; line numbers count from 2)."""
+        rows = []
+        for number, fields in enumerate(csv.reader(io.StringIO(text)), start=2):
+            if not fields:
+                continue
+            if len(fields) != len(self.columns):
+                raise MamrlError(f"{where} line {number}: expected {len(self.columns)} fields, found {len(fields)} "
+                                 f"(corrupt {self.what})")
+            try:
+                rows.append({c: self.parse_value(c, v) for c, v in zip(self.columns, fields)})
+            except ValueError as exc:
+                raise MamrlError(f"{where} line {number}: {exc} (corrupt {self.what})") from None
+        return rows
+
+
+def _csv_line(values: Sequence[Any]) -> str:
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerow(values)
+    return out.getvalue()
+
+
+HeaderCheck = Callable[[Path, Sequence[str]], None]
+"""Called with a file's header when it is not the schema's: may raise a more specific error
+(for example: written by an older version whose metrics differ)."""
+
+
+def read_table(path: str | os.PathLike[str], schema: TableSchema, *, check_header: HeaderCheck | None = None) -> list[Row]:
+    """The complete rows of a results CSV (a trailing partial line, a write cut short, is ignored)."""
+    path = Path(path)
+    if not path.is_file():
+        raise MamrlError(f"{schema.what} {str(path)!r} does not exist")
     try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise MamrlError(f"cannot create run directory {str(run_dir)!r}: {exc.strerror or exc}") from None
-    write_json(run_dir / "config.json", {**config, **provenance(), "wall_time_s": round(wall_time_s, 3)})
-    write_json(run_dir / "metrics.json", metrics_document(per_episode, summary))
-    write_episodes_csv(run_dir / "episodes.csv", per_episode, first_episode=first_episode)
-    return run_dir
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise MamrlError(f"cannot read {schema.what} {str(path)!r}: {getattr(exc, 'strerror', None) or exc}") from None
+    complete = text[: text.rfind("\n") + 1]
+    header, _, body = complete.partition("\n")
+    if not header:
+        return []
+    columns = tuple(next(csv.reader([header])))
+    if columns != schema.columns:
+        if check_header is not None:
+            check_header(path, columns)
+        unknown = [c for c in schema.columns if c not in columns]
+        raise MamrlError(f"{path}: not a {schema.what} of this mamrl version (header differs"
+                         + (f"; missing {', '.join(unknown[:4])}" if unknown else "") + ")")
+    return schema.parse_rows(body, str(path))
+
+
+class ResultsTable:
+    """A resumable results CSV and its JSON sidecar (the resolved config that produced it).
+
+    * `open()` checks an existing file against the config (sidecar present and equal, header,
+      every row's config hash) and returns its complete rows, or creates the sidecar and an
+      empty file. A trailing partial line is dropped.
+    * `append(rows)` appends complete lines in one write, fsync'ed before it returns: a killed
+      run loses only the work in progress.
+    * `rewrite(rows)` replaces the file atomically (canonical order at the end of a run).
+
+    `kind` names the run in messages ("sweep"); `start_over` ends the refusals ("use a new
+    --results file"), naming what the user can do.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], schema: TableSchema, *, sidecar: str | os.PathLike[str],
+                 sidecar_format: str, resolved: Mapping[str, Any], kind: str, start_over: str,
+                 check_header: HeaderCheck | None = None):
+        self.path = Path(path)
+        self.schema = schema
+        self.sidecar = Path(sidecar)
+        self.sidecar_format = sidecar_format
+        self.resolved = dict(resolved)
+        self.hash = config_hash(self.resolved)
+        self.kind = kind
+        self.start_over = start_over
+        self.check_header = check_header
+
+    def check_sidecar(self) -> None:
+        """Refuse a sidecar that is unreadable, of another kind, or of a different config."""
+        try:
+            doc = json.loads(self.sidecar.read_text(encoding="utf-8"))
+            if doc["format"] != self.sidecar_format:
+                raise ValueError("format")
+            old = doc["config"]
+        except (OSError, ValueError, KeyError, TypeError):
+            raise MamrlError(f"{self.sidecar} is unreadable or not a {self.kind} config; {self.start_over}") from None
+        diff = config_differences(old, self.resolved)
+        if diff:
+            raise MamrlError(f"{str(self.path)!r} belongs to a different {self.kind} config (differs in: {summarise_differences(diff)}); "
+                             f"{self.start_over}, or delete it and {self.sidecar.name} to start over")
+
+    def open(self) -> list[Row]:
+        if self.path.is_dir():
+            raise MamrlError(f"{self.schema.what} {str(self.path)!r} is a directory, expected a file name")
+        if self.path.exists():
+            if self.check_header is not None:
+                self._check_existing_header()  # first: an old file's config differs too, and this says why
+            if not self.sidecar.is_file():
+                raise MamrlError(f"{self.schema.what} {str(self.path)!r} exists but its config sidecar {self.sidecar.name} does not; {self.start_over}")
+            self.check_sidecar()
+            rows = read_table(self.path, self.schema, check_header=self.check_header)
+            for row in rows:
+                if row.get("config_hash") != self.hash:
+                    raise MamrlError(f"{self.path}: a row has config hash {row.get('config_hash')}, this run is {self.hash}; "
+                                     f"{self.start_over}")
+            if not self.path.read_bytes().endswith(b"\n") or not rows:
+                self.rewrite(rows)  # drop a partial line (an interrupted write); write a missing header
+            return rows
+        if self.sidecar.exists():
+            self.check_sidecar()  # refuses another kind of run's folder
+        else:
+            write_json(self.sidecar, {"format": self.sidecar_format, "config_hash": self.hash, "config": self.resolved,
+                                      "created": provenance()})
+        self.rewrite([])
+        return []
+
+    def _check_existing_header(self) -> None:
+        try:
+            with open(self.path, encoding="utf-8") as handle:
+                header = handle.readline()
+        except (OSError, UnicodeDecodeError):
+            return  # read_table reports it
+        if header.endswith("\n"):
+            columns = tuple(next(csv.reader([header])))
+            if columns != self.schema.columns and self.check_header is not None:
+                self.check_header(self.path, columns)
+
+    def append(self, rows: Iterable[Row]) -> None:
+        text = self.schema.format_rows(rows)
+        try:
+            with open(self.path, "a", encoding="utf-8", newline="") as handle:
+                handle.write(text)
+                handle.flush()
+                os.fsync(handle.fileno())
+        except OSError as exc:
+            raise MamrlError(f"cannot write {self.schema.what} {str(self.path)!r}: {exc.strerror or exc}") from None
+
+    def rewrite(self, rows: Iterable[Row]) -> None:
+        write_text(self.path, self.schema.header() + self.schema.format_rows(rows))
 
 
 __all__ = [
-    "SCALAR_METRICS",
-    "VECTOR_METRICS",
     "dumps",
-    "episodes_csv_text",
     "git_commit",
     "jsonable",
-    "metrics_document",
     "new_run_dir",
     "provenance",
-    "write_episodes_csv",
+    "ResultsTable",
+    "Row",
+    "TableSchema",
+    "atomic_file",
+    "config_differences",
+    "config_hash",
+    "read_table",
+    "summarise_differences",
+    "write_bytes",
     "write_json",
-    "write_run_dir",
     "write_text",
 ]

@@ -29,17 +29,22 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
 from mamrl import __version__
-from mamrl.agents import canonical_name, make_agent
+from mamrl.algorithms import canonical_name, make_agent
 from mamrl.agents.base import RoutingAgent
 from mamrl.errors import MamrlError
+from mamrl.runs import atomic_file, write_text
 from mamrl.sim.metrics import estimate
 from mamrl.sim.params import LinkFailure, SimParams
 from mamrl.topologies import load_topology
+
+if TYPE_CHECKING:
+    from mamrl.executors import CellExecutor
+    from mamrl.meta.maml import MamlConfig, MetaLearner
 
 CURVE_METRICS = ("mean_delivery_time", "mean_sojourn_time", "delivered_fraction", "loss_fraction", "mean_sojourn_time_not_lost")
 """Metrics of every curves.csv row (chunk means). Rows written before the loss-honest metrics had
@@ -138,7 +143,7 @@ def train_run(
             rows = legacy_rows(meta["extra"].get("rows", []))
     done = int(getattr(agent, "episodes_trained", 0))
     if previous is None:
-        _write_atomic(config_path, json.dumps(record, indent=2))
+        write_text(config_path, json.dumps(record, indent=2))
     else:
         # A run cannot go back: its weights would not be what a smaller target says. (Its own target
         # is fine even when passed: maml's last whole iteration may overshoot it.)
@@ -146,7 +151,7 @@ def train_run(
             raise MamrlError(f"{out} has already trained {done} episodes, more than the {cfg.episodes} asked; "
                              f"ask for at least {done} (or use another directory)")
         if any(previous["config"].get(key) != record["config"][key] for key in EXTENDABLE):
-            _write_atomic(config_path, json.dumps(record, indent=2))  # the new target is the run's now
+            write_text(config_path, json.dumps(record, indent=2))  # the new target is the run's now
     board = TensorBoardLogger(tensorboard_dir, record, rows) if tensorboard_dir is not None else None
     try:
         chunks = 0
@@ -167,7 +172,7 @@ def train_run(
             rows.append(row)
             done += size
             agent.save(checkpoint, extra={"rows": rows})
-            _write_atomic(curves_path, _csv_text(rows))
+            write_text(curves_path, _csv_text(rows))
             if board is not None:
                 board.log_row(row)
             if on_chunk is not None:
@@ -175,17 +180,36 @@ def train_run(
             chunks += 1
             if stop_after_chunks is not None and chunks >= stop_after_chunks and done < cfg.episodes:
                 return row
-        _write_atomic(curves_path, _csv_text(rows))
+        write_text(curves_path, _csv_text(rows))
         plot_curves(rows, out / "curves.png", title=f"{params.topology.name}, λ = {cfg.load:g}, {cfg.algorithm}")
         if cfg.eval_episodes:
             evaluation = agent.evaluate(params, cfg.seed + EVAL_SEED_OFFSET, cfg.eval_episodes)
             summary = {k: asdict(estimate(evaluation[k])) for k in CURVE_METRICS + ("generated", "delivered", "lost")}
-            _write_atomic(out / "evaluation.json", json.dumps({"seed": cfg.seed + EVAL_SEED_OFFSET,
+            write_text(out / "evaluation.json", json.dumps({"seed": cfg.seed + EVAL_SEED_OFFSET,
                                                                  "episodes": cfg.eval_episodes, "metrics": summary}, indent=2))
         return rows[-1] if rows else {}
     finally:
         if board is not None:  # also on Ctrl-C: flushes what was logged
             board.close()
+
+
+def meta_train(topology: str, load: float, config: MamlConfig, out_dir: str | Path, *, seed: int = 0,
+               iterations: int = 300, horizon_ticks: int = 500, on_chunk=None,
+               task_executor: CellExecutor | None = None) -> MetaLearner:
+    """Meta-train into `out_dir` with `mamrl train`'s machinery (config.json, checkpoint.pt after
+    every meta-iteration, curves.csv/png), resuming from its checkpoint; returns the learner
+    holding the meta-initialisation. `task_executor`: see `MetaLearner.task_executor`."""
+    from mamrl.meta.maml import MetaLearner  # imports torch: only when meta-training
+
+    values = asdict(config)
+    train_config = TrainConfig(topology=topology, load=load, horizon_ticks=horizon_ticks, algorithm="maml",
+                               algorithm_config=values, episodes=iterations * config.episodes_per_meta_iteration,
+                               seed=seed, chunk_episodes=config.episodes_per_meta_iteration)
+    train_run(train_config, out_dir, on_chunk=on_chunk, task_executor=task_executor)
+    meta, arrays = RoutingAgent.read_checkpoint(Path(out_dir) / "checkpoint.pt")
+    learner = MetaLearner(config)
+    learner.load_state_arrays(arrays)
+    return learner
 
 
 class TensorBoardLogger:
@@ -293,9 +317,8 @@ def plot_curves(rows: list[dict[str, Any]], path: Path, title: str) -> None:
         ax.set_xlabel("training episodes")
         ax.grid(alpha=0.3)
     fig.suptitle(title)
-    tmp = path.with_name(path.name + ".tmp.png")
-    fig.savefig(tmp, dpi=120)
-    tmp.replace(path)
+    with atomic_file(path, "wb") as handle:
+        fig.savefig(handle, format="png", dpi=120)
 
 
 def legacy_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -325,12 +348,6 @@ def _csv_text(rows: list[dict[str, Any]]) -> str:
     writer.writeheader()
     writer.writerows(rows)
     return buf.getvalue()
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
 
 
 def _finite(value: float) -> float | None:

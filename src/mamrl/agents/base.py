@@ -63,8 +63,9 @@ class RoutingAgent(ABC):
         `extra` holds JSON-ready training state (logs, counters) kept beside the weights."""
         import torch
 
+        from mamrl.runs import atomic_file
+
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         payload = {
             "format": CHECKPOINT_FORMAT,
             "name": self.name,
@@ -72,9 +73,8 @@ class RoutingAgent(ABC):
             "extra": json.dumps(extra or {}),
             "arrays": {k: torch.from_numpy(np.array(v, copy=True)) for k, v in self.state_arrays().items()},
         }
-        tmp = path.with_name(path.name + ".tmp")
-        torch.save(payload, tmp)
-        tmp.replace(path)
+        with atomic_file(path, "wb") as handle:
+            torch.save(payload, handle)
         return path
 
     @staticmethod

@@ -181,7 +181,7 @@ def min_delay_flow(
         return MinDelayFlow(empty, math.nan, math.nan, 0.0, 0, False)
     flow = bound.flow.flow * (load / bound.max_load)  # every router below λ/λ* < 1
     shortest = np.empty_like(flow)
-    target = previous_target = None
+    target = previous_target = previous_router = None
     gap_share, iterations, link_limited = math.inf, 0, False
     router, arc_total, link = prob.rates(flow)
     while iterations < max_iterations:

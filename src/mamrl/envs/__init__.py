@@ -23,8 +23,23 @@ from mamrl.envs.routing import (
     sojourn_rewards,
 )
 
-from mamrl.envs import routing  # noqa: E402  (the public names are routing's)
-
 register_envs()
 
-__all__ = list(routing.__all__)
+__all__ = [
+    "DEFAULT_REWARD",
+    "GYM_IDS",
+    "OBS_LEN",
+    "REWARDS",
+    "RewardFn",
+    "RoutingEnv",
+    "RoutingParallelEnv",
+    "encode_observation",
+    "episode_totals",
+    "gym_env",
+    "make_params",
+    "observation_nvec",
+    "parallel_env",
+    "register_envs",
+    "router_rewards",
+    "sojourn_rewards",
+]

@@ -1,7 +1,7 @@
 """Experiments over the simulator and the routing algorithms.
 
 * `config`     — `SweepConfig` (typed, validated, hashable) and the `quick` / `paper` presets;
-* `sweep`      — the load sweep E1 (SPEC §3): cells, executors, the resumable results CSV, pooling
+* `sweep`      — the load sweep E1: cells, the resumable results CSV, pooling
   over seeds;
 * `saturation` — the rule that tells bounded from growing queues, per-sweep saturation summaries
   and a bisection search for one algorithm.
@@ -11,9 +11,6 @@ from mamrl.experiments.config import PRESETS, SweepConfig, build_sweep_config
 from mamrl.experiments.saturation import classify, saturation_search, summarise_saturation
 from mamrl.experiments.sweep import (
     EVAL_SEED_OFFSET,
-    CellExecutor,
-    ProcessPoolCellExecutor,
-    SerialExecutor,
     aggregate,
     eval_seed,
     read_results,
@@ -23,9 +20,6 @@ from mamrl.experiments.sweep import (
 __all__ = [
     "EVAL_SEED_OFFSET",
     "PRESETS",
-    "CellExecutor",
-    "ProcessPoolCellExecutor",
-    "SerialExecutor",
     "SweepConfig",
     "aggregate",
     "build_sweep_config",

@@ -18,7 +18,6 @@ different config against the same results file is refused (`config_differences`)
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import math
 import os
@@ -29,6 +28,8 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from mamrl.errors import MamrlError
+from mamrl.executors import available_cores
+from mamrl.runs import config_hash
 
 CONFIG_FORMAT = "mamrl-sweep-config/1"
 """Format tag of the resolved config (in the results sidecar)."""
@@ -41,7 +42,7 @@ class SweepConfig:
     topologies: tuple[str, ...] = ("b4",)
     """Topologies: built-in names (`b4`, `geant`, `att`) or topology files/directories."""
     algorithms: tuple[str, ...] = ("spa", "q-routing", "pg")
-    """Routing algorithms by registry name (`mamrl.agents.ALGORITHM_NAMES`: `spa`, `ecmp`, `max-throughput`,
+    """Routing algorithms by registry name (`mamrl.algorithms.ALGORITHM_NAMES`: `spa`, `ecmp`, `max-throughput`,
     `min-delay`, `random`, `q-routing`, `pg`, `mamrl`; aliases accepted)."""
     loads: tuple[float | str, ...] = (0.05, 0.1, 0.2, 0.3)
     """Loads λ: new packets per router per tick (> 0), or a share of each topology's capacity limit
@@ -69,7 +70,7 @@ class SweepConfig:
     # ------------------------------------------------------------------ derived values
     def resolved(self) -> dict[str, Any]:
         """The result-determining config, JSON-ready, with full algorithm hyper-parameters."""
-        from mamrl.agents import make_agent
+        from mamrl.algorithms import make_agent
 
         resolved = {
             "format": CONFIG_FORMAT,
@@ -94,14 +95,6 @@ class SweepConfig:
         """12 hex digits identifying `resolved()` (tags every results row)."""
         return config_hash(self.resolved())
 
-    @property
-    def num_cells(self) -> int:
-        """Cells to run: every combination, less those of an oracle (`max-throughput`,
-        `min-delay`) at a load at or above λ*, where it does not exist (`sweep.sweep_cells`)."""
-        from mamrl.experiments.sweep import sweep_cells
-
-        return len(sweep_cells(self))
-
     def effective_workers(self) -> int:
         return self.workers if self.workers is not None else available_cores()
 
@@ -117,19 +110,6 @@ class SweepConfig:
         for key in ("topologies", "algorithms", "loads", "seeds"):
             out[key] = list(out[key])
         return out
-
-
-def available_cores() -> int:
-    """Cores this process may run on (affinity-aware)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
-
-
-def config_hash(resolved: Mapping[str, Any]) -> str:
-    text = json.dumps(resolved, sort_keys=True, separators=(",", ":"), allow_nan=False)
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 # ------------------------------------------------------------------------------ presets
@@ -234,7 +214,7 @@ def check_topologies(value: Any, label: str) -> tuple[str, ...]:
 
 
 def _check_algorithms(value: Any, label: str) -> tuple[str, ...]:
-    from mamrl.agents import canonical_name
+    from mamrl.algorithms import canonical_name
 
     out = []
     for k, item in enumerate(_list(value, label)):
@@ -333,7 +313,7 @@ def _check_results(value: Any, label: str) -> str:
 
 
 def _check_algorithm_config(value: Any, label: str) -> dict[str, dict[str, Any]]:
-    from mamrl.agents import canonical_name
+    from mamrl.algorithms import canonical_name
 
     if not isinstance(value, Mapping):
         raise MamrlError(f"{label}: expected a table of algorithm name -> settings, got {value!r}")
@@ -400,7 +380,7 @@ def build_sweep_config(
 def validate(config: SweepConfig) -> SweepConfig:
     """Check a `SweepConfig` built in code, and build every algorithm once so that bad
     hyper-parameters fail here, naming the field, not in a worker process."""
-    from mamrl.agents import make_agent
+    from mamrl.algorithms import make_agent
 
     checked = check_fields({f: getattr(config, f) for f in FIELD_NAMES}, lambda key: key)
     for name in checked["algorithms"]:
@@ -414,25 +394,6 @@ def validate(config: SweepConfig) -> SweepConfig:
     return SweepConfig(**checked)
 
 
-def config_differences(old: Any, new: Any, prefix: str = "") -> list[str]:
-    """Dotted names of the fields in which two resolved configs differ."""
-    if isinstance(old, Mapping) and isinstance(new, Mapping):
-        out = []
-        for key in sorted(set(old) | set(new), key=str):
-            name = f"{prefix}.{key}" if prefix else str(key)
-            if key not in old or key not in new:
-                out.append(name)
-            else:
-                out.extend(config_differences(old[key], new[key], name))
-        return out
-    return [] if old == new else [prefix or "(config)"]
-
-
-def summarise_differences(differences: list[str], limit: int = 8) -> str:
-    """`a, b.c and 3 more`: the first `limit` names of `config_differences`, for one-line errors."""
-    return ", ".join(differences[:limit]) + (f" and {len(differences) - limit} more" if len(differences) > limit else "")
-
-
 __all__ = [
     "CONFIG_FORMAT",
     "RELATIVE_LOAD",
@@ -442,11 +403,9 @@ __all__ = [
     "FIELD_NAMES",
     "PRESETS",
     "SweepConfig",
-    "available_cores",
     "build_sweep_config",
     "check_fields",
     "check_topologies",
-    "config_differences",
     "config_hash",
     "read_config_file",
     "validate",

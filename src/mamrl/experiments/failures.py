@@ -56,10 +56,8 @@ meta-initialisation the runs started from.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import functools
-import io
 import json
 import math
 import os
@@ -73,18 +71,11 @@ import numpy as np
 
 import mamrl
 from mamrl.errors import MamrlError
-from mamrl.experiments.config import (
-    available_cores,
-    check_int,
-    check_seeds,
-    config_differences,
-    config_hash,
-    layered_values,
-    summarise_differences,
-)
+from mamrl.experiments.config import check_int, check_seeds, layered_values
 from mamrl.experiments.config import check_fields as _check_fields
-from mamrl.experiments.sweep import CellExecutor, make_backend_executor, single_threaded
+from mamrl.executors import CellExecutor, available_cores, make_backend_executor, single_threaded
 from mamrl.meta.tasks import link_label
+from mamrl.runs import ResultsTable, Row, TableSchema, config_hash, read_table
 from mamrl.sim.metrics import METRIC_INFO, Estimate, estimate, predates_loss_honest, predates_loss_honest_message
 from mamrl.sim.params import LinkFailure, SimParams
 
@@ -191,7 +182,7 @@ def _table_metrics(params: SimParams, tables, seed: int, first: int, count: int)
 
 
 class StaticRoutingController:
-    """A static routing (`mamrl.agents.make_policy`) computed on the intact topology, never reacting
+    """A static routing (`mamrl.algorithms.make_policy`) computed on the intact topology, never reacting
     to failures (SPA so is the paper's assumption). Its tables are computed once per failure set."""
 
     def __init__(self, policy: str):
@@ -200,7 +191,7 @@ class StaticRoutingController:
         self._tables: dict[tuple, Any] = {}
 
     def tables(self, params: SimParams, reconvergence_delay_ticks: int | None = None):
-        from mamrl.agents import make_policy
+        from mamrl.algorithms import make_policy
 
         key = (tuple(sorted((f.link, f.tick) for f in params.failures)), reconvergence_delay_ticks)
         if key not in self._tables:
@@ -248,7 +239,7 @@ class BackpressureController:
     per-destination queues; it keeps no state between episodes."""
 
     def __init__(self, name: str):
-        from mamrl.agents import make_agent
+        from mamrl.algorithms import make_agent
 
         self.name = name
         self.bias = make_agent(name).cfg.bias_packets_per_hop
@@ -803,7 +794,6 @@ COLUMNS: tuple[str, ...] = (
 
 _INT_COLUMNS = {"seed", "episode", "held_out", "reset"}
 _STR_COLUMNS = {"config_hash", "topology", "failure", "controller", "phase", "mamrl_version"}
-Row = dict[str, Any]
 
 
 def intact_params(config: Mapping[str, Any]) -> SimParams:
@@ -910,77 +900,26 @@ def make_run_executor(workers: int | None, *, backend: str = "local", address: s
 
 
 # ------------------------------------------------------------------------------ curves.csv
-def _format_value(key: str, value: Any) -> str:
-    if key in _STR_COLUMNS:
-        return str(value)
-    if key in _INT_COLUMNS:
-        return str(int(value))
-    number = float(value)
-    return repr(number) if math.isfinite(number) else ""
+SCHEMA = TableSchema(COLUMNS, frozenset(_INT_COLUMNS), frozenset(_STR_COLUMNS), "curves file")
+"""curves.csv's columns and value types."""
 
 
-def format_rows(rows: Iterable[Row]) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    for row in rows:
-        writer.writerow([_format_value(c, row[c]) for c in COLUMNS])
-    return out.getvalue()
+def _refuse_old_header(path: Path, columns: Sequence[str]) -> None:
+    if predates_loss_honest(columns):
+        raise MamrlError(predates_loss_honest_message(path, "re-run the experiment into a new output directory to plot or extend it"))
 
 
 def header_line() -> str:
-    out = io.StringIO()
-    csv.writer(out, lineterminator="\n").writerow(COLUMNS)
-    return out.getvalue()
+    return SCHEMA.header()
 
 
-def _parse_value(key: str, text: str) -> Any:
-    if key in _STR_COLUMNS:
-        return text
-    if key in _INT_COLUMNS:
-        return int(text)
-    return float(text) if text != "" else float("nan")
-
-
-def read_curves_header(path: Path) -> None:
-    """Refuse a curves.csv written before the loss-honest metrics (one line saying so)."""
-    try:
-        with open(path, encoding="utf-8") as fh:
-            header = fh.readline()
-    except (OSError, UnicodeDecodeError):
-        return  # read_curves reports it
-    if header.endswith("\n") and predates_loss_honest(next(csv.reader([header]))):
-        raise MamrlError(predates_loss_honest_message(path, "use a new output directory"))
+def format_rows(rows: Iterable[Row]) -> str:
+    return SCHEMA.format_rows(rows)
 
 
 def read_curves(path: str | os.PathLike[str]) -> list[Row]:
     """The complete rows of a curves.csv (a trailing partial line is ignored)."""
-    path = Path(path)
-    if not path.is_file():
-        raise MamrlError(f"curves file {str(path)!r} does not exist")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise MamrlError(f"cannot read curves file {str(path)!r}: {getattr(exc, 'strerror', None) or exc}") from None
-    complete = text[: text.rfind("\n") + 1]
-    header, _, body = complete.partition("\n")
-    if not header:
-        return []
-    columns = tuple(next(csv.reader([header])))
-    if columns != COLUMNS and predates_loss_honest(columns):
-        raise MamrlError(predates_loss_honest_message(path, "re-run the experiment into a new output directory to plot or extend it"))
-    if columns != COLUMNS:
-        raise MamrlError(f"{path}: not a failure-experiment curves file of this mamrl version (header differs)")
-    rows = []
-    for number, fields in enumerate(csv.reader(io.StringIO(body)), start=2):
-        if not fields:
-            continue
-        if len(fields) != len(COLUMNS):
-            raise MamrlError(f"{path} line {number}: expected {len(COLUMNS)} fields, found {len(fields)} (corrupt curves file)")
-        try:
-            rows.append({c: _parse_value(c, v) for c, v in zip(COLUMNS, fields)})
-        except ValueError as exc:
-            raise MamrlError(f"{path} line {number}: {exc} (corrupt curves file)") from None
-    return rows
+    return read_table(path, SCHEMA, check_header=_refuse_old_header)
 
 
 def run_key(row: Row) -> tuple[str, str, str, int]:
@@ -1000,84 +939,34 @@ def complete_runs(rows: Iterable[Row], episodes: int) -> dict[tuple, list[Row]]:
 
 
 class CurvesFile:
-    """`curves.csv` of one output directory, with its `config.json`: open (check or write the
-    config, drop partial runs), append runs durably, rewrite in canonical order."""
+    """`curves.csv` of one output directory, with its `config.json` (`mamrl.runs.ResultsTable`):
+    open (check or write the config, drop partial runs), append runs durably, rewrite in
+    canonical order."""
 
     def __init__(self, output: str | os.PathLike[str], config: FailureExperimentConfig):
         self.output = Path(output)
         self.path = self.output / "curves.csv"
-        self.sidecar = self.output / "config.json"
         self.config = config
-        self.resolved = config.resolved()
-        self.hash = config_hash(self.resolved)
+        self.table = ResultsTable(self.path, SCHEMA, sidecar=self.output / "config.json", sidecar_format=CONFIG_FORMAT,
+                                  resolved=config.resolved(), kind="failure-experiment",
+                                  start_over="use a new output directory", check_header=_refuse_old_header)
+        self.hash = self.table.hash
         self.runs: dict[tuple, list[Row]] = {}
 
     def open(self) -> None:
-        from mamrl import runs
-
         if self.output.exists() and not self.output.is_dir():
             raise MamrlError(f"output {str(self.output)!r} exists and is not a directory")
-        if self.path.is_file():
-            read_curves_header(self.path)  # first: an old file's config differs too, and this says why
-        if self.sidecar.exists():
-            self._check_sidecar()  # refuses another experiment's (or another command's) directory
-        if self.path.exists():
-            if not self.sidecar.is_file():
-                raise MamrlError(f"{self.path} exists but {self.sidecar.name} does not; use a new output directory")
-            rows = read_curves(self.path)
-            for row in rows:
-                if row["config_hash"] != self.hash:
-                    raise MamrlError(f"{self.path}: a row has config hash {row['config_hash']}, this experiment is {self.hash}; "
-                                     "use a new output directory")
-            self.runs = complete_runs(rows, self.config.episodes)
-            kept = sum(len(v) for v in self.runs.values())
-            if kept != len(rows) or not self.path.read_bytes().endswith(b"\n"):
-                self._rewrite(list(self.runs.values()))  # drop partial runs (an interrupted write)
-        else:
-            try:
-                self.output.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise MamrlError(f"cannot create directory {str(self.output)!r}: {exc.strerror or exc}") from None
-            if not self.sidecar.exists():
-                runs.write_json(self.sidecar, {"format": CONFIG_FORMAT, "config_hash": self.hash, "config": self.resolved,
-                                               "created": runs.provenance()})
-            self._write_atomic(header_line())
-
-    def _check_sidecar(self) -> None:
-        try:
-            doc = json.loads(self.sidecar.read_text(encoding="utf-8"))
-            if doc["format"] != CONFIG_FORMAT:
-                raise ValueError("format")
-            old = doc["config"]
-        except (OSError, ValueError, KeyError, TypeError):
-            raise MamrlError(f"{self.sidecar} is unreadable or not a failure-experiment config; use a new output directory") from None
-        diff = config_differences(old, self.resolved)
-        if diff:
-            shown = summarise_differences(diff)
-            raise MamrlError(f"output {str(self.output)!r} holds a different failure experiment (differs in: {shown}); "
-                             "use a new output directory, or delete it to start over")
-
-    def _write_atomic(self, text: str) -> None:
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        try:
-            with open(tmp, "w", encoding="utf-8", newline="") as fh:
-                fh.write(text)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.path)
-        except OSError as exc:
-            raise MamrlError(f"cannot write {str(self.path)!r}: {exc.strerror or exc}") from None
+        rows = self.table.open()
+        self.runs = complete_runs(rows, self.config.episodes)
+        if sum(len(v) for v in self.runs.values()) != len(rows):
+            self._rewrite(list(self.runs.values()))  # drop partial runs (an interrupted write)
 
     def _rewrite(self, runs: Iterable[list[Row]]) -> None:
-        self._write_atomic(header_line() + "".join(format_rows(rows) for rows in runs))
+        self.table.rewrite(row for rows in runs for row in rows)
 
     def append(self, result: RunResult) -> None:
         """Append a run's rows in one write and make them durable before returning."""
-        text = format_rows(result.rows)
-        with open(self.path, "a", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
+        self.table.append(result.rows)
         self.runs.setdefault(result.run.key, result.rows)
 
     def ordered(self, order: Sequence[Run]) -> list[list[Row]]:
@@ -1098,13 +987,13 @@ def prepare_meta_init(config: FailureExperimentConfig, output: Path, *,
     import torch
 
     from mamrl import runs
-    from mamrl.meta.maml import meta_train
+    from mamrl.training import meta_train
 
     resolved = config.resolved()
     meta_dir = Path(config.meta_init) if config.meta_init is not None else output / "meta"
     if meta_dir.is_file():
         # A checkpoint file is used as it is (for example the last one of an unfinished meta-training).
-        from mamrl.agents import make_agent
+        from mamrl.algorithms import make_agent
         from mamrl.agents.base import RoutingAgent
 
         meta, arrays = RoutingAgent.read_checkpoint(meta_dir)
@@ -1127,15 +1016,14 @@ def prepare_meta_init(config: FailureExperimentConfig, output: Path, *,
 
     values = {f.name: getattr(policy, f.name) for f in dataclasses.fields(DeepConsensusConfig)}
     path = output / "meta_init.pt"
-    tmp = path.with_name(path.name + ".tmp")
     payload = {
         "format": META_INIT_FORMAT,
         "params": {k: v.detach().cpu().clone() for k, v in learner.initial_params().items()},
         "policy_config": json.dumps(runs.jsonable(values)),
         "meta_dir": str(meta_dir),
     }
-    torch.save(payload, tmp)
-    tmp.replace(path)
+    with runs.atomic_file(path, "wb") as handle:
+        torch.save(payload, handle)
     return path
 
 
@@ -1192,7 +1080,7 @@ def run_failure_experiment(
     ran = 0
     walls: dict[str, float] = {}
     if work:
-        tasks = [RunTask(r, curves.resolved, curves.hash, meta_file) for r in todo]
+        tasks = [RunTask(r, curves.table.resolved, curves.hash, meta_file) for r in todo]
         own = executor is None
         if own:
             executor = make_run_executor(min(config.effective_workers(), len(tasks)))

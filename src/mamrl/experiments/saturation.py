@@ -218,7 +218,7 @@ AgentFactory = Callable[[Any, int], Any]
 def trained_agent_factory(algorithm: str, config: dict[str, Any] | None, train_episodes: int, train_horizon: int) -> AgentFactory:
     """A fresh agent per probe, trained at the probed load on seed `seed` with `train_episodes`
     episodes of `train_horizon` ticks (as a sweep cell would be); no training for spa/random."""
-    from mamrl.agents import make_agent
+    from mamrl.algorithms import make_agent
 
     def factory(params: Any, seed: int) -> Any:
         agent = make_agent(algorithm, config)
@@ -231,7 +231,7 @@ def trained_agent_factory(algorithm: str, config: dict[str, Any] | None, train_e
 
 def checkpoint_agent_factory(path: str) -> tuple[str, AgentFactory]:
     """(algorithm name, factory) evaluating one saved agent at every probed load, no training."""
-    from mamrl.agents import make_agent
+    from mamrl.algorithms import make_agent
     from mamrl.agents.base import RoutingAgent
 
     meta, arrays = RoutingAgent.read_checkpoint(path)
@@ -285,7 +285,7 @@ def saturation_search(
         raise MamrlError(f"horizon must be >= 4 ticks to measure a trend, got {horizon_ticks}")
     if not seeds:
         raise MamrlError("saturation search needs at least one seed")
-    from mamrl.agents import BELOW_CAPACITY_ONLY
+    from mamrl.algorithms import BELOW_CAPACITY_ONLY
     from mamrl.sim.capacity import capacity_bound
 
     result = SearchResult(topology.name, algorithm, horizon_ticks, tuple(seeds), None, None,

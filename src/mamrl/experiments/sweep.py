@@ -22,27 +22,20 @@ resolved config differs is refused with the names of the differing fields.
 
 Execution
 ---------
-Cells are independent tasks handed to a `CellExecutor` (`map cells -> rows`): `SerialExecutor`
+Cells are independent tasks handed to a `mamrl.executors.CellExecutor` (`map cells -> rows`): `SerialExecutor`
 runs them in this process, `ProcessPoolCellExecutor` in worker processes (forkserver, or spawn
-where there is none), `ray_backend.RayCellExecutor` as Ray tasks (`--backend ray`; see
+where there is none), `RayCellExecutor` as Ray tasks (`--backend ray`; see
 `make_backend_executor`). Rows are written by the calling process as cells complete, whatever
 the executor, so the results file does not depend on it.
 """
 
 from __future__ import annotations
 
-import csv
 import functools
-import io
-import json
 import math
-import multiprocessing
 import os
 import time
-from abc import ABC, abstractmethod
-from contextlib import contextmanager
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,7 +44,9 @@ import numpy as np
 
 import mamrl
 from mamrl.errors import MamrlError
-from mamrl.experiments.config import SweepConfig, config_differences, config_hash, summarise_differences
+from mamrl.executors import CellExecutor, make_backend_executor, single_threaded
+from mamrl.experiments.config import SweepConfig
+from mamrl.runs import ResultsTable, Row, TableSchema, config_hash, read_table
 from mamrl.sim.metrics import METRIC_INFO, Estimate, estimate, predates_loss_honest, predates_loss_honest_message
 
 EVAL_SEED_OFFSET = 1_000_003
@@ -90,7 +85,6 @@ _INT_COLUMNS = {"seed", "eval_seed", "routers", "train_episodes", "eval_episodes
 }
 _STR_COLUMNS = {"config_hash", "topology", "algorithm", "mamrl_version"}
 
-Row = dict[str, Any]
 
 
 def eval_seed(seed: int) -> int:
@@ -161,7 +155,7 @@ def _all_cells(config: SweepConfig) -> list[Cell]:
 
 
 def _beyond_capacity(cell: Cell) -> bool:
-    from mamrl.agents import BELOW_CAPACITY_ONLY
+    from mamrl.algorithms import BELOW_CAPACITY_ONLY
 
     return cell.algorithm in BELOW_CAPACITY_ONLY and cell.load >= topology_capacity(cell.topology)
 
@@ -210,7 +204,7 @@ def cell_params(task: CellTask):
 
 def train_and_evaluate(task: CellTask) -> tuple[Any, dict[str, np.ndarray], dict[str, np.ndarray], float, float]:
     """(agent, training metrics, evaluation metrics per episode, train wall s, eval wall s)."""
-    from mamrl.agents import make_agent
+    from mamrl.algorithms import make_agent
 
     params = cell_params(task)
     agent = make_agent(task.cell.algorithm, task.algorithm_config)
@@ -224,26 +218,6 @@ def train_and_evaluate(task: CellTask) -> tuple[Any, dict[str, np.ndarray], dict
     eval_metrics = agent.evaluate(eval_params, eval_seed(task.cell.seed), task.eval_episodes, batch_size=task.eval_batch_size)
     eval_wall = time.perf_counter() - start
     return agent, train_metrics, eval_metrics, train_wall, eval_wall
-
-
-@contextmanager
-def single_threaded() -> Iterator[None]:
-    """Run a cell with one torch thread, whatever the executor: parallelism is across cells, and
-    a thread count that varied with the number of workers could change floating-point summation
-    order, hence results."""
-    try:
-        import torch  # make_agent imports it for the deep learner anyway
-    except ImportError:
-        torch = None
-    if torch is None:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def run_cell(task: CellTask) -> Row:
@@ -277,160 +251,17 @@ def run_cell(task: CellTask) -> Row:
 
 def cell_cost(task: CellTask) -> float:
     """A rough relative cost, to start the longest cells first (shorter tail; results unaffected)."""
-    from mamrl.agents import make_agent
+    from mamrl.algorithms import make_agent
 
     learns = make_agent(task.cell.algorithm, task.algorithm_config).learns
     ticks = (task.train_episodes if learns else 0) * task.horizon_ticks + task.eval_episodes * (task.eval_horizon_ticks or task.horizon_ticks)
     return ticks * (0.01 + task.cell.load) * _topology(task.cell.topology).num_routers
 
 
-# ------------------------------------------------------------------------------ executors
-class CellExecutor(ABC):
-    """Runs cell tasks and yields their rows as they complete (in any order).
-
-    The sweep only needs `map_cells`; the Ray backend (`ray_backend.RayCellExecutor`) is another subclass.
-    """
-
-    @abstractmethod
-    def map_cells(self, tasks: Sequence[CellTask]) -> Iterator[Row]:
-        """Run `tasks`; yield each one's row as soon as it is done. A caller that stops early
-        closes the executor: `close()` cancels the tasks not started and waits for the running
-        ones, `close(wait=False)` abandons them."""
-
-    def close(self, *, wait: bool = True) -> None:
-        """Release workers; `wait=False` (on an interruption) does not wait for running cells."""
-
-    def __enter__(self) -> "CellExecutor":
-        return self
-
-    def __exit__(self, exc_type: object, *rest: object) -> None:
-        self.close(wait=exc_type is None)
-
-
-class SerialExecutor(CellExecutor):
-    """Runs the cells one after another in the calling process, in the given order. `run` is
-    what a task runs (default: a sweep cell; the failure experiment passes its runs)."""
-
-    def __init__(self, run: Callable[[Any], Any] | None = None):
-        self.run = run or run_cell
-
-    def map_cells(self, tasks: Sequence[CellTask]) -> Iterator[Row]:
-        for task in tasks:
-            yield self.run(task)
-
-
-def _pool_context() -> multiprocessing.context.BaseContext:
-    methods = multiprocessing.get_all_start_methods()
-    if "forkserver" in methods:
-        ctx = multiprocessing.get_context("forkserver")
-        # Import the heavy modules (numba, numpy, scipy, the kernels' modules, torch for the deep
-        # learner) once in the server rather than in every worker; a failed import is skipped.
-        ctx.set_forkserver_preload(["mamrl.experiments.sweep", "mamrl.agents", "torch"])
-        return ctx
-    return multiprocessing.get_context("spawn")
-
-
-class CellFailed(MamrlError):
-    """A cell raised in a worker."""
-
-
-class ProcessPoolCellExecutor(CellExecutor):
-    """`concurrent.futures.ProcessPoolExecutor` over local cores, one cell per task.
-
-    Workers start by forkserver (spawn where there is none), never plain fork, so a parent that
-    already runs threads (numba, BLAS) is safe. Tasks are submitted longest first.
-    """
-
-    def __init__(self, workers: int, *, run: Callable[[Any], Any] | None = None, cost: Callable[[Any], float] | None = None,
-                 describe: Callable[[Any], str] | None = None):
-        """`run` (a picklable top-level function) computes a task's result in a worker; `cost`
-        orders the tasks (longest first); `describe` names a task in errors. Defaults: sweep cells."""
-        if workers < 1:
-            raise MamrlError(f"workers must be >= 1, got {workers}")
-        self.workers = workers
-        self.run = run or run_cell
-        self.cost = cost or cell_cost
-        self.describe = describe or (lambda task: f"cell {task.cell}")
-        self._pool: ProcessPoolExecutor | None = None
-
-    def map_cells(self, tasks: Sequence[CellTask]) -> Iterator[Row]:
-        if not tasks:
-            return
-        if self._pool is None:
-            self._pool = ProcessPoolExecutor(max_workers=min(self.workers, len(tasks)), mp_context=_pool_context())
-        ordered = sorted(tasks, key=self.cost, reverse=True)
-        pending: dict[Future, CellTask] = {self._pool.submit(self.run, t): t for t in ordered}
-        # Tasks left when the caller stops early are cancelled by `close` (not here: cancelling
-        # futures and then terminating workers trips a CPython 3.11 bug in the pool's manager).
-        while pending:
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for future in done:
-                task = pending.pop(future)
-                exc = future.exception()
-                if exc is not None:
-                    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                    raise CellFailed(f"{self.describe(task)} failed: {reason}") from exc
-                yield future.result()
-
-    def close(self, *, wait: bool = True) -> None:
-        if self._pool is None:
-            return
-        if wait:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-        else:
-            # Interrupted or failed: the cells in progress are lost anyway; stop their workers now
-            # rather than let interpreter exit wait for them (finished cells are already on disk).
-            for process in list((getattr(self._pool, "_processes", None) or {}).values()):
-                if process.is_alive():
-                    process.terminate()
-            self._pool.shutdown(wait=False)
-        self._pool = None
-
-
-BACKENDS: tuple[str, ...] = ("local", "ray")
-"""Where cells run: `local` (this machine's cores) or `ray` (a Ray cluster, `ray_backend.py`)."""
-
-
-def check_backend(backend: str, address: str | None = None) -> str:
-    """The backend's canonical name; one-line errors for an unknown one and for an address
-    given to a backend that takes none."""
-    name = str(backend).strip().lower()
-    if name not in BACKENDS:
-        raise MamrlError(f"--backend: unknown backend {backend!r} (choose from {', '.join(BACKENDS)})")
-    if address is not None and name != "ray":
-        raise MamrlError("--address is the address of a Ray cluster: use it with --backend ray")
-    return name
-
-
-def make_backend_executor(backend: str = "local", workers: int | None = None, address: str | None = None, *,
-                          run: Callable[[Any], Any] | None = None, cost: Callable[[Any], float] | None = None,
-                          describe: Callable[[Any], str] | None = None) -> CellExecutor:
-    """An executor of `backend` running `run` (default: sweep cells; `cost` and `describe` as
-    for `ProcessPoolCellExecutor`).
-
-    `local`: in process for one worker, else a process pool of `workers` (default: one per
-    core). `ray`: a `RayCellExecutor`, already connected, so that a missing Ray or an
-    unreachable `address` is reported before any work starts; without `address` it starts a
-    local Ray instance of `workers` CPUs.
-    """
-    name = check_backend(backend, address)
-    if name == "ray":
-        from mamrl.experiments.ray_backend import RayCellExecutor
-
-        executor = RayCellExecutor(workers, address=address, run=run, cost=cost, describe=describe)
-        executor.connect()
-        return executor
-    from mamrl.experiments.config import available_cores
-
-    count = workers if workers is not None else available_cores()
-    if count <= 1:
-        return SerialExecutor(run=run)
-    return ProcessPoolCellExecutor(count, run=run, cost=cost, describe=describe)
-
-
-def make_executor(workers: int) -> CellExecutor:
-    """In-process for one worker, else a process pool (the local backend)."""
-    return make_backend_executor("local", workers)
+def make_cell_executor(backend: str = "local", workers: int | None = None, address: str | None = None) -> CellExecutor:
+    """An executor of sweep cells on `backend` (`mamrl.executors.make_backend_executor`)."""
+    return make_backend_executor(backend, workers, address, run=run_cell, cost=cell_cost,
+                                 describe=lambda task: f"cell {task.cell}")
 
 
 # ------------------------------------------------------------------------------ results file
@@ -440,79 +271,27 @@ def sidecar_path(results: str | os.PathLike[str]) -> Path:
     return results.with_name(results.name + ".config.json")
 
 
-def _format_value(key: str, value: Any) -> str:
-    if key in _STR_COLUMNS:
-        return str(value)
-    if key in _INT_COLUMNS:
-        return str(int(value))
-    number = float(value)
-    return repr(number) if math.isfinite(number) else ""
+SCHEMA = TableSchema(COLUMNS, frozenset(_INT_COLUMNS), frozenset(_STR_COLUMNS), "results file")
+"""The results CSV's columns and value types."""
+
+
+def _refuse_old_header(path: Path, columns: Sequence[str]) -> None:
+    if predates_loss_honest(columns):
+        raise MamrlError(predates_loss_honest_message(path, "re-run the sweep into a new --results file to plot or extend it"))
 
 
 def format_row(row: Row) -> str:
     """One CSV line (with its newline) of a row, columns in `COLUMNS` order; NaN is empty."""
-    missing = [c for c in COLUMNS if c not in row]
-    if missing:
-        raise MamrlError(f"results row lacks columns {missing}")
-    out = io.StringIO()
-    csv.writer(out, lineterminator="\n").writerow([_format_value(c, row[c]) for c in COLUMNS])
-    return out.getvalue()
+    return SCHEMA.format_rows([row])
 
 
 def header_line() -> str:
-    out = io.StringIO()
-    csv.writer(out, lineterminator="\n").writerow(COLUMNS)
-    return out.getvalue()
-
-
-def _parse_value(key: str, text: str) -> Any:
-    if key in _STR_COLUMNS:
-        return text
-    if key in _INT_COLUMNS:
-        return int(text)
-    return float(text) if text != "" else float("nan")
-
-
-def parse_rows(text: str, where: str, columns: Sequence[str] = COLUMNS) -> list[Row]:
-    """Rows of complete lines (the caller has dropped a trailing partial one)."""
-    reader = csv.reader(io.StringIO(text))
-    rows = []
-    for number, fields in enumerate(reader, start=2):
-        if not fields:
-            continue
-        if len(fields) != len(columns):
-            raise MamrlError(f"{where} line {number}: expected {len(columns)} fields, found {len(fields)} (corrupt results file)")
-        try:
-            rows.append({c: _parse_value(c, v) for c, v in zip(columns, fields)})
-        except ValueError as exc:
-            raise MamrlError(f"{where} line {number}: {exc} (corrupt results file)") from None
-    return rows
+    return SCHEMA.header()
 
 
 def read_results(path: str | os.PathLike[str]) -> list[Row]:
     """The complete rows of a results CSV (a trailing partial line is ignored)."""
-    path = Path(path)
-    if not path.is_file():
-        raise MamrlError(f"results file {str(path)!r} does not exist")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise MamrlError(f"cannot read results file {str(path)!r}: {getattr(exc, 'strerror', None) or exc}") from None
-    complete = text[: text.rfind("\n") + 1]
-    header, _, body = complete.partition("\n")
-    if not header:
-        return []
-    columns = next(csv.reader([header]))
-    if tuple(columns) != COLUMNS and predates_loss_honest(columns):
-        raise MamrlError(predates_loss_honest_message(path, "re-run the sweep into a new --results file to plot or extend it"))
-    if tuple(columns) != COLUMNS:
-        unknown = [c for c in COLUMNS if c not in columns]
-        raise MamrlError(
-            f"{path}: not a results file of this mamrl version (header differs"
-            + (f"; missing {', '.join(unknown[:4])}" if unknown else "")
-            + ")"
-        )
-    return parse_rows(body, str(path))
+    return read_table(path, SCHEMA, check_header=_refuse_old_header)
 
 
 def row_key(row: Row) -> tuple[str, str, float, int]:
@@ -520,108 +299,41 @@ def row_key(row: Row) -> tuple[str, str, float, int]:
 
 
 class ResultsFile:
-    """The results CSV of one sweep config, opened for resuming and appending."""
+    """The results CSV of one sweep config (`mamrl.runs.ResultsTable`), opened for resuming and
+    appending; `rows` holds the finished cells' rows by cell key."""
 
     def __init__(self, path: str | os.PathLike[str], config: SweepConfig):
         self.path = Path(path)
         self.config = config
-        self.resolved = config.resolved()
-        self.hash = config_hash(self.resolved)
+        self.table = ResultsTable(self.path, SCHEMA, sidecar=sidecar_path(self.path), sidecar_format=SIDECAR_FORMAT,
+                                  resolved=config.resolved(), kind="sweep", start_over="use a new --results file",
+                                  check_header=_refuse_old_header)
+        self.hash = self.table.hash
         self.rows: dict[tuple, Row] = {}
 
     def open(self) -> None:
         """Check or write the sidecar, repair a trailing partial line, load finished rows."""
-        sidecar = sidecar_path(self.path)
-        if self.path.is_dir():
-            raise MamrlError(f"results {str(self.path)!r} is a directory, expected a file name")
-        if self.path.exists():
-            if not sidecar.is_file():
-                raise MamrlError(
-                    f"results file {str(self.path)!r} exists but has no sidecar {sidecar.name}; "
-                    "not a sweep results file? use a new --results file"
-                )
-            self._check_header()  # first: an old file's config differs too, and this says why
-            self._check_sidecar(sidecar)
-            self._repair()
-            for row in read_results(self.path):
-                if row["config_hash"] != self.hash:
-                    raise MamrlError(
-                        f"{self.path}: row for {row['topology']} {row['algorithm']} λ={row['load']:g} seed {row['seed']} "
-                        f"has config hash {row['config_hash']}, this sweep is {self.hash}; use a new --results file"
-                    )
-                self.rows.setdefault(row_key(row), row)
-        else:
-            from mamrl import runs
+        for row in self.table.open():
+            self.rows.setdefault(row_key(row), row)
 
-            try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise MamrlError(f"cannot create directory {str(self.path.parent)!r}: {exc.strerror or exc}") from None
-            runs.write_json(
-                sidecar,
-                {"format": SIDECAR_FORMAT, "config_hash": self.hash, "config": self.resolved, "created": runs.provenance()},
-            )
-            self._write_atomic(header_line())
-
-    def _check_header(self) -> None:
-        """Refuse a file written before the loss-honest metrics (one line saying so)."""
-        try:
-            with open(self.path, encoding="utf-8") as fh:
-                header = fh.readline()
-        except (OSError, UnicodeDecodeError):
-            return  # read_results reports it
-        if header.endswith("\n") and predates_loss_honest(next(csv.reader([header]))):
-            raise MamrlError(predates_loss_honest_message(self.path, "use a new --results file"))
-
-    def _check_sidecar(self, sidecar: Path) -> None:
-        try:
-            doc = json.loads(sidecar.read_text(encoding="utf-8"))
-            old = doc["config"]
-        except (OSError, ValueError, KeyError, TypeError):
-            raise MamrlError(f"sidecar {str(sidecar)!r} is unreadable or not a sweep config; use a new --results file") from None
-        diff = config_differences(old, self.resolved)
-        if diff:
-            shown = summarise_differences(diff)
-            raise MamrlError(
-                f"results file {str(self.path)!r} belongs to a different sweep config (differs in: {shown}); "
-                f"use a new --results file, or delete it and {sidecar.name} to start over"
-            )
-
-    def _repair(self) -> None:
-        """Drop a trailing partial line (a write cut short); write the header if it is missing."""
-        with open(self.path, "rb+") as fh:
-            data = fh.read()
-            cut = data.rfind(b"\n") + 1
-            if cut != len(data):
-                fh.truncate(cut)
-        if cut == 0:
-            self._write_atomic(header_line())
-
-    def _write_atomic(self, text: str) -> None:
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        try:
-            with open(tmp, "w", encoding="utf-8", newline="") as fh:
-                fh.write(text)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.path)
-        except OSError as exc:
-            raise MamrlError(f"cannot write results file {str(self.path)!r}: {exc.strerror or exc}") from None
+    def finished_keys(self) -> set[tuple]:
+        """The cell keys already in the file, checked against this config, without changing
+        anything (what `--dry-run` reports)."""
+        if not self.path.exists():
+            return set()
+        self.table.check_sidecar()
+        return {row_key(r) for r in read_results(self.path)}
 
     def append(self, row: Row) -> None:
         """Append one complete line and make it durable before returning."""
-        line = format_row(row)
-        with open(self.path, "a", encoding="utf-8", newline="") as fh:
-            fh.write(line)
-            fh.flush()
-            os.fsync(fh.fileno())
+        self.table.append([row])
         self.rows.setdefault(row_key(row), row)
 
     def finalize(self, order: Sequence[Cell]) -> None:
         """Rewrite the file with its rows in canonical cell order (atomically)."""
         rank = {c.key: k for k, c in enumerate(order)}
-        rows = sorted(self.rows.values(), key=lambda r: rank.get(row_key(r), len(rank)))
-        self._write_atomic(header_line() + "".join(format_row(r) for r in rows))
+        self.table.rewrite(sorted(self.rows.values(), key=lambda r: rank.get(row_key(r), len(rank))))
+
 
 
 # ------------------------------------------------------------------------------ the sweep
@@ -672,7 +384,7 @@ def run_sweep(
         tasks = make_tasks(config, todo)
         own = executor is None
         if own:
-            executor = make_executor(min(config.effective_workers(), len(tasks)))
+            executor = make_cell_executor("local", min(config.effective_workers(), len(tasks)))
         try:
             rows = executor.map_cells(tasks)
             try:
@@ -771,27 +483,20 @@ def aggregate(rows: Iterable[Row]) -> list[Point]:
 
 
 __all__ = [
-    "BACKENDS",
     "COLUMNS",
     "EVAL_SEED_OFFSET",
     "KEY_COLUMNS",
     "METRIC_COLUMNS",
     "TIMING_COLUMNS",
     "Cell",
-    "CellExecutor",
-    "CellFailed",
     "CellTask",
     "Point",
-    "ProcessPoolCellExecutor",
     "ResultsFile",
-    "SerialExecutor",
     "SweepOutcome",
     "aggregate",
-    "check_backend",
+    "make_cell_executor",
     "eval_seed",
     "format_row",
-    "make_backend_executor",
-    "make_executor",
     "make_tasks",
     "pooled_estimate",
     "read_results",

@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -78,7 +77,7 @@ from mamrl.sim.params import SimParams, require_fifo
 from mamrl.sim.simulator import Simulator
 
 if TYPE_CHECKING:
-    from mamrl.experiments.sweep import CellExecutor
+    from mamrl.executors import CellExecutor
 
 
 @dataclass
@@ -398,7 +397,7 @@ def run_task(job: TaskJob) -> TaskResult:
 def run_task_single_threaded(job: TaskJob) -> TaskResult:
     """`run_task` with one torch thread: what pool and Ray workers run (parallelism is across
     tasks, and one thread count everywhere keeps results independent of the executor)."""
-    from mamrl.experiments.sweep import single_threaded
+    from mamrl.executors import single_threaded
 
     with single_threaded():
         return run_task(job)
@@ -417,7 +416,7 @@ def maml_task_executor(backend: str = "local", workers: int | None = 1, address:
     """The executor of a meta-iteration's tasks: None (in this process) for the local backend
     with one worker, else a process pool of `workers` or Ray (see `make_backend_executor`).
     Pool and Ray workers run each task with one torch thread."""
-    from mamrl.experiments.sweep import check_backend, make_backend_executor
+    from mamrl.executors import check_backend, make_backend_executor
 
     if check_backend(backend, address) == "local" and (workers or 1) <= 1:
         return None
@@ -623,24 +622,3 @@ class MetaLearner(RoutingAgent):
 def _post_metrics(rollouts: list[Rollout]) -> dict[str, np.ndarray]:
     keys = rollouts[0].metrics.keys()
     return {key: np.concatenate([r.metrics[key] for r in rollouts]) for key in keys}
-
-
-def meta_train(topology: str, load: float, config: MamlConfig, out_dir: str | Path, *, seed: int = 0,
-               iterations: int = 300, horizon_ticks: int = 500, on_chunk=None,
-               task_executor: CellExecutor | None = None) -> MetaLearner:
-    """Meta-train into `out_dir` with `mamrl train`'s machinery (config.json, checkpoint.pt after
-    every meta-iteration, curves.csv/png), resuming from its checkpoint; returns the learner
-    holding the meta-initialisation. `task_executor`: see `MetaLearner.task_executor`."""
-    from dataclasses import asdict
-
-    from mamrl.training import TrainConfig, train_run
-
-    values = asdict(config)
-    train_config = TrainConfig(topology=topology, load=load, horizon_ticks=horizon_ticks, algorithm="maml",
-                               algorithm_config=values, episodes=iterations * config.episodes_per_meta_iteration,
-                               seed=seed, chunk_episodes=config.episodes_per_meta_iteration)
-    train_run(train_config, out_dir, on_chunk=on_chunk, task_executor=task_executor)
-    meta, arrays = RoutingAgent.read_checkpoint(Path(out_dir) / "checkpoint.pt")
-    learner = MetaLearner(config)
-    learner.load_state_arrays(arrays)
-    return learner

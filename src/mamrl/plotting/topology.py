@@ -436,11 +436,10 @@ def save_figure(fig: Figure, path: str | os.PathLike[str], *, dpi: int = 150) ->
         raise MamrlError(f"cannot write figure {str(path)!r}: use a .png, .pdf or .svg file name")
     if path.is_dir():
         raise MamrlError(f"cannot write figure {str(path)!r}: it is a directory")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, format=fmt, dpi=dpi)
-    except OSError as exc:
-        raise MamrlError(f"cannot write figure {str(path)!r}: {exc.strerror or exc}") from None
+    from mamrl.runs import atomic_file
+
+    with atomic_file(path, "wb") as handle:
+        fig.savefig(handle, format=fmt, dpi=dpi)
     return path
 
 

@@ -25,8 +25,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from mamrl.errors import MamrlError
-from mamrl.experiments.config import available_cores
-from mamrl.experiments.sweep import CellExecutor, CellFailed, cell_cost, run_cell, single_threaded
+from mamrl.executors.base import CellExecutor, CellFailed, available_cores, single_threaded
 
 MISSING_RAY = "--backend ray needs Ray: pip install 'mamrl[ray]'"
 """The one-line error when Ray is not installed."""
@@ -163,7 +162,7 @@ class RayCellExecutor(CellExecutor):
     """
 
     def __init__(self, workers: int | None = None, *, address: str | None = None,
-                 run: Callable[[Any], Any] | None = None, cost: Callable[[Any], float] | None = None,
+                 run: Callable[[Any], Any], cost: Callable[[Any], float] | None = None,
                  describe: Callable[[Any], str] | None = None):
         """`run` (a top-level function of an installed module: it is shipped by reference)
         computes a task's result on a worker; `cost` orders the tasks (longest first);
@@ -175,9 +174,9 @@ class RayCellExecutor(CellExecutor):
             parse_address(address)  # a malformed address is a one-line error now
         self.workers = workers
         self.address = address.strip() if address is not None else None
-        self.run = run or run_cell
-        self.cost = cost or cell_cost
-        self.describe = describe or (lambda task: f"cell {task.cell}")
+        self.run = run
+        self.cost = cost or (lambda task: 1.0)
+        self.describe = describe or (lambda task: f"task {task}")
         self._ray = import_ray(loopback=self.address is None or is_loopback(self.address))
         self._owned = False
         self._remote: Any = None

@@ -275,7 +275,7 @@ def _versions() -> dict[str, str]:
 
 # ------------------------------------------------------------------------------ REPORT.md
 def _budget_table(config: Any) -> list[str]:
-    from mamrl.experiments.reproduce import PRESETS
+    from mamrl.experiments.reproduce_config import PRESETS
 
     paper = PRESETS["paper"]
     ours_sweep, paper_sweep = config.sweep, paper["sweep"]
@@ -312,7 +312,7 @@ def write_report(config: Any, manifest: Mapping[str, Any], walls: Mapping[str, f
     """Write the figures folder, lambda05.*, table2.* and REPORT.md into `config.out`; returns REPORT.md.
     `config` is a `ReproduceConfig`, `manifest` the manifest document, `walls` the seconds per stage."""
     from mamrl import runs
-    from mamrl.experiments.reproduce import REPORT, STAGES
+    from mamrl.experiments.reproduce_config import REPORT, STAGES
 
     out = config.out
     slugs = config.topology_slugs()

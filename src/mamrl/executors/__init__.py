@@ -1,0 +1,75 @@
+"""Executors: run independent tasks (sweep cells, failure-experiment runs, MAML's per-task
+meta-training work) in this process, in a local process pool or on Ray, and yield their results
+as they complete.
+
+This module is shared infrastructure at the bottom of the layer stack: it knows nothing of
+topologies, the simulator or agents. A task is any picklable object and `run` a top-level
+function of it; callers write and order the results, so results never depend on the executor.
+"""
+
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from mamrl.errors import MamrlError
+from mamrl.executors.base import (
+    CellExecutor,
+    CellFailed,
+    ProcessPoolCellExecutor,
+    SerialExecutor,
+    available_cores,
+    single_threaded,
+)
+
+BACKENDS: tuple[str, ...] = ("local", "ray")
+"""Where cells run: `local` (this machine's cores) or `ray` (a Ray cluster, `ray_backend.py`)."""
+
+
+def check_backend(backend: str, address: str | None = None) -> str:
+    """The backend's canonical name; one-line errors for an unknown one and for an address
+    given to a backend that takes none."""
+    name = str(backend).strip().lower()
+    if name not in BACKENDS:
+        raise MamrlError(f"--backend: unknown backend {backend!r} (choose from {', '.join(BACKENDS)})")
+    if address is not None and name != "ray":
+        raise MamrlError("--address is the address of a Ray cluster: use it with --backend ray")
+    return name
+
+
+def make_backend_executor(backend: str = "local", workers: int | None = None, address: str | None = None, *,
+                          run: Callable[[Any], Any], cost: Callable[[Any], float] | None = None,
+                          describe: Callable[[Any], str] | None = None) -> CellExecutor:
+    """An executor of `backend` running `run` (`cost` and `describe` as for
+    `ProcessPoolCellExecutor`).
+
+    `local`: in process for one worker, else a process pool of `workers` (default: one per
+    core). `ray`: a `RayCellExecutor`, already connected, so that a missing Ray or an
+    unreachable `address` is reported before any work starts; without `address` it starts a
+    local Ray instance of `workers` CPUs.
+    """
+    name = check_backend(backend, address)
+    if name == "ray":
+        from mamrl.executors.ray_cluster import RayCellExecutor  # imports Ray: only when asked for
+
+        executor = RayCellExecutor(workers, address=address, run=run, cost=cost, describe=describe)
+        executor.connect()
+        return executor
+    count = workers if workers is not None else available_cores()
+    if count <= 1:
+        return SerialExecutor(run=run)
+    return ProcessPoolCellExecutor(count, run=run, cost=cost, describe=describe)
+
+
+__all__ = [
+    "BACKENDS",
+    "CellExecutor",
+    "CellFailed",
+    "ProcessPoolCellExecutor",
+    "SerialExecutor",
+    "available_cores",
+    "check_backend",
+    "make_backend_executor",
+    "single_threaded",
+]

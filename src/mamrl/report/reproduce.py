@@ -1,0 +1,381 @@
+"""One-command reproduction of the paper's evaluation (E1 and E2): `mamrl reproduce`.
+
+Stages, in order, each writing into a subfolder of the output directory:
+
+* `e1`         — the load sweep (`mamrl.experiments.sweep.run_sweep`) into `e1/`: one resumable sweep
+  per training budget (the deep learner may get fewer episodes than the tabular learners, see
+  `ReproduceConfig.algorithm_train_episodes`), merged into `e1/results.csv`;
+* `saturation` — the saturation bisection (`mamrl.experiments.saturation.saturation_search`) of each
+  configured algorithm on each topology into `saturation/<topology>-<algorithm>.json`;
+* `meta`       — MAML-TRPO meta-training per topology (`mamrl.experiments.failures.prepare_meta_init`,
+  i.e. `mamrl.training.meta_train`) into `e2/<topology>/meta/`, with `e2/<topology>/meta_init.pt`;
+* `e2`         — the link-failure experiment per topology
+  (`mamrl.experiments.failures.run_failure_experiment`) into `e2/<topology>/`, reusing that
+  meta-initialisation;
+* `report`     — figures, tables and `REPORT.md` (`mamrl.report.markdown.write_report`).
+
+Resuming
+--------
+`manifest.json` in the output directory holds the resolved configuration (`ReproduceConfig.resolved`)
+and the stages finished, with their wall times. Re-running the same command skips finished stages;
+an interrupted stage resumes inside itself, because each one's own files are resumable (the sweep's
+results CSV, `mamrl train`'s checkpoints, the failure experiment's curves.csv, one JSON file per
+saturation search). A different configuration in the same directory is refused with one line.
+
+The configuration, presets and manifest are `mamrl.experiments.reproduce_config`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mamrl import runs
+from mamrl.errors import MamrlError
+from mamrl.experiments import failures as failures_module
+from mamrl.experiments.config import (
+    SweepConfig,
+)
+
+from mamrl.experiments.reproduce_config import (
+    Manifest,
+    REPORT,
+    ReproduceConfig,
+    STAGES,
+    STAGE_NAMES,
+)
+
+# ------------------------------------------------------------------------------ progress
+class StageListener:
+    """Receives the progress of `run_reproduce` (the CLI draws it with rich). Every method is a no-op here."""
+
+    def opened(self, stages_done: Sequence[str]) -> None:
+        """The output directory is ready (created, or checked to hold this configuration, with `stages_done` finished)."""
+
+    def stage_started(self, name: str, title: str, total: int, completed: int, unit: str) -> None:
+        """A stage starts with `total` units of work (`unit`: cells, searches, iterations, runs), `completed` already done."""
+
+    def advanced(self, name: str, completed: int, total: int, detail: str) -> None:
+        """A unit of work finished."""
+
+    def stage_finished(self, name: str, title: str, wall_s: float, skipped: bool) -> None:
+        """A stage finished (`skipped`: it was already done in the output directory)."""
+
+
+@dataclass
+class ReproduceOutcome:
+    """What a `run_reproduce` call did."""
+
+    output: Path
+    stages: dict[str, str]
+    """Per stage: `ran`, `skipped` (already done) or `not run` (stopped before it)."""
+    wall_time_s: float
+    """Wall time of this call."""
+    report: Path | None
+    """REPORT.md, once written."""
+
+
+# ------------------------------------------------------------------------------ executors
+def make_stage_executor(config: ReproduceConfig, workers: int | None = None, *, run: Callable[[Any], Any] | None = None,
+                        cost: Callable[[Any], float] | None = None, describe: Callable[[Any], str] | None = None):
+    """The executor of a stage's tasks on the configured backend (`mamrl.executors.make_backend_executor`):
+    locally in process for one worker, else a process pool; or Ray tasks. `run` is the task
+    function (default: a sweep cell); `workers` defaults to the config's."""
+    from mamrl.executors import make_backend_executor
+    from mamrl.experiments.sweep import cell_cost, run_cell
+
+    if run is None:
+        run, cost, describe = run_cell, cell_cost, (lambda task: f"cell {task.cell}")
+    return make_backend_executor(config.backend, config.workers if workers is None else workers, config.address,
+                                 run=run, cost=cost, describe=describe)
+
+
+# ------------------------------------------------------------------------------ stage: E1
+def merge_sweeps(config: ReproduceConfig, groups: Sequence[SweepConfig]) -> Path:
+    """Write `e1/results.csv`: the rows of every E1 sweep in canonical order (topologies and
+    algorithms as configured, loads ascending, seeds), in the sweep's results format."""
+    from mamrl.experiments.sweep import format_row, header_line, read_results
+
+    rows = [row for g in groups for row in read_results(g.results)]
+    topo_rank = {t: k for k, t in enumerate(config.topologies)}
+    algo_rank = {a: k for k, a in enumerate(config.sweep["algorithms"])}
+    rows.sort(key=lambda r: (topo_rank.get(r["topology"], 99), algo_rank.get(r["algorithm"], 99), r["load"], r["seed"]))
+    path = config.out / "e1" / "results.csv"
+    runs.write_text(path, header_line() + "".join(format_row(r) for r in rows))
+    return path
+
+
+def _stage_e1(config: ReproduceConfig, listener: StageListener, title: str) -> None:
+    from mamrl.experiments.sweep import run_sweep, sweep_cells
+
+    groups = config.sweep_groups()
+    total = sum(len(sweep_cells(g)) for g in groups)
+    state = {"done": 0}
+    listener.stage_started("e1", title, total, 0, "cells")
+    with make_stage_executor(config) as executor:
+        for group in groups:
+            base = state["done"]
+
+            def on_start(skipped: int, _total: int, base: int = base) -> None:
+                state["done"] = base + skipped
+                if skipped:
+                    listener.advanced("e1", state["done"], total, f"{', '.join(group.algorithms)}: {skipped} cells already done")
+
+            def on_row(row: dict[str, Any], done: int, _total: int, base: int = base) -> None:
+                state["done"] = base + done
+                listener.advanced("e1", state["done"], total,
+                                  f"{row['topology']} {row['algorithm']} λ={row['load']:g} seed {row['seed']}: "
+                                  f"sojourn {row['mean_sojourn_time_mean']:.3g}, delivered {100 * row['delivered_fraction_mean']:.1f}%")
+
+            outcome = run_sweep(group, executor=executor, on_start=on_start, on_row=on_row)
+            if not outcome.complete:  # pragma: no cover - run_sweep completes unless stopped
+                raise MamrlError(f"E1 sweep {group.results} did not complete")
+            state["done"] = base + outcome.total_cells
+    merge_sweeps(config, groups)
+
+
+# ------------------------------------------------------------------------------ stage: saturation
+@dataclass(frozen=True)
+class SaturationTask:
+    """One saturation search (picklable, for the stage's executor)."""
+
+    topology: str
+    algorithm: str
+    settings: dict[str, Any]
+    """`SaturationSettings` as a dict."""
+    algorithm_config: dict[str, Any]
+    path: str
+    """The JSON file the result goes to."""
+    config: dict[str, Any]
+    """What determines the result (stored in the file; a file with another one is recomputed)."""
+
+
+def run_saturation_task(task: SaturationTask) -> dict[str, Any]:
+    """Run one saturation search; returns the document of its JSON file (runs in a worker, maybe on
+    another machine: the calling process writes the file)."""
+    from mamrl.experiments.saturation import saturation_search, trained_agent_factory
+    from mamrl.executors import single_threaded
+    from mamrl.topologies import load_topology
+
+    s = task.settings
+    factory = trained_agent_factory(task.algorithm, task.algorithm_config, s["train_episodes"], s["train_horizon_ticks"])
+    with single_threaded():
+        result = saturation_search(load_topology(task.topology), task.algorithm, factory, low=s["low"], high=s["high"],
+                                   tolerance=s["tolerance"], horizon_ticks=s["horizon_ticks"], episodes=s["episodes"],
+                                   max_episodes=s["max_episodes"], seeds=s["seeds"])
+    return {**result.as_dict(), "topology_spec": task.topology, "config": task.config, "path": task.path,
+            "description": result.describe(), **runs.provenance()}
+
+
+def saturation_tasks(config: ReproduceConfig) -> list[SaturationTask]:
+    """One search per (topology, algorithm), with the algorithm's E1 hyper-parameters."""
+    from mamrl.algorithms import make_agent
+    from mamrl.runs import jsonable
+
+    settings = dataclasses.asdict(config.saturation)
+    algorithm_config = dict(config.sweep.get("algorithm_config", {}))
+    out = []
+    for topo, slug in config.topology_slugs().items():
+        for algo in config.saturation.algorithms:
+            algo_config = make_agent(algo, dict(algorithm_config.get(algo, {}))).config()
+            determining = json.loads(json.dumps(jsonable({"topology": topo, "algorithm": algo, "settings": settings,
+                                                          "algorithm_config": algo_config})))
+            out.append(SaturationTask(topo, algo, settings, dict(algorithm_config.get(algo, {})),
+                                      str(config.out / "saturation" / f"{slug}-{algo}.json"), determining))
+    return out
+
+
+def _saturation_done(task: SaturationTask) -> bool:
+    try:
+        return json.loads(Path(task.path).read_text(encoding="utf-8")).get("config") == task.config
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _stage_saturation(config: ReproduceConfig, listener: StageListener, title: str) -> None:
+
+    tasks = saturation_tasks(config)
+    todo = [t for t in tasks if not _saturation_done(t)]
+    done = len(tasks) - len(todo)
+    listener.stage_started("saturation", title, len(tasks), done, "searches")
+    if not todo:
+        return
+    (config.out / "saturation").mkdir(parents=True, exist_ok=True)
+    def cost(task: SaturationTask) -> float:
+        # Learning algorithms retrain at every probe: start them first (shorter tail).
+        return 0.0 if task.algorithm in ("spa", "random") else 1.0
+
+    with make_stage_executor(config, min(config.workers, len(todo)), run=run_saturation_task, cost=cost,
+                             describe=lambda t: f"saturation search {t.algorithm} on {t.topology}") as executor:
+        for doc in executor.map_cells(todo):
+            runs.write_json(doc.pop("path"), doc)
+            done += 1
+            listener.advanced("saturation", done, len(tasks), doc["description"])
+
+
+# ------------------------------------------------------------------------------ stages: meta-training and E2
+def _deep_topologies(config: ReproduceConfig) -> list[str]:
+    return [t for t in config.topologies if config.failure_config(t).deep]
+
+
+def _meta_iterations_done(meta_dir: Path) -> int:
+    """Meta-iterations already in a meta-training directory (rows of its curves.csv)."""
+    path = meta_dir / "curves.csv"
+    try:
+        lines = [line for line in path.read_text(encoding="utf-8").splitlines()[1:] if line.strip()]
+    except OSError:
+        return 0
+    return len(lines)
+
+
+def _stage_meta(config: ReproduceConfig, listener: StageListener, title: str) -> None:
+    from mamrl.meta.maml import maml_task_executor
+
+    topologies = _deep_topologies(config)
+    per = {t: config.failure_config(t) for t in topologies}
+    total = sum(c.meta_iterations for c in per.values())
+    done_before = {t: min(_meta_iterations_done(Path(c.output) / "meta"), c.meta_iterations) for t, c in per.items()}
+    listener.stage_started("meta", title, total, sum(done_before.values()), "iterations")
+    # On Ray each meta-iteration's tasks go to the cluster; locally meta-training runs in this
+    # process (all cores for one task beats one core per task here).
+    executor = maml_task_executor(config.backend, config.workers, config.address) if config.backend == "ray" else None
+    try:
+        _meta_train_all(per, listener, total, executor)
+    finally:
+        if executor is not None:
+            executor.close(wait=False)
+
+
+def _meta_train_all(per: dict[str, Any], listener: StageListener, total: int, executor: Any) -> None:
+    from mamrl.experiments.failures import prepare_meta_init
+
+    offset = 0
+    for topo, fcfg in per.items():
+        episodes_per = failures_module.maml_config(fcfg.maml).episodes_per_meta_iteration
+        base = offset
+
+        def on_chunk(row: dict[str, Any], base: int = base, topo: str = topo) -> None:
+            iteration = int(row["episodes"]) // max(episodes_per, 1)
+            reward = row.get("reward")
+            detail = (f"{topo}: iteration {iteration}, {row.get('seconds', 0):.1f} s"
+                      + (f", post-adaptation reward {reward:.3g}" if isinstance(reward, (int, float)) else "")
+                      + f", delivered {100 * (row.get('delivered_fraction') or 0):.1f}%")
+            listener.advanced("meta", base + iteration, total, detail)
+
+        prepare_meta_init(fcfg, Path(fcfg.output), on_chunk=on_chunk, task_executor=executor)
+        offset += fcfg.meta_iterations
+        listener.advanced("meta", offset, total, f"{topo}: meta-initialisation ready")
+
+
+def _stage_e2(config: ReproduceConfig, listener: StageListener, title: str) -> None:
+    from mamrl.experiments.failures import make_run_executor, run_failure_experiment
+
+    per = {t: config.failure_config(t) for t in config.topologies}
+    total = sum(len(c.runs()) for c in per.values())
+    state = {"done": 0}
+    listener.stage_started("e2", title, total, 0, "runs")
+    with make_run_executor(config.workers, backend=config.backend, address=config.address) as executor:
+        for topo, fcfg in per.items():
+            base = state["done"]
+
+            def on_start(skipped: int, _total: int, base: int = base) -> None:
+                state["done"] = base + skipped
+                if skipped:
+                    listener.advanced("e2", state["done"], total, f"{topo}: {skipped} runs already done")
+
+            def on_run(result: Any, done: int, _total: int, base: int = base) -> None:
+                state["done"] = base + done
+                after = [r["loss_fraction"] for r in result.rows if r["phase"] != "intact"]
+                loss = sum(after) / len(after) if after else float("nan")
+                listener.advanced("e2", state["done"], total,
+                                  f"{result.run}: loss after the failure {100 * loss:.2f}%, {result.wall_s:.1f} s")
+
+            outcome = run_failure_experiment(fcfg, executor=executor, on_start=on_start, on_run=on_run)
+            if not outcome.complete:  # pragma: no cover
+                raise MamrlError(f"E2 on {topo} did not complete")
+            state["done"] = base + outcome.total_runs
+
+
+# ------------------------------------------------------------------------------ stage: report
+def _stage_report(config: ReproduceConfig, manifest: Manifest, listener: StageListener, title: str,
+                  started: float) -> Path:
+    from mamrl.plotting.failures import write_failure_report
+    from mamrl.report.markdown import write_report
+    from mamrl.plotting.sweep import write_sweep_report
+
+    steps = 2 + len(config.topologies)
+    listener.stage_started("report", title, steps, 0, "steps")
+    listener.advanced("report", 0, steps, "drawing E1 figures")
+    write_sweep_report(config.out / "e1" / "results.csv", config.out / "e1")
+    for k, topo in enumerate(config.topologies):
+        listener.advanced("report", 1 + k, steps, f"drawing E2 figures and Table 2 on {topo}")
+        write_failure_report(config.failure_config(topo).output)
+    listener.advanced("report", steps - 1, steps, "writing REPORT.md")
+    walls = manifest.wall_times()
+    walls["report"] = walls.get("report", 0.0) + (time.perf_counter() - started)
+    path = write_report(config, manifest.doc, walls)
+    listener.advanced("report", steps, steps, "REPORT.md")
+    return path
+
+
+# ------------------------------------------------------------------------------ the driver
+def run_reproduce(config: ReproduceConfig, *, listener: StageListener | None = None,
+                  stop_after_stage: str | None = None) -> ReproduceOutcome:
+    """Run (or resume) every stage into `config.output`. `stop_after_stage` stops once that stage
+    is done (a test hook standing in for a kill)."""
+    if stop_after_stage is not None and stop_after_stage not in STAGE_NAMES:
+        raise MamrlError(f"unknown stage {stop_after_stage!r} (stages: {', '.join(STAGE_NAMES)})")
+    listener = listener or StageListener()
+    start = time.perf_counter()
+    manifest = Manifest(config)
+    manifest.open()
+    listener.opened([name for name in STAGE_NAMES if manifest.done(name)])
+    status = {name: "not run" for name in STAGE_NAMES}
+    report: Path | None = None
+    runners: dict[str, Callable[[str], Any]] = {
+        "e1": lambda title: _stage_e1(config, listener, title),
+        "saturation": lambda title: _stage_saturation(config, listener, title),
+        "meta": lambda title: _stage_meta(config, listener, title),
+        "e2": lambda title: _stage_e2(config, listener, title),
+    }
+    for name, title in STAGES:
+        finished_before = manifest.done(name) and (name != "report" or (config.out / REPORT).is_file())
+        if finished_before:
+            status[name] = "skipped"
+            listener.stage_finished(name, title, float(manifest.stage(name).get("wall_s", 0.0)), True)
+        else:
+            stage_start = time.perf_counter()
+            try:
+                if name == "report":
+                    report = _stage_report(config, manifest, listener, title, stage_start)
+                else:
+                    runners[name](title)
+            except BaseException:
+                manifest.record(name, time.perf_counter() - stage_start, finished=False)
+                raise
+            wall = time.perf_counter() - stage_start
+            manifest.record(name, wall, finished=True)
+            status[name] = "ran"
+            listener.stage_finished(name, title, float(manifest.stage(name)["wall_s"]), False)
+        if name == stop_after_stage:
+            break
+    if report is None and (config.out / REPORT).is_file():
+        report = config.out / REPORT
+    return ReproduceOutcome(config.out, status, time.perf_counter() - start, report)
+
+
+__all__ = [
+    "ReproduceOutcome",
+    "SaturationTask",
+    "StageListener",
+    "make_stage_executor",
+    "merge_sweeps",
+    "run_reproduce",
+    "run_saturation_task",
+    "saturation_tasks",
+]
