@@ -344,12 +344,6 @@ def _environment():
     RoutingParallelEnv(PER_DEST)
 
 
-def _link_losses():
-    from mamrl.sim.link_losses import run_tables_with_link_losses
-
-    run_tables_with_link_losses(PER_DEST, ShortestPathPolicy().routing_tables(PER_DEST), 0)
-
-
 @pytest.mark.parametrize(
     "run,who",
     [
@@ -360,7 +354,6 @@ def _link_losses():
         (_deep_rollout, "mamrl (deep consensus)"),
         (_maml_iteration, "maml"),
         (_environment, "RL environments"),
-        (_link_losses, "per-link loss accounting"),
     ],
 )
 def test_fifo_only_code_refuses_per_destination_queues(run, who):

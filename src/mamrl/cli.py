@@ -776,20 +776,7 @@ def plot_topology_command(
             demand=demand,
             batch_size=32,
         )
-        if metric == "loss" and setup.tables is None:
-            raise MamrlError(f"--color-links loss replays table policies; {setup.policy} has its own driver (use utilisation)")
-        if metric == "loss":
-            from mamrl.sim.evaluate import in_chunks
-            from mamrl.sim.link_losses import run_tables_with_link_losses
-
-            def run_batch(size: int, done: int) -> dict[str, np.ndarray]:
-                # A step-wise replay of run_tables (same episodes) that also sees which link lost each packet.
-                result, losses = run_tables_with_link_losses(setup.params, setup.tables, seed, size, done)
-                return {**result.per_episode(), **losses}
-
-            per_episode = in_chunks(episodes, 32, run_batch)
-        else:
-            per_episode = run_episodes(setup, seed, episodes, 32)
+        per_episode = run_episodes(setup, seed, episodes, 32)
         params = setup.params
         util = per_episode["link_utilisation"]  # [B, E]; NaN only for links of capacity 0
         mean_util = np.where(np.isnan(util).all(axis=0), np.nan, np.where(np.isnan(util), 0.0, util).mean(axis=0))
