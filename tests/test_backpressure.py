@@ -63,7 +63,7 @@ def oracle_episode(params: SimParams, traffic: Traffic, b: int, **routing) -> Or
 
 def assert_same_run(state: kernel.State, traffic: Traffic, b: int, oracle: OracleResult) -> None:
     """Episode b of the compiled core equals the oracle's: per-tick totals, every packet's fate,
-    end tick and hop count, and the losses counted at each router."""
+    end tick and hop count, and the losses counted at each router and on each link."""
     k = int(traffic.count[b])
     per_tick = np.array([oracle.generated, oracle.delivered, oracle.lost, oracle.queued, oracle.in_flight]).T
     np.testing.assert_array_equal(state.series[b], per_tick)
@@ -72,6 +72,7 @@ def assert_same_run(state: kernel.State, traffic: Traffic, b: int, oracle: Oracl
     np.testing.assert_array_equal(state.pk[b, :k, PK_FATE], fates)
     np.testing.assert_array_equal(state.pk[b, :k, PK_HOPS], [p.hops for p in oracle.packets])
     np.testing.assert_array_equal(state.router[b, :, kernel.RT_LOST], oracle.lost_at)
+    np.testing.assert_array_equal(state.link[b, kernel.LK_LOST], oracle.lost_per_link)
     assert int(state.router[b, :, kernel.RT_ACTIONS].sum()) == oracle.decisions
 
 
@@ -149,8 +150,8 @@ def test_backpressure_agrees_with_oracle(topo_name, load, bias):
 def test_backpressure_oracle_cases_exercise_every_rule():
     """Guard against a vacuous differential test: the cases above meet random tie breaks,
     neighbours that already sent a packet of the weighed destination, heads that do not fit on
-    the tight link, losses to failures and to full buffers."""
-    stats = {"ties": 0, "stale": 0, "unfit": 0}
+    the tight link, losses to failures (on the failing link) and to full buffers."""
+    stats = {"ties": 0, "stale": 0, "unfit": 0, "lost on links": 0}
     for topo_name, load, bias in (("tight", 0.7, 0.0), ("tight", 0.7, 2.5), ("att", 0.3, 2.5)):
         topology = ALL_TOPOLOGIES[topo_name]
         params = SimParams(topology, load, horizon_ticks=120, failures=failures_of(topology),
@@ -161,9 +162,10 @@ def test_backpressure_oracle_cases_exercise_every_rule():
         stats["ties"] += oracle.tie_breaks
         stats["stale"] += oracle.stale_lengths
         stats["unfit"] += oracle.unfit_pairs
+        stats["lost on links"] += sum(oracle.lost_per_link)
         if load >= 0.7:
             assert oracle.lost[-1] > 0
-    assert stats["ties"] > 50 and stats["stale"] > 20 and stats["unfit"] > 10, stats
+    assert stats["ties"] > 50 and stats["stale"] > 20 and stats["unfit"] > 10 and stats["lost on links"] > 0, stats
 
 
 # --------------------------------------------------------------------------- classic rule per destination
@@ -342,12 +344,6 @@ def _environment():
     RoutingParallelEnv(PER_DEST)
 
 
-def _link_losses():
-    from mamrl.sim.link_losses import run_tables_with_link_losses
-
-    run_tables_with_link_losses(PER_DEST, ShortestPathPolicy().routing_tables(PER_DEST), 0)
-
-
 @pytest.mark.parametrize(
     "run,who",
     [
@@ -358,7 +354,6 @@ def _link_losses():
         (_deep_rollout, "mamrl (deep consensus)"),
         (_maml_iteration, "maml"),
         (_environment, "RL environments"),
-        (_link_losses, "per-link loss accounting"),
     ],
 )
 def test_fifo_only_code_refuses_per_destination_queues(run, who):

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from mamrl.bench import BenchSettings, run_bench
 from mamrl.algorithms import make_agent
+from mamrl.benchmarks.simulator import BenchSettings, run_bench
 from mamrl.cli import app
 
 
@@ -60,7 +60,7 @@ def test_bench_rejects_bad_repeats() -> None:
 
 
 def test_deep_bench_reports_positive_figures(tmp_path):
-    from mamrl import bench_deep
+    from mamrl.benchmarks import deep as bench_deep
 
     rows = bench_deep.run_deep_bench(topologies=("b4",), episodes=(2,), repeats=1)
     row = rows[0]
@@ -77,21 +77,21 @@ def test_deep_bench_reports_positive_figures(tmp_path):
 
 
 def test_steal_share_is_the_stolen_part_of_the_cpu_time_between_two_readings(tmp_path, monkeypatch) -> None:
-    from mamrl import bench
+    from mamrl.benchmarks import common
 
-    assert bench.steal_share((10, 1000), (40, 1200)) == pytest.approx(30 / 200)
-    assert bench.steal_share(None, (40, 1200)) is None and bench.steal_share((10, 1000), (10, 1000)) is None
+    assert common.steal_share((10, 1000), (40, 1200)) == pytest.approx(30 / 200)
+    assert common.steal_share(None, (40, 1200)) is None and common.steal_share((10, 1000), (10, 1000)) is None
     stat = tmp_path / "stat"
     stat.write_text("cpu  100 2 30 500 4 0 1 7 0 0\ncpu0 50 1 15 250 2 0 0 3 0 0\n")
     real_open = open
     monkeypatch.setattr("builtins.open", lambda path, *a, **k: real_open(stat if path == "/proc/stat" else path, *a, **k))
-    assert bench.cpu_ticks() == (7, 100 + 2 + 30 + 500 + 4 + 0 + 1 + 7)
+    assert common.cpu_ticks() == (7, 100 + 2 + 30 + 500 + 4 + 0 + 1 + 7)
     stat.write_text("intr 1 2 3\n")
-    assert bench.cpu_ticks() is None
+    assert common.cpu_ticks() is None
 
 
 def test_queue_bench_times_every_variant_and_its_oracle() -> None:
-    from mamrl.bench import QUEUE_BENCH_TOPOLOGY, run_queue_bench
+    from mamrl.benchmarks.simulator import QUEUE_BENCH_TOPOLOGY, run_queue_bench
 
     settings = BenchSettings(topologies=("b4",), loads=(0.3,), horizon_ticks=40, batch_size=2, oracle_episodes=1, repeats=1)
     rows = run_queue_bench(settings)

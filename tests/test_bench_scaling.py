@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from mamrl import bench_scaling as scaling
+from mamrl.benchmarks import scaling
 from mamrl.cli import app
 from mamrl.errors import MamrlError
 from mamrl.experiments.config import SweepConfig

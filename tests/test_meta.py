@@ -256,7 +256,7 @@ def test_deployment_controllers_reset_as_specified():
 
 
 def test_meta_benchmark_reports_every_phase(tmp_path):
-    from mamrl.bench_meta import PHASES, bench_meta, markdown_section, write_section
+    from mamrl.benchmarks.meta import PHASES, bench_meta, markdown_section, write_section
 
     result = bench_meta("b4", 0.3, iterations=1, horizon=40, episodes_per_task=1, penalised=False)
     assert set(result.phases) == set(PHASES) and result.decisions > 0 and result.peak_rss_mb > 0
@@ -271,7 +271,7 @@ def test_meta_benchmark_reports_every_phase(tmp_path):
 
 
 def test_meta_benchmark_from_a_trained_checkpoint(tmp_path):
-    from mamrl.bench_meta import bench_meta, row_cells
+    from mamrl.benchmarks.meta import bench_meta, row_cells
     from mamrl.training import TrainConfig, train_run
 
     tiny = {"hidden_sizes": [8], "episodes_per_task": 1, "tasks_per_iteration": 2}

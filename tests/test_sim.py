@@ -78,6 +78,7 @@ def test_fast_core_agrees_with_oracle(topo_name, load, fails, policy_name, queue
                        buffer_limit=25 if load >= 0.5 else None, queue_discipline=queues)
     policy = ShortestPathPolicy() if policy_name == "spa" else UniformRandomPolicy()
     tables = policy.routing_tables(params)
+    lost_on_links = 0
     for seed in (0, 1):
         result = Simulator(params).run_tables(tables, seed=seed, num_episodes=2)
         result.check_conservation()
@@ -95,7 +96,11 @@ def test_fast_core_agrees_with_oracle(topo_name, load, fails, policy_name, queue
             fates = np.array([{"pending": 0, "delivered": 1, "lost": 2}[f] for f in oracle.fates()])
             np.testing.assert_array_equal(state.pk[b, :k, PK_FATE], fates)
             np.testing.assert_array_equal(state.router[b, :, kernel.RT_LOST], oracle.lost_at)
+            np.testing.assert_array_equal(state.link[b, kernel.LK_LOST], oracle.lost_per_link)
+            lost_on_links += sum(oracle.lost_per_link)
             assert state.series[b, -1, kernel.SR_GENERATED] > 0 or load < 0.01
+    # Not vacuous: with a link down (from the start, and one failing mid-episode) packets are lost on links.
+    assert lost_on_links > 0 or fails == "none"
 
 
 def test_oracle_cases_exercise_loss_and_delivery():
@@ -143,6 +148,8 @@ def test_step_api_equals_whole_episode_path():
     whole = sim.run_tables(ShortestPathPolicy().routing_tables(params), seed=11, num_episodes=2).state
     np.testing.assert_array_equal(state.series, whole.series)
     np.testing.assert_array_equal(state.pk, whole.pk)
+    np.testing.assert_array_equal(state.link, whole.link)  # the per-link counters, losses included
+    assert state.link[:, kernel.LK_LOST, 5].min() > 0
 
 
 # --------------------------------------------------------------------------- exact cases
@@ -246,6 +253,7 @@ def test_capacity_is_reserved_in_flight_and_released_on_arrival():
     assert list(state.pk[0, :4, PK_END_TICK]) == [3, 1, 6, 7]
     # Capacity is shared by both directions: at tick 4 the link holds 6 (0->1), 4 more fit.
     assert state.router[0, 0, kernel.RT_LOST] == 1
+    assert state.link[0, kernel.LK_LOST, 0] == 1
 
 
 def test_failed_link_loses_packets_sent_and_in_flight():
@@ -256,7 +264,31 @@ def test_failed_link_loses_packets_sent_and_in_flight():
     assert list(state.pk[0, :3, PK_FATE]) == [FATE_LOST] * 3
     assert list(state.pk[0, :3, PK_END_TICK]) == [3, 4, 10]  # in flight at failure; then sent into it
     assert list(state.router[0, :, kernel.RT_LOST]) == [2, 1]
+    assert state.link[0, kernel.LK_LOST, 0] == 3
     assert state.link[0, kernel.LK_AVAIL, 0] == 0
+
+
+@pytest.mark.parametrize("algorithm,run", [
+    ("spa", "evaluate"),  # run_table_episodes, FIFO queues
+    ("random", "evaluate"),  # the same driver, stochastic tables
+    ("backpressure", "evaluate"),  # per-destination queues, classic rule
+    ("sp-backpressure", "evaluate"),  # per-destination queues, general rule
+    ("q-routing", "train"),  # its own compiled loop
+    ("pg", "train"),  # its own compiled loop
+    ("mamrl", "evaluate"),  # the deep learner's rollouts through the step API
+])
+def test_every_driver_counts_each_loss_on_its_link_when_buffers_are_unbounded(algorithm, run):
+    """Without a buffer limit every loss is on a link (sent without capacity, or in flight at a
+    failure), so the per-link counts of every driver add up to the losses."""
+    from mamrl.algorithms import make_agent
+
+    topology = TOPOLOGIES["b4"]
+    params = SimParams(topology, 0.5, horizon_ticks=120, failures=_failures(topology, "failures"))
+    agent = make_agent(algorithm)
+    per_episode = getattr(agent, run)(params, 3, 2)
+    assert per_episode["lost_per_link"].shape == (2, topology.num_links)
+    np.testing.assert_array_equal(per_episode["lost_per_link"].sum(axis=1), per_episode["lost"])
+    assert per_episode["lost"].sum() > 0
 
 
 def test_buffer_limit_drops_tail():
@@ -266,6 +298,7 @@ def test_buffer_limit_drops_tail():
     state = run_hand(params, traffic)
     # Queue holds 2: packets 3 and 4 are dropped on creation; 1 is sent at tick 0, 2 at tick 1.
     assert list(state.pk[0, :4, PK_FATE]) == [FATE_DELIVERED, FATE_DELIVERED, FATE_LOST, FATE_LOST]
+    assert state.link[0, kernel.LK_LOST, 0] == 0  # dropped at the router, on no link
 
 
 # --------------------------------------------------------------------------- determinism

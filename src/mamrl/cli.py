@@ -535,7 +535,7 @@ def bench(
     with _user_errors():
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        from mamrl import bench as benchmark
+        from mamrl.benchmarks import simulator as benchmark
 
         if repeats is not None:
             _check_positive(repeats, "--repeats")
@@ -564,7 +564,7 @@ def bench(
         elapsed = time.perf_counter() - start
 
         if output is not None:
-            from mamrl.bench_deep import write_section
+            from mamrl.benchmarks.common import write_section
 
             write_section(output, benchmark.markdown_report(rows, settings, command, elapsed, queue_rows, solver),
                           benchmark.SECTION_START, benchmark.SECTION_END)
@@ -619,8 +619,8 @@ def bench_deep(
     """Benchmark the deep per-router learner: rollout decisions/s, TRPO iteration time, and the
     batched policy path against a loop over per-router modules."""
     with _user_errors():
-        from mamrl import bench as benchmark
-        from mamrl import bench_deep as deep
+        from mamrl.benchmarks import common as benchmark
+        from mamrl.benchmarks import deep
 
         if output is not None and output.is_dir():
             raise MamrlError(f"--output {str(output)!r} is a directory, expected a file name")
@@ -650,8 +650,8 @@ def bench_meta_command(
     """Benchmark one MAML-TRPO meta-iteration on b4 in the paper authors' configuration: wall
     time by phase and peak memory."""
     with _user_errors():
-        from mamrl import bench as benchmark
-        from mamrl import bench_meta as meta
+        from mamrl.benchmarks import common as benchmark
+        from mamrl.benchmarks import meta
 
         _check_positive(iterations, "--iterations")
         if output is not None and output.is_dir():
@@ -700,7 +700,7 @@ def bench_scaling_command(
     with _user_errors():
         import dataclasses
 
-        from mamrl import bench_scaling as scaling
+        from mamrl.benchmarks import scaling
 
         if output is not None and output.is_dir():
             raise MamrlError(f"--output {str(output)!r} is a directory, expected a file name")
@@ -776,20 +776,7 @@ def plot_topology_command(
             demand=demand,
             batch_size=32,
         )
-        if metric == "loss" and setup.tables is None:
-            raise MamrlError(f"--color-links loss replays table policies; {setup.policy} has its own driver (use utilisation)")
-        if metric == "loss":
-            from mamrl.sim.evaluate import in_chunks
-            from mamrl.sim.link_losses import run_tables_with_link_losses
-
-            def run_batch(size: int, done: int) -> dict[str, np.ndarray]:
-                # A step-wise replay of run_tables (same episodes) that also sees which link lost each packet.
-                result, losses = run_tables_with_link_losses(setup.params, setup.tables, seed, size, done)
-                return {**result.per_episode(), **losses}
-
-            per_episode = in_chunks(episodes, 32, run_batch)
-        else:
-            per_episode = run_episodes(setup, seed, episodes, 32)
+        per_episode = run_episodes(setup, seed, episodes, 32)
         params = setup.params
         util = per_episode["link_utilisation"]  # [B, E]; NaN only for links of capacity 0
         mean_util = np.where(np.isnan(util).all(axis=0), np.nan, np.where(np.isnan(util), 0.0, util).mean(axis=0))

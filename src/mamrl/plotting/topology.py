@@ -16,8 +16,8 @@ in [0, 1], y up), else at a networkx spring layout with a fixed seed, without ax
 * `"utilisation"` (default): mean utilisation, the time-average share of the link's capacity
   reserved by packets in flight, from 0 to the largest value (viridis);
 * `"loss"`: packets lost *on the link* per episode — sent when it lacked the capacity (saturated,
-  or down) or in flight on it when it failed (`mamrl.sim.link_losses`, derived exactly without
-  changing the simulator) — from light grey (none) through orange to dark brown.
+  or down) or in flight on it when it failed (the simulator's per-link count, `lost_per_link`) —
+  from light grey (none) through orange to dark brown.
 
 One metric per figure, each with its own colour bar, because the two answer different questions
 (where is the bottleneck? where are packets lost?) and a second channel such as line width is

@@ -17,7 +17,7 @@ so after editing it run `make clean-cache` (fresh clones and installs are unaffe
 Tick order (identical in `oracle.py`; docs/model.md explains it):
 
   begin_tick(t)   1. failures scheduled for tick t: the link's capacity becomes 0 and packets
-                     in flight on it are lost (counted at their sender);
+                     in flight on it are lost (counted at their sender and on the link);
                   2. link arrivals due at t, in the order they were sent (send tick, then sender
                      id): capacity is released; the packet is delivered if the router is its
                      destination, else appended to that router's queue (drop-tail if full);
@@ -25,7 +25,7 @@ Tick order (identical in `oracle.py`; docs/model.md explains it):
   (observation: what a learned policy sees is taken here)
   forward(t, i)   4. for routers i = 0..N-1 with a non-empty queue: pop the head, send it to the
                      chosen neighbour if the link's available capacity >= its size (reserving
-                     it until arrival at t + latency), else the packet is lost at i;
+                     it until arrival at t + latency), else the packet is lost at i and on the link;
   end_tick(t)     5. per-tick accounting (counts, link utilisation).
 
 Queues: with `SimParams.queue_discipline = "per-destination"` every router keeps one FIFO per
@@ -113,7 +113,9 @@ LK_AVAIL = 0  # capacity not reserved by packets in flight (0 when down)
 LK_UP = 1  # 1 = up, 0 = failed
 LK_SENT = 2  # packets sent over the link
 LK_RESERVED_SUM = 3  # sum over ticks of the capacity reserved at the end of the tick
-LK_FIELDS = 4
+LK_LOST = 4  # packets lost on the link: sent when it lacked the capacity (saturated or down), or on it when it
+# failed; a buffer drop is on no link, so RT_LOST summed over routers >= LK_LOST summed over links
+LK_FIELDS = 5
 # per episode, int64 [B, EP_FIELDS]
 EP_COUNT, EP_NEXT_NEW = 0, 1  # packets in the traffic; index of the next one to create
 EP_GENERATED, EP_DELIVERED, EP_LOST, EP_QUEUED, EP_IN_FLIGHT = 2, 3, 4, 5, 6
@@ -311,7 +313,7 @@ def _enqueue(buffer_limit, pk, router, episode, finished, b, p, r, t):
 
 @hot_loop
 def _fail_link(pk, router, link, wheel, episode, finished, b, e, t):
-    """Take link e down at tick t: capacity 0, every packet in flight on it lost at its sender."""
+    """Take link e down at tick t: capacity 0, every packet in flight on it lost at its sender and on e."""
     link[b, LK_UP, e] = 0
     link[b, LK_AVAIL, e] = 0
     for w in range(wheel.shape[1]):
@@ -328,6 +330,7 @@ def _fail_link(pk, router, link, wheel, episode, finished, b, e, t):
                     wheel[b, w, 1] = prev
                 pk[b, p, PK_LINK] = -1
                 episode[b, EP_IN_FLIGHT] -= 1
+                link[b, LK_LOST, e] += 1
                 _lose(pk, router, episode, finished, b, p, pk[b, p, PK_SENDER], t)
             else:
                 prev = p
@@ -375,7 +378,8 @@ def begin_tick_one(fail_link, fail_tick, buffer_limit, pk, router, link, wheel, 
 @numba.njit(cache=True, inline="always")
 def _transmit(neighbors, link_of_slot, latency, pk, router, link, wheel, episode, finished, b, t, i, slot, p):
     """Send packet p (already taken out of router i's queue) via action slot `slot`: record the
-    action, then reserve the link's capacity until arrival, or lose p at i if it does not fit."""
+    action, then reserve the link's capacity until arrival, or lose p at i and on the link if it
+    does not fit."""
     pos = router[b, i, RT_RING_POS]
     router[b, i, RT_HISTORY + pos] = slot
     router[b, i, RT_RING_POS] = 0 if pos == HISTORY_LEN - 1 else pos + 1
@@ -400,6 +404,7 @@ def _transmit(neighbors, link_of_slot, latency, pk, router, link, wheel, episode
             pk[b, tail, PK_NEXT] = p
         wheel[b, w, 1] = p
     else:
+        link[b, LK_LOST, e] += 1
         _lose(pk, router, episode, finished, b, p, i, t)
 
 

@@ -33,6 +33,7 @@ from mamrl.sim.kernel import (
     FATE_DELIVERED,
     FATE_LOST,
     FATE_PENDING,
+    LK_LOST,
     LK_RESERVED_SUM,
     PK_CREATED,
     PK_DST,
@@ -106,8 +107,10 @@ def episode_metrics(
     *,
     shortest_latency_ticks: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
-    """Arrays [B] of every metric in METRIC_INFO, plus `lost_per_router` [B, N] and
-    `link_utilisation` [B, E] (time-average reserved share of each link's capacity).
+    """Arrays [B] of every metric in METRIC_INFO, plus `lost_per_router` [B, N], `lost_per_link`
+    [B, E] (packets lost on each link: sent without the capacity for them, or on it when it failed;
+    buffer drops are on no link) and `link_utilisation` [B, E] (time-average reserved share of each
+    link's capacity).
 
     `shortest_latency_ticks` [N, N] (`Topology.shortest_latency_ticks`) is what `mean_stretch`
     divides by; without it the stretch is NaN. `metrics_for` passes it from the `SimParams`."""
@@ -165,6 +168,7 @@ def episode_metrics(
         out["mean_link_utilisation"] = np.nanmean(util, axis=1)
         out["max_link_utilisation"] = np.nanmax(util, axis=1)
     out["lost_per_router"] = state.router[:, :, RT_LOST].copy()
+    out["lost_per_link"] = state.link[:, LK_LOST, :].copy()
     return out
 
 

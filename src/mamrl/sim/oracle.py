@@ -54,6 +54,9 @@ class OracleResult:
     in_flight: list[int] = field(default_factory=list)
     packets: list[Packet] = field(default_factory=list)
     lost_at: list[int] = field(default_factory=list)
+    """[N]: packets lost at each router (the sender, or the router whose buffer was full)."""
+    lost_per_link: list[int] = field(default_factory=list)
+    """[E]: packets lost on each link (sent without the capacity for them, or on it when it failed)."""
     decisions: int = 0
     # What the backpressure rule met (so tests can check their cases exercise it):
     tie_breaks: int = 0  # router-ticks with several best pairs
@@ -135,7 +138,7 @@ def run_oracle_episode(
     # queues[i][key]: router i's FIFO for key = the destination (per-destination) or 0 (fifo).
     queues: list[dict[int, deque[Packet]]] = [{} for _ in range(n)]
     flying: list[Packet] = []
-    res = OracleResult(packets=packets, lost_at=[0] * n)
+    res = OracleResult(packets=packets, lost_at=[0] * n, lost_per_link=[0] * len(topo.links))
     generated = delivered = lost = 0
     next_new = 0
     enqueued = 0  # packets enqueued so far, anywhere: the next sequence number
@@ -168,6 +171,7 @@ def run_oracle_episode(
             p.hops += 1
             flying.append(p)
         else:
+            res.lost_per_link[e] += 1
             lose(p, i, t)
 
     for t in range(params.horizon_ticks):
@@ -178,6 +182,7 @@ def run_oracle_episode(
                 available[failure.link] = 0
                 for p in [p for p in flying if p.link == failure.link]:
                     flying.remove(p)
+                    res.lost_per_link[failure.link] += 1
                     lose(p, p.sender, t)
         # 2. arrivals, in send order
         landing = sorted((p for p in flying if p.arrival_tick == t), key=lambda p: (p.sent_tick, p.sender))

@@ -5,7 +5,8 @@ A run directory holds three files:
 * `config.json`  — the resolved configuration, the seed, the mamrl version, the git commit of the
   source tree when it is a git checkout (else null), the wall time and the date;
 * `metrics.json` — the summary (mean, 95% CI half-width and count of every scalar metric) and the
-  per-episode values (scalars, plus `link_utilisation` [B, E] and `lost_per_router` [B, N]);
+  per-episode values (scalars, plus `link_utilisation` [B, E], `lost_per_router` [B, N] and
+  `lost_per_link` [B, E]);
 * `episodes.csv` — one row per episode with the scalar metrics.
 
 An existing non-empty run directory is never overwritten (`mamrl.runs.new_run_dir`). Files are
@@ -30,7 +31,7 @@ from mamrl.sim.metrics import METRIC_INFO, Estimate
 SCALAR_METRICS: tuple[str, ...] = tuple(METRIC_INFO)
 """Per-episode scalar metrics, in table order (the columns of `episodes.csv`)."""
 
-VECTOR_METRICS: tuple[str, ...] = ("link_utilisation", "lost_per_router")
+VECTOR_METRICS: tuple[str, ...] = ("link_utilisation", "lost_per_router", "lost_per_link")
 """Per-episode vector metrics kept in `metrics.json` (not in the CSV)."""
 
 

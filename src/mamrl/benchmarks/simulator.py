@@ -32,8 +32,6 @@ the 143-router TataNld (topohub), uniform destinations.
 from __future__ import annotations
 
 import datetime as _dt
-import os
-import platform
 import statistics
 import sys
 import time
@@ -42,10 +40,10 @@ from typing import Callable
 
 import numpy as np
 
-import mamrl
 from mamrl.algorithms import make_policy
 from mamrl.agents.backpressure import SP_BACKPRESSURE_BIAS
 from mamrl.agents.shortest_path import hop_distances
+from mamrl.benchmarks.common import human, machine_info, markdown_table, median_time
 from mamrl.errors import MamrlError
 from mamrl.sim import kernel
 from mamrl.sim.oracle import Backpressure, run_oracle_episode, table_decider
@@ -123,37 +121,6 @@ class BenchRow:
         return self.kernel_router_ticks_per_s / self.oracle_router_ticks_per_s
 
 
-def _median_time(fn: Callable[[], object], repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def cpu_ticks() -> tuple[int, int] | None:
-    """(stolen, total) CPU time of the whole machine in clock ticks so far, from /proc/stat's
-    first line; None where it does not exist (not Linux)."""
-    try:
-        with open("/proc/stat", encoding="ascii") as handle:
-            fields = handle.readline().split()
-    except OSError:
-        return None
-    if not fields or fields[0] != "cpu" or len(fields) < 9:
-        return None
-    ticks = [int(x) for x in fields[1:9]]  # user nice system idle iowait irq softirq steal
-    return ticks[7], sum(ticks)
-
-
-def steal_share(before: tuple[int, int] | None, after: tuple[int, int] | None) -> float | None:
-    """Share of the machine's CPU time between two `cpu_ticks` readings that the hypervisor gave
-    to other guests (steal): on a shared VM, what a wall-clock figure lost to its neighbours."""
-    if before is None or after is None or after[1] <= before[1]:
-        return None
-    return (after[0] - before[0]) / (after[1] - before[1])
-
-
 def bench_one(topology_name: str, load: float, settings: BenchSettings, *, demand_weights: np.ndarray | None = None) -> BenchRow:
     """Measure one (topology, load); `demand_weights` as for `SimParams` (default: uniform destinations)."""
     topology = load_topology(topology_name)
@@ -168,7 +135,7 @@ def bench_one(topology_name: str, load: float, settings: BenchSettings, *, deman
     # Fast, end to end. The warm-up run compiles (or loads from numba's cache) every kernel.
     warm = sim.run_tables(tables, seed, nb)
     forwarded = int(warm.state.link[:, kernel.LK_SENT, :].sum())
-    fast_s = _median_time(lambda: sim.run_tables(tables, seed, nb), settings.repeats)
+    fast_s = median_time(lambda: sim.run_tables(tables, seed, nb), settings.repeats)
 
     # Kernel only, on the same pre-drawn traffic; state allocation is outside the timed region.
     traffic = draw_traffic(params, seed, nb)
@@ -211,7 +178,7 @@ def bench_one(topology_name: str, load: float, settings: BenchSettings, *, deman
         raise AssertionError(
             f"bench: oracle forwarded {oracle_forwarded} packets, fast core {fast_forwarded}, on the same episodes"
         )
-    oracle_s = _median_time(run_oracle, settings.repeats)
+    oracle_s = median_time(run_oracle, settings.repeats)
 
     fast_ticks = nb * h * n
     oracle_ticks = settings.oracle_episodes * h * n
@@ -402,8 +369,8 @@ def run_solver_bench(topologies: tuple[str, ...], repeats: int,
         bound = capacity_bound(topology)
         load = SOLVER_LOAD_SHARE * bound.max_load
         iterations = min_delay_flow(topology, load).iterations  # also the untimed warm-up (numba)
-        capacity_s = _median_time(lambda: capacity_bound(topology), repeats)
-        min_delay_s = _median_time(lambda: min_delay_probabilities(topology, load), repeats)
+        capacity_s = median_time(lambda: capacity_bound(topology), repeats)
+        min_delay_s = median_time(lambda: min_delay_probabilities(topology, load), repeats)
         row = SolverBenchRow(topology.name, topology.num_routers, topology.num_links, bound.max_load, capacity_s,
                              min_delay_s, iterations)
         rows.append(row)
@@ -435,50 +402,6 @@ def run_bench(settings: BenchSettings, on_row: Callable[[BenchRow], None] | None
 
 
 # ------------------------------------------------------------------------------ reporting
-def _torch_threads() -> int:
-    import torch  # only the deep benchmarks pay for importing it
-
-    return torch.get_num_threads()
-
-
-def machine_info(single_core: bool = True) -> dict[str, str]:
-    """CPU model, cores, OS and library versions of this machine; `single_core=False` for
-    benchmarks whose torch work uses torch's threads."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            for line in handle:
-                if line.lower().startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        usable = os.cpu_count() or 0
-    import numba
-
-    return {
-        "cpu": cpu,
-        "cores": f"{os.cpu_count()} logical ({usable} usable by this process)"
-                 + ("; the benchmark uses one" if single_core else f"; torch uses {_torch_threads()} threads"),
-        "os": f"{platform.system()} {platform.release()} ({platform.machine()})",
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "numba": numba.__version__,
-        "mamrl": mamrl.__version__,
-    }
-
-
-def human(rate: float) -> str:
-    """A rate with a k/M/G suffix and three significant figures."""
-    for factor, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(rate) >= factor:
-            return f"{rate / factor:.3g}{suffix}"
-    return f"{rate:.3g}"
-
-
 COLUMNS: tuple[str, ...] = (
     "topology",
     "λ",
@@ -550,11 +473,8 @@ def markdown_report(rows: list[BenchRow], settings: BenchSettings, command: str,
         f"Date: {date}  ",
         f"Settings: {describe_settings(settings)}.",
         "",
-        "| " + " | ".join(COLUMNS) + " |",
-        "|" + "|".join(["---"] * 2 + ["---:"] * (len(COLUMNS) - 2)) + "|",
+        *markdown_table(COLUMNS, [row_cells(row) for row in rows]),
     ]
-    for row in rows:
-        lines.append("| " + " | ".join(row_cells(row)) + " |")
     lines += [
         "",
         "- *router-ticks/s*: episodes x horizon x routers simulated per second of wall time; "
@@ -573,10 +493,8 @@ def markdown_report(rows: list[BenchRow], settings: BenchSettings, command: str,
         lines += [
             f"## Queue disciplines and backpressure ({QUEUE_BENCH_TOPOLOGY}, λ = {QUEUE_BENCH_LOAD:g})",
             "",
-            "| " + " | ".join(QUEUE_COLUMNS) + " |",
-            "|" + "|".join(["---"] * 2 + ["---:"] * (len(QUEUE_COLUMNS) - 2)) + "|",
+            *markdown_table(QUEUE_COLUMNS, [queue_row_cells(row) for row in queue_rows]),
         ]
-        lines += ["| " + " | ".join(queue_row_cells(row)) + " |" for row in queue_rows]
         lines += [
             "",
             "- Kernel rows: the compiled whole-episode drivers on pre-drawn traffic (`run_table_episodes`, "
@@ -651,8 +569,6 @@ __all__ = [
     "bench_one",
     "bench_to_dict",
     "describe_settings",
-    "human",
-    "machine_info",
     "markdown_report",
     "console_cells",
     "row_cells",

@@ -15,6 +15,7 @@ import datetime as _dt
 import statistics
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -22,7 +23,8 @@ from torch import nn
 
 from mamrl.agents.deep_consensus import DeepConsensus, DeepConsensusConfig, rollout
 from mamrl.agents.networks import encode_fields, input_dim, policy_logits
-from mamrl.bench import _median_time
+from mamrl.benchmarks.common import close_section, markdown_table, median_time
+from mamrl.benchmarks.common import write_section as write_marked_section
 from mamrl.sim.params import SimParams
 from mamrl.topologies import load_topology
 
@@ -124,9 +126,9 @@ def bench_deep_one(topology_name: str, load: float, episodes: int, repeats: int,
     for fn in (batched, looped, looped_each):
         fn()
     inner = 50
-    batched_ms = _median_time(lambda: [batched() for _ in range(inner)], repeats) / inner * 1e3
-    looped_ms = _median_time(lambda: [looped() for _ in range(inner)], repeats) / inner * 1e3
-    each_ms = _median_time(lambda: [looped_each() for _ in range(5)], repeats) / 5 * 1e3
+    batched_ms = median_time(lambda: [batched() for _ in range(inner)], repeats) / inner * 1e3
+    looped_ms = median_time(lambda: [looped() for _ in range(inner)], repeats) / inner * 1e3
+    each_ms = median_time(lambda: [looped_each() for _ in range(5)], repeats) / 5 * 1e3
     return DeepBenchRow(topo.name, n, load, episodes, decisions_per_s, episodes * horizon * n / roll_s,
                         iteration_s, roll_s, update_s, batched_ms, looped_ms, each_ms)
 
@@ -182,29 +184,6 @@ def markdown_section(rows: list[DeepBenchRow], command: str, machine: dict[str, 
     return close_section(lines, machine, SECTION_END)
 
 
-def markdown_table(columns, rows: list[list[str]]) -> list[str]:
-    """Lines of a markdown table: the first two columns left-aligned, the rest right-aligned."""
-    lines = ["| " + " | ".join(columns) + " |", "|---|---|" + "---:|" * (len(columns) - 2)]
-    return lines + ["| " + " | ".join(cells) + " |" for cells in rows]
-
-
-def close_section(lines: list[str], machine: dict[str, str], end: str) -> str:
-    """A benchmark section's text: its `lines`, then the machine line and the `end` marker."""
-    return "\n".join([*lines, "- Machine: " + ", ".join(f"{k} {v}" for k, v in machine.items()), end]) + "\n"
-
-
-def write_section(path, section: str, start: str = SECTION_START, end: str = SECTION_END) -> None:
-    """Replace (or append) the section between the `start` and `end` markers of a markdown file."""
-    from pathlib import Path
-
-    path = Path(path)
-    text = path.read_text() if path.exists() else ""
-    if start in text and end in text:
-        before, rest = text.split(start, 1)
-        after = rest.split(end, 1)[1]
-        text = before + section.rstrip("\n") + after
-    else:
-        text = text.rstrip("\n") + ("\n\n" if text else "") + section
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+def write_section(path: str | Path, section: str) -> None:
+    """Replace (or append) this benchmark's section of a markdown file."""
+    write_marked_section(path, section, SECTION_START, SECTION_END)

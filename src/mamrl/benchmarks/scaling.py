@@ -5,9 +5,9 @@
    saturate between λ = 0.02 and 0.03 (SPA delivers 97% of its packets at 0.02, 87% at 0.03, 11%
    at 0.3), while b4, geant and att are far from saturation at 0.02. Per topology:
    * simulator router-ticks/s and packets/s with SPA, end to end and kernel only
-     (`bench.bench_one`, which also cross-checks the oracle);
+     (`simulator.bench_one`, which also cross-checks the oracle);
    * the deep learner's rollout decisions/s and router-ticks/s and one TRPO iteration's seconds
-     (`bench_deep.bench_deep_one`);
+     (`deep.bench_deep_one`);
    * one Q-routing training episode's seconds;
    * SPA's delivered fraction at that load, to show the regime.
    Topologies without a traffic matrix (topohub) get `gravity_demand_weights` (degree masses).
@@ -35,9 +35,9 @@ from pathlib import Path
 
 import numpy as np
 
-from mamrl.bench import BenchRow, BenchSettings, _median_time, bench_one, human
-from mamrl.bench_deep import DeepBenchRow, bench_deep_one, close_section, markdown_table
-from mamrl.bench_deep import write_section as _write_section
+from mamrl.benchmarks.common import close_section, human, machine_info, markdown_table, median_time, write_section
+from mamrl.benchmarks.deep import DeepBenchRow, bench_deep_one
+from mamrl.benchmarks.simulator import BenchRow, BenchSettings, bench_one
 from mamrl.errors import MamrlError
 from mamrl.experiments import sweep
 from mamrl.experiments.config import SweepConfig
@@ -167,7 +167,7 @@ def q_routing_episode_seconds(params, episodes: int, repeats: int = 1, seed: int
 
     agent = make_agent("q-routing")
     agent.train(params, seed, 1)
-    return _median_time(lambda: agent.train(params, seed, episodes), repeats) / episodes
+    return median_time(lambda: agent.train(params, seed, episodes), repeats) / episodes
 
 
 def scaling_row(spec: str, settings: ScalingSettings, progress: Progress = _quiet) -> ScalingRow:
@@ -548,9 +548,9 @@ def markdown_section(result: ScalingResult, command: str, machine: dict[str, str
         "- *traffic*: built-ins create packets for uniformly chosen destinations with their TEAVAR packet sizes; "
         "topohub topologies have no traffic matrix, so destinations follow `gravity_demand_weights` (degree masses) "
         "and every packet has size 1 (capacities default to 1 Gbit/s, so links never bind).",
-        f"- *simulator*: `bench.bench_one` with SPA, batches of {s.sim_batch} episodes, median of {s.sim_repeats} "
+        f"- *simulator*: `benchmarks.simulator.bench_one` with SPA, batches of {s.sim_batch} episodes, median of {s.sim_repeats} "
         "timed repeat(s) after a warm-up (end to end = traffic drawing + kernel; kernel only on pre-drawn traffic), one core.",
-        f"- *deep rollout*, *TRPO iteration*: `bench_deep.bench_deep_one` with {s.deep_episodes} episodes in parallel, "
+        f"- *deep rollout*, *TRPO iteration*: `benchmarks.deep.bench_deep_one` with {s.deep_episodes} episodes in parallel, "
         "5x128 policies per router, initial policies (decisions = forwarding decisions routers made).",
         f"- *Q-routing training episode*: wall time of one training episode (mean over {s.q_episodes} after a warm-up episode).",
         "- The simulator and Q-routing run on one core; the deep learner's networks use torch's threads (above).",
@@ -587,18 +587,13 @@ def markdown_section(result: ScalingResult, command: str, machine: dict[str, str
     return close_section(lines, machine, SECTION_END)
 
 
-def write_section(path, section: str) -> None:
-    _write_section(path, section, SECTION_START, SECTION_END)
-
-
 def write_report(result: ScalingResult, output: Path, command: str) -> list[Path]:
     """The figures (PNG, PDF) under `docs/results/scaling/` next to `output`, then the section."""
-    from mamrl.bench import machine_info
-
     output = Path(output)
     figures = write_figures(result, output)
     reference = Path(os.path.relpath(figures[0], output.parent)).as_posix()
-    write_section(output, markdown_section(result, command, machine_info(single_core=False), reference))
+    write_section(output, markdown_section(result, command, machine_info(single_core=False), reference),
+                  SECTION_START, SECTION_END)
     return [output, *figures]
 
 
@@ -623,5 +618,4 @@ __all__ = [
     "scaling_row",
     "time_sweeps",
     "write_report",
-    "write_section",
 ]

@@ -22,9 +22,8 @@ from pathlib import Path
 import torch
 
 from mamrl.agents.base import RoutingAgent
-from mamrl.bench import cpu_ticks, steal_share
-from mamrl.bench_deep import close_section, markdown_table
-from mamrl.bench_deep import write_section as _write_section
+from mamrl.benchmarks.common import close_section, cpu_ticks, markdown_table, steal_share
+from mamrl.benchmarks.common import write_section as write_marked_section
 from mamrl.errors import MamrlError
 from mamrl.meta.maml import MamlConfig, MetaLearner
 from mamrl.sim.params import SimParams
@@ -56,7 +55,7 @@ class MetaBenchResult:
     `MamlConfig.corrected_step_start`) rather than at the full step."""
     steal: float | None = None
     """Share of the machine's CPU time stolen by the hypervisor during the timed iterations
-    (`bench.steal_share`; None off Linux)."""
+    (`benchmarks.common.steal_share`; None off Linux)."""
 
     @property
     def median_s(self) -> float:
@@ -180,5 +179,6 @@ def markdown_section(results: list[MetaBenchResult], command: str, machine: dict
     return close_section(lines, machine, SECTION_END)
 
 
-def write_section(path, section: str) -> None:
-    _write_section(path, section, SECTION_START, SECTION_END)
+def write_section(path: str | Path, section: str) -> None:
+    """Replace (or append) this benchmark's section of a markdown file."""
+    write_marked_section(path, section, SECTION_START, SECTION_END)
