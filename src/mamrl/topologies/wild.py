@@ -44,6 +44,7 @@ import sys
 import warnings
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, Sequence
 
@@ -52,7 +53,7 @@ import numpy as np
 
 from mamrl.errors import TopologyError
 from mamrl.topologies.core import Link, Topology
-from mamrl.topologies.loaders import PathLike, _fail, _number, _one_line, _read_text
+from mamrl.topologies._parsing import PathLike, _fail, _number, _one_line, _read_text
 
 TOPOHUB_PREFIX = "topohub:"
 """`load_topology("topohub:GROUP/NAME")` loads a topology of the optional `topohub` package."""
@@ -510,7 +511,7 @@ def load_node_link_json(path: PathLike, settings: ImportSettings | None = None, 
 # ---------------------------------------------------------------------------- topohub
 def _import_topohub() -> Any:
     try:
-        import topohub  # type: ignore[import-not-found]
+        import topohub  # type: ignore[import-not-found]  # here: optional, and slow to import
     except ImportError:
         raise TopologyError("topohub is not installed: pip install mamrl[topohub]") from None
     return topohub
@@ -522,8 +523,6 @@ def topohub_names(group: str | None = None) -> list[str]:
     `group` (`topozoo`, `sndlib`, `backbone`, `caida`, `gabriel`) restricts the list. Read from the
     data shipped inside the topohub package; nothing is downloaded.
     """
-    from importlib import resources
-
     root = resources.files(_import_topohub()) / "data"
     names: list[str] = []
 
