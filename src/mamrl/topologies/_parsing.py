@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
+import warnings
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -19,9 +21,22 @@ from mamrl.topologies.core import Topology
 PathLike = str | os.PathLike[str]
 
 
+class TopologyWarning(UserWarning):
+    """A topology or demand file lacked something, or held values that are not used, and a
+    documented rule was applied; the message says which."""
+
+
 # ---------------------------------------------------------------------------- small helpers
 def _fail(where: object, message: str) -> NoReturn:
     raise TopologyError(f"{where}: {message}")
+
+
+def _warn(message: str) -> None:
+    """Warn, attributing the warning to the first caller outside `mamrl.topologies`."""
+    frame, level = sys._getframe(0), 1
+    while frame is not None and str(frame.f_globals.get("__name__", "")).startswith("mamrl.topologies"):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, TopologyWarning, stacklevel=level)
 
 
 def _one_line(text: str) -> str:

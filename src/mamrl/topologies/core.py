@@ -15,6 +15,9 @@ import numpy as np
 
 from mamrl.errors import TopologyError
 
+PACKET_SIZE_LIMIT = 2**31 - 1
+"""Packet sizes must be below this many capacity units: the simulator keeps them in int32 arrays."""
+
 
 @dataclass(frozen=True)
 class Link:
@@ -51,7 +54,7 @@ class PacketSizeTable:
             raise TopologyError(f"packet size table must have shape [N, N, S], got {v.shape}")
         if not np.all(np.isfinite(v)):
             raise TopologyError("packet size table contains non-finite values")
-        if np.any(v >= 2**31 - 1):
+        if np.any(v >= PACKET_SIZE_LIMIT):
             raise TopologyError(f"packet sizes must be below 2**31 - 1 units, largest is {float(v.max()):.4g}")
         v = np.maximum(1, np.rint(v)).astype(np.int64)
         object.__setattr__(self, "values", v)

@@ -13,6 +13,7 @@ docs/topologies.md.
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -31,9 +32,10 @@ from mamrl.topologies._parsing import (
     _probability,
     _read_json,
     _read_text,
+    _warn,
 )
 from mamrl.topologies.builtin import builtin_names, load_builtin
-from mamrl.topologies.core import Link, PacketSizeTable, Topology
+from mamrl.topologies.core import PACKET_SIZE_LIMIT, Link, PacketSizeTable, Topology
 from mamrl.topologies.mamrl_format import (
     FORMAT,
     dump_document,
@@ -44,6 +46,7 @@ from mamrl.topologies.mamrl_format import (
 )
 
 __all__ = [
+    "DEMAND_LAYOUTS",
     "FORMAT",
     "PathLike",
     "TEAVAR_DEFAULT_LATENCY_TICKS",
@@ -67,19 +70,59 @@ TEAVAR_TOPOLOGY_HEADER = ("to_node", "from_node", "capacity", "prob_failure")
 
 
 # ---------------------------------------------------------------------------- demand files
-def read_demand_values(path: PathLike, n: int) -> tuple[np.ndarray, str]:
-    """Raw packet sizes from a demand file: (float64 [n, n, S], format name).
+DEMAND_LAYOUTS: tuple[str, ...] = ("auto", "teavar-matrix", "pair-list", "pair-list-trailing")
+"""Values of `demand_layout` (CLI `--demand-layout`), the ways a demand file's lines map to pairs:
 
-    Two layouts are accepted, told apart by line lengths (blank lines are skipped):
-    - `teavar-matrix`: every line holds `n*n` values, one traffic matrix in row-major order;
-      entry (s, d) of each line is one sample of pair (s, d). S = number of lines.
-    - `pair-list` (the paper's `geant_demand.txt`): every line holds at least `n*(n-1)` values,
-      the first `n*(n-1)` being the ordered pairs (s, d), s != d, row-major with the diagonal
-      skipped; further values on a line are ignored. The diagonal of the result is 1.
-    A file where any line has exactly `n*n` values is read as `teavar-matrix`, strictly.
-    """
-    path = Path(path)
-    if n < 2:
+- `teavar-matrix`: every line holds exactly `n*n` values, one traffic matrix in row-major order.
+- `pair-list`: every line holds exactly `n*(n-1)` values, the ordered pairs (s, d), s != d, in
+  row-major order with the diagonal skipped.
+- `pair-list-trailing`: the paper's `geant_demand.txt`: every line starts with the `n*(n-1)`
+  ordered pairs and goes on with values that are ignored; it must be shorter than `n*(n+1)`
+  values (a line that long would hold the pairs of a bigger topology) and not `n*n` long.
+- `auto` (the default): the layout the first line fits (`pair-list` when every line holds
+  exactly the pairs), then applied to every line; a warning names the values it ignores.
+"""
+
+
+def _check_layout(demand_layout: str) -> str:
+    if demand_layout not in DEMAND_LAYOUTS:
+        raise TopologyError(f"unknown demand layout {demand_layout!r} (layouts: {', '.join(DEMAND_LAYOUTS)})")
+    return demand_layout
+
+
+def _misfit(count: int, n: int, layout: str) -> str | None:
+    """Why a line of `count` values does not fit `layout` for `n` routers; None when it fits."""
+    matrix, pairs, too_long = n * n, n * (n - 1), n * (n + 1)
+    if layout == "teavar-matrix":
+        return None if count == matrix else f"expected {matrix} (one {n}x{n} matrix per line)"
+    if layout == "pair-list":
+        return None if count == pairs else f"expected {pairs} (the {n}*{n - 1} ordered pairs per line)"
+    if pairs <= count < too_long and count != matrix:
+        return None
+    return (
+        f"expected at least {pairs} and fewer than {too_long}, other than {matrix} "
+        f"(the {n}*{n - 1} ordered pairs, then trailing values)"
+    )
+
+
+def _size_hint(count: int, n: int, layout: str) -> str:
+    """What a misfit line would fit: another stated layout, or a topology of another size."""
+    fits = [other for other in DEMAND_LAYOUTS[1:] if other != layout and _misfit(count, n, other) is None]
+    if fits:
+        return f"; a line of {count} values fits layout {fits[0]}"
+    m = math.isqrt(count)
+    if m >= 2 and m * m == count:
+        return f"; that is a {m}x{m} matrix, for a topology of {m} routers, not {n}"
+    m = (1 + math.isqrt(1 + 4 * count)) // 2
+    if m >= 2 and m * (m - 1) == count:
+        return f"; that is the ordered pairs of {m} routers, not {n}"
+    return ""
+
+
+def _read_demand(path: Path, n: int, demand_layout: str) -> tuple[np.ndarray, str, tuple[int, int]]:
+    """(float64 [n, n, S] sizes, layout used, (fewest, most) trailing values on a line)."""
+    demand_layout = _check_layout(demand_layout)
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 2:
         _fail(path, f"demand needs a topology of at least 2 routers, got {n}")
     rows: list[tuple[int, list[str]]] = []
     for lineno, line in enumerate(_read_text(path, "demand file").splitlines(), start=1):
@@ -88,21 +131,27 @@ def read_demand_values(path: PathLike, n: int) -> tuple[np.ndarray, str]:
             rows.append((lineno, tokens))
     if not rows:
         _fail(path, "demand file has no data lines")
-    full, pairs = n * n, n * (n - 1)
-    if any(len(tokens) == full for _, tokens in rows):
-        layout, width = "teavar-matrix", full
-        for lineno, tokens in rows:
-            if len(tokens) != full:
-                _fail(path, f"line {lineno} has {len(tokens)} values, expected {full} (one {n}x{n} matrix per line)")
-    else:
-        layout, width = "pair-list", pairs
-        for lineno, tokens in rows:
-            if len(tokens) < pairs:
-                _fail(
-                    path,
-                    f"line {lineno} has {len(tokens)} values; a demand file for {n} routers needs {full} "
-                    f"per line ({n}x{n} matrix) or at least {pairs} (ordered pairs without the diagonal)",
-                )
+    matrix, pairs, too_long = n * n, n * (n - 1), n * (n + 1)
+    layout = demand_layout
+    if layout == "auto":
+        first_line, first = rows[0][0], len(rows[0][1])
+        if first == matrix:
+            layout = "teavar-matrix"
+        elif pairs <= first < too_long:
+            layout = "pair-list" if all(len(tokens) == pairs for _, tokens in rows) else "pair-list-trailing"
+        else:
+            _fail(
+                path,
+                f"line {first_line} has {first} values; a demand file for {n} routers holds {matrix} per line "
+                f"({n}x{n} matrix), {pairs} (ordered pairs without the diagonal) or at least {pairs} and fewer "
+                f"than {too_long} (ordered pairs, then trailing values){_size_hint(first, n, 'auto')}",
+            )
+    chosen = f" (layout {layout}, chosen from line {rows[0][0]})" if demand_layout == "auto" else ""
+    for lineno, tokens in rows:
+        problem = _misfit(len(tokens), n, layout)
+        if problem is not None:
+            _fail(path, f"line {lineno} has {len(tokens)} values, {problem}{chosen}{_size_hint(len(tokens), n, layout)}")
+    width = matrix if layout == "teavar-matrix" else pairs
     samples = np.empty((len(rows), width), dtype=np.float64)
     for k, (lineno, tokens) in enumerate(rows):
         try:
@@ -114,13 +163,41 @@ def read_demand_values(path: PathLike, n: int) -> tuple[np.ndarray, str]:
         if bad.any():
             col = int(np.argmax(bad)) + 1
             _fail(path, f"line {lineno}, value {col}: packet size {tokens[col - 1]!r} must be finite and >= 0")
+        big = samples[k] >= PACKET_SIZE_LIMIT
+        if big.any():
+            col = int(np.argmax(big)) + 1
+            _fail(path, f"line {lineno}, value {col}: packet size {tokens[col - 1]!r} must be below {PACKET_SIZE_LIMIT}")
     if layout == "teavar-matrix":
         values = samples.reshape(len(rows), n, n).transpose(1, 2, 0).copy()
     else:
         values = np.ones((n, n, len(rows)), dtype=np.float64)
         off = ~np.eye(n, dtype=bool)
         values[off] = samples.T  # boolean indexing walks (s, d) in row-major order: the file's order
-    return values, layout
+    trailing = [len(tokens) - width for _, tokens in rows]
+    if demand_layout == "auto" and max(trailing) > 0:
+        _warn(
+            f"{path}: lines hold {_span(trailing)} values after the {pairs} ordered pairs; they are ignored "
+            "(layout pair-list-trailing, as in the paper's geant_demand.txt); state that layout to read the file "
+            "without this warning"
+        )
+    return values, layout, (min(trailing), max(trailing))
+
+
+def _span(counts: list[int]) -> str:
+    return f"{min(counts)}" if min(counts) == max(counts) else f"{min(counts)}-{max(counts)}"
+
+
+def read_demand_values(path: PathLike, n: int, demand_layout: str = "auto") -> tuple[np.ndarray, str]:
+    """Raw packet sizes from a demand file: (float64 [n, n, S], how lines map to pairs).
+
+    Every non-blank line is one sample of every ordered pair (s, d); S is the number of such lines.
+    `demand_layout` is one of `DEMAND_LAYOUTS` (see there); every line must fit it exactly, or a
+    `TopologyError` names the file, the line and the expected number of values. The second value
+    returned is `teavar-matrix` or `pair-list` (also for `pair-list-trailing`, which maps the same
+    way). In a pair list the diagonal of the result is 1.
+    """
+    values, layout, _ = _read_demand(Path(path), n, demand_layout)
+    return values, "teavar-matrix" if layout == "teavar-matrix" else "pair-list"
 
 
 def _is_float(token: str) -> bool:
@@ -131,14 +208,21 @@ def _is_float(token: str) -> bool:
     return True
 
 
-def read_demand_file(path: PathLike, n: int) -> PacketSizeTable:
-    """Per-pair packet-size distributions [n, n, S] from a TEAVAR demand.txt or a GEANT pair list.
+def read_demand_file(path: PathLike, n: int, demand_layout: str = "auto") -> PacketSizeTable:
+    """Per-pair packet-size distributions [n, n, S] from a TEAVAR demand.txt or a pair list.
 
-    See `read_demand_values` for the layouts. Sizes are rounded to whole units >= 1.
+    See `read_demand_values` and `DEMAND_LAYOUTS` for the layouts. Sizes are rounded to whole
+    units >= 1. The provenance names the file and the layout used.
     """
-    values, layout = read_demand_values(path, n)
-    provenance = f"{path} ({layout}, {values.shape[2]} samples per pair)"
+    values, layout, trailing = _read_demand(Path(path), n, demand_layout)
+    ignored = "" if trailing[1] == 0 else f"; {_span(list(trailing))} trailing values per line ignored"
+    provenance = f"{path} ({layout}, {values.shape[2]} samples per pair{ignored})"
     return PacketSizeTable(values, provenance)
+
+
+def _no_layout_without_demand(demand_layout: str) -> None:
+    if _check_layout(demand_layout) != "auto":
+        raise TopologyError(f"demand layout {demand_layout!r} is given but there is no demand file to read")
 
 
 # ---------------------------------------------------------------------------- TEAVAR
@@ -148,6 +232,7 @@ def load_teavar_dir(
     latency_ticks: int = TEAVAR_DEFAULT_LATENCY_TICKS,
     demand: PathLike | None = None,
     name: str | None = None,
+    demand_layout: str = "auto",
 ) -> Topology:
     """A TEAVAR topology directory: `topology.txt`, optional `nodes.txt` and `demand.txt`.
 
@@ -156,8 +241,10 @@ def load_teavar_dir(
     failure probability (a pair listed in one direction only is also one link). TEAVAR has no
     latencies: every link gets `latency_ticks`. Router names come from `nodes.txt` (a header
     line, then one name per line in id order), else are the ids. Packet sizes come from
-    `demand` if given, else `demand.txt` in the directory if present.
+    `demand` if given, else `demand.txt` in the directory if present, read under `demand_layout`
+    (see `DEMAND_LAYOUTS`).
     """
+    _check_layout(demand_layout)
     if isinstance(latency_ticks, bool) or not isinstance(latency_ticks, int) or latency_ticks < 1:
         raise TopologyError(f"latency_ticks must be an integer >= 1, got {latency_ticks!r}")
     directory = Path(path)
@@ -229,7 +316,9 @@ def load_teavar_dir(
     packet_sizes = None
     demand_path = Path(demand) if demand is not None else directory / "demand.txt"
     if demand is not None or demand_path.exists():
-        packet_sizes = read_demand_file(demand_path, len(names))
+        packet_sizes = read_demand_file(demand_path, len(names), demand_layout)
+    else:
+        _no_layout_without_demand(demand_layout)
     return _build(
         topo_path,
         name=name or directory.resolve().name,
@@ -259,20 +348,24 @@ def load_daphne_json(
     *,
     failure_prob: float = 0.0,
     name: str | None = None,
+    demand_layout: str = "auto",
 ) -> Topology:
     """The paper authors' topology JSON (`{"data": {"mapTopology": {"nodes", "edges"}}}`).
 
     Node `name`, `posx`, `posy` become router names and coordinates; edge `BW` the capacity,
     `Lat` the latency in ticks and `name` the link name. The file has no failure probabilities:
-    every link gets `failure_prob`. Packet sizes come from `demand` (see `read_demand_file`),
-    indexed by the file's node order.
+    every link gets `failure_prob`. Packet sizes come from `demand` (see `read_demand_file`), read
+    under `demand_layout` and indexed by the file's node order.
     """
     path = Path(path)
-    return _daphne_from_doc(_read_json(path), path, demand=demand, failure_prob=failure_prob, name=name)
+    if demand is None:
+        _no_layout_without_demand(demand_layout)
+    doc = _read_json(path)
+    return _daphne_from_doc(doc, path, demand=demand, failure_prob=failure_prob, name=name, demand_layout=demand_layout)
 
 
 def _daphne_from_doc(
-    doc: Any, path: Path, *, demand: PathLike | None, failure_prob: float, name: str | None
+    doc: Any, path: Path, *, demand: PathLike | None, failure_prob: float, name: str | None, demand_layout: str = "auto"
 ) -> Topology:
     topo = _daphne_map(doc, path)
     failure_prob = _probability(failure_prob, "failure_prob argument", path)
@@ -312,7 +405,7 @@ def _daphne_from_doc(
             )
         )
         link_names.append(str(label) if label is not None else f"{names[ends[0]]}-{names[ends[1]]}")
-    packet_sizes = read_demand_file(demand, len(names)) if demand is not None else None
+    packet_sizes = read_demand_file(demand, len(names), demand_layout) if demand is not None else None
     return _build(
         path,
         name=name or path.stem,
@@ -325,7 +418,7 @@ def _daphne_from_doc(
 
 
 # ---------------------------------------------------------------------------- one entry point
-def load_topology(spec: str | PathLike, *, demand: PathLike | None = None) -> Topology:
+def load_topology(spec: str | PathLike, *, demand: PathLike | None = None, demand_layout: str = "auto") -> Topology:
     """A topology from a built-in name (`b4`, `att`, `geant`; any case) or a path.
 
     A path may be a project-format JSON file, a paper (daphne) JSON file, a networkx node-link
@@ -334,9 +427,14 @@ def load_topology(spec: str | PathLike, *, demand: PathLike | None = None) -> To
     extension and content. `topohub:GROUP/NAME` (e.g. `topohub:topozoo/AttMpls`) loads a
     topology of the optional topohub package. Built-in names win over a file of the same name
     in the working directory (write `./b4` for the file). `demand`, a demand file (see
-    `read_demand_file`), replaces the packet sizes. Files from the wild are read with the
-    default `ImportSettings` of `mamrl.topologies.wild` (use its loaders for other settings).
+    `read_demand_file`) read under `demand_layout` (see `DEMAND_LAYOUTS`), replaces the packet
+    sizes (of a TEAVAR directory, its `demand.txt` is then not read). Files from the wild are read
+    with the default `ImportSettings` of `mamrl.topologies.wild` (use its loaders for other settings).
     """
+    if demand is None:
+        _no_layout_without_demand(demand_layout)
+    else:
+        _check_layout(demand_layout)
     text = os.fspath(spec).strip()
     if not text:
         raise TopologyError("empty topology name or path")
@@ -349,11 +447,11 @@ def load_topology(spec: str | PathLike, *, demand: PathLike | None = None) -> To
         if path.is_dir():
             if not (path / "topology.txt").exists():
                 _fail(path, "directory has no topology.txt (not a TEAVAR topology directory)")
-            topology = load_teavar_dir(path)
+            return load_teavar_dir(path, demand=demand, demand_layout=demand_layout)
         elif path.is_file():
             suffix = path.suffix.lower()
             if path.name == "topology.txt":
-                topology = load_teavar_dir(path.parent)
+                return load_teavar_dir(path.parent, demand=demand, demand_layout=demand_layout)
             elif suffix == ".graphml" or (suffix not in (".json", ".gml") and _looks_like_xml(path)):
                 topology = wild.load_graphml(path)
             elif suffix == ".gml":
@@ -366,7 +464,7 @@ def load_topology(spec: str | PathLike, *, demand: PathLike | None = None) -> To
                 f"not {wild.TOPOHUB_PREFIX}GROUP/NAME, and no such file or directory"
             )
     if demand is not None:
-        topology = topology.with_packet_sizes(read_demand_file(demand, topology.num_routers))
+        topology = topology.with_packet_sizes(read_demand_file(demand, topology.num_routers, demand_layout))
     return topology
 
 

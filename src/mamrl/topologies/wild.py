@@ -40,7 +40,6 @@ import json
 import math
 import re
 import statistics
-import sys
 import warnings
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
@@ -53,7 +52,8 @@ import numpy as np
 
 from mamrl.errors import TopologyError
 from mamrl.topologies.core import Link, Topology
-from mamrl.topologies._parsing import PathLike, _fail, _number, _one_line, _read_text
+from mamrl.topologies._parsing import PathLike, _fail, _number, _one_line, _read_text, _warn
+from mamrl.topologies._parsing import TopologyWarning  # public here; defined there as demand files warn too
 
 TOPOHUB_PREFIX = "topohub:"
 """`load_topology("topohub:GROUP/NAME")` loads a topology of the optional `topohub` package."""
@@ -75,10 +75,6 @@ DEFAULT_CAPACITY_BPS = 1e9
 
 _SPEED_MULTIPLIERS = {"": 1.0, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}
 _TOPOHUB_KEY = re.compile(r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+")
-
-
-class TopologyWarning(UserWarning):
-    """A topology file lacked something and a documented default was used instead."""
 
 
 @dataclass(frozen=True)
@@ -141,14 +137,6 @@ def length_to_ticks(
 
 
 # ---------------------------------------------------------------------------- attribute parsing
-def _warn(message: str) -> None:
-    """Warn, attributing the warning to the first caller outside `mamrl.topologies`."""
-    frame, level = sys._getframe(0), 1
-    while frame is not None and str(frame.f_globals.get("__name__", "")).startswith("mamrl.topologies"):
-        frame, level = frame.f_back, level + 1
-    warnings.warn(message, TopologyWarning, stacklevel=level)
-
-
 def _value(value: Any, what: str, where: object) -> float:
     """A finite number from a graph attribute (GraphML gives floats, JSON numbers or strings)."""
     if isinstance(value, (np.integer, np.floating)):
