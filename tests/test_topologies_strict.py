@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import warnings
 from pathlib import Path
 
+import networkx as nx
 import numpy as np
 import pytest
 from typer.testing import CliRunner
@@ -21,13 +23,16 @@ from mamrl.cli import app
 from mamrl.errors import MamrlError
 from mamrl.topologies import (
     DEMAND_LAYOUTS,
+    Link,
+    PacketSizeTable,
+    Topology,
     load_daphne_json,
     load_teavar_dir,
     load_topology,
     read_demand_file,
     read_demand_values,
 )
-from mamrl.topologies.wild import TopologyWarning
+from mamrl.topologies.wild import ImportSettings, TopologyWarning, load_graphml
 
 PACKAGE_DIR = Path(mamrl.topologies.__file__).parent
 
@@ -233,3 +238,259 @@ def test_cli_reads_the_paper_geant_demand_under_its_stated_layout(shared_data: P
     assert result.exit_code == 0 and "warning: " in result.stderr and "pair-list-trailing" in result.stderr
     result = runner.invoke(app, ["capacity", "--help"])
     assert all(layout in " ".join(result.stdout.split()) for layout in DEMAND_LAYOUTS)
+
+
+# ---------------------------------------------------------------------------- malformed topology files
+def _own(**changes: object) -> str:
+    """A project-format file: routers p, q, r in a line, with changes to the document."""
+    doc: dict[str, object] = {
+        "format": "mamrl-topology/1",
+        "routers": ["p", "q", "r"],
+        "links": [{"a": "p", "b": "q", "capacity": 5, "latency_ticks": 1}, {"a": "q", "b": "r", "capacity": 5, "latency_ticks": 1}],
+    }
+    doc.update(changes)
+    return json.dumps(doc)
+
+
+def _own_link(**changes: object) -> str:
+    link = {"a": "p", "b": "q", "capacity": 5, "latency_ticks": 1}
+    link.update(changes)
+    return _own(links=[link, {"a": "q", "b": "r", "capacity": 5, "latency_ticks": 1}])
+
+
+PAIRS = {f"{s}>{d}": [3] for s in "pqr" for d in "pqr" if s != d}
+
+
+def _paper(nodes: list[dict] | None = None, edges: list[dict] | None = None, **top: object) -> str:
+    """A paper (daphne) file: nodes A, B, C; edges A-B and B-C."""
+    nodes = nodes if nodes is not None else [{"name": x, "posx": 0.1, "posy": 0.2} for x in "ABC"]
+    edges = edges if edges is not None else [
+        {"name": "e1", "from": "A", "to": "B", "BW": 100, "Lat": 2}, {"name": "e2", "from": "B", "to": "C", "BW": 100, "Lat": 2}]
+    return json.dumps({"data": {"mapTopology": {"nodes": nodes, "edges": edges}}, **top})
+
+
+def _paper_edge(**changes: object) -> str:
+    edge: dict[str, object] = {"name": "e1", "from": "A", "to": "B", "BW": 100, "Lat": 2}
+    edge.update(changes)
+    return _paper(edges=[edge, {"name": "e2", "from": "B", "to": "C", "BW": 100, "Lat": 2}])
+
+
+TEAVAR_HEAD = "to_node from_node capacity prob_failure\n"
+
+
+def _graphml(nodes: str = '<node id="a"/><node id="b"/><node id="c"/>',
+             edges: str = '<edge source="a" target="b"/><edge source="b" target="c"/>') -> str:
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n<graphml xmlns="http://graphml.graphdrawing.org/xmlns">\n'
+        '<key id="c" for="edge" attr.name="capacity" attr.type="long"/>\n'
+        '<key id="s" for="edge" attr.name="LinkSpeed" attr.type="string"/>\n'
+        '<key id="u" for="edge" attr.name="LinkSpeedUnits" attr.type="string"/>\n'
+        '<key id="d" for="edge" attr.name="delay" attr.type="double"/>\n'
+        f'<graph edgedefault="undirected">{nodes}{edges}</graph></graphml>\n'
+    )
+
+
+def _node_link(links: list[dict] | None = None, **top: object) -> str:
+    doc: dict[str, object] = {"directed": False, "multigraph": False, "graph": {}, "nodes": [{"id": x} for x in "abc"]}
+    doc["links"] = links if links is not None else [
+        {"source": "a", "target": "b", "capacity": 5}, {"source": "b", "target": "c", "capacity": 5}]
+    doc.update(top)
+    return json.dumps(doc)
+
+
+# (id, {file: content}, the spec to load, a fragment the one-line message must contain)
+MALFORMED = [
+    # The project's own format.
+    ("own-duplicate-router", {"t.json": _own(routers=["p", "q", "p"])}, "t.json", "router 2: duplicate router name 'p' (also router 0)"),
+    ("own-duplicate-router-with-sizes", {"t.json": _own(routers=["p", "q", "r", "p"], packet_sizes={"sizes_per_pair": 1, "pairs": PAIRS})},
+     "t.json", "duplicate router name 'p'"),
+    ("own-unknown-top-key", {"t.json": _own(lnks=[])}, "t.json", "top level: unknown key(s) ['lnks']"),
+    ("own-unknown-router-key", {"t.json": _own(routers=[{"name": "p", "lat": 1}, "q", "r"])}, "t.json", "router 0: unknown key(s) ['lat']"),
+    ("own-json-key-twice", {"t.json": _own_link().replace('"capacity": 5', '"capacity": 5, "capacity": 7', 1)}, "t.json",
+     "key 'capacity' appears twice"),
+    ("own-self-loop", {"t.json": _own_link(b="p")}, "t.json", "self-loop at router 'p'"),
+    ("own-duplicate-link", {"t.json": _own(links=[{"a": "p", "b": "q", "capacity": 5, "latency_ticks": 1},
+                                                   {"a": "q", "b": "r", "capacity": 5, "latency_ticks": 1},
+                                                   {"a": "q", "b": "p", "capacity": 5, "latency_ticks": 1}])},
+     "t.json", "duplicate link q-p (also link 0)"),
+    ("own-nan", {"t.json": _own(routers=[{"name": x, "x": 0, "y": 0} for x in "pqr"]).replace('"x": 0', '"x": NaN', 1)},
+     "t.json", "NaN is not a JSON number"),
+    ("own-infinite-latency", {"t.json": _own_link(latency_ticks=1).replace('"latency_ticks": 1', '"latency_ticks": 1e400', 1)},
+     "t.json", "latency_ticks: inf is not a finite number"),
+    ("own-negative-probability", {"t.json": _own_link(failure_prob=-0.1)}, "t.json", "failure probability must be in [0, 1]"),
+    ("own-capacity-over-64-bits", {"t.json": _own_link(capacity=2**64)}, "t.json", "capacity 18446744073709551616 is too large"),
+    ("own-latency-over-64-bits", {"t.json": _own_link(latency_ticks=2**64)}, "t.json", "18446744073709551616 is too large"),
+    ("own-coordinate-beyond-float", {"t.json": _own(routers=[{"name": x, "x": 10**400, "y": 0} for x in "pqr"])},
+     "t.json", "router 'p': x: 1000000000"),
+    ("own-latency-as-string", {"t.json": _own_link(latency_ticks="3")}, "t.json", "'3' is not a number (JSON numbers have no quotes)"),
+    ("own-link-name-not-a-string", {"t.json": _own_link(name=5)}, "t.json", "link 0: 'name' must be a non-empty string"),
+    ("own-notes-not-strings", {"t.json": _own(notes="remark")}, "t.json", "'notes' must be a list of strings"),
+    ("own-unused-bad-default", {"t.json": _own(defaults={"capacity": -5})}, "t.json", "defaults: capacity must be >= 0"),
+    ("own-size-to-itself", {"t.json": _own(packet_sizes={"sizes_per_pair": 1, "pairs": {**PAIRS, "p>p": [3]}})},
+     "t.json", "'p>p' is a router to itself"),
+    ("own-size-over-limit", {"t.json": _own(packet_sizes={"sizes_per_pair": 1, "pairs": {**PAIRS, "p>q": [2**40]}})},
+     "t.json", "'p>q': expected 1 integers >= 1 and < 2147483647"),
+    ("own-huge-sizes-per-pair", {"t.json": _own(packet_sizes={"sizes_per_pair": 10**15, "pairs": {}})},
+     "t.json", "pair 'p>q' is missing (6 pairs missing)"),
+    # The paper's JSON.
+    ("paper-duplicate-router", {"t.json": _paper(nodes=[{"name": x} for x in "ABCA"])}, "t.json", "node 3: duplicate router name 'A' (also node 0)"),
+    ("paper-unknown-node-key", {"t.json": _paper(nodes=[{"name": x, "pos": 1} for x in "ABC"])}, "t.json", "node 0: unknown key(s) ['pos']"),
+    ("paper-unknown-edge-key", {"t.json": _paper_edge(bw=5)}, "t.json", "edge 'e1': unknown key(s) ['bw']"),
+    ("paper-unknown-top-key", {"t.json": _paper(version=2)}, "t.json", "top level: unknown key(s) ['version']"),
+    ("paper-half-position", {"t.json": _paper(nodes=[{"name": "A", "posx": 0.1}, {"name": "B"}, {"name": "C"}])},
+     "t.json", "node 0: give both 'posx' and 'posy' or neither"),
+    ("paper-some-positions", {"t.json": _paper(nodes=[{"name": "A", "posx": 0.1, "posy": 0.1}, {"name": "B"}, {"name": "C"}])},
+     "t.json", "posx/posy must be given for every node or for none"),
+    ("paper-fractional-capacity", {"t.json": _paper_edge(BW=2.5)}, "t.json", "edge 'e1': BW: capacity must be a whole number, got 2.5"),
+    ("paper-capacity-over-64-bits", {"t.json": _paper_edge(BW=1e30)}, "t.json", "edge 'e1': BW: 1e+30 is too large"),
+    ("paper-self-loop", {"t.json": _paper_edge(to="A")}, "t.json", "self-loop at router 'A'"),
+    ("paper-duplicate-link", {"t.json": _paper(edges=[{"name": "e1", "from": "A", "to": "B", "BW": 1, "Lat": 1},
+                                                      {"name": "e2", "from": "B", "to": "C", "BW": 1, "Lat": 1},
+                                                      {"name": "e3", "from": "B", "to": "A", "BW": 1, "Lat": 1}])},
+     "t.json", "duplicate link B-A"),
+    ("paper-router-as-number", {"t.json": _paper(nodes=[{"name": "1"}, {"name": "B"}, {"name": "C"}],
+                                                 edges=[{"from": 1, "to": "B", "BW": 1, "Lat": 1}, {"from": "B", "to": "C", "BW": 1, "Lat": 1}])},
+     "t.json", "edge 0: unknown router 1 in 'from'"),
+    ("paper-latency-as-string", {"t.json": _paper_edge(Lat="2")}, "t.json", "edge 'e1': Lat: '2' is not a number"),
+    ("paper-negative-latency", {"t.json": _paper_edge(Lat=-2)}, "t.json", "latency must be an integer >= 1 tick, got -2"),
+    # TEAVAR directories.
+    ("teavar-duplicate-router", {"tv/topology.txt": TEAVAR_HEAD + "1 2 10 0\n2 3 10 0\n", "tv/nodes.txt": "names\na\nb\na\n"},
+     "tv", "nodes.txt: line 4: duplicate router name 'a' (also line 2)"),
+    ("teavar-fractional-capacity", {"tv/topology.txt": TEAVAR_HEAD + "1 2 2.5 0\n2 3 10 0\n"}, "tv", "line 2: capacity: capacity must be a whole number"),
+    ("teavar-capacity-over-64-bits", {"tv/topology.txt": TEAVAR_HEAD + "1 2 99999999999999999999 0\n2 3 10 0\n"},
+     "tv", "'99999999999999999999' is too large"),
+    ("teavar-nan-probability", {"tv/topology.txt": TEAVAR_HEAD + "1 2 10 nan\n2 3 10 0\n"}, "tv", "prob_failure: 'nan' is not a finite number"),
+    ("teavar-negative-capacity", {"tv/topology.txt": TEAVAR_HEAD + "1 2 -10 0\n2 3 10 0\n"}, "tv", "capacity must be >= 0"),
+    ("teavar-id-gap", {"tv/topology.txt": TEAVAR_HEAD + "1 2 10 0\n2 99999999999999999999 10 0\n"},
+     "tv", "router 3 has no link: it would be disconnected"),
+    ("teavar-unicode-digit", {"tv/topology.txt": TEAVAR_HEAD + "1 \u00b2 10 0\n"}, "tv", "from_node '\u00b2' is not a router id"),
+    ("teavar-self-loop", {"tv/topology.txt": TEAVAR_HEAD + "1 1 10 0\n1 2 10 0\n"}, "tv", "line 2: self-loop at router 1"),
+    # GraphML and GML (Topology Zoo).
+    ("graphml-duplicate-node", {"t.graphml": _graphml(nodes='<node id="a"/><node id="b"/><node id="c"/><node id="a"/>')},
+     "t.graphml", "node id 'a' is declared twice"),
+    ("graphml-undeclared-node", {"t.graphml": _graphml(edges='<edge source="a" target="b"/><edge source="b" target="z"/>')},
+     "t.graphml", "target 'z' is no declared node"),
+    ("graphml-capacity-over-64-bits", {"t.graphml": _graphml(edges='<edge source="a" target="b"><data key="c">99999999999999999999999</data></edge>'
+                                                             '<edge source="b" target="c"/>')}, "t.graphml", "capacity 1e+23 is more than 2**63 - 1"),
+    ("graphml-unknown-speed-units", {"t.graphml": _graphml(edges='<edge source="a" target="b"><data key="s">10</data><data key="u">X</data></edge>'
+                                                           '<edge source="b" target="c"/>')}, "t.graphml", "LinkSpeedUnits 'X' is not one of"),
+    ("graphml-speed-not-a-number", {"t.graphml": _graphml(edges='<edge source="a" target="b"><data key="s">fast</data><data key="u">G</data></edge>'
+                                                          '<edge source="b" target="c"/>')}, "t.graphml", "LinkSpeed: 'fast' is not a number"),
+    ("graphml-negative-delay", {"t.graphml": _graphml(edges='<edge source="a" target="b"><data key="d">-1</data></edge><edge source="b" target="c"/>')},
+     "t.graphml", "delay must be >= 0 ms"),
+    ("gml-duplicate-edge", {"t.gml": 'graph [\n node [ id 0 ]\n node [ id 1 ]\n edge [ source 0 target 1 ]\n edge [ source 1 target 0 ]\n]\n'},
+     "t.gml", "is duplicated"),
+    ("gml-duplicate-node", {"t.gml": 'graph [\n node [ id 0 ]\n node [ id 0 ]\n edge [ source 0 target 0 ]\n]\n'}, "t.gml", "node id 0 is duplicated"),
+    ("gml-latency-over-64-bits", {"t.gml": 'graph [\n node [ id 0 ]\n node [ id 1 ]\n edge [ source 0 target 1 latency_ticks 99999999999999999999 ]\n]\n'},
+     "t.gml", "latency_ticks must be an integer >= 1 and < 2**63"),
+    # networkx node-link JSON.
+    ("node-link-duplicate-link", {"t.json": _node_link([{"source": "a", "target": "b", "capacity": 5}, {"source": "b", "target": "c"},
+                                                        {"source": "b", "target": "a", "capacity": 7}])},
+     "t.json", "link 2: duplicate link 'b'-'a' (also link 0)"),
+    ("node-link-unknown-key", {"t.json": _node_link(weights={})}, "t.json", "node-link data: unknown key(s) ['weights']"),
+    ("node-link-links-and-edges", {"t.json": _node_link(edges=[])}, "t.json", "has both 'links' and 'edges'"),
+    ("node-link-directed-as-string", {"t.json": _node_link(directed="false")}, "t.json", "'directed' must be true or false"),
+    ("node-link-json-key-twice", {"t.json": _node_link().replace('"graph": {}', '"graph": {}, "graph": {}')}, "t.json", "key 'graph' appears twice"),
+    ("node-link-infinity", {"t.json": _node_link([{"source": "a", "target": "b", "capacity": 5}, {"source": "b", "target": "c", "capacity": 5}])
+                            .replace('"capacity": 5}]', '"capacity": Infinity}]')}, "t.json", "Infinity is not a JSON number"),
+    ("node-link-capacity-as-bool", {"t.json": _node_link([{"source": "a", "target": "b", "capacity": True}, {"source": "b", "target": "c"}])},
+     "t.json", "capacity: expected a number, got true"),
+]
+
+
+def _write_files(tmp_path: Path, files: dict[str, str]) -> None:
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text, encoding="utf-8")
+
+
+@pytest.mark.parametrize(("files", "spec", "fragment"), [pytest.param(*case[1:], id=case[0]) for case in MALFORMED])
+def test_malformed_file_is_a_one_line_error(tmp_path: Path, files: dict[str, str], spec: str, fragment: str) -> None:
+    _write_files(tmp_path, files)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TopologyWarning)  # a file that fails warns nothing
+        with pytest.raises(MamrlError, match=re.escape(fragment)) as excinfo:
+            load_topology(str(tmp_path / spec))
+    _one_line(excinfo, spec.split("/")[0])
+
+
+@pytest.mark.parametrize(("files", "spec", "fragment"), [pytest.param(*case[1:], id=case[0]) for case in MALFORMED])
+def test_malformed_file_through_the_cli(tmp_path: Path, files: dict[str, str], spec: str, fragment: str) -> None:
+    _write_files(tmp_path, files)
+    result = runner.invoke(app, ["capacity", "--topology", str(tmp_path / spec)])
+    assert_one_line_cli_error(result)
+    assert fragment in " ".join(result.stderr.split()), result.stderr
+
+
+# ---------------------------------------------------------------------------- values built in code
+def _line_graph(**edge: object) -> nx.Graph:
+    graph = nx.Graph()
+    graph.add_edge("u", "v", capacity=3, latency_ticks=2)
+    graph.add_edge("v", "w", **{"capacity": 3, "latency_ticks": 2, **edge})
+    return graph
+
+
+@pytest.mark.parametrize(
+    ("edge", "fragment"),
+    [
+        ({"capacity": 2.5}, "edge v-w: capacity must be a whole number, got 2.5"),
+        ({"capacity": float("inf")}, "edge v-w: capacity must be a whole number, got inf"),
+        ({"latency_ticks": "2"}, "edge v-w: latency_ticks must be a whole number, got '2'"),
+        ({"failure_prob": "0.1"}, "edge v-w: failure_prob must be a number"),
+        ({"capacity": 2**64}, "capacity must be an integer >= 0 and < 2**63"),
+        ({"latency_ticks": True}, "latency_ticks must be a whole number, got True"),
+    ],
+)
+def test_from_networkx_takes_no_silent_conversion(edge: dict[str, object], fragment: str) -> None:
+    with pytest.raises(MamrlError, match=re.escape(fragment)) as excinfo:
+        Topology.from_networkx(_line_graph(**edge), "line")
+    _one_line(excinfo)
+    assert Topology.from_networkx(_line_graph(capacity=4.0), "line").capacities.tolist() == [3, 4]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "fragment"),
+    [
+        ({"router_names": ("x", "y", "x")}, "duplicate router name 'x'"),
+        ({"links": (Link(0, 1, True, 1), Link(1, 2, 1, 1))}, "capacity must be an integer >= 0"),
+        ({"links": (Link(0, 1, 1, 2**63), Link(1, 2, 1, 1))}, "latency_ticks must be an integer >= 1 and < 2**63"),
+        ({"links": (Link(0, 1, 1, 1, "0.5"), Link(1, 2, 1, 1))}, "failure_prob must be in [0, 1], got '0.5'"),  # type: ignore[arg-type]
+        ({"links": (Link(0, True, 1, 1), Link(1, 2, 1, 1))}, "router id True is not in 0..2"),
+        ({"coordinates": ((0, 0), (1, float("nan")), (2, 2))}, "coordinates must be finite numbers"),
+        ({"coordinates": ((0, 0), (1, 10**400), (2, 2))}, "coordinates must be (x, y) number pairs"),
+    ],
+)
+def test_topology_value_rejects_wrong_types_and_sizes(kwargs: dict[str, object], fragment: str) -> None:
+    base: dict[str, object] = {"name": "t", "router_names": ("x", "y", "z"), "links": (Link(0, 1, 1, 1), Link(1, 2, 1, 1))}
+    with pytest.raises(MamrlError, match=re.escape(fragment)) as excinfo:
+        Topology(**{**base, **kwargs})  # type: ignore[arg-type]
+    _one_line(excinfo)
+
+
+def test_packet_size_table_rejects_negative_and_non_numbers() -> None:
+    with pytest.raises(MamrlError, match="packet sizes must be >= 0, smallest is -3"):
+        PacketSizeTable(np.full((2, 2, 1), -3.0), "test")
+    with pytest.raises(MamrlError, match="packet size table must hold numbers"):
+        PacketSizeTable(np.full((2, 2, 1), "big"), "test")
+    assert PacketSizeTable(np.full((2, 2, 1), 0.0), "test").values.min() == 1  # below 1 counts as 1, as documented
+
+
+def test_import_settings_and_tick_conversion_stay_in_64_bits(tmp_path: Path) -> None:
+    with pytest.raises(MamrlError, match=re.escape("default_capacity must be an integer >= 0 and < 2**63")):
+        ImportSettings(default_capacity=2**63)
+    path = tmp_path / "slow.graphml"
+    path.write_text(_graphml(edges='<edge source="a" target="b"><data key="d">1e300</data></edge><edge source="b" target="c"/>'))
+    with pytest.raises(MamrlError) as excinfo:
+        load_graphml(path, ImportSettings(tick_ms=1e-10))
+    _one_line(excinfo, "slow.graphml", "link a-b: delay", "more than 2**63 - 1")
+
+
+def test_wild_duplicate_labels_name_the_duplicate(tmp_path: Path) -> None:
+    path = tmp_path / "labels.graphml"
+    path.write_text(_graphml(nodes='<node id="a"><data key="l">X</data></node><node id="b"><data key="l">Y</data></node>'
+                             '<node id="c"><data key="l">X</data></node>').replace(
+        '<key id="c" ', '<key id="l" for="node" attr.name="label" attr.type="string"/>\n<key id="c" '))
+    with pytest.warns(TopologyWarning) as record:
+        topology = load_topology(str(path))
+    assert any("routers are named by node id (duplicate router name 'X')" in str(w.message) for w in record)
+    assert topology.router_names == ("a", "b", "c")

@@ -26,8 +26,10 @@ from mamrl.topologies._parsing import (
     PathLike,
     _build,
     _capacity,
+    _check_keys,
     _fail,
     _latency,
+    _loads,
     _number,
     _probability,
     _read_json,
@@ -266,7 +268,7 @@ def load_teavar_dir(
             _fail(topo_path, f"{where}: expected 4 columns ({' '.join(TEAVAR_TOPOLOGY_HEADER)}), got {len(fields)}")
         ends = []
         for col, token in zip(("to_node", "from_node"), fields[:2]):
-            if not token.isdigit() or int(token) < 1:
+            if not (token.isascii() and token.isdigit()) or int(token) < 1:
                 _fail(topo_path, f"{where}: {col} {token!r} is not a router id (integer >= 1)")
             ends.append(int(token))
         to_node, from_node = ends
@@ -274,19 +276,32 @@ def load_teavar_dir(
             _fail(topo_path, f"{where}: self-loop at router {to_node}")
         if (to_node, from_node) in directed:
             _fail(topo_path, f"{where}: duplicate link {to_node}->{from_node} (also line {directed[(to_node, from_node)][0]})")
-        capacity = _capacity(fields[2], f"{where}: capacity", topo_path)
-        prob = _probability(fields[3], f"{where}: prob_failure", topo_path)
+        capacity = _capacity(fields[2], f"{where}: capacity", topo_path, text=True)
+        prob = _probability(fields[3], f"{where}: prob_failure", topo_path, text=True)
         directed[(to_node, from_node)] = (lineno, capacity, prob)
     if not directed:
         _fail(topo_path, "no links")
 
-    num_ids = max(max(pair) for pair in directed)
+    used = {end for pair in directed for end in pair}
+    num_ids = max(used)
     nodes_path = directory / "nodes.txt"
     if nodes_path.exists():
-        names = [line.strip() for line in _read_text(nodes_path).splitlines()[1:] if line.strip()]
+        names: list[str] = []
+        name_line: dict[str, int] = {}
+        for lineno, line in enumerate(_read_text(nodes_path).splitlines()[1:], start=2):  # line 1: header
+            router = line.strip()
+            if not router:
+                continue
+            if router in name_line:
+                _fail(nodes_path, f"line {lineno}: duplicate router name {router!r} (also line {name_line[router]})")
+            name_line[router] = lineno
+            names.append(router)
         if len(names) < num_ids:
             _fail(nodes_path, f"lists {len(names)} routers but {topo_path.name} uses router id {num_ids}")
     else:
+        if len(used) < num_ids:  # checked here, before a huge id makes a huge list of names
+            missing = next(i for i, end in enumerate(sorted(used), start=1) if i != end)
+            _fail(topo_path, f"router ids go up to {num_ids} but router {missing} has no link: it would be disconnected")
         names = [str(i) for i in range(1, num_ids + 1)]
 
     links: list[Link] = []
@@ -334,11 +349,14 @@ def _daphne_map(doc: Any, path: Path) -> dict[str, Any]:
         topo = doc["data"]["mapTopology"]
     except (KeyError, TypeError):
         _fail(path, 'not a paper topology file: expected {"data": {"mapTopology": {"nodes": [...], "edges": [...]}}}')
+    _check_keys(doc, {"data"}, set(), "top level", path)
+    _check_keys(doc["data"], {"mapTopology"}, set(), "data", path)
     if not isinstance(topo, dict):
         _fail(path, "data.mapTopology must be an object")
     for key in ("nodes", "edges"):
         if not isinstance(topo.get(key), list):
             _fail(path, f"data.mapTopology.{key} must be a list")
+    _check_keys(topo, {"nodes", "edges"}, set(), "data.mapTopology", path)
     return topo
 
 
@@ -371,14 +389,25 @@ def _daphne_from_doc(
     failure_prob = _probability(failure_prob, "failure_prob argument", path)
     names: list[str] = []
     coords: list[tuple[float, float]] = []
+    index: dict[str, int] = {}
     for k, node in enumerate(topo["nodes"]):
         where = f"node {k}"
         if not isinstance(node, dict) or "name" not in node:
             _fail(path, f"{where}: expected an object with a 'name'")
-        names.append(str(node["name"]))
-        if "posx" in node and "posy" in node:
+        _check_keys(node, {"name", "posx", "posy"}, {"name"}, where, path)
+        router = node["name"]
+        if not isinstance(router, str) or not router:
+            _fail(path, f"{where}: 'name' must be a non-empty string, got {json.dumps(router)[:40]}")
+        if router in index:
+            _fail(path, f"{where}: duplicate router name {router!r} (also node {index[router]})")
+        index[router] = k
+        names.append(router)
+        if ("posx" in node) != ("posy" in node):
+            _fail(path, f"{where}: give both 'posx' and 'posy' or neither")
+        if "posx" in node:
             coords.append((_number(node["posx"], f"{where}: posx", path), _number(node["posy"], f"{where}: posy", path)))
-    index = {router: i for i, router in enumerate(names)}
+    if coords and len(coords) != len(names):
+        _fail(path, "posx/posy must be given for every node or for none")
     links: list[Link] = []
     link_names: list[str] = []
     for k, edge in enumerate(topo["edges"]):
@@ -386,13 +415,13 @@ def _daphne_from_doc(
         where = f"edge {label!r}" if label is not None else f"edge {k}"
         if not isinstance(edge, dict):
             _fail(path, f"{where}: expected an object")
-        missing = [key for key in ("from", "to", "BW", "Lat") if key not in edge]
-        if missing:
-            _fail(path, f"{where}: missing key(s) {missing}")
+        _check_keys(edge, {"name", "from", "to", "BW", "Lat"}, {"from", "to", "BW", "Lat"}, where, path)
+        if label is not None and (not isinstance(label, str) or not label):
+            _fail(path, f"{where}: 'name' must be a non-empty string")
         ends = []
         for key in ("from", "to"):
-            router = str(edge[key])
-            if router not in index:
+            router = edge[key]
+            if not isinstance(router, str) or router not in index:
                 _fail(path, f"{where}: unknown router {router!r} in {key!r}")
             ends.append(index[router])
         links.append(
@@ -404,14 +433,14 @@ def _daphne_from_doc(
                 failure_prob,
             )
         )
-        link_names.append(str(label) if label is not None else f"{names[ends[0]]}-{names[ends[1]]}")
+        link_names.append(label if label is not None else f"{names[ends[0]]}-{names[ends[1]]}")
     packet_sizes = read_demand_file(demand, len(names), demand_layout) if demand is not None else None
     return _build(
         path,
         name=name or path.stem,
         router_names=tuple(names),
         links=tuple(links),
-        coordinates=tuple(coords) if coords and len(coords) == len(names) else None,
+        coordinates=tuple(coords) if coords else None,
         packet_sizes=packet_sizes,
         link_names=tuple(link_names),
     )
@@ -481,7 +510,7 @@ def _looks_like_xml(path: Path) -> bool:
 def _load_json_any(path: Path) -> Topology:
     text = _read_text(path)
     try:
-        doc = json.loads(text)
+        doc = _loads(text, path)
     except json.JSONDecodeError as exc:
         _fail(
             path,

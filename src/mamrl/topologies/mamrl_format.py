@@ -23,7 +23,7 @@ from mamrl.topologies._parsing import (
     _probability,
     _read_json,
 )
-from mamrl.topologies.core import Link, PacketSizeTable, Topology
+from mamrl.topologies.core import INT64_MAX, PACKET_SIZE_LIMIT, Link, PacketSizeTable, Topology
 
 FORMAT = "mamrl-topology/1"
 """Value of the `format` key of the project's own topology files."""
@@ -49,11 +49,24 @@ def topology_from_document(doc: Any, where: object) -> Topology:
     name = doc.get("name", Path(str(where)).stem)
     if not isinstance(name, str) or not name:
         _fail(where, "'name' must be a non-empty string")
+    if "source" in doc and not isinstance(doc["source"], str):
+        _fail(where, f"'source' must be a string, got {json.dumps(doc['source'])[:40]}")
+    notes = doc.get("notes", [])
+    if not isinstance(notes, list) or not all(isinstance(x, str) for x in notes):
+        _fail(where, "'notes' must be a list of strings")
     defaults = _check_keys(doc.get("defaults", {}), _DEFAULT_KEYS, set(), "defaults", where)
+    # Checked here too, so that a bad default is an error even when every link gives its own value.
+    if "capacity" in defaults:
+        _link_capacity(defaults["capacity"], "defaults", where)
+    if "latency_ticks" in defaults:
+        _latency(defaults["latency_ticks"], "defaults: latency_ticks", where)
+    if "failure_prob" in defaults:
+        _probability(defaults["failure_prob"], "defaults: failure_prob", where)
 
     if not isinstance(doc["routers"], list):
         _fail(where, "'routers' must be a list")
     names: list[str] = []
+    index: dict[str, int] = {}
     coords: list[tuple[float, float]] = []
     for k, router in enumerate(doc["routers"]):
         if isinstance(router, str):  # shorthand: a bare name
@@ -61,6 +74,9 @@ def topology_from_document(doc: Any, where: object) -> Topology:
         router = _check_keys(router, _ROUTER_KEYS, {"name"}, f"router {k}", where)
         if not isinstance(router["name"], str) or not router["name"]:
             _fail(where, f"router {k}: 'name' must be a non-empty string")
+        if router["name"] in index:
+            _fail(where, f"router {k}: duplicate router name {router['name']!r} (also router {index[router['name']]})")
+        index[router["name"]] = k
         names.append(router["name"])
         if ("x" in router) != ("y" in router):
             _fail(where, f"router {router['name']!r}: give both 'x' and 'y' or neither")
@@ -74,7 +90,6 @@ def topology_from_document(doc: Any, where: object) -> Topology:
         _fail(where, f"'geographic' must be true or false, got {json.dumps(geographic)[:40]}")
     if geographic and not coords:
         _fail(where, "'geographic' is true but the routers have no x (longitude) and y (latitude)")
-    index = {router: i for i, router in enumerate(names)}
 
     if not isinstance(doc["links"], list):
         _fail(where, "'links' must be a list")
@@ -83,6 +98,8 @@ def topology_from_document(doc: Any, where: object) -> Topology:
     for k, link in enumerate(doc["links"]):
         link = _check_keys(link, _LINK_KEYS, {"a", "b"}, f"link {k}", where)
         label = f"link {k}" if "name" not in link else f"link {link['name']!r}"
+        if "name" in link and (not isinstance(link["name"], str) or not link["name"]):
+            _fail(where, f"link {k}: 'name' must be a non-empty string, got {json.dumps(link['name'])[:40]}")
         ends = []
         for key in ("a", "b"):
             router = link[key]
@@ -93,21 +110,16 @@ def topology_from_document(doc: Any, where: object) -> Topology:
         for key in ("capacity", "latency_ticks"):
             if key not in values:
                 _fail(where, f"{label}: no {key!r} (and no default)")
-        capacity = values["capacity"]
-        if isinstance(capacity, bool) or not isinstance(capacity, int):
-            _fail(where, f"{label}: capacity must be an integer, got {json.dumps(capacity)[:40]}")
-        if capacity < 0:
-            _fail(where, f"{label}: capacity must be >= 0, got {capacity}")
         links.append(
             Link(
                 ends[0],
                 ends[1],
-                capacity,
+                _link_capacity(values["capacity"], label, where),
                 _latency(values["latency_ticks"], f"{label}: latency_ticks", where),
                 _probability(values.get("failure_prob", 0.0), f"{label}: failure_prob", where),
             )
         )
-        link_names.append(str(link["name"]) if "name" in link else None)
+        link_names.append(link.get("name"))
 
     # Unnamed links keep the default `A-B` name; all-default means no explicit names at all.
     explicit = None
@@ -129,12 +141,29 @@ def topology_from_document(doc: Any, where: object) -> Topology:
     )
 
 
+def _link_capacity(capacity: Any, label: str, where: object) -> int:
+    """A JSON integer >= 0 that fits in 64 bits (the format has no fractional capacities)."""
+    if isinstance(capacity, bool) or not isinstance(capacity, int):
+        _fail(where, f"{label}: capacity must be an integer, got {json.dumps(capacity)[:40]}")
+    if capacity < 0:
+        _fail(where, f"{label}: capacity must be >= 0, got {capacity}")
+    if capacity > INT64_MAX:
+        _fail(where, f"{label}: capacity {str(capacity)[:30]} is too large (at most 2**63 - 1)")
+    return capacity
+
+
+def _pair_splits(key: str, index: dict[str, int]) -> list[tuple[int, int]]:
+    """Every way `key` reads as 'SRC>DST' with known router names (names may themselves contain '>')."""
+    return [
+        (index[key[:pos]], index[key[pos + 1 :]])
+        for pos, char in enumerate(key)
+        if char == ">" and key[:pos] in index and key[pos + 1 :] in index
+    ]
+
+
 def _split_pair(key: str, index: dict[str, int]) -> tuple[int, int] | None:
-    # Router names may themselves contain '>': try every split point.
-    for pos, char in enumerate(key):
-        if char == ">" and key[:pos] in index and key[pos + 1 :] in index:
-            return index[key[:pos]], index[key[pos + 1 :]]
-    return None
+    splits = _pair_splits(key, index)
+    return splits[0] if splits else None
 
 
 def _sizes_from_document(obj: Any, names: list[str], index: dict[str, int], where: object) -> PacketSizeTable:
@@ -145,23 +174,29 @@ def _sizes_from_document(obj: Any, names: list[str], index: dict[str, int], wher
     if not isinstance(obj["pairs"], dict):
         _fail(where, "packet_sizes.pairs must be an object {\"SRC>DST\": [sizes...]}")
     n = len(names)
-    values = np.ones((n, n, per_pair), dtype=np.int64)
-    seen = np.eye(n, dtype=bool)  # the diagonal is unused and may be omitted
+    given: dict[tuple[int, int], list[int]] = {}
     for key, sizes in obj["pairs"].items():
-        pair = _split_pair(key, index)
-        if pair is None:
+        splits = _pair_splits(key, index)
+        if not splits:
             _fail(where, f"packet_sizes pair {key!r} is not 'SRC>DST' with known router names")
+        if len(splits) > 1:
+            _fail(where, f"packet_sizes pair {key!r} splits into 'SRC>DST' in more than one way; rename the routers")
+        pair = splits[0]
+        if pair[0] == pair[1]:
+            _fail(where, f"packet_sizes pair {key!r} is a router to itself; the diagonal is unused, leave it out")
         if (
             not isinstance(sizes, list)
             or len(sizes) != per_pair
-            or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in sizes)
+            or not all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v < PACKET_SIZE_LIMIT for v in sizes)
         ):
-            _fail(where, f"packet_sizes pair {key!r}: expected {per_pair} integers >= 1")
+            _fail(where, f"packet_sizes pair {key!r}: expected {per_pair} integers >= 1 and < {PACKET_SIZE_LIMIT}")
+        given[pair] = sizes
+    if len(given) < n * (n - 1):
+        s, d = next((s, d) for s in range(n) for d in range(n) if s != d and (s, d) not in given)
+        _fail(where, f"packet_sizes: pair '{names[s]}>{names[d]}' is missing ({n * (n - 1) - len(given)} pairs missing)")
+    values = np.ones((n, n, per_pair), dtype=np.int64)  # the unused diagonal is 1
+    for pair, sizes in given.items():
         values[pair] = sizes
-        seen[pair] = True
-    if not seen.all():
-        s, d = map(int, np.argwhere(~seen)[0])
-        _fail(where, f"packet_sizes: pair '{names[s]}>{names[d]}' is missing ({int((~seen).sum())} pairs missing)")
     provenance = obj.get("provenance", str(where))
     if not isinstance(provenance, str):
         _fail(where, "packet_sizes.provenance must be a string")
