@@ -32,30 +32,32 @@ from mamrl.topologies import (
     read_demand_file,
     read_demand_values,
 )
-from mamrl.topologies.wild import ImportSettings, TopologyWarning, load_graphml
+from mamrl.topologies.wild import ImportSettings, TopologyWarning, gravity_demand_weights, load_graphml
 
 PACKAGE_DIR = Path(mamrl.topologies.__file__).parent
 
 
 # ---------------------------------------------------------------------------- import structure
 def _imported_topology_modules(path: Path, modules: set[str]) -> set[str]:
-    """Modules of `mamrl.topologies` that a file imports, at module level or inside functions."""
+    """Modules of `mamrl.topologies` that a file imports, at module level or inside functions; a name
+    imported from the package itself (`from mamrl.topologies import load_topology`) imports `__init__`."""
     found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.ImportFrom) and node.module:
-            if node.module == "mamrl.topologies":
-                found |= {alias.name for alias in node.names if alias.name in modules}
-            elif node.module.startswith("mamrl.topologies."):
-                found.add(node.module.split(".")[2])
+        if isinstance(node, ast.ImportFrom):
+            module = "mamrl.topologies" + (f".{node.module}" if node.module else "") if node.level else node.module or ""
+            if module == "mamrl.topologies":
+                found |= {alias.name if alias.name in modules else "__init__" for alias in node.names}
+            elif module.startswith("mamrl.topologies."):
+                found.add(module.split(".")[2])
         elif isinstance(node, ast.Import):
             found |= {a.name.split(".")[2] for a in node.names if a.name.startswith("mamrl.topologies.")}
     return found
 
 
 def test_no_import_cycle_between_topology_modules() -> None:
-    modules = {path.stem for path in PACKAGE_DIR.glob("*.py") if path.stem != "__init__"}
+    modules = {path.stem for path in PACKAGE_DIR.glob("*.py")}
     graph = {name: _imported_topology_modules(PACKAGE_DIR / f"{name}.py", modules) for name in modules}
-    assert {"loaders", "builtin", "wild"} <= modules
+    assert {"loaders", "builtin", "wild"} <= modules and "loaders" in graph["__init__"]
 
     def reaches(start: str, goal: str, seen: set[str]) -> bool:
         for nxt in graph[start]:
@@ -478,6 +480,17 @@ def test_packet_size_table_rejects_negative_and_non_numbers() -> None:
 def test_import_settings_and_tick_conversion_stay_in_64_bits(tmp_path: Path) -> None:
     with pytest.raises(MamrlError, match=re.escape("default_capacity must be an integer >= 0 and < 2**63")):
         ImportSettings(default_capacity=2**63)
+    with pytest.raises(MamrlError, match="ImportSettings.tick_ms must be a finite number > 0"):
+        ImportSettings(tick_ms=10**400)  # beyond float range: no OverflowError
+    star = Topology("star", ("h", "a", "b"), (Link(0, 1, 1, 1), Link(0, 2, 1, 1)))
+    with pytest.raises(MamrlError, match="gravity masses must be numbers"):
+        gravity_demand_weights(star, [10**400, 1, 1])
+    huge = tmp_path / "huge.txt"
+    huge.write_text("1 2 3 4 5 " + "9" * 400 + "\n")
+    with pytest.raises(MamrlError) as excinfo:
+        read_demand_file(huge, 3)
+    _one_line(excinfo, "line 1, value 6: packet size '9999", "... must be finite and >= 0")
+    assert len(str(excinfo.value)) < len(str(huge)) + 120
     path = tmp_path / "slow.graphml"
     path.write_text(_graphml(edges='<edge source="a" target="b"><data key="d">1e300</data></edge><edge source="b" target="c"/>'))
     with pytest.raises(MamrlError) as excinfo:

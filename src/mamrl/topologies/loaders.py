@@ -34,6 +34,7 @@ from mamrl.topologies._parsing import (
     _probability,
     _read_json,
     _read_text,
+    _shown,
     _warn,
 )
 from mamrl.topologies.builtin import builtin_names, load_builtin
@@ -160,15 +161,15 @@ def _read_demand(path: Path, n: int, demand_layout: str) -> tuple[np.ndarray, st
             samples[k] = np.array(tokens[:width], dtype=np.float64)
         except ValueError:
             col = next(j for j, t in enumerate(tokens[:width], start=1) if not _is_float(t))
-            _fail(path, f"line {lineno}, value {col}: {tokens[col - 1]!r} is not a number")
+            _fail(path, f"line {lineno}, value {col}: {_shown(tokens[col - 1])} is not a number")
         bad = ~np.isfinite(samples[k]) | (samples[k] < 0)
         if bad.any():
             col = int(np.argmax(bad)) + 1
-            _fail(path, f"line {lineno}, value {col}: packet size {tokens[col - 1]!r} must be finite and >= 0")
+            _fail(path, f"line {lineno}, value {col}: packet size {_shown(tokens[col - 1])} must be finite and >= 0")
         big = samples[k] >= PACKET_SIZE_LIMIT
         if big.any():
             col = int(np.argmax(big)) + 1
-            _fail(path, f"line {lineno}, value {col}: packet size {tokens[col - 1]!r} must be below {PACKET_SIZE_LIMIT}")
+            _fail(path, f"line {lineno}, value {col}: packet size {_shown(tokens[col - 1])} must be below {PACKET_SIZE_LIMIT}")
     if layout == "teavar-matrix":
         values = samples.reshape(len(rows), n, n).transpose(1, 2, 0).copy()
     else:

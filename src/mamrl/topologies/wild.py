@@ -40,6 +40,7 @@ import json
 import math
 import re
 import statistics
+import sys
 import warnings
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
@@ -99,8 +100,9 @@ class ImportSettings:
     def __post_init__(self) -> None:
         for key in ("capacity_unit_bps", "tick_ms", "propagation_km_per_ms"):
             value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-                raise TopologyError(f"ImportSettings.{key} must be a finite number > 0, got {value!r}")
+            number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if not number or not 0 < value <= sys.float_info.max:  # false for nan, inf and ints beyond float range
+                raise TopologyError(f"ImportSettings.{key} must be a finite number > 0, got {str(value)[:40]}")
         if self.default_capacity is not None and (
             isinstance(self.default_capacity, bool) or not isinstance(self.default_capacity, int)
             or not 0 <= self.default_capacity <= INT64_MAX
@@ -665,7 +667,7 @@ def gravity_demand_weights(
     if masses is not None:
         try:
             m = np.asarray(masses, dtype=np.float64)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise TopologyError("gravity masses must be numbers, one per router") from None
         if m.shape != (n,):
             raise TopologyError(f"gravity masses must have one value per router ({n}), got shape {m.shape}")
