@@ -207,6 +207,7 @@ def prepare_run(
     demand: Optional[Path],
     batch_size: int,
     queue_discipline: str | None = None,
+    demand_layout: str = "auto",
 ) -> RunSetup:
     """Validate the options and build the simulation they describe (raises MamrlError).
     `queue_discipline` None: per-destination for backpressure, FIFO for every other policy."""
@@ -240,7 +241,7 @@ def prepare_run(
         routing = agent = make_agent(policy_key)
     else:
         routing = make_policy(policy_key, reconvergence_delay_ticks=reconvergence_delay)
-    topo = load_topology(topology, demand=demand)
+    topo = load_topology(topology, demand=demand, demand_layout=demand_layout)
     failures = tuple(LinkFailure.parse(topo, spec) for spec in fail)
     seen: set[int] = set()
     for failure in failures:
@@ -346,12 +347,21 @@ def topologies() -> None:
         _stdout().print(table)
 
 
+# One definition for every command that takes --demand; the names are mamrl.topologies.DEMAND_LAYOUTS.
+_DEMAND_LAYOUT_OPTION = typer.Option(
+    "auto", "--demand-layout", metavar="LAYOUT",
+    help="How --demand lines map to router pairs: auto (from the line length), teavar-matrix (n*n values), "
+         "pair-list (n*(n-1)) or pair-list-trailing (the pairs, then ignored values: the paper's GEANT file).",
+)
+
+
 @app.command()
 def capacity(
     topology: str = typer.Option("b4", "--topology", "-t", metavar="NAME|PATH", help="A built-in topology (b4, geant, att) or a topology file/directory."),
     fail: list[str] = typer.Option([], "--fail", metavar="LINK", help="A failed link (A-B by router names, a link name or id). Repeatable."),
     all_failures: bool = typer.Option(False, "--all-failures", help="Also λ* after each single further link failure."),
     demand: Optional[Path] = typer.Option(None, "--demand", metavar="FILE", help="Demand file replacing the packet-size table."),
+    demand_layout: str = _DEMAND_LAYOUT_OPTION,
     json_out: Optional[Path] = typer.Option(None, "--json", metavar="FILE", help="Write the results as JSON."),
 ) -> None:
     """λ*: the largest load (packets per router per tick) any routing can carry, and what limits it."""
@@ -365,7 +375,7 @@ def capacity(
 
         if json_out is not None and json_out.is_dir():
             raise MamrlError(f"--json {str(json_out)!r} is a directory, expected a file name")
-        topo = load_topology(topology, demand=demand)
+        topo = load_topology(topology, demand=demand, demand_layout=demand_layout)
         failed = []
         for spec in fail:
             failure = LinkFailure.parse(topo, spec)
@@ -448,6 +458,7 @@ def simulate(
     ),
     buffer_limit: Optional[int] = typer.Option(None, "--buffer-limit", metavar="N", help="Max packets per router queue (drop-tail)."),
     demand: Optional[Path] = typer.Option(None, "--demand", metavar="FILE", help="Demand file replacing the packet-size table."),
+    demand_layout: str = _DEMAND_LAYOUT_OPTION,
     queues: Optional[str] = typer.Option(
         None, "--queues", metavar="fifo|per-destination",
         help="One FIFO per router, or one per destination (a table policy serves the same packets either way). "
@@ -480,6 +491,7 @@ def simulate(
             reconvergence_delay=reconvergence_delay,
             buffer_limit=buffer_limit,
             demand=demand,
+            demand_layout=demand_layout,
             batch_size=batch_size,
             queue_discipline=queues,
         )
@@ -748,6 +760,7 @@ def plot_topology_command(
     ),
     buffer_limit: Optional[int] = typer.Option(None, "--buffer-limit", metavar="N", help="Max packets per router queue (drop-tail)."),
     demand: Optional[Path] = typer.Option(None, "--demand", metavar="FILE", help="Demand file replacing the packet-size table."),
+    demand_layout: str = _DEMAND_LAYOUT_OPTION,
     color_links: str = typer.Option(
         "utilisation", "--color-links", metavar="METRIC",
         help="Colour links by utilisation (share of capacity in use) or loss (packets lost on the link per episode).",
@@ -774,6 +787,7 @@ def plot_topology_command(
             reconvergence_delay=reconvergence_delay,
             buffer_limit=buffer_limit,
             demand=demand,
+            demand_layout=demand_layout,
             batch_size=32,
         )
         per_episode = run_episodes(setup, seed, episodes, 32)

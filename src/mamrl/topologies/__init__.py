@@ -12,6 +12,7 @@ from mamrl.topologies.builtin import (
 )
 from mamrl.topologies.core import Link, PacketSizeTable, Topology
 from mamrl.topologies.loaders import (
+    DEMAND_LAYOUTS,
     FORMAT,
     load_daphne_json,
     load_teavar_dir,
@@ -23,6 +24,7 @@ from mamrl.topologies.loaders import (
 )
 
 __all__ = [
+    "DEMAND_LAYOUTS",
     "FORMAT",
     "PAPER_FAILURES",
     "BuiltinSummary",

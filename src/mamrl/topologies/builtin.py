@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 
 from mamrl.errors import TopologyError
 from mamrl.topologies.core import Topology
-from mamrl.topologies.loaders import topology_from_document
+from mamrl.topologies.mamrl_format import topology_from_document
 
 BUILTIN_NAMES: tuple[str, ...] = ("b4", "geant", "att")
 """Built-in topologies, smallest first (the paper's order)."""

@@ -7,6 +7,7 @@ directions of a link (SPEC §1).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -14,6 +15,26 @@ import networkx as nx
 import numpy as np
 
 from mamrl.errors import TopologyError
+
+INT64_MAX = 2**63 - 1
+"""Largest capacity or latency in ticks: the simulator keeps them in int64 arrays."""
+
+PACKET_SIZE_LIMIT = 2**31 - 1
+"""Packet sizes must be below this many capacity units: the simulator keeps them in int32 arrays."""
+
+
+def _is_int(value: object) -> bool:
+    """An integer, numpy's included, but not a bool (True is no capacity)."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _whole_number(value: object) -> int | None:
+    """`value` as an int when it is a whole number (5 or 5.0); None for 2.5, "5", True or nan."""
+    if _is_int(value):
+        return int(value)  # type: ignore[arg-type]
+    if isinstance(value, (float, np.floating)) and math.isfinite(value) and float(value).is_integer():
+        return int(value)
+    return None
 
 
 @dataclass(frozen=True)
@@ -46,12 +67,17 @@ class PacketSizeTable:
     """Where the sizes come from (file path, or a description of a built-in summary)."""
 
     def __post_init__(self) -> None:
-        v = np.asarray(self.values)
+        try:
+            v = np.asarray(self.values, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise TopologyError("packet size table must hold numbers") from None
         if v.ndim != 3 or v.shape[0] != v.shape[1] or v.shape[2] < 1:
             raise TopologyError(f"packet size table must have shape [N, N, S], got {v.shape}")
         if not np.all(np.isfinite(v)):
             raise TopologyError("packet size table contains non-finite values")
-        if np.any(v >= 2**31 - 1):
+        if np.any(v < 0):
+            raise TopologyError(f"packet sizes must be >= 0, smallest is {float(v.min()):.4g}")
+        if np.any(v >= PACKET_SIZE_LIMIT):
             raise TopologyError(f"packet sizes must be below 2**31 - 1 units, largest is {float(v.max()):.4g}")
         v = np.maximum(1, np.rint(v)).astype(np.int64)
         object.__setattr__(self, "values", v)
@@ -92,13 +118,13 @@ class Topology:
         if n < 2:
             raise TopologyError(f"topology {self.name!r} needs at least 2 routers, has {n}")
         if len(set(self.router_names)) != n:
-            dup = sorted({r for r in self.router_names if self.router_names.count(r) > 1})
-            raise TopologyError(f"topology {self.name!r}: duplicate router name(s) {dup}")
+            dup = next(r for r in self.router_names if self.router_names.count(r) > 1)
+            raise TopologyError(f"topology {self.name!r}: duplicate router name {dup!r}")
         seen: dict[frozenset[int], int] = {}
         for k, link in enumerate(self.links):
             where = f"topology {self.name!r}, link {k}"
             for end in (link.a, link.b):
-                if not isinstance(end, (int, np.integer)) or not 0 <= end < n:
+                if isinstance(end, bool) or not isinstance(end, (int, np.integer)) or not 0 <= end < n:
                     raise TopologyError(f"{where}: router id {end!r} is not in 0..{n - 1}")
             if link.a == link.b:
                 raise TopologyError(f"{where}: self-loop at router {self.router_names[link.a]!r}")
@@ -109,20 +135,23 @@ class Topology:
                     f" (also link {seen[key]})"
                 )
             seen[key] = k
-            if not isinstance(link.latency_ticks, (int, np.integer)) or link.latency_ticks < 1:
-                raise TopologyError(f"{where}: latency_ticks must be an integer >= 1, got {link.latency_ticks!r}")
-            if not isinstance(link.capacity, (int, np.integer)) or link.capacity < 0:
-                raise TopologyError(f"{where}: capacity must be an integer >= 0, got {link.capacity!r}")
-            if not (0.0 <= float(link.failure_prob) <= 1.0):
-                raise TopologyError(f"{where}: failure_prob must be in [0, 1], got {link.failure_prob!r}")
+            if not _is_int(link.latency_ticks) or not 1 <= link.latency_ticks <= INT64_MAX:
+                raise TopologyError(f"{where}: latency_ticks must be an integer >= 1 and < 2**63, got {link.latency_ticks!r}")
+            if not _is_int(link.capacity) or not 0 <= link.capacity <= INT64_MAX:
+                raise TopologyError(f"{where}: capacity must be an integer >= 0 and < 2**63, got {link.capacity!r}")
+            prob = link.failure_prob
+            if isinstance(prob, bool) or not isinstance(prob, (int, float, np.integer, np.floating)) or not 0.0 <= prob <= 1.0:
+                raise TopologyError(f"{where}: failure_prob must be in [0, 1], got {prob!r}")
         if self.coordinates is not None:
             if len(self.coordinates) != n:
                 raise TopologyError(f"topology {self.name!r}: {len(self.coordinates)} coordinates for {n} routers")
             # Normalise lists (e.g. from JSON) to hashable, comparable tuples of floats.
             try:
                 coords = tuple((float(x), float(y)) for x, y in self.coordinates)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):
                 raise TopologyError(f"topology {self.name!r}: coordinates must be (x, y) number pairs") from None
+            if not all(math.isfinite(v) for xy in coords for v in xy):
+                raise TopologyError(f"topology {self.name!r}: coordinates must be finite numbers")
             object.__setattr__(self, "coordinates", coords)
         if self.link_names is not None:
             object.__setattr__(self, "link_names", tuple(str(x) for x in self.link_names))
@@ -260,7 +289,7 @@ class Topology:
         """float64 [N, N]: latency in ticks of the shortest-latency path between every two routers
         on the intact topology (what `mean_stretch` divides by); inf where unreachable, 0 on the
         diagonal. Links of capacity 0 are left out: they can carry no packet."""
-        from scipy.sparse import csr_matrix
+        from scipy.sparse import csr_matrix  # here: scipy.sparse is slow to import and rarely needed
         from scipy.sparse.csgraph import dijkstra
 
         n = self.num_routers
@@ -353,10 +382,13 @@ class Topology:
             if cap is None or lat is None:
                 missing = "capacity" if cap is None else "latency_ticks"
                 raise TopologyError(f"edge {u}-{v} has no {missing!r} attribute and no default was given")
-            try:
-                links.append(Link(index[u], index[v], int(cap), int(lat), float(data.get("failure_prob", 0.0))))
-            except (TypeError, ValueError):
-                raise TopologyError(f"edge {u}-{v}: capacity, latency_ticks and failure_prob must be numbers") from None
+            for key, value in (("capacity", cap), ("latency_ticks", lat)):
+                if _whole_number(value) is None:  # int() would cut 2.5 to 2 without a word
+                    raise TopologyError(f"edge {u}-{v}: {key} must be a whole number, got {value!r}")
+            prob = data.get("failure_prob", 0.0)
+            if isinstance(prob, (bool, np.bool_)) or not isinstance(prob, (int, float, np.integer, np.floating)):
+                raise TopologyError(f"edge {u}-{v}: failure_prob must be a number, got {prob!r}")
+            links.append(Link(index[u], index[v], _whole_number(cap), _whole_number(lat), float(prob)))
             edge_names.append(str(data.get("name", f"{names[index[u]]}-{names[index[v]]}")))
         default_names = [f"{names[link.a]}-{names[link.b]}" for link in links]
         link_names = None if edge_names == default_names else tuple(edge_names)

@@ -1,7 +1,9 @@
-"""Reading and writing topologies: the project's JSON format, TEAVAR directories, the paper's JSON.
+"""Reading topologies: TEAVAR directories, the paper's JSON, demand files, and `load_topology`,
+the one entry point that dispatches to every reader.
 
-`load_topology` also dispatches to the readers of `mamrl.topologies.wild` (GraphML, GML,
-networkx node-link JSON, topohub).
+The project's own format lives in `mamrl.topologies.mamrl_format`, the readers of files from the
+wild (GraphML, GML, networkx node-link JSON, topohub) in `mamrl.topologies.wild`; their public
+names are importable from here too.
 
 Every malformed input raises `TopologyError` with a one-line message that names the file and the
 problem; no `KeyError`, `IndexError` or `JSONDecodeError` escapes. The formats are described in
@@ -14,134 +16,116 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import numpy as np
 
 from mamrl.errors import TopologyError
-from mamrl.topologies.core import Link, PacketSizeTable, Topology
+from mamrl.topologies import wild
+from mamrl.topologies._parsing import (
+    PathLike,
+    _build,
+    _capacity,
+    _check_keys,
+    _fail,
+    _latency,
+    _loads,
+    _number,
+    _probability,
+    _read_json,
+    _read_text,
+    _shown,
+    _warn,
+)
+from mamrl.topologies.builtin import builtin_names, load_builtin
+from mamrl.topologies.core import PACKET_SIZE_LIMIT, Link, PacketSizeTable, Topology
+from mamrl.topologies.mamrl_format import (
+    FORMAT,
+    dump_document,
+    read_topology_file,
+    save_topology,
+    topology_from_document,
+    topology_to_document,
+)
 
-PathLike = str | os.PathLike[str]
-
-FORMAT = "mamrl-topology/1"
-"""Value of the `format` key of the project's own topology files."""
+__all__ = [
+    "DEMAND_LAYOUTS",
+    "FORMAT",
+    "PathLike",
+    "TEAVAR_DEFAULT_LATENCY_TICKS",
+    "TEAVAR_TOPOLOGY_HEADER",
+    "dump_document",
+    "load_daphne_json",
+    "load_teavar_dir",
+    "load_topology",
+    "read_demand_file",
+    "read_demand_values",
+    "read_topology_file",
+    "save_topology",
+    "topology_from_document",
+    "topology_to_document",
+]
 
 TEAVAR_DEFAULT_LATENCY_TICKS = 3
 """TEAVAR files carry no latency; the paper uses 3 ticks on (almost) every link."""
 
 TEAVAR_TOPOLOGY_HEADER = ("to_node", "from_node", "capacity", "prob_failure")
 
-_TOP_KEYS = {"format", "name", "source", "notes", "defaults", "routers", "links", "packet_sizes", "geographic"}
-_ROUTER_KEYS = {"name", "x", "y"}
-_LINK_KEYS = {"a", "b", "capacity", "latency_ticks", "failure_prob", "name"}
-_DEFAULT_KEYS = {"capacity", "latency_ticks", "failure_prob"}
-_SIZES_KEYS = {"provenance", "sizes_per_pair", "pairs"}
-
-
-# ---------------------------------------------------------------------------- small helpers
-def _fail(where: object, message: str) -> NoReturn:
-    raise TopologyError(f"{where}: {message}")
-
-
-def _one_line(text: str) -> str:
-    return " ".join(str(text).split())
-
-
-def _read_text(path: Path, what: str = "file") -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        _fail(path, f"no such {what}")
-    except IsADirectoryError:
-        _fail(path, f"is a directory, expected a {what}")
-    except UnicodeDecodeError:
-        _fail(path, "is not a UTF-8 text file")
-    except OSError as exc:
-        _fail(path, f"cannot read ({_one_line(exc.strerror or str(exc))})")
-
-
-def _read_json(path: Path) -> Any:
-    text = _read_text(path)
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        _fail(path, f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}")
-
-
-def _build(where: object, **kwargs: Any) -> Topology:
-    """Construct a Topology, prefixing validation errors with the file they came from."""
-    try:
-        return Topology(**kwargs)
-    except TopologyError as exc:
-        _fail(where, str(exc))
-
-
-def _number(value: Any, where: str, path: object) -> float:
-    """A finite JSON/text number (bools rejected: JSON `true` is not a capacity)."""
-    if isinstance(value, bool):
-        _fail(path, f"{where}: expected a number, got {json.dumps(value)}")
-    if isinstance(value, (int, float)):
-        number = float(value)
-    elif isinstance(value, str):
-        try:
-            number = float(value)
-        except ValueError:
-            _fail(path, f"{where}: {value!r} is not a number")
-    else:
-        _fail(path, f"{where}: expected a number, got {json.dumps(value)[:40]}")
-    if not math.isfinite(number):
-        _fail(path, f"{where}: {value!r} is not a finite number")
-    return number
-
-
-def _capacity(value: Any, where: str, path: object) -> int:
-    """A capacity >= 0, rounded to whole units (packet sizes are whole units too)."""
-    number = _number(value, where, path)
-    if number < 0:
-        _fail(path, f"{where}: capacity must be >= 0, got {value!r}")
-    return int(round(number))
-
-
-def _latency(value: Any, where: str, path: object) -> int:
-    number = _number(value, where, path)
-    if number != int(number) or number < 1:
-        _fail(path, f"{where}: latency must be an integer >= 1 tick, got {value!r}")
-    return int(number)
-
-
-def _probability(value: Any, where: str, path: object) -> float:
-    number = _number(value, where, path)
-    if not 0.0 <= number <= 1.0:
-        _fail(path, f"{where}: failure probability must be in [0, 1], got {value!r}")
-    return number
-
-
-def _check_keys(obj: Any, allowed: set[str], required: set[str], where: str, path: object) -> dict[str, Any]:
-    if not isinstance(obj, dict):
-        _fail(path, f"{where}: expected a JSON object, got {type(obj).__name__}")
-    missing = sorted(required - obj.keys())
-    if missing:
-        _fail(path, f"{where}: missing key(s) {missing}")
-    unknown = sorted(obj.keys() - allowed)
-    if unknown:
-        _fail(path, f"{where}: unknown key(s) {unknown} (allowed: {sorted(allowed)})")
-    return obj
-
 
 # ---------------------------------------------------------------------------- demand files
-def read_demand_values(path: PathLike, n: int) -> tuple[np.ndarray, str]:
-    """Raw packet sizes from a demand file: (float64 [n, n, S], format name).
+DEMAND_LAYOUTS: tuple[str, ...] = ("auto", "teavar-matrix", "pair-list", "pair-list-trailing")
+"""Values of `demand_layout` (CLI `--demand-layout`), the ways a demand file's lines map to pairs:
 
-    Two layouts are accepted, told apart by line lengths (blank lines are skipped):
-    - `teavar-matrix`: every line holds `n*n` values, one traffic matrix in row-major order;
-      entry (s, d) of each line is one sample of pair (s, d). S = number of lines.
-    - `pair-list` (the paper's `geant_demand.txt`): every line holds at least `n*(n-1)` values,
-      the first `n*(n-1)` being the ordered pairs (s, d), s != d, row-major with the diagonal
-      skipped; further values on a line are ignored. The diagonal of the result is 1.
-    A file where any line has exactly `n*n` values is read as `teavar-matrix`, strictly.
-    """
-    path = Path(path)
-    if n < 2:
+- `teavar-matrix`: every line holds exactly `n*n` values, one traffic matrix in row-major order.
+- `pair-list`: every line holds exactly `n*(n-1)` values, the ordered pairs (s, d), s != d, in
+  row-major order with the diagonal skipped.
+- `pair-list-trailing`: the paper's `geant_demand.txt`: every line starts with the `n*(n-1)`
+  ordered pairs and goes on with values that are ignored; it must be shorter than `n*(n+1)`
+  values (a line that long would hold the pairs of a bigger topology) and not `n*n` long.
+- `auto` (the default): the layout the first line fits (`pair-list` when every line holds
+  exactly the pairs), then applied to every line; a warning names the values it ignores.
+"""
+
+
+def _check_layout(demand_layout: str) -> str:
+    if demand_layout not in DEMAND_LAYOUTS:
+        raise TopologyError(f"unknown demand layout {demand_layout!r} (layouts: {', '.join(DEMAND_LAYOUTS)})")
+    return demand_layout
+
+
+def _misfit(count: int, n: int, layout: str) -> str | None:
+    """Why a line of `count` values does not fit `layout` for `n` routers; None when it fits."""
+    matrix, pairs, too_long = n * n, n * (n - 1), n * (n + 1)
+    if layout == "teavar-matrix":
+        return None if count == matrix else f"expected {matrix} (one {n}x{n} matrix per line)"
+    if layout == "pair-list":
+        return None if count == pairs else f"expected {pairs} (the {n}*{n - 1} ordered pairs per line)"
+    if pairs <= count < too_long and count != matrix:
+        return None
+    return (
+        f"expected at least {pairs} and fewer than {too_long}, other than {matrix} "
+        f"(the {n}*{n - 1} ordered pairs, then trailing values)"
+    )
+
+
+def _size_hint(count: int, n: int, layout: str) -> str:
+    """What a misfit line would fit: another stated layout, or a topology of another size."""
+    fits = [other for other in DEMAND_LAYOUTS[1:] if other != layout and _misfit(count, n, other) is None]
+    if fits:
+        return f"; a line of {count} values fits layout {fits[0]}"
+    m = math.isqrt(count)
+    if m >= 2 and m * m == count:
+        return f"; that is a {m}x{m} matrix, for a topology of {m} routers, not {n}"
+    m = (1 + math.isqrt(1 + 4 * count)) // 2
+    if m >= 2 and m * (m - 1) == count:
+        return f"; that is the ordered pairs of {m} routers, not {n}"
+    return ""
+
+
+def _read_demand(path: Path, n: int, demand_layout: str) -> tuple[np.ndarray, str, tuple[int, int]]:
+    """(float64 [n, n, S] sizes, layout used, (fewest, most) trailing values on a line)."""
+    demand_layout = _check_layout(demand_layout)
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 2:
         _fail(path, f"demand needs a topology of at least 2 routers, got {n}")
     rows: list[tuple[int, list[str]]] = []
     for lineno, line in enumerate(_read_text(path, "demand file").splitlines(), start=1):
@@ -150,39 +134,73 @@ def read_demand_values(path: PathLike, n: int) -> tuple[np.ndarray, str]:
             rows.append((lineno, tokens))
     if not rows:
         _fail(path, "demand file has no data lines")
-    full, pairs = n * n, n * (n - 1)
-    if any(len(tokens) == full for _, tokens in rows):
-        layout, width = "teavar-matrix", full
-        for lineno, tokens in rows:
-            if len(tokens) != full:
-                _fail(path, f"line {lineno} has {len(tokens)} values, expected {full} (one {n}x{n} matrix per line)")
-    else:
-        layout, width = "pair-list", pairs
-        for lineno, tokens in rows:
-            if len(tokens) < pairs:
-                _fail(
-                    path,
-                    f"line {lineno} has {len(tokens)} values; a demand file for {n} routers needs {full} "
-                    f"per line ({n}x{n} matrix) or at least {pairs} (ordered pairs without the diagonal)",
-                )
+    matrix, pairs, too_long = n * n, n * (n - 1), n * (n + 1)
+    layout = demand_layout
+    if layout == "auto":
+        first_line, first = rows[0][0], len(rows[0][1])
+        if first == matrix:
+            layout = "teavar-matrix"
+        elif pairs <= first < too_long:
+            layout = "pair-list" if all(len(tokens) == pairs for _, tokens in rows) else "pair-list-trailing"
+        else:
+            _fail(
+                path,
+                f"line {first_line} has {first} values; a demand file for {n} routers holds {matrix} per line "
+                f"({n}x{n} matrix), {pairs} (ordered pairs without the diagonal) or at least {pairs} and fewer "
+                f"than {too_long} (ordered pairs, then trailing values){_size_hint(first, n, 'auto')}",
+            )
+    chosen = f" (layout {layout}, chosen from line {rows[0][0]})" if demand_layout == "auto" else ""
+    for lineno, tokens in rows:
+        problem = _misfit(len(tokens), n, layout)
+        if problem is not None:
+            _fail(path, f"line {lineno} has {len(tokens)} values, {problem}{chosen}{_size_hint(len(tokens), n, layout)}")
+    width = matrix if layout == "teavar-matrix" else pairs
     samples = np.empty((len(rows), width), dtype=np.float64)
     for k, (lineno, tokens) in enumerate(rows):
         try:
             samples[k] = np.array(tokens[:width], dtype=np.float64)
         except ValueError:
             col = next(j for j, t in enumerate(tokens[:width], start=1) if not _is_float(t))
-            _fail(path, f"line {lineno}, value {col}: {tokens[col - 1]!r} is not a number")
+            _fail(path, f"line {lineno}, value {col}: {_shown(tokens[col - 1])} is not a number")
         bad = ~np.isfinite(samples[k]) | (samples[k] < 0)
         if bad.any():
             col = int(np.argmax(bad)) + 1
-            _fail(path, f"line {lineno}, value {col}: packet size {tokens[col - 1]!r} must be finite and >= 0")
+            _fail(path, f"line {lineno}, value {col}: packet size {_shown(tokens[col - 1])} must be finite and >= 0")
+        big = samples[k] >= PACKET_SIZE_LIMIT
+        if big.any():
+            col = int(np.argmax(big)) + 1
+            _fail(path, f"line {lineno}, value {col}: packet size {_shown(tokens[col - 1])} must be below {PACKET_SIZE_LIMIT}")
     if layout == "teavar-matrix":
         values = samples.reshape(len(rows), n, n).transpose(1, 2, 0).copy()
     else:
         values = np.ones((n, n, len(rows)), dtype=np.float64)
         off = ~np.eye(n, dtype=bool)
         values[off] = samples.T  # boolean indexing walks (s, d) in row-major order: the file's order
-    return values, layout
+    trailing = [len(tokens) - width for _, tokens in rows]
+    if demand_layout == "auto" and max(trailing) > 0:
+        _warn(
+            f"{path}: lines hold {_span(trailing)} values after the {pairs} ordered pairs; they are ignored "
+            "(layout pair-list-trailing, as in the paper's geant_demand.txt); state that layout to read the file "
+            "without this warning"
+        )
+    return values, layout, (min(trailing), max(trailing))
+
+
+def _span(counts: list[int]) -> str:
+    return f"{min(counts)}" if min(counts) == max(counts) else f"{min(counts)}-{max(counts)}"
+
+
+def read_demand_values(path: PathLike, n: int, demand_layout: str = "auto") -> tuple[np.ndarray, str]:
+    """Raw packet sizes from a demand file: (float64 [n, n, S], how lines map to pairs).
+
+    Every non-blank line is one sample of every ordered pair (s, d); S is the number of such lines.
+    `demand_layout` is one of `DEMAND_LAYOUTS` (see there); every line must fit it exactly, or a
+    `TopologyError` names the file, the line and the expected number of values. The second value
+    returned is `teavar-matrix` or `pair-list` (also for `pair-list-trailing`, which maps the same
+    way). In a pair list the diagonal of the result is 1.
+    """
+    values, layout, _ = _read_demand(Path(path), n, demand_layout)
+    return values, "teavar-matrix" if layout == "teavar-matrix" else "pair-list"
 
 
 def _is_float(token: str) -> bool:
@@ -193,14 +211,21 @@ def _is_float(token: str) -> bool:
     return True
 
 
-def read_demand_file(path: PathLike, n: int) -> PacketSizeTable:
-    """Per-pair packet-size distributions [n, n, S] from a TEAVAR demand.txt or a GEANT pair list.
+def read_demand_file(path: PathLike, n: int, demand_layout: str = "auto") -> PacketSizeTable:
+    """Per-pair packet-size distributions [n, n, S] from a TEAVAR demand.txt or a pair list.
 
-    See `read_demand_values` for the layouts. Sizes are rounded to whole units >= 1.
+    See `read_demand_values` and `DEMAND_LAYOUTS` for the layouts. Sizes are rounded to whole
+    units >= 1. The provenance names the file and the layout used.
     """
-    values, layout = read_demand_values(path, n)
-    provenance = f"{path} ({layout}, {values.shape[2]} samples per pair)"
+    values, layout, trailing = _read_demand(Path(path), n, demand_layout)
+    ignored = "" if trailing[1] == 0 else f"; {_span(list(trailing))} trailing values per line ignored"
+    provenance = f"{path} ({layout}, {values.shape[2]} samples per pair{ignored})"
     return PacketSizeTable(values, provenance)
+
+
+def _no_layout_without_demand(demand_layout: str) -> None:
+    if _check_layout(demand_layout) != "auto":
+        raise TopologyError(f"demand layout {demand_layout!r} is given but there is no demand file to read")
 
 
 # ---------------------------------------------------------------------------- TEAVAR
@@ -210,6 +235,7 @@ def load_teavar_dir(
     latency_ticks: int = TEAVAR_DEFAULT_LATENCY_TICKS,
     demand: PathLike | None = None,
     name: str | None = None,
+    demand_layout: str = "auto",
 ) -> Topology:
     """A TEAVAR topology directory: `topology.txt`, optional `nodes.txt` and `demand.txt`.
 
@@ -218,8 +244,10 @@ def load_teavar_dir(
     failure probability (a pair listed in one direction only is also one link). TEAVAR has no
     latencies: every link gets `latency_ticks`. Router names come from `nodes.txt` (a header
     line, then one name per line in id order), else are the ids. Packet sizes come from
-    `demand` if given, else `demand.txt` in the directory if present.
+    `demand` if given, else `demand.txt` in the directory if present, read under `demand_layout`
+    (see `DEMAND_LAYOUTS`).
     """
+    _check_layout(demand_layout)
     if isinstance(latency_ticks, bool) or not isinstance(latency_ticks, int) or latency_ticks < 1:
         raise TopologyError(f"latency_ticks must be an integer >= 1, got {latency_ticks!r}")
     directory = Path(path)
@@ -241,7 +269,7 @@ def load_teavar_dir(
             _fail(topo_path, f"{where}: expected 4 columns ({' '.join(TEAVAR_TOPOLOGY_HEADER)}), got {len(fields)}")
         ends = []
         for col, token in zip(("to_node", "from_node"), fields[:2]):
-            if not token.isdigit() or int(token) < 1:
+            if not (token.isascii() and token.isdigit()) or int(token) < 1:
                 _fail(topo_path, f"{where}: {col} {token!r} is not a router id (integer >= 1)")
             ends.append(int(token))
         to_node, from_node = ends
@@ -249,19 +277,32 @@ def load_teavar_dir(
             _fail(topo_path, f"{where}: self-loop at router {to_node}")
         if (to_node, from_node) in directed:
             _fail(topo_path, f"{where}: duplicate link {to_node}->{from_node} (also line {directed[(to_node, from_node)][0]})")
-        capacity = _capacity(fields[2], f"{where}: capacity", topo_path)
-        prob = _probability(fields[3], f"{where}: prob_failure", topo_path)
+        capacity = _capacity(fields[2], f"{where}: capacity", topo_path, text=True)
+        prob = _probability(fields[3], f"{where}: prob_failure", topo_path, text=True)
         directed[(to_node, from_node)] = (lineno, capacity, prob)
     if not directed:
         _fail(topo_path, "no links")
 
-    num_ids = max(max(pair) for pair in directed)
+    used = {end for pair in directed for end in pair}
+    num_ids = max(used)
     nodes_path = directory / "nodes.txt"
     if nodes_path.exists():
-        names = [line.strip() for line in _read_text(nodes_path).splitlines()[1:] if line.strip()]
+        names: list[str] = []
+        name_line: dict[str, int] = {}
+        for lineno, line in enumerate(_read_text(nodes_path).splitlines()[1:], start=2):  # line 1: header
+            router = line.strip()
+            if not router:
+                continue
+            if router in name_line:
+                _fail(nodes_path, f"line {lineno}: duplicate router name {router!r} (also line {name_line[router]})")
+            name_line[router] = lineno
+            names.append(router)
         if len(names) < num_ids:
             _fail(nodes_path, f"lists {len(names)} routers but {topo_path.name} uses router id {num_ids}")
     else:
+        if len(used) < num_ids:  # checked here, before a huge id makes a huge list of names
+            missing = next(i for i, end in enumerate(sorted(used), start=1) if i != end)
+            _fail(topo_path, f"router ids go up to {num_ids} but router {missing} has no link: it would be disconnected")
         names = [str(i) for i in range(1, num_ids + 1)]
 
     links: list[Link] = []
@@ -291,7 +332,9 @@ def load_teavar_dir(
     packet_sizes = None
     demand_path = Path(demand) if demand is not None else directory / "demand.txt"
     if demand is not None or demand_path.exists():
-        packet_sizes = read_demand_file(demand_path, len(names))
+        packet_sizes = read_demand_file(demand_path, len(names), demand_layout)
+    else:
+        _no_layout_without_demand(demand_layout)
     return _build(
         topo_path,
         name=name or directory.resolve().name,
@@ -307,11 +350,14 @@ def _daphne_map(doc: Any, path: Path) -> dict[str, Any]:
         topo = doc["data"]["mapTopology"]
     except (KeyError, TypeError):
         _fail(path, 'not a paper topology file: expected {"data": {"mapTopology": {"nodes": [...], "edges": [...]}}}')
+    _check_keys(doc, {"data"}, set(), "top level", path)
+    _check_keys(doc["data"], {"mapTopology"}, set(), "data", path)
     if not isinstance(topo, dict):
         _fail(path, "data.mapTopology must be an object")
     for key in ("nodes", "edges"):
         if not isinstance(topo.get(key), list):
             _fail(path, f"data.mapTopology.{key} must be a list")
+    _check_keys(topo, {"nodes", "edges"}, set(), "data.mapTopology", path)
     return topo
 
 
@@ -321,33 +367,48 @@ def load_daphne_json(
     *,
     failure_prob: float = 0.0,
     name: str | None = None,
+    demand_layout: str = "auto",
 ) -> Topology:
     """The paper authors' topology JSON (`{"data": {"mapTopology": {"nodes", "edges"}}}`).
 
     Node `name`, `posx`, `posy` become router names and coordinates; edge `BW` the capacity,
     `Lat` the latency in ticks and `name` the link name. The file has no failure probabilities:
-    every link gets `failure_prob`. Packet sizes come from `demand` (see `read_demand_file`),
-    indexed by the file's node order.
+    every link gets `failure_prob`. Packet sizes come from `demand` (see `read_demand_file`), read
+    under `demand_layout` and indexed by the file's node order.
     """
     path = Path(path)
-    return _daphne_from_doc(_read_json(path), path, demand=demand, failure_prob=failure_prob, name=name)
+    if demand is None:
+        _no_layout_without_demand(demand_layout)
+    doc = _read_json(path)
+    return _daphne_from_doc(doc, path, demand=demand, failure_prob=failure_prob, name=name, demand_layout=demand_layout)
 
 
 def _daphne_from_doc(
-    doc: Any, path: Path, *, demand: PathLike | None, failure_prob: float, name: str | None
+    doc: Any, path: Path, *, demand: PathLike | None, failure_prob: float, name: str | None, demand_layout: str = "auto"
 ) -> Topology:
     topo = _daphne_map(doc, path)
     failure_prob = _probability(failure_prob, "failure_prob argument", path)
     names: list[str] = []
     coords: list[tuple[float, float]] = []
+    index: dict[str, int] = {}
     for k, node in enumerate(topo["nodes"]):
         where = f"node {k}"
         if not isinstance(node, dict) or "name" not in node:
             _fail(path, f"{where}: expected an object with a 'name'")
-        names.append(str(node["name"]))
-        if "posx" in node and "posy" in node:
+        _check_keys(node, {"name", "posx", "posy"}, {"name"}, where, path)
+        router = node["name"]
+        if not isinstance(router, str) or not router:
+            _fail(path, f"{where}: 'name' must be a non-empty string, got {json.dumps(router)[:40]}")
+        if router in index:
+            _fail(path, f"{where}: duplicate router name {router!r} (also node {index[router]})")
+        index[router] = k
+        names.append(router)
+        if ("posx" in node) != ("posy" in node):
+            _fail(path, f"{where}: give both 'posx' and 'posy' or neither")
+        if "posx" in node:
             coords.append((_number(node["posx"], f"{where}: posx", path), _number(node["posy"], f"{where}: posy", path)))
-    index = {router: i for i, router in enumerate(names)}
+    if coords and len(coords) != len(names):
+        _fail(path, "posx/posy must be given for every node or for none")
     links: list[Link] = []
     link_names: list[str] = []
     for k, edge in enumerate(topo["edges"]):
@@ -355,13 +416,13 @@ def _daphne_from_doc(
         where = f"edge {label!r}" if label is not None else f"edge {k}"
         if not isinstance(edge, dict):
             _fail(path, f"{where}: expected an object")
-        missing = [key for key in ("from", "to", "BW", "Lat") if key not in edge]
-        if missing:
-            _fail(path, f"{where}: missing key(s) {missing}")
+        _check_keys(edge, {"name", "from", "to", "BW", "Lat"}, {"from", "to", "BW", "Lat"}, where, path)
+        if label is not None and (not isinstance(label, str) or not label):
+            _fail(path, f"{where}: 'name' must be a non-empty string")
         ends = []
         for key in ("from", "to"):
-            router = str(edge[key])
-            if router not in index:
+            router = edge[key]
+            if not isinstance(router, str) or router not in index:
                 _fail(path, f"{where}: unknown router {router!r} in {key!r}")
             ends.append(index[router])
         links.append(
@@ -373,249 +434,21 @@ def _daphne_from_doc(
                 failure_prob,
             )
         )
-        link_names.append(str(label) if label is not None else f"{names[ends[0]]}-{names[ends[1]]}")
-    packet_sizes = read_demand_file(demand, len(names)) if demand is not None else None
+        link_names.append(label if label is not None else f"{names[ends[0]]}-{names[ends[1]]}")
+    packet_sizes = read_demand_file(demand, len(names), demand_layout) if demand is not None else None
     return _build(
         path,
         name=name or path.stem,
         router_names=tuple(names),
         links=tuple(links),
-        coordinates=tuple(coords) if coords and len(coords) == len(names) else None,
+        coordinates=tuple(coords) if coords else None,
         packet_sizes=packet_sizes,
         link_names=tuple(link_names),
     )
 
 
-# ---------------------------------------------------------------------------- our own format
-def read_topology_file(path: PathLike) -> Topology:
-    """A topology in the project's own JSON format (`"format": "mamrl-topology/1"`)."""
-    path = Path(path)
-    return topology_from_document(_read_json(path), path)
-
-
-def topology_from_document(doc: Any, where: object) -> Topology:
-    """Build a Topology from a parsed document of the project's format; `where` names its source."""
-    doc = _check_keys(doc, _TOP_KEYS, {"format", "routers", "links"}, "top level", where)
-    if doc["format"] != FORMAT:
-        _fail(where, f"format {doc['format']!r} is not supported (expected {FORMAT!r})")
-    name = doc.get("name", Path(str(where)).stem)
-    if not isinstance(name, str) or not name:
-        _fail(where, "'name' must be a non-empty string")
-    defaults = _check_keys(doc.get("defaults", {}), _DEFAULT_KEYS, set(), "defaults", where)
-
-    if not isinstance(doc["routers"], list):
-        _fail(where, "'routers' must be a list")
-    names: list[str] = []
-    coords: list[tuple[float, float]] = []
-    for k, router in enumerate(doc["routers"]):
-        if isinstance(router, str):  # shorthand: a bare name
-            router = {"name": router}
-        router = _check_keys(router, _ROUTER_KEYS, {"name"}, f"router {k}", where)
-        if not isinstance(router["name"], str) or not router["name"]:
-            _fail(where, f"router {k}: 'name' must be a non-empty string")
-        names.append(router["name"])
-        if ("x" in router) != ("y" in router):
-            _fail(where, f"router {router['name']!r}: give both 'x' and 'y' or neither")
-        if "x" in router:
-            coords.append((_number(router["x"], f"router {router['name']!r}: x", where),
-                           _number(router["y"], f"router {router['name']!r}: y", where)))
-    if coords and len(coords) != len(names):
-        _fail(where, "coordinates must be given for every router or for none")
-    geographic = doc.get("geographic", False)
-    if not isinstance(geographic, bool):
-        _fail(where, f"'geographic' must be true or false, got {json.dumps(geographic)[:40]}")
-    if geographic and not coords:
-        _fail(where, "'geographic' is true but the routers have no x (longitude) and y (latitude)")
-    index = {router: i for i, router in enumerate(names)}
-
-    if not isinstance(doc["links"], list):
-        _fail(where, "'links' must be a list")
-    links: list[Link] = []
-    link_names: list[str | None] = []
-    for k, link in enumerate(doc["links"]):
-        link = _check_keys(link, _LINK_KEYS, {"a", "b"}, f"link {k}", where)
-        label = f"link {k}" if "name" not in link else f"link {link['name']!r}"
-        ends = []
-        for key in ("a", "b"):
-            router = link[key]
-            if not isinstance(router, str) or router not in index:
-                _fail(where, f"{label}: unknown router {router!r} in {key!r}")
-            ends.append(index[router])
-        values = {**defaults, **link}
-        for key in ("capacity", "latency_ticks"):
-            if key not in values:
-                _fail(where, f"{label}: no {key!r} (and no default)")
-        capacity = values["capacity"]
-        if isinstance(capacity, bool) or not isinstance(capacity, int):
-            _fail(where, f"{label}: capacity must be an integer, got {json.dumps(capacity)[:40]}")
-        if capacity < 0:
-            _fail(where, f"{label}: capacity must be >= 0, got {capacity}")
-        links.append(
-            Link(
-                ends[0],
-                ends[1],
-                capacity,
-                _latency(values["latency_ticks"], f"{label}: latency_ticks", where),
-                _probability(values.get("failure_prob", 0.0), f"{label}: failure_prob", where),
-            )
-        )
-        link_names.append(str(link["name"]) if "name" in link else None)
-
-    # Unnamed links keep the default `A-B` name; all-default means no explicit names at all.
-    explicit = None
-    if any(x is not None for x in link_names):
-        explicit = tuple(x if x is not None else f"{names[l.a]}-{names[l.b]}" for x, l in zip(link_names, links))
-
-    packet_sizes = None
-    if "packet_sizes" in doc:
-        packet_sizes = _sizes_from_document(doc["packet_sizes"], names, index, where)
-    return _build(
-        where,
-        name=name,
-        router_names=tuple(names),
-        links=tuple(links),
-        coordinates=tuple(coords) if coords else None,
-        packet_sizes=packet_sizes,
-        link_names=explicit,
-        geographic=geographic,
-    )
-
-
-def _split_pair(key: str, index: dict[str, int]) -> tuple[int, int] | None:
-    # Router names may themselves contain '>': try every split point.
-    for pos, char in enumerate(key):
-        if char == ">" and key[:pos] in index and key[pos + 1 :] in index:
-            return index[key[:pos]], index[key[pos + 1 :]]
-    return None
-
-
-def _sizes_from_document(obj: Any, names: list[str], index: dict[str, int], where: object) -> PacketSizeTable:
-    obj = _check_keys(obj, _SIZES_KEYS, {"sizes_per_pair", "pairs"}, "packet_sizes", where)
-    per_pair = obj["sizes_per_pair"]
-    if isinstance(per_pair, bool) or not isinstance(per_pair, int) or per_pair < 1:
-        _fail(where, f"packet_sizes.sizes_per_pair must be an integer >= 1, got {json.dumps(per_pair)[:40]}")
-    if not isinstance(obj["pairs"], dict):
-        _fail(where, "packet_sizes.pairs must be an object {\"SRC>DST\": [sizes...]}")
-    n = len(names)
-    values = np.ones((n, n, per_pair), dtype=np.int64)
-    seen = np.eye(n, dtype=bool)  # the diagonal is unused and may be omitted
-    for key, sizes in obj["pairs"].items():
-        pair = _split_pair(key, index)
-        if pair is None:
-            _fail(where, f"packet_sizes pair {key!r} is not 'SRC>DST' with known router names")
-        if (
-            not isinstance(sizes, list)
-            or len(sizes) != per_pair
-            or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in sizes)
-        ):
-            _fail(where, f"packet_sizes pair {key!r}: expected {per_pair} integers >= 1")
-        values[pair] = sizes
-        seen[pair] = True
-    if not seen.all():
-        s, d = map(int, np.argwhere(~seen)[0])
-        _fail(where, f"packet_sizes: pair '{names[s]}>{names[d]}' is missing ({int((~seen).sum())} pairs missing)")
-    provenance = obj.get("provenance", str(where))
-    if not isinstance(provenance, str):
-        _fail(where, "packet_sizes.provenance must be a string")
-    return PacketSizeTable(values, provenance)
-
-
-def topology_to_document(
-    topology: Topology, *, source: str | None = None, notes: list[str] | None = None
-) -> dict[str, Any]:
-    """The project-format document of a topology (what `save_topology` writes)."""
-    doc: dict[str, Any] = {"format": FORMAT, "name": topology.name}
-    if source is not None:
-        doc["source"] = source
-    if notes:
-        doc["notes"] = list(notes)
-    routers: list[dict[str, Any]] = []
-    for i, router in enumerate(topology.router_names):
-        entry: dict[str, Any] = {"name": router}
-        if topology.coordinates is not None:
-            entry["x"], entry["y"] = topology.coordinates[i]
-        routers.append(entry)
-    doc["routers"] = routers
-    if topology.geographic:
-        doc["geographic"] = True  # x, y are longitude, latitude in degrees
-    links: list[dict[str, Any]] = []
-    for e, link in enumerate(topology.links):
-        entry = {
-            "a": topology.router_names[link.a],
-            "b": topology.router_names[link.b],
-            "capacity": int(link.capacity),
-            "latency_ticks": int(link.latency_ticks),
-            "failure_prob": float(link.failure_prob),
-        }
-        if topology.link_names is not None:
-            entry["name"] = topology.link_names[e]
-        links.append(entry)
-    doc["links"] = links
-    if topology.packet_sizes is not None:
-        values = topology.packet_sizes.values
-        names = topology.router_names
-        if any(">" in x for x in names):
-            # Keys stay decodable by trying split points, unless a split is ambiguous.
-            index = {x: i for i, x in enumerate(names)}
-            for s in range(len(names)):
-                for d in range(len(names)):
-                    if s != d and _split_pair(f"{names[s]}>{names[d]}", index) != (s, d):
-                        raise TopologyError(
-                            f"topology {topology.name!r}: router names {names[s]!r}, {names[d]!r} make the "
-                            "packet-size key 'SRC>DST' ambiguous; rename them"
-                        )
-        doc["packet_sizes"] = {
-            "provenance": topology.packet_sizes.provenance,
-            "sizes_per_pair": int(values.shape[2]),
-            "pairs": {
-                f"{names[s]}>{names[d]}": [int(v) for v in values[s, d]]
-                for s in range(len(names))
-                for d in range(len(names))
-                if s != d
-            },
-        }
-    return doc
-
-
-def dump_document(doc: dict[str, Any]) -> str:
-    """JSON text with one router, link or pair per line: compact yet diff-friendly."""
-    lines = ["{"]
-    items = list(doc.items())
-    for k, (key, value) in enumerate(items):
-        comma = "," if k < len(items) - 1 else ""
-        if key in ("routers", "links", "notes") and isinstance(value, list):
-            inner = ",\n".join(f"    {json.dumps(v)}" for v in value)
-            lines.append(f"  {json.dumps(key)}: [\n{inner}\n  ]{comma}")
-        elif key == "packet_sizes" and isinstance(value, dict):
-            pairs = value["pairs"]
-            head = {k2: v2 for k2, v2 in value.items() if k2 != "pairs"}
-            body = ",\n".join(f"      {json.dumps(p)}: {json.dumps(v)}" for p, v in pairs.items())
-            head_text = "".join(f"    {json.dumps(k2)}: {json.dumps(v2)},\n" for k2, v2 in head.items())
-            lines.append(f"  {json.dumps(key)}: {{\n{head_text}    \"pairs\": {{\n{body}\n    }}\n  }}{comma}")
-        else:
-            lines.append(f"  {json.dumps(key)}: {json.dumps(value)}{comma}")
-    lines.append("}")
-    return "\n".join(lines) + "\n"
-
-
-def save_topology(
-    topology: Topology, path: PathLike, *, source: str | None = None, notes: list[str] | None = None
-) -> Path:
-    """Write `topology` in the project's JSON format; returns the path written.
-
-    The unused diagonal of the packet-size table is not stored (it reads back as 1).
-    """
-    path = Path(path)
-    text = dump_document(topology_to_document(topology, source=source, notes=notes))
-    try:
-        path.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        _fail(path, f"cannot write ({_one_line(exc.strerror or str(exc))})")
-    return path
-
-
 # ---------------------------------------------------------------------------- one entry point
-def load_topology(spec: str | PathLike, *, demand: PathLike | None = None) -> Topology:
+def load_topology(spec: str | PathLike, *, demand: PathLike | None = None, demand_layout: str = "auto") -> Topology:
     """A topology from a built-in name (`b4`, `att`, `geant`; any case) or a path.
 
     A path may be a project-format JSON file, a paper (daphne) JSON file, a networkx node-link
@@ -624,13 +457,14 @@ def load_topology(spec: str | PathLike, *, demand: PathLike | None = None) -> To
     extension and content. `topohub:GROUP/NAME` (e.g. `topohub:topozoo/AttMpls`) loads a
     topology of the optional topohub package. Built-in names win over a file of the same name
     in the working directory (write `./b4` for the file). `demand`, a demand file (see
-    `read_demand_file`), replaces the packet sizes. Files from the wild are read with the
-    default `ImportSettings` of `mamrl.topologies.wild` (use its loaders for other settings).
+    `read_demand_file`) read under `demand_layout` (see `DEMAND_LAYOUTS`), replaces the packet
+    sizes (of a TEAVAR directory, its `demand.txt` is then not read). Files from the wild are read
+    with the default `ImportSettings` of `mamrl.topologies.wild` (use its loaders for other settings).
     """
-    # Imported here: builtin.py depends on this module's format reader, wild.py on its helpers.
-    from mamrl.topologies.builtin import builtin_names, load_builtin
-    from mamrl.topologies import wild
-
+    if demand is None:
+        _no_layout_without_demand(demand_layout)
+    else:
+        _check_layout(demand_layout)
     text = os.fspath(spec).strip()
     if not text:
         raise TopologyError("empty topology name or path")
@@ -643,11 +477,11 @@ def load_topology(spec: str | PathLike, *, demand: PathLike | None = None) -> To
         if path.is_dir():
             if not (path / "topology.txt").exists():
                 _fail(path, "directory has no topology.txt (not a TEAVAR topology directory)")
-            topology = load_teavar_dir(path)
+            return load_teavar_dir(path, demand=demand, demand_layout=demand_layout)
         elif path.is_file():
             suffix = path.suffix.lower()
             if path.name == "topology.txt":
-                topology = load_teavar_dir(path.parent)
+                return load_teavar_dir(path.parent, demand=demand, demand_layout=demand_layout)
             elif suffix == ".graphml" or (suffix not in (".json", ".gml") and _looks_like_xml(path)):
                 topology = wild.load_graphml(path)
             elif suffix == ".gml":
@@ -660,7 +494,7 @@ def load_topology(spec: str | PathLike, *, demand: PathLike | None = None) -> To
                 f"not {wild.TOPOHUB_PREFIX}GROUP/NAME, and no such file or directory"
             )
     if demand is not None:
-        topology = topology.with_packet_sizes(read_demand_file(demand, topology.num_routers))
+        topology = topology.with_packet_sizes(read_demand_file(demand, topology.num_routers, demand_layout))
     return topology
 
 
@@ -675,11 +509,9 @@ def _looks_like_xml(path: Path) -> bool:
 
 
 def _load_json_any(path: Path) -> Topology:
-    from mamrl.topologies import wild
-
     text = _read_text(path)
     try:
-        doc = json.loads(text)
+        doc = _loads(text, path)
     except json.JSONDecodeError as exc:
         _fail(
             path,

@@ -44,6 +44,7 @@ import sys
 import warnings
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, Sequence
 
@@ -51,8 +52,9 @@ import networkx as nx
 import numpy as np
 
 from mamrl.errors import TopologyError
-from mamrl.topologies.core import Link, Topology
-from mamrl.topologies.loaders import PathLike, _fail, _number, _one_line, _read_text
+from mamrl.topologies._parsing import PathLike, _fail, _loads, _number, _one_line, _read_text, _warn
+from mamrl.topologies._parsing import TopologyWarning  # public here; defined there as demand files warn too
+from mamrl.topologies.core import INT64_MAX, Link, Topology
 
 TOPOHUB_PREFIX = "topohub:"
 """`load_topology("topohub:GROUP/NAME")` loads a topology of the optional `topohub` package."""
@@ -74,10 +76,7 @@ DEFAULT_CAPACITY_BPS = 1e9
 
 _SPEED_MULTIPLIERS = {"": 1.0, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}
 _TOPOHUB_KEY = re.compile(r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+")
-
-
-class TopologyWarning(UserWarning):
-    """A topology file lacked something and a documented default was used instead."""
+_NODE_LINK_KEYS = {"directed", "multigraph", "graph", "nodes", "links", "edges"}
 
 
 @dataclass(frozen=True)
@@ -101,12 +100,16 @@ class ImportSettings:
     def __post_init__(self) -> None:
         for key in ("capacity_unit_bps", "tick_ms", "propagation_km_per_ms"):
             value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-                raise TopologyError(f"ImportSettings.{key} must be a finite number > 0, got {value!r}")
+            number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if not number or not 0 < value <= sys.float_info.max:  # false for nan, inf and ints beyond float range
+                raise TopologyError(f"ImportSettings.{key} must be a finite number > 0, got {str(value)[:40]}")
         if self.default_capacity is not None and (
-            isinstance(self.default_capacity, bool) or not isinstance(self.default_capacity, int) or self.default_capacity < 0
+            isinstance(self.default_capacity, bool) or not isinstance(self.default_capacity, int)
+            or not 0 <= self.default_capacity <= INT64_MAX
         ):
-            raise TopologyError(f"ImportSettings.default_capacity must be an integer >= 0 or None, got {self.default_capacity!r}")
+            raise TopologyError(
+                f"ImportSettings.default_capacity must be an integer >= 0 and < 2**63, or None, got {self.default_capacity!r}"
+            )
         lat = self.default_latency_ticks
         if isinstance(lat, bool) or not isinstance(lat, int) or lat < 1:
             raise TopologyError(f"ImportSettings.default_latency_ticks must be an integer >= 1, got {lat!r}")
@@ -126,7 +129,10 @@ def great_circle_km(lat1_deg: float, lon1_deg: float, lat2_deg: float, lon2_deg:
 
 def ms_to_ticks(delay_ms: float, tick_ms: float = DEFAULT_TICK_MS) -> int:
     """A delay in ms as whole ticks: rounded up, at least 1 (a relative 1e-9 slack absorbs float noise)."""
-    return max(1, math.ceil(delay_ms / tick_ms * (1.0 - 1e-9)))
+    ticks = delay_ms / tick_ms * (1.0 - 1e-9)
+    if not ticks <= INT64_MAX:  # also false for inf and nan
+        raise TopologyError(f"a delay of {delay_ms:g} ms is {ticks:.4g} ticks of {tick_ms:g} ms, more than 2**63 - 1")
+    return max(1, math.ceil(ticks))
 
 
 def length_to_ticks(
@@ -140,37 +146,26 @@ def length_to_ticks(
 
 
 # ---------------------------------------------------------------------------- attribute parsing
-def _warn(message: str) -> None:
-    """Warn, attributing the warning to the first caller outside `mamrl.topologies`."""
-    frame, level = sys._getframe(0), 1
-    while frame is not None and str(frame.f_globals.get("__name__", "")).startswith("mamrl.topologies"):
-        frame, level = frame.f_back, level + 1
-    warnings.warn(message, TopologyWarning, stacklevel=level)
-
-
 def _value(value: Any, what: str, where: object) -> float:
     """A finite number from a graph attribute (GraphML gives floats, JSON numbers or strings)."""
     if isinstance(value, (np.integer, np.floating)):
         value = float(value)
     if isinstance(value, str):
         value = value.strip()
-    return _number(value, what, where)
+    return _number(value, what, where, text=True)
 
 
-def _speed_bps(data: dict[str, Any]) -> float | None:
-    """Topology Zoo's `LinkSpeed` + `LinkSpeedUnits` in bit/s, or None if absent or not readable."""
+def _speed_bps(data: dict[str, Any], what: str, where: object) -> float | None:
+    """Topology Zoo's `LinkSpeed` + `LinkSpeedUnits` in bit/s, or None if one of them is absent."""
     speed, units = data.get("LinkSpeed"), data.get("LinkSpeedUnits")
     if speed is None or units is None:
         return None
     prefix = str(units).strip().upper()[:1]
     if prefix == "B":  # "bps"
         prefix = ""
-    try:
-        value = float(str(speed).strip())
-    except ValueError:
-        return None
-    if prefix not in _SPEED_MULTIPLIERS or not math.isfinite(value):
-        return None
+    value = _value(speed, f"{what}: LinkSpeed", where)
+    if prefix not in _SPEED_MULTIPLIERS:
+        _fail(where, f"{what}: LinkSpeedUnits {str(units)[:20]!r} is not one of bps, K, M, G, T")
     return value * _SPEED_MULTIPLIERS[prefix]
 
 
@@ -187,12 +182,15 @@ def _edge_capacity(data: dict[str, Any], settings: ImportSettings, what: str, wh
             bps = _value(data[key], f"{what}: {key}", where)
         else:
             key = "LinkSpeed"
-            bps = _speed_bps(data)
+            bps = _speed_bps(data, what, where)
             if bps is None:
                 return None
         units, shown = bps / settings.capacity_unit_bps, bps
     if units < 0:
         _fail(where, f"{what}: {key} must be >= 0, got {shown:g}; fix the file (0 means the link is always down)")
+    if not units <= INT64_MAX:  # also false for inf, from a huge speed over a tiny capacity_unit_bps
+        in_units = "" if units == shown else f" bit/s, {units:.4g} capacity units,"
+        _fail(where, f"{what}: {key} {shown:g}{in_units} is more than 2**63 - 1")
     return max(1, round(units)) if units > 0 else 0
 
 
@@ -208,13 +206,21 @@ def _edge_latency(data: dict[str, Any], settings: ImportSettings, what: str, whe
             delay_ms = _value(data[key], f"{what}: {key}", where)
             if delay_ms < 0:
                 _fail(where, f"{what}: {key} must be >= 0 ms, got {data[key]!r}")
-            return ms_to_ticks(delay_ms, settings.tick_ms)
+            return _ticks(delay_ms, settings, f"{what}: {key}", where)
     if "dist" in data:
         km = _value(data["dist"], f"{what}: dist", where)
         if km < 0:
             _fail(where, f"{what}: dist must be >= 0 km, got {data['dist']!r}")
-        return length_to_ticks(km, tick_ms=settings.tick_ms, propagation_km_per_ms=settings.propagation_km_per_ms)
+        return _ticks(km / settings.propagation_km_per_ms, settings, f"{what}: dist", where)
     return None
+
+
+def _ticks(delay_ms: float, settings: ImportSettings, what: str, where: object) -> int:
+    """`ms_to_ticks`, its error for a delay beyond 64-bit ticks naming the file and the link."""
+    try:
+        return ms_to_ticks(delay_ms, settings.tick_ms)
+    except TopologyError as exc:
+        _fail(where, f"{what}: {exc}")
 
 
 def _failure_prob(data: dict[str, Any], settings: ImportSettings, what: str, where: object) -> float:
@@ -234,7 +240,12 @@ def _router_names(graph: nx.Graph, nodes: list[Any], where: object, notes: list[
         names = [str(v).strip() if v is not None else "" for v in values]
         if all(names) and len(set(names)) == len(names):
             return tuple(names)
-        notes.append(f"{where}: node {attr}s are missing or not unique; routers are named by node id")
+        blank = next((str(node) for node, x in zip(nodes, names) if not x), None)
+        if blank is not None:
+            why = f"node {blank!r} has none"
+        else:
+            why = f"duplicate router name {next(x for i, x in enumerate(names) if x in names[:i])!r}"
+        notes.append(f"{where}: node {attr}s are missing or not unique; routers are named by node id ({why})")
         break
     return tuple(str(node) for node in nodes)
 
@@ -336,7 +347,7 @@ def topology_from_graph(
         latency = _edge_latency(data, settings, what, where)
         if latency is None and geo[a] is not None and geo[b] is not None:
             km = great_circle_km(*geo[a], *geo[b])  # type: ignore[misc]
-            latency = length_to_ticks(km, tick_ms=settings.tick_ms, propagation_km_per_ms=settings.propagation_km_per_ms)
+            latency = _ticks(km / settings.propagation_km_per_ms, settings, f"{what}: length", where)
         direction = (index[u], index[v]) if directed else None
         key = frozenset((a, b))
         group = groups.get(key)
@@ -427,7 +438,25 @@ def _check_file(path: Path) -> None:
 
 def load_graphml(path: PathLike, settings: ImportSettings | None = None, *, name: str | None = None) -> Topology:
     """A GraphML file (e.g. from the Internet Topology Zoo), read with networkx `read_graphml`."""
-    return _load_graph_file(Path(path), nx.read_graphml, "GraphML", settings, name)
+    return _load_graph_file(Path(path), _read_graphml_strict, "GraphML", settings, name)
+
+
+def _read_graphml_strict(path: Path) -> nx.Graph:
+    """`nx.read_graphml`, but a node declared twice (networkx merges them, the last attributes win)
+    and an edge to an undeclared node (networkx invents the node) are errors."""
+    graph = nx.read_graphml(path)
+    namespace = "{http://graphml.graphdrawing.org/xmlns}"
+    for graph_xml in ET.parse(path).getroot().iter(f"{namespace}graph"):
+        declared: set[str | None] = set()
+        for node in graph_xml.findall(f"{namespace}node"):
+            if node.get("id") in declared:
+                _fail(path, f"node id {node.get('id')!r} is declared twice (duplicate router)")
+            declared.add(node.get("id"))
+        for edge in graph_xml.findall(f"{namespace}edge"):
+            for end in ("source", "target"):
+                if edge.get(end) not in declared:
+                    _fail(path, f"edge {edge.get('source')!r}-{edge.get('target')!r}: {end} {edge.get(end)!r} is no declared node")
+    return graph
 
 
 def load_gml(path: PathLike, settings: ImportSettings | None = None, *, name: str | None = None) -> Topology:
@@ -440,6 +469,8 @@ def _load_graph_file(path: Path, read, kind: str, settings: ImportSettings | Non
     _check_file(path)
     try:
         graph = read(path)
+    except TopologyError:
+        raise
     except ET.ParseError as exc:
         _fail(path, f"not a {kind} file: XML error ({_one_line(str(exc))}); export the topology as {kind}")
     except (nx.NetworkXError, KeyError, ValueError, TypeError, AttributeError, IndexError) as exc:
@@ -464,6 +495,16 @@ def topology_from_node_link(doc: Any, name: str, settings: ImportSettings | None
     """A Topology from parsed node-link data (`networkx.node_link_data` output, topohub's JSON)."""
     if not is_node_link(doc):
         _fail(where, 'not node-link data: expected {"nodes": [...], "links": [...]} (or "edges")')
+    if "links" in doc and "edges" in doc:
+        _fail(where, "node-link data has both 'links' and 'edges': give the edges once")
+    unknown = sorted(set(doc) - _NODE_LINK_KEYS)
+    if unknown:
+        _fail(where, f"node-link data: unknown key(s) {unknown} (allowed: {sorted(_NODE_LINK_KEYS)})")
+    for key in ("directed", "multigraph"):
+        if not isinstance(doc.get(key, False), bool):
+            _fail(where, f"node-link data: {key!r} must be true or false, got {json.dumps(doc[key])[:40]}")
+    if not isinstance(doc.get("graph", {}), dict):
+        _fail(where, "node-link data: 'graph' must be an object of graph attributes")
     edges_key = "links" if isinstance(doc.get("links"), list) else "edges"
     for k, node in enumerate(doc["nodes"]):
         if not isinstance(node, dict) or "id" not in node:
@@ -476,10 +517,22 @@ def topology_from_node_link(doc: Any, name: str, settings: ImportSettings | None
         ids = [_hashable(node["id"]) for node in doc["nodes"]]
         dup = next(i for i in ids if ids.count(i) > 1)
         _fail(where, f"node id {dup!r} is used by more than one node")
+    first: dict[Any, int] = {}
     for k, edge in enumerate(doc[edges_key]):
         for end in ("source", "target"):
             if _hashable(edge[end]) not in known:
                 _fail(where, f"{edges_key[:-1]} {k}: {end} {edge[end]!r} is not a node id")
+        if doc.get("multigraph"):
+            continue  # parallel edges are merged into one link, with a warning
+        ends = (_hashable(edge["source"]), _hashable(edge["target"]))
+        pair = ends if doc.get("directed") else frozenset(ends)
+        if pair in first:  # networkx would keep only the last edge's attributes
+            _fail(
+                where,
+                f"{edges_key[:-1]} {k}: duplicate link {edge['source']!r}-{edge['target']!r} (also {edges_key[:-1]} "
+                f"{first[pair]}); in a graph with \"multigraph\": false each pair of nodes has one edge",
+            )
+        first[pair] = k
     data = {**doc, "nodes": [{**n, "id": _hashable(n["id"])} for n in doc["nodes"]]}
     data[edges_key] = [{**e, "source": _hashable(e["source"]), "target": _hashable(e["target"])} for e in doc[edges_key]]
     data.setdefault("directed", False)
@@ -501,7 +554,7 @@ def load_node_link_json(path: PathLike, settings: ImportSettings | None = None, 
     path = Path(path)
     text = _read_text(path)
     try:
-        doc = json.loads(text)
+        doc = _loads(text, path)
     except json.JSONDecodeError as exc:
         _fail(path, f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}")
     return topology_from_node_link(doc, name or path.stem, settings, where=path)
@@ -510,7 +563,7 @@ def load_node_link_json(path: PathLike, settings: ImportSettings | None = None, 
 # ---------------------------------------------------------------------------- topohub
 def _import_topohub() -> Any:
     try:
-        import topohub  # type: ignore[import-not-found]
+        import topohub  # type: ignore[import-not-found]  # here: optional, and slow to import
     except ImportError:
         raise TopologyError("topohub is not installed: pip install mamrl[topohub]") from None
     return topohub
@@ -522,8 +575,6 @@ def topohub_names(group: str | None = None) -> list[str]:
     `group` (`topozoo`, `sndlib`, `backbone`, `caida`, `gabriel`) restricts the list. Read from the
     data shipped inside the topohub package; nothing is downloaded.
     """
-    from importlib import resources
-
     root = resources.files(_import_topohub()) / "data"
     names: list[str] = []
 
@@ -616,7 +667,7 @@ def gravity_demand_weights(
     if masses is not None:
         try:
             m = np.asarray(masses, dtype=np.float64)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise TopologyError("gravity masses must be numbers, one per router") from None
         if m.shape != (n,):
             raise TopologyError(f"gravity masses must have one value per router ({n}), got shape {m.shape}")
