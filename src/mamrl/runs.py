@@ -220,6 +220,23 @@ def summarise_differences(differences: list[str], limit: int = 8) -> str:
     return ", ".join(differences[:limit]) + (f" and {len(differences) - limit} more" if len(differences) > limit else "")
 
 
+def field_docs(cls: type) -> dict[str, str]:
+    """A dataclass's field docstrings (the string literal under each field), one line each: the
+    command line's option help comes from them, so the two cannot drift apart."""
+    import ast
+    import inspect
+    import textwrap
+
+    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
+    docs: dict[str, str] = {}
+    for node, after in zip(body, body[1:]):
+        if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and isinstance(after, ast.Expr)
+                and isinstance(after.value, ast.Constant) and isinstance(after.value.value, str)):
+            docs[node.target.id] = " ".join(after.value.value.split())
+    return docs
+
+
 # ------------------------------------------------------------------------------ results tables
 Row = dict[str, Any]
 
@@ -418,6 +435,7 @@ __all__ = [
     "atomic_file",
     "config_differences",
     "config_hash",
+    "field_docs",
     "read_table",
     "summarise_differences",
     "write_bytes",

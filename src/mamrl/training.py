@@ -193,6 +193,54 @@ def train_run(
             board.close()
 
 
+def chunk_summary(row: dict[str, Any]) -> str:
+    """One line on a curve row (a chunk of training), for progress reports."""
+    reward = f"reward {row['reward']:.3g}  " if "reward" in row else ""
+    return (f"{reward}delivery {row['mean_delivery_time'] or float('nan'):.3g}  "
+            f"sojourn {row['mean_sojourn_time'] or float('nan'):.3g}  "
+            f"delivered {100 * (row['delivered_fraction'] or 0):.1f}%  loss {100 * (row['loss_fraction'] or 0):.2f}%")
+
+
+def train_command(config: TrainConfig, out: str | Path, *, on_chunk: Callable[[dict[str, Any]], None] | None = None,
+                  tensorboard_dir: str | Path | None = None, workers: int = 1, backend: str = "local",
+                  address: str | None = None, on_ready: Callable[[int], None] | None = None) -> list[str]:
+    """`mamrl train`: check everything before any work (a missing TensorBoard, a bad topology, load
+    or failure, workers for an algorithm that trains in one process), train into `out` with maml's
+    tasks spread over `workers` or Ray, and return the summary lines. `on_ready(episodes)` is
+    called once the checks passed."""
+    from mamrl.executors import check_backend
+
+    if tensorboard_dir is not None:
+        require_tensorboard()
+    if config.episodes < 1:
+        raise MamrlError(f"--episodes must be an integer >= 1, got {config.episodes}")
+    cfg = config.resolved()
+    cfg.sim_params()
+    if workers < 1:
+        raise MamrlError(f"--workers must be an integer >= 1, got {workers}")
+    task_executor = None
+    if check_backend(backend, address) == "ray" or workers > 1:
+        if cfg.algorithm != "maml":
+            raise MamrlError(f"--backend/--workers spread maml's meta-training tasks; {cfg.algorithm} trains in one process")
+        from mamrl.meta.maml import maml_task_executor
+
+        task_executor = maml_task_executor(backend, workers, address)  # Ray: connects now
+    if on_ready is not None:
+        on_ready(cfg.episodes)
+    try:
+        last = train_run(cfg, out, on_chunk=on_chunk, tensorboard_dir=tensorboard_dir, task_executor=task_executor)
+    finally:
+        if task_executor is not None:
+            task_executor.close(wait=False)
+    lines = [f"trained {cfg.algorithm} on {cfg.topology} at λ = {cfg.load:g} for {cfg.episodes} episodes; "
+             f"run directory {out} (curves.csv, curves.png, checkpoint.pt{', evaluation.json' if cfg.eval_episodes else ''})"
+             + (f"; TensorBoard logs in {tensorboard_dir}" if tensorboard_dir is not None else "")]
+    if last:
+        lines.append(f"last chunk: delivered {100 * (last['delivered_fraction'] or 0):.1f}%, "
+                     f"sojourn {last['mean_sojourn_time']}, delivery time {last['mean_delivery_time']}")
+    return lines
+
+
 def meta_train(topology: str, load: float, config: MamlConfig, out_dir: str | Path, *, seed: int = 0,
                iterations: int = 300, horizon_ticks: int = 500, on_chunk=None,
                task_executor: CellExecutor | None = None) -> MetaLearner:

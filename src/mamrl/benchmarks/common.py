@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 import mamrl
+from mamrl.runs import write_text
 
 
 def median_time(fn: Callable[[], object], repeats: int) -> float:
@@ -115,9 +116,12 @@ def write_section(path: str | Path, section: str, start: str, end: str) -> None:
         text = before + section.rstrip("\n") + after
     else:
         text = text.rstrip("\n") + ("\n\n" if text else "") + section
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    write_text(path, text)
+
+
+def command_line(command: str, *options: str | None) -> str:
+    """The command that produced a report, for its header: `command` and the options given (None: left out)."""
+    return " ".join([command, *(option for option in options if option)])
 
 
 __all__ = ["close_section", "cpu_ticks", "human", "machine_info", "markdown_table", "median_time", "steal_share",

@@ -17,7 +17,9 @@ import statistics
 import sys
 import time
 from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -116,6 +118,34 @@ def bench_meta(topology_name: str = "b4", load: float = 0.3, iterations: int = 3
     return MetaBenchResult(topology_name, params.topology.num_routers, load, first_order, iterations, totals,
                            median_phases, int(statistics.median(decisions)), peak_rss_mb(), trained, penalised,
                            corrected_start, steal)
+
+
+def run_variants(iterations: int = 3, *, quick: bool = False, first_order: bool = True,
+                 from_checkpoint: str | Path | None = None,
+                 on_iteration: Callable[[str, int, float], None] | None = None) -> list[MetaBenchResult]:
+    """`mamrl bench-meta`: the paper authors' configuration (no inner-KL penalty; TRPO's full-step
+    line-search start, then ours), the first-order variant, mamrl's default (with the penalty), and
+    from a trained initialisation if given. `on_iteration(label, k, seconds)` after each timed one."""
+    kwargs: dict[str, Any] = {"horizon": 100, "episodes_per_task": 3, "iterations": 1} if quick else {"iterations": iterations}
+    if from_checkpoint is not None:
+        trained_learner(from_checkpoint)  # a wrong file is a one-line error before any timing
+
+    def report(label: str):
+        return None if on_iteration is None else (lambda k, seconds: on_iteration(label, k, seconds))
+
+    results = []
+    variants = ((False, False, False), (False, False, True), *(((True, False, True),) if first_order else ()),
+                (False, True, True))
+    for fo, penalised, corrected in variants:
+        results.append(bench_meta("b4", 0.3, first_order=fo, penalised=penalised, corrected_start=corrected, **kwargs,
+                                  on_iteration=report("meta-iteration")))
+    if from_checkpoint is not None:
+        # Where the full natural-gradient step overshoots the KL bound (a trained initialisation,
+        # whose inner step is large), the two line-search starts differ most.
+        for corrected in (False, True):
+            results.append(bench_meta("b4", 0.3, **kwargs, checkpoint=from_checkpoint, corrected_start=corrected,
+                                      on_iteration=report("trained, meta-iteration")))
+    return results
 
 
 COLUMNS = ("topology", "variant", "meta-iteration (s, median)", *PHASES, "decisions", "peak memory (MB)",

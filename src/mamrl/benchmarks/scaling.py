@@ -597,7 +597,29 @@ def write_report(result: ScalingResult, output: Path, command: str) -> list[Path
     return [output, *figures]
 
 
+def settings_for(*, quick: bool = False, learn_iterations: int | None = None) -> ScalingSettings:
+    """`mamrl bench-scaling`'s settings: the full or the quick ones, with the deep learner's TRPO
+    iterations if given (>= 1)."""
+    settings = ScalingSettings.quick_settings() if quick else ScalingSettings()
+    if learn_iterations is not None:
+        if learn_iterations < 1:
+            raise MamrlError(f"--learn-iterations must be an integer >= 1, got {learn_iterations}")
+        settings = replace(settings, learn_iterations=learn_iterations)
+    return settings
+
+
+def console_tables(result: ScalingResult, settings: ScalingSettings) -> list[tuple[str, Sequence[str], list[list[str]]]]:
+    """(title, columns, rows) of each console table."""
+    return [
+        (f"Versus routers (λ = {settings.load:g})", CONSOLE_TOPOLOGY_COLUMNS, [console_topology_cells(r) for r in result.rows]),
+        (f"Deep learner on {result.learning.topology}", LEARN_COLUMNS, learning_cells(result.learning)),
+        ("Sweep wall time", SWEEP_COLUMNS, sweep_cells(result.sweeps)),
+    ]
+
+
 __all__ = [
+    "console_tables",
+    "settings_for",
     "BIG_TOPOLOGY",
     "LOAD",
     "SECTION_END",

@@ -36,6 +36,8 @@ import statistics
 import sys
 import time
 from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -570,7 +572,62 @@ __all__ = [
     "bench_to_dict",
     "describe_settings",
     "markdown_report",
+    "CONSOLE_NOTE",
+    "SimulatorBench",
+    "run_all",
     "console_cells",
     "row_cells",
     "run_bench",
 ]
+
+
+@dataclass
+class SimulatorBench:
+    """Everything `mamrl bench` measures, in one run: the simulator table, the queue-discipline
+    table and the yardsticks' solvers."""
+
+    settings: BenchSettings
+    rows: list[BenchRow]
+    queue_rows: list[QueueBenchRow]
+    solver_rows: list[SolverBenchRow]
+    solver_notes: list[str]
+    elapsed_s: float
+
+    def console_tables(self) -> list[tuple[str, Sequence[str], list[list[str]], int]]:
+        """(title, columns, rows, left-aligned columns) of each table."""
+        return [
+            ("Simulator speed (SPA, single process, one core)", CONSOLE_COLUMNS, [console_cells(r) for r in self.rows], 1),
+            (f"Queue disciplines and backpressure ({QUEUE_BENCH_TOPOLOGY}, λ = {QUEUE_BENCH_LOAD:g}, timed side by side)",
+             QUEUE_CONSOLE_COLUMNS, [queue_row_cells(r) for r in self.queue_rows], 2),
+            (f"The yardsticks' solvers (capacity LP; min-delay at {SOLVER_LOAD_SHARE:g} λ*)", SOLVER_COLUMNS,
+             [solver_row_cells(r) for r in self.solver_rows], 1),
+        ]
+
+    def write(self, path: str | Path, command: str) -> None:
+        """Write (or replace) the benchmark's section of a markdown file."""
+        from mamrl.benchmarks.common import write_section
+
+        write_section(path, markdown_report(self.rows, self.settings, command, self.elapsed_s, self.queue_rows,
+                                            (self.solver_rows, self.solver_notes)), SECTION_START, SECTION_END)
+
+
+CONSOLE_NOTE = ("fast = Simulator.run_tables end to end (traffic drawing included); kernel-only = "
+                "kernel.run_table_episodes on pre-drawn traffic; oracle = run_oracle_episode (pure Python).")
+
+
+def run_all(settings: BenchSettings, *, quick: bool = False, on_total: Callable[[int], None] | None = None,
+            on_step: Callable[[], None] | None = None) -> SimulatorBench:
+    """Run the three benchmarks (`on_total(steps)` first, `on_step()` after each step); `quick`
+    times the solvers on the first topology only."""
+    step = (lambda _row: on_step()) if on_step is not None else None
+    solver_topologies = SOLVER_TOPOLOGIES[:1] if quick else SOLVER_TOPOLOGIES
+    if on_total is not None:
+        on_total(len(settings.topologies) * len(settings.loads) + 1 + len(solver_topologies))
+    start = time.perf_counter()
+    rows = run_bench(settings, on_row=step)
+    queue_rows = run_queue_bench(settings)
+    if on_step is not None:
+        on_step()
+    solver_rows, notes = run_solver_bench(solver_topologies, settings.repeats, on_row=step)
+    return SimulatorBench(settings, rows, queue_rows, solver_rows, notes, time.perf_counter() - start)
+

@@ -25,6 +25,7 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any, Callable, Mapping
 
 from mamrl.errors import MamrlError
@@ -394,7 +395,42 @@ def validate(config: SweepConfig) -> SweepConfig:
     return SweepConfig(**checked)
 
 
+def split_list(text: str, option: str, kind: str) -> list[Any]:
+    """A comma-separated option value as a list of `kind` ("str", "int", "float")."""
+    items = [part.strip() for part in str(text).split(",")]
+    if not any(items):
+        raise MamrlError(f"{option}: must not be empty")
+    if any(not item for item in items):
+        raise MamrlError(f"{option}: empty item in {text!r}")
+    if kind == "str":
+        return items
+    out: list[Any] = []
+    for item in items:
+        try:
+            out.append(int(item) if kind == "int" else float(item))
+        except ValueError:
+            what = "an integer" if kind == "int" else "a number"
+            raise MamrlError(f"{option}: {item!r} is not {what}") from None
+    return out
+
+
+def parse_assignments(items: Sequence[str] | None, option: str = "--set") -> dict[str, Any]:
+    """`KEY=VALUE` items as a dict; values are JSON where they parse, else strings."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise MamrlError(f"{option} expects KEY=VALUE, got {item!r}")
+        try:
+            out[key.strip()] = json.loads(value)
+        except ValueError:
+            out[key.strip()] = value
+    return out
+
+
 __all__ = [
+    "parse_assignments",
+    "split_list",
     "CONFIG_FORMAT",
     "RELATIVE_LOAD",
     "load_share",

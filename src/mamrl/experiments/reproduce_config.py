@@ -230,6 +230,17 @@ class ReproduceConfig:
         }
         return json.loads(json.dumps(jsonable(resolved), allow_nan=False))
 
+    def describe_start(self, stages_done: Sequence[str]) -> str:
+        """The line a run starts with: preset, topologies, output, where the work runs, what is done."""
+        where = f"{self.workers} worker(s)" if self.backend == "local" else f"backend ray at {self.address or 'a local instance'}"
+        return (f"reproduce: preset {self.preset} on {', '.join(self.topologies)} into {self.output}, {where}"
+                + (" (reduced budgets: not the paper's numbers)" if self.reduced else "")
+                + (f"; resuming, done: {', '.join(stages_done)}" if stages_done else ""))
+
+    def stage_label(self, name: str, title: str) -> str:
+        """`[k/n] title` of a stage."""
+        return f"[{STAGE_NAMES.index(name) + 1}/{len(STAGE_NAMES)}] {title}"
+
     def config_hash(self) -> str:
         return config_hash(self.resolved())
 
@@ -503,7 +514,14 @@ class Manifest:
         return {name: float(self.stage(name).get("wall_s", 0.0)) for name in STAGE_NAMES if self.stage(name)}
 
 
+def stages_done(config: ReproduceConfig) -> list[str]:
+    """The stages already done in the config's output folder (none if it holds no run yet)."""
+    existing = Manifest(config).existing()
+    return [name for name in STAGE_NAMES if existing and existing["stages"].get(name, {}).get("status") == "done"]
+
+
 __all__ = [
+    "stages_done",
     "FORMAT",
     "MANIFEST",
     "PRESETS",

@@ -132,6 +132,16 @@ def summarise_saturation(points: Iterable[Any]) -> list[SaturationSummary]:
     return out
 
 
+SATURATION_COLUMNS = ("topology", "algorithm", "bounded up to λ", "growing from λ", "undetermined at λ")
+
+
+def saturation_rows(points: Iterable[Any]) -> list[tuple[str, ...]]:
+    """The saturation summary of a sweep's aggregated points (`sweep.aggregate`), as table rows."""
+    return [(s.topology, s.algorithm, "none" if s.bounded_up_to is None else f"{s.bounded_up_to:g}",
+             "none" if s.growing_from is None else f"{s.growing_from:g}", ", ".join(f"{x:g}" for x in s.undetermined) or "-")
+            for s in summarise_saturation(points)]
+
+
 # ------------------------------------------------------------------------------ bisection search
 @dataclass(frozen=True)
 class Probe:
@@ -184,6 +194,16 @@ class SearchResult:
             f"{who}: saturation between λ={self.bounded_load:.4g} (bounded) and λ={self.unbounded_load:.4g} ({how}), "
             f"horizon {self.horizon_ticks} ticks"
         )
+
+    def probe_rows(self) -> list[tuple[str, ...]]:
+        """The probes as table rows (`PROBE_COLUMNS`), by load."""
+        rows = []
+        for p in sorted(self.probes, key=lambda p: p.load):
+            measured = p.growth.n > 0
+            rows.append((f"{p.load:.4g}", f"{self.share(p.load):.3f}", p.status,
+                         f"{p.growth.mean:+.4f} ± {p.growth.ci95:.4f}" if measured else "-", f"{p.threshold:.4f}",
+                         f"{100 * p.delivered_fraction.mean:.1f}%" if measured else "-", str(p.episodes)))
+        return rows
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -338,7 +358,123 @@ def saturation_search(
     return result
 
 
+PROBE_COLUMNS = ("λ", "λ/λ*", "queues", "backlog growth (packets/tick)", "threshold θ", "delivered", "episodes/seed")
+
+
+def _positive_number(text: str, option: str) -> float:
+    try:
+        value = float(str(text).strip())
+    except ValueError:
+        raise MamrlError(f"{option} must be a number, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise MamrlError(f"{option} must be a finite number > 0, got {text!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class SaturationRequest:
+    """A saturation search as `mamrl saturation` states it (validated by `run_saturation_request`)."""
+
+    topology: str = "b4"
+    """A built-in topology or a topology file/directory."""
+    algorithm: str = "spa"
+    """The algorithm, trained at each probed load if it learns."""
+    checkpoint: str | None = None
+    """A saved agent evaluated at every load instead (no training)."""
+    low: str = "0.01"
+    """Lower end of the search (must be bounded)."""
+    high: str = "0.5"
+    """Upper end of the search."""
+    tolerance: str = "0.005"
+    """Stop when the bracket is this narrow."""
+    horizon_ticks: int = 2000
+    """Evaluation episode length (longer = sharper)."""
+    episodes: int = 10
+    """Evaluation episodes per seed and probe."""
+    max_episodes: int = 80
+    """Doubling limit for undetermined probes."""
+    seeds: str = "0"
+    """Comma-separated seeds, pooled."""
+    train_episodes: int = 2000
+    """Training episodes per probe (learning algorithms)."""
+    train_horizon_ticks: int = 500
+    """Training episode length."""
+    algorithm_config: str | None = None
+    """Hyper-parameters as a JSON object."""
+
+
+def run_saturation_request(request: SaturationRequest, *, on_start: Callable[[str], None] | None = None,
+                           on_probe: Callable[[str], None] | None = None, json_out: str | None = None) -> SearchResult:
+    """Validate the request, run the search (`on_start(line)`, then `on_probe(line)` per probe) and
+    write `json_out` if given."""
+    import json
+
+    from mamrl import runs
+    from mamrl.algorithms import canonical_name, make_agent
+    from mamrl.experiments.config import split_list
+    from mamrl.topologies import load_topology
+
+    r = request
+    for value, option in ((r.horizon_ticks, "--horizon"), (r.episodes, "--episodes"), (r.max_episodes, "--max-episodes"),
+                          (r.train_episodes, "--train-episodes"), (r.train_horizon_ticks, "--train-horizon")):
+        if value < 1:
+            raise MamrlError(f"{option} must be an integer >= 1, got {value}")
+    if r.episodes < 2:
+        raise MamrlError(f"--episodes must be >= 2 (a confidence interval needs two), got {r.episodes}")
+    if r.max_episodes < r.episodes:
+        raise MamrlError(f"--max-episodes must be >= --episodes ({r.episodes}), got {r.max_episodes}")
+    if r.horizon_ticks < 4:
+        raise MamrlError(f"--horizon must be >= 4 ticks to measure a trend, got {r.horizon_ticks}")
+    low, high, tolerance = (_positive_number(v, o) for v, o in ((r.low, "--low"), (r.high, "--high"), (r.tolerance, "--tolerance")))
+    if high <= low:
+        raise MamrlError(f"--high ({high:g}) must be above --low ({low:g})")
+    seeds = split_list(r.seeds, "--seeds", "int")
+    if any(s < 0 for s in seeds):
+        raise MamrlError(f"--seeds: seeds must be >= 0, got {r.seeds!r}")
+    topology = load_topology(r.topology)
+    if r.checkpoint is not None:
+        if r.algorithm_config is not None:
+            raise MamrlError("--algorithm-config does not apply with --checkpoint (the checkpoint holds its config)")
+        name, factory = checkpoint_agent_factory(r.checkpoint)
+    else:
+        name = canonical_name(r.algorithm)
+        settings: dict[str, Any] = {}
+        if r.algorithm_config is not None:
+            try:
+                settings = json.loads(r.algorithm_config)
+            except ValueError as exc:
+                raise MamrlError(f"--algorithm-config is not valid JSON: {exc}") from None
+            if not isinstance(settings, dict):
+                raise MamrlError("--algorithm-config must be a JSON object of hyper-parameters")
+        make_agent(name, settings)  # validate now
+        factory = trained_agent_factory(name, settings, r.train_episodes, r.train_horizon_ticks)
+    if on_start is not None:
+        on_start(f"saturation search: {name} on {topology.name}, λ in [{low:g}, {high:g}], horizon {r.horizon_ticks} ticks, "
+                 f"{r.episodes} episodes × {len(seeds)} seed(s) per probe")
+
+    def report(p: Probe) -> None:
+        if on_probe is None:
+            return
+        if p.growth.n == 0:
+            on_probe(f"λ={p.load:.4g}: {p.status} (not run: {name} exists only below the capacity limit)")
+        else:
+            on_probe(f"λ={p.load:.4g}: {p.status} (growth {p.growth.mean:+.4f} ± {p.growth.ci95:.4f} vs θ {p.threshold:.4f} "
+                     f"packets/tick, {p.episodes} episodes/seed)")
+
+    result = saturation_search(topology, name, factory, low=low, high=high, tolerance=tolerance, horizon_ticks=r.horizon_ticks,
+                               episodes=r.episodes, max_episodes=r.max_episodes, seeds=seeds, on_probe=report)
+    if json_out is not None:
+        runs.write_json(json_out, {**result.as_dict(), "checkpoint": r.checkpoint,
+                                   "train_episodes": None if r.checkpoint is not None else r.train_episodes, **runs.provenance()})
+    return result
+
+
 __all__ = [
+    "PROBE_COLUMNS",
+    "SaturationRequest",
+    "run_saturation_request",
+    "SATURATION_COLUMNS",
+    "saturation_rows",
     "ABOVE_CAPACITY",
     "BOUNDED",
     "GROWING",

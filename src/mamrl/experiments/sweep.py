@@ -412,6 +412,67 @@ def run_sweep(
     return SweepOutcome(results.path, len(cells), skipped, ran, time.perf_counter() - start, complete, ordered)
 
 
+class SweepRun:
+    """A sweep as a command runs it: the backend checked and, for Ray, connected before the
+    results file is touched (a missing Ray or an unreachable cluster is one line before any work);
+    the executor closed on every exit path."""
+
+    def __init__(self, config: SweepConfig, backend: str = "local", address: str | None = None):
+        from mamrl.executors import check_backend
+
+        self.config = config
+        self.backend = check_backend(backend, address)
+        self.address = address
+        self.executor: CellExecutor | None = None
+
+    def where(self, total: int | None = None, skipped: int = 0) -> str:
+        if self.backend == "local":
+            workers = self.config.effective_workers()
+            return f"{workers if total is None else min(workers, max(total - skipped, 1))} worker(s)"
+        if self.executor is not None:
+            return f"on {getattr(self.executor, 'label', self.backend)}"
+        return f"on the Ray cluster at {self.address}" if self.address else "on a local Ray instance"
+
+    def plan(self) -> str:
+        """What a run would do (`--dry-run`): the cells, those left, where they would run."""
+        config = self.config
+        done = ResultsFile(config.results, config).finished_keys()
+        cells = sweep_cells(config)
+        left = [c for c in cells if c.key not in done]
+        beyond = skipped_cells(config)
+        return (f"{len(cells)} cells, {len(left)} left to run, {self.where()}"
+                + (f"; not run (λ ≥ λ*): {', '.join(map(str, beyond))}" if beyond else ""))
+
+    def start_message(self, skipped: int, total: int) -> str:
+        config = self.config
+        beyond = skipped_cells(config)
+        return (f"sweep: {total} cells ({len(config.topologies)} topologies × {len(config.algorithms)} algorithms × "
+                f"{len(config.loads)} loads × {len(config.seeds)} seeds"
+                + (f", less {len(beyond)} of max-throughput/min-delay at λ ≥ λ*, where no routing carries the load"
+                   if beyond else "")
+                + f"), {skipped} already in {config.results}, {self.where(total, skipped)}")
+
+    def run(self, *, on_start: Callable[[int, int], None] | None = None, on_row: OnRow | None = None) -> SweepOutcome:
+        # Local: run_sweep sizes its pool to the cells left. Ray: connect now (see the class doc).
+        if self.backend != "local":
+            self.executor = make_cell_executor(self.backend, self.config.workers, self.address)
+        finished = False
+        try:
+            outcome = run_sweep(self.config, executor=self.executor, on_start=on_start, on_row=on_row)
+            finished = True
+            return outcome
+        finally:
+            if self.executor is not None:
+                self.executor.close(wait=finished)
+
+
+def row_summary(row: Row) -> str:
+    """One line on a finished cell, for progress reports."""
+    return (f"{row['topology']} {row['algorithm']} λ={row['load']:g} seed {row['seed']}: "
+            f"delivery {row['mean_delivery_time_mean']:.3g}, sojourn {row['mean_sojourn_time_mean']:.3g}, "
+            f"delivered {100 * row['delivered_fraction_mean']:.1f}%")
+
+
 # ------------------------------------------------------------------------------ aggregation
 def pooled_estimate(parts: Iterable[tuple[float, float, int]]) -> Estimate:
     """The mean and 95% CI of the union of several samples given each one's (mean, ci95, n).
@@ -492,6 +553,8 @@ __all__ = [
     "CellTask",
     "Point",
     "ResultsFile",
+    "SweepRun",
+    "row_summary",
     "SweepOutcome",
     "aggregate",
     "make_cell_executor",

@@ -355,6 +355,25 @@ TABLE_COLUMNS: tuple[str, ...] = (
 """Header of table2.csv; per-seed counts are `;`-separated, empty = not within the budget."""
 
 
+TABLE2_COLUMNS = ("link", "controller", "to adapt", "loss < 1% after", "plateau reward", "loss", "sojourn", "band/noise")
+
+
+def table2_console_rows(rows: Sequence[Row]) -> list[tuple[str, ...]]:
+    """Table 2 of a failure experiment's curve rows, as console table rows (`TABLE2_COLUMNS`)."""
+    out = []
+    for t in table2(rows):
+        def count(est: Estimate, reached: int) -> str:
+            if reached == 0:
+                return f"> {t.budget}"
+            return f"{est.mean:.4g}" + ("" if reached == len(t.seeds) else f" ({reached}/{len(t.seeds)})")
+
+        out.append((t.failure + (" (held out)" if t.held_out else ""), controller_label(t.controller),
+                    count(t.episodes_to_adapt, t.adapted_seeds), count(t.episodes_to_low_loss, t.low_loss_seeds),
+                    str(t.plateau_reward), f"{100 * t.plateau_loss_fraction.mean:.2f}%", str(t.plateau_sojourn_time),
+                    f"{t.band_to_noise.mean:.2g}"))
+    return out
+
+
 def table2_csv(table: Sequence[TableRow]) -> str:
     def num(x: float | None) -> str:
         return "" if x is None or not math.isfinite(float(x)) else repr(float(x))
@@ -422,6 +441,8 @@ def write_failure_report(output_dir: str | os.PathLike[str], *, formats: Sequenc
 
 
 __all__ = [
+    "TABLE2_COLUMNS",
+    "table2_console_rows",
     "FIGURES",
     "TABLE_COLUMNS",
     "TABLE_CSV",

@@ -38,7 +38,7 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import matplotlib.colors as mcolors
 import networkx as nx
@@ -54,6 +54,9 @@ from matplotlib.ticker import FuncFormatter
 
 from mamrl.errors import MamrlError
 from mamrl.topologies.core import Topology
+
+if TYPE_CHECKING:
+    from mamrl.experiments.simulate import Simulation
 
 LAYOUT_SEED = 0
 """Seed of the spring layout used for topologies without coordinates."""
@@ -448,7 +451,41 @@ def format_title(topology: Topology, load: float, policy: str, delivered_fractio
     return f"{topology.name}: λ = {load:g} packets/router/tick, {policy}, delivered {delivered}"
 
 
+def check_figure_request(output: str | os.PathLike[str], color_links: str) -> str:
+    """The canonical link metric of `--color-links`, after checking the figure's file name."""
+    if Path(output).suffix.lower() not in FORMATS:
+        raise MamrlError(f"--output {str(output)!r}: use a .png, .pdf or .svg file name")
+    metric = {"utilization": "utilisation"}.get(color_links.strip().lower(), color_links.strip().lower())
+    if metric not in LINK_METRICS:
+        raise MamrlError(f"--color-links must be utilisation or loss, got {color_links!r}")
+    return metric
+
+
+def simulation_figure(sim: Simulation, per_episode: dict[str, np.ndarray], color_links: str = "utilisation") -> Figure:
+    """`mamrl plot-topology`'s figure of a simulation (`mamrl.experiments.simulate`): links by mean
+    utilisation or loss per episode, routers by packets lost, failed links marked."""
+    params, episodes, seed = sim.params, sim.request.episodes, sim.request.seed
+    util = per_episode["link_utilisation"]  # [B, E]; NaN only for links of capacity 0
+    mean_util = np.where(np.isnan(util).all(axis=0), np.nan, np.where(np.isnan(util), 0.0, util).mean(axis=0))
+    fractions = per_episode["delivered_fraction"]
+    delivered = float(fractions[np.isfinite(fractions)].mean()) if np.isfinite(fractions).any() else float("nan")
+    return plot_topology(
+        params.topology,
+        link_utilisation=mean_util,
+        link_loss=per_episode["lost_per_link"].mean(axis=0) if color_links == "loss" else None,
+        color_links=color_links,
+        lost_per_router=per_episode["lost_per_router"].mean(axis=0),
+        failed_links=[f.link for f in params.failures],
+        failure_labels=sim.failure_labels,
+        title=format_title(params.topology, params.load_per_router, sim.policy, delivered),
+        subtitle=(f"mean over {episodes} episode{'s' if episodes != 1 else ''} × {params.horizon_ticks} ticks, seed {seed}; "
+                  f"{params.topology.num_routers} routers, {params.topology.num_links} links\n{layout_note(params.topology)}"),
+    )
+
+
 __all__ = [
+    "check_figure_request",
+    "simulation_figure",
     "FORMATS",
     "LAYOUT_SEED",
     "LINK_METRICS",

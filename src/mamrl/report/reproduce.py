@@ -79,6 +79,12 @@ class ReproduceOutcome:
     report: Path | None
     """REPORT.md, once written."""
 
+    def summary(self) -> str:
+        ran = [name for name, state in self.stages.items() if state == "ran"]
+        skipped = [name for name, state in self.stages.items() if state == "skipped"]
+        return (f"reproduce finished in {self.wall_time_s:.0f} s (stages run: {', '.join(ran) or 'none'}; "
+                f"already done: {', '.join(skipped) or 'none'}) → {self.report}")
+
 
 # ------------------------------------------------------------------------------ executors
 def make_stage_executor(config: ReproduceConfig, workers: int | None = None, *, run: Callable[[Any], Any] | None = None,

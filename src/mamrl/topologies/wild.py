@@ -53,7 +53,7 @@ import numpy as np
 
 from mamrl.errors import TopologyError
 from mamrl.topologies._parsing import PathLike, _fail, _loads, _number, _one_line, _read_text, _warn
-from mamrl.topologies._parsing import TopologyWarning  # public here; defined there as demand files warn too
+from mamrl.topologies._parsing import TopologyWarning as TopologyWarning  # public here; defined there as demand files warn too
 from mamrl.topologies.core import INT64_MAX, Link, Topology
 
 TOPOHUB_PREFIX = "topohub:"

@@ -1,0 +1,233 @@
+"""Simulate one routing policy on one configuration (`mamrl simulate`, `mamrl plot-topology`):
+validate a `SimulationRequest`, build what it describes, run its episodes and write the results.
+
+Table policies (`spa`, `ecmp`, the flow oracles, `random`) run in the compiled kernel from their
+routing tables; backpressure runs in its own compiled driver with per-destination queues.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mamrl import runs
+from mamrl.errors import MamrlError
+from mamrl.sim import records
+from mamrl.sim.metrics import Estimate, summarise
+
+PAPER_METRIC_NOTE = (
+    "Note: the paper's delivery time averages over delivered packets only, so a policy that delivers "
+    "few packets looks fast; read it beside the delivered fraction and the sojourn time of every packet "
+    "(docs/model.md)."
+)
+
+QUEUE_ROUTERS = ("backpressure", "sp-backpressure")
+"""Policies that route by per-destination queues in their own compiled driver (not tables)."""
+
+
+def parse_load(text: str | float, option: str = "--load") -> float:
+    """A load value: a finite number >= 0 (packets per router per tick)."""
+    try:
+        load = float(str(text).strip())
+    except ValueError:
+        raise MamrlError(f"{option} must be a number (packets per router per tick), got {text!r}") from None
+    if not math.isfinite(load) or load < 0:
+        raise MamrlError(f"{option} must be a finite number >= 0 (packets per router per tick), got {text!r}")
+    return load
+
+
+def check_positive(value: int, option: str) -> None:
+    if value < 1:
+        raise MamrlError(f"{option} must be an integer >= 1, got {value}")
+
+
+def describe_link(topology: Any, link: int) -> str:
+    """`A-B` by router names, with the link's own name in brackets when it differs."""
+    from mamrl.meta.tasks import link_label
+
+    ends = link_label(topology, link)
+    name = topology.link_name(link)
+    return ends if name == ends else f"{ends} ({name})"
+
+
+@dataclass(frozen=True)
+class SimulationRequest:
+    """What to simulate, as a user states it (validated by `prepare_simulation`)."""
+
+    topology: str = "b4"
+    """A built-in topology (b4, geant, att) or a topology file/directory."""
+    load: str = "0.3"
+    """λ: new packets per router per tick (Poisson)."""
+    policy: str = "spa"
+    """Routing policy: spa, ecmp, max-throughput, min-delay, backpressure, sp-backpressure or random."""
+    episodes: int = 20
+    """Number of episodes."""
+    seed: int = 0
+    """Seed; episode k's traffic depends only on (seed, k)."""
+    horizon_ticks: int = 500
+    """Episode length in ticks."""
+    failures: tuple[str, ...] = ()
+    """Failed links: A-B by router names, a link name or id, optionally @TICK (default 0)."""
+    reconvergence_delay_ticks: int | None = None
+    """spa, ecmp, max-throughput, min-delay: recompute the tables this many ticks after a failure."""
+    buffer_limit: int | None = None
+    """Max packets per router queue (drop-tail); None: unbounded."""
+    demand: Path | None = None
+    """Demand file replacing the packet-size table."""
+    demand_layout: str = "auto"
+    """How the demand file's lines map to router pairs (`mamrl.topologies.DEMAND_LAYOUTS`)."""
+    batch_size: int = 32
+    """Episodes simulated together."""
+    queue_discipline: str | None = None
+    """fifo or per-destination; None: per-destination for backpressure, fifo otherwise."""
+
+
+@dataclass(frozen=True)
+class Simulation:
+    """A resolved simulation: parameters, the policy's tables (or its agent) and the config that describes them."""
+
+    request: SimulationRequest
+    params: Any  # SimParams
+    tables: Any  # RoutingTables, or None for a policy run by its own driver (backpressure)
+    policy: str
+    config: dict[str, Any]
+    failure_labels: tuple[str, ...]
+    agent: Any = None
+    """The RoutingAgent when `tables` is None."""
+    warnings: tuple[str, ...] = field(default=())
+    """Things the user should know that do not stop the run (a failure after the horizon)."""
+
+    def title(self) -> str:
+        p, r = self.params, self.request
+        return (f"{p.topology.name}: λ = {p.load_per_router:g}, {self.policy}, "
+                f"{r.episodes} episode{'s' if r.episodes != 1 else ''} × {p.horizon_ticks} ticks, seed {r.seed}")
+
+
+def prepare_simulation(request: SimulationRequest) -> Simulation:
+    """Validate the request and build the simulation it describes (raises MamrlError)."""
+    from mamrl.algorithms import ALIASES, STATIC_POLICY_NAMES, make_agent, make_policy
+    from mamrl.sim.params import LinkFailure, SimParams
+    from mamrl.topologies import load_topology
+
+    r = request
+    check_positive(r.episodes, "--episodes")
+    check_positive(r.batch_size, "--batch-size")
+    check_positive(r.horizon_ticks, "--horizon")
+    if r.buffer_limit is not None:
+        check_positive(r.buffer_limit, "--buffer-limit")
+    if r.seed < 0:
+        raise MamrlError(f"--seed must be >= 0, got {r.seed}")
+    load = parse_load(r.load)
+    policy_key = ALIASES.get(r.policy.strip().lower(), r.policy.strip().lower())
+    if r.reconvergence_delay_ticks is not None:
+        if policy_key not in STATIC_POLICY_NAMES:
+            raise MamrlError(f"--reconvergence-delay applies to {', '.join(STATIC_POLICY_NAMES)}, not {r.policy!r}")
+        if r.reconvergence_delay_ticks < 0:
+            raise MamrlError(f"--reconvergence-delay must be >= 0 ticks, got {r.reconvergence_delay_ticks}")
+    agent = None
+    queue_discipline = r.queue_discipline
+    if policy_key in QUEUE_ROUTERS:
+        if queue_discipline == "fifo":
+            raise MamrlError(f"{policy_key} routes by per-destination queues: use --queues per-destination (or leave it out)")
+        queue_discipline = "per-destination"
+        routing = agent = make_agent(policy_key)
+    else:
+        routing = make_policy(policy_key, reconvergence_delay_ticks=r.reconvergence_delay_ticks)
+    topo = load_topology(r.topology, demand=r.demand, demand_layout=r.demand_layout)
+    failures = tuple(LinkFailure.parse(topo, spec) for spec in r.failures)
+    seen: set[int] = set()
+    for failure in failures:
+        if failure.link in seen:
+            raise MamrlError(f"--fail names link {topo.link_name(failure.link)!r} more than once")
+        seen.add(failure.link)
+    params = SimParams(topo, load, horizon_ticks=r.horizon_ticks, failures=failures, buffer_limit=r.buffer_limit,
+                       queue_discipline=queue_discipline or "fifo")
+    notes = tuple(f"failure of {describe_link(topo, f.link)} at tick {f.tick} is at or after the horizon "
+                  f"({r.horizon_ticks} ticks) and has no effect" for f in failures if f.tick >= r.horizon_ticks)
+    tables = None if agent is not None else routing.routing_tables(params)
+    config = {
+        "command": "simulate",
+        "topology_spec": r.topology,
+        "demand_file": None if r.demand is None else str(r.demand),
+        "demand_layout": r.demand_layout,
+        "simulation": params.describe(),
+        "policy": {"name": routing.name, "reconvergence_delay_ticks": r.reconvergence_delay_ticks}
+        if agent is None else {"name": routing.name, **agent.config()},
+        "episodes": r.episodes,
+        "batch_size": r.batch_size,
+        "seed": r.seed,
+    }
+    labels = tuple(f"{describe_link(topo, f.link)} @ tick {f.tick}" for f in failures)
+    return Simulation(r, params, tables, routing.name, config, labels, agent, notes)
+
+
+def run_simulation(sim: Simulation, on_episodes: Callable[[int], None] | None = None) -> dict[str, np.ndarray]:
+    """Per-episode metrics of episodes 0..episodes-1; `on_episodes(n)` after each batch of n.
+
+    Batches are evaluated one at a time so that finished batches' states are not kept in memory.
+    """
+    from mamrl.sim.evaluate import evaluate_tables
+
+    r = sim.request
+    if sim.tables is None:
+        return sim.agent.evaluate(sim.params, r.seed, r.episodes, batch_size=r.batch_size, on_progress=on_episodes)
+    parts: dict[str, list[np.ndarray]] = {}
+    done = 0
+    while done < r.episodes:
+        size = min(r.batch_size, r.episodes - done)
+        per_episode, _ = evaluate_tables(sim.params, sim.tables, r.seed, size, batch_size=size, first_episode=done)
+        for key, values in per_episode.items():
+            parts.setdefault(key, []).append(values)
+        done += size
+        if on_episodes is not None:
+            on_episodes(size)
+    return {k: np.concatenate(v, axis=0) for k, v in parts.items()}
+
+
+def check_outputs(json_out: Path | None = None, csv_out: Path | None = None, run_dir: Path | None = None) -> None:
+    """Refuse output paths that cannot be written, before any work."""
+    for path, what in ((json_out, "--json"), (csv_out, "--csv")):
+        if path is not None and path.is_dir():
+            raise MamrlError(f"{what} {str(path)!r} is a directory, expected a file name")
+    if run_dir is not None and run_dir.exists() and not run_dir.is_dir():
+        raise MamrlError(f"--out {str(run_dir)!r} exists and is not a directory")
+
+
+def write_outputs(sim: Simulation, per_episode: dict[str, np.ndarray], summary: dict[str, Estimate], wall_time_s: float, *,
+                  json_out: Path | None = None, csv_out: Path | None = None, run_dir: Path | None = None) -> list[str]:
+    """Write the requested files; returns a `wrote ...` line per file."""
+    written: list[str] = []
+    if json_out is not None:
+        runs.write_json(json_out, {"config": sim.config, "seed": sim.request.seed, **runs.provenance(),
+                                   "wall_time_s": round(wall_time_s, 3), **records.metrics_document(per_episode, summary)})
+        written.append(f"wrote {json_out}")
+    if csv_out is not None:
+        records.write_episodes_csv(csv_out, per_episode)
+        written.append(f"wrote {csv_out}")
+    if run_dir is not None:
+        used = records.write_run_dir(run_dir, config=sim.config, per_episode=per_episode, summary=summary,
+                                     wall_time_s=wall_time_s)
+        note = "" if used == run_dir else f" ({str(run_dir)!r} already holds a run)"
+        written.append(f"wrote run directory {used}{note}")
+    return written
+
+
+__all__ = [
+    "PAPER_METRIC_NOTE",
+    "QUEUE_ROUTERS",
+    "Simulation",
+    "SimulationRequest",
+    "check_outputs",
+    "check_positive",
+    "describe_link",
+    "parse_load",
+    "prepare_simulation",
+    "run_simulation",
+    "summarise",
+    "write_outputs",
+]
