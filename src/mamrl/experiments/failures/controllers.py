@@ -1,7 +1,9 @@
 """The controllers of the link-failure experiment and the reward they are all judged on.
 
 All follow the `Controller` protocol: `run_episodes(params, seed, first_episode, num_episodes)`
-runs (and learns from) the given episodes and returns their per-episode metrics. The driver calls
+runs (and learns from) the given episodes and returns their per-episode metrics. The learning ones
+(Q-routing and the deep controllers) are `AgentController`s: a `RoutingAgent` whose
+`train(params, seed, num_episodes, first_episode=...)` plays exactly those episodes. The driver calls
 each controller in blocks of `episodes_per_step` episodes, with the `SimParams` of the block;
 blocks never straddle the failure episode (with `fail_tick > 0` the failure episode is a block of
 its own, since its parameters differ from the episodes after it).
@@ -34,12 +36,15 @@ lost or not) and a lost one `loss_penalty_ticks` more (default 0).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from mamrl.errors import MamrlError
 from mamrl.sim.params import LinkFailure, SimParams
+
+if TYPE_CHECKING:
+    from mamrl.agents.base import RoutingAgent
 
 CLASSICAL_CONTROLLERS: tuple[str, ...] = ("spa", "spa-reconverge", "q-routing")
 """The paper's classical controllers (the presets' default)."""
@@ -171,17 +176,22 @@ class BackpressureController:
         return run_backpressure(params, self.bias, seed, num_episodes, first_episode).per_episode()
 
 
-class QRoutingController:
-    """Q-routing learning online across all episodes; the Q table carries over the failure."""
+class AgentController:
+    """A learning agent (`RoutingAgent`) as a controller: each block is `agent.train` on exactly the
+    driver's episodes, so the agent's state (and its own episode index) carries over the failure."""
 
-    name = "q-routing"
+    def __init__(self, name: str, agent: RoutingAgent):
+        self.name = name
+        self.agent = agent
+
+    def run_episodes(self, params: SimParams, seed: int, first_episode: int, num_episodes: int) -> dict[str, np.ndarray]:
+        return self.agent.train(params, seed, num_episodes, first_episode=first_episode)
+
+
+class QRoutingController(AgentController):
+    """Q-routing learning online across all episodes; the Q table carries over the failure."""
 
     def __init__(self, settings: Mapping[str, Any] | None = None):
         from mamrl.agents.q_routing import QRouting, QRoutingConfig
 
-        self.agent = QRouting(QRoutingConfig(**dict(settings or {})))
-
-    def run_episodes(self, params: SimParams, seed: int, first_episode: int, num_episodes: int) -> dict[str, np.ndarray]:
-        # QRouting.train plays episodes from its own counter on: point it at the driver's episode.
-        self.agent.episodes_trained = int(first_episode)
-        return self.agent.train(params, seed, num_episodes)
+        super().__init__("q-routing", QRouting(QRoutingConfig(**dict(settings or {}))))

@@ -30,6 +30,7 @@ from mamrl.experiments.failures.controllers import (
     DEEP_CONTROLLERS,
     QUEUE_CONTROLLERS,
     STATIC_CONTROLLERS,
+    AgentController,
     BackpressureController,
     Controller,
     QRoutingController,
@@ -211,10 +212,10 @@ def make_controller(task: RunTask) -> Controller:
             raise MamrlError(f"controller {name!r} needs a meta-initialisation")
         init, policy_config = load_meta_init(task.meta_init_file)
         adaptation = adaptation_config(cfg["adaptation"], cfg["episodes_per_step"])
-        controllers = make_deep_controllers(init, cached_topology(cfg["topology"]), policy_config, adaptation, task.run.seed)
-        for controller in controllers:
-            if controller.name == name:
-                return controller
+        agents = make_deep_controllers(init, cached_topology(cfg["topology"]), policy_config, adaptation, task.run.seed)
+        for agent in agents:
+            if agent.name == name:
+                return AgentController(name, agent)
         raise MamrlError(f"make_deep_controllers returned no controller named {name!r}")
     raise MamrlError(f"unknown controller {name!r}")
 
