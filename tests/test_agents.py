@@ -195,6 +195,21 @@ def test_training_is_deterministic_and_continues_with_new_episodes():
     assert not np.array_equal(runs[0][0]["generated"], runs[0][1]["generated"])
 
 
+@pytest.mark.parametrize("factory", [QRouting, PolicyGradient])
+def test_first_episode_names_the_training_episodes(factory):
+    """`train(..., first_episode=k)` plays episodes k.. of the seed and the agent continues after them."""
+    params = SimParams(load_topology("b4"), 0.2, horizon_ticks=60)
+    straight = factory().train(params, seed=2, num_episodes=7)
+    agent = factory()
+    jumped = agent.train(params, seed=2, num_episodes=3, first_episode=4)
+    np.testing.assert_array_equal(jumped["generated"], straight["generated"][4:])  # traffic depends on (seed, episode)
+    assert agent.episodes_trained == 7
+    for bad in (-1, True, 1.5):
+        with pytest.raises(MamrlError, match="first_episode"):
+            agent.train(params, seed=2, num_episodes=1, first_episode=bad)
+    assert agent.episodes_trained == 7
+
+
 def test_unknown_policy_name():
     with pytest.raises(MamrlError):
         make_policy("ospf")

@@ -380,7 +380,7 @@ def test_deep_controllers_are_wired_through_the_meta_initialisation(tmp_path: Pa
         def __init__(self, name: str) -> None:
             self.name = name
 
-        def run_episodes(self, params, seed, first_episode, num_episodes):
+        def train(self, params, seed, num_episodes, *, first_episode=None, on_progress=None):
             metrics = StaticRoutingController("spa").run_episodes(params, seed, first_episode, num_episodes)
             metrics["reset"] = np.array([self.name != "continued" and first_episode + k == 4 for k in range(num_episodes)])
             return metrics

@@ -239,18 +239,18 @@ def test_deployment_controllers_reset_as_specified():
     intact = SimParams(B4, 0.3, 80)
     failed = SimParams(B4, 0.3, 80, (LinkFailure.parse(B4, "D-E"),))
     for c in controllers.values():
-        out = c.run_episodes(intact, 0, 0, 2)
+        out = c.train(intact, 0, 2, first_episode=0)
         assert not out["reset"].any()
     # one adaptation step moved everyone away from their start
     assert not torch.equal(controllers["mamrl-init"].params["w0"], meta_init["w0"])
-    outs = {name: c.run_episodes(failed, 0, 2, 2) for name, c in controllers.items()}
+    outs = {name: c.train(failed, 0, 2, first_episode=2) for name, c in controllers.items()}
     assert outs["mamrl-init"]["reset"].tolist() == [False, True] and outs["random-init"]["reset"].tolist() == [False, True]
     assert not outs["continued"]["reset"].any()
     for key in meta_init:
         torch.testing.assert_close(controllers["mamrl-init"].params[key], meta_init[key], rtol=0, atol=0)
     assert not torch.equal(controllers["continued"].params["w0"], meta_init["w0"])
     # the failure is known now: no second reset
-    assert not controllers["mamrl-init"].run_episodes(failed, 0, 4, 2)["reset"].any()
+    assert not controllers["mamrl-init"].train(failed, 0, 2, first_episode=4)["reset"].any()
     with pytest.raises(MamrlError, match="update"):
         AdaptationConfig(update="sgd")
 

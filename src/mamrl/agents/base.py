@@ -24,6 +24,17 @@ Progress = Callable[[int], None]
 CHECKPOINT_FORMAT = "mamrl-agent/2"
 
 
+def training_start(first_episode: int | None, episodes_trained: int) -> int:
+    """Index of the first episode a learner's `train` call plays: `first_episode`, or with None
+    `episodes_trained`, the learner's index of the episode after the last one it trained on (so
+    successive calls continue with new episodes). A learner keeps that index itself, as
+    `first_episode + num_episodes` after the call: callers name episodes, they never set it."""
+    if first_episode is None:
+        return episodes_trained
+    if isinstance(first_episode, bool) or not isinstance(first_episode, (int, np.integer)) or first_episode < 0:
+        raise MamrlError(f"first_episode must be an integer >= 0, got {first_episode!r}")
+    return int(first_episode)
+
 
 class RoutingAgent(ABC):
     """A routing algorithm for one topology."""
@@ -33,9 +44,14 @@ class RoutingAgent(ABC):
     learns: bool = False
     """Whether `train` changes anything."""
 
-    def train(self, params: SimParams, seed: int, num_episodes: int, *, on_progress: Progress | None = None) -> dict[str, np.ndarray]:
-        """Learn online for `num_episodes` episodes of `seed`; returns per-episode metrics of
-        the training episodes (learning curves). Default: nothing to learn."""
+    def train(
+        self, params: SimParams, seed: int, num_episodes: int, *, first_episode: int | None = None,
+        on_progress: Progress | None = None,
+    ) -> dict[str, np.ndarray]:
+        """Learn online from episodes `first_episode .. first_episode + num_episodes - 1` of `seed`
+        (`first_episode` None: the episodes after those already trained, see `training_start`);
+        returns per-episode metrics of the training episodes (learning curves). Default: nothing
+        to learn."""
         return {}
 
     @abstractmethod

@@ -41,7 +41,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from mamrl.agents.base import Progress, RoutingAgent, in_chunks
+from mamrl.agents.base import Progress, RoutingAgent, in_chunks, training_start
 from mamrl.agents.networks import StackedPolicy, encode_fields, field_offsets, input_dim, policy_logits, slot_mask
 from mamrl.agents.trpo import (
     RouterBatch,
@@ -279,12 +279,13 @@ class DeepConsensus(RoutingAgent):
         """e [T, E, N] = r~ + x, x the consensus estimate of the mean of r^ (Eq. 4, 6)."""
         return data.loss_signal + self.consensus(params).run(data.signal)
 
-    def router_batch(self, params: SimParams, data: Rollout, baseline_weights: torch.Tensor | None,
-                     ) -> tuple[RouterBatch, torch.Tensor]:
+    def router_batch(self, params: SimParams, data: Rollout, baseline_weights: torch.Tensor | None, *,
+                     baseline_seed: int | None = None) -> tuple[RouterBatch, torch.Tensor]:
         """Each router's decisions with advantages; also returns the baseline refitted on this
         data's returns. Advantages use `baseline_weights` (fitted on earlier data, as rllab's TRPO
         does), or with None the baseline refitted on this same data (as rllab's MAML does: each
-        task's batch gets its own baseline)."""
+        task's batch gets its own baseline). `baseline_seed` seeds the sample of rows the baseline
+        is fitted on (None: `episodes_trained`, this learner's own)."""
         horizon = params.horizon_ticks
         n = params.topology.num_routers
         in_dim = input_dim(n, params.topology.max_degree)
@@ -294,11 +295,11 @@ class DeepConsensus(RoutingAgent):
         if data.packet_return is not None:
             rewards = None
             returns = torch.from_numpy(data.packet_return)
-            new_weights = self._fit_baseline(fields, ticks, returns, in_dim, horizon, rows_mask=acted)
+            new_weights = self._fit_baseline(fields, ticks, returns, in_dim, horizon, baseline_seed, rows_mask=acted)
         else:
             rewards = torch.from_numpy(self.rewards(params, data))  # [T, E, N]
             returns = discounted_returns(rewards, self.cfg.discount)
-            new_weights = self._fit_baseline(fields, ticks, returns, in_dim, horizon)
+            new_weights = self._fit_baseline(fields, ticks, returns, in_dim, horizon, baseline_seed)
         # Values of every (tick, episode, router) under the baseline: gather, no dense features.
         w = new_weights if baseline_weights is None else baseline_weights  # [N, D_in + 4]
         router_index = torch.arange(n)[None, None, :, None].expand(fields.shape)
@@ -335,11 +336,12 @@ class DeepConsensus(RoutingAgent):
         slots = slot_mask(params.topology.degree, params.topology.max_degree) if valid is None else valid
         return RouterBatch(batch_fields, batch_actions, batch_adv, mask, slots), new_weights
 
-    def _fit_baseline(self, fields, ticks, returns, in_dim, horizon, max_rows: int = 2048, rows_mask=None) -> torch.Tensor:
-        """Refit every router's linear baseline on (a sample of) its rows; with `rows_mask`
-        [T, E, N] only on the rows it marks (a router's decisions)."""
+    def _fit_baseline(self, fields, ticks, returns, in_dim, horizon, seed: int | None, max_rows: int = 2048,
+                      rows_mask=None) -> torch.Tensor:
+        """Refit every router's linear baseline on (a sample of) its rows, drawn with `seed` (None:
+        `episodes_trained`); with `rows_mask` [T, E, N] only on the rows it marks (a router's decisions)."""
         t, e, n, g = fields.shape
-        generator = torch.Generator().manual_seed(self.episodes_trained)
+        generator = torch.Generator().manual_seed(self.episodes_trained if seed is None else seed)
         f_all = fields.reshape(t * e, n, g).transpose(0, 1)
         tk_all = ticks.reshape(t * e, n).transpose(0, 1)
         ret_all = returns.reshape(t * e, n).transpose(0, 1)
@@ -361,20 +363,29 @@ class DeepConsensus(RoutingAgent):
         return fit_linear_baseline(features, take(ret_all) * weight)
 
     # ------------------------------------------------------------------ RoutingAgent
-    def train(self, params: SimParams, seed: int, num_episodes: int, *, on_progress: Progress | None = None):
+    def train(self, params: SimParams, seed: int, num_episodes: int, *, first_episode: int | None = None,
+              on_progress: Progress | None = None):
+        first = training_start(first_episode, self.episodes_trained)
         self._ensure(params, seed)
         sim = Simulator(params)
-        return in_chunks(num_episodes, self.cfg.episodes_per_iteration,
-                         lambda size, done: self.train_iteration(params, seed, size, sim=sim)[1], on_progress)
 
-    def train_iteration(self, params: SimParams, seed: int, num_episodes: int, *, sim: Simulator | None = None):
-        """One rollout + TRPO step; returns its log entry and the episodes' metrics."""
+        def iteration(size: int, done: int) -> dict[str, np.ndarray]:
+            return self.train_iteration(params, seed, size, first_episode=first + done, sim=sim)[1]
+
+        return in_chunks(num_episodes, self.cfg.episodes_per_iteration, iteration, on_progress)
+
+    def train_iteration(self, params: SimParams, seed: int, num_episodes: int, *, first_episode: int | None = None,
+                        sim: Simulator | None = None):
+        """One rollout of episodes `first_episode ..` (None: after those already trained) + TRPO
+        step; returns its log entry and the episodes' metrics."""
+        first = training_start(first_episode, self.episodes_trained)
         self._ensure(params, seed)
         start = time.perf_counter()
-        data = self._rollout(params, seed, num_episodes, self.episodes_trained, sim)
+        data = self._rollout(params, seed, num_episodes, first, sim)
         rolled = time.perf_counter()
-        batch, new_weights = self.router_batch(params, data, self.baseline_weights)
-        generator = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + self.episodes_trained)
+        # The episode index also seeds the baseline's row sample and the TRPO subsample.
+        batch, new_weights = self.router_batch(params, data, self.baseline_weights, baseline_seed=first)
+        generator = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + first)
         new_params, stats = trpo_update(
             self.policy.param_dict(), batch, max_kl=self.cfg.max_kl, cg_iterations=self.cfg.cg_iterations,
             cg_damping=self.cfg.cg_damping, fvp_fraction=self.cfg.fvp_fraction, generator=generator,
@@ -383,7 +394,7 @@ class DeepConsensus(RoutingAgent):
             for key, value in new_params.items():
                 self.policy.params[key].copy_(value)
         self.baseline_weights = new_weights
-        self.episodes_trained += num_episodes
+        self.episodes_trained = first + num_episodes
         entry = self._log_entry(params, data, stats, rolled - start, time.perf_counter() - rolled, num_episodes)
         self.log.append(entry)
         return entry, data.metrics

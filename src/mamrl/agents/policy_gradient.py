@@ -43,7 +43,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from mamrl.agents.base import Progress, RoutingAgent, in_chunks
+from mamrl.agents.base import Progress, RoutingAgent, in_chunks, training_start
 from mamrl.errors import MamrlError
 from mamrl.sim import kernel
 from mamrl.sim.evaluate import evaluate_tables
@@ -204,13 +204,14 @@ class PolicyGradient(RoutingAgent):
         self._arrays_for(params)
         return softmax_tables(self.theta, params.topology.degree)
 
-    def train(self, params, seed, num_episodes, *, on_progress: Progress | None = None):
+    def train(self, params, seed, num_episodes, *, first_episode: int | None = None, on_progress: Progress | None = None):
         require_fifo(params, "pg training")  # its compiled loop serves RT_HEAD (evaluation runs tables: any discipline)
+        start = training_start(first_episode, self.episodes_trained)
         self._arrays_for(params)
         net = kernel.make_net(params)
 
         def run(size: int, done: int) -> dict[str, np.ndarray]:
-            first = self.episodes_trained  # successive calls continue with new episodes
+            first = start + done
             state = kernel.make_state(net, draw_traffic(params, seed, size, first))
             uniforms = draw_policy_uniforms(seed, size, params.horizon_ticks, params.topology.num_routers, first)
             scratch = (
@@ -222,7 +223,7 @@ class PolicyGradient(RoutingAgent):
                 net, state, self.theta, self.baseline, self.scale, uniforms, self.cfg.step_size,
                 self.cfg.loss_penalty, bool(self.cfg.loss_honest), self.cfg.baseline_rate, True, scratch,
             )
-            self.episodes_trained += size
+            self.episodes_trained = first + size
             return metrics_for(state, params)
 
         return in_chunks(num_episodes, self.cfg.episodes_per_call, run, on_progress)

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mamrl.agents.base import Progress, RoutingAgent, in_chunks
+from mamrl.agents.base import Progress, RoutingAgent, in_chunks, training_start
 from mamrl.errors import MamrlError
 from mamrl.sim import kernel
 from mamrl.sim.kernel import FATE_LOST, PK_DST, PK_ENQUEUED_TICK, PK_FATE, RT_HEAD
@@ -152,11 +152,12 @@ class QRouting(RoutingAgent):
                                bool(self.cfg.loss_honest), learn)
         return metrics_for(state, params)
 
-    def train(self, params, seed, num_episodes, *, on_progress: Progress | None = None):
-        # Successive calls continue with new episodes of the same seed.
+    def train(self, params, seed, num_episodes, *, first_episode: int | None = None, on_progress: Progress | None = None):
+        start = training_start(first_episode, self.episodes_trained)
+
         def run(size: int, done: int) -> dict[str, np.ndarray]:
-            metrics = self._run(params, seed, size, self.episodes_trained, True)
-            self.episodes_trained += size
+            metrics = self._run(params, seed, size, start + done, True)
+            self.episodes_trained = start + done + size
             return metrics
 
         return in_chunks(num_episodes, self.cfg.episodes_per_call, run, on_progress)

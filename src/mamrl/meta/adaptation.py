@@ -26,7 +26,8 @@ from typing import Callable
 import numpy as np
 import torch
 
-from mamrl.agents.deep_consensus import DeepConsensus, DeepConsensusConfig, rollout
+from mamrl.agents.base import Progress, RoutingAgent, in_chunks, training_start
+from mamrl.agents.deep_consensus import DeepConsensus, DeepConsensusConfig, Rollout, rollout
 from mamrl.agents.networks import init_params, input_dim, slot_mask
 from mamrl.agents.trpo import Params, axpy, policy_gradient, trpo_update
 from mamrl.errors import MamrlError
@@ -84,9 +85,13 @@ def detect_failed_links(acted: np.ndarray, actions: np.ndarray, lost: np.ndarray
     return flagged
 
 
-class DeepOnlineController:
+class DeepOnlineController(RoutingAgent):
     """The deep learner adapting online (Algorithm 2), optionally resetting on detected failures.
-    Follows the failure experiment's controller protocol (`run_episodes`)."""
+    `train` plays its episodes in blocks of `adaptation.episodes_per_step`: each block is rolled out
+    with the current policies, then followed by a reset (if a new failure was detected and this
+    controller resets) or one adaptation step. `evaluate` runs the current policies frozen."""
+
+    learns = True
 
     def __init__(self, name: str, initial: Params, reset_to: Callable[[int], Params] | None,
                  policy_config: DeepConsensusConfig, adaptation: AdaptationConfig, topology: Topology):
@@ -99,17 +104,42 @@ class DeepOnlineController:
         self.valid = slot_mask(topology.degree, topology.max_degree)
         self.known_failed: set[int] = set()
         self.resets = 0
+        self.episodes_trained = 0
+        """Index of the episode after the last one trained on (`training_start`)."""
+        self.steps_taken = 0
+        """Adaptation steps taken; seeds each step's baseline row sample (and TRPO's subsample)."""
         self._link_of_slot = topology.neighbor_table[1]
         feature_dim = input_dim(topology.num_routers, topology.max_degree) + 4
         self.baseline = torch.zeros((topology.num_routers, feature_dim), dtype=torch.float64)
 
-    def run_episodes(self, params: SimParams, seed: int, first_episode: int, num_episodes: int) -> dict[str, np.ndarray]:
+    def train(self, params: SimParams, seed: int, num_episodes: int, *, first_episode: int | None = None,
+              on_progress: Progress | None = None) -> dict[str, np.ndarray]:
+        """Per-episode metrics of the training episodes, plus "reset" (bool: the policies were reset
+        after that episode, the last of its block)."""
+        require_fifo(params, f"{self.name} online adaptation")
+        first = training_start(first_episode, self.episodes_trained)
+
+        def block(size: int, done: int) -> dict[str, np.ndarray]:
+            metrics = self._run_block(params, seed, first + done, size)
+            self.episodes_trained = first + done + size
+            return metrics
+
+        return in_chunks(num_episodes, self.adaptation.episodes_per_step, block, on_progress)
+
+    def evaluate(self, params: SimParams, seed: int, num_episodes: int, *, batch_size: int = 32,
+                 on_progress: Progress | None = None) -> dict[str, np.ndarray]:
+        return in_chunks(num_episodes, batch_size, lambda size, done: self._rollout(params, seed, done, size).metrics,
+                         on_progress)
+
+    def _rollout(self, params: SimParams, seed: int, first_episode: int, num_episodes: int) -> Rollout:
+        cfg = self.learner.cfg
+        return rollout(self.params, self.valid, params, seed, num_episodes, first_episode, reward=cfg.reward,
+                       mask_down_links=cfg.mask_down_links, loss_penalty=cfg.loss_penalty, loss_honest=cfg.loss_honest)
+
+    def _run_block(self, params: SimParams, seed: int, first_episode: int, num_episodes: int) -> dict[str, np.ndarray]:
         """Roll out the block with the current policies, then reset (if a new failure was
         detected and this controller resets) or take one adaptation step."""
-        require_fifo(params, f"{self.name} online adaptation")
-        cfg = self.learner.cfg
-        data = rollout(self.params, self.valid, params, seed, num_episodes, first_episode, reward=cfg.reward,
-                       mask_down_links=cfg.mask_down_links, loss_penalty=cfg.loss_penalty, loss_honest=cfg.loss_honest)
+        data = self._rollout(params, seed, first_episode, num_episodes)
         flagged = detect_failed_links(data.acted, data.actions, -data.loss_signal, self._link_of_slot,
                                       self.adaptation.detect_consecutive_losses)
         new_failures = set(np.flatnonzero(flagged).tolist()) - self.known_failed
@@ -126,17 +156,17 @@ class DeepOnlineController:
         metrics["reset"][-1] = reset
         return metrics
 
-    def _adapt(self, params: SimParams, data) -> None:
-        self.learner.episodes_trained += 1  # varies the baseline's row sample between steps
+    def _adapt(self, params: SimParams, data: Rollout) -> None:
+        self.steps_taken += 1  # varies the baseline's row sample between steps
         if self.adaptation.update == "pg":
-            batch, _ = self.learner.router_batch(params, data, None)
+            batch, _ = self.learner.router_batch(params, data, None, baseline_seed=self.steps_taken)
             grad = policy_gradient(self.params, batch)
             n = self.topology.num_routers
             self.params = axpy(torch.full((n,), self.adaptation.step_size), grad, self.params)
         else:
-            batch, self.baseline = self.learner.router_batch(params, data, self.baseline)
+            batch, self.baseline = self.learner.router_batch(params, data, self.baseline, baseline_seed=self.steps_taken)
             cfg = self.learner.cfg
-            generator = torch.Generator().manual_seed(self.learner.episodes_trained)
+            generator = torch.Generator().manual_seed(self.steps_taken)
             self.params, _ = trpo_update(self.params, batch, max_kl=cfg.max_kl, cg_iterations=cfg.cg_iterations,
                                          cg_damping=cfg.cg_damping, fvp_fraction=cfg.fvp_fraction, generator=generator)
 

@@ -53,7 +53,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from mamrl.agents.base import Progress, RoutingAgent
+from mamrl.agents.base import Progress, RoutingAgent, training_start
 from mamrl.agents.deep_consensus import DeepConsensus, DeepConsensusConfig, Rollout, finite_mean, rollout
 from mamrl.agents.trpo import (
     Params,
@@ -340,7 +340,7 @@ def _sample(learner: DeepConsensus, job: TaskJob, task_params: SimParams, policy
                    reward=cfg.reward, mask_down_links=cfg.mask_down_links, loss_penalty=cfg.loss_penalty,
                    loss_honest=cfg.loss_honest, sim=sim)
     middle = time.perf_counter()
-    batch, _ = learner.router_batch(task_params, roll, None)
+    batch, _ = learner.router_batch(task_params, roll, None, baseline_seed=job.baseline_seed)
     seconds["simulation"] += middle - start - roll.policy_seconds
     seconds["policy_forward"] += roll.policy_seconds
     seconds["batches"] += time.perf_counter() - middle
@@ -353,8 +353,7 @@ def run_task(job: TaskJob) -> TaskResult:
     with the inner-KL penalty's gradient)."""
     cfg, theta, penalty = job.config, job.theta, job.penalty
     seconds = dict.fromkeys(("simulation", "policy_forward", "batches", "inner_step", "meta_gradient"), 0.0)
-    learner = DeepConsensus(cfg)  # for its reward and baseline code: only the baseline's seed is state
-    learner.episodes_trained = job.baseline_seed
+    learner = DeepConsensus(cfg)  # for its reward and baseline code (the baseline's seed comes with the job)
     task_params = job.task.sim_params(job.params)
     sim = Simulator(task_params)
     episode = job.first_episode
@@ -435,6 +434,9 @@ class MetaLearner(RoutingAgent):
     def __init__(self, config: MamlConfig | None = None):
         self.cfg = config or MamlConfig()
         self.learner = DeepConsensus(self.cfg)
+        """Holds the meta-initialisation's policy (its own episode counter is not used)."""
+        self.episodes_trained = 0
+        """Index of the episode after the last one meta-training used (`training_start`), part of the checkpoint."""
         self.log: list[MetaLog] = []
         self.inner_kl_penalty: torch.Tensor | None = None
         """[N] eta per router (see `MamlConfig.inner_kl_target`), part of the checkpoint."""
@@ -449,10 +451,6 @@ class MetaLearner(RoutingAgent):
     @property
     def policy_config(self) -> DeepConsensusConfig:
         return self.cfg
-
-    @property
-    def episodes_trained(self) -> int:
-        return self.learner.episodes_trained
 
     @property
     def episodes_per_update(self) -> int:
@@ -475,18 +473,20 @@ class MetaLearner(RoutingAgent):
         return self.task_distribution(params).sample(rng, self.cfg.tasks_per_iteration)
 
     # ------------------------------------------------------------------ one meta-iteration
-    def meta_iteration(self, params: SimParams, seed: int, tasks: list[FailureTask] | None = None,
-                       ) -> tuple[MetaLog, dict[str, np.ndarray]]:
-        """One meta-update on `tasks` (default: the iteration's sampled tasks); returns its log
-        entry and the post-adaptation episodes' metrics."""
+    def meta_iteration(self, params: SimParams, seed: int, tasks: list[FailureTask] | None = None, *,
+                       first_episode: int | None = None) -> tuple[MetaLog, dict[str, np.ndarray]]:
+        """One meta-update on `tasks` (default: the iteration's sampled tasks) with episodes from
+        `first_episode` on (None: after those already used); returns its log entry and the
+        post-adaptation episodes' metrics."""
         require_fifo(params, "maml")  # before any task is sent to a worker
         learner, cfg = self.learner, self.cfg
+        first = training_start(first_episode, self.episodes_trained)
         learner._ensure(params, seed)
         if tasks is None:
-            tasks = self.sample_tasks(params, self.episodes_trained // cfg.episodes_per_meta_iteration, seed)
+            tasks = self.sample_tasks(params, first // cfg.episodes_per_meta_iteration, seed)
         seconds = dict.fromkeys(("simulation", "policy_forward", "batches", "inner_step", "meta_gradient", "trpo"), 0.0)
         theta = {k: v.detach() for k, v in learner.policy.param_dict().items()}
-        episode = self.episodes_trained
+        episode = first
         data: list[_TaskData] = []
         gradient = {key: torch.zeros_like(v) for key, v in theta.items()}
         penalised = cfg.inner_kl_target > 0
@@ -511,7 +511,7 @@ class MetaLearner(RoutingAgent):
             data.append(result.data)
 
         start = time.perf_counter()
-        generator = torch.Generator().manual_seed(cfg.seed * 1_000_003 + self.episodes_trained)
+        generator = torch.Generator().manual_seed(cfg.seed * 1_000_003 + first)
         fisher = [fisher_vector_product(d.path[-1], d.outer.subsample(cfg.fvp_fraction, generator)
                                         if cfg.fvp_fraction < 1 else d.outer, cfg.cg_damping) for d in data]
 
@@ -548,7 +548,7 @@ class MetaLearner(RoutingAgent):
             for key, value in new_theta.items():
                 learner.policy.params[key].copy_(value)
         seconds["trpo"] += time.perf_counter() - start
-        learner.episodes_trained = episode
+        self.episodes_trained = episode
         if penalised:
             self.inner_kl_penalty = adapt_penalty(penalty, current_inner, cfg.inner_kl_target)
         entry = self._log_entry(params, data, stats, seconds, float(current_inner.mean()), float(penalty.mean()))
@@ -582,13 +582,17 @@ class MetaLearner(RoutingAgent):
         )
 
     # ------------------------------------------------------------------ RoutingAgent
-    def train(self, params: SimParams, seed: int, num_episodes: int, *, on_progress: Progress | None = None):
-        """Meta-iterations until `num_episodes` more episodes are used (whole iterations, at least
-        one); returns the post-adaptation episodes' metrics."""
+    def train(self, params: SimParams, seed: int, num_episodes: int, *, first_episode: int | None = None,
+              on_progress: Progress | None = None):
+        """Meta-iterations from episode `first_episode` on (None: after those already used) until
+        `num_episodes` more episodes are used (whole iterations, at least one); returns the
+        post-adaptation episodes' metrics."""
         per = self.cfg.episodes_per_meta_iteration
         collected = []
+        start = first_episode
         for _ in range(max(1, -(-num_episodes // per))):
-            _, metrics = self.meta_iteration(params, seed)
+            _, metrics = self.meta_iteration(params, seed, first_episode=start)
+            start = None  # later iterations continue after it
             collected.append(metrics)
             if on_progress is not None:
                 on_progress(per)
@@ -604,6 +608,8 @@ class MetaLearner(RoutingAgent):
 
     def state_arrays(self):
         arrays = self.learner.state_arrays()
+        if arrays:
+            arrays["episodes_trained"] = np.array(self.episodes_trained)
         if self.inner_kl_penalty is not None:
             arrays["inner_kl_penalty"] = self.inner_kl_penalty.numpy()
         if self.step_start is not None:
@@ -612,6 +618,7 @@ class MetaLearner(RoutingAgent):
 
     def load_state_arrays(self, arrays):
         self.learner.load_state_arrays(arrays)
+        self.episodes_trained = int(arrays["episodes_trained"])
         # Checkpoints from before the penalty start from the configured eta.
         penalty = arrays.get("inner_kl_penalty")
         self.inner_kl_penalty = None if penalty is None else torch.from_numpy(np.array(penalty, dtype=np.float32))

@@ -1,0 +1,159 @@
+"""The adaptation rule of the link-failure experiment: how many episodes a controller needs to
+adapt to the failure (`RULE_TEXT`), applied to one run's reward and loss curves (`analyse_run`).
+
+One rule for every controller; Table 2 (`adaptation_table.table2`) reports it over seeds.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from mamrl.runs import Row
+
+MA_WINDOW = 10
+"""Episodes in the moving averages of the adaptation rules."""
+TOLERANCE = 0.05
+"""Relative distance to the plateau within which a controller counts as adapted."""
+PLATEAU_SHARE = 0.10
+"""The plateau is the mean reward of the last max(MA_WINDOW, 10% of the episodes) episodes."""
+LOSS_TARGET = 0.01
+"""The loss fraction of the second rule ("episodes until loss < 1%")."""
+NOISE_SIGMAS = 3.0
+"""The band is at least this many standard errors of a 10-episode average on the plateau."""
+
+RULE_TEXT = (
+    "**Episodes to adapt.** Let f be the failure episode and E the number of episodes of the run. The "
+    f"plateau is the mean reward of the last P = max({MA_WINDOW}, ⌈{PLATEAU_SHARE:.0%} · E⌉) episodes. The controller "
+    f"has adapted at the first episode k ≥ f such that the {MA_WINDOW}-episode moving average of the reward "
+    f"stays within the band (below) around the plateau for every window of {MA_WINDOW} episodes lying "
+    f"entirely at or after k (a trailing average MA_j over episodes j−{MA_WINDOW - 1}..j, for every j ≥ k+{MA_WINDOW - 1}); "
+    "we report k − f. If no such k ≤ E − P exists, the controller has not adapted within the budget E − P − f "
+    f"(shown as \"> budget\"). **Episodes until loss < {LOSS_TARGET:.0%}** is the same with the condition "
+    f"\"the {MA_WINDOW}-episode moving average of the loss fraction is below {LOSS_TARGET:.0%}\". A controller can "
+    "adapt quickly to a bad plateau (SPA, which never reacts, \"adapts\" at once to losing packets): read the "
+    "plateau reward, loss fraction and sojourn time beside the episode counts. Near saturation rewards are noisy "
+    "from episode to episode, and a 5% band alone would then be crossed by chance: the band is therefore "
+    f"max({TOLERANCE:.0%} · |plateau|, {NOISE_SIGMAS:g} · SE) with SE = SD · √(1/{MA_WINDOW} + 1/P), the standard error "
+    f"of a {MA_WINDOW}-episode average minus the plateau mean on a settled curve; SD is the episode-to-episode standard "
+    "deviation of the plateau window's rewards, from successive differences (SD(diff)/√2, blind to a remaining "
+    f"trend). *band/noise* is {TOLERANCE:.0%} · |plateau| / SE: below {NOISE_SIGMAS:g} the noise term set the band."
+)
+"""The adaptation rule, written once: docs, table2.md and `episodes_to_adapt` all use it."""
+
+
+def plateau_window(episodes: int) -> int:
+    """P = max(MA_WINDOW, ⌈PLATEAU_SHARE · episodes⌉)."""
+    return max(MA_WINDOW, math.ceil(PLATEAU_SHARE * episodes - 1e-9))
+
+
+def _window_means(values: np.ndarray, start: int, window: int) -> np.ndarray:
+    """Means of values[s:s+window] for s = start .. len-window (NaN-ignoring; NaN if all NaN)."""
+    values = np.asarray(values, dtype=np.float64)
+    count = len(values) - window - start + 1
+    if count <= 0:
+        return np.empty(0)
+    stacked = np.lib.stride_tricks.sliding_window_view(values[start:], window)
+    finite = np.isfinite(stacked)
+    sums = np.where(finite, stacked, 0.0).sum(axis=1)
+    n = finite.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n > 0, sums / np.maximum(n, 1), np.nan)
+
+
+def _settled_from(ok: np.ndarray, start: int, last_start: int) -> int | None:
+    """First k >= start with ok[s - start] for every window start s >= k, if k <= last_start."""
+    bad = np.flatnonzero(~ok)
+    k = start if bad.size == 0 else start + int(bad[-1]) + 1
+    return k if k <= last_start else None
+
+
+@dataclass(frozen=True)
+class Adaptation:
+    """The adaptation rule (`RULE_TEXT`) applied to one run."""
+
+    episodes_to_adapt: int | None
+    """k − f, or None: not adapted within the budget."""
+    episodes_to_low_loss: int | None
+    """The same for "loss below LOSS_TARGET", or None."""
+    budget: int
+    """E − P − f: the largest value either count can take."""
+    plateau_reward: float
+    """Mean reward of the last P episodes."""
+    plateau_loss_fraction: float
+    plateau_sojourn_time: float
+    plateau_delivery_time: float
+    pre_failure_reward: float
+    """Mean reward of the MA_WINDOW episodes before the failure (NaN if there are none)."""
+    band_to_noise: float
+    """TOLERANCE·|plateau| divided by the standard deviation a MA_WINDOW-episode average of
+    independent episodes would have, estimated from the plateau window (SD/√MA_WINDOW). Below
+    about 2, chance alone takes moving averages out of the band: the count measures noise."""
+
+
+def plateau_noise(rewards: np.ndarray) -> float:
+    """Standard error of (a MA_WINDOW-episode average - the plateau mean) on a settled curve:
+    SD * sqrt(1/MA_WINDOW + 1/P) for the P plateau episodes `rewards`, with their
+    episode-to-episode SD estimated from successive differences (SD(diff) / sqrt 2) so that a
+    curve still trending in the window does not count its trend as noise."""
+    values = np.asarray(rewards, dtype=np.float64)
+    values = values[np.isfinite(values)]
+    if values.size < 3:
+        return float("nan")
+    sd = float(np.diff(values).std(ddof=1)) / math.sqrt(2)
+    return sd * math.sqrt(1 / MA_WINDOW + 1 / values.size)
+
+
+def episodes_to_adapt(reward: np.ndarray, fail_episode: int) -> tuple[int | None, float, int]:
+    """(k − f or None, plateau, budget) of a reward curve under `RULE_TEXT`."""
+    reward = np.asarray(reward, dtype=np.float64)
+    n = len(reward)
+    window = plateau_window(n)
+    plateau = float(np.nanmean(reward[n - window:])) if np.isfinite(reward[n - window:]).any() else float("nan")
+    budget = n - window - fail_episode
+    means = _window_means(reward, fail_episode, MA_WINDOW)
+    if not math.isfinite(plateau) or budget < 0:
+        return None, plateau, budget
+    noise = plateau_noise(reward[n - window:])
+    band = max(TOLERANCE * abs(plateau), NOISE_SIGMAS * (noise if math.isfinite(noise) else 0.0))
+    ok = np.isfinite(means) & (np.abs(means - plateau) <= band)
+    k = _settled_from(ok, fail_episode, n - window)
+    return (None if k is None else k - fail_episode), plateau, budget
+
+
+def episodes_to_low_loss(loss: np.ndarray, fail_episode: int, threshold: float = LOSS_TARGET) -> int | None:
+    """k − f for "the MA_WINDOW-episode moving average of the loss fraction stays below
+    `threshold`", with the same budget as `episodes_to_adapt`; None if not within it."""
+    loss = np.asarray(loss, dtype=np.float64)
+    n = len(loss)
+    means = _window_means(loss, fail_episode, MA_WINDOW)
+    ok = np.isfinite(means) & (means < threshold)
+    k = _settled_from(ok, fail_episode, n - plateau_window(n))
+    return None if k is None else k - fail_episode
+
+
+def analyse_run(rows: Sequence[Row]) -> Adaptation:
+    """The adaptation rule on one run's rows (episodes in order)."""
+    rows = sorted(rows, key=lambda r: int(r["episode"]))
+    f = next((int(r["episode"]) for r in rows if r["phase"] != "intact"), len(rows))
+    reward = np.array([r["reward"] for r in rows], dtype=np.float64)
+    adapt, plateau, budget = episodes_to_adapt(reward, f)
+    loss = np.array([r["loss_fraction"] for r in rows], dtype=np.float64)
+    tail = rows[len(rows) - plateau_window(len(rows)):]
+
+    def tail_mean(key: str) -> float:
+        values = np.array([r[key] for r in tail], dtype=np.float64)
+        return float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
+
+    before = reward[max(0, f - MA_WINDOW):f]
+    noise = plateau_noise(reward[len(rows) - len(tail):])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = float(np.float64(TOLERANCE * abs(plateau)) / noise) if math.isfinite(noise) else float("nan")
+    return Adaptation(
+        adapt, episodes_to_low_loss(loss, f), budget, plateau, tail_mean("loss_fraction"),
+        tail_mean("mean_sojourn_time"), tail_mean("mean_delivery_time"),
+        float(np.nanmean(before)) if np.isfinite(before).any() else float("nan"), ratio,
+    )

@@ -1,0 +1,429 @@
+"""The link-failure experiment's config: `FailureExperimentConfig`, its presets, validation and
+`build_failure_config` (defaults ← preset ← config file ← overrides), and the runs it asks for."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import math
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from mamrl.errors import MamrlError
+from mamrl.executors import available_cores
+from mamrl.experiments.config import check_int, check_seeds, layered_values
+from mamrl.experiments.config import check_fields as _check_fields
+from mamrl.experiments.failures.adaptation_rule import plateau_window
+from mamrl.experiments.failures.controllers import (
+    CLASSICAL_CONTROLLERS,
+    CONTROLLER_NAMES,
+    DEEP_CONTROLLERS,
+    DEFAULT_CONTROLLERS,
+)
+from mamrl.meta.tasks import link_label
+from mamrl.runs import config_hash
+
+CONFIG_FORMAT = "mamrl-failures-config/1"
+"""Format tag of the resolved config (in `config.json`)."""
+
+
+@dataclass(frozen=True)
+class FailureExperimentConfig:
+    """The link-failure experiment: one topology, test links × controllers × seeds, each an online run."""
+
+    topology: str = "b4"
+    """A built-in name (`b4`, `geant`, `att`) or a topology file/directory."""
+    load: float = 0.3
+    """λ, new packets per router per tick (paper: 0.3)."""
+    horizon_ticks: int = 500
+    """Episode length H in ticks (paper: 500)."""
+    seeds: tuple[int, ...] = (0, 1)
+    """Traffic seeds (integers >= 0); a run plays episodes 0 .. episodes-1 of its seed. Curves show seed bands."""
+    failures: tuple[str, ...] = ()
+    """Test links (`A-B` by router names, link names or ids); empty = the paper's three for a built-in."""
+    held_out: tuple[str, ...] = ()
+    """More test links, also never failed in meta-training (generalisation to unseen failures)."""
+    fail_episode: int = 20
+    """First episode with the link down (episodes before it run on the intact network)."""
+    fail_tick: int = 0
+    """Tick the link goes down in the failure episode (in later episodes it is down from tick 0)."""
+    episodes: int = 200
+    """Episodes per run in total (before and after the failure)."""
+    episodes_per_step: int = 5
+    """Episodes per controller call (one learning step of the deep controllers)."""
+    controllers: tuple[str, ...] = DEFAULT_CONTROLLERS
+    """Controllers: spa, spa-reconverge, q-routing, mamrl-init, continued, random-init."""
+    loss_penalty_ticks: float = 0.0
+    """Extra cost of a lost packet in the common reward, in ticks, on top of its age at the horizon
+    (`common_reward`); 0 = the reward is minus the sojourn time of every packet."""
+    reconvergence_delay_ticks: int = 50
+    """spa-reconverge: ticks after the failure until the paths avoid the failed link."""
+    q_routing: Mapping[str, Any] = field(default_factory=dict)
+    """Q-routing hyper-parameters (`QRoutingConfig` fields); unnamed ones keep their defaults."""
+    adaptation: Mapping[str, Any] = field(default_factory=dict)
+    """Deep controllers' online adaptation settings (`AdaptationConfig` fields)."""
+    maml: Mapping[str, Any] = field(default_factory=dict)
+    """Meta-training settings (`MamlConfig` fields, including the policy's), used when no finished meta-training is found."""
+    meta_iterations: int = 300
+    """MAML-TRPO meta-iterations of the meta-training (the paper authors configured 300)."""
+    meta_seed: int = 0
+    """Seed of the meta-training's traffic and task draws."""
+    meta_init: str | None = None
+    """Meta-training directory to reuse (resumed if unfinished), or a maml `checkpoint.pt` used as
+    it is; None = `<output>/meta`."""
+    workers: int | None = None
+    """Worker processes running (failure, controller, seed) runs in parallel; None = one per core. Never changes the results."""
+    output: str = "runs/failures"
+    """Output directory (curves.csv, table2.md/.csv, figures, config.json, run.json)."""
+
+    # ------------------------------------------------------------------ derived values
+    def topology_value(self):
+        return cached_topology(self.topology)
+
+    def test_links(self) -> list[tuple[str, int, bool]]:
+        """(label `A-B`, link id, held out) of every test link, failures first, then held-out ones."""
+        topo = self.topology_value()
+        failures = self.failures or tuple(_paper_links(self.topology))
+        out = [(link_label(topo, topo.link_id(s)), topo.link_id(s), False) for s in failures]
+        out += [(link_label(topo, topo.link_id(s)), topo.link_id(s), True) for s in self.held_out]
+        return out
+
+    @property
+    def deep(self) -> bool:
+        """Whether any controller needs the meta-initialisation."""
+        return any(c in DEEP_CONTROLLERS for c in self.controllers)
+
+    def plateau_window(self) -> int:
+        return plateau_window(self.episodes)
+
+    def resolved(self) -> dict[str, Any]:
+        """The result-determining config, JSON-ready: everything but `workers` and `output`, test
+        links as `A-B`, and every used controller's full settings (defaults filled in)."""
+        from mamrl.agents.q_routing import QRoutingConfig
+        from mamrl.runs import jsonable
+
+        topo = self.topology_value()
+        links = self.test_links()
+        resolved: dict[str, Any] = {
+            "format": CONFIG_FORMAT,
+            "topology": self.topology,
+            "routers": topo.num_routers,
+            "links": topo.num_links,
+            "load": self.load,
+            "horizon_ticks": self.horizon_ticks,
+            "seeds": list(self.seeds),
+            "failures": [label for label, _, held in links if not held],
+            "held_out": [label for label, _, held in links if held],
+            "fail_episode": self.fail_episode,
+            "fail_tick": self.fail_tick,
+            "episodes": self.episodes,
+            "episodes_per_step": self.episodes_per_step,
+            "controllers": list(self.controllers),
+            "loss_penalty_ticks": self.loss_penalty_ticks,
+        }
+        if any(c.endswith("-reconverge") for c in self.controllers):
+            resolved["reconvergence_delay_ticks"] = self.reconvergence_delay_ticks
+        if "q-routing" in self.controllers:
+            resolved["q_routing"] = dataclasses.asdict(QRoutingConfig(**dict(self.q_routing)))
+        if self.deep:
+            resolved["adaptation"] = _dataclass_values(adaptation_config(self.adaptation, self.episodes_per_step))
+            resolved["maml"] = _dataclass_values(maml_config(self.maml, resolved["held_out"]))
+            resolved["meta_iterations"] = self.meta_iterations
+            resolved["meta_seed"] = self.meta_seed
+            resolved["meta_init"] = self.meta_init
+        return json.loads(json.dumps(jsonable(resolved), allow_nan=False))
+
+    def config_hash(self) -> str:
+        return config_hash(self.resolved())
+
+    def effective_workers(self) -> int:
+        return self.workers if self.workers is not None else available_cores()
+
+    def runs(self) -> list["Run"]:
+        """Every run in canonical order: test links, controllers, seeds."""
+        return [
+            Run(self.topology, label, controller, int(seed))
+            for label, _, _ in self.test_links()
+            for controller in self.controllers
+            for seed in self.seeds
+        ]
+
+    def as_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        for key in ("q_routing", "adaptation", "maml"):
+            out[key] = dict(getattr(self, key))
+        for key in ("seeds", "failures", "held_out", "controllers"):
+            out[key] = list(out[key])
+        return out
+
+
+def _dataclass_values(value: Any) -> dict[str, Any]:
+    return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+
+
+def adaptation_config(settings: Mapping[str, Any], episodes_per_step: int):
+    """`AdaptationConfig` of the deep controllers from `settings` (lazy import). A deep controller
+    takes one adaptation step per call, so its `episodes_per_step` is the driver's."""
+    from mamrl.meta.adaptation import AdaptationConfig
+
+    values = dict(settings)
+    if values.get("episodes_per_step", episodes_per_step) != episodes_per_step:
+        raise MamrlError(f"adaptation.episodes_per_step: set by the experiment's episodes_per_step ({episodes_per_step}), "
+                         f"got {values['episodes_per_step']!r}")
+    if "episodes_per_step" in {f.name for f in dataclasses.fields(AdaptationConfig)}:
+        values["episodes_per_step"] = episodes_per_step
+    return _build(AdaptationConfig, values, "adaptation")
+
+
+def maml_config(settings: Mapping[str, Any], held_out: Sequence[str] = ()):
+    """`MamlConfig` from `settings`, with the held-out test links added to its held-out links."""
+    from mamrl.meta.maml import MamlConfig
+
+    values = dict(settings)
+    values["held_out"] = tuple(dict.fromkeys([*values.get("held_out", ()), *held_out]))
+    return _build(MamlConfig, values, "maml")
+
+
+def _build(cls: Any, settings: Mapping[str, Any], label: str) -> Any:
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(settings) - known)
+    if unknown:
+        raise MamrlError(f"{label}: unknown setting(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+    try:
+        return cls(**dict(settings))
+    except MamrlError as exc:
+        raise MamrlError(f"{label}: {exc}") from None
+    except (TypeError, ValueError) as exc:
+        raise MamrlError(f"{label}: {exc}") from None
+
+
+@functools.lru_cache(maxsize=16)
+def cached_topology(spec: str):
+    from mamrl.topologies import load_topology
+
+    return load_topology(spec)
+
+
+def _paper_links(spec: str) -> list[str]:
+    from mamrl.topologies import builtin_names, paper_failure_links
+
+    if spec.lower() not in builtin_names():
+        raise MamrlError(f"failures: topology {spec!r} is not a built-in, so it has no paper failures: name the test links")
+    return paper_failure_links(spec.lower())
+
+
+# ------------------------------------------------------------------------------ presets and validation
+PRESETS: dict[str, dict[str, Any]] = {
+    # The classical controllers on b4's three paper failures: seconds. (Add the deep controllers
+    # with a small `maml` budget once meta-training is cheap enough to be quick.)
+    "quick": {
+        "topology": "b4",
+        "load": 0.3,
+        "horizon_ticks": 500,
+        "seeds": [0, 1],
+        "fail_episode": 20,
+        "episodes": 200,
+        "episodes_per_step": 5,
+        "controllers": list(CLASSICAL_CONTROLLERS),
+        "output": "runs/failures-quick",
+    },
+    # The paper's E2 (§4.3): λ = 0.3, H = 500, every controller, 1000 episodes after the failure so
+    # that random-init's slow adaptation (paper: 800-1000 episodes) is visible, 3 seeds.
+    "paper": {
+        "topology": "b4",
+        "load": 0.3,
+        "horizon_ticks": 500,
+        "seeds": [0, 1, 2],
+        "fail_episode": 20,
+        "episodes": 1020,
+        "episodes_per_step": 5,
+        "controllers": list(DEFAULT_CONTROLLERS),
+        "output": "runs/failures-paper",
+    },
+}
+"""Named starting points; any field can be overridden by a config file or a flag."""
+
+FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(FailureExperimentConfig))
+
+
+def _number(value: Any, label: str, *, positive: bool) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise MamrlError(f"{label}: expected a finite number, got {value!r}")
+    if (value <= 0) if positive else (value < 0):
+        raise MamrlError(f"{label}: must be {'>' if positive else '>='} 0, got {value!r}")
+    return float(value)
+
+
+def _str_list(value: Any, label: str, *, allow_empty: bool) -> tuple[str, ...]:
+    if not isinstance(value, (list, tuple)):
+        raise MamrlError(f"{label}: expected a list, got {value!r}")
+    if not value and not allow_empty:
+        raise MamrlError(f"{label}: must not be empty")
+    out = []
+    for k, item in enumerate(value):
+        if isinstance(item, bool) or not isinstance(item, (str, int)) or not str(item).strip():
+            raise MamrlError(f"{label}[{k}]: expected a name, got {item!r}")
+        text = str(item).strip()
+        if text in out:
+            raise MamrlError(f"{label}: {text!r} is listed twice")
+        out.append(text)
+    return tuple(out)
+
+
+def _check_topology(value: Any, label: str) -> str:
+    from mamrl.topologies import builtin_names
+
+    if not isinstance(value, str) or not value.strip():
+        raise MamrlError(f"{label}: expected a topology name or path, got {value!r}")
+    name = value.strip()
+    if name.lower() in builtin_names():
+        return name.lower()
+    try:
+        cached_topology(name)
+    except MamrlError as exc:
+        raise MamrlError(f"{label}: {exc}") from None
+    return name
+
+
+def _check_controllers(value: Any, label: str) -> tuple[str, ...]:
+    names = tuple(n.lower() for n in _str_list(value, label, allow_empty=False))
+    for k, name in enumerate(names):
+        if name not in CONTROLLER_NAMES:
+            raise MamrlError(f"{label}[{k}]: unknown controller {name!r} (choose from {', '.join(CONTROLLER_NAMES)})")
+    if len(set(names)) != len(names):
+        raise MamrlError(f"{label}: a controller is listed twice")
+    return names
+
+
+def _check_settings(value: Any, label: str) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        raise MamrlError(f"{label}: expected a table of settings, got {value!r}")
+    return {str(k): v for k, v in value.items()}
+
+
+def _check_optional_path(value: Any, label: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, (str, os.PathLike)) or not str(value).strip():
+        raise MamrlError(f"{label}: expected a path, got {value!r}")
+    return str(value)
+
+
+def _check_output(value: Any, label: str) -> str:
+    if not isinstance(value, (str, os.PathLike)) or not str(value).strip():
+        raise MamrlError(f"{label}: expected a directory name, got {value!r}")
+    return str(value)
+
+
+_CHECKS: dict[str, Callable[[Any, str], Any]] = {
+    "topology": _check_topology,
+    "load": lambda v, label: _number(v, label, positive=True),
+    "horizon_ticks": lambda v, label: check_int(v, label, 1),
+    "seeds": check_seeds,
+    "failures": lambda v, label: _str_list(v, label, allow_empty=True),
+    "held_out": lambda v, label: _str_list(v, label, allow_empty=True),
+    "fail_episode": lambda v, label: check_int(v, label, 0),
+    "fail_tick": lambda v, label: check_int(v, label, 0),
+    "episodes": lambda v, label: check_int(v, label, 1),
+    "episodes_per_step": lambda v, label: check_int(v, label, 1),
+    "controllers": _check_controllers,
+    "loss_penalty_ticks": lambda v, label: _number(v, label, positive=False),
+    "reconvergence_delay_ticks": lambda v, label: check_int(v, label, 0),
+    "q_routing": _check_settings,
+    "adaptation": _check_settings,
+    "maml": _check_settings,
+    "meta_iterations": lambda v, label: check_int(v, label, 1),
+    "meta_seed": lambda v, label: check_int(v, label, 0),
+    "meta_init": _check_optional_path,
+    "workers": lambda v, label: None if v is None else check_int(v, label, 1),
+    "output": _check_output,
+}
+
+
+def check_fields(values: Mapping[str, Any], label: Callable[[str], str]) -> dict[str, Any]:
+    """Validated, normalised values of the given fields; `label(field)` says where each came from."""
+    return _check_fields(values, label, _CHECKS)
+
+
+def validate(config: FailureExperimentConfig, label: Callable[[str], str] | None = None) -> FailureExperimentConfig:
+    """Check every field and the relations between them (one-line `MamrlError`s naming the field)."""
+    label = label or (lambda key: key)
+    checked = check_fields({f: getattr(config, f) for f in FIELD_NAMES}, label)
+    config = FailureExperimentConfig(**checked)
+    topo = config.topology_value()
+    if config.fail_episode >= config.episodes:
+        raise MamrlError(
+            f"{label('fail_episode')}: the failure episode ({config.fail_episode}) must come before the end of the run "
+            f"({config.episodes} episodes)"
+        )
+    after = config.episodes - config.fail_episode
+    if after <= config.plateau_window():
+        raise MamrlError(
+            f"{label('episodes')}: {after} episode(s) after the failure leave nothing before the plateau window of "
+            f"{config.plateau_window()} episodes; raise the episodes or lower the failure episode"
+        )
+    if config.fail_tick >= config.horizon_ticks:
+        raise MamrlError(f"{label('fail_tick')}: {config.fail_tick} is at or after the horizon ({config.horizon_ticks} ticks)")
+    seen: dict[int, str] = {}
+    for field_name in ("failures", "held_out"):
+        specs = getattr(config, field_name) or (tuple(_paper_links(config.topology)) if field_name == "failures" else ())
+        for spec in specs:
+            try:
+                link = topo.link_id(spec)
+            except MamrlError as exc:
+                raise MamrlError(f"{label(field_name)}: {exc}") from None
+            if link in seen:
+                raise MamrlError(f"{label(field_name)}: link {link_label(topo, link)} is listed twice (as {seen[link]!r} and {spec!r})")
+            if topo.links[link].capacity <= 0:
+                raise MamrlError(f"{label(field_name)}: link {link_label(topo, link)} has no capacity (already down)")
+            seen[link] = spec
+    if "q-routing" in config.controllers:
+        from mamrl.agents.q_routing import QRouting, QRoutingConfig
+
+        q_config = _build(QRoutingConfig, config.q_routing, label("q_routing"))
+        try:
+            QRouting(q_config)  # checks the ranges
+        except MamrlError as exc:
+            raise MamrlError(f"{label('q_routing')}: {exc}") from None
+    if config.deep:
+        try:
+            config.resolved()  # builds AdaptationConfig and MamlConfig: bad settings fail here
+        except ImportError as exc:
+            raise MamrlError(f"controllers: the deep controllers need mamrl.meta ({exc})") from None
+    return config
+
+
+def build_failure_config(
+    *,
+    preset: str | None = None,
+    file: str | os.PathLike[str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    override_label: Callable[[str], str] | None = None,
+) -> FailureExperimentConfig:
+    """Defaults ← preset ← config file (TOML/JSON; may name `preset`) ← overrides, validated.
+    Without a preset and a file, `quick` is the base."""
+    values, source = layered_values(PRESETS, check_fields, preset=preset, file=file, overrides=overrides,
+                                    override_label=override_label)
+    return validate(FailureExperimentConfig(**values), source)
+
+
+# ------------------------------------------------------------------------------ runs
+@dataclass(frozen=True, order=True)
+class Run:
+    """One online run: a controller through all episodes of one seed, one test link failing."""
+
+    topology: str
+    failure: str
+    controller: str
+    seed: int
+
+    @property
+    def key(self) -> tuple[str, str, str, int]:
+        return (self.topology, self.failure, self.controller, self.seed)
+
+    def __str__(self) -> str:
+        return f"{self.topology} {self.failure} {self.controller} seed {self.seed}"
+

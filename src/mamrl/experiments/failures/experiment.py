@@ -1,0 +1,503 @@
+"""Running the link-failure experiment: the schedule that drives a controller through a run, the
+runs as worker tasks (`run_failure_run`), `curves.csv`, the meta-initialisation of the deep
+controllers, and `run_failure_experiment`, which runs (or resumes) them all into an output directory."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import mamrl
+from mamrl.errors import MamrlError
+from mamrl.executors import CellExecutor, make_backend_executor, single_threaded
+from mamrl.experiments.failures.config import (
+    CONFIG_FORMAT,
+    FailureExperimentConfig,
+    Run,
+    adaptation_config,
+    cached_topology,
+    maml_config,
+)
+from mamrl.experiments.failures.controllers import (
+    DEEP_CONTROLLERS,
+    QUEUE_CONTROLLERS,
+    STATIC_CONTROLLERS,
+    AgentController,
+    BackpressureController,
+    Controller,
+    QRoutingController,
+    ReconvergingController,
+    StaticRoutingController,
+    common_reward,
+)
+from mamrl.runs import ResultsTable, Row, TableSchema, read_table
+from mamrl.sim.metrics import METRIC_INFO, predates_loss_honest, predates_loss_honest_message
+from mamrl.sim.params import LinkFailure, SimParams
+
+META_INIT_FORMAT = "mamrl-meta-init/1"
+
+
+# ------------------------------------------------------------------------------ the schedule
+@dataclass(frozen=True)
+class Block:
+    """Consecutive episodes a controller runs in one call, all with the same parameters."""
+
+    first: int
+    """Index of the first episode."""
+    count: int
+    """Number of episodes."""
+    phase: str
+    """`intact` (before the failure), `failure` (contains the failure episode) or `failed` (after it)."""
+
+
+def episode_blocks(episodes: int, fail_episode: int, fail_tick: int, episodes_per_step: int) -> list[Block]:
+    """The blocks of a run: steps of `episodes_per_step` episodes, cut at the failure episode;
+    with `fail_tick > 0` the failure episode is a block of its own (its parameters differ)."""
+    blocks: list[Block] = []
+
+    def cut(start: int, end: int, phase: str) -> None:
+        k = start
+        while k < end:
+            size = min(episodes_per_step, end - k)
+            blocks.append(Block(k, size, phase))
+            k += size
+
+    cut(0, fail_episode, "intact")
+    if fail_tick > 0:
+        cut(fail_episode, fail_episode + 1, "failure")
+        cut(fail_episode + 1, episodes, "failed")
+    else:
+        start = len(blocks)
+        cut(fail_episode, episodes, "failed")
+        blocks[start] = dataclasses.replace(blocks[start], phase="failure")
+    return blocks
+
+
+def block_params(intact: SimParams, link: int, block: Block, fail_episode: int, fail_tick: int) -> SimParams:
+    """The `SimParams` of a block: intact before the failure episode; the link down from
+    `fail_tick` in the failure episode, from tick 0 after it."""
+    if block.first + block.count <= fail_episode:
+        return intact
+    tick = fail_tick if block.first == fail_episode else 0
+    return intact.replace(failures=(LinkFailure(link, tick),))
+
+
+def episode_phases(episodes: int, fail_episode: int) -> list[str]:
+    """`intact` / `failure` / `failed` per episode."""
+    return ["intact" if e < fail_episode else "failure" if e == fail_episode else "failed" for e in range(episodes)]
+
+
+def run_schedule(
+    controller: Controller,
+    intact: SimParams,
+    link: int,
+    seed: int,
+    *,
+    episodes: int,
+    fail_episode: int,
+    fail_tick: int = 0,
+    episodes_per_step: int = 5,
+) -> dict[str, np.ndarray]:
+    """Drive one controller through a run: per-episode arrays [episodes] of every metric in
+    METRIC_INFO, plus `reset` (bool)."""
+    out: dict[str, list[np.ndarray]] = {k: [] for k in (*METRIC_INFO, "reset")}
+    for block in episode_blocks(episodes, fail_episode, fail_tick, episodes_per_step):
+        params = block_params(intact, link, block, fail_episode, fail_tick)
+        metrics = controller.run_episodes(params, seed, block.first, block.count)
+        missing = [k for k in METRIC_INFO if k not in metrics]
+        if missing:
+            raise MamrlError(f"controller {controller.name!r} returned no {', '.join(missing)}")
+        for key in METRIC_INFO:
+            values = np.asarray(metrics[key], dtype=np.float64)
+            if values.shape != (block.count,):
+                raise MamrlError(
+                    f"controller {controller.name!r} returned {key} of shape {values.shape} for {block.count} episodes"
+                )
+            out[key].append(values)
+        reset = np.asarray(metrics.get("reset", np.zeros(block.count, dtype=bool)), dtype=bool)
+        if reset.shape != (block.count,):
+            raise MamrlError(f"controller {controller.name!r} returned reset of shape {reset.shape} for {block.count} episodes")
+        out["reset"].append(reset)
+    return {k: np.concatenate(v) for k, v in out.items()}
+
+
+# ------------------------------------------------------------------------------ runs
+@dataclass(frozen=True)
+class RunTask:
+    """Everything a worker needs to compute a run (picklable)."""
+
+    run: Run
+    config: dict[str, Any]
+    """The resolved config."""
+    config_hash: str
+    meta_init_file: str | None = None
+    """`meta_init.pt` written by the driver (deep controllers only)."""
+
+
+@dataclass
+class RunResult:
+    """A finished run's rows and wall time."""
+
+    run: Run
+    rows: list[dict[str, Any]]
+    wall_s: float
+
+
+KEY_COLUMNS: tuple[str, ...] = ("topology", "failure", "controller", "seed", "episode")
+COLUMNS: tuple[str, ...] = (
+    "config_hash",
+    "topology",
+    "failure",
+    "held_out",
+    "controller",
+    "seed",
+    "episode",
+    "phase",
+    "reset",
+    "reward",
+    *METRIC_INFO,
+    "mamrl_version",
+)
+"""Header of curves.csv: one row per (topology, failure, controller, seed, episode)."""
+
+_INT_COLUMNS = {"seed", "episode", "held_out", "reset"}
+_STR_COLUMNS = {"config_hash", "topology", "failure", "controller", "phase", "mamrl_version"}
+
+
+def intact_params(config: Mapping[str, Any]) -> SimParams:
+    return SimParams(cached_topology(config["topology"]), config["load"], horizon_ticks=config["horizon_ticks"])
+
+
+def load_meta_init(path: str | os.PathLike[str]) -> tuple[dict[str, Any], Any]:
+    """(meta-initialisation tensors, DeepConsensusConfig) from a `meta_init.pt`."""
+    import torch
+
+    from mamrl.agents.deep_consensus import DeepConsensusConfig
+
+    try:
+        payload = torch.load(Path(path), map_location="cpu", weights_only=True)
+        if payload.get("format") != META_INIT_FORMAT:
+            raise ValueError("format")
+        values = json.loads(payload["policy_config"])
+    except Exception as exc:  # missing, corrupt or foreign: one line
+        raise MamrlError(f"meta-initialisation {str(path)!r} is unreadable ({type(exc).__name__})") from None
+    known = {f.name for f in dataclasses.fields(DeepConsensusConfig)}
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if k in known}
+    return dict(payload["params"]), DeepConsensusConfig(**values)
+
+
+def make_controller(task: RunTask) -> Controller:
+    """The controller of a task, freshly initialised."""
+    cfg, name = task.config, task.run.controller
+    if name in STATIC_CONTROLLERS:
+        if name.endswith("-reconverge"):
+            return ReconvergingController(name.removesuffix("-reconverge"), cfg["reconvergence_delay_ticks"])
+        return StaticRoutingController(name)
+    if name in QUEUE_CONTROLLERS:
+        return BackpressureController(name)
+    if name == "q-routing":
+        return QRoutingController(cfg["q_routing"])
+    if name in DEEP_CONTROLLERS:
+        from mamrl.meta.adaptation import make_deep_controllers
+
+        if task.meta_init_file is None:
+            raise MamrlError(f"controller {name!r} needs a meta-initialisation")
+        init, policy_config = load_meta_init(task.meta_init_file)
+        adaptation = adaptation_config(cfg["adaptation"], cfg["episodes_per_step"])
+        agents = make_deep_controllers(init, cached_topology(cfg["topology"]), policy_config, adaptation, task.run.seed)
+        for agent in agents:
+            if agent.name == name:
+                return AgentController(name, agent)
+        raise MamrlError(f"make_deep_controllers returned no controller named {name!r}")
+    raise MamrlError(f"unknown controller {name!r}")
+
+
+def run_failure_run(task: RunTask) -> RunResult:
+    """Compute one run's curve rows (runs in a worker process)."""
+    start = time.perf_counter()
+    cfg, run = task.config, task.run
+    intact = intact_params(cfg)
+    topo = intact.topology
+    link = topo.link_id(run.failure)
+    with single_threaded():
+        controller = make_controller(task)
+        per_episode = run_schedule(
+            controller, intact, link, run.seed, episodes=cfg["episodes"], fail_episode=cfg["fail_episode"],
+            fail_tick=cfg["fail_tick"], episodes_per_step=cfg["episodes_per_step"],
+        )
+    reward = common_reward(per_episode, cfg["loss_penalty_ticks"])
+    phases = episode_phases(cfg["episodes"], cfg["fail_episode"])
+    held = run.failure in cfg["held_out"]
+    rows = []
+    for e in range(cfg["episodes"]):
+        row: Row = {
+            "config_hash": task.config_hash,
+            "topology": run.topology,
+            "failure": run.failure,
+            "held_out": int(held),
+            "controller": run.controller,
+            "seed": run.seed,
+            "episode": e,
+            "phase": phases[e],
+            "reset": int(bool(per_episode["reset"][e])),
+            "reward": float(reward[e]),
+        }
+        for key in METRIC_INFO:
+            row[key] = float(per_episode[key][e])
+        row["mamrl_version"] = mamrl.__version__
+        rows.append(row)
+    return RunResult(run, rows, time.perf_counter() - start)
+
+
+def run_cost(task: RunTask) -> float:
+    """Relative cost, to start the longest runs first (results unaffected)."""
+    weight = 100.0 if task.run.controller in DEEP_CONTROLLERS else 2.0 if task.run.controller == "q-routing" else 1.0
+    return weight * task.config["episodes"] * task.config["horizon_ticks"]
+
+
+# ------------------------------------------------------------------------------ executors
+def describe_run(task: RunTask) -> str:
+    """A task's name in error messages."""
+    return f"run {task.run}"
+
+
+def make_run_executor(workers: int | None, *, backend: str = "local", address: str | None = None) -> CellExecutor:
+    """The sweep's executors running failure runs, longest first: locally in process for one
+    worker, else a process pool; or on Ray (`backend="ray"`, see `make_backend_executor`)."""
+    return make_backend_executor(backend, workers, address, run=run_failure_run, cost=run_cost, describe=describe_run)
+
+
+# ------------------------------------------------------------------------------ curves.csv
+SCHEMA = TableSchema(COLUMNS, frozenset(_INT_COLUMNS), frozenset(_STR_COLUMNS), "curves file")
+"""curves.csv's columns and value types."""
+
+
+def _refuse_old_header(path: Path, columns: Sequence[str]) -> None:
+    if predates_loss_honest(columns):
+        raise MamrlError(predates_loss_honest_message(path, "re-run the experiment into a new output directory to plot or extend it"))
+
+
+def header_line() -> str:
+    return SCHEMA.header()
+
+
+def format_rows(rows: Iterable[Row]) -> str:
+    return SCHEMA.format_rows(rows)
+
+
+def read_curves(path: str | os.PathLike[str]) -> list[Row]:
+    """The complete rows of a curves.csv (a trailing partial line is ignored)."""
+    return read_table(path, SCHEMA, check_header=_refuse_old_header)
+
+
+def run_key(row: Row) -> tuple[str, str, str, int]:
+    return (row["topology"], row["failure"], row["controller"], int(row["seed"]))
+
+
+def complete_runs(rows: Iterable[Row], episodes: int) -> dict[tuple, list[Row]]:
+    """Rows grouped by run, keeping only runs with exactly episodes 0..episodes-1."""
+    groups: dict[tuple, dict[int, Row]] = {}
+    for row in rows:
+        groups.setdefault(run_key(row), {})[int(row["episode"])] = row
+    return {
+        key: [by_episode[e] for e in range(episodes)]
+        for key, by_episode in groups.items()
+        if len(by_episode) == episodes and all(e in by_episode for e in range(episodes))
+    }
+
+
+class CurvesFile:
+    """`curves.csv` of one output directory, with its `config.json` (`mamrl.runs.ResultsTable`):
+    open (check or write the config, drop partial runs), append runs durably, rewrite in
+    canonical order."""
+
+    def __init__(self, output: str | os.PathLike[str], config: FailureExperimentConfig):
+        self.output = Path(output)
+        self.path = self.output / "curves.csv"
+        self.config = config
+        self.table = ResultsTable(self.path, SCHEMA, sidecar=self.output / "config.json", sidecar_format=CONFIG_FORMAT,
+                                  resolved=config.resolved(), kind="failure-experiment",
+                                  start_over="use a new output directory", check_header=_refuse_old_header)
+        self.hash = self.table.hash
+        self.runs: dict[tuple, list[Row]] = {}
+
+    def open(self) -> None:
+        if self.output.exists() and not self.output.is_dir():
+            raise MamrlError(f"output {str(self.output)!r} exists and is not a directory")
+        rows = self.table.open()
+        self.runs = complete_runs(rows, self.config.episodes)
+        if sum(len(v) for v in self.runs.values()) != len(rows):
+            self._rewrite(list(self.runs.values()))  # drop partial runs (an interrupted write)
+
+    def _rewrite(self, runs: Iterable[list[Row]]) -> None:
+        self.table.rewrite(row for rows in runs for row in rows)
+
+    def append(self, result: RunResult) -> None:
+        """Append a run's rows in one write and make them durable before returning."""
+        self.table.append(result.rows)
+        self.runs.setdefault(result.run.key, result.rows)
+
+    def ordered(self, order: Sequence[Run]) -> list[list[Row]]:
+        rank = {r.key: k for k, r in enumerate(order)}
+        return [self.runs[k] for k in sorted(self.runs, key=lambda k: rank.get(k, len(rank)))]
+
+    def finalize(self, order: Sequence[Run]) -> None:
+        """Rewrite the file with its runs in canonical order (atomically)."""
+        self._rewrite(self.ordered(order))
+
+
+# ------------------------------------------------------------------------------ the meta-initialisation
+def prepare_meta_init(config: FailureExperimentConfig, output: Path, *,
+                      on_chunk: Callable[[dict[str, Any]], None] | None = None, task_executor: Any = None) -> Path:
+    """Meta-train (or resume / reuse a finished meta-training) and write `output/meta_init.pt`.
+    `on_chunk(row)` is called after every meta-iteration (`mamrl train`'s curve row);
+    `task_executor` runs the meta-iterations' tasks (`maml.maml_task_executor`; None: in process)."""
+    import torch
+
+    from mamrl import runs
+    from mamrl.training import meta_train
+
+    resolved = config.resolved()
+    meta_dir = Path(config.meta_init) if config.meta_init is not None else output / "meta"
+    if meta_dir.is_file():
+        # A checkpoint file is used as it is (for example the last one of an unfinished meta-training).
+        from mamrl.algorithms import make_agent
+        from mamrl.agents.base import RoutingAgent
+
+        meta, arrays = RoutingAgent.read_checkpoint(meta_dir)
+        if meta["name"] != "maml":
+            raise MamrlError(f"{meta_dir} is a {meta['name']} checkpoint, not a maml meta-initialisation")
+        topo = cached_topology(config.topology)
+        trained_without = {topo.link_id(spec) for spec in meta["config"].get("held_out", [])}
+        missing = [spec for spec in resolved["held_out"] if topo.link_id(spec) not in trained_without]
+        if missing:
+            raise MamrlError(f"{meta_dir} was meta-trained with {', '.join(missing)} among its tasks; "
+                             "a held-out test needs a meta-initialisation trained with it held out")
+        learner = make_agent("maml", meta["config"])
+        learner.load_state_arrays(arrays)
+    else:
+        learner = meta_train(config.topology, config.load, maml_config(config.maml, resolved["held_out"]), meta_dir,
+                             seed=config.meta_seed, iterations=config.meta_iterations, horizon_ticks=config.horizon_ticks,
+                             on_chunk=on_chunk, task_executor=task_executor)
+    policy = learner.policy_config
+    from mamrl.agents.deep_consensus import DeepConsensusConfig
+
+    values = {f.name: getattr(policy, f.name) for f in dataclasses.fields(DeepConsensusConfig)}
+    path = output / "meta_init.pt"
+    payload = {
+        "format": META_INIT_FORMAT,
+        "params": {k: v.detach().cpu().clone() for k, v in learner.initial_params().items()},
+        "policy_config": json.dumps(runs.jsonable(values)),
+        "meta_dir": str(meta_dir),
+    }
+    with runs.atomic_file(path, "wb") as handle:
+        torch.save(payload, handle)
+    return path
+
+
+# ------------------------------------------------------------------------------ the experiment
+@dataclass
+class FailureOutcome:
+    """What a `run_failure_experiment` call did."""
+
+    output: Path
+    total_runs: int
+    skipped: int
+    ran: int
+    wall_time_s: float
+    complete: bool
+    rows: list[Row] = field(default_factory=list)
+    """Every row of curves.csv in canonical order."""
+
+
+OnRun = Callable[[RunResult, int, int], None]
+"""Called after each run is written with (result, runs finished incl. skipped, total runs)."""
+
+
+def run_failure_experiment(
+    config: FailureExperimentConfig,
+    *,
+    executor: Any = None,
+    on_start: Callable[[int, int], None] | None = None,
+    on_run: OnRun | None = None,
+    stop_after: int | None = None,
+    on_meta_chunk: Callable[[dict[str, Any]], None] | None = None,
+    meta_executor: Any = None,
+) -> FailureOutcome:
+    """Run (or resume) the experiment into `config.output`: skip the runs already complete in
+    curves.csv, compute the rest (meta-training first if a deep controller needs it), write
+    run.json. `on_meta_chunk(row)` reports meta-training progress; `on_start(skipped, total)` is
+    called once the meta-initialisation is ready, before the first run; `stop_after=k` stops
+    after k new runs (a test hook for interruptions). `meta_executor` runs meta-training's tasks
+    (`prepare_meta_init`)."""
+    from mamrl import runs
+
+    start = time.perf_counter()
+    output = Path(config.output)
+    curves = CurvesFile(output, config)
+    curves.open()
+    order = config.runs()
+    todo = [r for r in order if r.key not in curves.runs]
+    skipped = len(order) - len(todo)
+    work = bool(todo) and (stop_after is None or stop_after > 0)
+    meta_file = None
+    if work and any(r.controller in DEEP_CONTROLLERS for r in todo):
+        meta_file = str(prepare_meta_init(config, output, on_chunk=on_meta_chunk, task_executor=meta_executor))
+    if on_start is not None:
+        on_start(skipped, len(order))
+    ran = 0
+    walls: dict[str, float] = {}
+    if work:
+        tasks = [RunTask(r, curves.table.resolved, curves.hash, meta_file) for r in todo]
+        own = executor is None
+        if own:
+            executor = make_run_executor(min(config.effective_workers(), len(tasks)))
+        try:
+            results = executor.map_cells(tasks)
+            try:
+                for result in results:
+                    curves.append(result)
+                    ran += 1
+                    walls[str(result.run)] = round(result.wall_s, 3)
+                    if on_run is not None:
+                        on_run(result, skipped + ran, len(order))
+                    if stop_after is not None and ran >= stop_after:
+                        break
+            finally:
+                close = getattr(results, "close", None)
+                if close is not None:
+                    close()
+        except BaseException:
+            if own:
+                executor.close(wait=False)
+            raise
+        if own:
+            executor.close()
+    curves.finalize(order)
+    rows = [row for run_rows in curves.ordered(order) for row in run_rows]
+    complete = all(r.key in curves.runs for r in order)
+    wall = time.perf_counter() - start
+    previous: dict[str, Any] = {}
+    if (output / "run.json").is_file():
+        try:
+            previous = json.loads((output / "run.json").read_text(encoding="utf-8")).get("run_wall_s", {})
+        except (OSError, ValueError, AttributeError):
+            previous = {}
+    runs.write_json(output / "run.json", {
+        "config_hash": curves.hash,
+        "seeds": list(config.seeds),
+        **runs.provenance(),
+        "wall_time_s": round(wall, 3),
+        "workers": config.effective_workers(),
+        "runs": {"total": len(order), "skipped": skipped, "ran": ran, "complete": complete},
+        "run_wall_s": {**previous, **walls},
+    })
+    return FailureOutcome(output, len(order), skipped, ran, wall, complete, rows)
