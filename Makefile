@@ -26,7 +26,7 @@ test: install
 	$(BIN)/python -m pytest -q -n 2
 
 test-all: install
-	$(BIN)/python -m pytest -q -m ""
+	$(BIN)/python -m pytest -q -n 2 -m ""
 
 bench: install
 	$(BIN)/mamrl bench --output BENCHMARKS.md
