@@ -2,7 +2,7 @@
 in-distribution link failure faster than the same learner from random weights (paper §4.3,
 Table 2: 25 against 800 episodes on B4).
 
-Slow (about 1.5 min on 2 cores): two short meta-trainings (`training.meta_train`, small networks,
+Slow (1.5 min on 2 busy cores): two short meta-trainings (`training.meta_train`, small networks,
 short episodes) and, from each, the deployment controllers of the failure experiment
 (`meta.adaptation.make_deep_controllers`, Algorithm 2) on the failed network for three traffic
 seeds. The load, 0.2, is below b4's capacity limit with the link failed (λ* stays 0.314 when D-E
@@ -11,9 +11,13 @@ fails), so the comparison measures routing, not an overloaded network.
 The reward is the failure experiment's common reward with no extra loss penalty: minus the mean
 sojourn time of every packet created (a lost packet counts with its age at the horizon;
 docs/failures.md). Compared over the first K episodes after the failure, per seed:
-* the meta-initialisation's mean reward is higher than random weights' (the paper's comparison);
-* its loss falls more from the first adaptation block to the last than random weights' does
-  (it adapts, rather than merely starting better).
+* the meta-initialisation's cost (minus the reward, ticks per packet) is under half of random
+  weights' (the paper's comparison, with the paper's large gap);
+* its loss falls by at least 3 percentage points more from the first adaptation block to the last
+  than random weights' does (it adapts, rather than merely starting better).
+Both fail for an initialisation that learned little: after 2 meta-iterations instead of 40 the
+cost ratio was 0.93-0.96 and the loss fell 0.2-1.3 points more than random weights' (40
+iterations: 0.25-0.28 and 5.4-9.8 points).
 """
 
 from __future__ import annotations
@@ -80,5 +84,6 @@ def test_meta_initialisation_adapts_to_a_link_failure_faster_than_random_weights
 
     for (meta_reward, random_reward, meta_loss, random_loss), line in zip(rows, lines):
         assert meta_reward > random_reward, report
+        assert -meta_reward < 0.5 * -random_reward, line
         # Adapting: the loss falls more between the first and the last block than random weights' does.
-        assert meta_loss[0] - meta_loss[-1] > random_loss[0] - random_loss[-1], line
+        assert (meta_loss[0] - meta_loss[-1]) - (random_loss[0] - random_loss[-1]) > 0.03, line
