@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # torch is pinned: on these machines 2.13.0 is a local CPU build; any other version downloads GBs.
 TORCH := torch==2.13.0
 
-.PHONY: run test test-all bench install clean clean-cache
+.PHONY: run test test-all lint bench install clean clean-cache
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +26,11 @@ test: install
 	$(BIN)/python -m pytest -q -n 2
 
 test-all: install
-	$(BIN)/python -m pytest -q -m ""
+	$(BIN)/python -m pytest -q -n 2 -m ""
+
+# ruff (from the test extra) with the rules in pyproject.toml; CI runs it before the tests.
+lint: install
+	$(BIN)/ruff check src tests
 
 bench: install
 	$(BIN)/mamrl bench --output BENCHMARKS.md

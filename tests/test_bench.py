@@ -29,6 +29,7 @@ def test_bench_figures_are_positive_for_both_simulators() -> None:
     assert row.packets_forwarded_per_episode > 0
 
 
+@pytest.mark.slow
 def test_bench_quick_command(tmp_path: Path) -> None:
     output = tmp_path / "BENCHMARKS.md"
     output.write_text("<!-- bench-deep:start -->\nother benchmark\n<!-- bench-deep:end -->\n")
@@ -59,6 +60,7 @@ def test_bench_rejects_bad_repeats() -> None:
     assert result.stderr.startswith("error: ")
 
 
+@pytest.mark.slow
 def test_deep_bench_reports_positive_figures(tmp_path):
     from mamrl.benchmarks import deep as bench_deep
 

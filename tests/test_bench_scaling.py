@@ -17,6 +17,7 @@ from mamrl.executors.ray_cluster import MISSING_RAY
 pytest.importorskip("topohub", reason="the quick variant uses a topohub topology (pip install 'mamrl[topohub]')")
 
 
+@pytest.mark.slow
 def test_bench_scaling_quick_writes_the_section(tmp_path: Path) -> None:
     output = tmp_path / "BENCH.md"
     old = f"{scaling.SECTION_START}\n## Scaling\nold numbers\n{scaling.SECTION_END}\n"

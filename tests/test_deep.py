@@ -230,6 +230,7 @@ def test_checkpoint_round_trip(tmp_path):
         DeepConsensus(DeepConsensusConfig(hidden_sizes=(8,))).load_state_arrays(arrays)
 
 
+@pytest.mark.slow
 def test_deep_policies_beat_spa_where_the_short_path_saturates():
     """Two sources share the short path's middle router (0.7 + 0.7 packets/tick into a router
     that forwards one); the deep per-router policies learn to use the detours. Judged on the

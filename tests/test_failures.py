@@ -255,6 +255,7 @@ def test_rerun_with_a_different_config_is_refused(tmp_path: Path, reference: Pat
         CurvesFile(config.output, config).open()
 
 
+@pytest.mark.slow
 def test_two_workers_give_the_same_curves(tmp_path: Path, reference: Path) -> None:
     config = _config(tmp_path, controllers=["spa", "q-routing"], workers=2)
     run_failure_experiment(config)

@@ -255,6 +255,7 @@ def test_deployment_controllers_reset_as_specified():
         AdaptationConfig(update="sgd")
 
 
+@pytest.mark.slow
 def test_meta_benchmark_reports_every_phase(tmp_path):
     from mamrl.benchmarks.meta import PHASES, bench_meta, markdown_section, write_section
 
@@ -270,6 +271,7 @@ def test_meta_benchmark_reports_every_phase(tmp_path):
     assert text.count("## MAML-TRPO meta-iteration") == 1 and "| b4 (12) | second order |" in text
 
 
+@pytest.mark.slow
 def test_meta_benchmark_from_a_trained_checkpoint(tmp_path):
     from mamrl.benchmarks.meta import bench_meta, row_cells
     from mamrl.training import TrainConfig, train_run

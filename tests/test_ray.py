@@ -60,6 +60,7 @@ def tiny_config(results: Path, **changes) -> SweepConfig:
 
 
 # ------------------------------------------------------------------------------ same results
+@pytest.mark.slow
 def test_ray_sweep_matches_local_and_resumes(ray_session, tmp_path: Path) -> None:
     local = tmp_path / "local.csv"
     reference = run_sweep(tiny_config(local))  # one worker: in process
@@ -81,6 +82,7 @@ def test_ray_sweep_matches_local_and_resumes(ray_session, tmp_path: Path) -> Non
     assert [r[c] for r in second.rows for c in TIMING_COLUMNS]  # the wall times are there, just not compared
 
 
+@pytest.mark.slow
 def test_ray_failure_experiment_matches_local(ray_session, tmp_path: Path) -> None:
     values = {
         "failures": ["D-E"], "controllers": ["spa", "q-routing"], "episodes": 16, "fail_episode": 4,
@@ -107,6 +109,7 @@ def _meta_iterations(executor) -> tuple[dict, list]:
     return learner.initial_params(), logs
 
 
+@pytest.mark.slow
 def test_maml_tasks_on_ray_and_on_a_local_pool_give_the_in_process_result(ray_session) -> None:
     theta, logs = _meta_iterations(None)
     assert maml_task_executor("local", 1) is None  # one worker: in process
@@ -121,6 +124,7 @@ def test_maml_tasks_on_ray_and_on_a_local_pool_give_the_in_process_result(ray_se
     assert logs[0]["tasks"] != logs[1]["tasks"] or logs[0]["reward"] != logs[1]["reward"]  # two real iterations
 
 
+@pytest.mark.slow
 def test_cli_train_maml_on_ray(ray_session, tmp_path: Path) -> None:
     common = ["train", "-a", "maml", "-t", "b4", "-l", "0.3", "--horizon", "40", "--eval-episodes", "0",
               "--set", "hidden_sizes=[8]", "--set", "episodes_per_task=2", "--set", "tasks_per_iteration=2"]
@@ -141,6 +145,7 @@ def test_cli_train_maml_on_ray(ray_session, tmp_path: Path) -> None:
     assert not (tmp_path / "q").exists()
 
 
+@pytest.mark.slow
 def test_a_failing_cell_is_the_local_pools_one_line_error(ray_session) -> None:
     task = CellTask(Cell("b4", "nope", 0.1, 0), {}, 1, 1, 60, "0" * 12)
     executor = RayCellExecutor(1, run=run_cell, describe=lambda task: f"cell {task.cell}")
@@ -154,6 +159,7 @@ def test_a_failing_cell_is_the_local_pools_one_line_error(ray_session) -> None:
     assert "\n" not in str(info.value)
 
 
+@pytest.mark.slow
 def test_cli_sweep_on_ray(ray_session, tmp_path: Path) -> None:
     path = tmp_path / "cli.csv"
     args = ["sweep", "-t", "b4", "-a", "spa", "-l", "0.1,0.3", "-s", "0", "--train-episodes", "2", "--eval-episodes", "2",

@@ -69,6 +69,7 @@ def reproduced(tmp_path_factory) -> dict[str, object]:
     return {"out": out, "partial": partial, "e1_files": e1_files, "manifest_after_e1": manifest, "result": result}
 
 
+@pytest.mark.slow
 def test_interrupted_run_resumes_at_the_next_stage(reproduced) -> None:
     partial = reproduced["partial"]
     assert partial.stages == {"e1": "ran", **{name: "not run" for name in STAGE_NAMES[1:]}}
@@ -86,6 +87,7 @@ def test_interrupted_run_resumes_at_the_next_stage(reproduced) -> None:
     assert manifest["stages"]["e1"]["attempts"] == 1
 
 
+@pytest.mark.slow
 def test_every_figure_and_table_is_written(reproduced) -> None:
     out = reproduced["out"]
     for stem in FIGURES:
@@ -113,6 +115,7 @@ def test_every_figure_and_table_is_written(reproduced) -> None:
     assert {r["controller"] for r in table} == {"spa", "spa-reconverge", "q-routing", "mamrl-init", "continued", "random-init"}
 
 
+@pytest.mark.slow
 def test_report_has_the_papers_numbers_ours_and_the_label(reproduced) -> None:
     out = reproduced["out"]
     report = (out / "REPORT.md").read_text()
@@ -132,6 +135,7 @@ def test_report_has_the_papers_numbers_ours_and_the_label(reproduced) -> None:
     assert saturation["algorithm"] == "spa" and saturation["probes"]
 
 
+@pytest.mark.slow
 def test_rerun_recomputes_nothing(reproduced) -> None:
     out = reproduced["out"]
     before = _mtimes(out)
@@ -141,6 +145,7 @@ def test_rerun_recomputes_nothing(reproduced) -> None:
     assert _mtimes(out) == before
 
 
+@pytest.mark.slow
 def test_a_missing_report_is_redrawn_alone(reproduced, tmp_path: Path) -> None:
     import shutil
 
@@ -153,6 +158,7 @@ def test_a_missing_report_is_redrawn_alone(reproduced, tmp_path: Path) -> None:
     assert (out / "REPORT.md").is_file() and (out / "e2" / "b4" / "curves.csv").stat().st_mtime_ns == curves
 
 
+@pytest.mark.slow
 def test_a_different_configuration_is_refused_in_one_line(reproduced) -> None:
     out = reproduced["out"]
     before = _mtimes(out)
@@ -241,6 +247,7 @@ def test_dry_run_prints_the_config_and_writes_nothing(tmp_path: Path) -> None:
     assert not (tmp_path / "p").exists()
 
 
+@pytest.mark.slow
 def test_sigterm_records_the_interrupted_stage_and_says_how_to_resume(tmp_path) -> None:
     """`kill` (SIGTERM) during a stage acts like Ctrl-C: exit 130, a one-line hint to resume, and
     the attempt's wall time kept in the manifest (a killed run is otherwise missing from REPORT.md)."""

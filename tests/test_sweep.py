@@ -227,6 +227,7 @@ def test_rerun_with_different_config_is_refused(tmp_path: Path, reference: Path)
         run_sweep(tiny_config(tmp_path / "foreign.csv"), executor=_NoWork())
 
 
+@pytest.mark.slow
 def test_one_and_two_workers_give_identical_rows(tmp_path: Path, reference: Path) -> None:
     path = tmp_path / "results.csv"
     with make_cell_executor("local", 2) as executor:
@@ -302,6 +303,7 @@ def test_sweep_saturation_summary_brackets_spa(tmp_path: Path) -> None:
 
 
 # ------------------------------------------------------------------------------ CLI
+@pytest.mark.slow
 def test_cli_sweep_plot_and_rerun(tmp_path: Path) -> None:
     results, out = tmp_path / "r.csv", tmp_path / "plots"
     args = ["sweep", "--preset", "quick", "--loads", "0.1,0.3", "--seeds", "0", "--train-episodes", "3",
