@@ -98,7 +98,11 @@ def main(argv: list[str]) -> int:
         merged = Path(tmp) / "merged.csv"
         merged.write_text(header_line() + "".join(format_row({c: r[c] for c in COLUMNS}) for r in rows), encoding="utf-8")
         written = write_sweep_report(merged, args.output, formats=("png", "pdf"), relative_load=True)
-    (args.output / "results.md").rename(args.output / "sweep.md")
+    sweep_md = (args.output / "results.md").read_text(encoding="utf-8")
+    # The merged file is temporary: name its sources instead of a path that no longer exists.
+    sources = " and ".join(f"`{Path(p).name}`" for p in args.results) + " beside this file, merged"
+    (args.output / "sweep.md").write_text(sweep_md.replace(f"`{merged}`", sources), encoding="utf-8")
+    (args.output / "results.md").unlink()
     lines = [
         "# The yardstick: λ*, the best non-learned routing, and the learners",
         "",

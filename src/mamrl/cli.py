@@ -483,7 +483,7 @@ def failures(
     state = {"ran": 0, "output": ""}
     with ui.user_errors(interrupted=lambda: f"interrupted after {state['ran']} new run(s); {state['output']}/curves.csv keeps "
                                             "every finished run — re-run the same command to resume"):
-        from mamrl.experiments.failure_command import FailureCommand
+        from mamrl.experiments.failures.command import FailureCommand
         from mamrl.plotting.failures import TABLE2_COLUMNS, table2_console_rows, write_failure_report
 
         values = {"failures": failure, "held_out": held_out, "controllers": controllers, "seeds": seeds, "load": load,

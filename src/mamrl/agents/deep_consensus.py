@@ -20,7 +20,7 @@ policies learn to deliver less (RESULTS.md). Two alternatives of ours, both loss
 packet never scores better than a delivered one):
 * `reward="backlog"`: r^_i = -(packets queued at i + packets i has in flight + packets lost at i
   so far), whose network sum is minus the packets not delivered (generated - delivered): summed
-  over ticks, by Little's law, minus the sojourn time of every generated packet (SPEC §1, lost
+  over ticks, by Little's law, minus the sojourn time of every generated packet (docs/model.md, lost
   packets at their age at the horizon). A dropped packet stays in the sum until the horizon, so
   dropping never lowers the backlog. Still spread by consensus;
 * `reward="packet"`: no consensus; each decision is credited with its own packet's outcome,
@@ -121,7 +121,7 @@ class Rollout:
     loss_signal: np.ndarray
     """float64 [T, E, N] r~ = -(packets lost at the router that tick)."""
     metrics: dict[str, np.ndarray]
-    """Per-episode metrics (SPEC §1)."""
+    """Per-episode metrics (docs/model.md)."""
     decisions: int
     """Number of decisions actually made."""
     packet_return: np.ndarray | None = None

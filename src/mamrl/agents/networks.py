@@ -4,7 +4,7 @@ Router i's policy is an MLP (paper §3.3: 5 hidden layers of 128, ReLU, softmax 
 neighbours). All routers' weights live in tensors with a leading router dimension N, so one call
 evaluates every router on every parallel episode (`torch.baddbmm`).
 
-Observation encoding (SPEC §2). Router i's observation is G = 12 categorical fields:
+Observation encoding (docs/model.md). Router i's observation is G = 12 categorical fields:
 
     field 0      destination of the queue head              N + 1 values (N = queue empty)
     field 1      slot of the neighbour with the longest queue K + 1 values (K = all empty)

@@ -22,7 +22,7 @@ root-mean-square of the advantages, so that one step size suits every load and t
 
 Why a lost packet costs the rest of the horizon: a lost packet is never delivered, so it costs at
 least as much as one still in the network at the horizon (whose age then is a lower bound on its
-delivery time, SPEC §1). A delivered packet ends before the horizon, so its return is strictly
+delivery time, docs/model.md). A delivered packet ends before the horizon, so its return is strictly
 higher than a loss's: dropping a packet is never better than delivering it, however slow the
 delivery. The rule before (`loss_honest=False`, kept to resume and reproduce older runs) charged
 a loss `loss_penalty` ticks from the tick it happened, so dropping a packet whose remaining

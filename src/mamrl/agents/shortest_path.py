@@ -1,4 +1,4 @@
-"""Shortest-path routing (SPA, SPEC §2): static hop-count shortest paths on the intact topology.
+"""Shortest-path routing (SPA, docs/model.md): static hop-count shortest paths on the intact topology.
 
 Ties are broken deterministically: among the neighbours on some shortest path to the destination,
 the one with the lowest router id (= the lowest action slot). SPA does not react to failures (the

@@ -2,7 +2,7 @@
 
 The configuration is the paper authors' (3 tasks per iteration, 15 adaptation + 15 validation
 episodes of 500 ticks per task, one inner step, 5x128 networks, CG 10, max KL 0.01), whose code
-took 785 s and 10.1 GB per iteration on these machines (SPEC §5). Reported: wall time per
+took 785 s and 10.1 GB per iteration on these machines (BENCHMARKS.md). Reported: wall time per
 meta-iteration split into simulation, policy forward passes in the rollouts, batch building,
 inner step, meta-gradient and TRPO; decisions made; and the process's peak resident memory (run
 it in a fresh process: `ru_maxrss` is a lifetime peak, torch's own import included).

@@ -487,7 +487,7 @@ def markdown_report(rows: list[BenchRow], settings: BenchSettings, command: str,
         "The oracle and the fast core forward the same number of packets on the same episodes (checked).",
         "- *kernel / oracle*: the like-for-like ratio (both simulate pre-drawn traffic); *fast / oracle*: "
         "end to end (traffic drawing included on the fast side only, so it understates the core's advantage).",
-        "- For scale: the paper authors' simulator ran 40,000-115,000 router-ticks per second (SPEC §5).",
+        "- For scale: the paper authors' simulator ran 40,000-115,000 router-ticks per second (BENCHMARKS.md).",
         f"- Total benchmark wall time: {total_seconds:.1f} s.",
         "",
     ]

@@ -4,42 +4,8 @@ Importing this package registers the gymnasium ids `mamrl/B4-v0`, `mamrl/GEANT-v
 `mamrl/ATT-v0`. See docs/environments.md.
 """
 
-from mamrl.envs.routing import (
-    DEFAULT_REWARD,
-    GYM_IDS,
-    OBS_LEN,
-    REWARDS,
-    RewardFn,
-    RoutingEnv,
-    RoutingParallelEnv,
-    encode_observation,
-    episode_totals,
-    gym_env,
-    make_params,
-    observation_nvec,
-    parallel_env,
-    register_envs,
-    router_rewards,
-    sojourn_rewards,
-)
+from mamrl.envs.routing import *  # noqa: F403  (the public names are routing's, listed once there)
+from mamrl.envs.routing import __all__ as __all__
+from mamrl.envs.routing import register_envs
 
 register_envs()
-
-__all__ = [
-    "DEFAULT_REWARD",
-    "GYM_IDS",
-    "OBS_LEN",
-    "REWARDS",
-    "RewardFn",
-    "RoutingEnv",
-    "RoutingParallelEnv",
-    "encode_observation",
-    "episode_totals",
-    "gym_env",
-    "make_params",
-    "observation_nvec",
-    "parallel_env",
-    "register_envs",
-    "router_rewards",
-    "sojourn_rewards",
-]

@@ -1,4 +1,4 @@
-"""RL environment adapters over the step-wise `Simulator` API (SPEC §2).
+"""RL environment adapters over the step-wise `Simulator` API (docs/model.md).
 
 Two thin adapters, one B=1 simulator state each, and no simulation logic of their own: they
 define spaces, encode the simulator's `Observation`, handle seeding and assemble rewards from the
@@ -22,10 +22,10 @@ Reward of router i for one step, by default (`reward="sojourn"`, loss-honest):
 
 after the step. Summed over routers it is minus the packets not delivered (generated − delivered),
 and summed over the steps of an episode, by Little's law, minus the total sojourn time of every
-packet (SPEC §1: a lost packet counts until the horizon). A lost packet stays in the sum, so
+packet (docs/model.md: a lost packet counts until the horizon). A lost packet stays in the sum, so
 dropping a packet never scores better than delivering it.
 
-The paper's reward (`reward="delay_and_loss"`; paper Eq. 4-6 before consensus, SPEC §2 names):
+The paper's reward (`reward="delay_and_loss"`; paper Eq. 4-6 before consensus, docs/model.md names):
 
     r_i = r~_i + r^_i,   r~_i = -(packets lost at i),
                          r^_i = -(mean delivery time of the packets delivered at i; 0 if none)
@@ -62,7 +62,7 @@ RewardFn = Callable[[StepEvents], np.ndarray]
 
 REWARDS = ("sojourn", "delay_and_loss", "delay", "loss")
 """Named rewards: the loss-honest `sojourn` (default; module doc), and the paper's: r~ + r^
-(`delay_and_loss`, SPEC §2), r^ only, r~ only."""
+(`delay_and_loss`, docs/model.md), r^ only, r~ only."""
 
 DEFAULT_REWARD = "sojourn"
 """The reward of an env created without one."""

@@ -10,7 +10,7 @@ function of it; callers write and order the results, so results never depend on 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from mamrl.errors import MamrlError
@@ -62,6 +62,40 @@ def make_backend_executor(backend: str = "local", workers: int | None = None, ad
     return ProcessPoolCellExecutor(count, run=run, cost=cost, describe=describe)
 
 
+def run_tasks(tasks: Sequence[Any], on_result: Callable[[Any], None], *, executor: CellExecutor | None = None,
+              make_executor: Callable[[int], CellExecutor] | None = None, stop_after: int | None = None) -> int:
+    """Run `tasks` on `executor`, or on one from `make_executor(len(tasks))` that is closed
+    afterwards (at once, abandoning running tasks, on an error or interruption); call
+    `on_result(result)` as each completes; stop after `stop_after` results. Returns how many ran."""
+    if not tasks or (stop_after is not None and stop_after <= 0):
+        return 0
+    own = executor is None
+    if own:
+        if make_executor is None:
+            raise ValueError("run_tasks needs an executor or make_executor")
+        executor = make_executor(len(tasks))
+    ran = 0
+    try:
+        results = executor.map_cells(tasks)
+        try:
+            for result in results:
+                on_result(result)
+                ran += 1
+                if stop_after is not None and ran >= stop_after:
+                    break
+        finally:
+            close = getattr(results, "close", None)
+            if close is not None:
+                close()
+    except BaseException:
+        if own:
+            executor.close(wait=False)
+        raise
+    if own:
+        executor.close()
+    return ran
+
+
 __all__ = [
     "BACKENDS",
     "CellExecutor",
@@ -71,5 +105,6 @@ __all__ = [
     "available_cores",
     "check_backend",
     "make_backend_executor",
+    "run_tasks",
     "single_threaded",
 ]

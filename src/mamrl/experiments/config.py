@@ -1,4 +1,4 @@
-"""The configuration of a load sweep (SPEC §3, E1): typed, validated, hashable, with presets.
+"""The configuration of a load sweep (docs/sweep.md, E1): typed, validated, hashable, with presets.
 
 A sweep config comes from three layers, each overriding the one before:
 
@@ -128,7 +128,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "horizon_ticks": 500,
         "results": "runs/sweep-quick.csv",
     },
-    # The paper's E1 (SPEC §3): its loads, topologies and training budget (10,000 episodes × 500 ticks).
+    # The paper's E1 (docs/sweep.md): its loads, topologies and training budget (10,000 episodes × 500 ticks).
     "paper": {
         "topologies": ["b4", "geant", "att"],
         "algorithms": ["spa", "ecmp", "max-throughput", "min-delay", "backpressure", "sp-backpressure", "q-routing", "pg"],

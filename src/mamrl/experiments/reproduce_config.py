@@ -297,7 +297,7 @@ PRESETS: dict[str, dict[str, Any]] = {
             "meta_iterations": 10,
         },
     },
-    # The paper's budgets (SPEC §3): all three topologies, its eight loads, 10,000 training
+    # The paper's budgets (docs/sweep.md): all three topologies, its eight loads, 10,000 training
     # episodes for every learner (the deep one included: about an hour per cell on one core),
     # 3 seeds; 300 meta-iterations (2-3 hours per topology); 1,000 episodes after the failure.
     "paper": {

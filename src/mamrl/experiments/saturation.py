@@ -1,6 +1,6 @@
 """Saturation: the highest load at which a routing algorithm keeps queues bounded.
 
-Under the model of SPEC §1 a router forwards one packet per tick, so every algorithm has a load
+Under the model of docs/model.md a router forwards one packet per tick, so every algorithm has a load
 past which queues grow without bound; the paper's sweep to λ = 0.5 is mostly past it. Over a
 finite horizon "unbounded" has to be read off the trend of the packets not yet delivered.
 

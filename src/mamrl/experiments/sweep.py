@@ -1,4 +1,4 @@
-"""The load sweep (SPEC §3, E1): train and evaluate every (topology, algorithm, load, seed) cell.
+"""The load sweep (docs/sweep.md, E1): train and evaluate every (topology, algorithm, load, seed) cell.
 
 Seeds and common random numbers
 -------------------------------
@@ -44,7 +44,7 @@ import numpy as np
 
 import mamrl
 from mamrl.errors import MamrlError
-from mamrl.executors import CellExecutor, make_backend_executor, single_threaded
+from mamrl.executors import CellExecutor, make_backend_executor, run_tasks, single_threaded
 from mamrl.experiments.config import SweepConfig
 from mamrl.runs import ResultsTable, Row, TableSchema, config_hash, read_table
 from mamrl.sim.metrics import METRIC_INFO, Estimate, estimate, predates_loss_honest, predates_loss_honest_message
@@ -379,32 +379,16 @@ def run_sweep(
     skipped = len(cells) - len(todo)
     if on_start is not None:
         on_start(skipped, len(cells))
-    ran = 0
-    if todo and (stop_after is None or stop_after > 0):
-        tasks = make_tasks(config, todo)
-        own = executor is None
-        if own:
-            executor = make_cell_executor("local", min(config.effective_workers(), len(tasks)))
-        try:
-            rows = executor.map_cells(tasks)
-            try:
-                for row in rows:
-                    results.append(row)
-                    ran += 1
-                    if on_row is not None:
-                        on_row(row, skipped + ran, len(cells))
-                    if stop_after is not None and ran >= stop_after:
-                        break
-            finally:
-                close = getattr(rows, "close", None)
-                if close is not None:
-                    close()
-        except BaseException:
-            if own:
-                executor.close(wait=False)
-            raise
-        if own:
-            executor.close()
+    done = [skipped]
+
+    def record(row: Row) -> None:
+        results.append(row)
+        done[0] += 1
+        if on_row is not None:
+            on_row(row, done[0], len(cells))
+
+    ran = run_tasks(make_tasks(config, todo) if todo else [], record, executor=executor, stop_after=stop_after,
+                    make_executor=lambda count: make_cell_executor("local", min(config.effective_workers(), count)))
     results.finalize(cells)
     rank = {c.key: k for k, c in enumerate(cells)}
     ordered = sorted(results.rows.values(), key=lambda r: rank.get(row_key(r), len(rank)))

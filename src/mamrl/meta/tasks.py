@@ -1,4 +1,4 @@
-"""The task distribution eta(M) of meta-training (paper §2.3, SPEC §1).
+"""The task distribution eta(M) of meta-training (paper §2.3, docs/model.md).
 
 A task is a failure scenario: a set of failed links and the tick they go down at. The nominal task
 M_0 has none. `TaskDistribution` draws single-link failures, weighted by the links' failure

@@ -1,4 +1,4 @@
-"""Figures and tables of the link-failure experiment (SPEC §3 E2; the paper's Figs. 5–7 and Table 2).
+"""Figures and tables of the link-failure experiment (docs/sweep.md E2; the paper's Figs. 5–7 and Table 2).
 
 Three figures, one panel per (topology, failure), one line per controller: the mean over seeds
 per episode, a band from the lowest to the highest seed, a dashed vertical line at the failure

@@ -1,10 +1,10 @@
-"""Figures and the markdown report of a load sweep (SPEC §3 E1, in the style of the paper's Fig. 4).
+"""Figures and the markdown report of a load sweep (docs/sweep.md E1, in the style of the paper's Fig. 4).
 
 Three figures, one panel per topology, one line per algorithm, loads on a log axis, shaded 95%
 confidence bands (all evaluation episodes of all seeds pooled):
 
 * `delivery_time`  — mean delivery time of *delivered* packets (the paper's metric);
-* `sojourn_time`   — the mean sojourn time over every packet created, lost ones included (SPEC §1);
+* `sojourn_time`   — the mean sojourn time over every packet created, lost ones included (docs/model.md);
 * `loss_delivered` — loss fraction (top row) and delivered fraction (bottom row).
 
 Markers tell each point's queue behaviour (`mamrl.experiments.saturation`): filled = bounded,
@@ -50,7 +50,7 @@ PAPER_REDUCTIONS: dict[str, dict[str, float]] = {
     "geant": {"spa": 37.0, "q-routing": 37.0, "pg": 10.0},
     "att": {"spa": 33.0, "q-routing": 28.0, "pg": 10.0},
 }
-"""The paper's % reduction of mean delivery time of MAMRL vs SPA / Q-routing / PG at λ = 0.5 (SPEC §4)."""
+"""The paper's % reduction of mean delivery time of MAMRL vs SPA / Q-routing / PG at λ = 0.5 (docs/algorithms.md)."""
 
 _KNOWN_COLOURS = {
     "spa": "#1f77b4",
@@ -422,7 +422,7 @@ def markdown_report(
         "**Read the paper's metric with care.** Mean delivery time averages over *delivered* packets only, so a policy "
         "that delivers few packets looks fast. The sojourn time averages over every packet created (one still in the "
         "network at the horizon, or lost, counts with its age at the horizon, so dropping a packet never helps) and is the "
-        "figure to judge by, together with the delivered fraction (SPEC §1).",
+        "figure to judge by, together with the delivered fraction (docs/model.md).",
         "",
         "## Saturation",
         "",
@@ -552,7 +552,7 @@ def write_sweep_report(
         ),
         "sojourn_time": plot_time_metric(
             points, saturation, "mean_sojourn_time",
-            title="Mean sojourn time of every packet created vs load (lost ones included, SPEC §1)",
+            title="Mean sojourn time of every packet created vs load (lost ones included, docs/model.md)",
             subtitle=setup + "\nevery packet created counts; one still in the network at the horizon, or lost, with its age at the horizon",
             ylabel="sojourn time (ticks)", relative=relative_load,
         ),

@@ -1,4 +1,4 @@
-"""`REPORT.md` of `mamrl reproduce`: our E1 and E2 figures beside the paper's (SPEC §4).
+"""`REPORT.md` of `mamrl reproduce`: our E1 and E2 figures beside the paper's (docs/algorithms.md).
 
 Reads what the stages wrote (`e1/results.csv`, `saturation/*.json`, `e2/<topology>/curves.csv` and
 `meta/curves.csv`; the per-stage figures are already drawn by `mamrl.plotting.sweep` and
@@ -177,7 +177,7 @@ COMPARISON_NOTE = (
     "X and Y treated as independent (conservative: common random numbers correlate them). The paper's metric "
     "averages over *delivered* packets only and ignores the undelivered ones: a policy that delivers fewer "
     "packets looks faster. Judge by the sojourn time (every packet created; one still in the network at the "
-    "horizon, or lost, counts with its age at the horizon) and the delivered fraction beside it (SPEC §1)."
+    "horizon, or lost, counts with its age at the horizon) and the delivered fraction beside it (docs/model.md)."
 )
 
 COMPARISON_COLUMNS = (
@@ -371,7 +371,7 @@ def write_report(config: Any, manifest: Mapping[str, Any], walls: Mapping[str, f
         "Every value is a mean with its 95% confidence interval (Student t). Evaluation traffic is independent of "
         f"training traffic (seed s + {EVAL_SEED_OFFSET:,}) and identical for every algorithm (common random numbers). "
         "The paper's metric — mean delivery time of *delivered* packets — is always shown beside the delivered fraction "
-        "and the sojourn time of every packet created (lost ones included), which is what we judge by (SPEC §1).",
+        "and the sojourn time of every packet created (lost ones included), which is what we judge by (docs/model.md).",
         "",
         "## Budgets",
         "",

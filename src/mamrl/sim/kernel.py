@@ -54,7 +54,7 @@ hot_loop = numba.njit(cache=True, _nrt=False)
 """Decorator of the simulation drivers: compiled without reference counting (see above)."""
 
 HISTORY_LEN = 10
-"""Number of past actions of a router kept for its observation (SPEC §2)."""
+"""Number of past actions of a router kept for its observation (docs/model.md)."""
 
 FATE_PENDING, FATE_DELIVERED, FATE_LOST = 0, 1, 2
 

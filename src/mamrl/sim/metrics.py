@@ -1,4 +1,4 @@
-"""Per-episode metrics (SPEC §1) from a finished batch, and summaries with 95% confidence intervals.
+"""Per-episode metrics (docs/model.md) from a finished batch, and summaries with 95% confidence intervals.
 
 The paper's metric — mean delivery time over *delivered* packets — rewards a policy that delivers
 few packets. So every summary carries, beside it, the delivered fraction and the mean sojourn

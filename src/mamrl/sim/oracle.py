@@ -1,7 +1,7 @@
 """A slow, obviously-correct simulator of the same model: the test oracle for the fast core.
 
 One Python object per packet, a dict of deques per router (one deque, or one per destination),
-a list of packets in flight. It follows SPEC §1 and the tick order documented in `kernel.py`
+a list of packets in flight. It follows docs/model.md and the tick order documented in `kernel.py`
 literally, and consumes the same pre-drawn traffic (`traffic.py`), so on the same seed it must
 produce exactly the same per-tick counts and per-packet fates as the fast core. Used by the tests
 and by `mamrl bench` as the reference speed.

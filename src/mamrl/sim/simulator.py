@@ -57,7 +57,7 @@ class RoutingTables:
 
 @dataclass(frozen=True)
 class Observation:
-    """What each router sees before forwarding (SPEC §2). Shapes [B, N, ...]."""
+    """What each router sees before forwarding (docs/model.md). Shapes [B, N, ...]."""
 
     head_destination: np.ndarray
     """int64 [B, N]: destination of the queue head, -1 if the queue is empty."""
@@ -105,7 +105,7 @@ class BatchResult:
 
 
 class Simulator:
-    """The packet-level network model of SPEC §1 for one `SimParams`."""
+    """The packet-level network model of docs/model.md for one `SimParams`."""
 
     def __init__(self, params: SimParams):
         self.params = params

@@ -2,7 +2,7 @@
 
 A topology is a parameter of the simulator, never mutated. Router ids are `0..n-1` in the order
 of `router_names`; link ids are `0..m-1` in the order of `links`. Capacity is shared by both
-directions of a link (SPEC §1).
+directions of a link (docs/model.md).
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ import numpy as np
 
 import mamrl
 from mamrl.errors import MamrlError
-from mamrl.executors import CellExecutor, make_backend_executor, single_threaded
+from mamrl.executors import CellExecutor, make_backend_executor, run_tasks, single_threaded
 from mamrl.experiments.failures.config import (
     CONFIG_FORMAT,
     FailureExperimentConfig,
@@ -453,34 +453,19 @@ def run_failure_experiment(
         meta_file = str(prepare_meta_init(config, output, on_chunk=on_meta_chunk, task_executor=meta_executor))
     if on_start is not None:
         on_start(skipped, len(order))
-    ran = 0
     walls: dict[str, float] = {}
-    if work:
-        tasks = [RunTask(r, curves.table.resolved, curves.hash, meta_file) for r in todo]
-        own = executor is None
-        if own:
-            executor = make_run_executor(min(config.effective_workers(), len(tasks)))
-        try:
-            results = executor.map_cells(tasks)
-            try:
-                for result in results:
-                    curves.append(result)
-                    ran += 1
-                    walls[str(result.run)] = round(result.wall_s, 3)
-                    if on_run is not None:
-                        on_run(result, skipped + ran, len(order))
-                    if stop_after is not None and ran >= stop_after:
-                        break
-            finally:
-                close = getattr(results, "close", None)
-                if close is not None:
-                    close()
-        except BaseException:
-            if own:
-                executor.close(wait=False)
-            raise
-        if own:
-            executor.close()
+    done = [skipped]
+
+    def record(result: RunResult) -> None:
+        curves.append(result)
+        done[0] += 1
+        walls[str(result.run)] = round(result.wall_s, 3)
+        if on_run is not None:
+            on_run(result, done[0], len(order))
+
+    tasks = [RunTask(r, curves.table.resolved, curves.hash, meta_file) for r in todo] if work else []
+    ran = run_tasks(tasks, record, executor=executor, stop_after=stop_after,
+                    make_executor=lambda count: make_run_executor(min(config.effective_workers(), count)))
     curves.finalize(order)
     rows = [row for run_rows in curves.ordered(order) for row in run_rows]
     complete = all(r.key in curves.runs for r in order)
