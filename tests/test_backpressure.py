@@ -14,7 +14,7 @@ from mamrl.agents.q_routing import QRouting
 from mamrl.agents.random_policy import UniformRandomPolicy
 from mamrl.agents.shortest_path import ShortestPathPolicy, hop_distances
 from mamrl.errors import MamrlError, SimulationError
-from mamrl.sim import LinkFailure, SimParams, Simulator, draw_policy_uniforms, kernel
+from mamrl.sim import LinkFailure, SimParams, Simulator, backpressure_kernel, draw_policy_uniforms, kernel
 from mamrl.sim.kernel import FATE_DELIVERED, PK_END_TICK, PK_FATE, PK_HOPS
 from mamrl.sim.metrics import check_conservation
 from mamrl.sim.oracle import Backpressure as OracleBackpressure
@@ -190,7 +190,7 @@ def test_classic_backpressure_per_destination_makes_the_general_rules_choices(to
     runs = []
     for exhaustive in (False, True):
         state = kernel.make_state(net, traffic)
-        kernel.run_backpressure_episodes(net, state, hops, 0.0, uniforms, kernel.backpressure_scratch(net), exhaustive)
+        backpressure_kernel.run_backpressure_episodes(net, state, hops, 0.0, uniforms, backpressure_kernel.backpressure_scratch(net), exhaustive)
         runs.append(state)
     for field in kernel.State._fields:
         np.testing.assert_array_equal(getattr(runs[0], field), getattr(runs[1], field), err_msg=field)
@@ -230,7 +230,7 @@ def hand_run(params: SimParams, packets: list[tuple[int, int, int, int]], bias: 
     state = kernel.make_state(net, traffic)
     uniforms = np.full((1, params.horizon_ticks, params.topology.num_routers), u)
     hops = hop_distances(params.topology).astype(np.int64)
-    kernel.run_backpressure_episodes(net, state, hops, bias, uniforms, kernel.backpressure_scratch(net))
+    backpressure_kernel.run_backpressure_episodes(net, state, hops, bias, uniforms, backpressure_kernel.backpressure_scratch(net))
     oracle = oracle_episode(params, traffic, 0, backpressure=OracleBackpressure(bias, uniforms[0]))
     assert_same_run(state, traffic, 0, oracle)
     return state

@@ -17,7 +17,7 @@ random walk at low load; eta > 0 pulls packets along shortest paths until queues
 Information advantage: a backpressure router sees its neighbours' per-destination queue lengths
 every tick, and its own links' available capacity, which SPA, ECMP and the learned routers do
 not; it does not know the traffic matrix. The rule itself is compiled in
-`kernel.run_backpressure_episodes` and mirrored by the oracle (`oracle.Backpressure`).
+`backpressure_kernel.run_backpressure_episodes` and mirrored by the oracle (`oracle.Backpressure`).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ import numpy as np
 from mamrl.agents.base import Progress, RoutingAgent, in_chunks
 from mamrl.agents.shortest_path import hop_distances
 from mamrl.errors import MamrlError
-from mamrl.sim import kernel
+from mamrl.sim import backpressure_kernel, kernel
 from mamrl.sim.params import SimParams
 from mamrl.sim.simulator import BatchResult
 from mamrl.sim.traffic import draw_policy_uniforms, draw_traffic
@@ -82,8 +82,8 @@ def run_backpressure(
     state = kernel.make_state(net, traffic)
     uniforms = draw_policy_uniforms(seed, num_episodes, params.horizon_ticks, params.topology.num_routers, first_episode)
     hops = np.ascontiguousarray(hop_distances(params.topology), dtype=np.int64)
-    scratch = kernel.backpressure_scratch(net)
-    kernel.run_backpressure_episodes(net, state, hops, float(bias_packets_per_hop), uniforms, scratch)
+    scratch = backpressure_kernel.backpressure_scratch(net)
+    backpressure_kernel.run_backpressure_episodes(net, state, hops, float(bias_packets_per_hop), uniforms, scratch)
     return BatchResult(params, traffic, state)
 
 

@@ -47,7 +47,7 @@ from mamrl.agents.backpressure import SP_BACKPRESSURE_BIAS
 from mamrl.agents.shortest_path import hop_distances
 from mamrl.benchmarks.common import human, machine_info, markdown_table, median_time
 from mamrl.errors import MamrlError
-from mamrl.sim import kernel
+from mamrl.sim import backpressure_kernel, kernel
 from mamrl.sim.oracle import Backpressure, run_oracle_episode, table_decider
 from mamrl.sim.params import SimParams
 from mamrl.sim.simulator import Simulator
@@ -233,7 +233,7 @@ def run_queue_bench(settings: BenchSettings, on_row: Callable[[QueueBenchRow], N
     no_uniforms = np.zeros((1, 1, 1), dtype=np.float64)
     hops = np.ascontiguousarray(hop_distances(topology), dtype=np.int64)
     nets = {"fifo": kernel.make_net(fifo), "per-destination": kernel.make_net(per_dest)}
-    scratch = kernel.backpressure_scratch(nets["per-destination"])
+    scratch = backpressure_kernel.backpressure_scratch(nets["per-destination"])
 
     # A variant: (name, queue discipline, routing): "spa" tables or a backpressure bias.
     variants: list[tuple[str, str, str | float]] = [
@@ -250,7 +250,7 @@ def run_queue_bench(settings: BenchSettings, on_row: Callable[[QueueBenchRow], N
         if routing == "spa":
             kernel.run_table_episodes(nets[discipline], state, tables.cumulative, tables.start_ticks, no_uniforms, False)
         else:
-            kernel.run_backpressure_episodes(nets[discipline], state, hops, float(routing), uniforms, scratch)
+            backpressure_kernel.run_backpressure_episodes(nets[discipline], state, hops, float(routing), uniforms, scratch)
         return time.perf_counter() - start, int(state.link[:, kernel.LK_SENT, :].sum())
 
     oracle_traffic = draw_traffic(fifo, settings.seed, k)
