@@ -49,7 +49,7 @@ def _deploy(controller, failed: SimParams, seed: int) -> tuple[float, np.ndarray
     block = ADAPTATION.episodes_per_step
     rewards, losses = [], []
     for first in range(0, EPISODES_AFTER_FAILURE, block):
-        metrics = controller.run_episodes(failed, seed, first, block)
+        metrics = controller.train(failed, seed, block, first_episode=first)
         rewards.extend(-np.asarray(metrics["mean_sojourn_time"], dtype=float))
         losses.append(float(np.mean(metrics["loss_fraction"])))
     return float(np.mean(rewards)), np.array(losses)
