@@ -17,21 +17,20 @@ import typer
 import mamrl
 from mamrl import console as ui
 from mamrl.errors import MamrlError
-from mamrl.experiments.config import SweepConfig, parse_assignments, split_list
-from mamrl.experiments.simulate import SimulationRequest
-from mamrl.runs import field_docs
+from mamrl.runs import check_output_file, field_docs
 
 app = typer.Typer(name="mamrl", help="Packet routing in WANs: a fast packet-level simulator, routing baselines and MAMRL.",
                   add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None)
 
 
-def _opt(default: Any, *flags: str, metavar: str | None = None, doc: tuple[type, str] | None = None, help: str = "") -> Any:
-    """A typer option whose help is the config field's docstring (`doc` = (class, field)) plus `help`."""
-    text = " ".join(part for part in ((field_docs(doc[0])[doc[1]] if doc else ""), help) if part)
+def _opt(default: Any, *flags: str, metavar: str | None = None, doc: tuple[str, str] | None = None, help: str = "") -> Any:
+    """A typer option whose help is a config field's docstring plus `help`. `doc` = ("module.Class",
+    field), read from the source (`runs.field_docs`): commands import the library only when they run."""
+    text = " ".join(part for part in ((field_docs(*doc[0].rsplit(".", 1))[doc[1]] if doc else ""), help) if part)
     return typer.Option(default, *flags, metavar=metavar, help=text)
 
 
-_SIM = SimulationRequest
+_SIM = "mamrl.experiments.simulate.SimulationRequest"
 _TOPOLOGY = "A built-in topology (b4, geant, att) or a topology file/directory."
 _BACKEND = "Where the work runs: local (processes on this machine's cores) or ray (a Ray cluster; pip install 'mamrl[ray]')."
 _ADDRESS = "With --backend ray: the head node of a running cluster (default: start a local Ray instance)."
@@ -52,11 +51,6 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit.")) -> None:
     """Packet routing in WANs: a fast packet-level simulator, routing baselines and MAMRL."""
-
-
-def _file_option(path: Optional[Path], option: str) -> None:
-    if path is not None and path.is_dir():
-        raise MamrlError(f"{option} {str(path)!r} is a directory, expected a file name")
 
 
 # ------------------------------------------------------------------------------ topologies and the simulator
@@ -86,7 +80,7 @@ def capacity(
         from mamrl import runs
         from mamrl.experiments.capacity_report import LIMIT_NOTE, CapacityReport, capacity_report
 
-        _file_option(json_out, "--json")
+        check_output_file(json_out, "--json")
         with ui.ProgressReport("link failures", "links", lines=False) as bar:
             report = capacity_report(topology, fail=fail, all_failures=all_failures, demand=demand, demand_layout=demand_layout,
                                      on_scan_start=bar.begin, on_link=lambda _: bar.advance())
@@ -106,7 +100,7 @@ def _simulation(topology: str, load: str, policy: str, episodes: int, seed: int,
                 reconvergence_delay: Optional[int], buffer_limit: Optional[int], demand: Optional[Path], demand_layout: str,
                 batch_size: int = 32, queues: Optional[str] = None) -> tuple[Any, dict[str, np.ndarray], float]:
     """Prepare and run a simulation with a progress bar; (simulation, per-episode metrics, wall seconds)."""
-    from mamrl.experiments.simulate import prepare_simulation, run_simulation
+    from mamrl.experiments.simulate import SimulationRequest, prepare_simulation, run_simulation
 
     sim = prepare_simulation(SimulationRequest(topology, load, policy, episodes, seed, horizon, tuple(fail), reconvergence_delay,
                                                buffer_limit, demand, demand_layout, batch_size, queues))
@@ -146,7 +140,8 @@ def simulate(
 ) -> None:
     """Simulate a routing policy and print every metric with a 95% confidence interval."""
     with ui.user_errors():
-        from mamrl.experiments.simulate import PAPER_METRIC_NOTE, check_outputs, summarise, write_outputs
+        from mamrl.experiments.simulate import PAPER_METRIC_NOTE, check_outputs, write_outputs
+        from mamrl.sim.metrics import summarise
 
         check_outputs(json_out, csv_out, out)
         sim, per_episode, wall = _simulation(topology, load, policy, episodes, seed, horizon, fail, reconvergence_delay,
@@ -199,11 +194,11 @@ def bench(
     with ui.user_errors():
         from mamrl.benchmarks import simulator
         from mamrl.benchmarks.common import command_line
-        from mamrl.experiments.simulate import check_positive
+        from mamrl.experiments.config import check_positive
 
         if repeats is not None:
             check_positive(repeats, "--repeats")
-        _file_option(output, "--output")
+        check_output_file(output, "--output")
         settings = simulator.BenchSettings.quick(repeats or 2) if quick else simulator.BenchSettings(repeats=repeats or 5)
         ui.say(f"benchmark: {simulator.describe_settings(settings)}")
         with ui.ProgressReport("benchmarking", "", lines=False) as bar:
@@ -227,7 +222,7 @@ def bench_deep(
         from mamrl.benchmarks import deep
         from mamrl.benchmarks.common import command_line, machine_info
 
-        _file_option(output, "--output")
+        check_output_file(output, "--output")
         kwargs = {"topologies": ("b4",), "episodes": (4, 8), "repeats": 1} if quick else {}
         rows = deep.run_deep_bench(**kwargs, on_row=lambda r: ui.say(f"{r.topology} × {r.episodes} episodes done"))
         ui.print_tables(ui.table("Deep per-router policies (5×128)", deep.COLUMNS, [deep.row_cells(r) for r in rows]))
@@ -251,10 +246,10 @@ def bench_meta_command(
     with ui.user_errors():
         from mamrl.benchmarks import meta
         from mamrl.benchmarks.common import command_line, machine_info
-        from mamrl.experiments.simulate import check_positive
+        from mamrl.experiments.config import check_positive
 
         check_positive(iterations, "--iterations")
-        _file_option(output, "--output")
+        check_output_file(output, "--output")
         results = meta.run_variants(iterations, quick=quick, first_order=first_order, from_checkpoint=from_checkpoint,
                                     on_iteration=lambda label, k, s: ui.say(f"{label} {k}: {s:.2f} s"))
         ui.print_tables(ui.table("MAML-TRPO meta-iteration (b4, λ = 0.3)", meta.COLUMNS, [meta.row_cells(r) for r in results], left=2))
@@ -281,7 +276,7 @@ def bench_scaling_command(
         from mamrl.benchmarks import scaling
         from mamrl.benchmarks.common import command_line
 
-        _file_option(output, "--output")
+        check_output_file(output, "--output")
         settings = scaling.settings_for(quick=quick, learn_iterations=learn_iterations)
         result = scaling.run_scaling(settings, skip_ray=skip_ray, progress=ui.stderr().print)
         ui.print_tables(*(ui.table(t, c, r) for t, c, r in scaling.console_tables(result, settings)))
@@ -297,7 +292,7 @@ def bench_scaling_command(
 
 
 # ------------------------------------------------------------------------------ experiments
-_SW = SweepConfig
+_SW = "mamrl.experiments.config.SweepConfig"
 
 
 @app.command()
@@ -327,7 +322,7 @@ def sweep(
     state = {"ran": 0, "results": ""}
     with ui.user_errors(interrupted=lambda: f"interrupted after {state['ran']} new cell(s); {state['results']} keeps every "
                                             "finished cell — re-run the same command to resume"):
-        from mamrl.experiments.config import build_sweep_config
+        from mamrl.experiments.config import build_sweep_config, split_list
         from mamrl.experiments.saturation import SATURATION_COLUMNS, saturation_rows
         from mamrl.experiments.sweep import SweepRun, aggregate, row_summary
 
@@ -397,7 +392,7 @@ def saturation(
     with ui.user_errors():
         from mamrl.experiments.saturation import RULE_TEXT, PROBE_COLUMNS, SaturationRequest, run_saturation_request
 
-        _file_option(json_out, "--json")
+        check_output_file(json_out, "--json")
         request = SaturationRequest(topology, algorithm, None if checkpoint is None else str(checkpoint), low, high, tolerance,
                                     horizon, episodes, max_episodes, seeds, train_episodes, train_horizon, algorithm_config)
         result = run_saturation_request(request, on_start=ui.say, on_probe=lambda line: ui.say(f"  {line}"), json_out=json_out)
@@ -432,7 +427,7 @@ def train(
     """Train one algorithm on one configuration: live summary, learning curves (CSV and PNG, optionally
     TensorBoard), atomic checkpoints; re-running the same command after a kill resumes where it stopped."""
     with ui.user_errors():
-        from mamrl.experiments.simulate import parse_load
+        from mamrl.experiments.config import parse_assignments, parse_load
         from mamrl.training import TrainConfig, chunk_summary, train_command
 
         cfg = TrainConfig(topology, parse_load(load), horizon, tuple(fail or ()), algorithm, parse_assignments(set_, "--set"),
@@ -530,6 +525,7 @@ def reproduce(
     state = {"stage": "start-up", "output": ""}
     with ui.user_errors(interrupted=lambda: f"interrupted during {state['stage']}; {state['output']} keeps every finished stage, "
                                             "cell and run — re-run the same command to resume"):
+        from mamrl.experiments.config import parse_assignments
         from mamrl.experiments.reproduce_config import build_reproduce_config, stages_done
         from mamrl.report.reproduce import StageListener, run_reproduce
 

@@ -17,6 +17,7 @@ import csv
 import hashlib
 import io
 import dataclasses
+import functools
 from dataclasses import dataclass
 import datetime as _dt
 import json
@@ -158,6 +159,12 @@ def _fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
+def check_output_file(path: str | os.PathLike[str] | None, option: str) -> None:
+    """Refuse, before any work, an output file name that is a directory (None: no output)."""
+    if path is not None and Path(path).is_dir():
+        raise MamrlError(f"{option} {str(path)!r} is a directory, expected a file name")
+
+
 def write_text(path: str | os.PathLike[str], text: str) -> Path:
     """Write a text file atomically (`atomic_file`), creating parent directories."""
     with atomic_file(path, "w") as handle:
@@ -220,15 +227,19 @@ def summarise_differences(differences: list[str], limit: int = 8) -> str:
     return ", ".join(differences[:limit]) + (f" and {len(differences) - limit} more" if len(differences) > limit else "")
 
 
-def field_docs(cls: type) -> dict[str, str]:
-    """A dataclass's field docstrings (the string literal under each field), one line each: the
-    command line's option help comes from them, so the two cannot drift apart."""
+@functools.lru_cache(maxsize=None)
+def field_docs(module: str, class_name: str) -> dict[str, str]:
+    """The field docstrings (the string literal under each field, on one line) of dataclass
+    `class_name` in mamrl module `module`, read from its source without importing it: the command
+    line's option help comes from them (so the two cannot drift apart) at no start-up cost."""
     import ast
-    import inspect
-    import textwrap
 
-    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
-    body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
+    relative = module.split(".")[1:]  # "mamrl.experiments.config" -> experiments/config.py
+    path = Path(mamrl.__file__).resolve().parent.joinpath(*relative).with_suffix(".py")
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    body = next((node.body for node in tree.body if isinstance(node, ast.ClassDef) and node.name == class_name), None)
+    if body is None:
+        raise ValueError(f"no class {class_name} in {module}")
     docs: dict[str, str] = {}
     for node, after in zip(body, body[1:]):
         if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and isinstance(after, ast.Expr)
@@ -309,27 +320,40 @@ HeaderCheck = Callable[[Path, Sequence[str]], None]
 (for example: written by an older version whose metrics differ)."""
 
 
-def read_table(path: str | os.PathLike[str], schema: TableSchema, *, check_header: HeaderCheck | None = None) -> list[Row]:
-    """The complete rows of a results CSV (a trailing partial line, a write cut short, is ignored)."""
-    path = Path(path)
+def _read_table_text(path: Path, schema: TableSchema) -> str:
     if not path.is_file():
         raise MamrlError(f"{schema.what} {str(path)!r} does not exist")
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise MamrlError(f"cannot read {schema.what} {str(path)!r}: {getattr(exc, 'strerror', None) or exc}") from None
+
+
+def _header_columns(text: str) -> tuple[str, ...] | None:
+    """The columns of the file's first line, if that line is complete."""
+    header, newline, _ = text.partition("\n")
+    return tuple(next(csv.reader([header]))) if newline and header else None
+
+
+def _parse_table(text: str, path: Path, schema: TableSchema, check_header: HeaderCheck | None) -> list[Row]:
+    """The complete rows of a results CSV's text (a trailing partial line, a write cut short, is ignored)."""
     complete = text[: text.rfind("\n") + 1]
-    header, _, body = complete.partition("\n")
-    if not header:
+    columns = _header_columns(complete)
+    if columns is None:
         return []
-    columns = tuple(next(csv.reader([header])))
     if columns != schema.columns:
         if check_header is not None:
             check_header(path, columns)
         unknown = [c for c in schema.columns if c not in columns]
         raise MamrlError(f"{path}: not a {schema.what} of this mamrl version (header differs"
                          + (f"; missing {', '.join(unknown[:4])}" if unknown else "") + ")")
-    return schema.parse_rows(body, str(path))
+    return schema.parse_rows(complete.partition("\n")[2], str(path))
+
+
+def read_table(path: str | os.PathLike[str], schema: TableSchema, *, check_header: HeaderCheck | None = None) -> list[Row]:
+    """The complete rows of a results CSV (a trailing partial line, a write cut short, is ignored)."""
+    path = Path(path)
+    return _parse_table(_read_table_text(path, schema), path, schema, check_header)
 
 
 class ResultsTable:
@@ -377,17 +401,19 @@ class ResultsTable:
         if self.path.is_dir():
             raise MamrlError(f"{self.schema.what} {str(self.path)!r} is a directory, expected a file name")
         if self.path.exists():
-            if self.check_header is not None:
-                self._check_existing_header()  # first: an old file's config differs too, and this says why
+            text = _read_table_text(self.path, self.schema)  # read once: header, rows and a cut-short write
+            columns = _header_columns(text)
+            if columns is not None and columns != self.schema.columns and self.check_header is not None:
+                self.check_header(self.path, columns)  # first: an old file's config differs too, and this says why
             if not self.sidecar.is_file():
                 raise MamrlError(f"{self.schema.what} {str(self.path)!r} exists but its config sidecar {self.sidecar.name} does not; {self.start_over}")
             self.check_sidecar()
-            rows = read_table(self.path, self.schema, check_header=self.check_header)
+            rows = _parse_table(text, self.path, self.schema, self.check_header)
             for row in rows:
                 if row.get("config_hash") != self.hash:
                     raise MamrlError(f"{self.path}: a row has config hash {row.get('config_hash')}, this run is {self.hash}; "
                                      f"{self.start_over}")
-            if not self.path.read_bytes().endswith(b"\n") or not rows:
+            if columns is None or not text.endswith("\n"):
                 self.rewrite(rows)  # drop a partial line (an interrupted write); write a missing header
             return rows
         if self.sidecar.exists():
@@ -397,17 +423,6 @@ class ResultsTable:
                                       "created": provenance()})
         self.rewrite([])
         return []
-
-    def _check_existing_header(self) -> None:
-        try:
-            with open(self.path, encoding="utf-8") as handle:
-                header = handle.readline()
-        except (OSError, UnicodeDecodeError):
-            return  # read_table reports it
-        if header.endswith("\n"):
-            columns = tuple(next(csv.reader([header])))
-            if columns != self.schema.columns and self.check_header is not None:
-                self.check_header(self.path, columns)
 
     def append(self, rows: Iterable[Row]) -> None:
         text = self.schema.format_rows(rows)
@@ -433,6 +448,7 @@ __all__ = [
     "Row",
     "TableSchema",
     "atomic_file",
+    "check_output_file",
     "config_differences",
     "config_hash",
     "field_docs",

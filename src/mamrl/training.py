@@ -209,15 +209,14 @@ def train_command(config: TrainConfig, out: str | Path, *, on_chunk: Callable[[d
     tasks spread over `workers` or Ray, and return the summary lines. `on_ready(episodes)` is
     called once the checks passed."""
     from mamrl.executors import check_backend
+    from mamrl.experiments.config import check_positive
 
     if tensorboard_dir is not None:
         require_tensorboard()
-    if config.episodes < 1:
-        raise MamrlError(f"--episodes must be an integer >= 1, got {config.episodes}")
+    check_positive(config.episodes, "--episodes")
     cfg = config.resolved()
     cfg.sim_params()
-    if workers < 1:
-        raise MamrlError(f"--workers must be an integer >= 1, got {workers}")
+    check_positive(workers, "--workers")
     task_executor = None
     if check_backend(backend, address) == "ray" or workers > 1:
         if cfg.algorithm != "maml":

@@ -600,10 +600,11 @@ def write_report(result: ScalingResult, output: Path, command: str) -> list[Path
 def settings_for(*, quick: bool = False, learn_iterations: int | None = None) -> ScalingSettings:
     """`mamrl bench-scaling`'s settings: the full or the quick ones, with the deep learner's TRPO
     iterations if given (>= 1)."""
+    from mamrl.experiments.config import check_positive
+
     settings = ScalingSettings.quick_settings() if quick else ScalingSettings()
     if learn_iterations is not None:
-        if learn_iterations < 1:
-            raise MamrlError(f"--learn-iterations must be an integer >= 1, got {learn_iterations}")
+        check_positive(learn_iterations, "--learn-iterations")
         settings = replace(settings, learn_iterations=learn_iterations)
     return settings
 

@@ -395,6 +395,29 @@ def validate(config: SweepConfig) -> SweepConfig:
     return SweepConfig(**checked)
 
 
+def parse_number(text: str | float, option: str, *, allow_zero: bool = False, unit: str = "") -> float:
+    """A command-line number: finite and > 0 (>= 0 with `allow_zero`); `unit` names it in errors."""
+    note = f" ({unit})" if unit else ""
+    try:
+        value = float(str(text).strip())
+    except ValueError:
+        raise MamrlError(f"{option} must be a number{note}, got {text!r}") from None
+    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        raise MamrlError(f"{option} must be a finite number {'>=' if allow_zero else '>'} 0{note}, got {text!r}")
+    return value
+
+
+def parse_load(text: str | float, option: str = "--load") -> float:
+    """A load value: a finite number >= 0 (packets per router per tick)."""
+    return parse_number(text, option, allow_zero=True, unit="packets per router per tick")
+
+
+def check_positive(value: int, option: str) -> None:
+    """A command-line count: an integer >= 1."""
+    if value < 1:
+        raise MamrlError(f"{option} must be an integer >= 1, got {value}")
+
+
 def split_list(text: str, option: str, kind: str) -> list[Any]:
     """A comma-separated option value as a list of `kind` ("str", "int", "float")."""
     items = [part.strip() for part in str(text).split(",")]
@@ -429,6 +452,9 @@ def parse_assignments(items: Sequence[str] | None, option: str = "--set") -> dic
 
 
 __all__ = [
+    "check_positive",
+    "parse_load",
+    "parse_number",
     "parse_assignments",
     "split_list",
     "CONFIG_FORMAT",

@@ -361,16 +361,6 @@ def saturation_search(
 PROBE_COLUMNS = ("λ", "λ/λ*", "queues", "backlog growth (packets/tick)", "threshold θ", "delivered", "episodes/seed")
 
 
-def _positive_number(text: str, option: str) -> float:
-    try:
-        value = float(str(text).strip())
-    except ValueError:
-        raise MamrlError(f"{option} must be a number, got {text!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise MamrlError(f"{option} must be a finite number > 0, got {text!r}")
-    return value
-
-
 @dataclass(frozen=True)
 class SaturationRequest:
     """A saturation search as `mamrl saturation` states it (validated by `run_saturation_request`)."""
@@ -411,21 +401,20 @@ def run_saturation_request(request: SaturationRequest, *, on_start: Callable[[st
 
     from mamrl import runs
     from mamrl.algorithms import canonical_name, make_agent
-    from mamrl.experiments.config import split_list
+    from mamrl.experiments.config import check_positive, parse_number, split_list
     from mamrl.topologies import load_topology
 
     r = request
     for value, option in ((r.horizon_ticks, "--horizon"), (r.episodes, "--episodes"), (r.max_episodes, "--max-episodes"),
                           (r.train_episodes, "--train-episodes"), (r.train_horizon_ticks, "--train-horizon")):
-        if value < 1:
-            raise MamrlError(f"{option} must be an integer >= 1, got {value}")
+        check_positive(value, option)
     if r.episodes < 2:
         raise MamrlError(f"--episodes must be >= 2 (a confidence interval needs two), got {r.episodes}")
     if r.max_episodes < r.episodes:
         raise MamrlError(f"--max-episodes must be >= --episodes ({r.episodes}), got {r.max_episodes}")
     if r.horizon_ticks < 4:
         raise MamrlError(f"--horizon must be >= 4 ticks to measure a trend, got {r.horizon_ticks}")
-    low, high, tolerance = (_positive_number(v, o) for v, o in ((r.low, "--low"), (r.high, "--high"), (r.tolerance, "--tolerance")))
+    low, high, tolerance = (parse_number(v, o) for v, o in ((r.low, "--low"), (r.high, "--high"), (r.tolerance, "--tolerance")))
     if high <= low:
         raise MamrlError(f"--high ({high:g}) must be above --low ({low:g})")
     seeds = split_list(r.seeds, "--seeds", "int")

@@ -7,7 +7,6 @@ routing tables; backpressure runs in its own compiled driver with per-destinatio
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,8 +16,9 @@ import numpy as np
 
 from mamrl import runs
 from mamrl.errors import MamrlError
+from mamrl.experiments.config import check_positive, parse_load
 from mamrl.sim import records
-from mamrl.sim.metrics import Estimate, summarise
+from mamrl.sim.metrics import Estimate
 
 PAPER_METRIC_NOTE = (
     "Note: the paper's delivery time averages over delivered packets only, so a policy that delivers "
@@ -28,22 +28,6 @@ PAPER_METRIC_NOTE = (
 
 QUEUE_ROUTERS = ("backpressure", "sp-backpressure")
 """Policies that route by per-destination queues in their own compiled driver (not tables)."""
-
-
-def parse_load(text: str | float, option: str = "--load") -> float:
-    """A load value: a finite number >= 0 (packets per router per tick)."""
-    try:
-        load = float(str(text).strip())
-    except ValueError:
-        raise MamrlError(f"{option} must be a number (packets per router per tick), got {text!r}") from None
-    if not math.isfinite(load) or load < 0:
-        raise MamrlError(f"{option} must be a finite number >= 0 (packets per router per tick), got {text!r}")
-    return load
-
-
-def check_positive(value: int, option: str) -> None:
-    if value < 1:
-        raise MamrlError(f"{option} must be an integer >= 1, got {value}")
 
 
 def describe_link(topology: Any, link: int) -> str:
@@ -191,9 +175,8 @@ def run_simulation(sim: Simulation, on_episodes: Callable[[int], None] | None = 
 
 def check_outputs(json_out: Path | None = None, csv_out: Path | None = None, run_dir: Path | None = None) -> None:
     """Refuse output paths that cannot be written, before any work."""
-    for path, what in ((json_out, "--json"), (csv_out, "--csv")):
-        if path is not None and path.is_dir():
-            raise MamrlError(f"{what} {str(path)!r} is a directory, expected a file name")
+    runs.check_output_file(json_out, "--json")
+    runs.check_output_file(csv_out, "--csv")
     if run_dir is not None and run_dir.exists() and not run_dir.is_dir():
         raise MamrlError(f"--out {str(run_dir)!r} exists and is not a directory")
 
@@ -223,11 +206,8 @@ __all__ = [
     "Simulation",
     "SimulationRequest",
     "check_outputs",
-    "check_positive",
     "describe_link",
-    "parse_load",
     "prepare_simulation",
     "run_simulation",
-    "summarise",
     "write_outputs",
 ]

@@ -22,7 +22,7 @@ _FLAGS = {"horizon_ticks": "--horizon", "failures": "--failure", "output": "--ou
 
 def _overrides(values: Mapping[str, Any]) -> dict[str, Any]:
     """Config overrides from option values (None: not given); list options may repeat or hold commas."""
-    from mamrl.experiments.simulate import parse_load
+    from mamrl.experiments.config import parse_load
 
     out: dict[str, Any] = {}
     for key, value in values.items():
