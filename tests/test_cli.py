@@ -197,3 +197,27 @@ def test_plot_topology_without_usable_coordinates(tmp_path: Path) -> None:
 
 def test_plot_topology_rejects_unknown_format(tmp_path: Path) -> None:
     assert_one_line_error(invoke("plot-topology", "--output", str(tmp_path / "b4.gif")))
+
+
+@pytest.mark.parametrize(("command", "option", "config_class", "field"), [
+    ("simulate", "--load", "mamrl.experiments.simulate.SimulationRequest", "load"),
+    ("sweep", "--train-episodes", "mamrl.experiments.config.SweepConfig", "train_episodes"),
+    ("train", "--chunk", "mamrl.training.TrainConfig", "chunk_episodes"),
+    ("train", "--algorithm", "mamrl.training.TrainConfig", "algorithm"),
+    ("failures", "--fail-tick", "mamrl.experiments.failures.config.FailureExperimentConfig", "fail_tick"),
+    ("failures", "--controllers", "mamrl.experiments.failures.config.FailureExperimentConfig", "controllers"),
+])
+def test_option_help_is_the_config_field_docstring(command: str, option: str, config_class: str, field: str) -> None:
+    """An option's help starts with its config field's docstring (read from the dataclass itself), so the two cannot drift."""
+    import importlib
+    import inspect
+    import typer.main
+
+    module_name, class_name = config_class.rsplit(".", 1)
+    source = inspect.getsource(getattr(importlib.import_module(module_name), class_name))
+    match = re.search(rf"^    {field}: [^\n]*\n    \"\"\"(.*?)\"\"\"", source, re.S | re.M)
+    assert match, f"{config_class}.{field} has no docstring"
+    docstring = " ".join(match.group(1).split())
+    click_command = typer.main.get_command(app).commands[command]  # type: ignore[attr-defined]
+    (param,) = [p for p in click_command.params if option in p.opts]
+    assert " ".join(param.help.split()).startswith(docstring)

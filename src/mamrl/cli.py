@@ -404,18 +404,22 @@ def saturation(
         console.print("Rule: " + RULE_TEXT.replace("*", ""), soft_wrap=True)
 
 
+_TR = "mamrl.training.TrainConfig"
+_FX = "mamrl.experiments.failures.config.FailureExperimentConfig"
+
+
 @app.command()
 def train(
     topology: str = _opt("b4", "--topology", "-t", metavar="NAME|PATH", help=_TOPOLOGY),
-    load: str = _opt("0.3", "--load", "-l", metavar="LAMBDA", help="λ, packets per router per tick."),
-    algorithm: str = _opt("mamrl", "--algorithm", "-a", metavar="NAME", help="mamrl (alias deep-consensus), maml (meta-training, Algorithm 1), pg or q-routing."),
-    episodes: int = _opt(1000, "--episodes", "-n", metavar="N", help="Training episodes."),
-    seed: int = _opt(0, "--seed", metavar="SEED", help="Seed of the training traffic (and of the initial weights)."),
-    horizon: int = _opt(500, "--horizon", metavar="TICKS", help="Episode length in ticks."),
-    fail: Optional[list[str]] = _opt(None, "--fail", metavar="LINK[@TICK]", help="Link failure, e.g. D-E@100 (repeatable)."),
-    set_: Optional[list[str]] = _opt(None, "--set", metavar="KEY=VALUE", help="Algorithm hyper-parameter, e.g. reward=packet (repeatable; JSON values)."),
-    chunk: int = _opt(0, "--chunk", metavar="N", help="Episodes per curve row and checkpoint (0: one TRPO or meta iteration for mamrl/maml, else 50)."),
-    eval_episodes: int = _opt(20, "--eval-episodes", metavar="N", help="Frozen-policy evaluation episodes at the end (0 = none)."),
+    load: str = _opt("0.3", "--load", "-l", metavar="LAMBDA", doc=(_TR, "load"), help="Or a multiple of λ*, e.g. 0.9x."),
+    algorithm: str = _opt("mamrl", "--algorithm", "-a", metavar="NAME", doc=(_TR, "algorithm")),
+    episodes: int = _opt(1000, "--episodes", "-n", metavar="N", doc=(_TR, "episodes")),
+    seed: int = _opt(0, "--seed", metavar="SEED", doc=(_TR, "seed")),
+    horizon: int = _opt(500, "--horizon", metavar="TICKS", doc=(_TR, "horizon_ticks")),
+    fail: Optional[list[str]] = _opt(None, "--fail", metavar="LINK[@TICK]", doc=(_TR, "failures"), help="E.g. D-E@100; repeatable."),
+    set_: Optional[list[str]] = _opt(None, "--set", metavar="KEY=VALUE", doc=(_TR, "algorithm_config"), help="E.g. reward=packet; repeatable; JSON values."),
+    chunk: int = _opt(0, "--chunk", metavar="N", doc=(_TR, "chunk_episodes")),
+    eval_episodes: int = _opt(20, "--eval-episodes", metavar="N", doc=(_TR, "eval_episodes"), help="0 = none."),
     out: Path = _opt(Path("runs/train"), "--out", "-o", metavar="DIR", help="Run directory (resumed if it holds this configuration; a larger -n extends it)."),
     tensorboard: Optional[Path] = _opt(None, "--tensorboard", metavar="DIR", help=(
         "Also log the learning curves (step = episodes) and the config to TensorBoard in DIR; a resumed run appends.")),
@@ -447,23 +451,21 @@ def train(
 def failures(
     preset: Optional[str] = _opt(None, "--preset", metavar="NAME", help="Base config: quick (default without --config) or paper."),
     config_file: Optional[Path] = _opt(None, "--config", "-c", metavar="FILE", help="Experiment config file (.toml or .json); flags override it."),
-    topology: Optional[str] = _opt(None, "--topology", "-t", metavar="NAME|PATH", help=_TOPOLOGY),
-    failure: Optional[list[str]] = _opt(None, "--failure", "-f", metavar="LINK", help="Test link A-B (repeatable or comma-separated; default: the paper's three)."),
-    held_out: Optional[list[str]] = _opt(None, "--held-out", metavar="LINK", help="Test link also kept out of meta-training (repeatable or comma-separated)."),
-    controllers: Optional[str] = _opt(None, "--controllers", "-a", metavar="LIST", help=(
-        "Comma-separated: spa, spa-reconverge, q-routing, mamrl-init, continued, random-init (the paper's); also "
-        "ecmp, max-throughput, min-delay (each optionally -reconverge), backpressure, sp-backpressure.")),
-    episodes: Optional[int] = _opt(None, "--episodes", "-n", metavar="N", help="Episodes per run, before and after the failure."),
-    fail_episode: Optional[int] = _opt(None, "--fail-episode", metavar="N", help="First episode with the link down."),
-    fail_tick: Optional[int] = _opt(None, "--fail-tick", metavar="TICK", help="Tick the link fails at in the failure episode."),
-    episodes_per_step: Optional[int] = _opt(None, "--episodes-per-step", metavar="N", help="Episodes per controller call (learning step)."),
-    seeds: Optional[list[str]] = _opt(None, "--seeds", "-s", metavar="LIST", help="Seeds, comma-separated or repeated."),
-    load: Optional[str] = _opt(None, "--load", "-l", metavar="LAMBDA", help="λ: new packets per router per tick."),
-    horizon: Optional[int] = _opt(None, "--horizon", metavar="TICKS", help="Episode length in ticks."),
-    meta_init: Optional[Path] = _opt(None, "--meta-init", metavar="PATH", help="Meta-training directory to reuse (resumed if unfinished), or a maml checkpoint.pt used as it is."),
-    meta_iterations: Optional[int] = _opt(None, "--meta-iterations", metavar="N", help="MAML-TRPO meta-iterations (deep controllers)."),
-    output: Optional[Path] = _opt(None, "--output", "-o", metavar="DIR", help="Output directory (resumed when re-run)."),
-    workers: Optional[int] = _opt(None, "--workers", "-j", metavar="N", help=_WORKERS),
+    topology: Optional[str] = _opt(None, "--topology", "-t", metavar="NAME|PATH", doc=(_FX, "topology")),
+    failure: Optional[list[str]] = _opt(None, "--failure", "-f", metavar="LINK", doc=(_FX, "failures"), help="Repeatable or comma-separated."),
+    held_out: Optional[list[str]] = _opt(None, "--held-out", metavar="LINK", doc=(_FX, "held_out"), help="Repeatable or comma-separated."),
+    controllers: Optional[str] = _opt(None, "--controllers", "-a", metavar="LIST", doc=(_FX, "controllers"), help="Comma-separated."),
+    episodes: Optional[int] = _opt(None, "--episodes", "-n", metavar="N", doc=(_FX, "episodes")),
+    fail_episode: Optional[int] = _opt(None, "--fail-episode", metavar="N", doc=(_FX, "fail_episode")),
+    fail_tick: Optional[int] = _opt(None, "--fail-tick", metavar="TICK", doc=(_FX, "fail_tick")),
+    episodes_per_step: Optional[int] = _opt(None, "--episodes-per-step", metavar="N", doc=(_FX, "episodes_per_step")),
+    seeds: Optional[list[str]] = _opt(None, "--seeds", "-s", metavar="LIST", doc=(_FX, "seeds"), help="Comma-separated or repeated."),
+    load: Optional[str] = _opt(None, "--load", "-l", metavar="LAMBDA", doc=(_FX, "load")),
+    horizon: Optional[int] = _opt(None, "--horizon", metavar="TICKS", doc=(_FX, "horizon_ticks")),
+    meta_init: Optional[Path] = _opt(None, "--meta-init", metavar="PATH", doc=(_FX, "meta_init")),
+    meta_iterations: Optional[int] = _opt(None, "--meta-iterations", metavar="N", doc=(_FX, "meta_iterations")),
+    output: Optional[Path] = _opt(None, "--output", "-o", metavar="DIR", doc=(_FX, "output"), help="Resumed when re-run."),
+    workers: Optional[int] = _opt(None, "--workers", "-j", metavar="N", doc=(_FX, "workers")),
     backend: str = _opt("local", "--backend", metavar="NAME", help=_BACKEND),
     address: Optional[str] = _opt(None, "--address", metavar="HOST:PORT", help=_ADDRESS),
     formats: list[str] = typer.Option(["png", "pdf"], "--format", metavar="FMT", help="Figure format: png, pdf, svg. Repeatable."),

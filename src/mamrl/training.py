@@ -65,19 +65,19 @@ class TrainConfig:
     topology: str = "b4"
     """Built-in name or path of the topology."""
     load: float = 0.3
-    """lambda, packets per router per tick."""
+    """λ, packets per router per tick."""
     horizon_ticks: int = 500
-    """Episode length."""
+    """Episode length in ticks."""
     failures: tuple[str, ...] = ()
     """Link failures as `A-B[@TICK]`."""
     algorithm: str = "mamrl"
-    """Algorithm name (`mamrl`, `pg`, `q-routing`)."""
+    """mamrl (alias deep-consensus), maml (meta-training, Algorithm 1), pg or q-routing."""
     algorithm_config: dict[str, Any] = field(default_factory=dict)
     """Algorithm hyper-parameters (fields of its config dataclass)."""
     episodes: int = 1000
     """Training episodes."""
     seed: int = 0
-    """Seed of the training traffic."""
+    """Seed of the training traffic (and of the initial weights)."""
     chunk_episodes: int = 0
     """Episodes per curve row and checkpoint; 0 = one update of the algorithm (a TRPO or meta iteration), else 50."""
     eval_episodes: int = 0

@@ -55,7 +55,8 @@ class FailureExperimentConfig:
     episodes_per_step: int = 5
     """Episodes per controller call (one learning step of the deep controllers)."""
     controllers: tuple[str, ...] = DEFAULT_CONTROLLERS
-    """Controllers: spa, spa-reconverge, q-routing, mamrl-init, continued, random-init."""
+    """Controllers: spa, spa-reconverge, q-routing, mamrl-init, continued, random-init (the paper's);
+    also ecmp, max-throughput, min-delay (each optionally -reconverge), backpressure, sp-backpressure."""
     loss_penalty_ticks: float = 0.0
     """Extra cost of a lost packet in the common reward, in ticks, on top of its age at the horizon
     (`common_reward`); 0 = the reward is minus the sojourn time of every packet."""
