@@ -123,3 +123,48 @@ def test_the_checks_can_fail(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     assert graph.edges["mamrl.sim.a", "mamrl.cli"]["local"]
     assert layer_of("mamrl.cli") > layer_of("mamrl.sim.a")
     assert list(nx.simple_cycles(graph)) != []
+
+
+LAZY_EXEMPT = ("mamrl.cli",)
+"""Modules whose every import is deliberately inside a function (the CLI: fast start-up; its
+module docstring says so)."""
+
+
+def unexplained_local_imports(path: Path) -> list[int]:
+    """Lines of imports inside a function that no `# lazy: <why>` comment explains. One comment,
+    right above, covers a block of imports separated only by blank lines."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    tree = ast.parse("\n".join(lines))
+    missing = []
+    for function in ast.walk(tree):
+        if not isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        nodes = sorted({id(n): n for n in ast.walk(function) if isinstance(n, (ast.Import, ast.ImportFrom))}.values(),
+                       key=lambda n: n.lineno)
+        explained, previous_end = False, None
+        for node in nodes:
+            continues_block = previous_end is not None and not any(lines[i].strip() for i in range(previous_end, node.lineno - 1))
+            if not continues_block:
+                comment, i = [lines[node.lineno - 1]], node.lineno - 2
+                while i >= 0 and lines[i].strip().startswith("#"):  # the comment lines right above
+                    comment.append(lines[i])
+                    i -= 1
+                explained = any("# lazy:" in line for line in comment)
+            previous_end = node.end_lineno
+            if not explained:
+                missing.append(node.lineno)
+    return missing
+
+
+def test_imports_inside_functions_say_why() -> None:
+    """An import inside a function is there only to keep start-up or a light module fast (torch,
+    matplotlib, an optional dependency), and says so; any other import belongs at the top."""
+    missing = [f"{path.relative_to(SRC)}:{line}" for name, path in modules().items() if name not in LAZY_EXEMPT
+               for line in unexplained_local_imports(path)]
+    assert not missing, "imports inside functions without a `# lazy: <why>` comment:\n" + "\n".join(missing)
+
+
+def test_the_lazy_import_check_can_fail(tmp_path: Path) -> None:
+    module = tmp_path / "m.py"
+    module.write_text("def f():\n    # lazy: torch is slow\n    import torch\n\n    import numpy\n\n    x = 1\n    # why\n    import json\n")
+    assert unexplained_local_imports(module) == [9]

@@ -11,6 +11,14 @@ import dataclasses
 from typing import Any
 
 from mamrl.agents import RoutingAgent, TableAgent, TablePolicy
+from mamrl.agents.backpressure import SP_BACKPRESSURE_BIAS, Backpressure, BackpressureConfig
+from mamrl.agents.ecmp import EcmpPolicy
+from mamrl.agents.max_throughput import MaxThroughputPolicy
+from mamrl.agents.min_delay import MinDelayPolicy
+from mamrl.agents.policy_gradient import PolicyGradient, PolicyGradientConfig
+from mamrl.agents.q_routing import QRouting, QRoutingConfig
+from mamrl.agents.random_policy import UniformRandomPolicy
+from mamrl.agents.shortest_path import ShortestPathPolicy
 from mamrl.errors import MamrlError
 
 POLICY_NAMES = ("spa", "ecmp", "max-throughput", "min-delay", "random")
@@ -39,8 +47,6 @@ def make_policy(name: str, *, reconvergence_delay_ticks: int | None = None) -> T
 
     `reconvergence_delay_ticks` (spa, ecmp, max-throughput, min-delay): recompute the tables on
     the failed network that many ticks after a failure; None = never react."""
-    from mamrl.agents.random_policy import UniformRandomPolicy
-
     key = ALIASES.get(name.strip().lower(), name.strip().lower())
     if key not in POLICY_NAMES:
         raise MamrlError(f"unknown policy {name!r} (choose from {', '.join(POLICY_NAMES)})")
@@ -53,24 +59,17 @@ def make_policy(name: str, *, reconvergence_delay_ticks: int | None = None) -> T
 
 def _config_class(key: str):
     if key in ("backpressure", "sp-backpressure"):
-        from mamrl.agents.backpressure import BackpressureConfig
-
         return BackpressureConfig
-    if key == "mamrl":  # imports torch: only when asked for
+    if key == "mamrl":
+        # lazy: imports torch (~1 s); only the deep learner needs it
         from mamrl.agents.deep_consensus import DeepConsensusConfig
 
         return DeepConsensusConfig
     if key == "maml":
+        # lazy: imports torch (~1 s); only meta-training needs it
         from mamrl.meta.maml import MamlConfig
 
         return MamlConfig
-    from mamrl.agents.ecmp import EcmpPolicy
-    from mamrl.agents.max_throughput import MaxThroughputPolicy
-    from mamrl.agents.min_delay import MinDelayPolicy
-    from mamrl.agents.policy_gradient import PolicyGradientConfig
-    from mamrl.agents.q_routing import QRoutingConfig
-    from mamrl.agents.shortest_path import ShortestPathPolicy
-
     return {
         "spa": ShortestPathPolicy,
         "ecmp": EcmpPolicy,
@@ -128,10 +127,6 @@ def canonical_name(name: str) -> str:
 
 def make_agent(name: str, config: dict[str, Any] | None = None) -> RoutingAgent:
     """A routing algorithm by name (`ALGORITHM_NAMES`) with optional config values."""
-    from mamrl.agents.policy_gradient import PolicyGradient
-    from mamrl.agents.q_routing import QRouting
-    from mamrl.agents.random_policy import UniformRandomPolicy
-
     key = canonical_name(name)
     values = dict(config or {})
     if key == "random":
@@ -139,21 +134,19 @@ def make_agent(name: str, config: dict[str, Any] | None = None) -> RoutingAgent:
             raise MamrlError(f"algorithm 'random' takes no configuration, got {sorted(values)}")
         return TableAgent(UniformRandomPolicy())
     if key == "sp-backpressure":
-        from mamrl.agents.backpressure import SP_BACKPRESSURE_BIAS
-
         values.setdefault("bias_packets_per_hop", SP_BACKPRESSURE_BIAS)
     cfg = build_config(_config_class(key), values, key)
     if key in ("backpressure", "sp-backpressure"):
-        from mamrl.agents.backpressure import Backpressure
-
         return Backpressure(cfg, name=key)
     if key in STATIC_POLICY_NAMES:
         return TableAgent(cfg)
     if key == "mamrl":
+        # lazy: imports torch (~1 s); only the deep learner needs it
         from mamrl.agents.deep_consensus import DeepConsensus
 
         return DeepConsensus(cfg)
     if key == "maml":
+        # lazy: imports torch (~1 s); only meta-training needs it
         from mamrl.meta.maml import MetaLearner
 
         return MetaLearner(cfg)

@@ -1,6 +1,9 @@
 """The `mamrl` command line. Every command parses its options, calls one library function and
 prints the result (`mamrl.console`); errors are one line on stderr with exit code 2. Option help
 comes from the config dataclasses' field docstrings where a command has one, so they cannot drift.
+
+Every command imports the library inside its body (lazy imports), so `mamrl --help` and a typo'd
+option answer at once instead of after loading numba, scipy and torch.
 """
 
 from __future__ import annotations

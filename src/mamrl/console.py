@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import io
 import os
+import signal
 import sys
+import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -20,6 +23,7 @@ from typing import Any
 import typer
 from rich import box
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from mamrl.errors import MamrlError
@@ -56,9 +60,6 @@ def termination_as_interrupt() -> Iterator[None]:
     KeyboardInterrupt like Ctrl-C, so long commands record the interrupted attempt (a reproduction's
     stage wall time), keep what they finished and print how to resume instead of dying silently.
     A signal the caller chose to ignore (`nohup` ignores SIGHUP) stays ignored."""
-    import signal
-    import threading
-
     def interrupt(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt(signal.Signals(signum).name)
 
@@ -80,8 +81,7 @@ def user_errors(interrupted: Callable[[], str] | None = None) -> Iterator[None]:
     warnings (defaults taken while importing a topology) into `warning: ...` lines, and SIGTERM /
     SIGHUP into KeyboardInterrupt. With `interrupted`, an interruption prints its message (what was
     kept, how to resume) and exits with 130."""
-    import warnings
-
+    # lazy: the CLI's console starts without the topology loaders
     from mamrl.topologies.wild import TopologyWarning
 
     def show(message, category, *rest, **kwargs):
@@ -145,8 +145,6 @@ class ProgressReport:
     def __init__(self, label: str, unit: str, *, enabled: bool = True, lines: bool = True):
         """`lines`: print a line per step when stderr is not a terminal (long steps); off for
         fast steps, where a log would only fill up."""
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
         self.console = stderr()
         self.unit = unit
         self.lines = lines
@@ -201,6 +199,7 @@ _LEADING_METRICS = ("mean_delivery_time", "delivered_fraction", "mean_sojourn_ti
 
 def metrics_table(summary: dict[str, Any], title: str) -> Table:
     """Every metric as mean ± 95% CI, the paper's metric and its correctives first."""
+    # lazy: the CLI's console starts without the compiled simulator
     from mamrl.sim.metrics import METRIC_INFO
 
     out = Table(title=title, title_justify="left")

@@ -12,20 +12,21 @@
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import csv
+import dataclasses
+import datetime as _dt
+import functools
 import hashlib
 import io
-import dataclasses
-import functools
-from dataclasses import dataclass
-import datetime as _dt
 import json
 import math
 import os
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ import numpy as np
 
 import mamrl
 from mamrl.errors import MamrlError
+
 
 # ------------------------------------------------------------------------------ provenance
 def git_commit() -> dict[str, Any] | None:
@@ -232,8 +234,6 @@ def field_docs(module: str, class_name: str) -> dict[str, str]:
     """The field docstrings (the string literal under each field, on one line) of dataclass
     `class_name` in mamrl module `module`, read from its source without importing it: the command
     line's option help comes from them (so the two cannot drift apart) at no start-up cost."""
-    import ast
-
     relative = module.split(".")[1:]  # "mamrl.experiments.config" -> experiments/config.py
     path = Path(mamrl.__file__).resolve().parent.joinpath(*relative).with_suffix(".py")
     tree = ast.parse(path.read_text(encoding="utf-8"))

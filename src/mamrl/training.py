@@ -24,6 +24,7 @@ finishes with the same weights and curves as an uninterrupted run.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import time
@@ -34,9 +35,11 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 
 from mamrl import __version__
-from mamrl.algorithms import canonical_name, make_agent
 from mamrl.agents.base import RoutingAgent
+from mamrl.algorithms import canonical_name, make_agent
 from mamrl.errors import MamrlError
+from mamrl.executors import check_backend
+from mamrl.experiments.config import check_positive
 from mamrl.runs import atomic_file, write_text
 from mamrl.sim.metrics import estimate
 from mamrl.sim.params import LinkFailure, SimParams
@@ -208,9 +211,6 @@ def train_command(config: TrainConfig, out: str | Path, *, on_chunk: Callable[[d
     or failure, workers for an algorithm that trains in one process), train into `out` with maml's
     tasks spread over `workers` or Ray, and return the summary lines. `on_ready(episodes)` is
     called once the checks passed."""
-    from mamrl.executors import check_backend
-    from mamrl.experiments.config import check_positive
-
     if tensorboard_dir is not None:
         require_tensorboard()
     check_positive(config.episodes, "--episodes")
@@ -221,6 +221,7 @@ def train_command(config: TrainConfig, out: str | Path, *, on_chunk: Callable[[d
     if check_backend(backend, address) == "ray" or workers > 1:
         if cfg.algorithm != "maml":
             raise MamrlError(f"--backend/--workers spread maml's meta-training tasks; {cfg.algorithm} trains in one process")
+        # lazy: imports torch (~1 s); only meta-training needs it
         from mamrl.meta.maml import maml_task_executor
 
         task_executor = maml_task_executor(backend, workers, address)  # Ray: connects now
@@ -246,7 +247,8 @@ def meta_train(topology: str, load: float, config: MamlConfig, out_dir: str | Pa
     """Meta-train into `out_dir` with `mamrl train`'s machinery (config.json, checkpoint.pt after
     every meta-iteration, curves.csv/png), resuming from its checkpoint; returns the learner
     holding the meta-initialisation. `task_executor`: see `MetaLearner.task_executor`."""
-    from mamrl.meta.maml import MetaLearner  # imports torch: only when meta-training
+    # lazy: imports torch (~1 s); only meta-training needs it
+    from mamrl.meta.maml import MetaLearner
 
     values = asdict(config)
     train_config = TrainConfig(topology=topology, load=load, horizon_ticks=horizon_ticks, algorithm="maml",
@@ -311,7 +313,8 @@ class TensorBoardLogger:
 def require_tensorboard() -> type:
     """`SummaryWriter`, or MamrlError(TENSORBOARD_HINT) when TensorBoard is not installed."""
     try:
-        # torch's module imports the tensorboard package itself and raises ImportError without it.
+        # lazy: an optional dependency; torch's module imports the tensorboard package itself and
+        # raises ImportError without it.
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:
         raise MamrlError(TENSORBOARD_HINT) from None
@@ -322,6 +325,7 @@ def _last_logged_step(log_dir: Path) -> int | None:
     """The largest step of `curves/seconds` (present in every row) in `log_dir`'s event files."""
     if not any(log_dir.glob("events.out.tfevents.*")):
         return None
+    # lazy: optional dependency (TensorBoard logging)
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     accumulator = EventAccumulator(str(log_dir), size_guidance={"scalars": 0})
@@ -334,6 +338,7 @@ def _last_logged_step(log_dir: Path) -> int | None:
 
 def plot_curves(rows: list[dict[str, Any]], path: Path, title: str) -> None:
     """Learning curves: the algorithm's own reward (if any), delivery/sojourn time, delivered/loss."""
+    # lazy: matplotlib only when drawing
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -388,7 +393,6 @@ def _csv_text(rows: list[dict[str, Any]]) -> str:
     keys: list[str] = []
     for row in rows:
         keys += [k for k in row if k not in keys]
-    import io
 
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=keys)

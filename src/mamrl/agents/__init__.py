@@ -14,6 +14,7 @@ import dataclasses
 from typing import Any, Protocol
 
 from mamrl.agents.base import Progress, RoutingAgent
+from mamrl.sim.evaluate import evaluate_tables
 from mamrl.sim.params import SimParams
 from mamrl.sim.simulator import RoutingTables
 
@@ -34,8 +35,6 @@ class TableAgent(RoutingAgent):
         self.name = policy.name
 
     def evaluate(self, params, seed, num_episodes, *, batch_size=32, on_progress: Progress | None = None):
-        from mamrl.sim.evaluate import evaluate_tables
-
         metrics, _ = evaluate_tables(params, self.policy.routing_tables(params), seed, num_episodes,
                                      batch_size=batch_size, on_batch=on_progress)
         return metrics

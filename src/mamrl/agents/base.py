@@ -15,6 +15,7 @@ from typing import Any, Callable
 import numpy as np
 
 from mamrl.errors import MamrlError
+from mamrl.runs import atomic_file
 from mamrl.sim.evaluate import in_chunks  # noqa: F401  (re-exported for the agents)
 from mamrl.sim.params import SimParams
 
@@ -77,9 +78,8 @@ class RoutingAgent(ABC):
         """Write config and learned state as a torch state dict, atomically (temp file + rename).
 
         `extra` holds JSON-ready training state (logs, counters) kept beside the weights."""
+        # lazy: torch takes ~1 s to import; only checkpoints need it
         import torch
-
-        from mamrl.runs import atomic_file
 
         path = Path(path)
         payload = {
@@ -97,6 +97,7 @@ class RoutingAgent(ABC):
     def read_checkpoint(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """(meta, arrays) of a checkpoint written by `save`, loaded with `weights_only=True`
         (no code runs); one-line errors for a missing, corrupt or foreign file."""
+        # lazy: torch takes ~1 s to import; only checkpoints need it
         import torch
 
         path = Path(path)

@@ -52,7 +52,8 @@ def steal_share(before: tuple[int, int] | None, after: tuple[int, int] | None) -
 
 
 def _torch_threads() -> int:
-    import torch  # only the deep benchmarks pay for importing it
+    # lazy: torch takes ~1 s to import; only the deep benchmarks pay for it
+    import torch
 
     return torch.get_num_threads()
 
@@ -73,6 +74,7 @@ def machine_info(single_core: bool = True) -> dict[str, str]:
         usable = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         usable = os.cpu_count() or 0
+    # lazy: keeps the benchmark helpers light
     import numba
 
     return {

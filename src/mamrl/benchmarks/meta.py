@@ -16,14 +16,15 @@ import resource
 import statistics
 import sys
 import time
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from mamrl.agents.base import RoutingAgent
+from mamrl.algorithms import make_agent
 from mamrl.benchmarks.common import close_section, cpu_ticks, markdown_table, steal_share
 from mamrl.benchmarks.common import write_section as write_marked_section
 from mamrl.errors import MamrlError
@@ -73,8 +74,6 @@ def peak_rss_mb() -> float:
 def trained_learner(checkpoint: str | Path) -> tuple[MetaLearner, int]:
     """The maml learner of a `mamrl train -a maml` checkpoint (its own configuration) and the
     meta-iterations it was trained for; one-line errors for another kind of checkpoint."""
-    from mamrl.algorithms import make_agent
-
     meta, arrays = RoutingAgent.read_checkpoint(checkpoint)
     if meta["name"] != "maml":
         raise MamrlError(f"{checkpoint} is a {meta['name']} checkpoint, not a maml meta-initialisation")

@@ -29,18 +29,27 @@ import datetime as _dt
 import os
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+import torch
 
+from mamrl.agents.deep_consensus import DeepConsensus, DeepConsensusConfig, finite_mean, rollout
+from mamrl.algorithms import make_agent, make_policy
 from mamrl.benchmarks.common import close_section, human, machine_info, markdown_table, median_time, write_section
 from mamrl.benchmarks.deep import DeepBenchRow, bench_deep_one
 from mamrl.benchmarks.simulator import BenchRow, BenchSettings, bench_one
 from mamrl.errors import MamrlError
 from mamrl.experiments import sweep
-from mamrl.experiments.config import SweepConfig
+from mamrl.experiments.config import SweepConfig, check_positive, validate
+from mamrl.experiments.sweep import TIMING_COLUMNS, eval_seed, format_row, run_sweep
+from mamrl.sim.params import SimParams
+from mamrl.sim.simulator import Simulator
+from mamrl.topologies import load_topology
+from mamrl.topologies.wild import TopologyWarning, gravity_demand_weights
 
 SECTION_START = "<!-- bench-scaling:start -->"
 SECTION_END = "<!-- bench-scaling:end -->"
@@ -119,17 +128,11 @@ def demand_weights_for(topology) -> np.ndarray | None:
     table: topohub, Topology Zoo files); None (uniform destinations) for the built-ins."""
     if topology.packet_sizes is not None:
         return None
-    from mamrl.topologies.wild import gravity_demand_weights
 
     return gravity_demand_weights(topology)
 
 
 def _load(name: str):
-    import warnings
-
-    from mamrl.topologies import load_topology
-    from mamrl.topologies.wild import TopologyWarning
-
     with warnings.catch_warnings():  # topohub has no capacities: the 1 Gbit/s default is expected
         warnings.simplefilter("ignore", TopologyWarning)
         return load_topology(name)
@@ -154,17 +157,12 @@ class ScalingRow:
 
 
 def spa_delivered_fraction(params, episodes: int, seed: int = 0) -> float:
-    from mamrl.algorithms import make_policy
-    from mamrl.sim.simulator import Simulator
-
     result = Simulator(params).run_tables(make_policy("spa").routing_tables(params), seed, episodes)
     return float(result.summary()["delivered_fraction"].mean)
 
 
 def q_routing_episode_seconds(params, episodes: int, repeats: int = 1, seed: int = 0) -> float:
     """Median wall time of one Q-routing training episode (one untimed warm-up episode first)."""
-    from mamrl.algorithms import make_agent
-
     agent = make_agent("q-routing")
     agent.train(params, seed, 1)
     return median_time(lambda: agent.train(params, seed, episodes), repeats) / episodes
@@ -172,11 +170,6 @@ def q_routing_episode_seconds(params, episodes: int, repeats: int = 1, seed: int
 
 def scaling_row(spec: str, settings: ScalingSettings, progress: Progress = _quiet) -> ScalingRow:
     """Every per-topology figure of one topology."""
-    import warnings
-
-    from mamrl.sim.params import SimParams
-    from mamrl.topologies.wild import TopologyWarning
-
     topo = _load(spec)
     weights = demand_weights_for(topo)
     params = SimParams(topo, settings.load, settings.horizon_ticks, demand_weights=weights)
@@ -237,11 +230,6 @@ def learning_check(spec: str = BIG_TOPOLOGY, load: float = LOAD, iterations: int
     """Train the deep learner (`reward="packet"`) for `iterations` TRPO iterations of `episodes`
     episodes on traffic seed `seed`, and measure it before and after on the same `eval_episodes`
     episodes of the sweep's evaluation seed (learning frozen)."""
-    from mamrl.agents.deep_consensus import DeepConsensus, DeepConsensusConfig, finite_mean, rollout
-    from mamrl.experiments.sweep import eval_seed
-    from mamrl.sim.params import SimParams
-    from mamrl.sim.simulator import Simulator
-
     start = time.perf_counter()
     topo = _load(spec)
     params = SimParams(topo, load, horizon, demand_weights=demand_weights_for(topo))
@@ -301,22 +289,17 @@ BACKEND_RUNS: tuple[tuple[str, str, int], ...] = (
 
 def comparable_rows(rows: Sequence[dict]) -> tuple[str, ...]:
     """Rows as the results file writes them, with the wall-time columns zeroed."""
-    from mamrl.experiments.sweep import TIMING_COLUMNS, format_row
-
     return tuple(format_row({**row, **{c: 0.0 for c in TIMING_COLUMNS}}) for row in rows)
 
 
 def time_sweep(spec: SweepConfig, backend: str, workers: int, results: Path, label: str = "") -> SweepTiming:
     """One run of the sweep `spec` on `backend` with `workers`, into a new results file."""
-    from mamrl.experiments.config import validate
-    from mamrl.experiments.sweep import make_cell_executor, run_sweep
-
     config = validate(replace(spec, workers=workers, results=str(results)))
     cells = len(sweep.sweep_cells(config))
     label = label or f"{backend}, {workers} worker(s)"
     start = time.perf_counter()
     try:
-        executor = make_cell_executor(backend, workers)
+        executor = sweep.make_cell_executor(backend, workers)
     except MamrlError as exc:  # Ray missing, or unable to start: reported in the row
         if backend != "ray":
             raise
@@ -468,6 +451,7 @@ def figure_path(output: Path, suffix: str = ".png") -> Path:
 
 def plot_scaling(result: ScalingResult):
     """Throughput (left) and time per step (right) versus routers, log-log."""
+    # lazy: matplotlib only when drawing
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.ticker import FixedFormatter, FixedLocator, NullLocator
@@ -515,6 +499,7 @@ def plot_scaling(result: ScalingResult):
 
 
 def write_figures(result: ScalingResult, output: Path) -> list[Path]:
+    # lazy: matplotlib only when drawing
     from mamrl.plotting.topology import save_figure
 
     fig = plot_scaling(result)
@@ -522,8 +507,6 @@ def write_figures(result: ScalingResult, output: Path) -> list[Path]:
 
 
 def markdown_section(result: ScalingResult, command: str, machine: dict[str, str], figure: str | None = None) -> str:
-    import torch
-
     s = result.settings
     date = _dt.datetime.now().astimezone().replace(microsecond=0).isoformat()
     big = max(result.rows, key=lambda r: r.routers)
@@ -600,8 +583,6 @@ def write_report(result: ScalingResult, output: Path, command: str) -> list[Path
 def settings_for(*, quick: bool = False, learn_iterations: int | None = None) -> ScalingSettings:
     """`mamrl bench-scaling`'s settings: the full or the quick ones, with the deep learner's TRPO
     iterations if given (>= 1)."""
-    from mamrl.experiments.config import check_positive
-
     settings = ScalingSettings.quick_settings() if quick else ScalingSettings()
     if learn_iterations is not None:
         check_positive(learn_iterations, "--learn-iterations")

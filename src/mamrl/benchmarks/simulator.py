@@ -35,19 +35,22 @@ import datetime as _dt
 import statistics
 import sys
 import time
-from dataclasses import asdict, dataclass
+import warnings
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from mamrl.algorithms import make_policy
 from mamrl.agents.backpressure import SP_BACKPRESSURE_BIAS
+from mamrl.agents.min_delay import min_delay_flow, min_delay_probabilities
 from mamrl.agents.shortest_path import hop_distances
-from mamrl.benchmarks.common import human, machine_info, markdown_table, median_time
+from mamrl.algorithms import make_policy
+from mamrl.benchmarks.common import human, machine_info, markdown_table, median_time, write_section
 from mamrl.errors import MamrlError
 from mamrl.sim import backpressure_kernel, kernel
+from mamrl.sim.capacity import capacity_bound
 from mamrl.sim.oracle import Backpressure, run_oracle_episode, table_decider
 from mamrl.sim.params import SimParams
 from mamrl.sim.simulator import Simulator
@@ -354,11 +357,6 @@ def run_solver_bench(topologies: tuple[str, ...], repeats: int,
                      on_row: Callable[[SolverBenchRow], None] | None = None) -> tuple[list[SolverBenchRow], list[str]]:
     """(rows, notes): the third table; a topology that cannot be loaded (topohub not installed) is
     left out with a note."""
-    import warnings
-
-    from mamrl.agents.min_delay import min_delay_flow, min_delay_probabilities
-    from mamrl.sim.capacity import capacity_bound
-
     rows, notes = [], []
     for spec in topologies:
         try:
@@ -605,8 +603,6 @@ class SimulatorBench:
 
     def write(self, path: str | Path, command: str) -> None:
         """Write (or replace) the benchmark's section of a markdown file."""
-        from mamrl.benchmarks.common import write_section
-
         write_section(path, markdown_report(self.rows, self.settings, command, self.elapsed_s, self.queue_rows,
                                             (self.solver_rows, self.solver_notes)), SECTION_START, SECTION_END)
 

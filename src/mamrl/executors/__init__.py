@@ -22,6 +22,7 @@ from mamrl.executors.base import (
     available_cores,
     single_threaded,
 )
+from mamrl.executors.ray_cluster import RayCellExecutor
 
 BACKENDS: tuple[str, ...] = ("local", "ray")
 """Where cells run: `local` (this machine's cores) or `ray` (a Ray cluster, `ray_backend.py`)."""
@@ -51,8 +52,6 @@ def make_backend_executor(backend: str = "local", workers: int | None = None, ad
     """
     name = check_backend(backend, address)
     if name == "ray":
-        from mamrl.executors.ray_cluster import RayCellExecutor  # imports Ray: only when asked for
-
         executor = RayCellExecutor(workers, address=address, run=run, cost=cost, describe=describe)
         executor.connect()
         return executor

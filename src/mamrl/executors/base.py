@@ -29,7 +29,8 @@ def single_threaded() -> Iterator[None]:
     a thread count that varied with the number of workers could change floating-point summation
     order, hence results."""
     try:
-        import torch  # make_agent imports it for the deep learner anyway
+        # lazy: torch takes ~1 s to import; make_agent imports it for the deep learner anyway
+        import torch
     except ImportError:
         torch = None
     if torch is None:

@@ -123,6 +123,7 @@ def import_ray(*, loopback: bool) -> Any:
     if loopback:
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     try:
+        # lazy: optional dependency (mamrl[ray])
         import ray
     except ImportError:
         raise MamrlError(MISSING_RAY) from None

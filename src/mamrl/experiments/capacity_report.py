@@ -11,6 +11,9 @@ from typing import Any
 from mamrl import runs
 from mamrl.errors import MamrlError
 from mamrl.experiments.simulate import describe_link
+from mamrl.sim.capacity import capacity_bound, failure_scan
+from mamrl.sim.params import LinkFailure
+from mamrl.topologies import load_topology
 
 LIMIT_NOTE = ("The model's limit: routers forward at most one packet per tick and links reserve size × latency "
               "per packet (docs/model.md); no routing keeps queues bounded at λ ≥ λ*.")
@@ -74,10 +77,6 @@ def capacity_report(topology_spec: str, *, fail: Sequence[str] = (), all_failure
                     on_link: Callable[[int], None] | None = None) -> CapacityReport:
     """λ* with the links `fail` down (no @TICK: λ* is a long-run limit); with `all_failures`, also
     after each further single-link failure (`on_scan_start(count)`, then `on_link(link)` per link)."""
-    from mamrl.sim.capacity import capacity_bound, failure_scan
-    from mamrl.sim.params import LinkFailure
-    from mamrl.topologies import load_topology
-
     topo = load_topology(topology_spec, demand=demand, demand_layout=demand_layout)
     failed: list[int] = []
     for spec in fail:

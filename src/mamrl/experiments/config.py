@@ -23,14 +23,16 @@ import math
 import os
 import re
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Sequence
 from typing import Any, Callable, Mapping
 
+from mamrl.algorithms import canonical_name, make_agent
 from mamrl.errors import MamrlError
 from mamrl.executors import available_cores
-from mamrl.runs import config_hash
+from mamrl.runs import config_hash, jsonable
+from mamrl.topologies import builtin_names, load_topology
 
 CONFIG_FORMAT = "mamrl-sweep-config/1"
 """Format tag of the resolved config (in the results sidecar)."""
@@ -71,8 +73,6 @@ class SweepConfig:
     # ------------------------------------------------------------------ derived values
     def resolved(self) -> dict[str, Any]:
         """The result-determining config, JSON-ready, with full algorithm hyper-parameters."""
-        from mamrl.algorithms import make_agent
-
         resolved = {
             "format": CONFIG_FORMAT,
             "topologies": list(self.topologies),
@@ -88,7 +88,6 @@ class SweepConfig:
             },
         }
         # Through JSON and back: what the sidecar holds compares equal (tuples become lists).
-        from mamrl.runs import jsonable
 
         return json.loads(json.dumps(jsonable(resolved), allow_nan=False))
 
@@ -195,8 +194,6 @@ def _no_duplicates(values: list[Any], label: str) -> None:
 
 def check_topologies(value: Any, label: str) -> tuple[str, ...]:
     """A non-empty list of distinct built-in names or topology paths that load."""
-    from mamrl.topologies import builtin_names, load_topology
-
     out = []
     for k, item in enumerate(_list(value, label)):
         if not isinstance(item, str) or not item.strip():
@@ -215,8 +212,6 @@ def check_topologies(value: Any, label: str) -> tuple[str, ...]:
 
 
 def _check_algorithms(value: Any, label: str) -> tuple[str, ...]:
-    from mamrl.algorithms import canonical_name
-
     out = []
     for k, item in enumerate(_list(value, label)):
         if not isinstance(item, str):
@@ -314,8 +309,6 @@ def _check_results(value: Any, label: str) -> str:
 
 
 def _check_algorithm_config(value: Any, label: str) -> dict[str, dict[str, Any]]:
-    from mamrl.algorithms import canonical_name
-
     if not isinstance(value, Mapping):
         raise MamrlError(f"{label}: expected a table of algorithm name -> settings, got {value!r}")
     out: dict[str, dict[str, Any]] = {}
@@ -381,8 +374,6 @@ def build_sweep_config(
 def validate(config: SweepConfig) -> SweepConfig:
     """Check a `SweepConfig` built in code, and build every algorithm once so that bad
     hyper-parameters fail here, naming the field, not in a worker process."""
-    from mamrl.algorithms import make_agent
-
     checked = check_fields({f: getattr(config, f) for f in FIELD_NAMES}, lambda key: key)
     for name in checked["algorithms"]:
         settings = checked["algorithm_config"].get(name, {})

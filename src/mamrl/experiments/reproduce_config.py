@@ -30,7 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from mamrl import runs
+from mamrl.algorithms import canonical_name, make_agent
 from mamrl.errors import MamrlError
+from mamrl.executors import check_backend
 from mamrl.experiments import config as sweep_config_module
 from mamrl.experiments import failures as failures_module
 from mamrl.experiments.config import (
@@ -39,7 +41,8 @@ from mamrl.experiments.config import (
     check_seeds,
     check_topologies,
 )
-from mamrl.runs import config_differences, config_hash, summarise_differences
+from mamrl.runs import config_differences, config_hash, jsonable, summarise_differences
+from mamrl.topologies import builtin_names
 
 FORMAT = "mamrl-reproduce/1"
 """Format tag of `manifest.json`."""
@@ -175,8 +178,6 @@ class ReproduceConfig:
 
     def topology_slugs(self) -> dict[str, str]:
         """A file-name-safe, distinct name per topology (`b4`, or a path's stem)."""
-        from mamrl.topologies import builtin_names
-
         out: dict[str, str] = {}
         for spec in self.topologies:
             base = spec if spec in builtin_names() else (Path(spec).stem or "topology")
@@ -190,8 +191,6 @@ class ReproduceConfig:
     def sweep_groups(self) -> list[SweepConfig]:
         """The E1 sweeps: one per training budget, algorithms in the configured order, each with its
         own results file under `e1/`."""
-        from mamrl.algorithms import make_agent
-
         base = dict(self.sweep)
         budgets: dict[int, list[str]] = {}
         for name in base["algorithms"]:
@@ -215,8 +214,6 @@ class ReproduceConfig:
     def resolved(self) -> dict[str, Any]:
         """The result-determining configuration (no workers, output or override list), JSON-ready;
         `manifest.json` holds it and a resume must match it."""
-        from mamrl.runs import jsonable
-
         # Keyed by results file, so that a difference is named down to the field.
         sweeps = {Path(g.results).stem: {k: v for k, v in g.resolved().items() if k != "topologies"}
                   for g in self.sweep_groups()}
@@ -246,8 +243,6 @@ class ReproduceConfig:
 
     def as_dict(self) -> dict[str, Any]:
         """Every field, JSON-ready (for `--dry-run`)."""
-        from mamrl.runs import jsonable
-
         return jsonable({
             "preset": self.preset, "topologies": list(self.topologies), "sweep": dict(self.sweep),
             "algorithm_train_episodes": dict(self.algorithm_train_episodes),
@@ -357,8 +352,6 @@ def _check_section(value: Any, label: str, own: Sequence[str], known: Sequence[s
 
 
 def _check_train_episodes(value: Any, label: str) -> dict[str, int]:
-    from mamrl.algorithms import canonical_name
-
     if not isinstance(value, Mapping):
         raise MamrlError(f"{label}: expected a table of algorithm -> episodes, got {value!r}")
     out: dict[str, int] = {}
@@ -396,7 +389,6 @@ def build_reproduce_config(
             topo_label = "--set topologies"
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise MamrlError(f"--workers: must be an integer >= 1, got {workers!r}")
-    from mamrl.executors import check_backend
 
     backend = check_backend(backend, address)
     out = str(output) if output is not None else default_output(preset)

@@ -35,14 +35,23 @@ second half of a short episode can still show growth. Longer horizons sharpen th
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
+from mamrl import runs
+from mamrl.agents.base import RoutingAgent
+from mamrl.algorithms import BELOW_CAPACITY_ONLY, canonical_name, make_agent
 from mamrl.errors import MamrlError
+from mamrl.experiments.config import check_positive, parse_number, split_list
+from mamrl.experiments.sweep import eval_seed
+from mamrl.sim.capacity import capacity_bound
 from mamrl.sim.metrics import Estimate, estimate
+from mamrl.sim.params import SimParams
+from mamrl.topologies import load_topology
 
 BOUNDED, GROWING, UNDETERMINED = "bounded", "growing", "undetermined"
 ABOVE_CAPACITY = "above λ*"
@@ -238,8 +247,6 @@ AgentFactory = Callable[[Any, int], Any]
 def trained_agent_factory(algorithm: str, config: dict[str, Any] | None, train_episodes: int, train_horizon: int) -> AgentFactory:
     """A fresh agent per probe, trained at the probed load on seed `seed` with `train_episodes`
     episodes of `train_horizon` ticks (as a sweep cell would be); no training for spa/random."""
-    from mamrl.algorithms import make_agent
-
     def factory(params: Any, seed: int) -> Any:
         agent = make_agent(algorithm, config)
         if agent.learns:
@@ -251,9 +258,6 @@ def trained_agent_factory(algorithm: str, config: dict[str, Any] | None, train_e
 
 def checkpoint_agent_factory(path: str) -> tuple[str, AgentFactory]:
     """(algorithm name, factory) evaluating one saved agent at every probed load, no training."""
-    from mamrl.algorithms import make_agent
-    from mamrl.agents.base import RoutingAgent
-
     meta, arrays = RoutingAgent.read_checkpoint(path)
     name = meta.get("name")
     config = meta.get("config") or {}
@@ -292,9 +296,6 @@ def saturation_search(
     "not shown bounded" (the bracket's upper end). Stops when the bracket is narrower than
     `tolerance`.
     """
-    from mamrl.experiments.sweep import eval_seed
-    from mamrl.sim.params import SimParams
-
     if not (math.isfinite(low) and math.isfinite(high)) or low <= 0 or high <= low:
         raise MamrlError(f"saturation search needs 0 < low < high, got low={low}, high={high}")
     if tolerance <= 0:
@@ -305,9 +306,6 @@ def saturation_search(
         raise MamrlError(f"horizon must be >= 4 ticks to measure a trend, got {horizon_ticks}")
     if not seeds:
         raise MamrlError("saturation search needs at least one seed")
-    from mamrl.algorithms import BELOW_CAPACITY_ONLY
-    from mamrl.sim.capacity import capacity_bound
-
     result = SearchResult(topology.name, algorithm, horizon_ticks, tuple(seeds), None, None,
                           max_load=capacity_bound(topology, find_binding=False).max_load)
 
@@ -397,13 +395,6 @@ def run_saturation_request(request: SaturationRequest, *, on_start: Callable[[st
                            on_probe: Callable[[str], None] | None = None, json_out: str | None = None) -> SearchResult:
     """Validate the request, run the search (`on_start(line)`, then `on_probe(line)` per probe) and
     write `json_out` if given."""
-    import json
-
-    from mamrl import runs
-    from mamrl.algorithms import canonical_name, make_agent
-    from mamrl.experiments.config import check_positive, parse_number, split_list
-    from mamrl.topologies import load_topology
-
     r = request
     for value, option in ((r.horizon_ticks, "--horizon"), (r.episodes, "--episodes"), (r.max_episodes, "--max-episodes"),
                           (r.train_episodes, "--train-episodes"), (r.train_horizon_ticks, "--train-horizon")):

@@ -15,10 +15,15 @@ from typing import Any
 import numpy as np
 
 from mamrl import runs
+from mamrl.algorithms import ALIASES, STATIC_POLICY_NAMES, make_agent, make_policy
 from mamrl.errors import MamrlError
 from mamrl.experiments.config import check_positive, parse_load
+from mamrl.meta.tasks import link_label
 from mamrl.sim import records
+from mamrl.sim.evaluate import evaluate_tables
 from mamrl.sim.metrics import Estimate
+from mamrl.sim.params import LinkFailure, SimParams
+from mamrl.topologies import load_topology
 
 PAPER_METRIC_NOTE = (
     "Note: the paper's delivery time averages over delivered packets only, so a policy that delivers "
@@ -32,8 +37,6 @@ QUEUE_ROUTERS = ("backpressure", "sp-backpressure")
 
 def describe_link(topology: Any, link: int) -> str:
     """`A-B` by router names, with the link's own name in brackets when it differs."""
-    from mamrl.meta.tasks import link_label
-
     ends = link_label(topology, link)
     name = topology.link_name(link)
     return ends if name == ends else f"{ends} ({name})"
@@ -94,10 +97,6 @@ class Simulation:
 
 def prepare_simulation(request: SimulationRequest) -> Simulation:
     """Validate the request and build the simulation it describes (raises MamrlError)."""
-    from mamrl.algorithms import ALIASES, STATIC_POLICY_NAMES, make_agent, make_policy
-    from mamrl.sim.params import LinkFailure, SimParams
-    from mamrl.topologies import load_topology
-
     r = request
     check_positive(r.episodes, "--episodes")
     check_positive(r.batch_size, "--batch-size")
@@ -155,8 +154,6 @@ def run_simulation(sim: Simulation, on_episodes: Callable[[int], None] | None = 
 
     Batches are evaluated one at a time so that finished batches' states are not kept in memory.
     """
-    from mamrl.sim.evaluate import evaluate_tables
-
     r = sim.request
     if sim.tables is None:
         return sim.agent.evaluate(sim.params, r.seed, r.episodes, batch_size=r.batch_size, on_progress=on_episodes)

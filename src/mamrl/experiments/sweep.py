@@ -41,13 +41,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy import stats
 
 import mamrl
+from mamrl.algorithms import BELOW_CAPACITY_ONLY, make_agent
 from mamrl.errors import MamrlError
-from mamrl.executors import CellExecutor, make_backend_executor, run_tasks, single_threaded
-from mamrl.experiments.config import SweepConfig
+from mamrl.executors import CellExecutor, check_backend, make_backend_executor, run_tasks, single_threaded
+from mamrl.experiments.config import SweepConfig, load_share, resolve_load
 from mamrl.runs import ResultsTable, Row, TableSchema, config_hash, read_table
+from mamrl.sim.capacity import capacity_bound
 from mamrl.sim.metrics import METRIC_INFO, Estimate, estimate, predates_loss_honest, predates_loss_honest_message
+from mamrl.sim.params import SimParams
+from mamrl.topologies import load_topology
 
 EVAL_SEED_OFFSET = 1_000_003
 """Evaluation traffic of seed s is drawn from seed s + EVAL_SEED_OFFSET (training uses s)."""
@@ -127,8 +132,6 @@ class CellTask:
 
 @functools.lru_cache(maxsize=16)
 def _topology(spec: str):
-    from mamrl.topologies import load_topology
-
     return load_topology(spec)
 
 
@@ -155,15 +158,11 @@ def _all_cells(config: SweepConfig) -> list[Cell]:
 
 
 def _beyond_capacity(cell: Cell) -> bool:
-    from mamrl.algorithms import BELOW_CAPACITY_ONLY
-
     return cell.algorithm in BELOW_CAPACITY_ONLY and cell.load >= topology_capacity(cell.topology)
 
 
 def topology_loads(config: SweepConfig, topology: str) -> list[float]:
     """The configured loads of one topology as absolute loads, ascending (duplicates merged)."""
-    from mamrl.experiments.config import load_share, resolve_load
-
     if any(load_share(spec) is not None for spec in config.loads):
         limit = topology_capacity(topology)
         return sorted({resolve_load(spec, limit) for spec in config.loads})
@@ -173,8 +172,6 @@ def topology_loads(config: SweepConfig, topology: str) -> list[float]:
 @functools.lru_cache(maxsize=16)
 def topology_capacity(spec: str) -> float:
     """λ* of a topology (uniform destinations, intact network): `mamrl.sim.capacity`."""
-    from mamrl.sim.capacity import capacity_bound
-
     return capacity_bound(_topology(spec), find_binding=False).max_load
 
 
@@ -197,15 +194,11 @@ def make_tasks(config: SweepConfig, cells: Iterable[Cell]) -> list[CellTask]:
 
 def cell_params(task: CellTask):
     """The `SimParams` of a cell (intact network, unbounded queues)."""
-    from mamrl.sim.params import SimParams
-
     return SimParams(_topology(task.cell.topology), task.cell.load, horizon_ticks=task.horizon_ticks)
 
 
 def train_and_evaluate(task: CellTask) -> tuple[Any, dict[str, np.ndarray], dict[str, np.ndarray], float, float]:
     """(agent, training metrics, evaluation metrics per episode, train wall s, eval wall s)."""
-    from mamrl.algorithms import make_agent
-
     params = cell_params(task)
     agent = make_agent(task.cell.algorithm, task.algorithm_config)
     start = time.perf_counter()
@@ -251,8 +244,6 @@ def run_cell(task: CellTask) -> Row:
 
 def cell_cost(task: CellTask) -> float:
     """A rough relative cost, to start the longest cells first (shorter tail; results unaffected)."""
-    from mamrl.algorithms import make_agent
-
     learns = make_agent(task.cell.algorithm, task.algorithm_config).learns
     ticks = (task.train_episodes if learns else 0) * task.horizon_ticks + task.eval_episodes * (task.eval_horizon_ticks or task.horizon_ticks)
     return ticks * (0.01 + task.cell.load) * _topology(task.cell.topology).num_routers
@@ -402,8 +393,6 @@ class SweepRun:
     the executor closed on every exit path."""
 
     def __init__(self, config: SweepConfig, backend: str = "local", address: str | None = None):
-        from mamrl.executors import check_backend
-
         self.config = config
         self.backend = check_backend(backend, address)
         self.address = address
@@ -466,8 +455,6 @@ def pooled_estimate(parts: Iterable[tuple[float, float, int]]) -> Estimate:
     a sweep this treats all evaluation episodes as one sample: differences between training seeds
     enter through the spread of the episodes, not with their own degrees of freedom.
     """
-    from scipy import stats
-
     groups = [(float(m), float(c), int(n)) for m, c, n in parts if int(n) > 0 and math.isfinite(float(m))]
     total = sum(n for _, _, n in groups)
     if total == 0:

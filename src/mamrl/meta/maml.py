@@ -72,6 +72,7 @@ from mamrl.agents.trpo import (
     uniform_log_probs,
 )
 from mamrl.errors import MamrlError
+from mamrl.executors import check_backend, make_backend_executor, single_threaded
 from mamrl.meta.tasks import WEIGHTINGS, FailureTask, TaskDistribution
 from mamrl.sim.params import SimParams, require_fifo
 from mamrl.sim.simulator import Simulator
@@ -396,8 +397,6 @@ def run_task(job: TaskJob) -> TaskResult:
 def run_task_single_threaded(job: TaskJob) -> TaskResult:
     """`run_task` with one torch thread: what pool and Ray workers run (parallelism is across
     tasks, and one thread count everywhere keeps results independent of the executor)."""
-    from mamrl.executors import single_threaded
-
     with single_threaded():
         return run_task(job)
 
@@ -415,8 +414,6 @@ def maml_task_executor(backend: str = "local", workers: int | None = 1, address:
     """The executor of a meta-iteration's tasks: None (in this process) for the local backend
     with one worker, else a process pool of `workers` or Ray (see `make_backend_executor`).
     Pool and Ray workers run each task with one torch thread."""
-    from mamrl.executors import check_backend, make_backend_executor
-
     if check_backend(backend, address) == "local" and (workers or 1) <= 1:
         return None
     return make_backend_executor(backend, workers, address, run=run_task_single_threaded, cost=task_cost,

@@ -35,6 +35,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from mamrl import runs
 from mamrl.errors import MamrlError
 from mamrl.experiments.failures import (
     LOSS_TARGET,
@@ -404,8 +405,6 @@ def write_failure_report(output_dir: str | os.PathLike[str], *, formats: Sequenc
                          rows: Sequence[Row] | None = None) -> list[Path]:
     """Read `output_dir/curves.csv` (or take `rows`) and its `config.json`; write the three figures
     (each format), `table2.md` and `table2.csv` into `output_dir`. Returns the files written."""
-    from mamrl import runs
-
     output_dir = Path(output_dir)
     for fmt in formats:
         if fmt not in ("png", "pdf", "svg"):

@@ -36,6 +36,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
+from mamrl import runs
 from mamrl.errors import MamrlError
 from mamrl.experiments.saturation import BOUNDED, GROWING, RULE_TEXT, UNDETERMINED, SaturationSummary, summarise_saturation
 from mamrl.experiments.sweep import Point, Row, aggregate, read_results, sidecar_path
@@ -519,8 +520,6 @@ def write_sweep_report(
 ) -> list[Path]:
     """Read a sweep's results CSV; write the three figures (each format) and `results.md` into
     `output_dir`. Returns the files written. `relative_load`: the figures' x axis is λ/λ*."""
-    from mamrl import runs
-
     results = Path(results)
     output_dir = Path(output_dir)
     for fmt in formats:

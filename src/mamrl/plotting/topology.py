@@ -53,6 +53,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter
 
 from mamrl.errors import MamrlError
+from mamrl.runs import atomic_file
 from mamrl.topologies.core import Topology
 
 if TYPE_CHECKING:
@@ -439,7 +440,6 @@ def save_figure(fig: Figure, path: str | os.PathLike[str], *, dpi: int = 150) ->
         raise MamrlError(f"cannot write figure {str(path)!r}: use a .png, .pdf or .svg file name")
     if path.is_dir():
         raise MamrlError(f"cannot write figure {str(path)!r}: it is a directory")
-    from mamrl.runs import atomic_file
 
     with atomic_file(path, "wb") as handle:
         fig.savefig(handle, format=fmt, dpi=dpi)

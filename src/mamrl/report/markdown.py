@@ -31,13 +31,30 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import matplotlib
+import numba
+import numpy
+
+import mamrl
+from mamrl import runs
 from mamrl.errors import MamrlError
-from mamrl.experiments.failures import PAPER_TABLE2, RULE_TEXT as ADAPT_RULE, read_curves, table2
+from mamrl.experiments.failures import PAPER_TABLE2, read_curves, table2
+from mamrl.experiments.failures import RULE_TEXT as ADAPT_RULE
+from mamrl.experiments.reproduce_config import PRESETS, REPORT, STAGES
 from mamrl.experiments.saturation import summarise_saturation
 from mamrl.experiments.sweep import EVAL_SEED_OFFSET, Point, aggregate, read_results
-from mamrl.plotting.failures import FIGURES as FAILURE_FIGURES, controller_label, table2_csv, table2_markdown
+from mamrl.plotting.failures import FIGURES as FAILURE_FIGURES
+from mamrl.plotting.failures import controller_label, table2_csv, table2_markdown
 from mamrl.plotting.sweep import (
-    FIGURES as SWEEP_FIGURES, PAPER_LOAD, PAPER_REDUCTIONS, algorithm_label, format_estimate, format_percent, reduction,
+    FIGURES as SWEEP_FIGURES,
+)
+from mamrl.plotting.sweep import (
+    PAPER_LOAD,
+    PAPER_REDUCTIONS,
+    algorithm_label,
+    format_estimate,
+    format_percent,
+    reduction,
 )
 from mamrl.sim.metrics import Estimate
 
@@ -257,13 +274,8 @@ def _meta_summary(meta_dir: Path) -> dict[str, Any] | None:
 
 
 def _versions() -> dict[str, str]:
-    import matplotlib
-    import numba
-    import numpy
-
-    import mamrl
-
     try:
+        # lazy: torch takes ~1 s to import, and may be absent
         import torch
 
         torch_version = torch.__version__
@@ -275,8 +287,6 @@ def _versions() -> dict[str, str]:
 
 # ------------------------------------------------------------------------------ REPORT.md
 def _budget_table(config: Any) -> list[str]:
-    from mamrl.experiments.reproduce_config import PRESETS
-
     paper = PRESETS["paper"]
     ours_sweep, paper_sweep = config.sweep, paper["sweep"]
     ours_fail, paper_fail = config.failures, paper["failures"]
@@ -311,9 +321,6 @@ def _count(est: Estimate, reached: int, seeds: int, budget: int) -> str:
 def write_report(config: Any, manifest: Mapping[str, Any], walls: Mapping[str, float]) -> Path:
     """Write the figures folder, lambda05.*, table2.* and REPORT.md into `config.out`; returns REPORT.md.
     `config` is a `ReproduceConfig`, `manifest` the manifest document, `walls` the seconds per stage."""
-    from mamrl import runs
-    from mamrl.experiments.reproduce_config import REPORT, STAGES
-
     out = config.out
     slugs = config.topology_slugs()
     copy_figures(out, slugs)

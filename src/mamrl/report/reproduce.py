@@ -36,19 +36,26 @@ from pathlib import Path
 from typing import Any
 
 from mamrl import runs
+from mamrl.algorithms import make_agent
 from mamrl.errors import MamrlError
+from mamrl.executors import make_backend_executor, single_threaded
 from mamrl.experiments import failures as failures_module
 from mamrl.experiments.config import (
     SweepConfig,
 )
-
+from mamrl.experiments.failures import make_run_executor, prepare_meta_init, run_failure_experiment
 from mamrl.experiments.reproduce_config import (
-    Manifest,
     REPORT,
-    ReproduceConfig,
-    STAGES,
     STAGE_NAMES,
+    STAGES,
+    Manifest,
+    ReproduceConfig,
 )
+from mamrl.experiments.saturation import saturation_search, trained_agent_factory
+from mamrl.experiments.sweep import cell_cost, format_row, header_line, read_results, run_cell, run_sweep, sweep_cells
+from mamrl.runs import jsonable
+from mamrl.topologies import load_topology
+
 
 # ------------------------------------------------------------------------------ progress
 class StageListener:
@@ -92,9 +99,6 @@ def make_stage_executor(config: ReproduceConfig, workers: int | None = None, *, 
     """The executor of a stage's tasks on the configured backend (`mamrl.executors.make_backend_executor`):
     locally in process for one worker, else a process pool; or Ray tasks. `run` is the task
     function (default: a sweep cell); `workers` defaults to the config's."""
-    from mamrl.executors import make_backend_executor
-    from mamrl.experiments.sweep import cell_cost, run_cell
-
     if run is None:
         run, cost, describe = run_cell, cell_cost, (lambda task: f"cell {task.cell}")
     return make_backend_executor(config.backend, config.workers if workers is None else workers, config.address,
@@ -105,8 +109,6 @@ def make_stage_executor(config: ReproduceConfig, workers: int | None = None, *, 
 def merge_sweeps(config: ReproduceConfig, groups: Sequence[SweepConfig]) -> Path:
     """Write `e1/results.csv`: the rows of every E1 sweep in canonical order (topologies and
     algorithms as configured, loads ascending, seeds), in the sweep's results format."""
-    from mamrl.experiments.sweep import format_row, header_line, read_results
-
     rows = [row for g in groups for row in read_results(g.results)]
     topo_rank = {t: k for k, t in enumerate(config.topologies)}
     algo_rank = {a: k for k, a in enumerate(config.sweep["algorithms"])}
@@ -117,8 +119,6 @@ def merge_sweeps(config: ReproduceConfig, groups: Sequence[SweepConfig]) -> Path
 
 
 def _stage_e1(config: ReproduceConfig, listener: StageListener, title: str) -> None:
-    from mamrl.experiments.sweep import run_sweep, sweep_cells
-
     groups = config.sweep_groups()
     total = sum(len(sweep_cells(g)) for g in groups)
     state = {"done": 0}
@@ -164,10 +164,6 @@ class SaturationTask:
 def run_saturation_task(task: SaturationTask) -> dict[str, Any]:
     """Run one saturation search; returns the document of its JSON file (runs in a worker, maybe on
     another machine: the calling process writes the file)."""
-    from mamrl.experiments.saturation import saturation_search, trained_agent_factory
-    from mamrl.executors import single_threaded
-    from mamrl.topologies import load_topology
-
     s = task.settings
     factory = trained_agent_factory(task.algorithm, task.algorithm_config, s["train_episodes"], s["train_horizon_ticks"])
     with single_threaded():
@@ -180,9 +176,6 @@ def run_saturation_task(task: SaturationTask) -> dict[str, Any]:
 
 def saturation_tasks(config: ReproduceConfig) -> list[SaturationTask]:
     """One search per (topology, algorithm), with the algorithm's E1 hyper-parameters."""
-    from mamrl.algorithms import make_agent
-    from mamrl.runs import jsonable
-
     settings = dataclasses.asdict(config.saturation)
     algorithm_config = dict(config.sweep.get("algorithm_config", {}))
     out = []
@@ -240,6 +233,7 @@ def _meta_iterations_done(meta_dir: Path) -> int:
 
 
 def _stage_meta(config: ReproduceConfig, listener: StageListener, title: str) -> None:
+    # lazy: imports torch (~1 s); only meta-training needs it
     from mamrl.meta.maml import maml_task_executor
 
     topologies = _deep_topologies(config)
@@ -258,8 +252,6 @@ def _stage_meta(config: ReproduceConfig, listener: StageListener, title: str) ->
 
 
 def _meta_train_all(per: dict[str, Any], listener: StageListener, total: int, executor: Any) -> None:
-    from mamrl.experiments.failures import prepare_meta_init
-
     offset = 0
     for topo, fcfg in per.items():
         episodes_per = failures_module.maml_config(fcfg.maml).episodes_per_meta_iteration
@@ -279,8 +271,6 @@ def _meta_train_all(per: dict[str, Any], listener: StageListener, total: int, ex
 
 
 def _stage_e2(config: ReproduceConfig, listener: StageListener, title: str) -> None:
-    from mamrl.experiments.failures import make_run_executor, run_failure_experiment
-
     per = {t: config.failure_config(t) for t in config.topologies}
     total = sum(len(c.runs()) for c in per.values())
     state = {"done": 0}
@@ -310,9 +300,10 @@ def _stage_e2(config: ReproduceConfig, listener: StageListener, title: str) -> N
 # ------------------------------------------------------------------------------ stage: report
 def _stage_report(config: ReproduceConfig, manifest: Manifest, listener: StageListener, title: str,
                   started: float) -> Path:
+    # lazy: matplotlib only when drawing
     from mamrl.plotting.failures import write_failure_report
-    from mamrl.report.markdown import write_report
     from mamrl.plotting.sweep import write_sweep_report
+    from mamrl.report.markdown import write_report
 
     steps = 2 + len(config.topologies)
     listener.stage_started("report", title, steps, 0, "steps")

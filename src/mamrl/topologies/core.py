@@ -289,7 +289,8 @@ class Topology:
         """float64 [N, N]: latency in ticks of the shortest-latency path between every two routers
         on the intact topology (what `mean_stretch` divides by); inf where unreachable, 0 on the
         diagonal. Links of capacity 0 are left out: they can carry no packet."""
-        from scipy.sparse import csr_matrix  # here: scipy.sparse is slow to import and rarely needed
+        # lazy: scipy.sparse is slow to import; `import mamrl.topologies` stays free of it
+        from scipy.sparse import csr_matrix
         from scipy.sparse.csgraph import dijkstra
 
         n = self.num_routers

@@ -563,7 +563,8 @@ def load_node_link_json(path: PathLike, settings: ImportSettings | None = None, 
 # ---------------------------------------------------------------------------- topohub
 def _import_topohub() -> Any:
     try:
-        import topohub  # type: ignore[import-not-found]  # here: optional, and slow to import
+        # lazy: an optional dependency, and slow to import
+        import topohub  # type: ignore[import-not-found]
     except ImportError:
         raise TopologyError("topohub is not installed: pip install mamrl[topohub]") from None
     return topohub

@@ -11,8 +11,15 @@ from typing import Any
 import numpy as np
 
 from mamrl.errors import MamrlError
-from mamrl.experiments.config import split_list
-from mamrl.experiments.failures import FailureExperimentConfig, FailureOutcome, build_failure_config, make_run_executor, run_failure_experiment
+from mamrl.executors import check_backend
+from mamrl.experiments.config import parse_load, split_list
+from mamrl.experiments.failures import (
+    FailureExperimentConfig,
+    FailureOutcome,
+    build_failure_config,
+    make_run_executor,
+    run_failure_experiment,
+)
 
 FIGURE_FORMATS = ("png", "pdf", "svg")
 
@@ -22,8 +29,6 @@ _FLAGS = {"horizon_ticks": "--horizon", "failures": "--failure", "output": "--ou
 
 def _overrides(values: Mapping[str, Any]) -> dict[str, Any]:
     """Config overrides from option values (None: not given); list options may repeat or hold commas."""
-    from mamrl.experiments.config import parse_load
-
     out: dict[str, Any] = {}
     for key, value in values.items():
         if value is None or (isinstance(value, list) and not value):
@@ -47,8 +52,6 @@ class FailureCommand:
     """A validated failure experiment and where it runs."""
 
     def __init__(self, config: FailureExperimentConfig, formats: Sequence[str], backend: str, address: str | None):
-        from mamrl.executors import check_backend
-
         self.config = config
         self.formats = list(formats)
         self.backend = check_backend(backend, address)
@@ -95,6 +98,7 @@ class FailureCommand:
         try:
             if self.backend != "local":
                 self.executor = make_run_executor(self.config.workers, backend=self.backend, address=self.address)
+                # lazy: imports torch (~1 s); only meta-training needs it
                 from mamrl.meta.maml import maml_task_executor
 
                 meta_executor = maml_task_executor(self.backend, self.config.workers, self.address)

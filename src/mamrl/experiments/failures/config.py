@@ -12,10 +12,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from mamrl.agents.q_routing import QRouting, QRoutingConfig
 from mamrl.errors import MamrlError
 from mamrl.executors import available_cores
-from mamrl.experiments.config import check_int, check_seeds, layered_values
 from mamrl.experiments.config import check_fields as _check_fields
+from mamrl.experiments.config import check_int, check_seeds, layered_values
 from mamrl.experiments.failures.adaptation_rule import plateau_window
 from mamrl.experiments.failures.controllers import (
     CLASSICAL_CONTROLLERS,
@@ -24,7 +25,8 @@ from mamrl.experiments.failures.controllers import (
     DEFAULT_CONTROLLERS,
 )
 from mamrl.meta.tasks import link_label
-from mamrl.runs import config_hash
+from mamrl.runs import config_hash, jsonable
+from mamrl.topologies import builtin_names, load_topology, paper_failure_links
 
 CONFIG_FORMAT = "mamrl-failures-config/1"
 """Format tag of the resolved config (in `config.json`)."""
@@ -103,9 +105,6 @@ class FailureExperimentConfig:
     def resolved(self) -> dict[str, Any]:
         """The result-determining config, JSON-ready: everything but `workers` and `output`, test
         links as `A-B`, and every used controller's full settings (defaults filled in)."""
-        from mamrl.agents.q_routing import QRoutingConfig
-        from mamrl.runs import jsonable
-
         topo = self.topology_value()
         links = self.test_links()
         resolved: dict[str, Any] = {
@@ -168,6 +167,7 @@ def _dataclass_values(value: Any) -> dict[str, Any]:
 def adaptation_config(settings: Mapping[str, Any], episodes_per_step: int):
     """`AdaptationConfig` of the deep controllers from `settings` (lazy import). A deep controller
     takes one adaptation step per call, so its `episodes_per_step` is the driver's."""
+    # lazy: imports torch (~1 s); only the deep controllers need it
     from mamrl.meta.adaptation import AdaptationConfig
 
     values = dict(settings)
@@ -181,6 +181,7 @@ def adaptation_config(settings: Mapping[str, Any], episodes_per_step: int):
 
 def maml_config(settings: Mapping[str, Any], held_out: Sequence[str] = ()):
     """`MamlConfig` from `settings`, with the held-out test links added to its held-out links."""
+    # lazy: imports torch (~1 s); only meta-training needs it
     from mamrl.meta.maml import MamlConfig
 
     values = dict(settings)
@@ -203,14 +204,10 @@ def _build(cls: Any, settings: Mapping[str, Any], label: str) -> Any:
 
 @functools.lru_cache(maxsize=16)
 def cached_topology(spec: str):
-    from mamrl.topologies import load_topology
-
     return load_topology(spec)
 
 
 def _paper_links(spec: str) -> list[str]:
-    from mamrl.topologies import builtin_names, paper_failure_links
-
     if spec.lower() not in builtin_names():
         raise MamrlError(f"failures: topology {spec!r} is not a built-in, so it has no paper failures: name the test links")
     return paper_failure_links(spec.lower())
@@ -275,8 +272,6 @@ def _str_list(value: Any, label: str, *, allow_empty: bool) -> tuple[str, ...]:
 
 
 def _check_topology(value: Any, label: str) -> str:
-    from mamrl.topologies import builtin_names
-
     if not isinstance(value, str) or not value.strip():
         raise MamrlError(f"{label}: expected a topology name or path, got {value!r}")
     name = value.strip()
@@ -382,8 +377,6 @@ def validate(config: FailureExperimentConfig, label: Callable[[str], str] | None
                 raise MamrlError(f"{label(field_name)}: link {link_label(topo, link)} has no capacity (already down)")
             seen[link] = spec
     if "q-routing" in config.controllers:
-        from mamrl.agents.q_routing import QRouting, QRoutingConfig
-
         q_config = _build(QRoutingConfig, config.q_routing, label("q_routing"))
         try:
             QRouting(q_config)  # checks the ranges

@@ -40,7 +40,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from mamrl.agents.backpressure import run_backpressure
+from mamrl.agents.q_routing import QRouting, QRoutingConfig
+from mamrl.algorithms import make_agent, make_policy
 from mamrl.errors import MamrlError
+from mamrl.sim.evaluate import evaluate_tables
 from mamrl.sim.params import LinkFailure, SimParams
 
 if TYPE_CHECKING:
@@ -101,8 +105,6 @@ def common_reward(metrics: Mapping[str, np.ndarray], loss_penalty_ticks: float =
 
 # ------------------------------------------------------------------------------ classical controllers
 def _table_metrics(params: SimParams, tables, seed: int, first: int, count: int) -> dict[str, np.ndarray]:
-    from mamrl.sim.evaluate import evaluate_tables
-
     metrics, _ = evaluate_tables(params, tables, seed, count, batch_size=count, first_episode=first)
     return metrics
 
@@ -117,8 +119,6 @@ class StaticRoutingController:
         self._tables: dict[tuple, Any] = {}
 
     def tables(self, params: SimParams, reconvergence_delay_ticks: int | None = None):
-        from mamrl.algorithms import make_policy
-
         key = (tuple(sorted((f.link, f.tick) for f in params.failures)), reconvergence_delay_ticks)
         if key not in self._tables:
             self._tables[key] = make_policy(self.policy, reconvergence_delay_ticks=reconvergence_delay_ticks).routing_tables(params)
@@ -165,14 +165,10 @@ class BackpressureController:
     per-destination queues; it keeps no state between episodes."""
 
     def __init__(self, name: str):
-        from mamrl.algorithms import make_agent
-
         self.name = name
         self.bias = make_agent(name).cfg.bias_packets_per_hop
 
     def run_episodes(self, params: SimParams, seed: int, first_episode: int, num_episodes: int) -> dict[str, np.ndarray]:
-        from mamrl.agents.backpressure import run_backpressure
-
         return run_backpressure(params, self.bias, seed, num_episodes, first_episode).per_episode()
 
 
@@ -192,6 +188,4 @@ class QRoutingController(AgentController):
     """Q-routing learning online across all episodes; the Q table carries over the failure."""
 
     def __init__(self, settings: Mapping[str, Any] | None = None):
-        from mamrl.agents.q_routing import QRouting, QRoutingConfig
-
         super().__init__("q-routing", QRouting(QRoutingConfig(**dict(settings or {}))))

@@ -16,6 +16,9 @@ from typing import Any
 import numpy as np
 
 import mamrl
+from mamrl import runs, training
+from mamrl.agents.base import RoutingAgent
+from mamrl.algorithms import make_agent
 from mamrl.errors import MamrlError
 from mamrl.executors import CellExecutor, make_backend_executor, run_tasks, single_threaded
 from mamrl.experiments.failures.config import (
@@ -178,6 +181,7 @@ def intact_params(config: Mapping[str, Any]) -> SimParams:
 
 def load_meta_init(path: str | os.PathLike[str]) -> tuple[dict[str, Any], Any]:
     """(meta-initialisation tensors, DeepConsensusConfig) from a `meta_init.pt`."""
+    # lazy: torch and the deep learner take ~1 s to import; only the deep controllers need them
     import torch
 
     from mamrl.agents.deep_consensus import DeepConsensusConfig
@@ -206,6 +210,7 @@ def make_controller(task: RunTask) -> Controller:
     if name == "q-routing":
         return QRoutingController(cfg["q_routing"])
     if name in DEEP_CONTROLLERS:
+        # lazy: imports torch (~1 s); only the deep controllers need it
         from mamrl.meta.adaptation import make_deep_controllers
 
         if task.meta_init_file is None:
@@ -360,18 +365,13 @@ def prepare_meta_init(config: FailureExperimentConfig, output: Path, *,
     """Meta-train (or resume / reuse a finished meta-training) and write `output/meta_init.pt`.
     `on_chunk(row)` is called after every meta-iteration (`mamrl train`'s curve row);
     `task_executor` runs the meta-iterations' tasks (`maml.maml_task_executor`; None: in process)."""
+    # lazy: torch takes ~1 s to import; only the deep controllers need it
     import torch
-
-    from mamrl import runs
-    from mamrl.training import meta_train
 
     resolved = config.resolved()
     meta_dir = Path(config.meta_init) if config.meta_init is not None else output / "meta"
     if meta_dir.is_file():
         # A checkpoint file is used as it is (for example the last one of an unfinished meta-training).
-        from mamrl.algorithms import make_agent
-        from mamrl.agents.base import RoutingAgent
-
         meta, arrays = RoutingAgent.read_checkpoint(meta_dir)
         if meta["name"] != "maml":
             raise MamrlError(f"{meta_dir} is a {meta['name']} checkpoint, not a maml meta-initialisation")
@@ -384,10 +384,11 @@ def prepare_meta_init(config: FailureExperimentConfig, output: Path, *,
         learner = make_agent("maml", meta["config"])
         learner.load_state_arrays(arrays)
     else:
-        learner = meta_train(config.topology, config.load, maml_config(config.maml, resolved["held_out"]), meta_dir,
+        learner = training.meta_train(config.topology, config.load, maml_config(config.maml, resolved["held_out"]), meta_dir,
                              seed=config.meta_seed, iterations=config.meta_iterations, horizon_ticks=config.horizon_ticks,
                              on_chunk=on_chunk, task_executor=task_executor)
     policy = learner.policy_config
+    # lazy: imports torch (~1 s); only the deep learner needs it
     from mamrl.agents.deep_consensus import DeepConsensusConfig
 
     values = {f.name: getattr(policy, f.name) for f in dataclasses.fields(DeepConsensusConfig)}
@@ -438,8 +439,6 @@ def run_failure_experiment(
     called once the meta-initialisation is ready, before the first run; `stop_after=k` stops
     after k new runs (a test hook for interruptions). `meta_executor` runs meta-training's tasks
     (`prepare_meta_init`)."""
-    from mamrl import runs
-
     start = time.perf_counter()
     output = Path(config.output)
     curves = CurvesFile(output, config)
