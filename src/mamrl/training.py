@@ -390,6 +390,9 @@ def _number(value: Any) -> float:
 
 
 def _csv_text(rows: list[dict[str, Any]]) -> str:
+    # Not a runs.ResultsTable on purpose: the checkpoint holds the rows (one source of truth, saved
+    # atomically with the weights), and curves.csv is rewritten from them, so it can never hold a
+    # row of a chunk whose weights were lost in a kill. Columns differ between algorithms.
     keys: list[str] = []
     for row in rows:
         keys += [k for k in row if k not in keys]
