@@ -281,6 +281,19 @@ def table2_markdown(table: Sequence[TableRow], *, sidecar: dict[str, Any] | None
             "every controller sees the same traffic in the same episode (common random numbers)."
         )
         out.append("")
+        capacity = cfg.get("capacity_after_failure") or {}
+        if capacity:
+            load = cfg.get("load")
+            out += ["**Load against the capacity limit.** λ* (the largest load any routing carries; `mamrl capacity`) "
+                    "after each failure: " + ", ".join(
+                        f"{link} {bound:.4g}" + (f" (λ = {load / bound:.0%} of it)" if isinstance(load, (int, float)) and bound > 0 else "")
+                        for link, bound in capacity.items())
+                    + f". The load {load} was chosen as `{cfg.get('load_spec', load)}` (docs/failures.md)."
+                    + (" **Some failures leave λ* at or below the load: those runs measure an overloaded network.**"
+                       if cfg.get("allow_infeasible") else ""), ""]
+        if cfg.get("meta_excluded_infeasible"):
+            out += ["Meta-training left out of η(M) the links whose failure leaves λ* at or below the load: "
+                    + ", ".join(cfg["meta_excluded_infeasible"]) + ".", ""]
     if figures:
         out += ["Figures: " + ", ".join(f"[{f}]({f})" for f in figures) + ".", ""]
     penalty = cfg.get("loss_penalty_ticks")

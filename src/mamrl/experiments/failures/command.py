@@ -12,7 +12,8 @@ import numpy as np
 
 from mamrl.errors import MamrlError
 from mamrl.executors import check_backend
-from mamrl.experiments.config import parse_load, split_list
+from mamrl.experiments.config import split_list
+from mamrl.experiments.failures.feasibility import check_load_spec
 from mamrl.experiments.failures import (
     FailureExperimentConfig,
     FailureOutcome,
@@ -40,7 +41,7 @@ def _overrides(values: Mapping[str, Any]) -> dict[str, Any]:
         elif key == "seeds":
             out[key] = [n for item in value for n in split_list(item, "--seeds", "int")]
         elif key == "load":
-            out[key] = parse_load(value)
+            out[key] = check_load_spec(value, "--load")
         elif isinstance(value, Path):
             out[key] = str(value)
         else:
@@ -74,7 +75,7 @@ class FailureCommand:
         where = (f"{min(c.effective_workers(), max(total - skipped, 1))} worker(s)" if self.executor is None
                  else f"on {getattr(self.executor, 'label', self.backend)}")
         return (f"failures: {total} runs ({len(c.test_links())} links × {len(c.controllers)} controllers × {len(c.seeds)} seeds) "
-                f"of {c.episodes} episodes on {c.topology} at λ = {c.load:g}, {skipped} already in {c.output}, {where}")
+                f"of {c.episodes} episodes on {c.topology}, {skipped} already in {c.output}, {where}; {c.load_plan.describe()}")
 
     @staticmethod
     def run_summary(result: Any) -> str:

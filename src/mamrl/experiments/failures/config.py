@@ -18,6 +18,7 @@ from mamrl.executors import available_cores
 from mamrl.experiments.config import check_fields as _check_fields
 from mamrl.experiments.config import check_int, check_seeds, layered_values
 from mamrl.experiments.failures.adaptation_rule import plateau_window
+from mamrl.experiments.failures.feasibility import LoadPlan, check_load_spec, infeasible_links, plan_load
 from mamrl.experiments.failures.controllers import (
     CLASSICAL_CONTROLLERS,
     CONTROLLER_NAMES,
@@ -38,8 +39,9 @@ class FailureExperimentConfig:
 
     topology: str = "b4"
     """A built-in name (`b4`, `geant`, `att`) or a topology file/directory."""
-    load: float = 0.3
-    """λ, new packets per router per tick (paper: 0.3)."""
+    load: float | str = "auto"
+    """λ, new packets per router per tick: a number, a share of the smallest λ* after a tested
+    failure (`0.8x`), or `auto`: the paper's 0.3 where every tested failure leaves λ* above it, else 0.8x."""
     horizon_ticks: int = 500
     """Episode length H in ticks (paper: 500)."""
     seeds: tuple[int, ...] = (0, 1)
@@ -77,6 +79,9 @@ class FailureExperimentConfig:
     meta_init: str | None = None
     """Meta-training directory to reuse (resumed if unfinished), or a maml `checkpoint.pt` used as
     it is; None = `<output>/meta`."""
+    allow_infeasible: bool = False
+    """Run even where a tested failure disconnects the network or leaves λ* at or below an explicit
+    load (such a run measures an overloaded network, not an algorithm)."""
     workers: int | None = None
     """Worker processes running (failure, controller, seed) runs in parallel; None = one per core. Never changes the results."""
     output: str = "runs/failures"
@@ -93,6 +98,22 @@ class FailureExperimentConfig:
         out = [(link_label(topo, topo.link_id(s)), topo.link_id(s), False) for s in failures]
         out += [(link_label(topo, topo.link_id(s)), topo.link_id(s), True) for s in self.held_out]
         return out
+
+    @functools.cached_property
+    def load_plan(self) -> LoadPlan:
+        """The load used and λ* after each tested failure (`feasibility.plan_load`)."""
+        return plan_load(self.load, self.topology_value(), [(label, (link,)) for label, link, _ in self.test_links()],
+                         allow_infeasible=self.allow_infeasible)
+
+    def load_value(self) -> float:
+        """The load used, packets per router per tick."""
+        return self.load_plan.load
+
+    def meta_held_out(self) -> list[str]:
+        """Links never failed in meta-training: the held-out test links, and the links whose failure
+        leaves λ* at or below the load (an infeasible task teaches nothing about routing)."""
+        held = [label for label, _, held in self.test_links() if held]
+        return list(dict.fromkeys([*held, *infeasible_links(self.topology_value(), self.load_value())]))
 
     @property
     def deep(self) -> bool:
@@ -112,7 +133,9 @@ class FailureExperimentConfig:
             "topology": self.topology,
             "routers": topo.num_routers,
             "links": topo.num_links,
-            "load": self.load,
+            "load": self.load_value(),
+            "load_spec": self.load,
+            "capacity_after_failure": {label: round(bound, 6) for label, bound in self.load_plan.capacity.items()},
             "horizon_ticks": self.horizon_ticks,
             "seeds": list(self.seeds),
             "failures": [label for label, _, held in links if not held],
@@ -124,13 +147,16 @@ class FailureExperimentConfig:
             "controllers": list(self.controllers),
             "loss_penalty_ticks": self.loss_penalty_ticks,
         }
+        if self.allow_infeasible:
+            resolved["allow_infeasible"] = True
         if any(c.endswith("-reconverge") for c in self.controllers):
             resolved["reconvergence_delay_ticks"] = self.reconvergence_delay_ticks
         if "q-routing" in self.controllers:
             resolved["q_routing"] = dataclasses.asdict(QRoutingConfig(**dict(self.q_routing)))
         if self.deep:
             resolved["adaptation"] = _dataclass_values(adaptation_config(self.adaptation, self.episodes_per_step))
-            resolved["maml"] = _dataclass_values(maml_config(self.maml, resolved["held_out"]))
+            resolved["meta_excluded_infeasible"] = [link for link in self.meta_held_out() if link not in resolved["held_out"]]
+            resolved["maml"] = _dataclass_values(maml_config(self.maml, self.meta_held_out()))
             resolved["meta_iterations"] = self.meta_iterations
             resolved["meta_seed"] = self.meta_seed
             resolved["meta_init"] = self.meta_init
@@ -219,7 +245,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # with a small `maml` budget once meta-training is cheap enough to be quick.)
     "quick": {
         "topology": "b4",
-        "load": 0.3,
+        "load": "auto",
         "horizon_ticks": 500,
         "seeds": [0, 1],
         "fail_episode": 20,
@@ -232,7 +258,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # that random-init's slow adaptation (paper: 800-1000 episodes) is visible, 3 seeds.
     "paper": {
         "topology": "b4",
-        "load": 0.3,
+        "load": "auto",
         "horizon_ticks": 500,
         "seeds": [0, 1, 2],
         "fail_episode": 20,
@@ -308,6 +334,12 @@ def _check_optional_path(value: Any, label: str) -> str | None:
     return str(value)
 
 
+def _check_bool(value: Any, label: str) -> bool:
+    if not isinstance(value, bool):
+        raise MamrlError(f"{label}: expected true or false, got {value!r}")
+    return value
+
+
 def _check_output(value: Any, label: str) -> str:
     if not isinstance(value, (str, os.PathLike)) or not str(value).strip():
         raise MamrlError(f"{label}: expected a directory name, got {value!r}")
@@ -316,7 +348,8 @@ def _check_output(value: Any, label: str) -> str:
 
 _CHECKS: dict[str, Callable[[Any, str], Any]] = {
     "topology": _check_topology,
-    "load": lambda v, label: _number(v, label, positive=True),
+    "load": check_load_spec,
+    "allow_infeasible": lambda v, label: _check_bool(v, label),
     "horizon_ticks": lambda v, label: check_int(v, label, 1),
     "seeds": check_seeds,
     "failures": lambda v, label: _str_list(v, label, allow_empty=True),
@@ -376,6 +409,10 @@ def validate(config: FailureExperimentConfig, label: Callable[[str], str] | None
             if topo.links[link].capacity <= 0:
                 raise MamrlError(f"{label(field_name)}: link {link_label(topo, link)} has no capacity (already down)")
             seen[link] = spec
+    try:
+        config.load_plan  # noqa: B018 (computes λ* after each failure; refuses an infeasible load)
+    except MamrlError as exc:
+        raise MamrlError(str(exc).replace("load:", f"{label('load')}:", 1)) from None
     if "q-routing" in config.controllers:
         q_config = _build(QRoutingConfig, config.q_routing, label("q_routing"))
         try:

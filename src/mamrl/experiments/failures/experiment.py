@@ -384,7 +384,7 @@ def prepare_meta_init(config: FailureExperimentConfig, output: Path, *,
         learner = make_agent("maml", meta["config"])
         learner.load_state_arrays(arrays)
     else:
-        learner = training.meta_train(config.topology, config.load, maml_config(config.maml, resolved["held_out"]), meta_dir,
+        learner = training.meta_train(config.topology, config.load_value(), maml_config(config.maml, config.meta_held_out()), meta_dir,
                              seed=config.meta_seed, iterations=config.meta_iterations, horizon_ticks=config.horizon_ticks,
                              on_chunk=on_chunk, task_executor=task_executor)
     policy = learner.policy_config
