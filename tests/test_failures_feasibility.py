@@ -80,3 +80,51 @@ def test_cli_names_the_link_and_lambda_star(tmp_path: Path) -> None:
     assert_one_line_error(result)
     assert "H-J" in result.stderr and "λ*" in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_a_double_link_failure_fails_both_links_together() -> None:
+    from mamrl.experiments.failures.experiment import Block, block_params, intact_params
+
+    config = build_failure_config(preset="quick", overrides={"failures": ["I-K+D-E"], "controllers": ["spa"]})
+    ((label, links, held),) = config.test_links()
+    assert label == "D-E+I-K" and links == tuple(sorted((B4.link_id("D-E"), B4.link_id("I-K")))) and not held
+    assert config.load_plan.capacity == {"D-E+I-K": pytest.approx(lambda_star(B4, "D-E", "I-K"))}
+    params = block_params(intact_params(config.resolved()), links, Block(20, 5, "failed"), 20, 0)
+    assert sorted(f.link for f in params.failures) == list(links)
+    with pytest.raises(MamrlError, match="names a link twice"):
+        build_failure_config(preset="quick", overrides={"failures": ["D-E+D-E"]})
+
+
+def test_the_extended_test_set_of_each_builtin() -> None:
+    """The paper preset adds one double failure and two held-out links per built-in; they keep
+    the `auto` load of the paper's failures, and the held-out links are never failed in η(M)."""
+    from mamrl.sim.capacity import demand_per_unit_load
+    from mamrl.topologies.builtin import HELD_OUT_FAILURES, PAPER_FAILURES
+
+    import networkx as nx
+    import numpy as np
+
+    for name in ("b4", "geant", "att"):
+        topology = load_topology(name)
+        config = build_failure_config(preset="quick", overrides={"topology": name, "extended_tests": True})
+        labels = [label for label, _, _ in config.test_links()]
+        assert labels[:3] == list(PAPER_FAILURES[name]) and "+" in labels[3] and len(labels) == 6
+        assert [label for label, _, held in config.test_links() if held] == list(HELD_OUT_FAILURES[name])
+        assert config.load_value() == build_failure_config(preset="quick", overrides={"topology": name}).load_value()
+        assert set(HELD_OUT_FAILURES[name]) <= set(config.meta_held_out())
+        # Re-derive the held-out choice: the most-used links (hop-count shortest paths, demand-weighted)
+        # among the non-paper links whose failure leaves λ* at least the paper failures' smallest.
+        paper = {topology.link_id(link) for link in PAPER_FAILURES[name]}
+        floor = min(capacity_after(topology, (e,)) for e in paper)
+        demand = demand_per_unit_load(topology)
+        graph = nx.Graph()
+        for e, link in enumerate(topology.links):
+            graph.add_edge(link.a, link.b, id=e)
+        use = np.zeros(topology.num_links)
+        for source, paths in nx.all_pairs_shortest_path(graph):
+            for target, path in paths.items():
+                for u, v in zip(path, path[1:]):
+                    use[graph[u][v]["id"]] += demand[source, target]
+        ranked = [int(e) for e in np.argsort(-use, kind="stable")
+                  if e not in paper and capacity_after(topology, (int(e),)) >= floor - 1e-9]
+        assert [link_label(topology, e) for e in ranked[:2]] == list(HELD_OUT_FAILURES[name])

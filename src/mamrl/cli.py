@@ -466,6 +466,7 @@ def failures(
     load: Optional[str] = _opt(None, "--load", "-l", metavar="LAMBDA", doc=(_FX, "load")),
     horizon: Optional[int] = _opt(None, "--horizon", metavar="TICKS", doc=(_FX, "horizon_ticks")),
     allow_infeasible: bool = _opt(False, "--allow-infeasible", doc=(_FX, "allow_infeasible")),
+    extended_tests: bool = _opt(False, "--extended-tests", doc=(_FX, "extended_tests")),
     meta_init: Optional[Path] = _opt(None, "--meta-init", metavar="PATH", doc=(_FX, "meta_init")),
     meta_iterations: Optional[int] = _opt(None, "--meta-iterations", metavar="N", doc=(_FX, "meta_iterations")),
     output: Optional[Path] = _opt(None, "--output", "-o", metavar="DIR", doc=(_FX, "output"), help="Resumed when re-run."),
@@ -491,7 +492,7 @@ def failures(
                   "topology": topology, "episodes": episodes, "fail_episode": fail_episode, "fail_tick": fail_tick,
                   "episodes_per_step": episodes_per_step, "horizon_ticks": horizon, "workers": workers,
                   "meta_iterations": meta_iterations, "meta_init": meta_init, "output": output,
-                  "allow_infeasible": allow_infeasible or None}
+                  "allow_infeasible": allow_infeasible or None, "extended_tests": extended_tests or None}
         command = FailureCommand.from_options(preset, config_file, values, formats, backend, address)
         state["output"] = command.config.output
         with ui.ProgressReport("failures", "runs") as bar:

@@ -8,6 +8,7 @@ from mamrl.topologies.builtin import (
     builtin_source,
     builtin_summary,
     load_builtin,
+    extended_failure_links,
     paper_failure_links,
 )
 from mamrl.topologies.core import Link, PacketSizeTable, Topology
@@ -39,6 +40,7 @@ __all__ = [
     "load_daphne_json",
     "load_teavar_dir",
     "load_topology",
+    "extended_failure_links",
     "paper_failure_links",
     "read_demand_file",
     "read_demand_values",

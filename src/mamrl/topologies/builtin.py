@@ -25,6 +25,24 @@ PAPER_FAILURES: dict[str, tuple[str, str, str]] = {
 }
 """The paper's three test link failures per topology (its `*_task{1,2,3}.json`), by router names."""
 
+HELD_OUT_FAILURES: dict[str, tuple[str, str]] = {
+    "b4": ("C-E", "I-J"),
+    "geant": ("2-7", "2-18"),
+    "att": ("13-17", "2-6"),
+}
+"""Two more test failures per topology, kept out of meta-training (generalisation to unseen
+failures): the links, other than the paper's, that carry the most hop-count shortest-path traffic
+(demand-weighted) among those whose failure leaves λ* at least as high as the paper's failures
+do, so that they do not lower the experiment's `auto` load (tests/test_failures_feasibility.py
+re-derives them)."""
+
+DOUBLE_FAILURES: dict[str, str] = {
+    "b4": "D-E+I-K",
+    "geant": "7-19+5-16",
+    "att": "2-9+15-17",
+}
+"""One double-link failure per topology: the paper's first two test links down together."""
+
 
 class BuiltinSummary(NamedTuple):
     """One row of the `mamrl topologies` listing."""
@@ -107,3 +125,13 @@ def paper_failure_links(name: str) -> list[str]:
     for spec in PAPER_FAILURES[key]:
         topology.link_id(spec)  # raises TopologyError if the built-in lost the link
     return list(PAPER_FAILURES[key])
+
+
+def extended_failure_links(name: str) -> tuple[list[str], list[str]]:
+    """(in-distribution test failures, held-out ones) of a built-in's extended test set: the
+    paper's three and one double-link failure, then two links never failed in meta-training."""
+    key = _check_name(name)
+    topology = _load(key)
+    for spec in (*HELD_OUT_FAILURES[key], *DOUBLE_FAILURES[key].split("+")):
+        topology.link_id(spec)
+    return [*paper_failure_links(key), DOUBLE_FAILURES[key]], list(HELD_OUT_FAILURES[key])

@@ -27,7 +27,7 @@ from mamrl.experiments.failures.controllers import (
 )
 from mamrl.meta.tasks import link_label
 from mamrl.runs import config_hash, jsonable
-from mamrl.topologies import builtin_names, load_topology, paper_failure_links
+from mamrl.topologies import builtin_names, extended_failure_links, load_topology, paper_failure_links
 
 CONFIG_FORMAT = "mamrl-failures-config/1"
 """Format tag of the resolved config (in `config.json`)."""
@@ -50,6 +50,10 @@ class FailureExperimentConfig:
     """Test links (`A-B` by router names, link names or ids); empty = the paper's three for a built-in."""
     held_out: tuple[str, ...] = ()
     """More test links, also never failed in meta-training (generalisation to unseen failures)."""
+    extended_tests: bool = False
+    """For a built-in topology, where `failures` / `held_out` are not named: also test one
+    double-link failure (the paper's first two links together) and two held-out links
+    (`topologies.builtin.HELD_OUT_FAILURES`)."""
     fail_episode: int = 20
     """First episode with the link down (episodes before it run on the intact network)."""
     fail_tick: int = 0
@@ -91,18 +95,29 @@ class FailureExperimentConfig:
     def topology_value(self):
         return cached_topology(self.topology)
 
-    def test_links(self) -> list[tuple[str, int, bool]]:
-        """(label `A-B`, link id, held out) of every test link, failures first, then held-out ones."""
+    def test_links(self) -> list[tuple[str, tuple[int, ...], bool]]:
+        """(label `A-B` or `A-B+C-D`, failed link ids, held out) of every tested failure, failures
+        first, then held-out ones."""
         topo = self.topology_value()
-        failures = self.failures or tuple(_paper_links(self.topology))
-        out = [(link_label(topo, topo.link_id(s)), topo.link_id(s), False) for s in failures]
-        out += [(link_label(topo, topo.link_id(s)), topo.link_id(s), True) for s in self.held_out]
+        out = []
+        for specs, held in zip(self.failure_specs(), (False, True)):
+            for spec in specs:
+                links = failure_links(topo, spec)
+                out.append((failure_label(topo, links), links, held))
         return out
+
+    def failure_specs(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """(tested failures, held-out ones) as given, or the built-in's defaults where not given."""
+        failures, held_out = self.failures, self.held_out
+        if self.extended_tests and (not failures or not held_out):
+            extended, extended_held = _builtin_links(self.topology, extended=True)
+            failures, held_out = failures or tuple(extended), held_out or tuple(extended_held)
+        return failures or tuple(_builtin_links(self.topology, extended=False)[0]), held_out
 
     @functools.cached_property
     def load_plan(self) -> LoadPlan:
         """The load used and λ* after each tested failure (`feasibility.plan_load`)."""
-        return plan_load(self.load, self.topology_value(), [(label, (link,)) for label, link, _ in self.test_links()],
+        return plan_load(self.load, self.topology_value(), [(label, links) for label, links, _ in self.test_links()],
                          allow_infeasible=self.allow_infeasible)
 
     def load_value(self) -> float:
@@ -112,8 +127,9 @@ class FailureExperimentConfig:
     def meta_held_out(self) -> list[str]:
         """Links never failed in meta-training: the held-out test links, and the links whose failure
         leaves λ* at or below the load (an infeasible task teaches nothing about routing)."""
-        held = [label for label, _, held in self.test_links() if held]
-        return list(dict.fromkeys([*held, *infeasible_links(self.topology_value(), self.load_value())]))
+        topo = self.topology_value()
+        held = [link_label(topo, link) for _, links, held in self.test_links() if held for link in links]
+        return list(dict.fromkeys([*held, *infeasible_links(topo, self.load_value())]))
 
     @property
     def deep(self) -> bool:
@@ -228,15 +244,30 @@ def _build(cls: Any, settings: Mapping[str, Any], label: str) -> Any:
         raise MamrlError(f"{label}: {exc}") from None
 
 
+def failure_links(topology: Any, spec: str) -> tuple[int, ...]:
+    """The link ids of a tested failure: one link (`A-B`, a link name or id) or several failing
+    together, joined by `+` (`A-B+C-D`)."""
+    parts = [part.strip() for part in str(spec).split("+")]
+    links = tuple(topology.link_id(part) for part in parts)
+    if len(set(links)) != len(links):
+        raise MamrlError(f"failure {spec!r} names a link twice")
+    return tuple(sorted(links))
+
+
+def failure_label(topology: Any, links: tuple[int, ...]) -> str:
+    """`A-B`, or `A-B+C-D` for links failing together (link id order)."""
+    return "+".join(link_label(topology, link) for link in links)
+
+
 @functools.lru_cache(maxsize=16)
 def cached_topology(spec: str):
     return load_topology(spec)
 
 
-def _paper_links(spec: str) -> list[str]:
+def _builtin_links(spec: str, *, extended: bool) -> tuple[list[str], list[str]]:
     if spec.lower() not in builtin_names():
         raise MamrlError(f"failures: topology {spec!r} is not a built-in, so it has no paper failures: name the test links")
-    return paper_failure_links(spec.lower())
+    return extended_failure_links(spec.lower()) if extended else (paper_failure_links(spec.lower()), [])
 
 
 # ------------------------------------------------------------------------------ presets and validation
@@ -254,8 +285,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         "controllers": list(CLASSICAL_CONTROLLERS),
         "output": "runs/failures-quick",
     },
-    # The paper's E2 (§4.3): λ = 0.3, H = 500, every controller, 1000 episodes after the failure so
-    # that random-init's slow adaptation (paper: 800-1000 episodes) is visible, 3 seeds.
+    # The paper's E2 (§4.3): λ = 0.3 where feasible, H = 500, every controller, 1000 episodes after
+    # the failure so that random-init's slow adaptation (paper: 800-1000 episodes) is visible, 3
+    # seeds; beside the paper's three failures, a double-link failure and two held-out links.
     "paper": {
         "topology": "b4",
         "load": "auto",
@@ -264,6 +296,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "fail_episode": 20,
         "episodes": 1020,
         "episodes_per_step": 5,
+        "extended_tests": True,
         "controllers": list(DEFAULT_CONTROLLERS),
         "output": "runs/failures-paper",
     },
@@ -354,6 +387,7 @@ _CHECKS: dict[str, Callable[[Any, str], Any]] = {
     "seeds": check_seeds,
     "failures": lambda v, label: _str_list(v, label, allow_empty=True),
     "held_out": lambda v, label: _str_list(v, label, allow_empty=True),
+    "extended_tests": lambda v, label: _check_bool(v, label),
     "fail_episode": lambda v, label: check_int(v, label, 0),
     "fail_tick": lambda v, label: check_int(v, label, 0),
     "episodes": lambda v, label: check_int(v, label, 1),
@@ -396,19 +430,20 @@ def validate(config: FailureExperimentConfig, label: Callable[[str], str] | None
         )
     if config.fail_tick >= config.horizon_ticks:
         raise MamrlError(f"{label('fail_tick')}: {config.fail_tick} is at or after the horizon ({config.horizon_ticks} ticks)")
-    seen: dict[int, str] = {}
-    for field_name in ("failures", "held_out"):
-        specs = getattr(config, field_name) or (tuple(_paper_links(config.topology)) if field_name == "failures" else ())
+    seen: dict[tuple[int, ...], str] = {}
+    for field_name, specs in zip(("failures", "held_out"), config.failure_specs()):
         for spec in specs:
             try:
-                link = topo.link_id(spec)
+                links = failure_links(topo, spec)
             except MamrlError as exc:
                 raise MamrlError(f"{label(field_name)}: {exc}") from None
-            if link in seen:
-                raise MamrlError(f"{label(field_name)}: link {link_label(topo, link)} is listed twice (as {seen[link]!r} and {spec!r})")
-            if topo.links[link].capacity <= 0:
-                raise MamrlError(f"{label(field_name)}: link {link_label(topo, link)} has no capacity (already down)")
-            seen[link] = spec
+            if links in seen:
+                raise MamrlError(f"{label(field_name)}: failure {failure_label(topo, links)} is listed twice "
+                                 f"(as {seen[links]!r} and {spec!r})")
+            for link in links:
+                if topo.links[link].capacity <= 0:
+                    raise MamrlError(f"{label(field_name)}: link {link_label(topo, link)} has no capacity (already down)")
+            seen[links] = spec
     try:
         config.load_plan  # noqa: B018 (computes λ* after each failure; refuses an infeasible load)
     except MamrlError as exc:

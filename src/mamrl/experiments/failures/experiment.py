@@ -22,6 +22,7 @@ from mamrl.algorithms import make_agent
 from mamrl.errors import MamrlError
 from mamrl.executors import CellExecutor, make_backend_executor, run_tasks, single_threaded
 from mamrl.experiments.failures.config import (
+    failure_links,
     CONFIG_FORMAT,
     FailureExperimentConfig,
     Run,
@@ -84,13 +85,13 @@ def episode_blocks(episodes: int, fail_episode: int, fail_tick: int, episodes_pe
     return blocks
 
 
-def block_params(intact: SimParams, link: int, block: Block, fail_episode: int, fail_tick: int) -> SimParams:
-    """The `SimParams` of a block: intact before the failure episode; the link down from
+def block_params(intact: SimParams, links: int | tuple[int, ...], block: Block, fail_episode: int, fail_tick: int) -> SimParams:
+    """The `SimParams` of a block: intact before the failure episode; the link(s) down from
     `fail_tick` in the failure episode, from tick 0 after it."""
     if block.first + block.count <= fail_episode:
         return intact
     tick = fail_tick if block.first == fail_episode else 0
-    return intact.replace(failures=(LinkFailure(link, tick),))
+    return intact.replace(failures=tuple(LinkFailure(link, tick) for link in ((links,) if isinstance(links, int) else links)))
 
 
 def episode_phases(episodes: int, fail_episode: int) -> list[str]:
@@ -101,7 +102,7 @@ def episode_phases(episodes: int, fail_episode: int) -> list[str]:
 def run_schedule(
     controller: Controller,
     intact: SimParams,
-    link: int,
+    link: int | tuple[int, ...],
     seed: int,
     *,
     episodes: int,
@@ -109,8 +110,8 @@ def run_schedule(
     fail_tick: int = 0,
     episodes_per_step: int = 5,
 ) -> dict[str, np.ndarray]:
-    """Drive one controller through a run: per-episode arrays [episodes] of every metric in
-    METRIC_INFO, plus `reset` (bool)."""
+    """Drive one controller through a run with `link` (or several links at once) failing:
+    per-episode arrays [episodes] of every metric in METRIC_INFO, plus `reset` (bool)."""
     out: dict[str, list[np.ndarray]] = {k: [] for k in (*METRIC_INFO, "reset")}
     for block in episode_blocks(episodes, fail_episode, fail_tick, episodes_per_step):
         params = block_params(intact, link, block, fail_episode, fail_tick)
@@ -231,7 +232,7 @@ def run_failure_run(task: RunTask) -> RunResult:
     cfg, run = task.config, task.run
     intact = intact_params(cfg)
     topo = intact.topology
-    link = topo.link_id(run.failure)
+    link = failure_links(topo, run.failure)
     with single_threaded():
         controller = make_controller(task)
         per_episode = run_schedule(
@@ -377,7 +378,7 @@ def prepare_meta_init(config: FailureExperimentConfig, output: Path, *,
             raise MamrlError(f"{meta_dir} is a {meta['name']} checkpoint, not a maml meta-initialisation")
         topo = cached_topology(config.topology)
         trained_without = {topo.link_id(spec) for spec in meta["config"].get("held_out", [])}
-        missing = [spec for spec in resolved["held_out"] if topo.link_id(spec) not in trained_without]
+        missing = [spec for spec in resolved["held_out"] if not set(failure_links(topo, spec)) <= trained_without]
         if missing:
             raise MamrlError(f"{meta_dir} was meta-trained with {', '.join(missing)} among its tasks; "
                              "a held-out test needs a meta-initialisation trained with it held out")
