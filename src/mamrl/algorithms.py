@@ -29,7 +29,7 @@ BELOW_CAPACITY_ONLY = ("max-throughput", "min-delay")
 """Oracles computed for a load below the capacity limit λ*; at or above it they do not exist."""
 ALGORITHM_NAMES = (
     "spa", "ecmp", "max-throughput", "min-delay", "random", "backpressure", "sp-backpressure", "q-routing", "pg", "mamrl",
-    "maml",
+    "maml", "multitask",
 )
 ALIASES = {
     "shortest-path": "spa",
@@ -70,6 +70,11 @@ def _config_class(key: str):
         from mamrl.meta.maml import MamlConfig
 
         return MamlConfig
+    if key == "multitask":
+        # lazy: imports torch (~1 s); only the multi-task learner needs it
+        from mamrl.meta.multitask import MultiTaskConfig
+
+        return MultiTaskConfig
     return {
         "spa": ShortestPathPolicy,
         "ecmp": EcmpPolicy,
@@ -150,6 +155,11 @@ def make_agent(name: str, config: dict[str, Any] | None = None) -> RoutingAgent:
         from mamrl.meta.maml import MetaLearner
 
         return MetaLearner(cfg)
+    if key == "multitask":
+        # lazy: imports torch (~1 s); only the multi-task learner needs it
+        from mamrl.meta.multitask import MultiTaskLearner
+
+        return MultiTaskLearner(cfg)
     return QRouting(cfg) if key == "q-routing" else PolicyGradient(cfg)
 
 

@@ -74,7 +74,7 @@ class TrainConfig:
     failures: tuple[str, ...] = ()
     """Link failures as `A-B[@TICK]`."""
     algorithm: str = "mamrl"
-    """mamrl (alias deep-consensus), maml (meta-training, Algorithm 1), pg or q-routing."""
+    """mamrl (alias deep-consensus), maml (meta-training, Algorithm 1), multitask (TRPO across η(M)), pg or q-routing."""
     algorithm_config: dict[str, Any] = field(default_factory=dict)
     """Algorithm hyper-parameters (fields of its config dataclass)."""
     episodes: int = 1000

@@ -20,7 +20,7 @@ could, under heavy congestion, be mistaken for a failure (documented, not specia
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import numpy as np
@@ -94,8 +94,10 @@ class DeepOnlineController(RoutingAgent):
     learns = True
 
     def __init__(self, name: str, initial: Params, reset_to: Callable[[int], Params] | None,
-                 policy_config: DeepConsensusConfig, adaptation: AdaptationConfig, topology: Topology):
+                 policy_config: DeepConsensusConfig, adaptation: AdaptationConfig, topology: Topology, *, adapts: bool = True):
+        """`adapts=False`: a frozen policy (deployed without adaptation; it never resets either)."""
         self.name = name
+        self.adapts = adapts
         self.adaptation = adaptation
         self.reset_to = reset_to
         self.learner = DeepConsensus(policy_config)
@@ -148,7 +150,7 @@ class DeepOnlineController(RoutingAgent):
         if reset:
             self.resets += 1
             self.params = {k: v.detach().clone() for k, v in self.reset_to(self.resets).items()}
-        else:
+        elif self.adapts:
             self._adapt(params, data)
         metrics = dict(data.metrics)
         # The reset happens after the block, on what its episodes showed: mark the block's last one.
@@ -191,3 +193,37 @@ def make_deep_controllers(meta_init: Params, topology: Topology, policy_config: 
         DeepOnlineController("random-init", random_params(topology, hidden, seed), lambda k: random_params(topology, hidden, seed + 7919 * k),
                              policy_config, adaptation, topology),
     ]
+
+
+COMPARATORS = ("random-init-trpo", "fine-tune", "zero-shot", "masked")
+"""Deep comparators of the failure experiment beside the paper's three (`make_comparator`)."""
+
+
+def make_comparator(name: str, initial: Params | None, topology: Topology, policy_config: DeepConsensusConfig,
+                    adaptation: AdaptationConfig, seed: int) -> DeepOnlineController:
+    """One deep comparator (docs/failures.md):
+
+    * `random-init-trpo`: random weights adapting by TRPO steps, reset to fresh random weights on a
+      detected failure (the paper's comparator: the same learner trained from scratch);
+    * `fine-tune`: `initial` = a policy trained on the intact network, adapting online from its
+      pre-failure weights with the experiment's adaptation rule (no meta-learning, no reset);
+    * `zero-shot`: `initial` = a multi-task policy trained across η(M), deployed frozen;
+    * `masked`: `initial` = the intact-network policy, frozen, but the routers at a failed link's
+      ends no longer choose it (local link-down detection, as a real router has within
+      milliseconds); packets that can then no longer move stay queued.
+    """
+    if name == "random-init-trpo":
+        hidden = tuple(policy_config.hidden_sizes)
+        return DeepOnlineController(name, random_params(topology, hidden, seed),
+                                    lambda k: random_params(topology, hidden, seed + 7919 * k), policy_config,
+                                    replace(adaptation, update="trpo"), topology)
+    if initial is None:
+        raise MamrlError(f"controller {name!r} needs a pre-trained policy")
+    if name == "fine-tune":
+        return DeepOnlineController(name, initial, None, policy_config, adaptation, topology)
+    if name == "zero-shot":
+        return DeepOnlineController(name, initial, None, policy_config, adaptation, topology, adapts=False)
+    if name == "masked":
+        return DeepOnlineController(name, initial, None, replace(policy_config, mask_down_links=True), adaptation, topology,
+                                    adapts=False)
+    raise MamrlError(f"unknown deep comparator {name!r} (choose from {', '.join(COMPARATORS)})")

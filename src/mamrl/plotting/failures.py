@@ -70,8 +70,12 @@ _LABELS = {
     "mamrl-init": "MAMRL (meta-init, reset)",
     "continued": "meta-init, no reset",
     "random-init": "random init (reset)",
+    "random-init-trpo": "random init, TRPO (reset)",
+    "fine-tune": "intact policy, fine-tuned",
+    "zero-shot": "multi-task policy, frozen",
+    "masked": "intact policy, failed link masked",
 }
-_EXTRA = ["#2ca02c", "#8c564b", "#e377c2", "#bcbd22"]
+_EXTRA = ["#2ca02c", "#8c564b", "#e377c2", "#bcbd22", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5"]
 
 
 def controller_label(name: str) -> str:

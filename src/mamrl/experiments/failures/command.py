@@ -86,7 +86,8 @@ class FailureCommand:
     def meta_message(self, row: Mapping[str, Any]) -> str:
         c = self.config
         meta_dir = c.meta_init or str(Path(c.output) / "meta")
-        return (f"meta-training into {meta_dir} ({c.meta_iterations} iterations): {row['episodes']} episodes, "
+        stage = row.get("stage") or f"meta-training into {meta_dir} ({c.meta_iterations} iterations)"
+        return (f"{stage}: {row['episodes']} episodes, "
                 f"{row.get('seconds', 0):.1f} s for the last iteration, delivered {100 * (row.get('delivered_fraction') or 0):.1f}%")
 
     def run(self, *, on_start: Callable[[int, int], None] | None = None, on_run: Callable[[Any, int, int], None] | None = None,

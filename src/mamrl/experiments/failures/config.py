@@ -24,6 +24,9 @@ from mamrl.experiments.failures.controllers import (
     CONTROLLER_NAMES,
     DEEP_CONTROLLERS,
     DEFAULT_CONTROLLERS,
+    PRETRAINED_CONTROLLERS,
+    PRETRAINED_POLICY,
+    SCRATCH_CONTROLLERS,
 )
 from mamrl.meta.tasks import link_label
 from mamrl.runs import config_hash, jsonable
@@ -79,7 +82,10 @@ class FailureExperimentConfig:
     meta_iterations: int = 300
     """MAML-TRPO meta-iterations of the meta-training (the paper authors configured 300)."""
     meta_seed: int = 0
-    """Seed of the meta-training's traffic and task draws."""
+    """Seed of the meta-training's traffic and task draws (and of the pre-trained comparators' training)."""
+    pretrain_episodes: int | None = None
+    """Training episodes of the pre-trained deep comparators' policies (`fine-tune` and `masked`: on
+    the intact network; `zero-shot`: across η(M)); None = as many as meta-training uses."""
     meta_init: str | None = None
     """Meta-training directory to reuse (resumed if unfinished), or a maml `checkpoint.pt` used as
     it is; None = `<output>/meta`."""
@@ -136,6 +142,24 @@ class FailureExperimentConfig:
         """Whether any controller needs the meta-initialisation."""
         return any(c in DEEP_CONTROLLERS for c in self.controllers)
 
+    @property
+    def pretrained(self) -> tuple[str, ...]:
+        """The pre-trained policies the controllers need (`intact`, `multitask`)."""
+        return tuple(dict.fromkeys(PRETRAINED_POLICY[c] for c in self.controllers if c in PRETRAINED_CONTROLLERS))
+
+    @property
+    def deep_policies(self) -> bool:
+        """Whether any controller is a deep policy (it needs the policy and adaptation settings)."""
+        return self.deep or any(c in SCRATCH_CONTROLLERS + PRETRAINED_CONTROLLERS for c in self.controllers)
+
+    def pretrain_budget(self) -> int:
+        """Training episodes of each pre-trained comparator policy: `pretrain_episodes`, or as many
+        episodes as meta-training uses (the same experience, for a fair comparison)."""
+        if self.pretrain_episodes is not None:
+            return self.pretrain_episodes
+        maml = maml_config(self.maml, self.meta_held_out())
+        return self.meta_iterations * maml.tasks_per_iteration * maml.episodes_per_task * (maml.inner_steps + 1)
+
     def plateau_window(self) -> int:
         return plateau_window(self.episodes)
 
@@ -169,10 +193,14 @@ class FailureExperimentConfig:
             resolved["reconvergence_delay_ticks"] = self.reconvergence_delay_ticks
         if "q-routing" in self.controllers:
             resolved["q_routing"] = dataclasses.asdict(QRoutingConfig(**dict(self.q_routing)))
-        if self.deep:
+        if self.deep_policies:
             resolved["adaptation"] = _dataclass_values(adaptation_config(self.adaptation, self.episodes_per_step))
             resolved["meta_excluded_infeasible"] = [link for link in self.meta_held_out() if link not in resolved["held_out"]]
             resolved["maml"] = _dataclass_values(maml_config(self.maml, self.meta_held_out()))
+        if self.pretrained:
+            resolved["pretrain_episodes"] = self.pretrain_budget()
+            resolved["pretrain_seed"] = self.meta_seed
+        if self.deep:
             resolved["meta_iterations"] = self.meta_iterations
             resolved["meta_seed"] = self.meta_seed
             resolved["meta_init"] = self.meta_init
@@ -400,6 +428,7 @@ _CHECKS: dict[str, Callable[[Any, str], Any]] = {
     "maml": _check_settings,
     "meta_iterations": lambda v, label: check_int(v, label, 1),
     "meta_seed": lambda v, label: check_int(v, label, 0),
+    "pretrain_episodes": lambda v, label: None if v is None else check_int(v, label, 1),
     "meta_init": _check_optional_path,
     "workers": lambda v, label: None if v is None else check_int(v, label, 1),
     "output": _check_output,
@@ -454,7 +483,7 @@ def validate(config: FailureExperimentConfig, label: Callable[[str], str] | None
             QRouting(q_config)  # checks the ranges
         except MamrlError as exc:
             raise MamrlError(f"{label('q_routing')}: {exc}") from None
-    if config.deep:
+    if config.deep_policies:
         try:
             config.resolved()  # builds AdaptationConfig and MamlConfig: bad settings fail here
         except ImportError as exc:

@@ -64,10 +64,18 @@ QUEUE_CONTROLLERS: tuple[str, ...] = ("backpressure", "sp-backpressure")
 packet, so they route around a failed link at once (packets in flight on it are lost)."""
 DEEP_CONTROLLERS: tuple[str, ...] = ("mamrl-init", "continued", "random-init")
 """Controllers built by `mamrl.meta.adaptation.make_deep_controllers` (need a meta-initialisation)."""
+SCRATCH_CONTROLLERS: tuple[str, ...] = ("random-init-trpo",)
+"""Deep comparators from random weights (the policy settings come from the meta-initialisation's)."""
+PRETRAINED_CONTROLLERS: tuple[str, ...] = ("fine-tune", "zero-shot", "masked")
+"""Deep comparators from a pre-trained policy: `fine-tune` and `masked` from one trained on the
+intact network, `zero-shot` from one trained across η(M) (`mamrl.meta.adaptation.make_comparator`)."""
+PRETRAINED_POLICY: dict[str, str] = {"fine-tune": "intact", "masked": "intact", "zero-shot": "multitask"}
+"""Which pre-trained policy each starts from."""
 DEFAULT_CONTROLLERS: tuple[str, ...] = CLASSICAL_CONTROLLERS + DEEP_CONTROLLERS
 """The paper's E2 controllers."""
 CONTROLLER_NAMES: tuple[str, ...] = tuple(
-    dict.fromkeys(STATIC_CONTROLLERS + QUEUE_CONTROLLERS + CLASSICAL_CONTROLLERS + DEEP_CONTROLLERS)
+    dict.fromkeys(STATIC_CONTROLLERS + QUEUE_CONTROLLERS + CLASSICAL_CONTROLLERS + DEEP_CONTROLLERS + SCRATCH_CONTROLLERS
+                  + PRETRAINED_CONTROLLERS)
 )
 """Every controller `controllers` may name."""
 

@@ -32,6 +32,9 @@ from mamrl.experiments.failures.config import (
 )
 from mamrl.experiments.failures.controllers import (
     DEEP_CONTROLLERS,
+    PRETRAINED_CONTROLLERS,
+    PRETRAINED_POLICY,
+    SCRATCH_CONTROLLERS,
     QUEUE_CONTROLLERS,
     STATIC_CONTROLLERS,
     AgentController,
@@ -144,6 +147,8 @@ class RunTask:
     config_hash: str
     meta_init_file: str | None = None
     """`meta_init.pt` written by the driver (deep controllers only)."""
+    policy_files: tuple[tuple[str, str], ...] = ()
+    """(pre-trained policy kind, its file) written by the driver (`prepare_pretrained`)."""
 
 
 @dataclass
@@ -223,7 +228,29 @@ def make_controller(task: RunTask) -> Controller:
             if agent.name == name:
                 return AgentController(name, agent)
         raise MamrlError(f"make_deep_controllers returned no controller named {name!r}")
+    if name in SCRATCH_CONTROLLERS + PRETRAINED_CONTROLLERS:
+        # lazy: imports torch (~1 s); only the deep controllers need it
+        from mamrl.meta.adaptation import make_comparator
+
+        initial, policy_config = None, policy_config_of(cfg)
+        if name in PRETRAINED_CONTROLLERS:
+            files = dict(task.policy_files)
+            if PRETRAINED_POLICY[name] not in files:
+                raise MamrlError(f"controller {name!r} needs the pre-trained {PRETRAINED_POLICY[name]} policy")
+            initial, policy_config = load_meta_init(files[PRETRAINED_POLICY[name]])
+        adaptation = adaptation_config(cfg["adaptation"], cfg["episodes_per_step"])
+        return AgentController(name, make_comparator(name, initial, cached_topology(cfg["topology"]), policy_config,
+                                                     adaptation, task.run.seed))
     raise MamrlError(f"unknown controller {name!r}")
+
+
+def policy_config_of(resolved: Mapping[str, Any]) -> Any:
+    """The deep policies' `DeepConsensusConfig`: the policy fields of the resolved `maml` settings."""
+    # lazy: imports torch (~1 s); only the deep controllers need it
+    from mamrl.agents.deep_consensus import DeepConsensusConfig
+
+    values = {f.name: resolved["maml"][f.name] for f in dataclasses.fields(DeepConsensusConfig)}
+    return DeepConsensusConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
 
 def run_failure_run(task: RunTask) -> RunResult:
@@ -366,9 +393,6 @@ def prepare_meta_init(config: FailureExperimentConfig, output: Path, *,
     """Meta-train (or resume / reuse a finished meta-training) and write `output/meta_init.pt`.
     `on_chunk(row)` is called after every meta-iteration (`mamrl train`'s curve row);
     `task_executor` runs the meta-iterations' tasks (`maml.maml_task_executor`; None: in process)."""
-    # lazy: torch takes ~1 s to import; only the deep controllers need it
-    import torch
-
     resolved = config.resolved()
     meta_dir = Path(config.meta_init) if config.meta_init is not None else output / "meta"
     if meta_dir.is_file():
@@ -393,16 +417,53 @@ def prepare_meta_init(config: FailureExperimentConfig, output: Path, *,
     from mamrl.agents.deep_consensus import DeepConsensusConfig
 
     values = {f.name: getattr(policy, f.name) for f in dataclasses.fields(DeepConsensusConfig)}
-    path = output / "meta_init.pt"
+    return write_policy_file(output / "meta_init.pt", learner.initial_params(), values, meta_dir)
+
+
+def write_policy_file(path: Path, params: Mapping[str, Any], policy_values: Mapping[str, Any], source: Path) -> Path:
+    """A deep policy's weights and settings as the workers read them (`load_meta_init`)."""
+    # lazy: torch takes ~1 s to import; only the deep controllers need it
+    import torch
+
     payload = {
         "format": META_INIT_FORMAT,
-        "params": {k: v.detach().cpu().clone() for k, v in learner.initial_params().items()},
-        "policy_config": json.dumps(runs.jsonable(values)),
-        "meta_dir": str(meta_dir),
+        "params": {k: v.detach().cpu().clone() for k, v in params.items()},
+        "policy_config": json.dumps(runs.jsonable(dict(policy_values))),
+        "meta_dir": str(source),
     }
     with runs.atomic_file(path, "wb") as handle:
         torch.save(payload, handle)
     return path
+
+
+def prepare_pretrained(config: FailureExperimentConfig, output: Path, *,
+                       on_chunk: Callable[[dict[str, Any]], None] | None = None) -> dict[str, str]:
+    """Train (or resume, or reuse) the pre-trained comparators' policies into `output/pretrain/<kind>`
+    (`mamrl train` run directories) and write `output/<kind>_policy.pt`; returns kind → file.
+    `intact`: the deep learner by TRPO on the intact network; `multitask`: across η(M)
+    (`meta.multitask`). Both use the meta-training's policy settings, load, horizon and seed."""
+    resolved = config.resolved()
+    policy = policy_config_of(resolved)
+    values = {f.name: getattr(policy, f.name) for f in dataclasses.fields(policy)}
+    files: dict[str, str] = {}
+    for kind in config.pretrained:
+        algorithm_config = dict(values)
+        if kind == "multitask":
+            maml = resolved["maml"]
+            algorithm_config.update(task_weighting=maml["task_weighting"], nominal_probability=maml["nominal_probability"],
+                                    held_out=list(maml["held_out"]))
+        train_config = training.TrainConfig(config.topology, config.load_value(), config.horizon_ticks, (),
+                                            "mamrl" if kind == "intact" else "multitask", runs.jsonable(algorithm_config),
+                                            resolved["pretrain_episodes"], config.meta_seed, 0, 0)
+        run_dir = output / "pretrain" / kind
+        report = None if on_chunk is None else (
+            lambda row, what=f"pre-training the {kind} policy into {run_dir} ({train_config.episodes} episodes)": on_chunk({**row, "stage": what}))
+        training.train_run(train_config, run_dir, on_chunk=report)
+        agent = make_agent(train_config.algorithm, train_config.algorithm_config)
+        _, arrays = RoutingAgent.read_checkpoint(run_dir / "checkpoint.pt")
+        agent.load_state_arrays(arrays)
+        files[kind] = str(write_policy_file(output / f"{kind}_policy.pt", agent.policy.param_dict(), values, run_dir))
+    return files
 
 
 # ------------------------------------------------------------------------------ the experiment
@@ -448,9 +509,11 @@ def run_failure_experiment(
     todo = [r for r in order if r.key not in curves.runs]
     skipped = len(order) - len(todo)
     work = bool(todo) and (stop_after is None or stop_after > 0)
-    meta_file = None
+    meta_file, policy_files = None, {}
     if work and any(r.controller in DEEP_CONTROLLERS for r in todo):
         meta_file = str(prepare_meta_init(config, output, on_chunk=on_meta_chunk, task_executor=meta_executor))
+    if work and any(r.controller in PRETRAINED_CONTROLLERS for r in todo):
+        policy_files = prepare_pretrained(config, output, on_chunk=on_meta_chunk)
     if on_start is not None:
         on_start(skipped, len(order))
     walls: dict[str, float] = {}
@@ -463,7 +526,7 @@ def run_failure_experiment(
         if on_run is not None:
             on_run(result, done[0], len(order))
 
-    tasks = [RunTask(r, curves.table.resolved, curves.hash, meta_file) for r in todo] if work else []
+    tasks = [RunTask(r, curves.table.resolved, curves.hash, meta_file, tuple(sorted(policy_files.items()))) for r in todo] if work else []
     ran = run_tasks(tasks, record, executor=executor, stop_after=stop_after,
                     make_executor=lambda count: make_run_executor(min(config.effective_workers(), count)))
     curves.finalize(order)
