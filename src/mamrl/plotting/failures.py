@@ -40,6 +40,7 @@ from mamrl.errors import MamrlError
 from mamrl.experiments.failures import (
     LOSS_TARGET,
     PAPER_TABLE2,
+    RECOVERY_TEXT,
     RULE_TEXT,
     Row,
     TableRow,
@@ -255,7 +256,7 @@ def plot_reward(curves: _Curves, subtitle: str, loss_penalty: float | None = Non
 
 
 # ------------------------------------------------------------------------------ tables
-def _fmt_count(est: Estimate, reached: int, seeds: int, budget: int) -> str:
+def _fmt_count(est: Estimate, reached: int, seeds: int, budget: object) -> str:
     """Episodes over the seeds that reached the criterion; `> budget` for those that did not."""
     if reached == 0:
         return f"> {budget}"
@@ -310,13 +311,15 @@ def table2_markdown(table: Sequence[TableRow], *, sidecar: dict[str, Any] | None
         "",
         RULE_TEXT,
         "",
+        RECOVERY_TEXT,
+        "",
         "Values are means over seeds ± 95% CI (Student t, when there are two seeds or more). *Plateau* columns are "
         "means over the plateau window (the last P episodes).",
         "",
         "| topology | failed link | controller | episodes to adapt | episodes until loss < "
-        f"{LOSS_TARGET:.0%} | plateau reward | plateau loss | plateau sojourn time (ticks) "
+        f"{LOSS_TARGET:.0%} | recovery (ticks) | lost in transient | plateau reward | plateau loss | plateau sojourn time (ticks) "
         "| plateau delivery time, paper's metric (ticks) | reward before the failure | band/noise | paper: episodes to adapt |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for t in table:
         seeds = len(t.seeds)
@@ -326,6 +329,7 @@ def table2_markdown(table: Sequence[TableRow], *, sidecar: dict[str, Any] | None
             f"| {t.topology} | {t.failure}{held} | {controller_label(t.controller)} "
             f"| {_fmt_count(t.episodes_to_adapt, t.adapted_seeds, seeds, t.budget)} "
             f"| {_fmt_count(t.episodes_to_low_loss, t.low_loss_seeds, seeds, t.budget)} "
+            f"| {_fmt_count(t.recovery_ticks, t.recovered_seeds, seeds, 'run')} | {format_estimate(t.transient_lost)} "
             f"| {format_estimate(t.plateau_reward)} | {format_percent(t.plateau_loss_fraction, 2)} | {format_estimate(t.plateau_sojourn_time)} "
             f"| {format_estimate(t.plateau_delivery_time)} | {format_estimate(t.pre_failure_reward)} | {format_estimate(t.band_to_noise, 2)} | {paper} |"
         )
@@ -367,26 +371,29 @@ TABLE_COLUMNS: tuple[str, ...] = (
     "plateau_sojourn_time_mean", "plateau_sojourn_time_ci95",
     "plateau_delivery_time_mean", "plateau_delivery_time_ci95",
     "pre_failure_reward_mean", "pre_failure_reward_ci95",
+    "recovery_ticks_mean", "recovery_ticks_ci95", "recovered_seeds", "transient_lost_mean", "transient_lost_ci95",
     "band_to_noise_mean", "band_to_noise_ci95",
     "paper_episodes_to_adapt",
 )
 """Header of table2.csv; per-seed counts are `;`-separated, empty = not within the budget."""
 
 
-TABLE2_COLUMNS = ("link", "controller", "to adapt", "loss < 1% after", "plateau reward", "loss", "sojourn", "band/noise")
+TABLE2_COLUMNS = ("link", "controller", "to adapt", "loss < 1% after", "recovery (ticks)", "lost", "plateau reward", "loss",
+                  "sojourn", "band/noise")
 
 
 def table2_console_rows(rows: Sequence[Row]) -> list[tuple[str, ...]]:
     """Table 2 of a failure experiment's curve rows, as console table rows (`TABLE2_COLUMNS`)."""
     out = []
     for t in table2(rows):
-        def count(est: Estimate, reached: int) -> str:
+        def count(est: Estimate, reached: int, budget: object = t.budget) -> str:
             if reached == 0:
-                return f"> {t.budget}"
+                return f"> {budget}"
             return f"{est.mean:.4g}" + ("" if reached == len(t.seeds) else f" ({reached}/{len(t.seeds)})")
 
         out.append((t.failure + (" (held out)" if t.held_out else ""), controller_label(t.controller),
                     count(t.episodes_to_adapt, t.adapted_seeds), count(t.episodes_to_low_loss, t.low_loss_seeds),
+                    count(t.recovery_ticks, t.recovered_seeds, "run"), f"{t.transient_lost.mean:.4g}",
                     str(t.plateau_reward), f"{100 * t.plateau_loss_fraction.mean:.2f}%", str(t.plateau_sojourn_time),
                     f"{t.band_to_noise.mean:.2g}"))
     return out
@@ -411,6 +418,8 @@ def table2_csv(table: Sequence[TableRow]) -> str:
             num(t.plateau_sojourn_time.mean), num(t.plateau_sojourn_time.ci95),
             num(t.plateau_delivery_time.mean), num(t.plateau_delivery_time.ci95),
             num(t.pre_failure_reward.mean), num(t.pre_failure_reward.ci95),
+            num(t.recovery_ticks.mean), num(t.recovery_ticks.ci95), t.recovered_seeds,
+            num(t.transient_lost.mean), num(t.transient_lost.ci95),
             num(t.band_to_noise.mean), num(t.band_to_noise.ci95),
             "" if t.paper is None else num(t.paper),
         ])

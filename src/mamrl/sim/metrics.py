@@ -169,7 +169,22 @@ def episode_metrics(
         out["max_link_utilisation"] = np.nanmax(util, axis=1)
     out["lost_per_router"] = state.router[:, :, RT_LOST].copy()
     out["lost_per_link"] = state.link[:, LK_LOST, :].copy()
+    out["generated_per_bin"], out["lost_per_bin"] = loss_bins(sr, horizon_ticks)
     return out
+
+
+LOSS_BIN_TICKS = 10
+"""Width of the time bins of `loss_bins` (ticks)."""
+
+
+def loss_bins(series: np.ndarray, horizon_ticks: int) -> tuple[np.ndarray, np.ndarray]:
+    """(packets generated, packets lost) in each LOSS_BIN_TICKS-tick bin of each episode, int64
+    [B, ceil(H / LOSS_BIN_TICKS)], from the cumulative per-tick series: the loss rate over time
+    that recovery after a failure is measured in (the last bin may be shorter)."""
+    ends = np.minimum(np.arange(LOSS_BIN_TICKS, horizon_ticks + LOSS_BIN_TICKS, LOSS_BIN_TICKS), horizon_ticks) - 1
+    cumulative = series[:, ends][:, :, (SR_GENERATED, SR_LOST)].astype(np.int64)
+    per_bin = np.diff(cumulative, axis=1, prepend=0)
+    return per_bin[:, :, 0], per_bin[:, :, 1]
 
 
 def metrics_for(state: State, params: "SimParams") -> dict[str, np.ndarray]:

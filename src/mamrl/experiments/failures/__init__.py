@@ -34,6 +34,7 @@ meta-initialisation the runs started from.
 from mamrl.experiments.failures.adaptation_rule import (
     LOSS_TARGET,
     MA_WINDOW,
+    RECOVERY_TEXT,
     RULE_TEXT,
     TOLERANCE,
     Adaptation,
@@ -41,6 +42,7 @@ from mamrl.experiments.failures.adaptation_rule import (
     episodes_to_adapt,
     episodes_to_low_loss,
     plateau_window,
+    recovery_after_failure,
 )
 from mamrl.experiments.failures.config import (
     FIELD_NAMES,
@@ -100,6 +102,7 @@ __all__ = [
     "MA_WINDOW",
     "PAPER_TABLE2",
     "PRESETS",
+    "RECOVERY_TEXT",
     "RULE_TEXT",
     "TOLERANCE",
     "Adaptation",
@@ -130,6 +133,7 @@ __all__ = [
     "make_run_executor",
     "maml_config",
     "plateau_window",
+    "recovery_after_failure",
     "prepare_meta_init",
     "read_curves",
     "run_failure_experiment",

@@ -42,6 +42,11 @@ class TableRow:
     plateau_sojourn_time: Estimate
     plateau_delivery_time: Estimate
     pre_failure_reward: Estimate
+    recovery_ticks: Estimate
+    """Over the seeds that recovered within the run (RECOVERY_TEXT)."""
+    recovered_seeds: int
+    transient_lost: Estimate
+    """Over every seed (a seed that never recovered counts every packet it lost after the failure)."""
     band_to_noise: Estimate
     paper: float | None
     """The paper's Table 2 figure for this topology and controller, if it has one."""
@@ -65,11 +70,13 @@ def table2(rows: Iterable[Row]) -> list[TableRow]:
 
         adapted = np.array([a.episodes_to_adapt for a in per if a.episodes_to_adapt is not None], dtype=np.float64)
         low = np.array([a.episodes_to_low_loss for a in per if a.episodes_to_low_loss is not None], dtype=np.float64)
+        recovered = np.array([a.recovery_ticks for a in per if np.isfinite(a.recovery_ticks)], dtype=np.float64)
         out.append(TableRow(
             topo, failure, members[0][2], controller, tuple(m[0] for m in members), tuple(per),
             estimate(adapted), len(adapted), estimate(low), len(low), min(a.budget for a in per),
             est("plateau_reward"), est("plateau_loss_fraction"), est("plateau_sojourn_time"),
-            est("plateau_delivery_time"), est("pre_failure_reward"), est("band_to_noise"),
+            est("plateau_delivery_time"), est("pre_failure_reward"),
+            estimate(recovered), len(recovered), est("transient_lost"), est("band_to_noise"),
             PAPER_TABLE2.get(topo.lower(), {}).get(controller),
         ))
     return out

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -46,7 +47,8 @@ from mamrl.experiments.failures.controllers import (
     common_reward,
 )
 from mamrl.runs import ResultsTable, Row, TableSchema, read_table
-from mamrl.sim.metrics import METRIC_INFO, predates_loss_honest, predates_loss_honest_message
+from mamrl.experiments.failures.adaptation_rule import recovery_after_failure
+from mamrl.sim.metrics import LOSS_BIN_TICKS, METRIC_INFO, predates_loss_honest, predates_loss_honest_message
 from mamrl.sim.params import LinkFailure, SimParams
 
 META_INIT_FORMAT = "mamrl-meta-init/1"
@@ -115,7 +117,7 @@ def run_schedule(
 ) -> dict[str, np.ndarray]:
     """Drive one controller through a run with `link` (or several links at once) failing:
     per-episode arrays [episodes] of every metric in METRIC_INFO, plus `reset` (bool)."""
-    out: dict[str, list[np.ndarray]] = {k: [] for k in (*METRIC_INFO, "reset")}
+    out: dict[str, list[np.ndarray]] = {k: [] for k in (*METRIC_INFO, *BIN_METRICS, "reset")}
     for block in episode_blocks(episodes, fail_episode, fail_tick, episodes_per_step):
         params = block_params(intact, link, block, fail_episode, fail_tick)
         metrics = controller.run_episodes(params, seed, block.first, block.count)
@@ -128,6 +130,11 @@ def run_schedule(
                 raise MamrlError(
                     f"controller {controller.name!r} returned {key} of shape {values.shape} for {block.count} episodes"
                 )
+            out[key].append(values)
+        for key in BIN_METRICS:
+            values = np.asarray(metrics.get(key, np.full((block.count, 0), np.nan)), dtype=np.float64)
+            if values.ndim != 2 or values.shape[0] != block.count:
+                raise MamrlError(f"controller {controller.name!r} returned {key} of shape {values.shape} for {block.count} episodes")
             out[key].append(values)
         reset = np.asarray(metrics.get("reset", np.zeros(block.count, dtype=bool)), dtype=bool)
         if reset.shape != (block.count,):
@@ -160,6 +167,8 @@ class RunResult:
     wall_s: float
 
 
+BIN_METRICS = ("generated_per_bin", "lost_per_bin")
+"""Per-episode time bins (`sim.metrics.loss_bins`) recovery is measured from."""
 KEY_COLUMNS: tuple[str, ...] = ("topology", "failure", "controller", "seed", "episode")
 COLUMNS: tuple[str, ...] = (
     "config_hash",
@@ -172,6 +181,8 @@ COLUMNS: tuple[str, ...] = (
     "phase",
     "reset",
     "reward",
+    "recovery_ticks",
+    "transient_lost",
     *METRIC_INFO,
     "mamrl_version",
 )
@@ -267,6 +278,12 @@ def run_failure_run(task: RunTask) -> RunResult:
             fail_tick=cfg["fail_tick"], episodes_per_step=cfg["episodes_per_step"],
         )
     reward = common_reward(per_episode, cfg["loss_penalty_ticks"])
+    f = cfg["fail_episode"]
+    if per_episode["lost_per_bin"].shape[1]:
+        recovery, transient = recovery_after_failure(per_episode["generated_per_bin"][f:], per_episode["lost_per_bin"][f:],
+                                                     cfg["fail_tick"], LOSS_BIN_TICKS)
+    else:  # a controller without the simulator's time bins
+        recovery, transient = math.nan, math.nan
     phases = episode_phases(cfg["episodes"], cfg["fail_episode"])
     held = run.failure in cfg["held_out"]
     rows = []
@@ -282,6 +299,8 @@ def run_failure_run(task: RunTask) -> RunResult:
             "phase": phases[e],
             "reset": int(bool(per_episode["reset"][e])),
             "reward": float(reward[e]),
+            "recovery_ticks": recovery,
+            "transient_lost": transient,
         }
         for key in METRIC_INFO:
             row[key] = float(per_episode[key][e])

@@ -1,0 +1,68 @@
+"""Recovery after a link failure measured in network time: ticks until the loss rate stays below
+1%, and the packets lost until then (`recovery_after_failure`, RECOVERY_TEXT)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mamrl.experiments.failures import build_failure_config, recovery_after_failure, run_failure_experiment, table2
+from mamrl.sim.metrics import LOSS_BIN_TICKS
+
+BIN = 10
+
+
+def bins(episodes: int, per_bin: int = 36, bins_per_episode: int = 50) -> tuple[np.ndarray, np.ndarray]:
+    return np.full((episodes, bins_per_episode), per_bin), np.zeros((episodes, bins_per_episode), dtype=np.int64)
+
+
+def test_losses_right_after_the_failure_then_none() -> None:
+    generated, lost = bins(3)
+    lost[0, :5] = 10  # 50 ticks of heavy loss, then none
+    assert recovery_after_failure(generated, lost, 0, BIN) == (50.0, 50.0)
+
+
+def test_the_failure_tick_starts_the_clock() -> None:
+    generated, lost = bins(2)
+    lost[0, 3:6] = 10  # the link fails at tick 30: losses in bins 3..5
+    assert recovery_after_failure(generated, lost, 30, BIN) == (30.0, 30.0)
+
+
+def test_a_loss_that_never_stops_is_not_a_recovery() -> None:
+    generated, lost = bins(3)
+    lost[:, :] = 1  # 1 of 36 packets per bin: 2.8% to the end
+    ticks, transient = recovery_after_failure(generated, lost, 0, BIN)
+    assert math.isnan(ticks) and transient == lost.sum()
+
+
+def test_a_stray_loss_below_one_percent_is_not_a_transient() -> None:
+    generated, lost = bins(4)
+    lost[2, 17] = 3  # 3 of the 360 packets of any 100-tick window holding it: 0.8%
+    assert recovery_after_failure(generated, lost, 0, BIN) == (0.0, 0.0)
+
+
+def test_episodes_are_laid_end_to_end() -> None:
+    generated, lost = bins(3)
+    lost[1, 10] = 20  # episode 1 (the one after the failure episode), ticks 100..109
+    ticks, transient = recovery_after_failure(generated, lost, 0, BIN)
+    assert ticks == (50 + 10 + 1) * BIN and transient == 20
+
+
+def test_reconverging_spa_recovers_in_its_reconvergence_delay(tmp_path: Path) -> None:
+    """End to end on b4: the loss of re-converging SPA stops when its paths avoid the failed link
+    (50 ticks after the failure), and SPA that never reacts does not recover."""
+    assert LOSS_BIN_TICKS == BIN
+    config = build_failure_config(preset="quick", overrides={
+        "failures": ["D-E"], "controllers": ["spa", "spa-reconverge"], "episodes": 25, "fail_episode": 5, "seeds": [0, 1],
+        "output": str(tmp_path / "out"), "workers": 1})
+    rows = run_failure_experiment(config).rows
+    by_controller = {t.controller: t for t in table2(rows)}
+    reconverging = by_controller["spa-reconverge"]
+    assert reconverging.recovered_seeds == 2
+    assert [a.recovery_ticks for a in reconverging.per_seed] == pytest.approx([50.0, 50.0], abs=BIN)
+    assert reconverging.transient_lost.mean > 0
+    assert by_controller["spa"].recovered_seeds == 0
+    assert by_controller["spa"].transient_lost.mean > 10 * reconverging.transient_lost.mean
