@@ -17,6 +17,7 @@ from mamrl.errors import MamrlError
 from mamrl.experiments.reproduce_config import MANIFEST, PRESETS, STAGE_NAMES, build_reproduce_config
 from mamrl.report.reproduce import run_reproduce
 from mamrl.report.markdown import REDUCED_LABEL, Comparison
+from mamrl.runs import is_lock_file
 from mamrl.sim.metrics import Estimate
 
 runner = CliRunner()
@@ -54,7 +55,7 @@ def _set_args(overrides: dict[str, object]) -> list[str]:
 
 
 def _mtimes(folder: Path) -> dict[str, int]:
-    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()}
+    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file() and not is_lock_file(p)}
 
 
 @pytest.fixture(scope="module")

@@ -292,7 +292,11 @@ def lock_output(path: str | os.PathLike[str], option: str = "--output", *, direc
     except ImportError:  # pragma: no cover - Windows
         yield target
         return
-    _prepare_parent(lock_path)
+    try:
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        what = "output directory" if directory else "directory"
+        raise MamrlError(f"cannot create {what} {str(lock_path.parent)!r}: {exc.strerror or exc}") from None
     key = lock_path.resolve()
     held = _held_locks.get(key)
     if held is not None:

@@ -79,7 +79,7 @@ class RoutingAgent(ABC):
         `extra` holds JSON-ready training state (logs, counters) kept beside the weights."""
         import torch
 
-        from mamrl.runs import atomic_file
+        from mamrl.runs import save_torch
 
         path = Path(path)
         payload = {
@@ -89,9 +89,7 @@ class RoutingAgent(ABC):
             "extra": json.dumps(extra or {}),
             "arrays": {k: torch.from_numpy(np.array(v, copy=True)) for k, v in self.state_arrays().items()},
         }
-        with atomic_file(path, "wb") as handle:
-            torch.save(payload, handle)
-        return path
+        return save_torch(path, payload)
 
     @staticmethod
     def read_checkpoint(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:

@@ -38,6 +38,7 @@ from mamrl.experiments.failures.controllers import (
     StaticRoutingController,
     common_reward,
 )
+from mamrl import runs
 from mamrl.runs import ResultsTable, Row, TableSchema, read_table
 from mamrl.sim.metrics import METRIC_INFO, predates_loss_honest, predates_loss_honest_message
 from mamrl.sim.params import LinkFailure, SimParams
@@ -360,9 +361,6 @@ def prepare_meta_init(config: FailureExperimentConfig, output: Path, *,
     """Meta-train (or resume / reuse a finished meta-training) and write `output/meta_init.pt`.
     `on_chunk(row)` is called after every meta-iteration (`mamrl train`'s curve row);
     `task_executor` runs the meta-iterations' tasks (`maml.maml_task_executor`; None: in process)."""
-    import torch
-
-    from mamrl import runs
     from mamrl.training import meta_train
 
     resolved = config.resolved()
@@ -398,9 +396,7 @@ def prepare_meta_init(config: FailureExperimentConfig, output: Path, *,
         "policy_config": json.dumps(runs.jsonable(values)),
         "meta_dir": str(meta_dir),
     }
-    with runs.atomic_file(path, "wb") as handle:
-        torch.save(payload, handle)
-    return path
+    return runs.save_torch(path, payload, "meta-initialisation")
 
 
 # ------------------------------------------------------------------------------ the experiment
@@ -437,13 +433,20 @@ def run_failure_experiment(
     run.json. `on_meta_chunk(row)` reports meta-training progress; `on_start(skipped, total)` is
     called once the meta-initialisation is ready, before the first run; `stop_after=k` stops
     after k new runs (a test hook for interruptions). `meta_executor` runs meta-training's tasks
-    (`prepare_meta_init`)."""
-    from mamrl import runs
-
-    start = time.perf_counter()
+    (`prepare_meta_init`). The output directory is locked while it runs (`runs.lock_output`)."""
     output = Path(config.output)
+    with runs.lock_output(output, "--output"):
+        return _run_locked(config, output, executor=executor, on_start=on_start, on_run=on_run, stop_after=stop_after,
+                           on_meta_chunk=on_meta_chunk, meta_executor=meta_executor)
+
+
+def _run_locked(config: FailureExperimentConfig, output: Path, *, executor: Any, on_start: Callable[[int, int], None] | None,
+                on_run: OnRun | None, stop_after: int | None, on_meta_chunk: Callable[[dict[str, Any]], None] | None,
+                meta_executor: Any) -> FailureOutcome:
+    start = time.perf_counter()
     curves = CurvesFile(output, config)
     curves.open()
+    clock = runs.AttemptClock(output / "attempts.json").start()
     order = config.runs()
     todo = [r for r in order if r.key not in curves.runs]
     skipped = len(order) - len(todo)
@@ -458,6 +461,7 @@ def run_failure_experiment(
 
     def record(result: RunResult) -> None:
         curves.append(result)
+        clock.tick()
         done[0] += 1
         walls[str(result.run)] = round(result.wall_s, 3)
         if on_run is not None:
@@ -470,6 +474,7 @@ def run_failure_experiment(
     rows = [row for run_rows in curves.ordered(order) for row in run_rows]
     complete = all(r.key in curves.runs for r in order)
     wall = time.perf_counter() - start
+    clock.stop()
     previous: dict[str, Any] = {}
     if (output / "run.json").is_file():
         try:
@@ -481,6 +486,7 @@ def run_failure_experiment(
         "seeds": list(config.seeds),
         **runs.provenance(),
         "wall_time_s": round(wall, 3),
+        "total_wall_time_s": clock.total_s(),
         "workers": config.effective_workers(),
         "runs": {"total": len(order), "skipped": skipped, "ran": ran, "complete": complete},
         "run_wall_s": {**previous, **walls},
