@@ -284,3 +284,18 @@ def test_changed_files_names_missing_truncated_and_changed(tmp_path: Path) -> No
     (tmp_path / "c").write_text("0123456780")
     assert runs.changed_files(tmp_path, records) == [
         ("a", "missing"), ("b", "5 bytes, 10 when written (truncated or changed)"), ("c", "content changed since it was written")]
+
+
+@pytest.mark.parametrize("name", ["config.json", "curves.csv"])
+def test_damaged_failure_experiment_files_are_one_line(tmp_path: Path, name: str) -> None:
+    out = tmp_path / "out"
+    args = ["failures", "--failure", "D-E", "--controllers", "spa", "--episodes", "16", "--fail-episode", "4",
+            "--horizon", "50", "--seeds", "0", "-j", "1", "--format", "png", "-o", str(out)]
+    assert runner.invoke(app, args).exit_code == 0
+    path = out / name
+    text = path.read_text()
+    # An empty sidecar; a results line whose fields are cut in the middle of the file.
+    path.write_text("" if name == "config.json" else text.replace("\n", "\n,", 2))
+    result = runner.invoke(app, args)
+    assert_one_line_error(result)
+    assert str(path) in result.stderr
