@@ -222,14 +222,15 @@ def test_damaged_train_config_is_one_line(tmp_path: Path, damage: str) -> None:
     assert str(config) in result.stderr and "start the run over" in result.stderr
 
 
-def test_checkpoint_missing_a_key_is_one_line(tmp_path: Path) -> None:
+@pytest.mark.parametrize("key", ["q_table", "episodes_trained"])
+def test_checkpoint_missing_a_key_is_one_line(tmp_path: Path, key: str) -> None:
     import torch
 
     out = tmp_path / "run"
     args = [*TRAIN[:4], "20", "--chunk", "10", "--horizon", "50", "--eval-episodes", "0", "-o", str(out)]
     assert runner.invoke(app, args).exit_code == 0
     payload = torch.load(out / "checkpoint.pt", weights_only=True)
-    payload["arrays"] = {}
+    del payload["arrays"][key]
     torch.save(payload, out / "checkpoint.pt")
     result = runner.invoke(app, args)
     assert_one_line_error(result)

@@ -159,6 +159,10 @@ def _resume_agent(agent: RoutingAgent, checkpoint: Path, arrays: dict[str, Any],
     rows = extra.get("rows", []) if isinstance(extra, dict) else None
     if not isinstance(rows, list) or not all(isinstance(r, dict) and "episodes" in r for r in rows):
         raise MamrlError(f"checkpoint {checkpoint} has no valid curve rows; {recover}")
+    trained = int(getattr(agent, "episodes_trained", 0))
+    if rows and rows[-1]["episodes"] != trained:  # e.g. a counter missing from the arrays (read as 0)
+        raise MamrlError(f"checkpoint {checkpoint} is inconsistent: its weights count {trained} training episodes, "
+                         f"its curve {rows[-1]['episodes']}; {recover}")
     return legacy_rows(rows)
 
 
