@@ -17,6 +17,7 @@ from mamrl.errors import MamrlError
 from mamrl.experiments.reproduce_config import MANIFEST, PRESETS, STAGE_NAMES, build_reproduce_config
 from mamrl.report.reproduce import run_reproduce
 from mamrl.report.markdown import REDUCED_LABEL, Comparison
+from mamrl.runs import is_lock_file
 from mamrl.sim.metrics import Estimate
 
 runner = CliRunner()
@@ -54,7 +55,7 @@ def _set_args(overrides: dict[str, object]) -> list[str]:
 
 
 def _mtimes(folder: Path) -> dict[str, int]:
-    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()}
+    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file() and not is_lock_file(p)}
 
 
 @pytest.fixture(scope="module")
@@ -166,6 +167,53 @@ def test_a_different_configuration_is_refused_in_one_line(reproduced) -> None:
     assert_one_line_error(result)
     assert "different configuration" in result.stderr and "eval_episodes" in result.stderr
     assert _mtimes(out) == before
+
+
+@pytest.mark.slow
+def test_a_truncated_or_changed_stage_output_is_one_line(reproduced, tmp_path: Path) -> None:
+    import shutil
+
+    out = tmp_path / "copy"
+    shutil.copytree(reproduced["out"], out)
+    results = out / "e1" / "results.csv"
+    text = results.read_text()
+    args = ["reproduce", "-o", str(out), "-j", "1", *_set_args(TINY)]
+    for damaged, what in ((text[: len(text) // 2], "truncated"), (text.replace("0.", "1.", 1), "content changed")):
+        results.write_text(damaged)
+        result = runner.invoke(app, args)
+        assert_one_line_error(result)
+        assert str(results) in result.stderr and what in result.stderr and "delete it" in result.stderr
+    results.unlink()  # the recovery the message names: the stage recomputes it
+    outcome = run_reproduce(build_reproduce_config(preset="quick", overrides=TINY, workers=1, output=out))
+    assert outcome.stages == {"e1": "ran", "saturation": "skipped", "meta": "skipped", "e2": "skipped", "report": "ran"}
+    assert results.read_text() == text
+
+
+@pytest.mark.slow
+def test_a_deleted_stage_output_reruns_that_stage(reproduced, tmp_path: Path) -> None:
+    import shutil
+
+    out = tmp_path / "copy"
+    shutil.copytree(reproduced["out"], out)
+    spa = out / "saturation" / "b4-spa.json"
+    before = json.loads(spa.read_text())
+    spa.unlink()
+    outcome = run_reproduce(build_reproduce_config(preset="quick", overrides=TINY, workers=1, output=out))
+    assert outcome.stages == {"e1": "skipped", "saturation": "ran", "meta": "skipped", "e2": "skipped", "report": "ran"}
+    assert json.loads(spa.read_text())["probes"] == before["probes"]
+    stage = json.loads((out / MANIFEST).read_text())["stages"]["saturation"]
+    assert stage["attempts"] == 2 and "saturation/b4-spa.json" in stage["files"]
+
+
+@pytest.mark.parametrize("text", ["", "{\"format\": \"mamrl-reproduce/1\"", "[]",
+                                  "{\"format\": \"mamrl-reproduce/1\", \"config\": {}, \"stages\": []}"])
+def test_a_damaged_manifest_is_one_line(tmp_path: Path, text: str) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / MANIFEST).write_text(text)
+    result = runner.invoke(app, ["reproduce", "-o", str(out), *_set_args(TINY)])
+    assert_one_line_error(result)
+    assert str(out / MANIFEST) in result.stderr and "--output" in result.stderr
 
 
 @pytest.mark.parametrize(

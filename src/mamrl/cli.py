@@ -565,6 +565,9 @@ def reproduce(
                     self.bar = None
                 ui.say(f"{config.stage_label(name, title)}: {'already done' if skipped else 'done'} ({wall_s:.0f} s)")
 
+            def notice(self, message: str) -> None:
+                ui.say(message)
+
         outcome = run_reproduce(config, listener=Listener())
         ui.wide_stdout().print(outcome.summary(), soft_wrap=True)
 

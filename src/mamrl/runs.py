@@ -7,7 +7,12 @@
   the complete new one;
 * resumable results tables (`ResultsTable`, `TableSchema`): a CSV of rows appended durably,
   with a JSON sidecar holding the resolved config and its hash, refused on a different config;
-* run directories that never overwrite an earlier run (`new_run_dir`).
+* run directories that never overwrite an earlier run (`new_run_dir`);
+* output locks (`lock_output`): one run at a time per output folder or results file;
+* damaged-file checks: JSON metadata read with one-line errors (`read_json`), file records
+  (size and sha256) and their verification (`file_record`, `changed_files`);
+* checkpoints written atomically with one-line errors (`save_torch`);
+* wall time over attempts, killed ones included (`AttemptClock`).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import math
 import os
 import subprocess
 import tempfile
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -185,6 +191,197 @@ def write_json(path: str | os.PathLike[str], doc: Any) -> Path:
     return write_text(path, dumps(doc))
 
 
+def save_torch(path: str | os.PathLike[str], payload: Any, what: str = "checkpoint") -> Path:
+    """`torch.save(payload)` to `path` atomically. The payload is serialised in memory first (a
+    checkpoint here is small), so a failed write is an OSError of our own write, not torch's
+    RuntimeError: a full disk is one line (`could not write checkpoint <path>: No space left on
+    device`) and no temporary file is left behind."""
+    # lazy: torch takes ~1 s to import; runs.py is imported by every command
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    try:
+        return write_bytes(path, buffer.getvalue())
+    except MamrlError as exc:
+        raise MamrlError(f"could not write {what} {path}: {str(exc).rpartition(': ')[2]}") from None
+
+
+def read_json(path: str | os.PathLike[str], what: str, recover: str) -> Any:
+    """The JSON document of run metadata `path`; a missing, empty, truncated or invalid file is
+    one line naming it, `what` it is and how to `recover`."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise MamrlError(f"{what} {path} does not exist; {recover}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise MamrlError(f"cannot read {what} {path}: {getattr(exc, 'strerror', None) or exc}; {recover}") from None
+    if not text.strip():
+        raise MamrlError(f"{what} {path} is empty (a write cut short?); {recover}")
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise MamrlError(f"{what} {path} is damaged (not valid JSON: {exc}); {recover}") from None
+
+
+# ------------------------------------------------------------------------------ file records
+def file_record(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """`{"size": bytes, "sha256": hex}` of a file, to notice later that it changed."""
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+            size += len(block)
+    return {"size": size, "sha256": digest.hexdigest()}
+
+
+def changed_files(base: str | os.PathLike[str], records: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(relative path, what is wrong) of each file of `records` (relative path -> `file_record`
+    under `base`) that is missing, of another size or another content."""
+    problems = []
+    for name, record in records.items():
+        path = Path(base) / name
+        if not path.is_file():
+            problems.append((name, "missing"))
+            continue
+        try:
+            now = file_record(path)
+        except OSError as exc:
+            problems.append((name, f"unreadable ({exc.strerror or exc})"))
+            continue
+        if not isinstance(record, Mapping) or now["size"] != record.get("size"):
+            size = record.get("size") if isinstance(record, Mapping) else None
+            problems.append((name, f"{now['size']} bytes, {size} when written (truncated or changed)"))
+        elif now["sha256"] != record.get("sha256"):
+            problems.append((name, "content changed since it was written"))
+    return problems
+
+
+# ------------------------------------------------------------------------------ output locks
+LOCK_NAME = ".mamrl.lock"
+"""The lock file of an output directory (a results file's is `.<name>.lock` beside it). It stays
+after the run (removing it would race with a run taking it); emptiness checks ignore it."""
+
+_held_locks: dict[Path, list[int]] = {}
+"""Lock file -> [descriptor, depth] of the locks this process holds: a lock taken again by the
+same process (`mamrl reproduce` runs stages that lock their own folders) is re-entrant, where a
+second `flock` on a new descriptor would conflict with the first."""
+
+
+def lock_path_of(path: str | os.PathLike[str], *, directory: bool = True) -> Path:
+    """The lock file of output directory `path` (`directory=False`: of output file `path`)."""
+    path = Path(path)
+    return path / LOCK_NAME if directory else path.with_name(f".{path.name}.lock")
+
+
+def is_lock_file(path: Path) -> bool:
+    return path.name == LOCK_NAME or (path.name.startswith(".") and path.name.endswith(".lock"))
+
+
+@contextlib.contextmanager
+def lock_output(path: str | os.PathLike[str], option: str = "--output", *, directory: bool = True) -> Iterator[Path]:
+    """Hold an exclusive lock on output directory `path` (`directory=False`: on output file `path`,
+    via a lock file beside it) while a run writes there; a second run gets one line naming the
+    folder, the pid holding it and `option` to choose another. The kernel drops an `flock` when
+    its holder dies, so a killed run leaves no stale lock. Re-entrant within a process. (Where
+    `fcntl` does not exist, on Windows, runs are not locked.)"""
+    target = Path(path)
+    if directory and target.exists() and not target.is_dir():
+        raise MamrlError(f"{option} {str(target)!r} exists and is not a directory")
+    lock_path = lock_path_of(target, directory=directory)
+    try:
+        # lazy: fcntl is POSIX-only; where it is missing the lock is skipped (below)
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield target
+        return
+    try:
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        what = "output directory" if directory else "directory"
+        raise MamrlError(f"cannot create {what} {str(lock_path.parent)!r}: {exc.strerror or exc}") from None
+    key = lock_path.resolve()
+    held = _held_locks.get(key)
+    if held is not None:
+        held[1] += 1
+        try:
+            yield target
+        finally:
+            held[1] -= 1
+        return
+    try:
+        fd = os.open(key, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+    except OSError as exc:
+        raise MamrlError(f"cannot lock {str(target)!r} ({lock_path.name}): {exc.strerror or exc}") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            try:
+                pid = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+            except OSError:
+                pid = "unknown"
+            raise MamrlError(f"{target} is in use by another mamrl run (pid {pid}); wait for it or choose another {option}") from None
+        except OSError as exc:
+            raise MamrlError(f"cannot lock {str(target)!r} ({lock_path.name}): {exc.strerror or exc}") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+        _held_locks[key] = [fd, 1]
+        try:
+            yield target
+        finally:
+            del _held_locks[key]
+    finally:
+        os.close(fd)  # releases the flock
+
+
+# ------------------------------------------------------------------------------ wall time over attempts
+class AttemptClock:
+    """Wall time of a run over all its attempts, killed ones included, in a JSON file
+    (`attempts.json` of a run folder): `start()` adds an attempt, `tick()` (at each checkpoint or
+    finished unit of work) and `stop()` store its elapsed seconds. A killed attempt keeps the time
+    up to its last tick. Damaged or foreign content is started afresh (it is bookkeeping only)."""
+
+    FORMAT = "mamrl-attempts-1"
+
+    def __init__(self, path: str | os.PathLike[str]):
+        self.path = Path(path)
+        self.attempts: list[dict[str, Any]] = []
+        self._start = 0.0
+
+    def start(self) -> "AttemptClock":
+        try:
+            doc = json.loads(self.path.read_text(encoding="utf-8"))
+            attempts = doc["attempts"] if doc.get("format") == self.FORMAT else []
+            self.attempts = [a for a in attempts if isinstance(a, dict) and isinstance(a.get("wall_s"), (int, float))]
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            self.attempts = []
+        self.attempts.append({"started_utc": provenance()["date_utc"], "wall_s": 0.0, "finished": False})
+        self._start = time.perf_counter()
+        self._save()
+        return self
+
+    def elapsed(self) -> float:
+        """Seconds of the current attempt so far."""
+        return time.perf_counter() - self._start
+
+    def tick(self, *, finished: bool = False) -> None:
+        self.attempts[-1].update(wall_s=round(self.elapsed(), 3), finished=finished)
+        self._save()
+
+    def stop(self) -> None:
+        self.tick(finished=True)
+
+    def total_s(self) -> float:
+        """Wall seconds of every attempt (the current one up to its last tick)."""
+        return round(sum(float(a["wall_s"]) for a in self.attempts), 3)
+
+    def _save(self) -> None:
+        write_json(self.path, {"format": self.FORMAT, "total_wall_s": self.total_s(), "attempts": self.attempts})
+
+
 # ------------------------------------------------------------------------------ run directories
 def new_run_dir(path: str | os.PathLike[str]) -> Path:
     """The directory a run asked to go to `path` will be written to.
@@ -197,7 +394,7 @@ def new_run_dir(path: str | os.PathLike[str]) -> Path:
         raise MamrlError(f"run directory {str(base)!r} exists and is not a directory")
     candidate = base
     k = 1
-    while candidate.exists() and (not candidate.is_dir() or any(candidate.iterdir())):
+    while candidate.exists() and (not candidate.is_dir() or any(not is_lock_file(p) for p in candidate.iterdir())):
         k += 1
         candidate = base.with_name(f"{base.name}-{k}")
     return candidate
@@ -439,6 +636,15 @@ class ResultsTable:
 
 
 __all__ = [
+    "AttemptClock",
+    "LOCK_NAME",
+    "changed_files",
+    "file_record",
+    "is_lock_file",
+    "lock_output",
+    "lock_path_of",
+    "read_json",
+    "save_torch",
     "dumps",
     "git_commit",
     "jsonable",

@@ -8,6 +8,8 @@ A run directory holds:
   curves.csv      one row per chunk of training episodes (metrics, and for `mamrl` the TRPO stats)
   curves.png      the learning curves
   evaluation.json metrics of frozen-policy evaluation episodes (if asked for)
+  attempts.json   wall time of every attempt (killed ones up to their last checkpoint) and the total
+  .mamrl.lock     held while a run writes here: a second run on the directory is refused
 
 With `tensorboard_dir` (CLI `--tensorboard DIR`) the curves also go to TensorBoard: every value of
 every curves.csv row as the scalar `curves/<column>` at step = training episodes so far, and the
@@ -40,7 +42,7 @@ from mamrl.algorithms import canonical_name, make_agent
 from mamrl.errors import MamrlError
 from mamrl.executors import check_backend
 from mamrl.experiments.config import check_positive
-from mamrl.runs import atomic_file, write_text
+from mamrl.runs import AttemptClock, atomic_file, lock_output, read_json, write_text
 from mamrl.sim.metrics import estimate
 from mamrl.sim.params import LinkFailure, SimParams
 from mamrl.topologies import load_topology
@@ -109,6 +111,9 @@ class TrainConfig:
 
 EVAL_SEED_OFFSET = 1_000_003
 
+ATTEMPTS = "attempts.json"
+"""Wall time of a run directory's attempts (`mamrl.runs.AttemptClock`)."""
+
 
 def train_run(
     cfg: TrainConfig,
@@ -127,6 +132,45 @@ def train_run(
     cfg = cfg.resolved()
     params = cfg.sim_params()
     out = Path(out_dir)
+    with lock_output(out, "directory"):
+        return _train_locked(cfg, params, out, on_chunk=on_chunk, stop_after_chunks=stop_after_chunks,
+                             tensorboard_dir=tensorboard_dir, task_executor=task_executor)
+
+
+def _read_run_record(config_path: Path) -> dict[str, Any]:
+    """A run directory's config.json, checked for shape; one line naming a damaged one."""
+    recover = f"delete {config_path.parent} to start the run over, or use another directory"
+    doc = read_json(config_path, "run record", recover)
+    if not isinstance(doc, dict) or not isinstance(doc.get("config"), dict):
+        raise MamrlError(f"run record {config_path} is not a `mamrl train` config.json; {recover}")
+    return doc
+
+
+def _resume_agent(agent: RoutingAgent, checkpoint: Path, arrays: dict[str, Any], meta: dict[str, Any]) -> list[dict[str, Any]]:
+    """Load a checkpoint's weights into `agent`; its curve rows. One line for one that does not fit."""
+    recover = "delete it to retrain from the start, or use another directory"
+    if meta["name"] != agent.name:
+        raise MamrlError(f"checkpoint {checkpoint} holds a {meta['name']} agent, this run trains {agent.name}; {recover}")
+    try:
+        agent.load_state_arrays(arrays)
+    except MamrlError as exc:
+        raise MamrlError(f"checkpoint {checkpoint} does not fit this run ({exc}); {recover}") from None
+    except (KeyError, ValueError, TypeError, IndexError, RuntimeError) as exc:
+        raise MamrlError(f"checkpoint {checkpoint} is incomplete or does not fit this run "
+                         f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'no detail'}); {recover}") from None
+    extra = meta["extra"]
+    rows = extra.get("rows", []) if isinstance(extra, dict) else None
+    if not isinstance(rows, list) or not all(isinstance(r, dict) and "episodes" in r for r in rows):
+        raise MamrlError(f"checkpoint {checkpoint} has no valid curve rows; {recover}")
+    trained = int(getattr(agent, "episodes_trained", 0))
+    if rows and rows[-1]["episodes"] != trained:  # e.g. a counter missing from the arrays (read as 0)
+        raise MamrlError(f"checkpoint {checkpoint} is inconsistent: its weights count {trained} training episodes, "
+                         f"its curve {rows[-1]['episodes']}; {recover}")
+    return legacy_rows(rows)
+
+
+def _train_locked(cfg: TrainConfig, params: SimParams, out: Path, *, on_chunk, stop_after_chunks, tensorboard_dir,
+                  task_executor) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     config_path, checkpoint, curves_path = out / "config.json", out / "checkpoint.pt", out / "curves.csv"
     agent = make_agent(cfg.algorithm, cfg.algorithm_config)
@@ -137,13 +181,12 @@ def train_run(
             raise MamrlError(f"--backend/--workers spread maml's meta-training tasks; {cfg.algorithm} trains in one process")
         agent.task_executor = task_executor
     rows: list[dict[str, Any]] = []
-    previous = json.loads(config_path.read_text()) if config_path.exists() else None
+    previous = _read_run_record(config_path) if config_path.exists() else None
     if previous is not None:
         meta, arrays = RoutingAgent.read_checkpoint(checkpoint) if checkpoint.exists() else (None, {})
         _check_resumable(out, previous, record, None if meta is None else meta["config"])
         if meta is not None:
-            agent.load_state_arrays(arrays)
-            rows = legacy_rows(meta["extra"].get("rows", []))
+            rows = _resume_agent(agent, checkpoint, arrays, meta)
     done = int(getattr(agent, "episodes_trained", 0))
     if previous is None:
         write_text(config_path, json.dumps(record, indent=2))
@@ -156,6 +199,7 @@ def train_run(
         if any(previous["config"].get(key) != record["config"][key] for key in EXTENDABLE):
             write_text(config_path, json.dumps(record, indent=2))  # the new target is the run's now
     board = TensorBoardLogger(tensorboard_dir, record, rows) if tensorboard_dir is not None else None
+    clock = AttemptClock(out / ATTEMPTS).start()
     try:
         chunks = 0
         while done < cfg.episodes:
@@ -176,6 +220,7 @@ def train_run(
             done += size
             agent.save(checkpoint, extra={"rows": rows})
             write_text(curves_path, _csv_text(rows))
+            clock.tick()
             if board is not None:
                 board.log_row(row)
             if on_chunk is not None:
@@ -190,6 +235,7 @@ def train_run(
             summary = {k: asdict(estimate(evaluation[k])) for k in CURVE_METRICS + ("generated", "delivered", "lost")}
             write_text(out / "evaluation.json", json.dumps({"seed": cfg.seed + EVAL_SEED_OFFSET,
                                                                  "episodes": cfg.eval_episodes, "metrics": summary}, indent=2))
+        clock.stop()
         return rows[-1] if rows else {}
     finally:
         if board is not None:  # also on Ctrl-C: flushes what was logged

@@ -15,7 +15,7 @@ from typing import Any, Callable
 import numpy as np
 
 from mamrl.errors import MamrlError
-from mamrl.runs import atomic_file
+from mamrl.runs import save_torch
 from mamrl.sim.evaluate import in_chunks  # noqa: F401  (re-exported for the agents)
 from mamrl.sim.params import SimParams
 
@@ -89,9 +89,7 @@ class RoutingAgent(ABC):
             "extra": json.dumps(extra or {}),
             "arrays": {k: torch.from_numpy(np.array(v, copy=True)) for k, v in self.state_arrays().items()},
         }
-        with atomic_file(path, "wb") as handle:
-            torch.save(payload, handle)
-        return path
+        return save_torch(path, payload)
 
     @staticmethod
     def read_checkpoint(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:

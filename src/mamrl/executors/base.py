@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from mamrl.errors import MamrlError
+from mamrl.executors.lifetime import die_with_parent
 
 
 def available_cores() -> int:
@@ -87,7 +88,8 @@ def _pool_context() -> multiprocessing.context.BaseContext:
         ctx = multiprocessing.get_context("forkserver")
         # Import the heavy modules (numba, numpy, scipy, the kernels' modules, torch for the deep
         # learner) once in the server rather than in every worker; a failed import is skipped.
-        ctx.set_forkserver_preload(["mamrl.experiments.sweep", "mamrl.algorithms", "torch"])
+        # The first module makes the forkserver die with this process (`lifetime`).
+        ctx.set_forkserver_preload(["mamrl.executors.forkserver_preload", "mamrl.experiments.sweep", "mamrl.algorithms", "torch"])
         return ctx
     return multiprocessing.get_context("spawn")
 
@@ -119,7 +121,9 @@ class ProcessPoolCellExecutor(CellExecutor):
         if not tasks:
             return
         if self._pool is None:
-            self._pool = ProcessPoolExecutor(max_workers=min(self.workers, len(tasks)), mp_context=_pool_context())
+            # Workers die with their parent even when this process is SIGKILL'ed (`lifetime`).
+            self._pool = ProcessPoolExecutor(max_workers=min(self.workers, len(tasks)), mp_context=_pool_context(),
+                                             initializer=die_with_parent, initargs=(os.getpid(),))
         ordered = sorted(tasks, key=self.cost, reverse=True)
         pending: dict[Future, Any] = {self._pool.submit(self.run, t): t for t in ordered}
         # Tasks left when the caller stops early are cancelled by `close` (not here: cancelling

@@ -24,6 +24,7 @@ import json
 import math
 import os
 import re
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -438,6 +439,7 @@ class Manifest:
         self.path = config.out / MANIFEST
         self.resolved = config.resolved()
         self.doc: dict[str, Any] = {}
+        self._attempt_start = 0.0
 
     def existing(self) -> dict[str, Any] | None:
         """The output directory's manifest if it was made with this configuration, None if there is
@@ -446,22 +448,21 @@ class Manifest:
         if out.exists() and not out.is_dir():
             raise MamrlError(f"output {str(out)!r} exists and is not a directory")
         if not self.path.is_file():
-            if out.is_dir() and any(out.iterdir()):
+            if out.is_dir() and any(not runs.is_lock_file(p) for p in out.iterdir()):
                 raise MamrlError(f"output {str(out)!r} is not empty and holds no {MANIFEST}; use a new --output")
             return None
-        try:
-            doc = json.loads(self.path.read_text(encoding="utf-8"))
-            if doc.get("format") != FORMAT:
-                raise ValueError("format")
-            old = doc["config"]
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
-            raise MamrlError(f"{self.path} is unreadable or not a `mamrl reproduce` manifest; use a new --output") from None
-        diff = config_differences(old, self.resolved)
+        recover = "use a new --output (or delete the folder to start over)"
+        doc = runs.read_json(self.path, "reproduce manifest", recover)
+        stages = doc.get("stages", {}) if isinstance(doc, dict) else None
+        if (not isinstance(doc, dict) or doc.get("format") != FORMAT or not isinstance(doc.get("config"), dict)
+                or not isinstance(stages, dict) or not all(isinstance(v, dict) for v in stages.values())):
+            raise MamrlError(f"{self.path} is not a `mamrl reproduce` manifest (wrong shape); {recover}")
+        diff = config_differences(doc["config"], self.resolved)
         if diff:
             shown = summarise_differences(diff, 6)
             raise MamrlError(f"output {str(out)!r} was made with a different configuration (differs in: {shown}); "
                              "use another --output, or delete it to start over")
-        doc.setdefault("stages", {})
+        doc["stages"] = stages
         return doc
 
     def open(self) -> None:
@@ -489,18 +490,48 @@ class Manifest:
     def done(self, name: str) -> bool:
         return self.stage(name).get("status") == "done"
 
-    def record(self, name: str, seconds: float, *, finished: bool) -> None:
-        """Add `seconds` to a stage's wall time (interrupted attempts count too); mark it done."""
+    def start_attempt(self, name: str) -> None:
+        """A stage (re)starts: count the attempt, mark the stage not done until it finishes."""
         entry = dict(self.stage(name))
-        entry["wall_s"] = round(float(entry.get("wall_s", 0.0)) + seconds, 3)
-        entry["attempts"] = int(entry.get("attempts", 0)) + 1
+        walls = entry.get("attempt_walls_s")
+        if not isinstance(walls, list):  # a manifest from before per-attempt times: its total is one entry
+            walls = [float(entry["wall_s"])] if isinstance(entry.get("wall_s"), (int, float)) else []
+        entry["attempt_walls_s"] = [*walls, 0.0]
+        entry["attempts"] = len(entry["attempt_walls_s"])
+        entry["status"] = "incomplete"
+        entry.pop("files", None)
+        entry.pop("finished_utc", None)
+        self.doc["stages"][name] = entry
+        self._attempt_start = time.perf_counter()
+        self.tick(name)
+
+    def tick(self, name: str, *, finished: bool = False, files: Mapping[str, Any] | None = None) -> None:
+        """Store the current attempt's wall time so far (a kill loses only the time since the last
+        tick); with `finished`, mark the stage done with its output `files` records."""
+        entry = self.doc["stages"][name]
+        entry["attempt_walls_s"][-1] = round(time.perf_counter() - self._attempt_start, 3)
+        entry["wall_s"] = round(sum(entry["attempt_walls_s"]), 3)
         if finished:
             entry["status"] = "done"
             entry["finished_utc"] = _now()
-        else:
-            entry.setdefault("status", "incomplete")
-        self.doc["stages"][name] = entry
+            entry["files"] = dict(files or {})
         self.save()
+
+    def check_files(self, name: str) -> str | None:
+        """Whether a done stage's outputs are as it left them: None if so, "rerun" if the stage
+        must run again (files deleted, or recorded by an older mamrl without file records);
+        a one-line error naming a truncated or changed file and how to recover."""
+        files = self.stage(name).get("files")
+        if not isinstance(files, dict):
+            return "rerun"
+        problems = runs.changed_files(self.config.out, files)
+        damaged = [(file, what) for file, what in problems if what != "missing"]
+        if damaged:
+            file, what = damaged[0]
+            more = f" (and {len(damaged) - 1} more)" if len(damaged) > 1 else ""
+            raise MamrlError(f"{self.config.out / file}: {what}{more} since stage {name} finished; delete it and re-run "
+                             f"the same command to recompute it (or use a new --output)")
+        return "rerun" if problems else None
 
     def wall_times(self) -> dict[str, float]:
         return {name: float(self.stage(name).get("wall_s", 0.0)) for name in STAGE_NAMES if self.stage(name)}

@@ -48,7 +48,7 @@ from mamrl.algorithms import BELOW_CAPACITY_ONLY, make_agent
 from mamrl.errors import MamrlError
 from mamrl.executors import CellExecutor, check_backend, make_backend_executor, run_tasks, single_threaded
 from mamrl.experiments.config import SweepConfig, load_share, resolve_load
-from mamrl.runs import ResultsTable, Row, TableSchema, config_hash, read_table
+from mamrl.runs import ResultsTable, Row, TableSchema, config_hash, lock_output, read_table
 from mamrl.sim.capacity import capacity_bound
 from mamrl.sim.metrics import METRIC_INFO, Estimate, estimate, predates_loss_honest, predates_loss_honest_message
 from mamrl.sim.params import SimParams
@@ -360,8 +360,15 @@ def run_sweep(
     """Run (or resume) a sweep: skip the cells in `config.results`, compute the rest, append rows.
 
     `stop_after=k` stops after k newly computed cells (a test hook for interruptions).
-    `on_start(skipped, total)` is called once the results file is open.
+    `on_start(skipped, total)` is called once the results file is open. The results file is
+    locked while the sweep runs (`runs.lock_output`): a second sweep on it is refused.
     """
+    with lock_output(config.results, "--results", directory=False):
+        return _run_locked(config, executor=executor, on_start=on_start, on_row=on_row, stop_after=stop_after)
+
+
+def _run_locked(config: SweepConfig, *, executor: CellExecutor | None, on_start: Callable[[int, int], None] | None,
+                on_row: OnRow | None, stop_after: int | None) -> SweepOutcome:
     start = time.perf_counter()
     results = ResultsFile(config.results, config)
     results.open()

@@ -529,7 +529,7 @@ def write_report(config: Any, manifest: Mapping[str, Any], walls: Mapping[str, f
     lines += ["## Run record", "", "| stage | wall time | attempts |", "|---|---|---|"]
     stages_doc = manifest.get("stages", {})
     for name, title in STAGES:
-        attempts = stages_doc.get(name, {}).get("attempts", 0) + (1 if name == "report" else 0)
+        attempts = stages_doc.get(name, {}).get("attempts", 0)  # the report's own attempt is counted when it starts
         lines.append(f"| {title} | {_seconds(walls.get(name, 0.0))} | {attempts} |")
     lines.append(f"| **total** | **{_seconds(total)}** | |")
     versions = _versions()

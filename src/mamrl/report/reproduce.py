@@ -17,10 +17,16 @@ Stages, in order, each writing into a subfolder of the output directory:
 Resuming
 --------
 `manifest.json` in the output directory holds the resolved configuration (`ReproduceConfig.resolved`)
-and the stages finished, with their wall times. Re-running the same command skips finished stages;
-an interrupted stage resumes inside itself, because each one's own files are resumable (the sweep's
+and, per stage, its state, its wall time per attempt (stored as work progresses, so a killed
+attempt counts up to its last finished unit of work) and, once done, the size and sha256 of each
+of its output files (`stage_outputs`). Re-running the same command skips a finished stage only
+if its files are still as recorded: a deleted file makes the stage run again (it resumes from what
+is left and recomputes the rest; results are deterministic), a truncated or changed one is one
+line naming it (delete it to have it recomputed). After any stage ran, the report is redrawn. An
+interrupted stage resumes inside itself, because each one's own files are resumable (the sweep's
 results CSV, `mamrl train`'s checkpoints, the failure experiment's curves.csv, one JSON file per
-saturation search). A different configuration in the same directory is refused with one line.
+saturation search). A different configuration in the same directory is refused with one line,
+and so is a second run on the same directory while one is running (`runs.lock_output`).
 
 The configuration, presets and manifest are `mamrl.experiments.reproduce_config`.
 """
@@ -52,7 +58,16 @@ from mamrl.experiments.reproduce_config import (
     ReproduceConfig,
 )
 from mamrl.experiments.saturation import saturation_search, trained_agent_factory
-from mamrl.experiments.sweep import cell_cost, format_row, header_line, read_results, run_cell, run_sweep, sweep_cells
+from mamrl.experiments.sweep import (
+    cell_cost,
+    format_row,
+    header_line,
+    read_results,
+    run_cell,
+    run_sweep,
+    sidecar_path,
+    sweep_cells,
+)
 from mamrl.runs import jsonable
 from mamrl.topologies import load_topology
 
@@ -72,6 +87,33 @@ class StageListener:
 
     def stage_finished(self, name: str, title: str, wall_s: float, skipped: bool) -> None:
         """A stage finished (`skipped`: it was already done in the output directory)."""
+
+    def notice(self, message: str) -> None:
+        """Something the user should know (a finished stage runs again because its files were deleted)."""
+
+
+class _Ticking(StageListener):
+    """Forwards to a listener and stores the running stage's wall time in the manifest at every
+    unit of work (so a killed attempt's time is kept)."""
+
+    def __init__(self, inner: StageListener, manifest: Manifest):
+        self.inner, self.manifest = inner, manifest
+
+    def opened(self, stages_done: Sequence[str]) -> None:
+        self.inner.opened(stages_done)
+
+    def stage_started(self, name: str, title: str, total: int, completed: int, unit: str) -> None:
+        self.inner.stage_started(name, title, total, completed, unit)
+
+    def advanced(self, name: str, completed: int, total: int, detail: str) -> None:
+        self.manifest.tick(name)
+        self.inner.advanced(name, completed, total, detail)
+
+    def stage_finished(self, name: str, title: str, wall_s: float, skipped: bool) -> None:
+        self.inner.stage_finished(name, title, wall_s, skipped)
+
+    def notice(self, message: str) -> None:
+        self.inner.notice(message)
 
 
 @dataclass
@@ -298,8 +340,7 @@ def _stage_e2(config: ReproduceConfig, listener: StageListener, title: str) -> N
 
 
 # ------------------------------------------------------------------------------ stage: report
-def _stage_report(config: ReproduceConfig, manifest: Manifest, listener: StageListener, title: str,
-                  started: float) -> Path:
+def _stage_report(config: ReproduceConfig, manifest: Manifest, listener: StageListener, title: str) -> Path:
     # lazy: matplotlib only when drawing
     from mamrl.plotting.failures import write_failure_report
     from mamrl.plotting.sweep import write_sweep_report
@@ -313,25 +354,60 @@ def _stage_report(config: ReproduceConfig, manifest: Manifest, listener: StageLi
         listener.advanced("report", 1 + k, steps, f"drawing E2 figures and Table 2 on {topo}")
         write_failure_report(config.failure_config(topo).output)
     listener.advanced("report", steps - 1, steps, "writing REPORT.md")
-    walls = manifest.wall_times()
-    walls["report"] = walls.get("report", 0.0) + (time.perf_counter() - started)
-    path = write_report(config, manifest.doc, walls)
+    manifest.tick("report")
+    path = write_report(config, manifest.doc, manifest.wall_times())
     listener.advanced("report", steps, steps, "REPORT.md")
     return path
 
 
 # ------------------------------------------------------------------------------ the driver
+REPORT_FILES = (REPORT, "lambda05.md", "lambda05.csv", "table2.md", "table2.csv")
+"""The report stage's recorded outputs (its figures are redrawn with it, not checked)."""
+
+
+def stage_outputs(config: ReproduceConfig, name: str) -> list[Path]:
+    """The files a stage leaves, whose size and sha256 the manifest records when it is done and
+    checks before skipping it. Each is written only by its own stage (a later stage may rewrite
+    one with identical bytes: meta_init.pt and the meta-training curves when E2 resumes)."""
+    out = config.out
+    if name == "e1":
+        groups = config.sweep_groups()
+        return [Path(g.results) for g in groups] + [sidecar_path(g.results) for g in groups] + [out / "e1" / "results.csv"]
+    if name == "saturation":
+        return [Path(t.path) for t in saturation_tasks(config)]
+    if name == "meta":
+        dirs = [Path(config.failure_config(t).output) for t in _deep_topologies(config)]
+        return [d / "meta" / f for d in dirs for f in ("config.json", "checkpoint.pt", "curves.csv")] + [d / "meta_init.pt" for d in dirs]
+    if name == "e2":
+        dirs = [Path(config.failure_config(t).output) for t in config.topologies]
+        return [d / f for d in dirs for f in ("config.json", "curves.csv", "run.json")]
+    return [out / f for f in REPORT_FILES]
+
+
+def _records(config: ReproduceConfig, name: str) -> dict[str, Any]:
+    out = config.out
+    return {str(p.relative_to(out)): runs.file_record(p) for p in stage_outputs(config, name) if p.is_file()}
+
+
 def run_reproduce(config: ReproduceConfig, *, listener: StageListener | None = None,
                   stop_after_stage: str | None = None) -> ReproduceOutcome:
-    """Run (or resume) every stage into `config.output`. `stop_after_stage` stops once that stage
-    is done (a test hook standing in for a kill)."""
+    """Run (or resume) every stage into `config.output`, holding its lock. `stop_after_stage` stops
+    once that stage is done (a test hook standing in for a kill)."""
     if stop_after_stage is not None and stop_after_stage not in STAGE_NAMES:
         raise MamrlError(f"unknown stage {stop_after_stage!r} (stages: {', '.join(STAGE_NAMES)})")
-    listener = listener or StageListener()
-    start = time.perf_counter()
     manifest = Manifest(config)
+    manifest.existing()  # a foreign or different folder is refused before anything is written in it
+    with runs.lock_output(config.out, "--output"):
+        return _run_locked(config, manifest, listener or StageListener(), stop_after_stage)
+
+
+def _run_locked(config: ReproduceConfig, manifest: Manifest, outer: StageListener,
+                stop_after_stage: str | None) -> ReproduceOutcome:
+    start = time.perf_counter()
     manifest.open()
-    listener.opened([name for name in STAGE_NAMES if manifest.done(name)])
+    listener = _Ticking(outer, manifest)
+    rerun = {name: manifest.check_files(name) == "rerun" for name in STAGE_NAMES if manifest.done(name)}
+    listener.opened([name for name in STAGE_NAMES if manifest.done(name) and not rerun[name]])
     status = {name: "not run" for name in STAGE_NAMES}
     report: Path | None = None
     runners: dict[str, Callable[[str], Any]] = {
@@ -339,24 +415,26 @@ def run_reproduce(config: ReproduceConfig, *, listener: StageListener | None = N
         "saturation": lambda title: _stage_saturation(config, listener, title),
         "meta": lambda title: _stage_meta(config, listener, title),
         "e2": lambda title: _stage_e2(config, listener, title),
+        "report": lambda title: _stage_report(config, manifest, listener, title),
     }
     for name, title in STAGES:
-        finished_before = manifest.done(name) and (name != "report" or (config.out / REPORT).is_file())
-        if finished_before:
+        upstream_ran = name == "report" and "ran" in status.values()
+        if manifest.done(name) and not rerun[name] and not upstream_ran:
             status[name] = "skipped"
             listener.stage_finished(name, title, float(manifest.stage(name).get("wall_s", 0.0)), True)
         else:
-            stage_start = time.perf_counter()
+            if manifest.done(name) and rerun[name]:
+                listener.notice(f"{title}: some of its files are missing or unrecorded; running it again "
+                                "(it resumes from what is left)")
+            manifest.start_attempt(name)
             try:
-                if name == "report":
-                    report = _stage_report(config, manifest, listener, title, stage_start)
-                else:
-                    runners[name](title)
+                result = runners[name](title)
             except BaseException:
-                manifest.record(name, time.perf_counter() - stage_start, finished=False)
+                manifest.tick(name)  # an interrupted attempt's time counts too
                 raise
-            wall = time.perf_counter() - stage_start
-            manifest.record(name, wall, finished=True)
+            if name == "report":
+                report = result
+            manifest.tick(name, finished=True, files=_records(config, name))
             status[name] = "ran"
             listener.stage_finished(name, title, float(manifest.stage(name)["wall_s"]), False)
         if name == stop_after_stage:
@@ -375,4 +453,5 @@ __all__ = [
     "run_reproduce",
     "run_saturation_task",
     "saturation_tasks",
+    "stage_outputs",
 ]

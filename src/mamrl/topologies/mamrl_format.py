@@ -11,7 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from mamrl.errors import TopologyError
+from mamrl.errors import MamrlError, TopologyError
+from mamrl.runs import write_text
 from mamrl.topologies._parsing import (
     PathLike,
     _build,
@@ -291,7 +292,7 @@ def save_topology(
     path = Path(path)
     text = dump_document(topology_to_document(topology, source=source, notes=notes))
     try:
-        path.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        _fail(path, f"cannot write ({_one_line(exc.strerror or str(exc))})")
+        write_text(path, text)  # atomic: a kill leaves the old file or the new one
+    except MamrlError as exc:
+        _fail(path, f"cannot write ({_one_line(str(exc).rpartition(': ')[2])})")
     return path

@@ -441,18 +441,13 @@ def prepare_meta_init(config: FailureExperimentConfig, output: Path, *,
 
 def write_policy_file(path: Path, params: Mapping[str, Any], policy_values: Mapping[str, Any], source: Path) -> Path:
     """A deep policy's weights and settings as the workers read them (`load_meta_init`)."""
-    # lazy: torch takes ~1 s to import; only the deep controllers need it
-    import torch
-
     payload = {
         "format": META_INIT_FORMAT,
         "params": {k: v.detach().cpu().clone() for k, v in params.items()},
         "policy_config": json.dumps(runs.jsonable(dict(policy_values))),
         "meta_dir": str(source),
     }
-    with runs.atomic_file(path, "wb") as handle:
-        torch.save(payload, handle)
-    return path
+    return runs.save_torch(path, payload, "deep policy")
 
 
 def prepare_pretrained(config: FailureExperimentConfig, output: Path, *,
@@ -519,11 +514,20 @@ def run_failure_experiment(
     run.json. `on_meta_chunk(row)` reports meta-training progress; `on_start(skipped, total)` is
     called once the meta-initialisation is ready, before the first run; `stop_after=k` stops
     after k new runs (a test hook for interruptions). `meta_executor` runs meta-training's tasks
-    (`prepare_meta_init`)."""
-    start = time.perf_counter()
+    (`prepare_meta_init`). The output directory is locked while it runs (`runs.lock_output`)."""
     output = Path(config.output)
+    with runs.lock_output(output, "--output"):
+        return _run_locked(config, output, executor=executor, on_start=on_start, on_run=on_run, stop_after=stop_after,
+                           on_meta_chunk=on_meta_chunk, meta_executor=meta_executor)
+
+
+def _run_locked(config: FailureExperimentConfig, output: Path, *, executor: Any, on_start: Callable[[int, int], None] | None,
+                on_run: OnRun | None, stop_after: int | None, on_meta_chunk: Callable[[dict[str, Any]], None] | None,
+                meta_executor: Any) -> FailureOutcome:
+    start = time.perf_counter()
     curves = CurvesFile(output, config)
     curves.open()
+    clock = runs.AttemptClock(output / "attempts.json").start()
     order = config.runs()
     todo = [r for r in order if r.key not in curves.runs]
     skipped = len(order) - len(todo)
@@ -540,6 +544,7 @@ def run_failure_experiment(
 
     def record(result: RunResult) -> None:
         curves.append(result)
+        clock.tick()
         done[0] += 1
         walls[str(result.run)] = round(result.wall_s, 3)
         if on_run is not None:
@@ -552,6 +557,7 @@ def run_failure_experiment(
     rows = [row for run_rows in curves.ordered(order) for row in run_rows]
     complete = all(r.key in curves.runs for r in order)
     wall = time.perf_counter() - start
+    clock.stop()
     previous: dict[str, Any] = {}
     if (output / "run.json").is_file():
         try:
@@ -563,6 +569,7 @@ def run_failure_experiment(
         "seeds": list(config.seeds),
         **runs.provenance(),
         "wall_time_s": round(wall, 3),
+        "total_wall_time_s": clock.total_s(),
         "workers": config.effective_workers(),
         "runs": {"total": len(order), "skipped": skipped, "ran": ran, "complete": complete},
         "run_wall_s": {**previous, **walls},
