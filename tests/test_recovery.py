@@ -66,3 +66,21 @@ def test_reconverging_spa_recovers_in_its_reconvergence_delay(tmp_path: Path) ->
     assert reconverging.transient_lost.mean > 0
     assert by_controller["spa"].recovered_seeds == 0
     assert by_controller["spa"].transient_lost.mean > 10 * reconverging.transient_lost.mean
+
+
+def test_a_curve_that_never_changes_adapts_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The band's noise term is corrected for the number of windows scanned: i.i.d. rewards after
+    the failure (a controller that does not change, like re-converging SPA) count as adapted at
+    once in nearly every run; with a fixed 3 standard errors they often did not."""
+    import mamrl.experiments.failures.adaptation_rule as rule
+
+    rng = np.random.default_rng(0)
+    curves = [rng.normal(-50.0, 8.0, size=200) for _ in range(200)]
+
+    def share_at_once() -> float:
+        return float(np.mean([rule.episodes_to_adapt(c, 20)[0] == 0 for c in curves]))
+
+    corrected = share_at_once()
+    monkeypatch.setattr(rule, "FAMILY_ALPHA", 1e9)  # z falls back to the fixed minimum of 3
+    fixed = share_at_once()
+    assert corrected >= 0.9 and fixed < corrected - 0.05  # measured: 0.94 and 0.81

@@ -23,8 +23,19 @@ PLATEAU_SHARE = 0.10
 """The plateau is the mean reward of the last max(MA_WINDOW, 10% of the episodes) episodes."""
 LOSS_TARGET = 0.01
 """The loss fraction of the second rule ("episodes until loss < 1%")."""
-NOISE_SIGMAS = 3.0
+FAMILY_ALPHA = 0.05
+"""Chance that a settled curve leaves the band in any of the windows the rule scans (Bonferroni)."""
+MIN_NOISE_SIGMAS = 3.0
 """The band is at least this many standard errors of a 10-episode average on the plateau."""
+
+
+def noise_sigmas(windows: int) -> float:
+    """Standard errors in the band's noise term: z of a two-sided test at FAMILY_ALPHA / windows,
+    so that a settled curve stays in the band over all `windows` windows with probability ~95%
+    (the windows overlap, so this errs wide); at least MIN_NOISE_SIGMAS."""
+    from scipy.stats import norm  # lazy: scipy.stats takes ~0.3 s to import
+
+    return max(MIN_NOISE_SIGMAS, float(norm.ppf(1 - FAMILY_ALPHA / (2 * max(1, windows)))))
 
 RULE_TEXT = (
     "**Episodes to adapt.** Let f be the failure episode and E the number of episodes of the run. The "
@@ -38,10 +49,13 @@ RULE_TEXT = (
     "adapt quickly to a bad plateau (SPA, which never reacts, \"adapts\" at once to losing packets): read the "
     "plateau reward, loss fraction and sojourn time beside the episode counts. Near saturation rewards are noisy "
     "from episode to episode, and a 5% band alone would then be crossed by chance: the band is therefore "
-    f"max({TOLERANCE:.0%} · |plateau|, {NOISE_SIGMAS:g} · SE) with SE = SD · √(1/{MA_WINDOW} + 1/P), the standard error "
+    f"max({TOLERANCE:.0%} · |plateau|, z · SE) with SE = SD · √(1/{MA_WINDOW} + 1/P), the standard error "
     f"of a {MA_WINDOW}-episode average minus the plateau mean on a settled curve; SD is the episode-to-episode standard "
     "deviation of the plateau window's rewards, from successive differences (SD(diff)/√2, blind to a remaining "
-    f"trend). *band/noise* is {TOLERANCE:.0%} · |plateau| / SE: below {NOISE_SIGMAS:g} the noise term set the band."
+    "trend). The rule scans m = E − P − f + 1 windows, and a settled curve must stay in the band in all of them, so z "
+    f"is corrected for m (Bonferroni): z = Φ⁻¹(1 − {FAMILY_ALPHA:g}/(2m)), at least {MIN_NOISE_SIGMAS:g} (3.6 for m = 170, "
+    "4.1 for m = 1000); with a fixed 3, controllers that never change (re-converging SPA) came out as adapting after "
+    f"tens of episodes by chance. *band/noise* is {TOLERANCE:.0%} · |plateau| / SE: below z the noise term set the band."
 )
 """The adaptation rule, written once: docs, table2.md and `episodes_to_adapt` all use it."""
 
@@ -123,7 +137,7 @@ def episodes_to_adapt(reward: np.ndarray, fail_episode: int) -> tuple[int | None
     if not math.isfinite(plateau) or budget < 0:
         return None, plateau, budget
     noise = plateau_noise(reward[n - window:])
-    band = max(TOLERANCE * abs(plateau), NOISE_SIGMAS * (noise if math.isfinite(noise) else 0.0))
+    band = max(TOLERANCE * abs(plateau), noise_sigmas(budget + 1) * (noise if math.isfinite(noise) else 0.0))
     ok = np.isfinite(means) & (np.abs(means - plateau) <= band)
     k = _settled_from(ok, fail_episode, n - window)
     return (None if k is None else k - fail_episode), plateau, budget
