@@ -83,6 +83,18 @@ def controller_label(name: str) -> str:
     return _LABELS.get(name, name)
 
 
+_DASHES = ["-", (0, (5, 2)), (0, (1, 1.2)), (0, (6, 2, 1.5, 2)), (0, (3, 1, 1, 1, 1, 1))]
+"""Line styles cycled over the controllers, so that curves lying on top of one another stay visible."""
+_LEARNERS = ("q-routing", "mamrl-init", "continued", "random-init", "random-init-trpo", "fine-tune")
+
+
+def _line_style(controllers: Sequence[str], controller: str) -> dict[str, Any]:
+    """Dash pattern by position; learning controllers drawn above the static ones and thicker."""
+    learner = controller in _LEARNERS
+    return {"linestyle": _DASHES[list(controllers).index(controller) % len(_DASHES)],
+            "linewidth": 1.7 if learner else 1.2, "zorder": 5 if learner else 3}
+
+
 def _colours(controllers: Sequence[str]) -> dict[str, str]:
     out, k = {}, 0
     for name in controllers:
@@ -143,6 +155,10 @@ def _reduce(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 # ------------------------------------------------------------------------------ figures
+MAX_COLUMNS = 3
+"""Panels per row of a figure (more failures wrap onto further rows)."""
+
+
 def _new_figure(rows: int, cols: int) -> Figure:
     fig = Figure(figsize=(max(5.0 * cols, 9.0), 3.6 * rows + 2.0), layout="constrained")
     FigureCanvasAgg(fig)
@@ -160,7 +176,7 @@ def _draw_panel(ax: Axes, curves: _Curves, topology: str, failure: str, metric: 
         colour = colours[controller]
         if values.shape[0] > 1:
             ax.fill_between(episodes, lo, hi, color=colour, alpha=0.18, linewidth=0, zorder=2)
-        ax.plot(episodes, mean, color=colour, linewidth=1.3, zorder=3)
+        ax.plot(episodes, mean, color=colour, **_line_style(curves.controllers, controller))
         resets = curves.resets(topology, failure, controller)
         if resets.size:
             where = np.searchsorted(episodes, resets)
@@ -176,7 +192,9 @@ def _draw_panel(ax: Axes, curves: _Curves, topology: str, failure: str, metric: 
 
 
 def _legend(fig: Figure, curves: _Curves, colours: dict[str, str], title: str, subtitle: str) -> None:
-    handles = [Line2D([], [], color=colours[c], linewidth=1.8, label=controller_label(c)) for c in curves.controllers]
+    handles = [Line2D([], [], color=colours[c], label=controller_label(c),
+                      **{k: v for k, v in _line_style(curves.controllers, c).items() if k != "zorder"})
+               for c in curves.controllers]
     handles.append(Line2D([], [], color="black", linestyle="--", linewidth=1.0, label="link fails"))
     if any(curves.resets(t, f, c).size for t in curves.topologies for f in curves.failures[t] for c in curves.controllers):
         handles.append(Line2D([], [], linestyle="", marker="v", color="#555555", markeredgecolor="black",
@@ -190,25 +208,31 @@ def _legend(fig: Figure, curves: _Curves, colours: dict[str, str], title: str, s
 
 
 def _plot(curves: _Curves, metrics: Sequence[tuple[str, str, float, bool]], title: str, subtitle: str) -> Figure:
-    """One row of panels per (topology, metric), one column per failure."""
-    cols = max(len(f) for f in curves.failures.values())
-    nrows = len(curves.topologies) * len(metrics)
+    """Rows of panels per (topology, metric), one panel per failure, at most MAX_COLUMNS a row. The
+    loss is drawn on a symmetric-log scale, so that a controller losing 0.1% stays visible beside
+    one losing 20%."""
+    cols = min(MAX_COLUMNS, max(len(f) for f in curves.failures.values()))
+    rows_per = {t: -(-len(curves.failures[t]) // cols) for t in curves.topologies}
+    nrows = sum(rows_per.values()) * len(metrics)
     fig = _new_figure(nrows, cols)
     axes = fig.subplots(nrows, cols, squeeze=False)
     colours = _colours(curves.controllers)
     row = 0
     for topology in curves.topologies:
         for metric, ylabel, scale, zero in metrics:
-            for col in range(cols):
-                ax = axes[row][col]
-                if col >= len(curves.failures[topology]):
+            for k in range(rows_per[topology] * cols):
+                ax = axes[row + k // cols][k % cols]
+                if k >= len(curves.failures[topology]):
                     ax.set_visible(False)
                     continue
-                _draw_panel(ax, curves, topology, curves.failures[topology][col], metric, colours, scale)
+                _draw_panel(ax, curves, topology, curves.failures[topology][k], metric, colours, scale)
                 ax.set_ylabel(ylabel)
-                if zero:
+                if metric == "loss_fraction":
+                    ax.set_yscale("symlog", linthresh=0.1)
                     ax.set_ylim(bottom=0)
-            row += 1
+                elif zero:
+                    ax.set_ylim(bottom=0)
+            row += rows_per[topology]
     _legend(fig, curves, colours, title, subtitle)
     return fig
 
@@ -224,7 +248,7 @@ def describe(curves: _Curves, sidecar: dict[str, Any] | None = None) -> str:
 
 
 def plot_loss(curves: _Curves, subtitle: str) -> Figure:
-    return _plot(curves, [("loss_fraction", "lost (% of packets created)", 100.0, True)],
+    return _plot(curves, [("loss_fraction", "lost (% of packets created; log above 0.1%)", 100.0, True)],
                  "Packet loss vs episode around a link failure (cf. Fig. 5)", subtitle)
 
 
