@@ -20,6 +20,7 @@ from mamrl.experiments.config import check_int, check_seeds, layered_values
 from mamrl.experiments.failures.adaptation_rule import plateau_window
 from mamrl.experiments.failures.feasibility import LoadPlan, check_load_spec, infeasible_links, plan_load
 from mamrl.experiments.failures.controllers import (
+    BENCHMARK_CONTROLLERS,
     CLASSICAL_CONTROLLERS,
     CONTROLLER_NAMES,
     DEEP_CONTROLLERS,
@@ -325,7 +326,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "episodes": 1020,
         "episodes_per_step": 5,
         "extended_tests": True,
-        "controllers": list(DEFAULT_CONTROLLERS),
+        "controllers": list(BENCHMARK_CONTROLLERS),
         "output": "runs/failures-paper",
     },
 }

@@ -73,6 +73,11 @@ PRETRAINED_POLICY: dict[str, str] = {"fine-tune": "intact", "masked": "intact", 
 """Which pre-trained policy each starts from."""
 DEFAULT_CONTROLLERS: tuple[str, ...] = CLASSICAL_CONTROLLERS + DEEP_CONTROLLERS
 """The paper's E2 controllers."""
+BENCHMARK_CONTROLLERS: tuple[str, ...] = DEFAULT_CONTROLLERS + (
+    "ecmp-reconverge", "min-delay-reconverge", "backpressure", "random-init-trpo", "fine-tune", "zero-shot", "masked")
+"""The paper preset's controllers: the paper's six, re-converging ECMP, the min-delay oracle
+recomputed after the failure, backpressure, and the deep comparators that separate what
+meta-learning buys from fine-tuning, multi-task training and local link-down detection."""
 CONTROLLER_NAMES: tuple[str, ...] = tuple(
     dict.fromkeys(STATIC_CONTROLLERS + QUEUE_CONTROLLERS + CLASSICAL_CONTROLLERS + DEEP_CONTROLLERS + SCRATCH_CONTROLLERS
                   + PRETRAINED_CONTROLLERS)
