@@ -188,18 +188,16 @@ def _train_locked(cfg: TrainConfig, params: SimParams, out: Path, *, on_chunk, s
         if meta is not None:
             rows = _resume_agent(agent, checkpoint, arrays, meta)
     done = int(getattr(agent, "episodes_trained", 0))
-    if previous is None:
-        write_text(config_path, json.dumps(record, indent=2))
-    else:
-        # A run cannot go back: its weights would not be what a smaller target says. (Its own target
-        # is fine even when passed: maml's last whole iteration may overshoot it.)
-        if cfg.episodes < done and cfg.episodes != previous["config"].get("episodes"):
-            raise MamrlError(f"{out} has already trained {done} episodes, more than the {cfg.episodes} asked; "
-                             f"ask for at least {done} (or use another directory)")
-        if any(previous["config"].get(key) != record["config"][key] for key in EXTENDABLE):
-            write_text(config_path, json.dumps(record, indent=2))  # the new target is the run's now
-    board = TensorBoardLogger(tensorboard_dir, record, rows) if tensorboard_dir is not None else None
+    # A run cannot go back: its weights would not be what a smaller target says. (Its own target
+    # is fine even when passed: maml's last whole iteration may overshoot it.)
+    if previous is not None and cfg.episodes < done and cfg.episodes != previous["config"].get("episodes"):
+        raise MamrlError(f"{out} has already trained {done} episodes, more than the {cfg.episodes} asked; "
+                         f"ask for at least {done} (or use another directory)")
+    # The attempt starts before anything is written, so a kill at any later moment leaves it counted.
     clock = AttemptClock(out / ATTEMPTS).start()
+    if previous is None or any(previous["config"].get(key) != record["config"][key] for key in EXTENDABLE):
+        write_text(config_path, json.dumps(record, indent=2))  # a new run, or a resumed one's new target
+    board = TensorBoardLogger(tensorboard_dir, record, rows) if tensorboard_dir is not None else None
     try:
         chunks = 0
         while done < cfg.episodes:
