@@ -39,6 +39,7 @@ from mamrl.agents.base import RoutingAgent
 from mamrl.errors import MamrlError
 from mamrl.runs import atomic_file, write_text
 from mamrl.sim.metrics import estimate
+from mamrl.sim.memory import MemoryPart, agent_parts, check_memory
 from mamrl.sim.params import LinkFailure, SimParams
 from mamrl.topologies import load_topology
 
@@ -105,6 +106,13 @@ class TrainConfig:
 
 
 EVAL_SEED_OFFSET = 1_000_003
+
+CURVE_ROW_BYTES = 1000
+"""Memory of one learning-curve row (a dict of about 12 numbers)."""
+
+TRAIN_OPTIONS = {"load": "--load", "horizon": "--horizon", "batch": "the episodes per update (--set)",
+                 "episodes": "--eval-episodes", "train_episodes": "--episodes (or raise --chunk)", "routers": "the topology's routers", "latency": "the topology's link latencies"}
+"""The options of `mamrl train` that set what `memory.check_memory` measures."""
 
 
 def train_run(
@@ -215,7 +223,15 @@ def train_command(config: TrainConfig, out: str | Path, *, on_chunk: Callable[[d
         require_tensorboard()
     check_positive(config.episodes, "--episodes")
     cfg = config.resolved()
-    cfg.sim_params()
+    params = cfg.sim_params()
+    agent = make_agent(cfg.algorithm, cfg.algorithm_config)
+    per_update = int(getattr(agent, "episodes_per_update", min(cfg.chunk_episodes, 32)))
+    parts = agent_parts(params, agent, train_episodes_at_once=per_update, eval_episodes_at_once=min(cfg.eval_episodes, 32),
+                        episodes_kept=cfg.eval_episodes)
+    rows = -(-cfg.episodes // cfg.chunk_episodes)  # every curve row stays in memory and in curves.csv
+    parts.append(MemoryPart("learning-curve rows", CURVE_ROW_BYTES * rows, f"{rows:.3g} rows of {cfg.chunk_episodes} episodes",
+                            ("train_episodes",)))
+    check_memory(parts, options=TRAIN_OPTIONS)
     check_positive(workers, "--workers")
     task_executor = None
     if check_backend(backend, address) == "ray" or workers > 1:

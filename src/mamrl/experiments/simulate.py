@@ -26,6 +26,10 @@ PAPER_METRIC_NOTE = (
     "(docs/model.md)."
 )
 
+SIMULATE_OPTIONS = {"load": "--load", "horizon": "--horizon", "batch": "--batch-size", "episodes": "--episodes",
+                    "routers": "the topology's routers", "latency": "the topology's link latencies"}
+"""The options of `mamrl simulate` that set what `memory.check_run_memory` measures."""
+
 QUEUE_ROUTERS = ("backpressure", "sp-backpressure")
 """Policies that route by per-destination queues in their own compiled driver (not tables)."""
 
@@ -95,6 +99,7 @@ class Simulation:
 def prepare_simulation(request: SimulationRequest) -> Simulation:
     """Validate the request and build the simulation it describes (raises MamrlError)."""
     from mamrl.algorithms import ALIASES, STATIC_POLICY_NAMES, make_agent, make_policy
+    from mamrl.sim.memory import check_run_memory
     from mamrl.sim.params import LinkFailure, SimParams
     from mamrl.topologies import load_topology
 
@@ -133,6 +138,8 @@ def prepare_simulation(request: SimulationRequest) -> Simulation:
                        queue_discipline=queue_discipline or "fifo")
     notes = tuple(f"failure of {describe_link(topo, f.link)} at tick {f.tick} is at or after the horizon "
                   f"({r.horizon_ticks} ticks) and has no effect" for f in failures if f.tick >= r.horizon_ticks)
+    check_run_memory(params, min(r.batch_size, r.episodes), options=SIMULATE_OPTIONS, episodes_kept=r.episodes,
+                     table_count=0 if agent is not None else 1 + len(failures), stochastic_tables=agent is None)
     tables = None if agent is not None else routing.routing_tables(params)
     config = {
         "command": "simulate",

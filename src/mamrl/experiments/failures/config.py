@@ -17,6 +17,7 @@ from mamrl.executors import available_cores
 from mamrl.experiments.config import check_int, check_seeds, layered_values
 from mamrl.experiments.config import check_fields as _check_fields
 from mamrl.experiments.failures.adaptation_rule import plateau_window
+from mamrl.experiments.memory_checks import check_failure_memory
 from mamrl.experiments.failures.controllers import (
     CLASSICAL_CONTROLLERS,
     CONTROLLER_NAMES,
@@ -393,6 +394,7 @@ def validate(config: FailureExperimentConfig, label: Callable[[str], str] | None
             config.resolved()  # builds AdaptationConfig and MamlConfig: bad settings fail here
         except ImportError as exc:
             raise MamrlError(f"controllers: the deep controllers need mamrl.meta ({exc})") from None
+    check_failure_memory(config)
     return config
 
 
