@@ -9,8 +9,9 @@ lowers it. The budget is 80% of this machine's physical memory; the environment 
 
 The estimates follow the allocations of `traffic.draw_traffic`, `kernel.make_state` and the
 metrics (per packet and episode: the drawn traffic, the packet array `pk`, `finished` and the
-metrics' temporaries); they are upper bounds within about 2x of the measured peak for runs big
-enough to matter (docs/model.md, "Memory").
+metrics' temporaries). Measured against the peak resident memory of `mamrl simulate` on b4 (32
+episodes of 20,000-30,000 ticks), the estimates are 1.2x (backpressure) to 1.4x (spa, random)
+the real growth; docs/model.md, "Memory", says more.
 """
 
 from __future__ import annotations
@@ -32,9 +33,10 @@ MEMORY_LIMIT_ENV = "MAMRL_MEMORY_LIMIT_BYTES"
 MEMORY_SHARE = 0.8
 """Share of the machine's physical memory a run may plan to use."""
 
-BYTES_PER_PACKET = 160
-"""Bytes per packet of every episode in flight: traffic (20), the list it is drawn into (32), the
-packet state `pk` (56) and `finished` (4), and the metrics' per-packet temporaries."""
+BYTES_PER_PACKET = 120
+"""Bytes per packet of every episode in flight: traffic (20), the packet state `pk` (56) and
+`finished` (4), and the draw's and the metrics' per-packet temporaries (measured: 82 bytes at the
+peak of `mamrl simulate` on b4, 32 episodes of 20,000 ticks at λ = 0.5)."""
 
 PER_DESTINATION_FIXED_COLUMNS = 23
 """Columns of a router's per-destination state besides its 3 per destination and its bit mask:
