@@ -85,6 +85,8 @@ CASES = [
     ("train-horizon", {}, ["train", "--horizon", BIG, "-n", "1", "--out", "run"], "horizon_ticks must be", LIMIT),
     ("train-load", {}, ["train", "--load", "1e6", "-n", "1", "--out", "run"], "lower --load", LIMIT),
     ("train-fail-tick", {}, ["train", "--fail", f"0@{BIG}", "-n", "1", "--out", "run"], "tick must be an integer", LIMIT),
+    ("train-fail-after-horizon", {}, ["train", "--fail", "0@500", "--horizon", "500", "-n", "1", "--out", "run"],
+     "tick 500 is at or after the horizon (500 ticks)", LIMIT),
     ("train-episodes", {}, ["train", "-n", BIG, "--out", "run"], "learning-curve rows", LIMIT),
     ("train-eval-episodes", {}, ["train", "-a", "pg", "-n", "1", "--eval-episodes", HUGE, "--out", "run"], "--eval-episodes", LIMIT),
     ("sweep-horizon", {}, ["sweep", "--horizon", HUGE, "--results", "r.csv"], "horizon_ticks must be", LIMIT),

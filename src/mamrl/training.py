@@ -102,6 +102,10 @@ class TrainConfig:
     def sim_params(self) -> SimParams:
         topo = load_topology(self.topology)
         failures = tuple(LinkFailure.parse(topo, f) for f in self.failures)
+        for spec, failure in zip(self.failures, failures):
+            if failure.tick >= self.horizon_ticks:  # the link would never fail: training would ignore the option
+                raise MamrlError(f"--fail {spec!r}: tick {failure.tick} is at or after the horizon ({self.horizon_ticks} ticks), "
+                                 "so the link would never fail")
         return SimParams(topo, self.load, self.horizon_ticks, failures)
 
 
