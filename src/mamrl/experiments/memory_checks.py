@@ -4,6 +4,7 @@ worker processes running at once. The estimates are `mamrl.sim.memory`'s."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from mamrl.sim.memory import MemoryPart, agent_parts, check_memory
@@ -14,6 +15,7 @@ SWEEP_OPTIONS = {"load": "loads", "horizon": "horizon_ticks / eval_horizon_ticks
 """The sweep fields (`--loads`, `--horizon`, ...) that set what the estimate measures."""
 
 FAILURE_OPTIONS = {"load": "load", "horizon": "horizon_ticks", "batch": "episodes_per_step", "episodes": "episodes",
+                   "meta_batch": "maml.tasks_per_iteration or maml.episodes_per_task",
                    "routers": "the topology's routers", "latency": "the topology's link latencies"}
 """The failure experiment's fields that set what the estimate measures."""
 
@@ -57,6 +59,13 @@ def check_failure_memory(config: Any) -> None:
     # Every controller plays `episodes_per_step` episodes per call and keeps a curve row per episode.
     agent = make_agent("mamrl") if config.deep else None
     parts = agent_parts(params, agent, train_episodes_at_once=config.episodes_per_step, episodes_kept=config.episodes)
+    if config.deep and config.meta_init is None:  # meta-training first: every task's rollouts of one meta-iteration
+        from mamrl.experiments.failures.config import maml_config
+
+        meta = maml_config(config.maml)
+        meta_parts = [dataclasses.replace(part, drivers=tuple("meta_batch" if d == "batch" else d for d in part.drivers))
+                      for part in agent_parts(params, agent, train_episodes_at_once=meta.episodes_per_meta_iteration)]
+        parts = max(parts, meta_parts, key=_total)
     runs = len(config.controllers) * len(config.seeds) * max(1, len(config.failures) + len(config.held_out))
     check_memory(parts, options=FAILURE_OPTIONS, copies=max(1, min(config.effective_workers(), runs)),
                  what="a run of this experiment")

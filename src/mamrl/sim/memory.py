@@ -174,7 +174,7 @@ def check_memory(parts: Sequence[MemoryPart], *, options: Mapping[str, str] | No
     flags = [options[key] if options and key in options else names.get(key, key) for key in largest.drivers]
     flags = list(dict.fromkeys(flags))
     lower = flags[0] if len(flags) == 1 else ", ".join(flags[:-1]) + " or " + flags[-1]
-    workers = f" × {copies} workers" if copies > 1 else ""
+    workers = f" ({copies} workers × {format_bytes(total / copies)})" if copies > 1 else ""
     raise SimulationError(
         f"{what} would need ~{format_bytes(total)} of memory{workers}, more than {format_bytes(limit)} ({source}); "
         f"most of it {largest.what}: {format_bytes(largest.bytes)} ({largest.why}); lower {lower}"
