@@ -105,6 +105,7 @@ CASES: list[tuple[str, dict[str, str], list[str]]] = [
     ("train --horizon 10**10", {}, ["train", "--horizon", str(10**10), "-n", "1", "--out", "run"]),
     ("train --load 1e6", {}, ["train", "--load", "1e6", "-n", "1", "--out", "run"]),
     ("train --fail 0@10**30", {}, ["train", "--fail", f"0@{BIG}", "-n", "1", "--out", "run"]),
+    ("train --fail at the horizon", {}, ["train", "--fail", "0@500", "--horizon", "500", "-n", "1", "--out", "run"]),
     ("train --episodes 10**30", {}, ["train", "-n", BIG, "--out", "run"]),
     ("train --eval-episodes 10**12 (pg)", {}, ["train", "-a", "pg", "-n", "1", "--horizon", "10", "--eval-episodes", HUGE, "--out", "run"]),
     ("sweep --horizon 10**12", {}, ["sweep", "--horizon", HUGE, "--results", "r.csv", "-j", "1"]),

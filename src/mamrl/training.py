@@ -40,7 +40,7 @@ from mamrl.errors import MamrlError
 from mamrl.runs import atomic_file, write_text
 from mamrl.sim.metrics import estimate
 from mamrl.sim.memory import MemoryPart, agent_parts, check_memory
-from mamrl.sim.params import LinkFailure, SimParams
+from mamrl.sim.params import LinkFailure, SimParams, check_horizon
 from mamrl.topologies import load_topology
 
 if TYPE_CHECKING:
@@ -226,6 +226,7 @@ def train_command(config: TrainConfig, out: str | Path, *, on_chunk: Callable[[d
     if tensorboard_dir is not None:
         require_tensorboard()
     check_positive(config.episodes, "--episodes")
+    check_horizon(config.horizon_ticks, "--horizon")
     cfg = config.resolved()
     params = cfg.sim_params()
     agent = make_agent(cfg.algorithm, cfg.algorithm_config)

@@ -50,8 +50,9 @@ def check_sweep_memory(config: Any, max_load: float) -> None:
                  what="a cell of this sweep")
 
 
-def check_failure_memory(config: Any) -> None:
-    """Refuse a failure experiment whose largest run, times the workers, cannot fit in memory (one line)."""
+def check_failure_memory(config: Any, meta_episodes_at_once: int = 0) -> None:
+    """Refuse a failure experiment whose largest run, times the workers, cannot fit in memory (one line).
+    `meta_episodes_at_once`: episodes of one meta-iteration when the experiment meta-trains first (0: it does not)."""
     from mamrl.algorithms import make_agent
     from mamrl.sim.params import SimParams
 
@@ -59,12 +60,9 @@ def check_failure_memory(config: Any) -> None:
     # Every controller plays `episodes_per_step` episodes per call and keeps a curve row per episode.
     agent = make_agent("mamrl") if config.deep else None
     parts = agent_parts(params, agent, train_episodes_at_once=config.episodes_per_step, episodes_kept=config.episodes)
-    if config.deep and config.meta_init is None:  # meta-training first: every task's rollouts of one meta-iteration
-        from mamrl.experiments.failures.config import maml_config
-
-        meta = maml_config(config.maml)
+    if meta_episodes_at_once:  # meta-training first: every task's rollouts of one meta-iteration
         meta_parts = [dataclasses.replace(part, drivers=tuple("meta_batch" if d == "batch" else d for d in part.drivers))
-                      for part in agent_parts(params, agent, train_episodes_at_once=meta.episodes_per_meta_iteration)]
+                      for part in agent_parts(params, agent, train_episodes_at_once=meta_episodes_at_once)]
         parts = max(parts, meta_parts, key=_total)
     runs = len(config.controllers) * len(config.seeds) * max(1, len(config.failures) + len(config.held_out))
     check_memory(parts, options=FAILURE_OPTIONS, copies=max(1, min(config.effective_workers(), runs)),

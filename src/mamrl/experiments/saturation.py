@@ -409,7 +409,7 @@ def run_saturation_request(request: SaturationRequest, *, on_start: Callable[[st
     from mamrl.algorithms import canonical_name, make_agent
     from mamrl.experiments.config import check_positive, parse_number, split_list
     from mamrl.sim.memory import agent_parts, check_memory
-    from mamrl.sim.params import SimParams
+    from mamrl.sim.params import SimParams, check_horizon
     from mamrl.topologies import load_topology
 
     r = request
@@ -417,6 +417,8 @@ def run_saturation_request(request: SaturationRequest, *, on_start: Callable[[st
     for value, option in ((r.horizon_ticks, "--horizon"), (r.episodes, "--episodes"), (r.max_episodes, "--max-episodes"),
                           (r.train_episodes, "--train-episodes"), (r.train_horizon_ticks, "--train-horizon")):
         check_positive(value, option)
+    check_horizon(r.horizon_ticks, "--horizon")
+    check_horizon(r.train_horizon_ticks, "--train-horizon")
     if r.episodes < 2:
         raise MamrlError(f"--episodes must be >= 2 (a confidence interval needs two), got {r.episodes}")
     if r.max_episodes < r.episodes:

@@ -100,13 +100,14 @@ def prepare_simulation(request: SimulationRequest) -> Simulation:
     """Validate the request and build the simulation it describes (raises MamrlError)."""
     from mamrl.algorithms import ALIASES, STATIC_POLICY_NAMES, make_agent, make_policy
     from mamrl.sim.memory import check_run_memory
-    from mamrl.sim.params import LinkFailure, SimParams
+    from mamrl.sim.params import LinkFailure, SimParams, check_horizon
     from mamrl.topologies import load_topology
 
     r = request
     check_positive(r.episodes, "--episodes")
     check_positive(r.batch_size, "--batch-size")
     check_positive(r.horizon_ticks, "--horizon")
+    check_horizon(r.horizon_ticks, "--horizon")
     if r.buffer_limit is not None:
         check_positive(r.buffer_limit, "--buffer-limit")
     if r.seed < 0:

@@ -27,6 +27,13 @@ def shown_int(value: object) -> str:
     return text if len(text) <= 20 else f"{text[:6]}... ({len(text.lstrip('-'))} digits)"
 
 
+def check_horizon(value: object, option: str = "horizon_ticks") -> None:
+    """An episode length: an integer from 1 to `MAX_HORIZON_TICKS`; `option` names it in the error."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 1 <= value <= MAX_HORIZON_TICKS:
+        raise SimulationError(f"{option} must be an integer from 1 to 2**31 - 1 ticks (ticks are int32 in the simulator), "
+                              f"got {shown_int(value)}")
+
+
 @dataclass(frozen=True)
 class LinkFailure:
     """Link `link` goes down (capacity 0) at the start of tick `tick` and stays down."""
@@ -85,11 +92,7 @@ class SimParams:
         if not math.isfinite(float(load)) or float(load) < 0:
             raise SimulationError(f"load must be a finite number >= 0 packets/router/tick, got {load!r}")
         object.__setattr__(self, "load_per_router", float(load))
-        horizon = self.horizon_ticks
-        if isinstance(horizon, bool) or not isinstance(horizon, (int, np.integer)) or not 1 <= horizon <= MAX_HORIZON_TICKS:
-            raise SimulationError(
-                f"horizon_ticks must be an integer from 1 to 2**31 - 1 (ticks are int32 in the simulator), got {shown_int(horizon)}"
-            )
+        check_horizon(self.horizon_ticks)
         if self.buffer_limit is not None and (
             not isinstance(self.buffer_limit, (int, np.integer)) or not 1 <= self.buffer_limit <= INT64_MAX
         ):

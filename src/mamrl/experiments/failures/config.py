@@ -394,7 +394,8 @@ def validate(config: FailureExperimentConfig, label: Callable[[str], str] | None
             config.resolved()  # builds AdaptationConfig and MamlConfig: bad settings fail here
         except ImportError as exc:
             raise MamrlError(f"controllers: the deep controllers need mamrl.meta ({exc})") from None
-    check_failure_memory(config)
+    meta_training = config.deep and config.meta_init is None
+    check_failure_memory(config, getattr(maml_config(config.maml), "episodes_per_meta_iteration", 0) if meta_training else 0)
     return config
 
 
