@@ -230,6 +230,9 @@ def train_command(config: TrainConfig, out: str | Path, *, on_chunk: Callable[[d
     cfg = config.resolved()
     params = cfg.sim_params()
     agent = make_agent(cfg.algorithm, cfg.algorithm_config)
+    fail_tick = getattr(getattr(agent, "cfg", None), "fail_tick", 0)  # maml's tasks fail their links at this tick
+    if isinstance(fail_tick, int) and fail_tick >= cfg.horizon_ticks:
+        raise MamrlError(f"--set fail_tick={fail_tick} is at or after the horizon ({cfg.horizon_ticks} ticks): the tasks' links would never fail")
     per_update = int(getattr(agent, "episodes_per_update", min(cfg.chunk_episodes, 32)))
     parts = agent_parts(params, agent, train_episodes_at_once=per_update, eval_episodes_at_once=min(cfg.eval_episodes, 32),
                         episodes_kept=cfg.eval_episodes)

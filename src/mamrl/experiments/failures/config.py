@@ -395,7 +395,10 @@ def validate(config: FailureExperimentConfig, label: Callable[[str], str] | None
         except ImportError as exc:
             raise MamrlError(f"controllers: the deep controllers need mamrl.meta ({exc})") from None
     meta_training = config.deep and config.meta_init is None
-    check_failure_memory(config, getattr(maml_config(config.maml), "episodes_per_meta_iteration", 0) if meta_training else 0)
+    meta = maml_config(config.maml) if meta_training else None
+    if meta is not None and getattr(meta, "fail_tick", 0) >= config.horizon_ticks:  # the tasks' links would never fail
+        raise MamrlError(f"{label('maml')}: fail_tick {meta.fail_tick} is at or after the horizon ({config.horizon_ticks} ticks)")
+    check_failure_memory(config, getattr(meta, "episodes_per_meta_iteration", 0))
     return config
 
 
