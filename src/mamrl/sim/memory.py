@@ -129,6 +129,8 @@ def simulation_parts(
                    f"load {params.load_per_router:g} packets/router/tick × {_n(h)} ticks × {_n(n)} routers × {at_once}",
                    ("load", "horizon", "batch")),
         MemoryPart("per-tick totals", 40.0 * h * b, f"{_n(h)} ticks × {at_once}", ("horizon", "batch")),
+        # The metrics' stretch divides by `Topology.shortest_latency_ticks`, float64 [N, N].
+        MemoryPart("all-pairs latencies", 8.0 * n * n, f"{_n(n)} routers × {_n(n)} routers", ("routers",)),
     ]
     max_latency = int(topo.latencies.max())
     wheel = 1 << max_latency.bit_length()
