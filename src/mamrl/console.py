@@ -86,7 +86,7 @@ def user_errors(interrupted: Callable[[], str] | None = None) -> Iterator[None]:
 
     def show(message, category, *rest, **kwargs):
         if issubclass(category, TopologyWarning):
-            stderr().print(f"warning: {one_line(str(message))}", markup=False)
+            stderr().print(f"warning: {one_line(str(message))}", markup=False, soft_wrap=True)  # one line, as in a log
         else:
             previous(message, category, *rest, **kwargs)
 

@@ -44,7 +44,8 @@ from mamrl.executors import check_backend
 from mamrl.experiments.config import check_positive
 from mamrl.runs import AttemptClock, atomic_file, lock_output, read_json, write_text
 from mamrl.sim.metrics import estimate
-from mamrl.sim.params import LinkFailure, SimParams
+from mamrl.sim.memory import MemoryPart, agent_parts, check_memory
+from mamrl.sim.params import LinkFailure, SimParams, check_horizon
 from mamrl.topologies import load_topology
 
 if TYPE_CHECKING:
@@ -106,6 +107,10 @@ class TrainConfig:
     def sim_params(self) -> SimParams:
         topo = load_topology(self.topology)
         failures = tuple(LinkFailure.parse(topo, f) for f in self.failures)
+        for spec, failure in zip(self.failures, failures):
+            if failure.tick >= self.horizon_ticks:  # the link would never fail: training would ignore the option
+                raise MamrlError(f"--fail {spec!r}: tick {failure.tick} is at or after the horizon ({self.horizon_ticks} ticks), "
+                                 "so the link would never fail")
         return SimParams(topo, self.load, self.horizon_ticks, failures)
 
 
@@ -113,6 +118,13 @@ EVAL_SEED_OFFSET = 1_000_003
 
 ATTEMPTS = "attempts.json"
 """Wall time of a run directory's attempts (`mamrl.runs.AttemptClock`)."""
+
+CURVE_ROW_BYTES = 1000
+"""Memory of one learning-curve row (a dict of about 12 numbers)."""
+
+TRAIN_OPTIONS = {"load": "--load", "horizon": "--horizon", "batch": "the episodes per update (--set)",
+                 "episodes": "--eval-episodes", "train_episodes": "--episodes (or raise --chunk)", "routers": "the topology's routers", "latency": "the topology's link latencies"}
+"""The options of `mamrl train` that set what `memory.check_memory` measures."""
 
 
 def train_run(
@@ -258,8 +270,20 @@ def train_command(config: TrainConfig, out: str | Path, *, on_chunk: Callable[[d
     if tensorboard_dir is not None:
         require_tensorboard()
     check_positive(config.episodes, "--episodes")
+    check_horizon(config.horizon_ticks, "--horizon")
     cfg = config.resolved()
-    cfg.sim_params()
+    params = cfg.sim_params()
+    agent = make_agent(cfg.algorithm, cfg.algorithm_config)
+    fail_tick = getattr(getattr(agent, "cfg", None), "fail_tick", 0)  # maml's tasks fail their links at this tick
+    if isinstance(fail_tick, int) and fail_tick >= cfg.horizon_ticks:
+        raise MamrlError(f"--set fail_tick={fail_tick} is at or after the horizon ({cfg.horizon_ticks} ticks): the tasks' links would never fail")
+    per_update = int(getattr(agent, "episodes_per_update", min(cfg.chunk_episodes, 32)))
+    parts = agent_parts(params, agent, train_episodes_at_once=per_update, eval_episodes_at_once=min(cfg.eval_episodes, 32),
+                        episodes_kept=cfg.eval_episodes)
+    rows = -(-cfg.episodes // cfg.chunk_episodes)  # every curve row stays in memory and in curves.csv
+    parts.append(MemoryPart("learning-curve rows", CURVE_ROW_BYTES * rows, f"{rows:.3g} rows of {cfg.chunk_episodes} episodes",
+                            ("train_episodes",)))
+    check_memory(parts, options=TRAIN_OPTIONS)
     check_positive(workers, "--workers")
     task_executor = None
     if check_backend(backend, address) == "ray" or workers > 1:

@@ -44,6 +44,8 @@ class RoutingAgent(ABC):
     """Registry name (`spa`, `q-routing`, ...)."""
     learns: bool = False
     """Whether `train` changes anything."""
+    rollout_bytes_per_router_tick: float = 0.0
+    """Memory a training rollout holds per (tick, episode, router), for `sim.memory` estimates."""
 
     def train(
         self, params: SimParams, seed: int, num_episodes: int, *, first_episode: int | None = None,

@@ -236,6 +236,7 @@ class DeepConsensus(RoutingAgent):
 
     name = "mamrl"
     learns = True
+    rollout_bytes_per_router_tick = 2000.0  # measured: 1.6 kB (b4, 10 episodes of 4,000 ticks)
 
     def __init__(self, config: DeepConsensusConfig | None = None):
         self.cfg = config or DeepConsensusConfig()

@@ -183,6 +183,7 @@ class PolicyGradient(RoutingAgent):
 
     name = "pg"
     learns = True
+    rollout_bytes_per_router_tick = 40.0  # one int64 [5] decision record per router and tick
 
     def __init__(self, config: PolicyGradientConfig | None = None):
         self.cfg = config or PolicyGradientConfig()

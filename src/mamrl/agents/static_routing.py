@@ -21,9 +21,9 @@ from scipy.sparse.csgraph import dijkstra
 
 from mamrl.errors import SimulationError
 from mamrl.sim.capacity import Arcs, CommodityFlow
-from mamrl.sim.params import SimParams
+from mamrl.sim.params import SimParams, shown_int
 from mamrl.sim.simulator import RoutingTables
-from mamrl.topologies.core import Topology
+from mamrl.topologies.core import INT64_MAX, Topology
 
 FLOW_TOLERANCE = 1e-9
 """Flows below this share of a commodity's largest arc flow are rounding noise and dropped."""
@@ -138,8 +138,8 @@ def reconverging_tables(
     starts = [0]
     delay = reconvergence_delay_ticks
     if delay is not None:
-        if isinstance(delay, bool) or not isinstance(delay, (int, np.integer)) or delay < 0:
-            raise SimulationError(f"re-convergence delay must be an integer >= 0 ticks, got {delay!r}")
+        if isinstance(delay, bool) or not isinstance(delay, (int, np.integer)) or not 0 <= delay <= INT64_MAX:
+            raise SimulationError(f"re-convergence delay must be an integer from 0 to 2**63 - 1 ticks, got {shown_int(delay)}")
         down: set[int] = set()
         for tick in sorted({f.tick for f in params.failures}):
             down |= {f.link for f in params.failures if f.tick == tick}
@@ -148,7 +148,8 @@ def reconverging_tables(
                 probs[0] = table
             else:
                 probs.append(table)
-                starts.append(tick + delay)
+                # A table due at or after the horizon never applies; capped, the start fits int64.
+                starts.append(min(tick + delay, params.horizon_ticks))
     return RoutingTables.from_probabilities(np.stack(probs), starts)
 
 

@@ -31,6 +31,7 @@ from typing import Any, Callable, Mapping
 from mamrl.algorithms import canonical_name, make_agent
 from mamrl.errors import MamrlError
 from mamrl.executors import available_cores
+from mamrl.experiments.memory_checks import check_sweep_memory
 from mamrl.runs import config_hash, jsonable
 from mamrl.topologies import builtin_names, load_topology
 
@@ -165,6 +166,8 @@ def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise MamrlError(f"config file {str(path)!r} is not valid JSON: {exc.msg} (line {exc.lineno})") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise MamrlError(f"cannot read config file {str(path)!r}: {getattr(exc, 'strerror', None) or exc}") from None
+    except RecursionError:
+        raise MamrlError(f"config file {str(path)!r}: arrays or tables nested too deeply to read") from None
     if not isinstance(values, dict):
         raise MamrlError(f"config file {str(path)!r}: expected a table/object of fields at the top level")
     return values
@@ -383,7 +386,11 @@ def validate(config: SweepConfig) -> SweepConfig:
             raise MamrlError(f"algorithm_config.{name}: {exc}") from None
     # Keep only the settings of algorithms in the sweep (the others cannot affect results).
     checked["algorithm_config"] = {k: v for k, v in checked["algorithm_config"].items() if k in checked["algorithms"]}
-    return SweepConfig(**checked)
+    config = SweepConfig(**checked)
+    # A load given as a share of λ* is at most that share of 1 packet per router and tick (a router
+    # forwards one packet per tick): an upper bound without solving for λ* here.
+    check_sweep_memory(config, max(share if (share := load_share(spec)) is not None else float(spec) for spec in config.loads))
+    return config
 
 
 def parse_number(text: str | float, option: str, *, allow_zero: bool = False, unit: str = "") -> float:
@@ -439,6 +446,8 @@ def parse_assignments(items: Sequence[str] | None, option: str = "--set") -> dic
             out[key.strip()] = json.loads(value)
         except ValueError:
             out[key.strip()] = value
+        except RecursionError:
+            raise MamrlError(f"{option} {key.strip()}: the value nests arrays or objects too deeply to read") from None
     return out
 
 

@@ -50,7 +50,8 @@ from mamrl.experiments.config import check_positive, parse_number, split_list
 from mamrl.experiments.sweep import eval_seed
 from mamrl.sim.capacity import capacity_bound
 from mamrl.sim.metrics import Estimate, estimate
-from mamrl.sim.params import SimParams
+from mamrl.sim.memory import agent_parts, check_memory
+from mamrl.sim.params import SimParams, check_horizon
 from mamrl.topologies import load_topology
 
 BOUNDED, GROWING, UNDETERMINED = "bounded", "growing", "undetermined"
@@ -391,14 +392,23 @@ class SaturationRequest:
     """Hyper-parameters as a JSON object."""
 
 
+SATURATION_OPTIONS = {"load": "--high", "horizon": "--horizon / --train-horizon", "batch": "the episodes per update",
+                      "episodes": "--max-episodes / --train-episodes", "routers": "the topology's routers",
+                      "latency": "the topology's link latencies"}
+"""The options of `mamrl saturation` that set what `memory.check_memory` measures."""
+
+
 def run_saturation_request(request: SaturationRequest, *, on_start: Callable[[str], None] | None = None,
                            on_probe: Callable[[str], None] | None = None, json_out: str | None = None) -> SearchResult:
     """Validate the request, run the search (`on_start(line)`, then `on_probe(line)` per probe) and
     write `json_out` if given."""
     r = request
+    agent = None
     for value, option in ((r.horizon_ticks, "--horizon"), (r.episodes, "--episodes"), (r.max_episodes, "--max-episodes"),
                           (r.train_episodes, "--train-episodes"), (r.train_horizon_ticks, "--train-horizon")):
         check_positive(value, option)
+    check_horizon(r.horizon_ticks, "--horizon")
+    check_horizon(r.train_horizon_ticks, "--train-horizon")
     if r.episodes < 2:
         raise MamrlError(f"--episodes must be >= 2 (a confidence interval needs two), got {r.episodes}")
     if r.max_episodes < r.episodes:
@@ -422,12 +432,19 @@ def run_saturation_request(request: SaturationRequest, *, on_start: Callable[[st
         if r.algorithm_config is not None:
             try:
                 settings = json.loads(r.algorithm_config)
-            except ValueError as exc:
-                raise MamrlError(f"--algorithm-config is not valid JSON: {exc}") from None
+            except (ValueError, RecursionError) as exc:
+                raise MamrlError(f"--algorithm-config is not valid JSON: {str(exc)[:200]}") from None
             if not isinstance(settings, dict):
                 raise MamrlError("--algorithm-config must be a JSON object of hyper-parameters")
-        make_agent(name, settings)  # validate now
+        agent = make_agent(name, settings)  # validate now
         factory = trained_agent_factory(name, settings, r.train_episodes, r.train_horizon_ticks)
+    # The largest probe: `high`, doubled up to `max_episodes` per seed, after training at `high`.
+    trains = r.checkpoint is None and agent.learns
+    train_at_once = min(int(getattr(agent, "episodes_per_update", 32)), r.train_episodes) if trains else 0
+    check_memory(agent_parts(SimParams(topology, high, horizon_ticks=r.train_horizon_ticks), agent,
+                             train_episodes_at_once=train_at_once, eval_params=SimParams(topology, high, horizon_ticks=r.horizon_ticks),
+                             eval_episodes_at_once=min(32, r.max_episodes), episodes_kept=r.max_episodes + (r.train_episodes if trains else 0)),
+                 options=SATURATION_OPTIONS, what="the probe at --high")
     if on_start is not None:
         on_start(f"saturation search: {name} on {topology.name}, λ in [{low:g}, {high:g}], horizon {r.horizon_ticks} ticks, "
                  f"{r.episodes} episodes × {len(seeds)} seed(s) per probe")

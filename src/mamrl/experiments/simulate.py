@@ -22,7 +22,8 @@ from mamrl.meta.tasks import link_label
 from mamrl.sim import records
 from mamrl.sim.evaluate import evaluate_tables
 from mamrl.sim.metrics import Estimate
-from mamrl.sim.params import LinkFailure, SimParams
+from mamrl.sim.memory import check_run_memory
+from mamrl.sim.params import LinkFailure, SimParams, check_horizon
 from mamrl.topologies import load_topology
 
 PAPER_METRIC_NOTE = (
@@ -30,6 +31,10 @@ PAPER_METRIC_NOTE = (
     "few packets looks fast; read it beside the delivered fraction and the sojourn time of every packet "
     "(docs/model.md)."
 )
+
+SIMULATE_OPTIONS = {"load": "--load", "horizon": "--horizon", "batch": "--batch-size", "episodes": "--episodes",
+                    "routers": "the topology's routers", "latency": "the topology's link latencies"}
+"""The options of `mamrl simulate` that set what `memory.check_run_memory` measures."""
 
 QUEUE_ROUTERS = ("backpressure", "sp-backpressure")
 """Policies that route by per-destination queues in their own compiled driver (not tables)."""
@@ -101,6 +106,7 @@ def prepare_simulation(request: SimulationRequest) -> Simulation:
     check_positive(r.episodes, "--episodes")
     check_positive(r.batch_size, "--batch-size")
     check_positive(r.horizon_ticks, "--horizon")
+    check_horizon(r.horizon_ticks, "--horizon")
     if r.buffer_limit is not None:
         check_positive(r.buffer_limit, "--buffer-limit")
     if r.seed < 0:
@@ -132,6 +138,8 @@ def prepare_simulation(request: SimulationRequest) -> Simulation:
                        queue_discipline=queue_discipline or "fifo")
     notes = tuple(f"failure of {describe_link(topo, f.link)} at tick {f.tick} is at or after the horizon "
                   f"({r.horizon_ticks} ticks) and has no effect" for f in failures if f.tick >= r.horizon_ticks)
+    check_run_memory(params, min(r.batch_size, r.episodes), options=SIMULATE_OPTIONS, episodes_kept=r.episodes,
+                     table_count=0 if agent is not None else 1 + len(failures), stochastic_tables=agent is None)
     tables = None if agent is not None else routing.routing_tables(params)
     config = {
         "command": "simulate",

@@ -12,10 +12,26 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mamrl.errors import SimulationError
-from mamrl.topologies.core import Topology
+from mamrl.topologies.core import INT64_MAX, Topology
+
+MAX_HORIZON_TICKS = 2**31 - 1
+"""Longest episode: the simulator keeps ticks in the int32 packet array."""
 
 QUEUE_DISCIPLINES: tuple[str, ...] = ("fifo", "per-destination")
 """Valid `SimParams.queue_discipline` values (docs/model.md, "Queues")."""
+
+
+def shown_int(value: object) -> str:
+    """An integer for an error message; one of many digits shortened to its first digits and length."""
+    text = str(value)
+    return text if len(text) <= 20 else f"{text[:6]}... ({len(text.lstrip('-'))} digits)"
+
+
+def check_horizon(value: object, option: str = "horizon_ticks") -> None:
+    """An episode length: an integer from 1 to `MAX_HORIZON_TICKS`; `option` names it in the error."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 1 <= value <= MAX_HORIZON_TICKS:
+        raise SimulationError(f"{option} must be an integer from 1 to 2**31 - 1 ticks (ticks are int32 in the simulator), "
+                              f"got {shown_int(value)}")
 
 
 @dataclass(frozen=True)
@@ -39,6 +55,8 @@ class LinkFailure:
                 tick = int(tick_text)
             except ValueError:
                 raise SimulationError(f"failure {spec!r}: tick {tick_text!r} is not an integer") from None
+            if not 0 <= tick <= INT64_MAX:
+                raise SimulationError(f"failure {spec[:60]!r}: tick must be an integer from 0 to 2**63 - 1, got {shown_int(tick_text.strip())}")
         return cls(topology.link_id(text), tick)
 
 
@@ -74,12 +92,11 @@ class SimParams:
         if not math.isfinite(float(load)) or float(load) < 0:
             raise SimulationError(f"load must be a finite number >= 0 packets/router/tick, got {load!r}")
         object.__setattr__(self, "load_per_router", float(load))
-        if not isinstance(self.horizon_ticks, (int, np.integer)) or self.horizon_ticks < 1:
-            raise SimulationError(f"horizon_ticks must be an integer >= 1, got {self.horizon_ticks!r}")
+        check_horizon(self.horizon_ticks)
         if self.buffer_limit is not None and (
-            not isinstance(self.buffer_limit, (int, np.integer)) or self.buffer_limit < 1
+            not isinstance(self.buffer_limit, (int, np.integer)) or not 1 <= self.buffer_limit <= INT64_MAX
         ):
-            raise SimulationError(f"buffer_limit must be an integer >= 1 or None, got {self.buffer_limit!r}")
+            raise SimulationError(f"buffer_limit must be an integer from 1 to 2**63 - 1 or None, got {shown_int(self.buffer_limit)}")
         if not isinstance(self.queue_discipline, str) or self.queue_discipline not in QUEUE_DISCIPLINES:
             raise SimulationError(
                 f"queue_discipline must be one of {', '.join(QUEUE_DISCIPLINES)}, got {self.queue_discipline!r}"
@@ -100,8 +117,8 @@ class SimParams:
                 raise SimulationError(
                     f"failure names link {failure.link}, topology {self.topology.name!r} has links 0..{self.topology.num_links - 1}"
                 )
-            if not isinstance(failure.tick, (int, np.integer)) or failure.tick < 0:
-                raise SimulationError(f"failure tick must be an integer >= 0, got {failure.tick!r}")
+            if not isinstance(failure.tick, (int, np.integer)) or not 0 <= failure.tick <= INT64_MAX:
+                raise SimulationError(f"failure tick must be an integer from 0 to 2**63 - 1, got {shown_int(failure.tick)}")
 
     @property
     def packet_size_values(self) -> np.ndarray:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mamrl.sim.memory import check_run_memory
 from mamrl.sim.params import SimParams
 
 # Stream ids under one (seed, episode): independent substreams for traffic and for policy sampling.
@@ -52,7 +53,9 @@ class Traffic:
 
 
 def draw_traffic(params: SimParams, seed: int, num_episodes: int, first_episode: int = 0) -> Traffic:
-    """Draw the packets of episodes `first_episode .. first_episode + num_episodes - 1`."""
+    """Draw the packets of episodes `first_episode .. first_episode + num_episodes - 1`; refuses
+    (one line) a batch whose packets would not fit in memory (`memory.check_run_memory`)."""
+    check_run_memory(params, num_episodes)
     n = params.topology.num_routers
     horizon = params.horizon_ticks
     size_table = params.packet_size_values

@@ -72,7 +72,10 @@ def _loads(text: str, path: object) -> Any:
     def constant(name: str) -> NoReturn:
         _fail(path, f"invalid JSON: {name} is not a JSON number")
 
-    return json.loads(text, object_pairs_hook=unique, parse_constant=constant)
+    try:
+        return json.loads(text, object_pairs_hook=unique, parse_constant=constant)
+    except RecursionError:
+        _fail(path, "invalid JSON: arrays or objects nested too deeply to read (no topology nests more than a few levels)")
 
 
 def _read_json(path: Path) -> Any:

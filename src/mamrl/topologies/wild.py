@@ -473,6 +473,8 @@ def _load_graph_file(path: Path, read, kind: str, settings: ImportSettings | Non
         raise
     except ET.ParseError as exc:
         _fail(path, f"not a {kind} file: XML error ({_one_line(str(exc))}); export the topology as {kind}")
+    except RecursionError:
+        _fail(path, f"not a valid {kind} file: lists nested too deeply to read (no topology nests more than a few levels)")
     except (nx.NetworkXError, KeyError, ValueError, TypeError, AttributeError, IndexError) as exc:
         detail = _one_line(str(exc)) or type(exc).__name__
         suffix = f"; export the topology as {kind}" if kind == "GraphML" else ""

@@ -19,6 +19,7 @@ from mamrl.experiments.config import check_fields as _check_fields
 from mamrl.experiments.config import check_int, check_seeds, layered_values
 from mamrl.experiments.failures.adaptation_rule import plateau_window
 from mamrl.experiments.failures.feasibility import LoadPlan, check_load_spec, infeasible_links, plan_load
+from mamrl.experiments.memory_checks import check_failure_memory
 from mamrl.experiments.failures.controllers import (
     BENCHMARK_CONTROLLERS,
     CLASSICAL_CONTROLLERS,
@@ -489,6 +490,11 @@ def validate(config: FailureExperimentConfig, label: Callable[[str], str] | None
             config.resolved()  # builds AdaptationConfig and MamlConfig: bad settings fail here
         except ImportError as exc:
             raise MamrlError(f"controllers: the deep controllers need mamrl.meta ({exc})") from None
+    meta_training = config.deep and config.meta_init is None
+    meta = maml_config(config.maml) if meta_training else None
+    if meta is not None and getattr(meta, "fail_tick", 0) >= config.horizon_ticks:  # the tasks' links would never fail
+        raise MamrlError(f"{label('maml')}: fail_tick {meta.fail_tick} is at or after the horizon ({config.horizon_ticks} ticks)")
+    check_failure_memory(config, getattr(meta, "episodes_per_meta_iteration", 0))
     return config
 
 
