@@ -401,7 +401,7 @@ def run_saturation_request(request: SaturationRequest, *, on_start: Callable[[st
 
     from mamrl import runs
     from mamrl.algorithms import canonical_name, make_agent
-    from mamrl.experiments.config import check_positive, parse_number, split_list
+    from mamrl.experiments.config import check_positive, check_seeds, parse_number, split_list
     from mamrl.topologies import load_topology
 
     r = request
@@ -417,9 +417,7 @@ def run_saturation_request(request: SaturationRequest, *, on_start: Callable[[st
     low, high, tolerance = (parse_number(v, o) for v, o in ((r.low, "--low"), (r.high, "--high"), (r.tolerance, "--tolerance")))
     if high <= low:
         raise MamrlError(f"--high ({high:g}) must be above --low ({low:g})")
-    seeds = split_list(r.seeds, "--seeds", "int")
-    if any(s < 0 for s in seeds):
-        raise MamrlError(f"--seeds: seeds must be >= 0, got {r.seeds!r}")
+    seeds = check_seeds(split_list(r.seeds, "--seeds", "int"), "--seeds")
     topology = load_topology(r.topology)
     if r.checkpoint is not None:
         if r.algorithm_config is not None:
@@ -435,7 +433,10 @@ def run_saturation_request(request: SaturationRequest, *, on_start: Callable[[st
                 raise MamrlError(f"--algorithm-config is not valid JSON: {exc}") from None
             if not isinstance(settings, dict):
                 raise MamrlError("--algorithm-config must be a JSON object of hyper-parameters")
-        make_agent(name, settings)  # validate now
+        try:
+            make_agent(name, settings)  # validate now
+        except MamrlError as exc:
+            raise MamrlError(f"--algorithm-config: {exc}") from None
         factory = trained_agent_factory(name, settings, r.train_episodes, r.train_horizon_ticks)
     if on_start is not None:
         on_start(f"saturation search: {name} on {topology.name}, λ in [{low:g}, {high:g}], horizon {r.horizon_ticks} ticks, "

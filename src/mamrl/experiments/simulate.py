@@ -19,6 +19,7 @@ from mamrl.errors import MamrlError
 from mamrl.experiments.config import check_positive, parse_load
 from mamrl.sim import records
 from mamrl.sim.metrics import Estimate
+from mamrl.validate import SEED
 
 PAPER_METRIC_NOTE = (
     "Note: the paper's delivery time averages over delivered packets only, so a policy that delivers "
@@ -104,8 +105,7 @@ def prepare_simulation(request: SimulationRequest) -> Simulation:
     check_positive(r.horizon_ticks, "--horizon")
     if r.buffer_limit is not None:
         check_positive(r.buffer_limit, "--buffer-limit")
-    if r.seed < 0:
-        raise MamrlError(f"--seed must be >= 0, got {r.seed}")
+    SEED(r.seed, "--seed")
     load = parse_load(r.load)
     policy_key = ALIASES.get(r.policy.strip().lower(), r.policy.strip().lower())
     if r.reconvergence_delay_ticks is not None:

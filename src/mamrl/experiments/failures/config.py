@@ -6,9 +6,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import math
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +24,7 @@ from mamrl.experiments.failures.controllers import (
 )
 from mamrl.meta.tasks import link_label
 from mamrl.runs import config_hash
+from mamrl.validate import SEED, Number, config_from_dict
 
 CONFIG_FORMAT = "mamrl-failures-config/1"
 """Format tag of the resolved config (in `config.json`)."""
@@ -164,40 +164,29 @@ def _dataclass_values(value: Any) -> dict[str, Any]:
     return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
 
 
-def adaptation_config(settings: Mapping[str, Any], episodes_per_step: int):
+def adaptation_config(settings: Mapping[str, Any], episodes_per_step: int, label: str = "adaptation"):
     """`AdaptationConfig` of the deep controllers from `settings` (lazy import). A deep controller
     takes one adaptation step per call, so its `episodes_per_step` is the driver's."""
     from mamrl.meta.adaptation import AdaptationConfig
 
     values = dict(settings)
     if values.get("episodes_per_step", episodes_per_step) != episodes_per_step:
-        raise MamrlError(f"adaptation.episodes_per_step: set by the experiment's episodes_per_step ({episodes_per_step}), "
+        raise MamrlError(f"{label}.episodes_per_step: set by the experiment's episodes_per_step ({episodes_per_step}), "
                          f"got {values['episodes_per_step']!r}")
     if "episodes_per_step" in {f.name for f in dataclasses.fields(AdaptationConfig)}:
         values["episodes_per_step"] = episodes_per_step
-    return _build(AdaptationConfig, values, "adaptation")
+    return config_from_dict(AdaptationConfig, values, label)
 
 
-def maml_config(settings: Mapping[str, Any], held_out: Sequence[str] = ()):
+def maml_config(settings: Mapping[str, Any], held_out: Sequence[str] = (), label: str = "maml"):
     """`MamlConfig` from `settings`, with the held-out test links added to its held-out links."""
     from mamrl.meta.maml import MamlConfig
 
     values = dict(settings)
-    values["held_out"] = tuple(dict.fromkeys([*values.get("held_out", ()), *held_out]))
-    return _build(MamlConfig, values, "maml")
-
-
-def _build(cls: Any, settings: Mapping[str, Any], label: str) -> Any:
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(settings) - known)
-    if unknown:
-        raise MamrlError(f"{label}: unknown setting(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
-    try:
-        return cls(**dict(settings))
-    except MamrlError as exc:
-        raise MamrlError(f"{label}: {exc}") from None
-    except (TypeError, ValueError) as exc:
-        raise MamrlError(f"{label}: {exc}") from None
+    own = values.get("held_out", ())
+    if isinstance(own, (list, tuple)):  # anything else: MamlConfig's rule names it
+        values["held_out"] = tuple(dict.fromkeys([*own, *held_out]))
+    return config_from_dict(MamlConfig, values, label)
 
 
 @functools.lru_cache(maxsize=16)
@@ -249,12 +238,6 @@ PRESETS: dict[str, dict[str, Any]] = {
 FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(FailureExperimentConfig))
 
 
-def _number(value: Any, label: str, *, positive: bool) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise MamrlError(f"{label}: expected a finite number, got {value!r}")
-    if (value <= 0) if positive else (value < 0):
-        raise MamrlError(f"{label}: must be {'>' if positive else '>='} 0, got {value!r}")
-    return float(value)
 
 
 def _str_list(value: Any, label: str, *, allow_empty: bool) -> tuple[str, ...]:
@@ -320,7 +303,7 @@ def _check_output(value: Any, label: str) -> str:
 
 _CHECKS: dict[str, Callable[[Any, str], Any]] = {
     "topology": _check_topology,
-    "load": lambda v, label: _number(v, label, positive=True),
+    "load": Number(above=0),
     "horizon_ticks": lambda v, label: check_int(v, label, 1),
     "seeds": check_seeds,
     "failures": lambda v, label: _str_list(v, label, allow_empty=True),
@@ -330,13 +313,13 @@ _CHECKS: dict[str, Callable[[Any, str], Any]] = {
     "episodes": lambda v, label: check_int(v, label, 1),
     "episodes_per_step": lambda v, label: check_int(v, label, 1),
     "controllers": _check_controllers,
-    "loss_penalty_ticks": lambda v, label: _number(v, label, positive=False),
+    "loss_penalty_ticks": Number(at_least=0),
     "reconvergence_delay_ticks": lambda v, label: check_int(v, label, 0),
     "q_routing": _check_settings,
     "adaptation": _check_settings,
     "maml": _check_settings,
     "meta_iterations": lambda v, label: check_int(v, label, 1),
-    "meta_seed": lambda v, label: check_int(v, label, 0),
+    "meta_seed": lambda v, label: SEED(v, label),
     "meta_init": _check_optional_path,
     "workers": lambda v, label: None if v is None else check_int(v, label, 1),
     "output": _check_output,
@@ -348,8 +331,16 @@ def check_fields(values: Mapping[str, Any], label: Callable[[str], str]) -> dict
     return _check_fields(values, label, _CHECKS)
 
 
-def validate(config: FailureExperimentConfig, label: Callable[[str], str] | None = None) -> FailureExperimentConfig:
-    """Check every field and the relations between them (one-line `MamrlError`s naming the field)."""
+_DEFAULTS = FailureExperimentConfig()
+_DEEP_ONLY = ("adaptation", "maml", "meta_iterations", "meta_seed", "meta_init")
+"""Fields only the deep controllers use."""
+
+
+def validate(config: FailureExperimentConfig, label: Callable[[str], str] | None = None,
+             given: Collection[str] | None = None) -> FailureExperimentConfig:
+    """Check every field and the relations between them (one-line `MamrlError`s naming the field).
+    Settings no controller of the experiment uses are errors when they are `given` (the fields a
+    user set; None = every field that differs from its default)."""
     label = label or (lambda key: key)
     checked = check_fields({f: getattr(config, f) for f in FIELD_NAMES}, label)
     config = FailureExperimentConfig(**checked)
@@ -380,20 +371,56 @@ def validate(config: FailureExperimentConfig, label: Callable[[str], str] | None
             if topo.links[link].capacity <= 0:
                 raise MamrlError(f"{label(field_name)}: link {link_label(topo, link)} has no capacity (already down)")
             seen[link] = spec
+    _check_used(config, label, given)
     if "q-routing" in config.controllers:
-        from mamrl.agents.q_routing import QRouting, QRoutingConfig
+        from mamrl.agents.q_routing import QRoutingConfig
 
-        q_config = _build(QRoutingConfig, config.q_routing, label("q_routing"))
-        try:
-            QRouting(q_config)  # checks the ranges
-        except MamrlError as exc:
-            raise MamrlError(f"{label('q_routing')}: {exc}") from None
+        config_from_dict(QRoutingConfig, config.q_routing, label("q_routing"))
     if config.deep:
         try:
-            config.resolved()  # builds AdaptationConfig and MamlConfig: bad settings fail here
+            adaptation_config(config.adaptation, config.episodes_per_step, label("adaptation"))
+            maml_config(config.maml, config.held_out, label("maml"))
         except ImportError as exc:
             raise MamrlError(f"controllers: the deep controllers need mamrl.meta ({exc})") from None
+        _check_meta_init(config.meta_init, label("meta_init"))
+        config.resolved()
     return config
+
+
+def _check_used(config: FailureExperimentConfig, label: Callable[[str], str], given: Collection[str] | None) -> None:
+    """Refuse settings that no controller of the experiment would use (accepted, they would be ignored)."""
+    def set_by_user(key: str) -> bool:
+        return key in given if given is not None else getattr(config, key) != getattr(_DEFAULTS, key)
+
+    unused = []
+    if "q-routing" not in config.controllers and set_by_user("q_routing") and config.q_routing:
+        unused.append(("q_routing", "q-routing"))
+    if not any(c.endswith("-reconverge") for c in config.controllers) and set_by_user("reconvergence_delay_ticks"):
+        unused.append(("reconvergence_delay_ticks", "a -reconverge controller"))
+    if not config.deep:
+        unused += [(key, "a deep controller (mamrl-init, continued, random-init)") for key in _DEEP_ONLY
+                   if set_by_user(key) and getattr(config, key) not in (None, {})]
+    if unused:
+        key, needs = unused[0]
+        raise MamrlError(f"{label(key)}: only used with {needs}, and the controllers are {', '.join(config.controllers)}")
+
+
+def _check_meta_init(path: str | None, label: str) -> None:
+    """`meta_init` must name what exists: a meta-training directory (`mamrl train -a maml -o DIR`)
+    or a maml checkpoint file. None = meta-train into `<output>/meta`."""
+    if path is None:
+        return
+    from pathlib import Path
+
+    target = Path(path)
+    if target.is_file():
+        return
+    if not target.is_dir():
+        raise MamrlError(f"{label}: {path!r} does not exist (name a meta-training directory or a maml checkpoint.pt; "
+                         "leave it out to meta-train into <output>/meta)")
+    if not (target / "config.json").is_file():
+        raise MamrlError(f"{label}: {path!r} is not a meta-training directory (no config.json; "
+                         "make one with `mamrl train -a maml -o DIR`)")
 
 
 def build_failure_config(
@@ -407,7 +434,8 @@ def build_failure_config(
     Without a preset and a file, `quick` is the base."""
     values, source = layered_values(PRESETS, check_fields, preset=preset, file=file, overrides=overrides,
                                     override_label=override_label)
-    return validate(FailureExperimentConfig(**values), source)
+    given = {key for key in values if not source(key).startswith("preset ")} | set(overrides or {})
+    return validate(FailureExperimentConfig(**values), source, given)
 
 
 # ------------------------------------------------------------------------------ runs
