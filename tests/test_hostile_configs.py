@@ -151,7 +151,7 @@ def _cases() -> list[Case]:
                           ("--meta-iterations", "0"), ("--workers", "0"), ("--controllers", "bogus"), ("--horizon", "0"),
                           ("--preset", "bogus"), ("--format", "gif")):
         add(f"failures-{option.strip('-')}-{value}", [*failures, option, value],
-            {"-n": "--episodes", "--load": "load"}.get(option, option))
+            {"-n": "--episodes", "--load": "load", "--preset": "preset"}.get(option, option))
     add("failures-meta-init-missing", [*failures, "-a", "mamrl-init", "--meta-init", "no-such-meta"], "meta-init")
     add("failures-meta-init-unused", [*failures, "--meta-init", "no-such-meta"], "meta-init")
     base = {"controllers": '["spa"]', "episodes": "40", "fail_episode": "5", "horizon_ticks": "20", "workers": "1",
@@ -193,7 +193,7 @@ def _cases() -> list[Case]:
                       ("sweep.seeds=[-1]", "seeds"), ("sweep.bogus=1", "bogus"), ("bogus=1", "bogus"),
                       ("sweep.algorithm_config.pg.step_size=NaN", "step_size"),
                       ('sweep.algorithm_config.q-routing.learning_rate="fast"', "learning_rate"),
-                      ("sweep.algorithm_config.ecmp.reconvergence_delay_ticks=5", "ecmp"),
+                      ("sweep.algorithm_config.ecmp.reconvergence_delay_ticks=5", "reconvergence_delay_ticks"),
                       ('failures.q_routing.learning_rate="fast"', "learning_rate"), ("failures.maml.max_kl=NaN", "max_kl"),
                       ("failures.maml.hidden_sizes=[]", "hidden_sizes"), ("failures.adaptation.step_size=-1", "step_size"),
                       ("failures.load=Infinity", "load"), ("failures.meta_init=\"x\"", "meta_init"),
@@ -205,6 +205,14 @@ def _cases() -> list[Case]:
     for dry in ((), ("--dry-run",)):
         for setting, mentions in reproduce_sets:
             add(f"reproduce{'-dry' if dry else ''}-{setting}", ["reproduce", "-o", "out", "--set", setting, *dry], mentions)
+    add("reproduce-settings-for-unswept", ["reproduce", "-o", "out", "--set", 'sweep.algorithms=["spa"]', "--set",
+                                            "sweep.algorithm_config.pg.step_size=0.1", "--dry-run"], "sweep.algorithm_config.pg")
+    add("reproduce-budget-for-unswept", ["reproduce", "-o", "out", "--set", 'sweep.algorithms=["spa", "pg"]', "--set",
+                                         "algorithm_train_episodes.q-routing=10", "--dry-run"], "algorithm_train_episodes")
+    add("reproduce-budget-for-static", ["reproduce", "-o", "out", "--set", "algorithm_train_episodes.spa=10", "--dry-run"],
+        "does not learn")
+    add("reproduce-failures-q-unused", ["reproduce", "-o", "out", "--set", 'failures.controllers=["spa"]', "--set",
+                                        "failures.q_routing.learning_rate=0.5", "--dry-run"], "failures.q_routing")
     add("reproduce-workers", ["reproduce", "-o", "out", "--workers", "0", "--dry-run"], "--workers")
     add("reproduce-preset", ["reproduce", "-o", "out", "--preset", "bogus", "--dry-run"], "preset")
 
@@ -261,3 +269,124 @@ def test_the_suite_is_broad() -> None:
     assert {"train", "simulate", "sweep", "failures", "reproduce", "saturation", "bench"} <= commands
     assert len(CASES) >= 200
     assert len({c.name for c in CASES}) == len(CASES)
+
+
+# ------------------------------------------------------------------------------ beyond one option
+def test_a_preset_setting_of_an_algorithm_taken_out_is_dropped_not_refused(tmp_path: Path) -> None:
+    """`--set sweep.algorithms=[...]` without mamrl: the preset's mamrl settings and budget go with it
+    (a user-given setting for an algorithm not swept is refused, above)."""
+    result, _ = run_case(Case("narrowed", ("reproduce", "-o", "out", "--set", 'sweep.algorithms=["spa"]', "--set",
+                                           'failures.controllers=["spa"]',
+                                           "--dry-run"), ""), tmp_path)
+    assert result.exit_code == 0, result.output
+    shown = json.loads(result.stdout[:result.stdout.rindex("}") + 1])
+    assert shown["sweep"]["algorithm_config"] == {} and shown["algorithm_train_episodes"] == {}
+
+
+def test_diverged_training_is_refused_not_saved(tmp_path: Path) -> None:
+    case = Case("diverged", ("train", "-a", "pg", "--set", "step_size=1e308", "-n", "32", "--horizon", "30",
+                             "--eval-episodes", "0", "-o", "out"), "training diverged")
+    result, files = run_case(case, tmp_path)
+    assert_one_line_error(result)
+    assert "non-finite theta after episode 32" in result.stderr
+    assert files == ["out", "out/config.json"]  # the run's record; no checkpoint, curves or figure
+
+
+def _results_with_a_foreign_row(folder: Path) -> None:
+    """A sweep results file (and sidecar) of `spa` on b4 holding one row of geant."""
+    import math
+
+    from mamrl.experiments.config import build_sweep_config
+    from mamrl.experiments.sweep import COLUMNS, SCHEMA, ResultsFile
+
+    config = build_sweep_config(overrides={"algorithms": ["spa"], "loads": [0.1], "seeds": [0], "horizon_ticks": 20,
+                                           "eval_episodes": 2, "results": str(folder / "r.csv")})
+    results = ResultsFile(config.results, config)
+    results.open()
+    row = {c: 0 if c in SCHEMA.int_columns else math.nan for c in COLUMNS}
+    row.update(config_hash=config.config_hash(), topology="geant", algorithm="spa", load=0.1, seed=0, mamrl_version="x")
+    results.append(row)
+
+
+@pytest.mark.parametrize("argv", [
+    ("plot", "r.csv", "-o", "figures"),
+    ("sweep", "-a", "spa", "--loads", "0.1", "--seeds", "0", "--horizon", "20", "--eval-episodes", "2", "--results", "r.csv",
+     "--dry-run"),
+    ("sweep", "-a", "spa", "--loads", "0.1", "--seeds", "0", "--horizon", "20", "--eval-episodes", "2", "--results", "r.csv"),
+], ids=["plot", "sweep-dry-run", "sweep"])
+def test_rows_outside_the_sweep_config_are_refused(argv: tuple[str, ...], tmp_path: Path) -> None:
+    _results_with_a_foreign_row(tmp_path)
+    before = (tmp_path / "r.csv").read_text()
+    result, files = run_case(Case("foreign", argv, ""), tmp_path)
+    assert_one_line_error(result)
+    assert "row 1 (geant spa" in result.stderr and "is not a cell of its config" in result.stderr
+    assert files == ["r.csv", "r.csv.config.json"] and (tmp_path / "r.csv").read_text() == before
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parents[1] / "experiments").glob("*.toml")),
+                         ids=lambda p: p.name)
+def test_committed_experiment_configs_are_valid_on_a_fresh_checkout(path: Path) -> None:
+    """Every committed config validates as its command would (the failure experiments without
+    --meta-init: they meta-train into their output folder)."""
+    from mamrl.experiments.config import build_sweep_config
+    from mamrl.experiments.failures import build_failure_config
+
+    if path.name.startswith("failures"):
+        config = build_failure_config(file=path)
+        assert config.meta_init is None
+    else:
+        build_sweep_config(file=path)
+
+
+def test_every_config_field_declares_its_rule() -> None:
+    """A field without a rule would take any value: each typed config declares one per field
+    (tables of other configs' settings are checked by those configs)."""
+    from mamrl.agents.backpressure import BackpressureConfig
+    from mamrl.agents.deep_consensus import DeepConsensusConfig
+    from mamrl.agents.ecmp import EcmpPolicy
+    from mamrl.agents.max_throughput import MaxThroughputPolicy
+    from mamrl.agents.min_delay import MinDelayPolicy
+    from mamrl.agents.policy_gradient import PolicyGradientConfig
+    from mamrl.agents.q_routing import QRoutingConfig
+    from mamrl.agents.shortest_path import ShortestPathPolicy
+    from mamrl.meta.adaptation import AdaptationConfig
+    from mamrl.meta.maml import MamlConfig
+    from mamrl.training import TrainConfig
+    from mamrl.validate import field_rules
+
+    import dataclasses
+
+    for cls in (BackpressureConfig, DeepConsensusConfig, EcmpPolicy, MaxThroughputPolicy, MinDelayPolicy, PolicyGradientConfig,
+                QRoutingConfig, ShortestPathPolicy, AdaptationConfig, MamlConfig, TrainConfig):
+        without = {f.name for f in dataclasses.fields(cls)} - set(field_rules(cls)) - {"algorithm_config"}
+        assert not without, f"{cls.__name__}: {sorted(without)}"
+        cls()  # the defaults pass their own rules
+
+
+@pytest.mark.parametrize("value, rule, message", [
+    (float("nan"), "Number(above=0, at_most=1)", "expected a finite number in (0, 1], got nan"),
+    (True, "integer(1)", "expected an integer >= 1, got True"),
+    (2.5, "integer(1)", "expected an integer >= 1, got 2.5"),
+    (10**400, "Number(at_least=0)", "expected a finite number >= 0, got 1000"),
+    ("0.1", "Number(above=0)", "expected a finite number > 0, got '0.1'"),
+    (-1, "SEED", "expected an integer in [0, 4,294,967,295], got -1"),
+    ([1, 1], "Items(integer(0), distinct=True)", "1 is listed twice"),
+    ("x", "Choice(('a', 'b'))", "expected one of a, b, got 'x'"),
+    (1, "Flag()", "expected true or false, got 1"),
+])
+def test_rules_name_the_value_and_what_is_allowed(value, rule, message) -> None:
+    from mamrl import validate
+    from mamrl.errors import MamrlError
+
+    check = eval(rule, vars(validate))  # noqa: S307 - test-local expressions
+    with pytest.raises(MamrlError) as caught:
+        check(value, "file.toml: field")
+    assert str(caught.value).startswith("file.toml: field") and message in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_integral_floats_become_ints_and_ints_become_floats() -> None:
+    from mamrl.validate import Number, integer
+
+    assert integer(1)(16.0, "x") == 16 and isinstance(integer(1)(16.0, "x"), int)
+    assert isinstance(Number(above=0)(3, "x"), float)

@@ -381,6 +381,9 @@ def validate(config: SweepConfig, label: Callable[[str], str] | None = None) -> 
                          f"(algorithms: {', '.join(checked['algorithms'])})")
     for name in checked["algorithms"]:
         settings = checked["algorithm_config"].get(name, {})
+        if settings.get("reconvergence_delay_ticks") is not None:
+            raise MamrlError(f"{label('algorithm_config')}.{name}.reconvergence_delay_ticks: a sweep fails no links, "
+                             "so a reconvergence delay changes nothing")
         try:
             make_agent(name, settings)
         except MamrlError as exc:

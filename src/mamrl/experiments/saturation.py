@@ -424,7 +424,10 @@ def run_saturation_request(request: SaturationRequest, *, on_start: Callable[[st
             raise MamrlError("--algorithm-config does not apply with --checkpoint (the checkpoint holds its config)")
         name, factory = checkpoint_agent_factory(r.checkpoint)
     else:
-        name = canonical_name(r.algorithm)
+        try:
+            name = canonical_name(r.algorithm)
+        except MamrlError as exc:
+            raise MamrlError(f"--algorithm: {exc}") from None
         settings: dict[str, Any] = {}
         if r.algorithm_config is not None:
             try:

@@ -95,8 +95,8 @@ class Simulation:
 
 def prepare_simulation(request: SimulationRequest) -> Simulation:
     """Validate the request and build the simulation it describes (raises MamrlError)."""
-    from mamrl.algorithms import ALIASES, STATIC_POLICY_NAMES, make_agent, make_policy
-    from mamrl.sim.params import LinkFailure, SimParams
+    from mamrl.algorithms import ALIASES, POLICY_NAMES, STATIC_POLICY_NAMES, make_agent, make_policy
+    from mamrl.sim.params import QUEUE_DISCIPLINES, LinkFailure, SimParams
     from mamrl.topologies import load_topology
 
     r = request
@@ -108,6 +108,10 @@ def prepare_simulation(request: SimulationRequest) -> Simulation:
     SEED(r.seed, "--seed")
     load = parse_load(r.load)
     policy_key = ALIASES.get(r.policy.strip().lower(), r.policy.strip().lower())
+    if policy_key not in POLICY_NAMES + QUEUE_ROUTERS:
+        raise MamrlError(f"--policy: unknown policy {r.policy!r} (choose from {', '.join(POLICY_NAMES + QUEUE_ROUTERS)})")
+    if r.queue_discipline is not None and r.queue_discipline not in QUEUE_DISCIPLINES:
+        raise MamrlError(f"--queues: expected one of {', '.join(QUEUE_DISCIPLINES)}, got {r.queue_discipline!r}")
     if r.reconvergence_delay_ticks is not None:
         if policy_key not in STATIC_POLICY_NAMES:
             raise MamrlError(f"--reconvergence-delay applies to {', '.join(STATIC_POLICY_NAMES)}, not {r.policy!r}")
