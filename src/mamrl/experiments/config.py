@@ -50,7 +50,7 @@ class SweepConfig:
     """Loads λ: new packets per router per tick (> 0), or a share of each topology's capacity limit
     λ* written `"0.9x"` (`mamrl capacity`); absolute loads first, each kind ascending."""
     seeds: tuple[int, ...] = (0, 1)
-    """Seeds (integers >= 0). Seed s trains on traffic seed s and evaluates on seed s + 1,000,003."""
+    """Seeds (integers in [0, 2**32 - 1]). Seed s trains on traffic seed s and evaluates on seed s + 1,000,003."""
     train_episodes: int = 2000
     """Training episodes per cell for algorithms that learn (ignored for spa and random)."""
     eval_episodes: int = 20

@@ -41,7 +41,7 @@ class FailureExperimentConfig:
     horizon_ticks: int = 500
     """Episode length H in ticks (paper: 500)."""
     seeds: tuple[int, ...] = (0, 1)
-    """Traffic seeds (integers >= 0); a run plays episodes 0 .. episodes-1 of its seed. Curves show seed bands."""
+    """Traffic seeds (integers in [0, 2**32 - 1]); a run plays episodes 0 .. episodes-1 of its seed. Curves show seed bands."""
     failures: tuple[str, ...] = ()
     """Test links (`A-B` by router names, link names or ids); empty = the paper's three for a built-in."""
     held_out: tuple[str, ...] = ()
