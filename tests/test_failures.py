@@ -63,6 +63,8 @@ def _config(tmp_path: Path, **changes) -> FailureExperimentConfig:
         "seeds": [0, 1], "workers": 1, "reconvergence_delay_ticks": 15, "output": str(tmp_path / "out"),
     }
     values.update(changes)
+    if not any(c.endswith("-reconverge") for c in values.get("controllers", ["spa-reconverge"])):
+        del values["reconvergence_delay_ticks"]  # a setting no controller would use is refused
     return build_failure_config(preset="quick", overrides=values)
 
 

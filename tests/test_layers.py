@@ -13,7 +13,7 @@ import pytest
 SRC = Path(__file__).resolve().parents[1] / "src"
 
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("infrastructure", ("mamrl", "mamrl.errors", "mamrl.runs", "mamrl.executors")),
+    ("infrastructure", ("mamrl", "mamrl.errors", "mamrl.runs", "mamrl.validate", "mamrl.executors")),
     ("topologies", ("mamrl.topologies",)),
     ("sim", ("mamrl.sim",)),
     ("agents and envs", ("mamrl.agents", "mamrl.envs", "mamrl.consensus")),

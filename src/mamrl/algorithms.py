@@ -7,7 +7,6 @@ its name is asked for: the deep ones import torch.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 from mamrl.agents import RoutingAgent, TableAgent, TablePolicy
@@ -20,6 +19,7 @@ from mamrl.agents.q_routing import QRouting, QRoutingConfig
 from mamrl.agents.random_policy import UniformRandomPolicy
 from mamrl.agents.shortest_path import ShortestPathPolicy
 from mamrl.errors import MamrlError
+from mamrl.validate import config_from_dict
 
 POLICY_NAMES = ("spa", "ecmp", "max-throughput", "min-delay", "random")
 """Table-driven policies (`make_policy`)."""
@@ -85,44 +85,6 @@ def _config_class(key: str):
     }.get(key)
 
 
-def build_config(cls, values: dict[str, Any], where: str):
-    """A config dataclass from a dict, with one-line errors naming unknown or mistyped fields."""
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    coerced: dict[str, Any] = {}
-    for key, value in values.items():
-        if key not in fields:
-            raise MamrlError(f"{where}: unknown field {key!r} (known: {', '.join(fields)})")
-        coerced[key] = _coerce(fields[key].default, value, f"{where}.{key}")
-    return cls(**coerced)
-
-
-def _coerce(default: Any, value: Any, where: str) -> Any:
-    """`value` checked against the type of the field's default (bool, int, float, str, tuple)."""
-    if default is None:
-        return value
-    if isinstance(default, bool):
-        if not isinstance(value, bool):
-            raise MamrlError(f"{where}: expected true or false, got {value!r}")
-        return value
-    if isinstance(default, (int, float)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise MamrlError(f"{where}: expected a number, got {value!r}")
-        if isinstance(default, int):
-            if isinstance(value, float) and not value.is_integer():
-                raise MamrlError(f"{where}: expected an integer, got {value!r}")
-            return int(value)
-        return float(value)
-    if isinstance(default, str):
-        if not isinstance(value, str):
-            raise MamrlError(f"{where}: expected a string, got {value!r}")
-        return value
-    if isinstance(default, tuple):
-        if not isinstance(value, (list, tuple)):
-            raise MamrlError(f"{where}: expected a list, got {value!r}")
-        return tuple(_coerce(default[0], v, where) for v in value) if default else tuple(value)
-    return value
-
-
 def canonical_name(name: str) -> str:
     key = ALIASES.get(str(name).strip().lower(), str(name).strip().lower())
     if key not in ALGORITHM_NAMES:
@@ -140,7 +102,7 @@ def make_agent(name: str, config: dict[str, Any] | None = None) -> RoutingAgent:
         return TableAgent(UniformRandomPolicy())
     if key == "sp-backpressure":
         values.setdefault("bias_packets_per_hop", SP_BACKPRESSURE_BIAS)
-    cfg = build_config(_config_class(key), values, key)
+    cfg = config_from_dict(_config_class(key), values, key)
     if key in ("backpressure", "sp-backpressure"):
         return Backpressure(cfg, name=key)
     if key in STATIC_POLICY_NAMES:
@@ -169,7 +131,6 @@ __all__ = [
     "BELOW_CAPACITY_ONLY",
     "POLICY_NAMES",
     "STATIC_POLICY_NAMES",
-    "build_config",
     "canonical_name",
     "make_agent",
     "make_policy",

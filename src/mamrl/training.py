@@ -32,7 +32,7 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 import numpy as np
 
@@ -47,6 +47,7 @@ from mamrl.sim.metrics import estimate
 from mamrl.sim.memory import MemoryPart, agent_parts, check_memory
 from mamrl.sim.params import LinkFailure, SimParams, check_horizon
 from mamrl.topologies import load_topology
+from mamrl.validate import SEED, Items, Number, Text, check_fields, integer, setting
 
 if TYPE_CHECKING:
     from mamrl.executors import CellExecutor
@@ -68,26 +69,37 @@ TENSORBOARD_PREFIX = "curves/"
 class TrainConfig:
     """Everything that defines a training run."""
 
-    topology: str = "b4"
+    field_labels: ClassVar[dict[str, str]] = {
+        "topology": "--topology", "load": "--load", "horizon_ticks": "--horizon", "failures": "--fail",
+        "algorithm": "--algorithm", "episodes": "--episodes", "seed": "--seed", "chunk_episodes": "--chunk",
+        "eval_episodes": "--eval-episodes"}
+    """How errors name each field: by the `mamrl train` option that sets it."""
+
+    topology: str = setting("b4", Text())
     """Built-in name or path of the topology."""
-    load: float = 0.3
+    load: float = setting(0.3, Number(at_least=0))
     """λ, packets per router per tick."""
-    horizon_ticks: int = 500
+    horizon_ticks: int = setting(500, integer(1))
     """Episode length in ticks."""
-    failures: tuple[str, ...] = ()
+    failures: tuple[str, ...] = setting((), Items(Text()))
     """Link failures as `A-B[@TICK]`."""
-    algorithm: str = "mamrl"
+    algorithm: str = setting("mamrl", Text())
     """mamrl (alias deep-consensus), maml (meta-training, Algorithm 1), multitask (TRPO across η(M)), pg or q-routing."""
     algorithm_config: dict[str, Any] = field(default_factory=dict)
     """Algorithm hyper-parameters (fields of its config dataclass)."""
-    episodes: int = 1000
+    episodes: int = setting(1000, integer(1))
     """Training episodes."""
-    seed: int = 0
+    seed: int = setting(0, SEED)
     """Seed of the training traffic (and of the initial weights)."""
-    chunk_episodes: int = 0
+    chunk_episodes: int = setting(0, integer(0))
     """Episodes per curve row and checkpoint; 0 = one update of the algorithm (a TRPO or meta iteration), else 50."""
-    eval_episodes: int = 0
+    eval_episodes: int = setting(0, integer(0))
     """Frozen-policy evaluation episodes at the end (on seed + 1_000_003)."""
+
+    def __post_init__(self) -> None:
+        check_fields(self, "")
+        if not isinstance(self.algorithm_config, dict):
+            raise MamrlError(f"algorithm_config: expected a table of settings, got {self.algorithm_config!r}")
 
     def resolved(self) -> "TrainConfig":
         if self.episodes < 1:
@@ -226,6 +238,7 @@ def _train_locked(cfg: TrainConfig, params: SimParams, out: Path, *, on_chunk, s
             if log:
                 entry = log[-1]
                 row.update({key: getattr(entry, key) for key in ("reward", "pre_reward", "kl", "accepted_share", "inner_kl", "inner_kl_penalty") if hasattr(entry, key)})
+            check_finite_state(agent, f"{out}: training diverged", done + size)
             rows.append(row)
             done += size
             agent.save(checkpoint, extra={"rows": rows})
@@ -250,6 +263,16 @@ def _train_locked(cfg: TrainConfig, params: SimParams, out: Path, *, on_chunk, s
     finally:
         if board is not None:  # also on Ctrl-C: flushes what was logged
             board.close()
+
+
+def check_finite_state(agent: RoutingAgent, what: str, episodes: int) -> None:
+    """Refuse learned state holding NaN or inf (a step size too large, an overflow): it would be
+    saved, evaluated and plotted as if it were a policy. The last checkpoint stays as it was."""
+    for name, value in agent.state_arrays().items():
+        array = np.asarray(value)
+        if array.dtype.kind in "fc" and not np.isfinite(array).all():
+            raise MamrlError(f"{what}: non-finite {name} after episode {episodes}; lower the step size "
+                             "(or the learning rate) and train into a new directory")
 
 
 def chunk_summary(row: dict[str, Any]) -> str:

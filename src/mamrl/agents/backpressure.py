@@ -25,7 +25,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -36,6 +36,7 @@ from mamrl.sim import backpressure_kernel, kernel
 from mamrl.sim.params import SimParams
 from mamrl.sim.simulator import BatchResult
 from mamrl.sim.traffic import draw_policy_uniforms, draw_traffic
+from mamrl.validate import Number, check_fields, setting
 
 SP_BACKPRESSURE_BIAS = 2.0
 """Default eta of `sp-backpressure`, in packets per hop. Measured (docs/algorithms.md): from
@@ -49,9 +50,14 @@ that grow with eta (att at 0.2: 0.972 delivered at eta = 5, 0.958 at 10, against
 class BackpressureConfig:
     """Parameters of backpressure routing."""
 
-    bias_packets_per_hop: float = 0.0
+    config_name: ClassVar[str] = "backpressure"
+
+    bias_packets_per_hop: float = setting(0.0, Number(at_least=0))
     """eta: queue difference, in packets, that one hop of distance to the destination is worth;
     0 = classic backpressure. Must be finite and >= 0."""
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
 
 def per_destination(params: SimParams) -> SimParams:

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -52,6 +53,7 @@ from mamrl.agents.trpo import (
     gae,
     trpo_update,
 )
+from mamrl.consensus import MODES as CONSENSUS_MODES
 from mamrl.consensus import DynamicConsensus
 from mamrl.errors import MamrlError
 from mamrl.sim import kernel
@@ -59,49 +61,57 @@ from mamrl.sim.metrics import metrics_for
 from mamrl.sim.params import SimParams, require_fifo
 from mamrl.sim.simulator import Simulator, in_flight_by_sender, undelivered_by_router
 from mamrl.sim.traffic import draw_policy_uniforms
+from mamrl.validate import SEED, Choice, Flag, Items, Number, check_fields, integer, setting
 
 REWARDS = ("paper", "backlog", "packet")
+MAX_LAYER_SIZE = 65_536
+"""Largest hidden layer accepted (per router: 5 such layers would need 80 GB of weights)."""
 
 
 @dataclass
 class DeepConsensusConfig:
     """Hyper-parameters of the deep consensus learner; defaults and where they come from."""
 
-    hidden_sizes: tuple[int, ...] = (128, 128, 128, 128, 128)
+    config_name: ClassVar[str] = "mamrl"
+
+    hidden_sizes: tuple[int, ...] = setting((128, 128, 128, 128, 128), Items(integer(1, MAX_LAYER_SIZE), non_empty=True))
     """Hidden layers of every router's MLP (paper §3.3: five of 128, ReLU)."""
-    episodes_per_iteration: int = 16
+    episodes_per_iteration: int = setting(16, integer(1))
     """Episodes rolled out per TRPO iteration (E)."""
-    discount: float = 0.99
+    discount: float = setting(0.99, Number(at_least=0, at_most=1))
     """gamma, per tick (rllab's default)."""
-    gae_lambda: float = 0.95
+    gae_lambda: float = setting(0.95, Number(at_least=0, at_most=1))
     """lambda of GAE."""
-    max_kl: float = 0.01
+    max_kl: float = setting(0.01, Number(above=0))
     """TRPO trust region (the paper authors' configuration)."""
-    cg_iterations: int = 10
+    cg_iterations: int = setting(10, integer(1))
     """Conjugate-gradient iterations (the paper authors' configuration)."""
-    cg_damping: float = 1e-3
+    cg_damping: float = setting(1e-3, Number(at_least=0))
     """Damping added to Fisher-vector products."""
-    fvp_fraction: float = 0.1
+    fvp_fraction: float = setting(0.1, Number(above=0, at_most=1))
     """Share of decisions used for Fisher-vector products (TRPO's usual subsampling)."""
-    consensus_gain: float = 0.0
+    consensus_gain: float = setting(0.0, Number(at_least=0, at_most=1))
     """beta of Eq. 4; 0 = 0.5 / max degree (stable for any topology)."""
-    consensus_mode: str = "consensus"
+    consensus_mode: str = setting("consensus", Choice(CONSENSUS_MODES))
     """`consensus` (Eq. 4) or `centralised` (every router given the true mean; ablation)."""
-    reward: str = "packet"
+    reward: str = setting("packet", Choice(REWARDS))
     """`packet` (each decision credited with its packet's outcome; loss-honest), `backlog`, or
     `paper` (r^ = -mean delivery time of delivered packets: the paper's, degenerate, since
     delivering less raises it; by name only, for reproduction); see the module doc."""
-    loss_penalty: float = 100.0
+    loss_penalty: float = setting(100.0, Number(at_least=0))
     """Extra cost of a lost packet in ticks for `reward="packet"`, on top of the rest of the
     horizon: a loss is strictly worse than a packet still in the network at the horizon."""
-    loss_honest: bool = True
+    loss_honest: bool = setting(True, Flag())
     """Loss-honest `backlog` and `packet` rewards (module doc); False is the rules before, kept to
     resume and reproduce older runs. No effect on `paper`."""
-    mask_down_links: bool = False
+    mask_down_links: bool = setting(False, Flag())
     """Let policies see which of their links are down (off: the paper's routers learn failures from loss)."""
-    seed: int = 0
+    seed: int = setting(0, SEED)
     """Seed of the initial weights, combined with the training seed: weights are drawn from
     (seed, training seed) when `train` first runs, so sweep seeds vary the initialisation too."""
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
 
 @dataclass
@@ -239,14 +249,7 @@ class DeepConsensus(RoutingAgent):
     rollout_bytes_per_router_tick = 2000.0  # measured: 1.6 kB (b4, 10 episodes of 4,000 ticks)
 
     def __init__(self, config: DeepConsensusConfig | None = None):
-        self.cfg = config or DeepConsensusConfig()
-        if self.cfg.reward not in REWARDS:
-            raise MamrlError(f"mamrl.reward must be one of {', '.join(REWARDS)}, got {self.cfg.reward!r}")
-        if self.cfg.episodes_per_iteration < 1:
-            raise MamrlError("mamrl.episodes_per_iteration must be >= 1")
-        if not self.cfg.loss_penalty >= 0:
-            # A negative penalty would make losing a packet score better than keeping it.
-            raise MamrlError(f"mamrl.loss_penalty must be >= 0 ticks, got {self.cfg.loss_penalty}")
+        self.cfg = config or DeepConsensusConfig()  # checked when built (DeepConsensusConfig.__post_init__)
         self.policy: StackedPolicy | None = None
         self.baseline_weights: torch.Tensor | None = None
         self.episodes_trained = 0

@@ -15,10 +15,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from mamrl.agents.shortest_path import hop_distances
-from mamrl.agents.static_routing import reconverging_tables
+from mamrl.agents.static_routing import RECONVERGENCE_DELAY, reconverging_tables
 from mamrl.sim.params import SimParams
 from mamrl.sim.simulator import RoutingTables
 from mamrl.topologies.core import Topology
+from mamrl.validate import check_fields, setting
 
 
 def ecmp_probabilities(topology: Topology, links_down: frozenset[int] = frozenset()) -> np.ndarray:
@@ -42,10 +43,13 @@ def ecmp_probabilities(topology: Topology, links_down: frozenset[int] = frozense
 class EcmpPolicy:
     """Equal split over every hop-count shortest path, optionally re-converging after failures."""
 
-    reconvergence_delay_ticks: int | None = None
+    reconvergence_delay_ticks: int | None = setting(None, RECONVERGENCE_DELAY)
     """Recompute paths this many ticks after a failure; None = never react."""
 
     name = "ecmp"
+
+    def __post_init__(self) -> None:
+        check_fields(self, "ecmp")
 
     def routing_tables(self, params: SimParams) -> RoutingTables:
         topo = params.topology

@@ -16,12 +16,12 @@ one-line error, since no routing carries that load.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from mamrl.agents.static_routing import (
+    RECONVERGENCE_DELAY,
     loop_free,
     reconverging_tables,
     remove_cycles,
@@ -33,6 +33,7 @@ from mamrl.sim.capacity import capacity_bound, check_below_capacity, shortest_fl
 from mamrl.sim.params import SimParams
 from mamrl.sim.simulator import RoutingTables
 from mamrl.topologies.core import Topology
+from mamrl.validate import Number, check_fields, setting
 
 
 def max_throughput_probabilities(
@@ -55,18 +56,15 @@ def max_throughput_probabilities(
 class MaxThroughputPolicy:
     """Split ratios of a least-latency flow at (1 − headroom)·λ* (an oracle of the traffic matrix)."""
 
-    headroom: float = 0.01
+    headroom: float = setting(0.01, Number(above=0, below=1))
     """The flow is computed at (1 − headroom)·λ*: shorter paths than at λ* itself, stable below it."""
-    reconvergence_delay_ticks: int | None = None
+    reconvergence_delay_ticks: int | None = setting(None, RECONVERGENCE_DELAY)
     """Recompute the tables on the failed network this many ticks after a failure; None = never."""
 
     name = "max-throughput"
 
     def __post_init__(self) -> None:
-        if isinstance(self.headroom, bool) or not isinstance(self.headroom, (int, float)) or not (
-            math.isfinite(self.headroom) and 0 < self.headroom < 1
-        ):
-            raise SimulationError(f"max-throughput headroom must be a number in (0, 1), got {self.headroom!r}")
+        check_fields(self, "max-throughput")
 
     def routing_tables(self, params: SimParams) -> RoutingTables:
         topo = params.topology

@@ -42,6 +42,7 @@ import numba
 import numpy as np
 
 from mamrl.agents.static_routing import (
+    RECONVERGENCE_DELAY,
     distances_to,
     loop_free,
     reconverging_tables,
@@ -61,6 +62,7 @@ from mamrl.sim.capacity import (
 from mamrl.sim.params import SimParams
 from mamrl.sim.simulator import RoutingTables
 from mamrl.topologies.core import Topology
+from mamrl.validate import Number, check_fields, setting
 
 
 CONJUGATE_CAP_SHARE = 0.01
@@ -264,17 +266,15 @@ def min_delay_probabilities(
 class MinDelayPolicy:
     """Gallager's minimum-delay static routing at the simulated load (an oracle of the traffic matrix)."""
 
-    relative_gap: float = 1e-4
+    relative_gap: float = setting(1e-4, Number(above=0, below=1))
     """Stop flow deviation when the predicted delay is provably within this share of its minimum."""
-    reconvergence_delay_ticks: int | None = None
+    reconvergence_delay_ticks: int | None = setting(None, RECONVERGENCE_DELAY)
     """Recompute the routing on the failed network this many ticks after a failure; None = never."""
 
     name = "min-delay"
 
     def __post_init__(self) -> None:
-        gap = self.relative_gap
-        if isinstance(gap, bool) or not isinstance(gap, (int, float)) or not (math.isfinite(gap) and 0 < gap < 1):
-            raise SimulationError(f"min-delay relative_gap must be a number in (0, 1), got {gap!r}")
+        check_fields(self, "min-delay")
 
     def routing_tables(self, params: SimParams) -> RoutingTables:
         topo = params.topology

@@ -39,6 +39,7 @@ paths (measured while building this module).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numba
 import numpy as np
@@ -52,6 +53,7 @@ from mamrl.sim.metrics import metrics_for
 from mamrl.sim.params import SimParams, require_fifo
 from mamrl.sim.simulator import RoutingTables
 from mamrl.sim.traffic import draw_policy_uniforms, draw_traffic
+from mamrl.validate import Flag, Number, check_fields, integer, setting
 
 
 @numba.njit(cache=True, inline="always")
@@ -163,19 +165,24 @@ def softmax_tables(theta: np.ndarray, degree: np.ndarray) -> np.ndarray:
 class PolicyGradientConfig:
     """Hyper-parameters of tabular policy-gradient routing."""
 
-    step_size: float = 0.05
+    config_name: ClassVar[str] = "pg"
+
+    step_size: float = setting(0.05, Number(above=0))
     """Logit step per credited decision, on the normalised advantage."""
-    loss_penalty: float = 100.0
+    loss_penalty: float = setting(100.0, Number(at_least=0))
     """Extra cost of a lost packet in ticks, on top of the rest of the horizon (module doc): makes a
     loss strictly worse than a packet still in the network at the horizon."""
-    loss_honest: bool = True
+    loss_honest: bool = setting(True, Flag())
     """Charge a lost packet's decisions until the horizon (True), so dropping is never better than
     delivering; False is the rule before (a loss costs `loss_penalty` ticks from when it happened),
     kept to resume and reproduce older runs."""
-    baseline_rate: float = 0.01
+    baseline_rate: float = setting(0.01, Number(above=0, at_most=1))
     """Rate of the running averages (per-(router, destination) baseline, advantage scale)."""
-    episodes_per_call: int = 16
+    episodes_per_call: int = setting(16, integer(1))
     """Episodes simulated per compiled call while training (granularity of progress reports)."""
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
 
 class PolicyGradient(RoutingAgent):
@@ -186,9 +193,7 @@ class PolicyGradient(RoutingAgent):
     rollout_bytes_per_router_tick = 40.0  # one int64 [5] decision record per router and tick
 
     def __init__(self, config: PolicyGradientConfig | None = None):
-        self.cfg = config or PolicyGradientConfig()
-        if self.cfg.step_size <= 0 or not 0 < self.cfg.baseline_rate <= 1 or self.cfg.loss_penalty < 0:
-            raise MamrlError("pg needs step_size > 0, baseline_rate in (0, 1] and loss_penalty >= 0")
+        self.cfg = config or PolicyGradientConfig()  # checked when built (PolicyGradientConfig.__post_init__)
         self.theta: np.ndarray | None = None
         self.baseline: np.ndarray | None = None
         self.scale = np.ones(1)

@@ -26,6 +26,7 @@ Q starts at zero: optimistic (real costs are positive), so untried next hops get
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -36,6 +37,7 @@ from mamrl.sim.kernel import FATE_LOST, PK_DST, PK_ENQUEUED_TICK, PK_FATE, RT_HE
 from mamrl.sim.metrics import metrics_for
 from mamrl.sim.params import SimParams, require_fifo
 from mamrl.sim.traffic import draw_policy_uniforms, draw_traffic
+from mamrl.validate import Flag, Number, check_fields, integer, setting
 
 
 @kernel.hot_loop
@@ -92,11 +94,13 @@ def run_q_routing_episodes(net, st, q_table, uniforms, learning_rate, exploratio
 class QRoutingConfig:
     """Hyper-parameters of Q-routing."""
 
-    learning_rate: float = 0.7
+    config_name: ClassVar[str] = "q-routing"
+
+    learning_rate: float = setting(0.7, Number(above=0, at_most=1))
     """eta; the paper authors used 0.7."""
-    exploration: float = 0.0
+    exploration: float = setting(0.0, Number(at_least=0, below=1))
     """Probability of a uniformly random next hop while training (Boyan & Littman: 0, greedy)."""
-    loss_penalty_ticks: float = 3.0
+    loss_penalty_ticks: float = setting(3.0, Number(at_least=0))
     """Margin in ticks above the router's worst estimate for the destination that a lost packet
     pulls Q towards (module doc); with `loss_honest=False`, the fixed estimate it pulls towards
     (1000 before). 3 = one link of the built-in topologies. Small on purpose: healthy but busy
@@ -104,11 +108,17 @@ class QRoutingConfig:
     use for long. On b4 (16 seeds, 2,000 training episodes) margins of 1000 / 100 / 30 / 3 / 1 gave
     delivery times of 8.8 / 8.8 / 8.5 / 7.9 / 7.8 ticks at λ = 0.1 and 48 / 39 / 27 / 24.5 / 24.5
     at λ = 0.3 (the old fixed 1000: 8.7 and 48), with losses at ~0.04% throughout."""
-    loss_honest: bool = True
+    loss_honest: bool = setting(True, Flag())
     """Pull a losing hop's estimate above every alternative (True); False is the rule before (a
     fixed target of `loss_penalty_ticks`), kept to resume and reproduce older runs."""
-    episodes_per_call: int = 16
+    episodes_per_call: int = setting(16, integer(1))
     """Episodes simulated per compiled call while training (granularity of progress reports)."""
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        if self.loss_honest and not self.loss_penalty_ticks > 0:
+            # A zero margin would let a losing hop tie with the worst delivering one.
+            raise MamrlError(f"q-routing.loss_penalty_ticks: must be > 0 with loss_honest, got {self.loss_penalty_ticks}")
 
 
 class QRouting(RoutingAgent):
@@ -118,14 +128,7 @@ class QRouting(RoutingAgent):
     learns = True
 
     def __init__(self, config: QRoutingConfig | None = None):
-        self.cfg = config or QRoutingConfig()
-        if not 0 < self.cfg.learning_rate <= 1:
-            raise MamrlError(f"q-routing learning_rate must be in (0, 1], got {self.cfg.learning_rate}")
-        if not 0 <= self.cfg.exploration < 1:
-            raise MamrlError(f"q-routing exploration must be in [0, 1), got {self.cfg.exploration}")
-        if self.cfg.loss_honest and not self.cfg.loss_penalty_ticks > 0:
-            # A zero margin would let a losing hop tie with the worst delivering one.
-            raise MamrlError(f"q-routing loss_penalty_ticks must be > 0, got {self.cfg.loss_penalty_ticks}")
+        self.cfg = config or QRoutingConfig()  # checked when built (QRoutingConfig.__post_init__)
         self.q_table: np.ndarray | None = None
         self.episodes_trained = 0
 

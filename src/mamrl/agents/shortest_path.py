@@ -13,10 +13,11 @@ from dataclasses import dataclass
 import networkx as nx
 import numpy as np
 
-from mamrl.agents.static_routing import reconverging_tables
+from mamrl.agents.static_routing import RECONVERGENCE_DELAY, reconverging_tables
 from mamrl.sim.params import SimParams
 from mamrl.sim.simulator import RoutingTables
 from mamrl.topologies.core import Topology
+from mamrl.validate import check_fields, setting
 
 
 def hop_distances(topology: Topology, links_down: frozenset[int] = frozenset()) -> np.ndarray:
@@ -64,10 +65,13 @@ def one_hot_tables(topology: Topology, slots: np.ndarray) -> np.ndarray:
 class ShortestPathPolicy:
     """Static hop-count shortest-path routing, optionally re-converging after failures."""
 
-    reconvergence_delay_ticks: int | None = None
+    reconvergence_delay_ticks: int | None = setting(None, RECONVERGENCE_DELAY)
     """Recompute paths this many ticks after a failure; None = never (the paper's SPA)."""
 
     name = "spa"
+
+    def __post_init__(self) -> None:
+        check_fields(self, "spa")
 
     def routing_tables(self, params: SimParams) -> RoutingTables:
         topo = params.topology

@@ -24,7 +24,10 @@ from mamrl.sim.capacity import Arcs, CommodityFlow
 from mamrl.sim.params import SimParams, shown_int
 from mamrl.sim.simulator import RoutingTables
 from mamrl.topologies.core import INT64_MAX, Topology
+from mamrl.validate import integer
 
+RECONVERGENCE_DELAY = integer(0, optional=True)
+"""The rule of a static routing's `reconvergence_delay_ticks` (None = never re-converge)."""
 FLOW_TOLERANCE = 1e-9
 """Flows below this share of a commodity's largest arc flow are rounding noise and dropped."""
 

@@ -34,6 +34,8 @@ from mamrl.executors import available_cores
 from mamrl.experiments.memory_checks import check_sweep_memory
 from mamrl.runs import config_hash, jsonable
 from mamrl.topologies import builtin_names, load_topology
+from mamrl.sim.params import MAX_HORIZON_TICKS
+from mamrl.validate import SEED, Items, integer
 
 CONFIG_FORMAT = "mamrl-sweep-config/1"
 """Format tag of the resolved config (in the results sidecar)."""
@@ -52,7 +54,7 @@ class SweepConfig:
     """Loads λ: new packets per router per tick (> 0), or a share of each topology's capacity limit
     λ* written `"0.9x"` (`mamrl capacity`); absolute loads first, each kind ascending."""
     seeds: tuple[int, ...] = (0, 1)
-    """Seeds (integers >= 0). Seed s trains on traffic seed s and evaluates on seed s + 1,000,003."""
+    """Seeds (integers in [0, 2**32 - 1]). Seed s trains on traffic seed s and evaluates on seed s + 1,000,003."""
     train_episodes: int = 2000
     """Training episodes per cell for algorithms that learn (ignored for spa and random)."""
     eval_episodes: int = 20
@@ -64,7 +66,7 @@ class SweepConfig:
     the fill-up transient near the capacity limit (steady-state delays)."""
     algorithm_config: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     """Per-algorithm hyper-parameters, e.g. `{"pg": {"step_size": 0.1}}`; unnamed fields keep their
-    defaults. Entries for algorithms not in `algorithms` are ignored."""
+    defaults. Naming an algorithm not in `algorithms` is an error (it would change nothing)."""
     workers: int | None = None
     """Worker processes running cells in parallel; None = one per available core; 1 = run in the
     calling process. Never changes the results."""
@@ -174,11 +176,6 @@ def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------ validation
-def is_int(value: Any) -> bool:
-    """An integer, or a float with an integral value (TOML/JSON may give either); not a bool."""
-    return (isinstance(value, int) and not isinstance(value, bool)) or (isinstance(value, float) and value.is_integer())
-
-
 def _list(value: Any, label: str) -> list[Any]:
     if isinstance(value, (list, tuple)):
         if not value:
@@ -275,24 +272,17 @@ def _check_loads(value: Any, label: str) -> tuple[float | str, ...]:
     return tuple(sorted(out, key=lambda v: (isinstance(v, str), load_share(v) if isinstance(v, str) else v)))
 
 
+_SEEDS = Items(SEED, non_empty=True, distinct=True)
+
+
 def check_seeds(value: Any, label: str) -> tuple[int, ...]:
-    """A non-empty list of distinct integer seeds >= 0."""
-    out = []
-    for k, item in enumerate(_list(value, label)):
-        if not is_int(item) or item < 0:
-            raise MamrlError(f"{label}[{k}]: a seed must be an integer >= 0, got {item!r}")
-        out.append(int(item))
-    _no_duplicates(out, label)
-    return tuple(out)
+    """A non-empty list of distinct seeds (integers in [0, `mamrl.validate.SEED_MAX`])."""
+    return _SEEDS(value, label)
 
 
 def check_int(value: Any, label: str, minimum: int) -> int:
-    """An integer >= `minimum`."""
-    if not is_int(value):
-        raise MamrlError(f"{label}: expected an integer, got {value!r}")
-    if value < minimum:
-        raise MamrlError(f"{label}: must be >= {minimum}, got {int(value)}")
-    return int(value)
+    """An integer >= `minimum` (and at most `mamrl.validate.INT64_MAX`)."""
+    return integer(minimum)(value, label)
 
 
 def _check_positive_int(value: Any, label: str) -> int:
@@ -335,8 +325,8 @@ _CHECKS = {
     "seeds": check_seeds,
     "train_episodes": _check_positive_int,
     "eval_episodes": _check_positive_int,
-    "horizon_ticks": _check_positive_int,
-    "eval_horizon_ticks": lambda value, label: None if value is None else _check_positive_int(value, label),
+    "horizon_ticks": integer(1, MAX_HORIZON_TICKS),
+    "eval_horizon_ticks": integer(1, MAX_HORIZON_TICKS, optional=True),
     "algorithm_config": _check_algorithm_config,
     "workers": _check_workers,
     "results": _check_results,
@@ -369,23 +359,32 @@ def build_sweep_config(
     Without a preset and a file, the `quick` preset is the base. A file may name its base preset
     (`preset = "paper"`); an explicit `preset` argument wins over it.
     """
-    values, _ = layered_values(PRESETS, check_fields, preset=preset, file=file, overrides=overrides,
-                               override_label=override_label)
-    return validate(SweepConfig(**values))
+    values, source = layered_values(PRESETS, check_fields, preset=preset, file=file, overrides=overrides,
+                                    override_label=override_label)
+    return validate(SweepConfig(**values), source)
 
 
-def validate(config: SweepConfig) -> SweepConfig:
-    """Check a `SweepConfig` built in code, and build every algorithm once so that bad
-    hyper-parameters fail here, naming the field, not in a worker process."""
-    checked = check_fields({f: getattr(config, f) for f in FIELD_NAMES}, lambda key: key)
+def validate(config: SweepConfig, label: Callable[[str], str] | None = None) -> SweepConfig:
+    """Check a `SweepConfig` (however it was built), and build every algorithm once so that bad
+    hyper-parameters fail here, naming the field, not in a worker process. `label(field)` says
+    where a field came from. A sweep and its `--dry-run` both go through here."""
+    label = label or (lambda key: key)
+    checked = check_fields({f: getattr(config, f) for f in FIELD_NAMES}, label)
+    unused = [name for name in checked["algorithm_config"] if name not in checked["algorithms"]]
+    if unused:
+        raise MamrlError(f"{label('algorithm_config')}: settings for {', '.join(unused)}, which the sweep does not run "
+                         f"(algorithms: {', '.join(checked['algorithms'])})")
     for name in checked["algorithms"]:
         settings = checked["algorithm_config"].get(name, {})
+        if settings.get("reconvergence_delay_ticks") is not None:
+            raise MamrlError(f"{label('algorithm_config')}.{name}.reconvergence_delay_ticks: a sweep fails no links, "
+                             "so a reconvergence delay changes nothing")
         try:
             make_agent(name, settings)
         except MamrlError as exc:
-            raise MamrlError(f"algorithm_config.{name}: {exc}") from None
-    # Keep only the settings of algorithms in the sweep (the others cannot affect results).
-    checked["algorithm_config"] = {k: v for k, v in checked["algorithm_config"].items() if k in checked["algorithms"]}
+            message = str(exc)
+            raise MamrlError(f"{label('algorithm_config')}.{message}" if message.startswith(name + ".")
+                             else f"{label('algorithm_config')}.{name}: {message}") from None
     config = SweepConfig(**checked)
     # A load given as a share of λ* is at most that share of 1 packet per router and tick (a router
     # forwards one packet per tick): an upper bound without solving for λ* here.

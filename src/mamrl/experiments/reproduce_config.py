@@ -21,7 +21,6 @@ import copy
 import dataclasses
 import datetime as _dt
 import json
-import math
 import os
 import re
 import time
@@ -44,6 +43,7 @@ from mamrl.experiments.config import (
 )
 from mamrl.runs import config_differences, config_hash, jsonable, summarise_differences
 from mamrl.topologies import builtin_names
+from mamrl.validate import Number
 
 FORMAT = "mamrl-reproduce/1"
 """Format tag of `manifest.json`."""
@@ -92,10 +92,7 @@ class SaturationSettings:
     """Training episode length for learning algorithms."""
 
 
-def _positive_float(value: Any, label: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise MamrlError(f"{label}: expected a finite number > 0, got {value!r}")
-    return float(value)
+_positive_float = Number(above=0)
 
 
 def _algorithms(value: Any, label: str) -> tuple[str, ...]:
@@ -200,8 +197,9 @@ class ReproduceConfig:
                 budget = int(base["train_episodes"])  # never trained: keep it with the main group
             budgets.setdefault(budget, []).append(name)
         groups = []
+        settings = dict(base.get("algorithm_config", {}))
         for budget, names in budgets.items():
-            values = {**base, "algorithms": names, "train_episodes": budget, "topologies": list(self.topologies),
+            values = {**base, "algorithms": names, "algorithm_config": {k: v for k, v in settings.items() if k in names}, "train_episodes": budget, "topologies": list(self.topologies),
                       "workers": self.workers, "results": str(self.out / "e1" / f"sweep_{'_'.join(names)}.csv")}
             groups.append(sweep_config_module.validate(SweepConfig(**values)))
         return groups
@@ -210,7 +208,10 @@ class ReproduceConfig:
         """E2 (and its meta-training) on one topology, into `e2/<topology>/` (meta-training in its `meta/`)."""
         values = {**dict(self.failures), "topology": topology, "workers": self.workers, "meta_init": None,
                   "output": str(self.out / "e2" / self.topology_slugs()[topology])}
-        return failures_module.validate(failures_module.FailureExperimentConfig(**values), lambda key: f"failures.{key}")
+        # Settings no controller uses are refused when `--set` gave them (a preset's are left alone).
+        parts = [key.split(".") for key in self.overrides if key.split(".")[0] == "failures"]
+        given = set(self.failures) if any(len(p) == 1 for p in parts) else {p[1] for p in parts}
+        return failures_module.validate(failures_module.FailureExperimentConfig(**values), lambda key: f"failures.{key}", given)
 
     def resolved(self) -> dict[str, Any]:
         """The result-determining configuration (no workers, output or override list), JSON-ready;
@@ -365,6 +366,42 @@ def _check_train_episodes(value: Any, label: str) -> dict[str, int]:
     return out
 
 
+def _only_swept(sweep: dict[str, Any], train: dict[str, int], overrides: Mapping[str, Any],
+                ) -> tuple[dict[str, Any], dict[str, int]]:
+    """`sweep` and the training budgets without a preset's settings of algorithms that `--set`
+    took out of the sweep; a setting that `--set` itself gives an algorithm not swept, or a budget
+    for one that does not learn, is an error (it would change nothing)."""
+
+    def named_by_set(prefix: tuple[str, ...]) -> set[str]:
+        names: set[str] = set()
+        for key, value in overrides.items():
+            parts = tuple(p.strip() for p in key.split("."))
+            if parts[:len(prefix)] == prefix:
+                rest = parts[len(prefix):]
+                for name in ([rest[0]] if rest else list(value) if isinstance(value, Mapping) else []):
+                    try:
+                        names.add(canonical_name(name))
+                    except MamrlError:
+                        names.add(name)
+        return names
+
+    swept = sweep["algorithms"]
+    settings = dict(sweep.get("algorithm_config", {}))
+    for label, table, prefix in (("sweep.algorithm_config", settings, ("sweep", "algorithm_config")),
+                                 ("algorithm_train_episodes", train, ("algorithm_train_episodes",))):
+        user = named_by_set(prefix)
+        for name in list(table):
+            if name in swept:
+                continue
+            if name in user:
+                raise MamrlError(f"{label}.{name}: {name} is not in the sweep (sweep.algorithms: {', '.join(swept)})")
+            del table[name]  # the preset's, for an algorithm `--set` took out of the sweep
+    for name in train:
+        if not make_agent(name).learns:
+            raise MamrlError(f"algorithm_train_episodes.{name}: {name} does not learn; a training budget changes nothing")
+    return {**sweep, "algorithm_config": settings}, {k: v for k, v in train.items() if k in swept}
+
+
 def build_reproduce_config(
     *,
     preset: str = "quick",
@@ -403,12 +440,12 @@ def build_reproduce_config(
     failures = _check_section(values["failures"], "failures", _FAILURES_OWN, failures_module.FIELD_NAMES)
     failures = failures_module.check_fields(failures, lambda key: f"failures.{key}")
     train = _check_train_episodes(values.get("algorithm_train_episodes", {}), "algorithm_train_episodes")
+    sweep, train = _only_swept(sweep, train, overrides or {})
     config = ReproduceConfig(
         preset=preset,
         topologies=check_topologies(values["topologies"], topo_label),
         sweep=sweep,
-        # Only the budgets of swept algorithms matter (the others cannot change results).
-        algorithm_train_episodes={k: v for k, v in train.items() if k in sweep["algorithms"]},
+        algorithm_train_episodes=train,
         saturation=saturation_settings(values.get("saturation", {})),
         failures=failures,
         overrides=tuple(sorted(k.strip() for k in (overrides or {}))),
@@ -417,10 +454,10 @@ def build_reproduce_config(
         address=address,
         output=out,
     )
-    try:
-        config.sweep_groups()
-    except MamrlError as exc:
-        raise MamrlError(f"sweep.{exc}") from None
+    # The whole E1 sweep once, as one sweep: settings are checked, and named as `sweep.<field>`.
+    sweep_config_module.validate(SweepConfig(**{**sweep, "topologies": list(config.topologies), "workers": workers,
+                                                 "results": str(config.out / "e1" / "sweep.csv")}), lambda key: f"sweep.{key}")
+    config.sweep_groups()
     for topo in config.topologies:
         config.failure_config(topo)  # errors name `failures.<field>`
     return config

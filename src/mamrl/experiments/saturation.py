@@ -46,7 +46,7 @@ from mamrl import runs
 from mamrl.agents.base import RoutingAgent
 from mamrl.algorithms import BELOW_CAPACITY_ONLY, canonical_name, make_agent
 from mamrl.errors import MamrlError
-from mamrl.experiments.config import check_positive, parse_number, split_list
+from mamrl.experiments.config import check_positive, check_seeds, parse_number, split_list
 from mamrl.experiments.sweep import eval_seed
 from mamrl.sim.capacity import capacity_bound
 from mamrl.sim.metrics import Estimate, estimate
@@ -418,16 +418,18 @@ def run_saturation_request(request: SaturationRequest, *, on_start: Callable[[st
     low, high, tolerance = (parse_number(v, o) for v, o in ((r.low, "--low"), (r.high, "--high"), (r.tolerance, "--tolerance")))
     if high <= low:
         raise MamrlError(f"--high ({high:g}) must be above --low ({low:g})")
-    seeds = split_list(r.seeds, "--seeds", "int")
-    if any(s < 0 for s in seeds):
-        raise MamrlError(f"--seeds: seeds must be >= 0, got {r.seeds!r}")
+    seeds = check_seeds(split_list(r.seeds, "--seeds", "int"), "--seeds")
     topology = load_topology(r.topology)
+    agent = None
     if r.checkpoint is not None:
         if r.algorithm_config is not None:
             raise MamrlError("--algorithm-config does not apply with --checkpoint (the checkpoint holds its config)")
         name, factory = checkpoint_agent_factory(r.checkpoint)
     else:
-        name = canonical_name(r.algorithm)
+        try:
+            name = canonical_name(r.algorithm)
+        except MamrlError as exc:
+            raise MamrlError(f"--algorithm: {exc}") from None
         settings: dict[str, Any] = {}
         if r.algorithm_config is not None:
             try:
@@ -436,7 +438,10 @@ def run_saturation_request(request: SaturationRequest, *, on_start: Callable[[st
                 raise MamrlError(f"--algorithm-config is not valid JSON: {str(exc)[:200]}") from None
             if not isinstance(settings, dict):
                 raise MamrlError("--algorithm-config must be a JSON object of hyper-parameters")
-        agent = make_agent(name, settings)  # validate now
+        try:
+            agent = make_agent(name, settings)  # validate now
+        except MamrlError as exc:
+            raise MamrlError(f"--algorithm-config: {exc}") from None
         factory = trained_agent_factory(name, settings, r.train_episodes, r.train_horizon_ticks)
     # The largest probe: `high`, doubled up to `max_episodes` per seed, after training at `high`.
     trains = r.checkpoint is None and agent.learns

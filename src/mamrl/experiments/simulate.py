@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from mamrl import runs
-from mamrl.algorithms import ALIASES, STATIC_POLICY_NAMES, make_agent, make_policy
+from mamrl.algorithms import ALIASES, POLICY_NAMES, STATIC_POLICY_NAMES, make_agent, make_policy
 from mamrl.errors import MamrlError
 from mamrl.experiments.config import check_positive, parse_load
 from mamrl.meta.tasks import link_label
@@ -23,8 +23,9 @@ from mamrl.sim import records
 from mamrl.sim.evaluate import evaluate_tables
 from mamrl.sim.metrics import Estimate
 from mamrl.sim.memory import check_run_memory
-from mamrl.sim.params import LinkFailure, SimParams, check_horizon
+from mamrl.sim.params import QUEUE_DISCIPLINES, LinkFailure, SimParams, check_horizon
 from mamrl.topologies import load_topology
+from mamrl.validate import SEED
 
 PAPER_METRIC_NOTE = (
     "Note: the paper's delivery time averages over delivered packets only, so a policy that delivers "
@@ -109,10 +110,13 @@ def prepare_simulation(request: SimulationRequest) -> Simulation:
     check_horizon(r.horizon_ticks, "--horizon")
     if r.buffer_limit is not None:
         check_positive(r.buffer_limit, "--buffer-limit")
-    if r.seed < 0:
-        raise MamrlError(f"--seed must be >= 0, got {r.seed}")
+    SEED(r.seed, "--seed")
     load = parse_load(r.load)
     policy_key = ALIASES.get(r.policy.strip().lower(), r.policy.strip().lower())
+    if policy_key not in POLICY_NAMES + QUEUE_ROUTERS:
+        raise MamrlError(f"--policy: unknown policy {r.policy!r} (choose from {', '.join(POLICY_NAMES + QUEUE_ROUTERS)})")
+    if r.queue_discipline is not None and r.queue_discipline not in QUEUE_DISCIPLINES:
+        raise MamrlError(f"--queues: expected one of {', '.join(QUEUE_DISCIPLINES)}, got {r.queue_discipline!r}")
     if r.reconvergence_delay_ticks is not None:
         if policy_key not in STATIC_POLICY_NAMES:
             raise MamrlError(f"--reconvergence-delay applies to {', '.join(STATIC_POLICY_NAMES)}, not {r.policy!r}")

@@ -35,7 +35,7 @@ import functools
 import math
 import os
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -289,6 +289,25 @@ def row_key(row: Row) -> tuple[str, str, float, int]:
     return (row["topology"], row["algorithm"], float(row["load"]), int(row["seed"]))
 
 
+def check_rows_in_config(rows: Sequence[Row], resolved: Mapping[str, Any], path: str | os.PathLike[str], remedy: str) -> None:
+    """Refuse a row that is not a cell of the sweep config `resolved` (its topology, algorithm,
+    load or seed is not swept, or its config hash is another's): a hand-edited or merged file
+    would otherwise be resumed, kept and plotted as if this config had produced it."""
+    digest = config_hash(resolved)
+    for number, row in enumerate(rows, start=1):
+        max_load = float(row.get("max_load", math.nan))
+        loads = [resolve_load(spec, max_load) for spec in resolved["loads"]
+                 if isinstance(spec, (int, float)) or math.isfinite(max_load)]
+        relative_unknown = any(isinstance(spec, str) for spec in resolved["loads"]) and not math.isfinite(max_load)
+        where = f"{path}: row {number} ({row['topology']} {row['algorithm']} λ={float(row['load']):g} seed {row['seed']})"
+        if row.get("config_hash") != digest:
+            raise MamrlError(f"{where} has config hash {row.get('config_hash')}, its config {digest}; {remedy}")
+        if (row["topology"] not in resolved["topologies"] or row["algorithm"] not in resolved["algorithms"]
+                or int(row["seed"]) not in resolved["seeds"]
+                or not (relative_unknown or any(math.isclose(float(row["load"]), x, rel_tol=1e-6) for x in loads))):
+            raise MamrlError(f"{where} is not a cell of its config (topologies, algorithms, loads, seeds); {remedy}")
+
+
 class ResultsFile:
     """The results CSV of one sweep config (`mamrl.runs.ResultsTable`), opened for resuming and
     appending; `rows` holds the finished cells' rows by cell key."""
@@ -304,7 +323,9 @@ class ResultsFile:
 
     def open(self) -> None:
         """Check or write the sidecar, repair a trailing partial line, load finished rows."""
-        for row in self.table.open():
+        rows = self.table.open()
+        check_rows_in_config(rows, self.table.resolved, self.path, "remove the row or use a new --results file")
+        for row in rows:
             self.rows.setdefault(row_key(row), row)
 
     def finished_keys(self) -> set[tuple]:
@@ -313,7 +334,9 @@ class ResultsFile:
         if not self.path.exists():
             return set()
         self.table.check_sidecar()
-        return {row_key(r) for r in read_results(self.path)}
+        rows = read_results(self.path)
+        check_rows_in_config(rows, self.table.resolved, self.path, "remove the row or use a new --results file")
+        return {row_key(r) for r in rows}
 
     def append(self, row: Row) -> None:
         """Append one complete line and make it durable before returning."""

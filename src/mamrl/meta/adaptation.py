@@ -21,7 +21,7 @@ could, under heavy congestion, be mistaken for a failure (documented, not specia
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Callable
+from typing import Callable, ClassVar
 
 import numpy as np
 import torch
@@ -33,6 +33,7 @@ from mamrl.agents.trpo import Params, axpy, policy_gradient, trpo_update
 from mamrl.errors import MamrlError
 from mamrl.sim.params import SimParams, require_fifo
 from mamrl.topologies.core import Topology
+from mamrl.validate import Choice, Number, check_fields, integer, setting
 
 UPDATES = ("pg", "trpo")
 
@@ -41,24 +42,19 @@ UPDATES = ("pg", "trpo")
 class AdaptationConfig:
     """Online adaptation after deployment (Algorithm 2)."""
 
-    step_size: float = 0.01
+    config_name: ClassVar[str] = "adaptation"
+
+    step_size: float = setting(0.01, Number(at_least=0))
     """alpha of the online policy-gradient steps (paper §4.1: the same alpha as the inner step)."""
-    episodes_per_step: int = 5
+    episodes_per_step: int = setting(5, integer(1))
     """Episodes (trajectories K) per adaptation step."""
-    update: str = "pg"
+    update: str = setting("pg", Choice(UPDATES))
     """`pg`: vanilla policy-gradient step of size alpha (Algorithm 2); `trpo`: a TRPO step."""
-    detect_consecutive_losses: int = 5
+    detect_consecutive_losses: int = setting(5, integer(1))
     """A router declares a link failed after this many consecutive packets it sent on it were lost."""
 
     def __post_init__(self) -> None:
-        if self.update not in UPDATES:
-            raise MamrlError(f"adaptation.update must be one of {', '.join(UPDATES)}, got {self.update!r}")
-        if self.step_size < 0:
-            raise MamrlError(f"adaptation.step_size must be >= 0, got {self.step_size}")
-        if self.episodes_per_step < 1:
-            raise MamrlError(f"adaptation.episodes_per_step must be >= 1, got {self.episodes_per_step}")
-        if self.detect_consecutive_losses < 1:
-            raise MamrlError(f"adaptation.detect_consecutive_losses must be >= 1, got {self.detect_consecutive_losses}")
+        check_fields(self)
 
 
 def detect_failed_links(acted: np.ndarray, actions: np.ndarray, lost: np.ndarray, link_of_slot: np.ndarray,

@@ -48,13 +48,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 import torch
 
 from mamrl.agents.base import Progress, RoutingAgent, training_start
-from mamrl.agents.deep_consensus import DeepConsensus, DeepConsensusConfig, Rollout, finite_mean, rollout
+from mamrl.agents.deep_consensus import REWARDS, DeepConsensus, DeepConsensusConfig, Rollout, finite_mean, rollout
 from mamrl.agents.trpo import (
     Params,
     RouterBatch,
@@ -74,6 +74,7 @@ from mamrl.agents.trpo import (
 from mamrl.errors import MamrlError
 from mamrl.executors import check_backend, make_backend_executor, single_threaded
 from mamrl.meta.tasks import WEIGHTINGS, FailureTask, TaskDistribution
+from mamrl.validate import Choice, Flag, Items, Number, Text, integer, setting
 from mamrl.sim.params import SimParams, require_fifo
 from mamrl.sim.simulator import Simulator
 
@@ -86,37 +87,39 @@ class MamlConfig(DeepConsensusConfig):
     """MAML-TRPO meta-training; the policy fields are those of the deep learner
     (`DeepConsensusConfig`), the rest are the meta-learning ones."""
 
-    reward: str = "packet"
+    config_name: ClassVar[str] = "maml"
+
+    reward: str = setting("packet", Choice(REWARDS))
     """Reward of the inner and outer objectives (see `DeepConsensusConfig.reward`); `packet` by
     default because the paper's reward teaches the policies not to deliver (RESULTS.md §2)."""
-    tasks_per_iteration: int = 3
+    tasks_per_iteration: int = setting(3, integer(1))
     """Tasks sampled per meta-iteration (the paper authors' meta-batch size)."""
-    episodes_per_task: int = 15
+    episodes_per_task: int = setting(15, integer(1))
     """K: episodes sampled per task before and after each inner step (paper authors: 15 + 15)."""
-    inner_steps: int = 1
+    inner_steps: int = setting(1, integer(1))
     """Inner policy-gradient steps per task (each on K fresh episodes of the adapted policy)."""
-    inner_step_size: float = 0.01
+    inner_step_size: float = setting(0.01, Number(at_least=0))
     """alpha of the inner step (paper §4.1: 0.01)."""
-    first_order: bool = False
+    first_order: bool = setting(False, Flag())
     """Drop the inner step's second derivative (first-order MAML; cheaper)."""
-    task_weighting: str = "probability"
+    task_weighting: str = setting("probability", Choice(WEIGHTINGS))
     """eta(M): failed link drawn by failure probability (`probability`) or `uniform`."""
-    nominal_probability: float = 0.2
+    nominal_probability: float = setting(0.2, Number(at_least=0, at_most=1))
     """Share of sampled tasks that are the intact network M_0."""
-    fail_tick: int = 0
+    fail_tick: int = setting(0, integer(0))
     """Tick at which a task's link fails in each of its episodes (0 = from the start)."""
-    held_out: tuple[str, ...] = ()
+    held_out: tuple[str, ...] = setting((), Items(Text(), distinct=True))
     """Links (`A-B`) never failed in meta-training, kept for generalisation tests."""
-    inner_kl_target: float = 0.05
+    inner_kl_target: float = setting(0.05, Number(at_least=0))
     """Target size of the inner step, the mean KL(pi_theta || pi_theta') per router on its inner
     data. Router i's meta-objective is penalised by eta_i x that KL, with eta_i adapted after
     every iteration to hold the KL near the target (halved below target/1.5, doubled above
     1.5 x target): ProMP's inner-step KL penalty (Rothfuss et al. 2019). Without it the
     meta-initialisation drifts to where one alpha-step rewrites the policy (KL > 1 nat for five
     b4 routers after 42 iterations; RESULTS.md §3). 0 = no penalty."""
-    inner_kl_penalty: float = 0.01
+    inner_kl_penalty: float = setting(0.01, Number(above=0))
     """Initial eta of every router (ProMP's default)."""
-    corrected_step_start: bool = True
+    corrected_step_start: bool = setting(True, Flag())
     """Start router i's line search at the fraction of its natural-gradient step that its last
     accepted step predicts to be within max_kl, instead of at the full step. The full step is
     sized by a Fisher that ignores the inner step's Jacobian; on b4 its true post-adaptation KL
@@ -126,27 +129,10 @@ class MamlConfig(DeepConsensusConfig):
     min(1, sqrt(0.5 / c_i)), aiming at half the bound, and backtracks from there as before: the
     constraint checked is the same exact one. False = TRPO's full-step start (the paper
     authors')."""
-    chunk_rows: int = 8192
+    chunk_rows: int = setting(8192, integer(1))
     """Rows (router x decision) per chunk of gradient and Hessian-vector computations: bounds
     the memory of one meta-iteration independently of the batch size (and small chunks run
     faster, staying in cache)."""
-
-    def __post_init__(self) -> None:
-        checks = [
-            (self.tasks_per_iteration >= 1, "tasks_per_iteration must be >= 1"),
-            (self.episodes_per_task >= 1, "episodes_per_task must be >= 1"),
-            (self.inner_steps >= 1, "inner_steps must be >= 1"),
-            (self.inner_step_size >= 0, "inner_step_size must be >= 0"),
-            (self.task_weighting in WEIGHTINGS, f"task_weighting must be one of {', '.join(WEIGHTINGS)}"),
-            (0 <= self.nominal_probability <= 1, "nominal_probability must be in [0, 1]"),
-            (self.fail_tick >= 0, "fail_tick must be >= 0"),
-            (self.chunk_rows >= 1, "chunk_rows must be >= 1"),
-            (self.inner_kl_target >= 0, "inner_kl_target must be >= 0 (0 = no penalty)"),
-            (self.inner_kl_penalty > 0, "inner_kl_penalty must be > 0"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise MamrlError(f"maml.{message}")
 
     @property
     def episodes_per_meta_iteration(self) -> int:

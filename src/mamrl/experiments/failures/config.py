@@ -6,13 +6,13 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import math
 import os
-from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from mamrl.agents.q_routing import QRouting, QRoutingConfig
+from mamrl.agents.q_routing import QRoutingConfig
 from mamrl.errors import MamrlError
 from mamrl.executors import available_cores
 from mamrl.experiments.config import check_fields as _check_fields
@@ -33,6 +33,8 @@ from mamrl.experiments.failures.controllers import (
 from mamrl.meta.tasks import link_label
 from mamrl.runs import config_hash, jsonable
 from mamrl.topologies import builtin_names, extended_failure_links, load_topology, paper_failure_links
+from mamrl.sim.params import MAX_HORIZON_TICKS
+from mamrl.validate import SEED, Number, config_from_dict, integer
 
 CONFIG_FORMAT = "mamrl-failures-config/1"
 """Format tag of the resolved config (in `config.json`)."""
@@ -50,7 +52,7 @@ class FailureExperimentConfig:
     horizon_ticks: int = 500
     """Episode length H in ticks (paper: 500)."""
     seeds: tuple[int, ...] = (0, 1)
-    """Traffic seeds (integers >= 0); a run plays episodes 0 .. episodes-1 of its seed. Curves show seed bands."""
+    """Traffic seeds (integers in [0, 2**32 - 1]); a run plays episodes 0 .. episodes-1 of its seed. Curves show seed bands."""
     failures: tuple[str, ...] = ()
     """Test links (`A-B` by router names, link names or ids); empty = the paper's three for a built-in."""
     held_out: tuple[str, ...] = ()
@@ -236,7 +238,7 @@ def _dataclass_values(value: Any) -> dict[str, Any]:
     return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
 
 
-def adaptation_config(settings: Mapping[str, Any], episodes_per_step: int):
+def adaptation_config(settings: Mapping[str, Any], episodes_per_step: int, label: str = "adaptation"):
     """`AdaptationConfig` of the deep controllers from `settings` (lazy import). A deep controller
     takes one adaptation step per call, so its `episodes_per_step` is the driver's."""
     # lazy: imports torch (~1 s); only the deep controllers need it
@@ -244,34 +246,23 @@ def adaptation_config(settings: Mapping[str, Any], episodes_per_step: int):
 
     values = dict(settings)
     if values.get("episodes_per_step", episodes_per_step) != episodes_per_step:
-        raise MamrlError(f"adaptation.episodes_per_step: set by the experiment's episodes_per_step ({episodes_per_step}), "
+        raise MamrlError(f"{label}.episodes_per_step: set by the experiment's episodes_per_step ({episodes_per_step}), "
                          f"got {values['episodes_per_step']!r}")
     if "episodes_per_step" in {f.name for f in dataclasses.fields(AdaptationConfig)}:
         values["episodes_per_step"] = episodes_per_step
-    return _build(AdaptationConfig, values, "adaptation")
+    return config_from_dict(AdaptationConfig, values, label)
 
 
-def maml_config(settings: Mapping[str, Any], held_out: Sequence[str] = ()):
+def maml_config(settings: Mapping[str, Any], held_out: Sequence[str] = (), label: str = "maml"):
     """`MamlConfig` from `settings`, with the held-out test links added to its held-out links."""
     # lazy: imports torch (~1 s); only meta-training needs it
     from mamrl.meta.maml import MamlConfig
 
     values = dict(settings)
-    values["held_out"] = tuple(dict.fromkeys([*values.get("held_out", ()), *held_out]))
-    return _build(MamlConfig, values, "maml")
-
-
-def _build(cls: Any, settings: Mapping[str, Any], label: str) -> Any:
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(settings) - known)
-    if unknown:
-        raise MamrlError(f"{label}: unknown setting(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
-    try:
-        return cls(**dict(settings))
-    except MamrlError as exc:
-        raise MamrlError(f"{label}: {exc}") from None
-    except (TypeError, ValueError) as exc:
-        raise MamrlError(f"{label}: {exc}") from None
+    own = values.get("held_out", ())
+    if isinstance(own, (list, tuple)):  # anything else: MamlConfig's rule names it
+        values["held_out"] = tuple(dict.fromkeys([*own, *held_out]))
+    return config_from_dict(MamlConfig, values, label)
 
 
 def failure_links(topology: Any, spec: str) -> tuple[int, ...]:
@@ -336,12 +327,6 @@ PRESETS: dict[str, dict[str, Any]] = {
 FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(FailureExperimentConfig))
 
 
-def _number(value: Any, label: str, *, positive: bool) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise MamrlError(f"{label}: expected a finite number, got {value!r}")
-    if (value <= 0) if positive else (value < 0):
-        raise MamrlError(f"{label}: must be {'>' if positive else '>='} 0, got {value!r}")
-    return float(value)
 
 
 def _str_list(value: Any, label: str, *, allow_empty: bool) -> tuple[str, ...]:
@@ -413,7 +398,7 @@ _CHECKS: dict[str, Callable[[Any, str], Any]] = {
     "topology": _check_topology,
     "load": check_load_spec,
     "allow_infeasible": lambda v, label: _check_bool(v, label),
-    "horizon_ticks": lambda v, label: check_int(v, label, 1),
+    "horizon_ticks": integer(1, MAX_HORIZON_TICKS),
     "seeds": check_seeds,
     "failures": lambda v, label: _str_list(v, label, allow_empty=True),
     "held_out": lambda v, label: _str_list(v, label, allow_empty=True),
@@ -423,13 +408,13 @@ _CHECKS: dict[str, Callable[[Any, str], Any]] = {
     "episodes": lambda v, label: check_int(v, label, 1),
     "episodes_per_step": lambda v, label: check_int(v, label, 1),
     "controllers": _check_controllers,
-    "loss_penalty_ticks": lambda v, label: _number(v, label, positive=False),
+    "loss_penalty_ticks": Number(at_least=0),
     "reconvergence_delay_ticks": lambda v, label: check_int(v, label, 0),
     "q_routing": _check_settings,
     "adaptation": _check_settings,
     "maml": _check_settings,
     "meta_iterations": lambda v, label: check_int(v, label, 1),
-    "meta_seed": lambda v, label: check_int(v, label, 0),
+    "meta_seed": lambda v, label: SEED(v, label),
     "pretrain_episodes": lambda v, label: None if v is None else check_int(v, label, 1),
     "meta_init": _check_optional_path,
     "workers": lambda v, label: None if v is None else check_int(v, label, 1),
@@ -442,8 +427,14 @@ def check_fields(values: Mapping[str, Any], label: Callable[[str], str]) -> dict
     return _check_fields(values, label, _CHECKS)
 
 
-def validate(config: FailureExperimentConfig, label: Callable[[str], str] | None = None) -> FailureExperimentConfig:
-    """Check every field and the relations between them (one-line `MamrlError`s naming the field)."""
+_DEFAULTS = FailureExperimentConfig()
+
+
+def validate(config: FailureExperimentConfig, label: Callable[[str], str] | None = None,
+             given: Collection[str] | None = None) -> FailureExperimentConfig:
+    """Check every field and the relations between them (one-line `MamrlError`s naming the field).
+    Settings no controller of the experiment uses are errors when they are `given` (the fields a
+    user set; None = every field that differs from its default)."""
     label = label or (lambda key: key)
     checked = check_fields({f: getattr(config, f) for f in FIELD_NAMES}, label)
     config = FailureExperimentConfig(**checked)
@@ -479,23 +470,65 @@ def validate(config: FailureExperimentConfig, label: Callable[[str], str] | None
         config.load_plan  # noqa: B018 (computes λ* after each failure; refuses an infeasible load)
     except MamrlError as exc:
         raise MamrlError(str(exc).replace("load:", f"{label('load')}:", 1)) from None
+    _check_used(config, label, given)
     if "q-routing" in config.controllers:
-        q_config = _build(QRoutingConfig, config.q_routing, label("q_routing"))
-        try:
-            QRouting(q_config)  # checks the ranges
-        except MamrlError as exc:
-            raise MamrlError(f"{label('q_routing')}: {exc}") from None
+        config_from_dict(QRoutingConfig, config.q_routing, label("q_routing"))
     if config.deep_policies:
         try:
-            config.resolved()  # builds AdaptationConfig and MamlConfig: bad settings fail here
+            adaptation_config(config.adaptation, config.episodes_per_step, label("adaptation"))
+            maml_config(config.maml, config.held_out, label("maml"))
         except ImportError as exc:
             raise MamrlError(f"controllers: the deep controllers need mamrl.meta ({exc})") from None
+        if config.deep:
+            _check_meta_init(config.meta_init, label("meta_init"))
+        config.resolved()
     meta_training = config.deep and config.meta_init is None
     meta = maml_config(config.maml) if meta_training else None
     if meta is not None and getattr(meta, "fail_tick", 0) >= config.horizon_ticks:  # the tasks' links would never fail
         raise MamrlError(f"{label('maml')}: fail_tick {meta.fail_tick} is at or after the horizon ({config.horizon_ticks} ticks)")
     check_failure_memory(config, getattr(meta, "episodes_per_meta_iteration", 0))
     return config
+
+
+def _check_used(config: FailureExperimentConfig, label: Callable[[str], str], given: Collection[str] | None) -> None:
+    """Refuse settings that no controller of the experiment would use (accepted, they would be ignored)."""
+    def set_by_user(key: str) -> bool:
+        return key in given if given is not None else getattr(config, key) != getattr(_DEFAULTS, key)
+
+    unused = []
+    if "q-routing" not in config.controllers and set_by_user("q_routing") and config.q_routing:
+        unused.append(("q_routing", "q-routing"))
+    if not any(c.endswith("-reconverge") for c in config.controllers) and set_by_user("reconvergence_delay_ticks"):
+        unused.append(("reconvergence_delay_ticks", "a -reconverge controller"))
+    used_by = {
+        "adaptation": (config.deep_policies, "a deep controller"),
+        "maml": (config.deep_policies, "a deep controller"),
+        "meta_iterations": (config.deep or bool(config.pretrained), "mamrl-init, continued, random-init or a pre-trained comparator"),
+        "meta_seed": (config.deep or bool(config.pretrained), "mamrl-init, continued, random-init or a pre-trained comparator"),
+        "meta_init": (config.deep, "mamrl-init, continued or random-init"),
+        "pretrain_episodes": (bool(config.pretrained), "fine-tune, zero-shot or masked"),
+    }
+    unused += [(key, needs) for key, (used, needs) in used_by.items()
+               if not used and set_by_user(key) and getattr(config, key) not in (None, {})]
+    if unused:
+        key, needs = unused[0]
+        raise MamrlError(f"{label(key)}: only used with {needs}, and the controllers are {', '.join(config.controllers)}")
+
+
+def _check_meta_init(path: str | None, label: str) -> None:
+    """`meta_init` must name what exists: a meta-training directory (`mamrl train -a maml -o DIR`)
+    or a maml checkpoint file. None = meta-train into `<output>/meta`."""
+    if path is None:
+        return
+    target = Path(path)
+    if target.is_file():
+        return
+    if not target.is_dir():
+        raise MamrlError(f"{label}: {path!r} does not exist (name a meta-training directory or a maml checkpoint.pt; "
+                         "leave it out to meta-train into <output>/meta)")
+    if not (target / "config.json").is_file():
+        raise MamrlError(f"{label}: {path!r} is not a meta-training directory (no config.json; "
+                         "make one with `mamrl train -a maml -o DIR`)")
 
 
 def build_failure_config(
@@ -509,7 +542,8 @@ def build_failure_config(
     Without a preset and a file, `quick` is the base."""
     values, source = layered_values(PRESETS, check_fields, preset=preset, file=file, overrides=overrides,
                                     override_label=override_label)
-    return validate(FailureExperimentConfig(**values), source)
+    given = {key for key in values if not source(key).startswith("preset ")} | set(overrides or {})
+    return validate(FailureExperimentConfig(**values), source, given)
 
 
 # ------------------------------------------------------------------------------ runs
