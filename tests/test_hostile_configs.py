@@ -351,13 +351,14 @@ def test_every_config_field_declares_its_rule() -> None:
     from mamrl.agents.shortest_path import ShortestPathPolicy
     from mamrl.meta.adaptation import AdaptationConfig
     from mamrl.meta.maml import MamlConfig
+    from mamrl.meta.multitask import MultiTaskConfig
     from mamrl.training import TrainConfig
     from mamrl.validate import field_rules
 
     import dataclasses
 
     for cls in (BackpressureConfig, DeepConsensusConfig, EcmpPolicy, MaxThroughputPolicy, MinDelayPolicy, PolicyGradientConfig,
-                QRoutingConfig, ShortestPathPolicy, AdaptationConfig, MamlConfig, TrainConfig):
+                QRoutingConfig, ShortestPathPolicy, AdaptationConfig, MamlConfig, MultiTaskConfig, TrainConfig):
         without = {f.name for f in dataclasses.fields(cls)} - set(field_rules(cls)) - {"algorithm_config"}
         assert not without, f"{cls.__name__}: {sorted(without)}"
         cls()  # the defaults pass their own rules

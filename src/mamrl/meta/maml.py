@@ -447,9 +447,8 @@ class MetaLearner(RoutingAgent):
         return {k: v.detach().clone() for k, v in self.learner.policy.param_dict().items()}
 
     def task_distribution(self, params: SimParams) -> TaskDistribution:
-        topo = params.topology
-        held = tuple(sorted({topo.link_id(spec) for spec in self.cfg.held_out}))
-        return TaskDistribution(topo, self.cfg.task_weighting, self.cfg.nominal_probability, self.cfg.fail_tick, held)
+        return TaskDistribution.of(params.topology, self.cfg.task_weighting, self.cfg.nominal_probability, self.cfg.fail_tick,
+                                   self.cfg.held_out)
 
     def sample_tasks(self, params: SimParams, iteration: int, seed: int) -> list[FailureTask]:
         """The tasks of meta-iteration `iteration` (a function of the seeds: resumable)."""

@@ -14,27 +14,28 @@ iteration), so a resumed run draws the same tasks as an uninterrupted one.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
 from mamrl.agents.base import Progress, in_chunks, training_start
 from mamrl.agents.deep_consensus import DeepConsensus, DeepConsensusConfig
 from mamrl.meta.tasks import WEIGHTINGS, FailureTask, TaskDistribution
-from mamrl.errors import MamrlError
 from mamrl.sim.params import SimParams
+from mamrl.validate import Choice, Items, Number, Text, setting
 
 
 @dataclass
 class MultiTaskConfig(DeepConsensusConfig):
     """The deep learner's settings, and the task distribution it trains across (as `MamlConfig`'s)."""
 
-    reward: str = "packet"
-    """As meta-training's default (`MamlConfig.reward`), so the two are trained on the same reward."""
-    task_weighting: str = "probability"
+    config_name: ClassVar[str] = "multitask"
+
+    task_weighting: str = setting("probability", Choice(WEIGHTINGS))
     """eta(M): failed link drawn by failure probability (`probability`) or `uniform`."""
-    nominal_probability: float = 0.2
+    nominal_probability: float = setting(0.2, Number(at_least=0, at_most=1))
     """Share of iterations on the intact network M_0."""
-    held_out: tuple[str, ...] = ()
+    held_out: tuple[str, ...] = setting((), Items(Text(), distinct=True))
     """Links (`A-B`) never failed in training, kept for generalisation tests."""
 
 
@@ -44,17 +45,12 @@ class MultiTaskLearner(DeepConsensus):
     name = "multitask"
 
     def __init__(self, config: MultiTaskConfig | None = None):
-        config = config or MultiTaskConfig()
-        if config.task_weighting not in WEIGHTINGS:
-            raise MamrlError(f"multitask.task_weighting must be one of {', '.join(WEIGHTINGS)}, got {config.task_weighting!r}")
-        super().__init__(config)
+        super().__init__(config or MultiTaskConfig())  # checked when built (DeepConsensusConfig.__post_init__)
         self.tasks: list[str] = []
         """Names of the tasks trained on, one per iteration of this process (for logs and tests)."""
 
     def task_distribution(self, params: SimParams) -> TaskDistribution:
-        topo = params.topology
-        held = tuple(sorted({topo.link_id(spec) for spec in self.cfg.held_out}))
-        return TaskDistribution(topo, self.cfg.task_weighting, self.cfg.nominal_probability, 0, held)
+        return TaskDistribution.of(params.topology, self.cfg.task_weighting, self.cfg.nominal_probability, 0, self.cfg.held_out)
 
     def task_of(self, params: SimParams, seed: int, first_episode: int) -> FailureTask:
         """The task of the iteration starting at `first_episode`."""

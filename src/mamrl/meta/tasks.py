@@ -92,6 +92,13 @@ class TaskDistribution:
         if self.nominal_probability < 1.0 and not self.candidate_links().size:
             raise MamrlError("every link is held out: no failure task can be drawn")
 
+    @classmethod
+    def of(cls, topology: Topology, weighting: str, nominal_probability: float, fail_tick: int,
+           held_out: tuple[str, ...] | list[str]) -> "TaskDistribution":
+        """η(M) from a learner's settings, held-out links given as specs (`A-B`, names or ids)."""
+        held = tuple(sorted({topology.link_id(spec) for spec in held_out}))
+        return cls(topology, weighting, nominal_probability, fail_tick, held)
+
     def candidate_links(self) -> np.ndarray:
         """int64 link ids that can fail (usable capacity, not held out)."""
         held = set(self.held_out)

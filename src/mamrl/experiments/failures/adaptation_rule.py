@@ -175,9 +175,9 @@ def recovery_after_failure(generated: np.ndarray, lost: np.ndarray, fail_tick: i
                            target: float = LOSS_TARGET) -> tuple[float, float]:
     """(recovery ticks or NaN, packets lost before it) under RECOVERY_TEXT, from the per-bin
     packets generated and lost [episodes from the failure episode on, bins] (`sim.metrics.loss_bins`)."""
-    first = fail_tick // bin_ticks  # the bin holding the failure tick
-    generated = np.concatenate([np.asarray(generated[0])[first:], *np.asarray(generated[1:])]).astype(np.float64)
-    lost = np.concatenate([np.asarray(lost[0])[first:], *np.asarray(lost[1:])]).astype(np.float64)
+    first = fail_tick // bin_ticks  # the bin holding the failure tick: network time starts there
+    generated = np.asarray(generated, dtype=np.float64).ravel()[first:]
+    lost = np.asarray(lost, dtype=np.float64).ravel()[first:]
     width = max(1, RECOVERY_WINDOW_TICKS // bin_ticks)
     if lost.size < width:
         return float("nan"), float(lost.sum())

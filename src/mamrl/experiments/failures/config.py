@@ -34,7 +34,7 @@ from mamrl.meta.tasks import link_label
 from mamrl.runs import config_hash, jsonable
 from mamrl.topologies import builtin_names, extended_failure_links, load_topology, paper_failure_links
 from mamrl.sim.params import MAX_HORIZON_TICKS
-from mamrl.validate import SEED, Number, config_from_dict, integer
+from mamrl.validate import SEED, Flag, Number, config_from_dict, integer
 
 CONFIG_FORMAT = "mamrl-failures-config/1"
 """Format tag of the resolved config (in `config.json`)."""
@@ -382,12 +382,6 @@ def _check_optional_path(value: Any, label: str) -> str | None:
     return str(value)
 
 
-def _check_bool(value: Any, label: str) -> bool:
-    if not isinstance(value, bool):
-        raise MamrlError(f"{label}: expected true or false, got {value!r}")
-    return value
-
-
 def _check_output(value: Any, label: str) -> str:
     if not isinstance(value, (str, os.PathLike)) or not str(value).strip():
         raise MamrlError(f"{label}: expected a directory name, got {value!r}")
@@ -397,12 +391,12 @@ def _check_output(value: Any, label: str) -> str:
 _CHECKS: dict[str, Callable[[Any, str], Any]] = {
     "topology": _check_topology,
     "load": check_load_spec,
-    "allow_infeasible": lambda v, label: _check_bool(v, label),
+    "allow_infeasible": Flag(),
     "horizon_ticks": integer(1, MAX_HORIZON_TICKS),
     "seeds": check_seeds,
     "failures": lambda v, label: _str_list(v, label, allow_empty=True),
     "held_out": lambda v, label: _str_list(v, label, allow_empty=True),
-    "extended_tests": lambda v, label: _check_bool(v, label),
+    "extended_tests": Flag(),
     "fail_episode": lambda v, label: check_int(v, label, 0),
     "fail_tick": lambda v, label: check_int(v, label, 0),
     "episodes": lambda v, label: check_int(v, label, 1),
@@ -414,8 +408,8 @@ _CHECKS: dict[str, Callable[[Any, str], Any]] = {
     "adaptation": _check_settings,
     "maml": _check_settings,
     "meta_iterations": lambda v, label: check_int(v, label, 1),
-    "meta_seed": lambda v, label: SEED(v, label),
-    "pretrain_episodes": lambda v, label: None if v is None else check_int(v, label, 1),
+    "meta_seed": SEED,
+    "pretrain_episodes": integer(1, optional=True),
     "meta_init": _check_optional_path,
     "workers": lambda v, label: None if v is None else check_int(v, label, 1),
     "output": _check_output,
@@ -473,17 +467,16 @@ def validate(config: FailureExperimentConfig, label: Callable[[str], str] | None
     _check_used(config, label, given)
     if "q-routing" in config.controllers:
         config_from_dict(QRoutingConfig, config.q_routing, label("q_routing"))
+    maml = None
     if config.deep_policies:
         try:
             adaptation_config(config.adaptation, config.episodes_per_step, label("adaptation"))
-            maml_config(config.maml, config.held_out, label("maml"))
+            maml = maml_config(config.maml, config.held_out, label("maml"))
         except ImportError as exc:
             raise MamrlError(f"controllers: the deep controllers need mamrl.meta ({exc})") from None
         if config.deep:
             _check_meta_init(config.meta_init, label("meta_init"))
-        config.resolved()
-    meta_training = config.deep and config.meta_init is None
-    meta = maml_config(config.maml) if meta_training else None
+    meta = maml if config.deep and config.meta_init is None else None  # the experiment meta-trains first
     if meta is not None and getattr(meta, "fail_tick", 0) >= config.horizon_ticks:  # the tasks' links would never fail
         raise MamrlError(f"{label('maml')}: fail_tick {meta.fail_tick} is at or after the horizon ({config.horizon_ticks} ticks)")
     check_failure_memory(config, getattr(meta, "episodes_per_meta_iteration", 0))

@@ -198,10 +198,8 @@ def intact_params(config: Mapping[str, Any]) -> SimParams:
 
 def load_meta_init(path: str | os.PathLike[str]) -> tuple[dict[str, Any], Any]:
     """(meta-initialisation tensors, DeepConsensusConfig) from a `meta_init.pt`."""
-    # lazy: torch and the deep learner take ~1 s to import; only the deep controllers need them
+    # lazy: torch takes ~1 s to import; only the deep controllers need it
     import torch
-
-    from mamrl.agents.deep_consensus import DeepConsensusConfig
 
     try:
         payload = torch.load(Path(path), map_location="cpu", weights_only=True)
@@ -210,9 +208,7 @@ def load_meta_init(path: str | os.PathLike[str]) -> tuple[dict[str, Any], Any]:
         values = json.loads(payload["policy_config"])
     except Exception as exc:  # missing, corrupt or foreign: one line
         raise MamrlError(f"meta-initialisation {str(path)!r} is unreadable ({type(exc).__name__})") from None
-    known = {f.name for f in dataclasses.fields(DeepConsensusConfig)}
-    values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if k in known}
-    return dict(payload["params"]), DeepConsensusConfig(**values)
+    return dict(payload["params"]), policy_config_from(values)
 
 
 def make_controller(task: RunTask) -> Controller:
@@ -243,25 +239,34 @@ def make_controller(task: RunTask) -> Controller:
         # lazy: imports torch (~1 s); only the deep controllers need it
         from mamrl.meta.adaptation import make_comparator
 
-        initial, policy_config = None, policy_config_of(cfg)
         if name in PRETRAINED_CONTROLLERS:
             files = dict(task.policy_files)
             if PRETRAINED_POLICY[name] not in files:
                 raise MamrlError(f"controller {name!r} needs the pre-trained {PRETRAINED_POLICY[name]} policy")
             initial, policy_config = load_meta_init(files[PRETRAINED_POLICY[name]])
+        else:  # from random weights, with the meta-training's policy settings
+            initial, policy_config = None, policy_config_from(cfg["maml"])
         adaptation = adaptation_config(cfg["adaptation"], cfg["episodes_per_step"])
         return AgentController(name, make_comparator(name, initial, cached_topology(cfg["topology"]), policy_config,
                                                      adaptation, task.run.seed))
     raise MamrlError(f"unknown controller {name!r}")
 
 
-def policy_config_of(resolved: Mapping[str, Any]) -> Any:
-    """The deep policies' `DeepConsensusConfig`: the policy fields of the resolved `maml` settings."""
+def policy_values(settings: Any) -> dict[str, Any]:
+    """The `DeepConsensusConfig` fields of `settings` (a mapping, or a config such as `MamlConfig`)."""
     # lazy: imports torch (~1 s); only the deep controllers need it
     from mamrl.agents.deep_consensus import DeepConsensusConfig
 
-    values = {f.name: resolved["maml"][f.name] for f in dataclasses.fields(DeepConsensusConfig)}
-    return DeepConsensusConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+    get = settings.__getitem__ if isinstance(settings, Mapping) else lambda name: getattr(settings, name)
+    return {f.name: get(f.name) for f in dataclasses.fields(DeepConsensusConfig)}
+
+
+def policy_config_from(settings: Any) -> Any:
+    """`DeepConsensusConfig` from the policy fields of `settings` (JSON lists become tuples)."""
+    # lazy: imports torch (~1 s); only the deep controllers need it
+    from mamrl.agents.deep_consensus import DeepConsensusConfig
+
+    return DeepConsensusConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in policy_values(settings).items()})
 
 
 def run_failure_run(task: RunTask) -> RunResult:
@@ -431,12 +436,7 @@ def prepare_meta_init(config: FailureExperimentConfig, output: Path, *,
         learner = training.meta_train(config.topology, config.load_value(), maml_config(config.maml, config.meta_held_out()), meta_dir,
                              seed=config.meta_seed, iterations=config.meta_iterations, horizon_ticks=config.horizon_ticks,
                              on_chunk=on_chunk, task_executor=task_executor)
-    policy = learner.policy_config
-    # lazy: imports torch (~1 s); only the deep learner needs it
-    from mamrl.agents.deep_consensus import DeepConsensusConfig
-
-    values = {f.name: getattr(policy, f.name) for f in dataclasses.fields(DeepConsensusConfig)}
-    return write_policy_file(output / "meta_init.pt", learner.initial_params(), values, meta_dir)
+    return write_policy_file(output / "meta_init.pt", learner.initial_params(), policy_values(learner.policy_config), meta_dir)
 
 
 def write_policy_file(path: Path, params: Mapping[str, Any], policy_values: Mapping[str, Any], source: Path) -> Path:
@@ -457,8 +457,7 @@ def prepare_pretrained(config: FailureExperimentConfig, output: Path, *,
     `intact`: the deep learner by TRPO on the intact network; `multitask`: across η(M)
     (`meta.multitask`). Both use the meta-training's policy settings, load, horizon and seed."""
     resolved = config.resolved()
-    policy = policy_config_of(resolved)
-    values = {f.name: getattr(policy, f.name) for f in dataclasses.fields(policy)}
+    values = policy_values(resolved["maml"])
     files: dict[str, str] = {}
     for kind in config.pretrained:
         algorithm_config = dict(values)
