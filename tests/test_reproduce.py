@@ -327,3 +327,25 @@ def test_sigterm_records_the_interrupted_stage_and_says_how_to_resume(tmp_path) 
     assert "Traceback" not in stderr
     e1 = json.loads((out / MANIFEST).read_text())["stages"]["e1"]
     assert e1["status"] == "incomplete" and e1["attempts"] == 1 and e1["wall_s"] > 0
+
+
+def test_the_merged_e1_file_plots_and_still_refuses_a_foreign_row(tmp_path: Path) -> None:
+    """`e1/results.csv` merges one sweep per training budget (so rows of several config hashes); its
+    sidecar names each sweep's config, so the report draws it, and a row none of them produced is refused."""
+    from mamrl.plotting.sweep import write_sweep_report
+
+    out = tmp_path / "out"
+    overrides = {**TINY, "sweep.loads": [0.1], "sweep.algorithms": ["spa", "mamrl"]}
+    config = build_reproduce_config(preset="quick", overrides=overrides, workers=1, output=out)
+    run_reproduce(config, stop_after_stage="e1")
+    merged = out / "e1" / "results.csv"
+    lines = merged.read_text().splitlines(keepends=True)
+    hash_column = lines[0].split(",").index("config_hash")
+    assert len({line.split(",")[hash_column] for line in lines[1:]}) == 2  # spa's sweep and mamrl's
+    written = write_sweep_report(merged, tmp_path / "plots", formats=("png",))
+    assert (tmp_path / "plots" / "results.md") in written
+    foreign = lines[1].split(",")
+    foreign[hash_column] = "0123456789abcdef"
+    merged.write_text("".join(lines) + ",".join(foreign))
+    with pytest.raises(MamrlError, match="none of the 2 merged sweep configs"):
+        write_sweep_report(merged, tmp_path / "plots2", formats=("png",))

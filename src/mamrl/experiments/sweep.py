@@ -58,6 +58,9 @@ EVAL_SEED_OFFSET = 1_000_003
 """Evaluation traffic of seed s is drawn from seed s + EVAL_SEED_OFFSET (training uses s)."""
 
 SIDECAR_FORMAT = "mamrl-sweep/1"
+MERGED_SIDECAR_FORMAT = "mamrl-sweep-merged/1"
+"""The sidecar of a file merging several sweeps' rows (`reproduce`'s `e1/results.csv`): a list
+`merged` of {config_hash, config, results}, one per sweep."""
 
 KEY_COLUMNS: tuple[str, ...] = ("topology", "algorithm", "load", "seed")
 """The columns identifying a cell."""
@@ -308,6 +311,28 @@ def check_rows_in_config(rows: Sequence[Row], resolved: Mapping[str, Any], path:
             raise MamrlError(f"{where} is not a cell of its config (topologies, algorithms, loads, seeds); {remedy}")
 
 
+def check_rows_in_sidecar(rows: Sequence[Row], sidecar: Any, path: str | os.PathLike[str], remedy: str) -> None:
+    """`check_rows_in_config` against a results file's sidecar: one sweep's (`SIDECAR_FORMAT`), or a
+    merged file's (`MERGED_SIDECAR_FORMAT`), where each row must be a cell of the listed config whose
+    hash it carries. Without a readable sidecar, the rows must all share one config hash."""
+    merged = sidecar.get("merged") if isinstance(sidecar, dict) else None
+    if isinstance(merged, list) and merged and all(isinstance(m, dict) and isinstance(m.get("config"), dict) for m in merged):
+        configs = {config_hash(m["config"]): m["config"] for m in merged}
+        by_hash: dict[Any, list[Row]] = {}
+        for row in rows:
+            by_hash.setdefault(row.get("config_hash"), []).append(row)
+        for digest, group in by_hash.items():
+            if digest not in configs:
+                raise MamrlError(f"{path}: rows with config hash {digest}, which none of the {len(configs)} merged sweep "
+                                 f"configs in {sidecar_path(path).name} has; {remedy}")
+            check_rows_in_config(group, configs[digest], path, remedy)
+    elif isinstance(sidecar, dict) and isinstance(sidecar.get("config"), dict):
+        check_rows_in_config(rows, sidecar["config"], path, remedy)
+    elif len({row.get("config_hash") for row in rows}) > 1:
+        raise MamrlError(f"{path}: rows of {len({row.get('config_hash') for row in rows})} different sweep configs "
+                         f"(config_hash) and no {sidecar_path(path).name} to say which is the file's; {remedy}")
+
+
 class ResultsFile:
     """The results CSV of one sweep config (`mamrl.runs.ResultsTable`), opened for resuming and
     appending; `rows` holds the finished cells' rows by cell key."""
@@ -548,6 +573,7 @@ __all__ = [
     "COLUMNS",
     "EVAL_SEED_OFFSET",
     "KEY_COLUMNS",
+    "MERGED_SIDECAR_FORMAT",
     "METRIC_COLUMNS",
     "TIMING_COLUMNS",
     "Cell",
@@ -558,6 +584,8 @@ __all__ = [
     "row_summary",
     "SweepOutcome",
     "aggregate",
+    "check_rows_in_config",
+    "check_rows_in_sidecar",
     "make_cell_executor",
     "eval_seed",
     "format_row",

@@ -39,7 +39,7 @@ from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 from mamrl import runs
 from mamrl.errors import MamrlError
 from mamrl.experiments.saturation import BOUNDED, GROWING, RULE_TEXT, UNDETERMINED, SaturationSummary, summarise_saturation
-from mamrl.experiments.sweep import Point, Row, aggregate, check_rows_in_config, read_results, sidecar_path
+from mamrl.experiments.sweep import Point, Row, aggregate, check_rows_in_sidecar, read_results, sidecar_path
 from mamrl.plotting.topology import save_figure
 from mamrl.sim.metrics import Estimate
 
@@ -538,11 +538,7 @@ def write_sweep_report(
         except (OSError, ValueError):
             sidecar = None
     remedy = "plot only the cells of one sweep config (remove the row)"
-    if isinstance(sidecar, dict) and isinstance(sidecar.get("config"), dict):
-        check_rows_in_config(rows, sidecar["config"], results, remedy)
-    elif len({row.get("config_hash") for row in rows}) > 1:
-        raise MamrlError(f"{results}: rows of {len({row.get('config_hash') for row in rows})} different sweep configs "
-                         f"(config_hash) and no {side.name} to say which is the file's; {remedy}")
+    check_rows_in_sidecar(rows, sidecar, results, remedy)
     points = aggregate(rows)
     if relative_load and not all(math.isfinite(p.max_load) and p.max_load > 0 for p in points):
         raise MamrlError(f"{results}: the rows do not record λ* (written by an older mamrl): plot without --relative-load")

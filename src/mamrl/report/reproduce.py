@@ -59,6 +59,7 @@ from mamrl.experiments.reproduce_config import (
 )
 from mamrl.experiments.saturation import saturation_search, trained_agent_factory
 from mamrl.experiments.sweep import (
+    MERGED_SIDECAR_FORMAT,
     cell_cost,
     format_row,
     header_line,
@@ -68,7 +69,7 @@ from mamrl.experiments.sweep import (
     sidecar_path,
     sweep_cells,
 )
-from mamrl.runs import jsonable
+from mamrl.runs import config_hash, jsonable
 from mamrl.topologies import load_topology
 
 
@@ -157,6 +158,14 @@ def merge_sweeps(config: ReproduceConfig, groups: Sequence[SweepConfig]) -> Path
     rows.sort(key=lambda r: (topo_rank.get(r["topology"], 99), algo_rank.get(r["algorithm"], 99), r["load"], r["seed"]))
     path = config.out / "e1" / "results.csv"
     runs.write_text(path, header_line() + "".join(format_row(r) for r in rows))
+    # The merged file holds rows of several sweep configs (one per training budget): its sidecar
+    # names each, so a plot still refuses a row that none of them produced.
+    runs.write_json(sidecar_path(path), {
+        "format": MERGED_SIDECAR_FORMAT,
+        "merged": [{"config_hash": config_hash(g.resolved()), "config": g.resolved(),
+                    "results": Path(g.results).name} for g in groups],
+        "created": runs.provenance(),
+    })
     return path
 
 
@@ -372,7 +381,8 @@ def stage_outputs(config: ReproduceConfig, name: str) -> list[Path]:
     out = config.out
     if name == "e1":
         groups = config.sweep_groups()
-        return [Path(g.results) for g in groups] + [sidecar_path(g.results) for g in groups] + [out / "e1" / "results.csv"]
+        merged = out / "e1" / "results.csv"
+        return [Path(g.results) for g in groups] + [sidecar_path(g.results) for g in groups] + [merged, sidecar_path(merged)]
     if name == "saturation":
         return [Path(t.path) for t in saturation_tasks(config)]
     if name == "meta":
