@@ -67,8 +67,11 @@ def test_deep_bench_reports_positive_figures(tmp_path):
     rows = bench_deep.run_deep_bench(topologies=("b4",), episodes=(2,), repeats=1)
     row = rows[0]
     for value in (row.decisions_per_s, row.router_ticks_per_s, row.iteration_s, row.rollout_s, row.update_s,
-                  row.batched_forward_ms, row.looped_forward_ms, row.looped_each_ms):
+                  row.batched_forward_ms, row.looped_forward_ms, row.looped_each_ms, row.update_float32_s,
+                  row.update_bfloat16_s, *row.update_phases_s.values()):
         assert value > 0
+    # The phases are parts of the float32 update.
+    assert sum(row.update_phases_s.values()) <= row.update_float32_s
     out = tmp_path / "B.md"
     out.write_text("# existing\n")
     section = bench_deep.markdown_section(rows, "mamrl bench-deep", {"cpu": "test"})

@@ -9,8 +9,9 @@ import pytest
 import torch
 from torch import nn
 
+from mamrl.agents import deep_consensus
 from mamrl.agents.deep_consensus import DeepConsensus, DeepConsensusConfig, rollout
-from mamrl.agents.networks import StackedPolicy, encode_fields, input_dim, policy_logits
+from mamrl.agents.networks import StackedPolicy, encode_fields, input_dim, matmul_precision, policy_logits
 from mamrl.agents.trpo import (
     RouterBatch,
     baseline_features,
@@ -186,6 +187,48 @@ def test_trpo_step_respects_the_trust_region_and_improves_every_router():
     for key in params:
         torch.testing.assert_close(chunked[key], whole[key], rtol=1e-9, atol=1e-12)
         assert not torch.equal(whole[key], params64[key])
+
+
+def test_bfloat16_updates_take_nearly_the_float32_step_and_keep_the_trust_region():
+    """`update_precision="bfloat16"` changes only the arithmetic of the matrix products: logits
+    stay float32, the step points where the float32 step points, and the line search still holds
+    every router to the exact KL bound (measured in float32 on the accepted parameters)."""
+    params, batch = small_batch(4, m=400)
+    max_kl = 0.01
+    exact, _ = trpo_update(params, batch, max_kl=max_kl, cg_damping=1e-3)
+    with matmul_precision("bfloat16"):
+        assert policy_logits(params, batch.fields, batch.valid).dtype == torch.float32
+        fast, fast_stats = trpo_update(params, batch, max_kl=max_kl, cg_damping=1e-3)
+    assert fast_stats.accepted.all()
+    with torch.no_grad():
+        old_logp = torch.log_softmax(policy_logits(params, batch.fields, batch.valid), -1)
+        kl = mean_kl(fast, batch, old_logp)
+    assert (kl <= 1.05 * max_kl).all() and (kl > 0.1 * max_kl).all()
+    for key in params:
+        step_exact, step_fast = (exact[key] - params[key]).flatten(1), (fast[key] - params[key]).flatten(1)
+        cosine = torch.nn.functional.cosine_similarity(step_exact, step_fast, dim=1)
+        assert (cosine > 0.95).all(), (key, cosine)
+    with pytest.raises(ValueError, match="unknown precision"):
+        matmul_precision("float16")
+
+
+def test_rollouts_stay_float32_under_bfloat16_updates(monkeypatch):
+    params = SimParams(TOPOLOGIES["b4"], 0.3, horizon_ticks=20)
+    agent = DeepConsensus(DeepConsensusConfig(hidden_sizes=(32, 32)))
+    agent._ensure(params)
+    autocast_seen = []
+
+    def spy(*args):
+        autocast_seen.append(torch.is_autocast_enabled("cpu"))
+        return policy_logits(*args)
+
+    monkeypatch.setattr(deep_consensus, "policy_logits", spy)
+    plain = rollout(agent.policy.param_dict(), agent.policy.valid, params, 3, 2)
+    with matmul_precision("bfloat16"):
+        assert torch.is_autocast_enabled("cpu")
+        under = rollout(agent.policy.param_dict(), agent.policy.valid, params, 3, 2)
+    assert len(autocast_seen) == 40 and not any(autocast_seen)
+    np.testing.assert_array_equal(plain.actions, under.actions)
 
 
 def test_policy_gradient_step_is_plain_gradient_ascent():

@@ -43,7 +43,16 @@ import numpy as np
 import torch
 
 from mamrl.agents.base import Progress, RoutingAgent, in_chunks, training_start
-from mamrl.agents.networks import StackedPolicy, encode_fields, field_offsets, input_dim, policy_logits, slot_mask
+from mamrl.agents.networks import (
+    PRECISIONS,
+    StackedPolicy,
+    encode_fields,
+    field_offsets,
+    input_dim,
+    matmul_precision,
+    policy_logits,
+    slot_mask,
+)
 from mamrl.agents.trpo import (
     RouterBatch,
     TrpoStats,
@@ -90,6 +99,12 @@ class DeepConsensusConfig:
     """Damping added to Fisher-vector products."""
     fvp_fraction: float = setting(0.1, Number(above=0, at_most=1))
     """Share of decisions used for Fisher-vector products (TRPO's usual subsampling)."""
+    update_precision: str = setting("float32", Choice(PRECISIONS))
+    """Arithmetic of the networks' matrix products in the learning updates (gradients,
+    Fisher-vector products, line search): `float32`, or `bfloat16` operands with float32
+    accumulation, logits, log-probabilities and KLs. bfloat16 makes a TRPO update about 2x faster
+    on a CPU with bfloat16 instructions (AVX-512 BF16, AMX) and slower on one without; it learns as
+    float32 does within seed noise (BENCHMARKS.md). Rollouts always run in float32."""
     consensus_gain: float = setting(0.0, Number(at_least=0, at_most=1))
     """beta of Eq. 4; 0 = 0.5 / max degree (stable for any topology)."""
     consensus_mode: str = setting("consensus", Choice(CONSENSUS_MODES))
@@ -172,7 +187,8 @@ def rollout(
     degree_last = topo.degree[None, :] - 1
     heads = np.full((horizon, num_episodes, n), -1, dtype=np.int64) if reward == "packet" else None
     policy_seconds = 0.0
-    with torch.no_grad():
+    # Rollouts stay float32 whatever the update precision: one tick's products are too small to gain.
+    with torch.no_grad(), torch.autocast("cpu", enabled=False):
         for t in range(horizon):
             obs = sim.observe(state)
             fields[t] = encode_fields(obs.head_destination, obs.longest_queue_neighbor, obs.last_actions, n, k)
@@ -390,10 +406,11 @@ class DeepConsensus(RoutingAgent):
         # The episode index also seeds the baseline's row sample and the TRPO subsample.
         batch, new_weights = self.router_batch(params, data, self.baseline_weights, baseline_seed=first)
         generator = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + first)
-        new_params, stats = trpo_update(
-            self.policy.param_dict(), batch, max_kl=self.cfg.max_kl, cg_iterations=self.cfg.cg_iterations,
-            cg_damping=self.cfg.cg_damping, fvp_fraction=self.cfg.fvp_fraction, generator=generator,
-        )
+        with matmul_precision(self.cfg.update_precision):
+            new_params, stats = trpo_update(
+                self.policy.param_dict(), batch, max_kl=self.cfg.max_kl, cg_iterations=self.cfg.cg_iterations,
+                cg_damping=self.cfg.cg_damping, fvp_fraction=self.cfg.fvp_fraction, generator=generator,
+            )
         with torch.no_grad():
             for key, value in new_params.items():
                 self.policy.params[key].copy_(value)

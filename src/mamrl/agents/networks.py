@@ -22,6 +22,7 @@ parameters as an `nn.Module`.
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import numpy as np
@@ -31,6 +32,17 @@ from torch import nn
 from mamrl.sim.kernel import HISTORY_LEN
 
 NUM_FIELDS = 2 + HISTORY_LEN
+PRECISIONS = ("float32", "bfloat16")
+"""Arithmetic of the networks' matrix products in learning updates (`matmul_precision`)."""
+
+
+def matmul_precision(precision: str) -> contextlib.AbstractContextManager:
+    """Context in which the policy networks' matrix products run at `precision`: `float32`, or
+    `bfloat16` (torch's CPU autocast: bfloat16 operands, float32 accumulation). Logits, and so
+    log-probabilities, KLs and everything computed from them, stay float32 (`policy_logits`)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r} (choose from {', '.join(PRECISIONS)})")
+    return torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bfloat16" else contextlib.nullcontext()
 
 
 def field_sizes(num_routers: int, max_degree: int) -> list[int]:
@@ -88,7 +100,7 @@ def num_layers(params: dict[str, torch.Tensor]) -> int:
 
 
 def policy_logits(params: dict[str, torch.Tensor], fields: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    """Logits [N, M, K] for inputs `fields` [N, M, G] (row indices, see `encode_fields`);
+    """Logits [N, M, K] (in the parameters' dtype) for inputs `fields` [N, M, G] (row indices, see `encode_fields`);
     `valid` [N, K] or [N, M, K] bool masks slots that do not exist (or are masked as down)."""
     n, m, _ = fields.shape
     w0 = params["w0"]
@@ -101,7 +113,8 @@ def policy_logits(params: dict[str, torch.Tensor], fields: torch.Tensor, valid: 
         if k < layers - 1:
             h = torch.relu(h)
     mask = valid if valid.dim() == 3 else valid[:, None, :]
-    return h.masked_fill(~mask, float("-inf"))
+    # In the parameters' precision even where `matmul_precision("bfloat16")` made the products bfloat16.
+    return h.to(w0.dtype).masked_fill(~mask, float("-inf"))
 
 
 class StackedPolicy(nn.Module):

@@ -14,6 +14,7 @@ Reads top to bottom like the algorithm: data -> surrogate & KL -> gradient -> co
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -303,9 +304,12 @@ def trpo_update(
     fvp_fraction: float = 1.0,
     generator: torch.Generator | None = None,
     max_rows: int = 8192,
+    timings: dict[str, float] | None = None,
 ) -> tuple[Params, TrpoStats]:
     """One TRPO step for every router; returns new (detached) parameters and per-router stats.
-    Passes over the batch go `max_rows` rows at a time (`RouterBatch.chunks`)."""
+    Passes over the batch go `max_rows` rows at a time (`RouterBatch.chunks`). `timings`, if
+    given, gets the seconds of each phase added (`policy_gradient`, and `trust_region_step`'s)."""
+    start = time.perf_counter()
     theta = {k: v.detach() for k, v in params.items()}
     # At theta_old the importance ratio is 1: the surrogate's gradient is the policy gradient, and
     # its pass gives the old log-probabilities.
@@ -314,6 +318,8 @@ def trpo_update(
     old_logp = logs[0]
     old_logp_actions = old_logp.gather(2, batch.actions[..., None]).squeeze(2)
 
+    if timings is not None:
+        timings["policy_gradient"] = timings.get("policy_gradient", 0.0) + time.perf_counter() - start
     fvp_batch = batch if fvp_fraction >= 1 else batch.subsample(fvp_fraction, generator or torch.Generator())
     fisher_vector = fisher_vector_product(theta, fvp_batch, cg_damping)
 
@@ -321,7 +327,7 @@ def trpo_update(
         return kl_and_gain(candidate, batch.routers(routers), old_logp[routers], old_logp_actions[routers], max_rows)
 
     return trust_region_step(theta, g, fisher_vector, evaluate, max_kl=max_kl, cg_iterations=cg_iterations,
-                             backtrack_ratio=backtrack_ratio, max_backtracks=max_backtracks)
+                             backtrack_ratio=backtrack_ratio, max_backtracks=max_backtracks, timings=timings)
 
 
 def kl_and_gain(candidate: Params, batch: RouterBatch, old_logp: torch.Tensor, old_logp_actions: torch.Tensor,
@@ -352,6 +358,7 @@ def trust_region_step(
     backtrack_ratio: float,
     max_backtracks: int,
     start: torch.Tensor | None = None,
+    timings: dict[str, float] | None = None,
 ) -> tuple[Params, TrpoStats]:
     """TRPO's step for every router from its gradient g_i and Fisher-vector products: direction
     s_i = F_i^-1 g_i by conjugate gradient, scaled to the KL bound (sqrt(2 max_kl / s_i^T F_i s_i)),
@@ -360,11 +367,16 @@ def trust_region_step(
     gain_i > 0, or no step. `evaluate(candidate, routers) -> (kl, gain)` measures the routers
     still searching (int64 index; `candidate` holds only their parameters), so later backtracks
     cost only what the rejected routers need. Shared by TRPO and MAML-TRPO (whose surrogate is
-    post-adaptation)."""
+    post-adaptation). `timings`, if given, gets the seconds of the Fisher-vector products
+    (`conjugate_gradient`, with the step's curvature) and of the `line_search` added."""
+    clock = time.perf_counter()
     theta = {k: v.detach() for k, v in theta.items()}
     direction = conjugate_gradient(fisher_vector, gradient, cg_iterations)
     curvature = dot(direction, fisher_vector(direction)).clamp(min=1e-12)
     full_step = scale(torch.sqrt(2 * max_kl / curvature), direction)
+    if timings is not None:
+        timings["conjugate_gradient"] = timings.get("conjugate_gradient", 0.0) + time.perf_counter() - clock
+        clock = time.perf_counter()
 
     n = next(iter(theta.values())).shape[0]
     start = torch.ones(n) if start is None else start
@@ -390,6 +402,8 @@ def trust_region_step(
             break
     with torch.no_grad():
         new_params = axpy(fraction, full_step, theta)
+    if timings is not None:
+        timings["line_search"] = timings.get("line_search", 0.0) + time.perf_counter() - clock
     return new_params, TrpoStats(kl_taken, improvement, accepted, fraction)
 
 

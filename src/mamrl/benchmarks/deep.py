@@ -22,7 +22,8 @@ import torch
 from torch import nn
 
 from mamrl.agents.deep_consensus import DeepConsensus, DeepConsensusConfig, rollout
-from mamrl.agents.networks import encode_fields, input_dim, policy_logits
+from mamrl.agents.networks import PRECISIONS, encode_fields, input_dim, matmul_precision, policy_logits
+from mamrl.agents.trpo import trpo_update
 from mamrl.benchmarks.common import close_section, markdown_table, median_time
 from mamrl.benchmarks.common import write_section as write_marked_section
 from mamrl.sim.params import SimParams
@@ -46,6 +47,12 @@ class DeepBenchRow:
     batched_forward_ms: float
     looped_forward_ms: float
     looped_each_ms: float
+    update_phases_s: dict[str, float]
+    """float32 TRPO update on one batch: seconds of its policy gradient, conjugate gradient and line search."""
+    update_float32_s: float
+    """That update in float32 ..."""
+    update_bfloat16_s: float
+    """... and with `update_precision="bfloat16"`, measured alternately on the same batch."""
 
     @property
     def batched_speedup(self) -> float:
@@ -93,6 +100,7 @@ def bench_deep_one(topology_name: str, load: float, episodes: int, repeats: int,
     iteration_logs = [agent.train_iteration(params, 0, episodes)[0] for _ in range(max(1, repeats // 2))]
     update_s = statistics.median(e.update_seconds for e in iteration_logs)
     iteration_s = statistics.median(e.update_seconds + e.rollout_seconds for e in iteration_logs)
+    phases, update_by_precision = _update_profile(agent, params, episodes, max(2, repeats // 2))
 
     # One tick's policy evaluation for every router of `episodes` episodes, both ways.
     n, k = topo.num_routers, topo.max_degree
@@ -130,7 +138,31 @@ def bench_deep_one(topology_name: str, load: float, episodes: int, repeats: int,
     looped_ms = median_time(lambda: [looped() for _ in range(inner)], repeats) / inner * 1e3
     each_ms = median_time(lambda: [looped_each() for _ in range(5)], repeats) / 5 * 1e3
     return DeepBenchRow(topo.name, n, load, episodes, decisions_per_s, episodes * horizon * n / roll_s,
-                        iteration_s, roll_s, update_s, batched_ms, looped_ms, each_ms)
+                        iteration_s, roll_s, update_s, batched_ms, looped_ms, each_ms, phases,
+                        update_by_precision["float32"], update_by_precision["bfloat16"])
+
+
+def _update_profile(agent: DeepConsensus, params: SimParams, episodes: int, repeats: int,
+                    ) -> tuple[dict[str, float], dict[str, float]]:
+    """Where a TRPO update's time goes (float32), and the whole update at each `PRECISIONS`,
+    alternating between them on one batch (medians of `repeats`, after one warm-up round)."""
+    data = agent._rollout(params, 0, episodes, agent.episodes_trained, None)
+    batch, _ = agent.router_batch(params, data, agent.baseline_weights)
+    cfg = agent.cfg
+    phases: dict[str, list[dict[str, float]]] = {p: [] for p in PRECISIONS}
+    for _ in range(repeats + 1):
+        for precision in PRECISIONS:
+            timings: dict[str, float] = {}
+            start = time.perf_counter()
+            with matmul_precision(precision):
+                trpo_update(agent.policy.param_dict(), batch, max_kl=cfg.max_kl, cg_iterations=cfg.cg_iterations,
+                            cg_damping=cfg.cg_damping, fvp_fraction=cfg.fvp_fraction,
+                            generator=torch.Generator().manual_seed(0), timings=timings)
+            timings["total"] = time.perf_counter() - start
+            phases[precision].append(timings)
+    median = {p: {key: statistics.median(t[key] for t in runs[1:]) for key in runs[0]} for p, runs in phases.items()}
+    return ({key: median["float32"][key] for key in ("policy_gradient", "conjugate_gradient", "line_search")},
+            {p: median[p]["total"] for p in PRECISIONS})
 
 
 def run_deep_bench(topologies=("b4", "att"), load: float = 0.3, episodes=(16, 64), repeats: int = 3, on_row=None) -> list[DeepBenchRow]:
@@ -147,14 +179,19 @@ def run_deep_bench(topologies=("b4", "att"), load: float = 0.3, episodes=(16, 64
 COLUMNS = ("topology", "λ", "episodes in parallel", "decisions/s (rollout)", "router-ticks/s (rollout)",
            "TRPO iteration (s)", "of which rollout (s)", "of which update (s)",
            "policy forward, batched (ms/tick)", "loop over routers (ms/tick)", "batched / loop over routers",
-           "loop over routers and episodes (ms/tick)", "batched / loop over both")
+           "loop over routers and episodes (ms/tick)", "batched / loop over both",
+           "update: policy gradient / CG / line search (s)", "update, float32 (s)", "update, bfloat16 (s)",
+           "float32 / bfloat16")
 
 
 def row_cells(row: DeepBenchRow) -> list[str]:
     return [f"{row.topology} ({row.routers})", f"{row.load:g}", str(row.episodes), f"{row.decisions_per_s / 1e3:.0f}k",
             f"{row.router_ticks_per_s / 1e3:.0f}k", f"{row.iteration_s:.2f}", f"{row.rollout_s:.2f}", f"{row.update_s:.2f}",
             f"{row.batched_forward_ms:.3f}", f"{row.looped_forward_ms:.3f}", f"{row.batched_speedup:.1f}x",
-            f"{row.looped_each_ms:.2f}", f"{row.looped_each_ms / row.batched_forward_ms:.0f}x"]
+            f"{row.looped_each_ms:.2f}", f"{row.looped_each_ms / row.batched_forward_ms:.0f}x",
+            " / ".join(f"{row.update_phases_s[k]:.2f}" for k in ("policy_gradient", "conjugate_gradient", "line_search")),
+            f"{row.update_float32_s:.2f}", f"{row.update_bfloat16_s:.2f}",
+            f"{row.update_float32_s / row.update_bfloat16_s:.1f}x"]
 
 
 def markdown_section(rows: list[DeepBenchRow], command: str, machine: dict[str, str]) -> str:
@@ -180,6 +217,13 @@ def markdown_section(rows: list[DeepBenchRow], command: str, machine: dict[str, 
         "*loop over routers* calls each router's module once on all episodes' observations; *loop over routers "
         "and episodes* once per observation (a simulator that runs one episode at a time). With 16+ episodes "
         "the 5x128 networks are compute-bound, so batching over routers alone gains 3-8x, not more.",
+        "- *update: policy gradient / CG / line search*: where one float32 TRPO update on one rollout's batch "
+        "goes: the policy gradient over every decision (its pass also gives the old log-probabilities), the "
+        "11 Fisher-vector products of conjugate gradient and the step's curvature (a forward-mode and a "
+        "backward pass each, on 10% of the decisions), and the backtracking line search (forward passes).",
+        "- *update, float32 / bfloat16*: that update with `update_precision` float32 and bfloat16 "
+        "(bfloat16 matrix products, float32 accumulation, logits and KLs), alternating on the same batch. "
+        "The gain needs a CPU with bfloat16 instructions (AVX-512 BF16 or AMX); without them bfloat16 is slower.",
     ]
     return close_section(lines, machine, SECTION_END)
 

@@ -28,7 +28,7 @@ import torch
 
 from mamrl.agents.base import Progress, RoutingAgent, in_chunks, training_start
 from mamrl.agents.deep_consensus import DeepConsensus, DeepConsensusConfig, Rollout, rollout
-from mamrl.agents.networks import init_params, input_dim, slot_mask
+from mamrl.agents.networks import init_params, input_dim, matmul_precision, slot_mask
 from mamrl.agents.trpo import Params, axpy, policy_gradient, trpo_update
 from mamrl.errors import MamrlError
 from mamrl.sim.params import SimParams, require_fifo
@@ -156,6 +156,10 @@ class DeepOnlineController(RoutingAgent):
 
     def _adapt(self, params: SimParams, data: Rollout) -> None:
         self.steps_taken += 1  # varies the baseline's row sample between steps
+        with matmul_precision(self.learner.cfg.update_precision):
+            self._adapt_step(params, data)
+
+    def _adapt_step(self, params: SimParams, data: Rollout) -> None:
         if self.adaptation.update == "pg":
             batch, _ = self.learner.router_batch(params, data, None, baseline_seed=self.steps_taken)
             grad = policy_gradient(self.params, batch)

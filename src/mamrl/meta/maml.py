@@ -55,6 +55,7 @@ import torch
 
 from mamrl.agents.base import Progress, RoutingAgent, training_start
 from mamrl.agents.deep_consensus import REWARDS, DeepConsensus, DeepConsensusConfig, Rollout, finite_mean, rollout
+from mamrl.agents.networks import matmul_precision
 from mamrl.agents.trpo import (
     Params,
     RouterBatch,
@@ -338,6 +339,11 @@ def run_task(job: TaskJob) -> TaskResult:
     """One task of Algorithm 1: D with theta, the inner steps, D' with theta', and the task's
     meta-gradient (the post-adaptation policy gradient pulled back through the inner steps,
     with the inner-KL penalty's gradient)."""
+    with matmul_precision(job.config.update_precision):  # the rollouts inside stay float32
+        return _run_task(job)
+
+
+def _run_task(job: TaskJob) -> TaskResult:
     cfg, theta, penalty = job.config, job.theta, job.penalty
     seconds = dict.fromkeys(("simulation", "policy_forward", "batches", "inner_step", "meta_gradient"), 0.0)
     learner = DeepConsensus(cfg)  # for its reward and baseline code (the baseline's seed comes with the job)
@@ -494,42 +500,43 @@ class MetaLearner(RoutingAgent):
             data.append(result.data)
 
         start = time.perf_counter()
-        generator = torch.Generator().manual_seed(cfg.seed * 1_000_003 + first)
-        fisher = [fisher_vector_product(d.path[-1], d.outer.subsample(cfg.fvp_fraction, generator)
-                                        if cfg.fvp_fraction < 1 else d.outer, cfg.cg_damping) for d in data]
+        with matmul_precision(cfg.update_precision):
+            generator = torch.Generator().manual_seed(cfg.seed * 1_000_003 + first)
+            fisher = [fisher_vector_product(d.path[-1], d.outer.subsample(cfg.fvp_fraction, generator)
+                                            if cfg.fvp_fraction < 1 else d.outer, cfg.cg_damping) for d in data]
 
-        def fisher_vector(v: Params) -> Params:
-            products = [f(v) for f in fisher]
-            return {key: sum(p[key] for p in products) / len(products) for key in v}
+            def fisher_vector(v: Params) -> Params:
+                products = [f(v) for f in fisher]
+                return {key: sum(p[key] for p in products) / len(products) for key in v}
 
-        current_inner = sum(d.moved for d in data) / len(data)
+            current_inner = sum(d.moved for d in data) / len(data)
 
-        def evaluate(candidate: Params, routers: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            """True post-adaptation KL and gain of the penalised objective for a candidate theta (of
-            `routers`), mean over tasks: the inner step is redone from the candidate."""
-            kl, gain = 0.0, 0.0
-            for d in data:
-                inner = [b.routers(routers) for b in d.inner_batches]
-                candidate_log_probs: list[torch.Tensor] = []
-                adapted = adapt(candidate, inner, cfg.inner_step_size, cfg.chunk_rows, candidate_log_probs)[-1]
-                task_kl, task_gain = kl_and_gain(adapted, d.outer.routers(routers), d.old_logp[routers],
-                                                 d.old_logp_actions[routers], cfg.chunk_rows)
-                if penalised:
-                    task_gain = task_gain - penalty[routers] * (
-                        inner_kl(candidate, adapted, inner[0], cfg.chunk_rows, candidate_log_probs[0]) - d.moved[routers])
-                kl, gain = kl + task_kl / len(data), gain + task_gain / len(data)
-            return kl, gain
+            def evaluate(candidate: Params, routers: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+                """True post-adaptation KL and gain of the penalised objective for a candidate theta (of
+                `routers`), mean over tasks: the inner step is redone from the candidate."""
+                kl, gain = 0.0, 0.0
+                for d in data:
+                    inner = [b.routers(routers) for b in d.inner_batches]
+                    candidate_log_probs: list[torch.Tensor] = []
+                    adapted = adapt(candidate, inner, cfg.inner_step_size, cfg.chunk_rows, candidate_log_probs)[-1]
+                    task_kl, task_gain = kl_and_gain(adapted, d.outer.routers(routers), d.old_logp[routers],
+                                                     d.old_logp_actions[routers], cfg.chunk_rows)
+                    if penalised:
+                        task_gain = task_gain - penalty[routers] * (
+                            inner_kl(candidate, adapted, inner[0], cfg.chunk_rows, candidate_log_probs[0]) - d.moved[routers])
+                    kl, gain = kl + task_kl / len(data), gain + task_gain / len(data)
+                return kl, gain
 
-        if self.step_start is None or len(self.step_start) != n_routers:
-            self.step_start = torch.ones(n_routers)
-        new_theta, stats = trust_region_step(theta, gradient, fisher_vector, evaluate, max_kl=cfg.max_kl,
-                                             cg_iterations=cfg.cg_iterations, backtrack_ratio=0.5, max_backtracks=10,
-                                             start=self.step_start if cfg.corrected_step_start else None)
-        if cfg.corrected_step_start:
-            self.step_start = corrected_start(self.step_start, stats, cfg.max_kl)
-        with torch.no_grad():
-            for key, value in new_theta.items():
-                learner.policy.params[key].copy_(value)
+            if self.step_start is None or len(self.step_start) != n_routers:
+                self.step_start = torch.ones(n_routers)
+            new_theta, stats = trust_region_step(theta, gradient, fisher_vector, evaluate, max_kl=cfg.max_kl,
+                                                 cg_iterations=cfg.cg_iterations, backtrack_ratio=0.5, max_backtracks=10,
+                                                 start=self.step_start if cfg.corrected_step_start else None)
+            if cfg.corrected_step_start:
+                self.step_start = corrected_start(self.step_start, stats, cfg.max_kl)
+            with torch.no_grad():
+                for key, value in new_theta.items():
+                    learner.policy.params[key].copy_(value)
         seconds["trpo"] += time.perf_counter() - start
         self.episodes_trained = episode
         if penalised:
