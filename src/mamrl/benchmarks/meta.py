@@ -56,6 +56,8 @@ class MetaBenchResult:
     corrected_start: bool = True
     """Line searches start at the KL-corrected fraction of the step (mamrl's default,
     `MamlConfig.corrected_step_start`) rather than at the full step."""
+    update_precision: str = "float32"
+    """`MamlConfig.update_precision` of the meta-updates."""
     steal: float | None = None
     """Share of the machine's CPU time stolen by the hypervisor during the timed iterations
     (`benchmarks.common.steal_share`; None off Linux)."""
@@ -85,21 +87,23 @@ def trained_learner(checkpoint: str | Path) -> tuple[MetaLearner, int]:
 def bench_meta(topology_name: str = "b4", load: float = 0.3, iterations: int = 3, *, first_order: bool = False,
                horizon: int = 500, episodes_per_task: int = 15, on_iteration=None,
                checkpoint: str | Path | None = None, penalised: bool = True,
-               corrected_start: bool = True) -> MetaBenchResult:
+               corrected_start: bool = True, update_precision: str = "float32") -> MetaBenchResult:
     """Time `iterations` meta-iterations after one warm-up (numba compilation, allocator), from a
     fresh initialisation or from a trained one (`checkpoint`, with its own configuration but
     `corrected_start`: late iterations cost more, RESULTS.md §3.1). `penalised=False` drops the inner-KL penalty, as in
     the paper authors' configuration; `corrected_start=False` starts every line search at the full
-    step, as TRPO (and their code) does. The warm-up iteration also sets the corrected starts."""
+    step, as TRPO (and their code) does; `update_precision` as in `MamlConfig`. The warm-up
+    iteration also sets the corrected starts."""
     params = SimParams(load_topology(topology_name), load, horizon)
     trained = 0
     if checkpoint is not None:
         learner, trained = trained_learner(checkpoint)
         first_order, penalised = learner.cfg.first_order, learner.cfg.inner_kl_target > 0
-        learner.cfg = dataclasses.replace(learner.cfg, corrected_step_start=corrected_start)
+        learner.cfg = dataclasses.replace(learner.cfg, corrected_step_start=corrected_start,
+                                          update_precision=update_precision)
     else:
         config = MamlConfig(first_order=first_order, episodes_per_task=episodes_per_task,
-                            corrected_step_start=corrected_start)
+                            corrected_step_start=corrected_start, update_precision=update_precision)
         learner = MetaLearner(config if penalised else dataclasses.replace(config, inner_kl_target=0.0))
     learner.meta_iteration(params, seed=0)
     totals, phases, decisions = [], [], []
@@ -116,7 +120,7 @@ def bench_meta(topology_name: str = "b4", load: float = 0.3, iterations: int = 3
     median_phases = {p: statistics.median(s[p] for s in phases) for p in PHASES}
     return MetaBenchResult(topology_name, params.topology.num_routers, load, first_order, iterations, totals,
                            median_phases, int(statistics.median(decisions)), peak_rss_mb(), trained, penalised,
-                           corrected_start, steal)
+                           corrected_start, update_precision, steal)
 
 
 def run_variants(iterations: int = 3, *, quick: bool = False, first_order: bool = True,
@@ -138,6 +142,8 @@ def run_variants(iterations: int = 3, *, quick: bool = False, first_order: bool 
     for fo, penalised, corrected in variants:
         results.append(bench_meta("b4", 0.3, first_order=fo, penalised=penalised, corrected_start=corrected, **kwargs,
                                   on_iteration=report("meta-iteration")))
+    # mamrl's default with bfloat16 updates (the paper preset's; the rollouts stay float32).
+    results.append(bench_meta("b4", 0.3, **kwargs, update_precision="bfloat16", on_iteration=report("meta-iteration")))
     if from_checkpoint is not None:
         # Where the full natural-gradient step overshoots the KL bound (a trained initialisation,
         # whose inner step is large), the two line-search starts differ most.
@@ -157,6 +163,8 @@ def row_cells(r: MetaBenchResult) -> list[str]:
     variant = ("first order" if r.first_order else "second order") + (", inner-KL penalty" if r.penalised else "")
     if not r.corrected_start:
         variant += ", full-step line-search start"
+    if r.update_precision != "float32":
+        variant += f", {r.update_precision} updates"
     if r.trained_iterations:
         variant += f", after {r.trained_iterations} meta-iterations"
     stolen = "n/a" if r.steal is None else f"{100 * r.steal:.1f}"

@@ -295,15 +295,17 @@ PRESETS: dict[str, dict[str, Any]] = {
         },
     },
     # The paper's budgets (docs/sweep.md): all three topologies, its eight loads, 10,000 training
-    # episodes for every learner (the deep one included: about an hour per cell on one core),
-    # 3 seeds; 300 meta-iterations (2-3 hours per topology); 1,000 episodes after the failure.
+    # episodes for every learner (the deep one included: 0.2-0.8 h per cell on one core with
+    # bfloat16 updates), 3 seeds; 300 meta-iterations; 1,000 episodes after the failure. The deep
+    # learners' updates run in bfloat16 (`update_precision`): 1.6-2.1x faster on this project's
+    # CPUs, learning as float32 does within seed noise (BENCHMARKS.md, "Deep per-router policies").
     "paper": {
         "topologies": ["b4", "geant", "att"],
         "sweep": {
             **_without(sweep_config_module.PRESETS["paper"], _SWEEP_OWN),
             "algorithms": ["spa", "ecmp", "max-throughput", "min-delay", "backpressure", "sp-backpressure", "q-routing", "pg",
                            "mamrl"],
-            "algorithm_config": {"mamrl": {"reward": "packet"}},
+            "algorithm_config": {"mamrl": {"reward": "packet", "update_precision": "bfloat16"}},
         },
         "algorithm_train_episodes": {},
         "saturation": {"algorithms": ["spa", "ecmp", "max-throughput", "min-delay", "backpressure", "sp-backpressure",
@@ -312,6 +314,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "failures": {
             **_without(failures_module.PRESETS["paper"], _FAILURES_OWN),
             "meta_iterations": 300,
+            "maml": {"update_precision": "bfloat16"},
         },
     },
 }
