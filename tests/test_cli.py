@@ -26,6 +26,17 @@ def invoke(*args: str):
 
 
 # ------------------------------------------------------------------------------ simulate
+@pytest.mark.parametrize("command", [["simulate", *FAST], ["capacity"]])
+def test_json_dash_writes_the_json_to_stdout_and_the_tables_to_stderr(tmp_path: Path, command: list[str]) -> None:
+    result = subprocess.run(console_command(*command, "--json", "-"), cwd=tmp_path, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)  # stdout is the JSON document and nothing else
+    assert doc["mamrl_version"]
+    assert "λ" in result.stderr and "wrote" not in result.stderr
+    assert not (tmp_path / "-").exists()
+
+
 def test_simulate_prints_table_and_writes_json_and_csv(tmp_path: Path) -> None:
     json_path, csv_path = tmp_path / "run.json", tmp_path / "sub" / "run.csv"
     result = invoke("simulate", "--topology", "b4", "--load", "0.3", "--seed", "0", *FAST,

@@ -20,7 +20,7 @@ import typer
 import mamrl
 from mamrl import console as ui
 from mamrl.errors import MamrlError
-from mamrl.runs import check_output_file, field_docs
+from mamrl.runs import check_output_file, field_docs, is_stdout
 
 app = typer.Typer(name="mamrl", help="Packet routing in WANs: a fast packet-level simulator, routing baselines and MAMRL.",
                   add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None)
@@ -69,6 +69,16 @@ def topologies() -> None:
                                    rows, left=1))
 
 
+def _report_console(json_out: Optional[Path]):
+    """Where a command's tables go: stdout, or stderr when `--json -` gives stdout to the JSON."""
+    return ui.stderr() if is_stdout(json_out) else ui.wide_stdout()
+
+
+def _say_wrote(json_out: Optional[Path]) -> None:
+    if json_out is not None and not is_stdout(json_out):
+        ui.say(f"wrote {json_out}")
+
+
 @app.command()
 def capacity(
     topology: str = _opt("b4", "--topology", "-t", metavar="NAME|PATH", help=_TOPOLOGY),
@@ -76,7 +86,7 @@ def capacity(
     all_failures: bool = _opt(False, "--all-failures", help="Also λ* after each single further link failure."),
     demand: Optional[Path] = _opt(None, "--demand", metavar="FILE", doc=(_SIM, "demand")),
     demand_layout: str = _DEMAND_LAYOUT,
-    json_out: Optional[Path] = _opt(None, "--json", metavar="FILE", help="Write the results as JSON."),
+    json_out: Optional[Path] = _opt(None, "--json", metavar="FILE", help="Write the results as JSON (`-`: to stdout, the tables then go to stderr)."),
 ) -> None:
     """λ*: the largest load (packets per router per tick) any routing can carry, and what limits it."""
     with ui.user_errors():
@@ -89,14 +99,13 @@ def capacity(
                                      on_scan_start=bar.begin, on_link=lambda _: bar.advance())
         if json_out is not None:
             runs.write_json(json_out, report.document())
-        console = ui.wide_stdout()
+        console = _report_console(json_out)
         for line in report.summary_lines():
             console.print(line, soft_wrap=True)
         if report.scan:
             console.print(ui.table("λ* after one more link failure", CapacityReport.SCAN_COLUMNS, report.scan_rows(), left=1))
         console.print(LIMIT_NOTE, soft_wrap=True)
-        if json_out is not None:
-            ui.say(f"wrote {json_out}")
+        _say_wrote(json_out)
 
 
 def _simulation(topology: str, load: str, policy: str, episodes: int, seed: int, horizon: int, fail: list[str],
@@ -137,7 +146,7 @@ def simulate(
     queues: Optional[str] = _opt(None, "--queues", metavar="fifo|per-destination", doc=(_SIM, "queue_discipline"),
                                  help="A table policy serves the same packets either way."),
     batch_size: int = _opt(32, "--batch-size", metavar="B", doc=(_SIM, "batch_size")),
-    json_out: Optional[Path] = _opt(None, "--json", metavar="FILE", help="Write config, per-episode metrics and summary as JSON."),
+    json_out: Optional[Path] = _opt(None, "--json", metavar="FILE", help="Write config, per-episode metrics and summary as JSON (`-`: to stdout, the table then goes to stderr)."),
     csv_out: Optional[Path] = _opt(None, "--csv", metavar="FILE", help="Write one CSV row per episode."),
     out: Optional[Path] = _opt(None, "--out", metavar="DIR", help="Write a run directory (config.json, metrics.json, episodes.csv)."),
 ) -> None:
@@ -152,7 +161,7 @@ def simulate(
         summary = summarise(per_episode)
         # Files first: a closed stdout (`| head`) must not cost the user their results.
         written = write_outputs(sim, per_episode, summary, wall, json_out=json_out, csv_out=csv_out, run_dir=out)
-        console = ui.stdout()
+        console = _report_console(json_out)
         console.print(ui.metrics_table(summary, sim.title()))
         if sim.failure_labels:
             console.print("failed links: " + ", ".join(sim.failure_labels))
@@ -389,7 +398,7 @@ def saturation(
     train_episodes: int = _opt(2000, "--train-episodes", metavar="N", help="Training episodes per probe (learning algorithms)."),
     train_horizon: int = _opt(500, "--train-horizon", metavar="TICKS", help="Training episode length."),
     algorithm_config: Optional[str] = _opt(None, "--algorithm-config", metavar="JSON", help='Hyper-parameters, e.g. \'{"step_size": 0.1}\'.'),
-    json_out: Optional[Path] = _opt(None, "--json", metavar="FILE", help="Write the probes and the bracket as JSON."),
+    json_out: Optional[Path] = _opt(None, "--json", metavar="FILE", help="Write the probes and the bracket as JSON (`-`: to stdout, the tables then go to stderr)."),
 ) -> None:
     """Bisect the load for the saturation point of one algorithm on one topology."""
     with ui.user_errors():
@@ -399,9 +408,8 @@ def saturation(
         request = SaturationRequest(topology, algorithm, None if checkpoint is None else str(checkpoint), low, high, tolerance,
                                     horizon, episodes, max_episodes, seeds, train_episodes, train_horizon, algorithm_config)
         result = run_saturation_request(request, on_start=ui.say, on_probe=lambda line: ui.say(f"  {line}"), json_out=json_out)
-        if json_out is not None:
-            ui.say(f"wrote {json_out}")
-        console = ui.wide_stdout()
+        _say_wrote(json_out)
+        console = _report_console(json_out)
         console.print(ui.table(f"Saturation search: {result.algorithm} on {result.topology}", PROBE_COLUMNS, result.probe_rows(), left=0))
         console.print(result.describe(), soft_wrap=True)
         console.print("Rule: " + RULE_TEXT.replace("*", ""), soft_wrap=True)

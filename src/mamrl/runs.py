@@ -28,6 +28,7 @@ import io
 import json
 import math
 import os
+import sys
 import subprocess
 import tempfile
 import time
@@ -187,7 +188,21 @@ def write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     return Path(path)
 
 
+STDOUT = "-"
+"""The output file name that means standard output (`--json -`)."""
+
+
+def is_stdout(path: str | os.PathLike[str] | None) -> bool:
+    """Whether an output file option names standard output (`-`)."""
+    return path is not None and str(path) == STDOUT
+
+
 def write_json(path: str | os.PathLike[str], doc: Any) -> Path:
+    """Write `doc` as JSON to `path` atomically, or to standard output if `path` is `-`."""
+    if is_stdout(path):
+        sys.stdout.write(dumps(doc) + "\n")
+        sys.stdout.flush()
+        return Path(STDOUT)
     return write_text(path, dumps(doc))
 
 

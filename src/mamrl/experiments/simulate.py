@@ -197,7 +197,8 @@ def write_outputs(sim: Simulation, per_episode: dict[str, np.ndarray], summary: 
     if json_out is not None:
         runs.write_json(json_out, {"config": sim.config, "seed": sim.request.seed, **runs.provenance(),
                                    "wall_time_s": round(wall_time_s, 3), **records.metrics_document(per_episode, summary)})
-        written.append(f"wrote {json_out}")
+        if not runs.is_stdout(json_out):
+            written.append(f"wrote {json_out}")
     if csv_out is not None:
         records.write_episodes_csv(csv_out, per_episode)
         written.append(f"wrote {csv_out}")
