@@ -110,3 +110,17 @@ def test_queue_bench_times_every_variant_and_its_oracle() -> None:
     for row in rows:
         assert row.router_ticks_per_s > 0 and row.packets_per_s > 0 and row.vs_fifo_kernel > 0
     assert all(r.kernel_over_oracle is not None and r.kernel_over_oracle > 0 for r in kernels)
+
+
+@pytest.mark.slow
+def test_envs_bench_reports_the_vector_env_beside_the_raw_step(tmp_path):
+    from mamrl.benchmarks import envs as bench_envs
+
+    vector_rows, single_rows = bench_envs.run_envs_bench(topologies=("b4",), num_envs=(4,))
+    row = vector_rows[0]
+    assert row.num_envs == 4 and row.env_decisions_per_s > 0 and row.raw_decisions_per_s > 0
+    assert {r.env for r in single_rows} == {"PettingZoo ParallelEnv", "Gymnasium Env (joint action)"}
+    out = tmp_path / "B.md"
+    section = bench_envs.markdown_section(vector_rows, single_rows, "mamrl bench-envs", {"cpu": "test"})
+    bench_envs.write_section(out, section)
+    assert out.read_text().count(bench_envs.SECTION_START) == 1

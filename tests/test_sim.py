@@ -10,6 +10,7 @@ from mamrl.agents.shortest_path import ShortestPathPolicy, hop_distances, shorte
 from mamrl.errors import MamrlError, SimulationError
 from mamrl.sim import LinkFailure, SimParams, Simulator, draw_policy_uniforms
 from mamrl.sim import kernel
+from mamrl.sim.simulator import in_flight_by_sender
 from mamrl.sim.kernel import FATE_DELIVERED, FATE_LOST, PK_END_TICK, PK_FATE, PK_HOPS, PK_CREATED, PK_DST, PK_SRC
 from mamrl.sim.metrics import check_conservation
 from mamrl.sim.oracle import run_oracle_episode, table_decider
@@ -132,6 +133,40 @@ def test_conservation_every_tick_step_api(topo_name):
         events = sim.step(state, actions)
     assert events.done
     check_conservation(state)
+
+
+@pytest.mark.parametrize("topo_name", ["b4", "att"])
+def test_compiled_observation_encoding_and_in_flight_counts_equal_their_plain_definitions(topo_name):
+    """`Simulator.observe_encoded` and `in_flight_by_sender` (compiled, one pass) agree every tick,
+    through a link failure and buffer drops, with the plain definitions: the environments'
+    `encode_observation` of `observe`, and a count over every packet marked as on a link."""
+    from mamrl.envs.routing import encode_observation
+
+    topology = TOPOLOGIES[topo_name]
+    params = SimParams(topology, 0.4, horizon_ticks=80, failures=(LinkFailure(2, 30),), buffer_limit=6)
+    sim = Simulator(params)
+    state = sim.reset(seed=3, num_episodes=3)
+    rng = np.random.default_rng(1)
+    n = topology.num_routers
+    seen_in_flight = 0
+    for _ in range(params.horizon_ticks):
+        obs, mask = sim.observe_encoded(state)
+        plain = sim.observe(state)
+        for b in range(3):
+            single = type(plain)(*(np.asarray(getattr(plain, f))[b:b + 1] for f in plain.__dataclass_fields__))
+            np.testing.assert_array_equal(obs[b], encode_observation(single, topology.degree))
+        np.testing.assert_array_equal(mask.astype(bool), plain.action_mask)
+        on_link = state.pk[:, :, kernel.PK_LINK] >= 0
+        expected = np.zeros((3, n), dtype=np.int64)
+        for b, p in zip(*np.nonzero(on_link)):
+            expected[b, state.pk[b, p, kernel.PK_SENDER]] += 1
+        counted = in_flight_by_sender(state)
+        np.testing.assert_array_equal(counted, expected)
+        seen_in_flight += int(counted.sum())
+        sim.step(state, rng.integers(0, topology.degree[None, :], size=(3, n)))
+    assert seen_in_flight > 0
+    failed_slots = sim.slot_exists & (sim.link_of_slot == 2)
+    assert failed_slots.sum() == 2 and not mask[:, failed_slots].any()  # the failed link, at both ends
 
 
 def test_step_api_equals_whole_episode_path():

@@ -244,6 +244,28 @@ def bench_deep(
             ui.say(f"wrote {output}")
 
 
+@app.command("bench-envs")
+def bench_envs(
+    quick: bool = _opt(False, "--quick", help="Only b4, 8 environments (a smoke test)."),
+    output: Optional[Path] = _BENCH_OUTPUT,
+) -> None:
+    """Benchmark the RL environments: the native vector env against the raw simulator step on the
+    same batch, and the PettingZoo and Gymnasium envs' steps per second."""
+    with ui.user_errors():
+        from mamrl.benchmarks import envs
+        from mamrl.benchmarks.common import command_line, machine_info
+
+        check_output_file(output, "--output")
+        kwargs = {"topologies": ("b4",), "num_envs": (8,)} if quick else {}
+        vector_rows, single_rows = envs.run_envs_bench(**kwargs, on_row=ui.say)
+        ui.print_tables(ui.table("Vector environment", envs.VECTOR_COLUMNS, [envs.vector_cells(r) for r in vector_rows]),
+                        ui.table("Single-episode environments", envs.SINGLE_COLUMNS, [envs.single_cells(r) for r in single_rows]))
+        if output is not None:
+            command = command_line("mamrl bench-envs", "--quick" if quick else None, f"--output {output}")
+            envs.write_section(output, envs.markdown_section(vector_rows, single_rows, command, machine_info()))
+            ui.say(f"wrote {output}")
+
+
 @app.command("bench-meta")
 def bench_meta_command(
     quick: bool = _opt(False, "--quick", help="Short episodes, 3 per task, one timed iteration (a smoke test)."),

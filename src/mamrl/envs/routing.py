@@ -254,7 +254,8 @@ class RoutingParallelEnv(ParallelEnv):
         """The simulator state (B=1) of the current episode; read it, do not modify it."""
         self.last_events: StepEvents | None = None
         """The simulator's events of the last step."""
-        self._obs: Observation | None = None
+        self._has_packet: list[bool] = []
+        self._degrees: list[int] = self.degree.tolist()
 
     def observation_space(self, agent: str) -> spaces.Space:
         return self._observation_spaces[agent]
@@ -275,11 +276,10 @@ class RoutingParallelEnv(ParallelEnv):
         self.sim_state = self.simulator.reset(traffic_seed, 1)
         self.last_events = None
         self.agents = list(self.possible_agents)
-        self._obs = self.simulator.observe(self.sim_state)
-        observations = self._agent_observations(self._obs)
-        lost = self.simulator.events(self.sim_state).lost[0]
+        observations, has_packet = self._observe()
+        lost = self.simulator.events(self.sim_state).lost[0].tolist()
         infos = {
-            agent: {"has_packet": bool(self._obs.has_packet[0, i]), "lost": int(lost[i]), "traffic_seed": traffic_seed}
+            agent: {"has_packet": has_packet[i], "lost": lost[i], "traffic_seed": traffic_seed}
             for i, agent in enumerate(self.agents)
         }
         return observations, infos
@@ -287,7 +287,7 @@ class RoutingParallelEnv(ParallelEnv):
     def step(self, actions: dict[str, Any]):
         if self.sim_state is None or not self.agents:
             raise SimulationError("the episode is over (or was never started): call reset() first")
-        busy = self._obs.has_packet[0]
+        busy = self._has_packet
         joint = np.zeros((1, len(self.possible_agents)), dtype=np.int64)
         for agent, action in actions.items():
             i = self.agent_index.get(agent)
@@ -297,28 +297,25 @@ class RoutingParallelEnv(ParallelEnv):
                 joint[0, i] = operator.index(action)
             except (TypeError, ValueError):
                 raise SimulationError(f"action of agent {agent!r} must be an integer slot, got {action!r}") from None
-        missing = [a for a in self.agents if a not in actions and busy[self.agent_index[a]]]
-        if missing:
-            raise SimulationError(f"no action for router(s) {missing[:5]} with a packet to forward")
+        if len(actions) < len(self.agents):
+            missing = [a for a in self.agents if a not in actions and busy[self.agent_index[a]]]
+            if missing:
+                raise SimulationError(f"no action for router(s) {missing[:5]} with a packet to forward")
         events = self.simulator.step(self.sim_state, joint)
         self.last_events = events
-        rewards_arr = self._reward(events, self.sim_state, len(self.possible_agents))
-        self._obs = self.simulator.observe(self.sim_state)
+        rewards_arr = self._reward(events, self.sim_state, len(self.possible_agents)).tolist()
         live = self.agents
-        observations = self._agent_observations(self._obs)
-        rewards = {a: float(rewards_arr[self.agent_index[a]]) for a in live}
-        terminations = {a: False for a in live}
-        truncations = {a: bool(events.done) for a in live}
+        observations, has_packet = self._observe()
+        index = self.agent_index
+        rewards = {a: rewards_arr[index[a]] for a in live}
+        terminations = dict.fromkeys(live, False)
+        truncations = dict.fromkeys(live, bool(events.done))
+        delivered, time_sum, lost = (x[0].tolist() for x in (events.delivered, events.delivery_time_sum, events.lost))
         infos = {}
         for a in live:
-            i = self.agent_index[a]
-            infos[a] = {
-                "delivered": int(events.delivered[0, i]),
-                "delivery_time_sum": int(events.delivery_time_sum[0, i]),
-                "lost": int(events.lost[0, i]),
-                "acted": bool(busy[i]),
-                "has_packet": bool(self._obs.has_packet[0, i]),
-            }
+            i = index[a]
+            infos[a] = {"delivered": delivered[i], "delivery_time_sum": time_sum[i], "lost": lost[i], "acted": busy[i],
+                        "has_packet": has_packet[i]}
         if events.done:
             self.agents = []
         return observations, rewards, terminations, truncations, infos
@@ -339,14 +336,15 @@ class RoutingParallelEnv(ParallelEnv):
             raise SimulationError("call reset() first")
         return episode_totals(self.sim_state)
 
-    def _agent_observations(self, obs: Observation) -> dict[str, dict[str, np.ndarray]]:
-        enc = encode_observation(obs, self.degree)
-        mask = obs.action_mask[0].astype(np.int8)
-        out = {}
-        for a in self.possible_agents:
-            i = self.agent_index[a]
-            out[a] = {"observation": enc[i].copy(), "action_mask": mask[i, : self.degree[i]].copy()}
-        return out
+    def _observe(self) -> tuple[dict[str, dict[str, np.ndarray]], list[bool]]:
+        """Every agent's observation dict of the current tick (one compiled encoding pass), and
+        which routers have a packet to forward."""
+        enc, mask = self.simulator.observe_encoded(self.sim_state)
+        n = len(self.possible_agents)
+        has_packet = (enc[0, :, 0] < n).tolist()
+        self._has_packet = has_packet
+        return {a: {"observation": enc[0, i], "action_mask": mask[0, i, : self._degrees[i]]}
+                for i, a in enumerate(self.possible_agents)}, has_packet
 
 
 # ---------------------------------------------------------------------------- Gymnasium
@@ -383,21 +381,21 @@ class RoutingEnv(gymnasium.Env):
         self.sim_state: State | None = None
         """The simulator state (B=1) of the current episode; read it, do not modify it."""
         self.last_events: StepEvents | None = None
-        self._obs: Observation | None = None
+        self._obs: dict[str, np.ndarray] | None = None
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
         self.traffic_seed = int(self.np_random.integers(0, _SEED_HIGH))
         self.sim_state = self.simulator.reset(self.traffic_seed, 1)
         self.last_events = None
-        self._obs = self.simulator.observe(self.sim_state)
+        self._obs = self._observation()
         info = {
-            "has_packet": self._obs.has_packet[0].copy(),
+            "has_packet": self._has_packet(),
             "lost": self.simulator.events(self.sim_state).lost[0],
             "traffic_seed": self.traffic_seed,
             "totals": episode_totals(self.sim_state),
         }
-        return self._observation(self._obs), info
+        return self._obs, info
 
     def step(self, action):
         if self.sim_state is None or self.last_events is not None and self.last_events.done:
@@ -405,21 +403,21 @@ class RoutingEnv(gymnasium.Env):
         joint = np.asarray(action)
         if joint.shape != self.degree.shape or not np.issubdtype(joint.dtype, np.integer):
             raise SimulationError(f"action must be {self.degree.shape[0]} integer slots, got {joint.dtype} {joint.shape}")
-        busy = self._obs.has_packet[0].copy()
+        busy = self._has_packet()
         events = self.simulator.step(self.sim_state, joint.astype(np.int64)[None])
         self.last_events = events
         per_router = self._reward(events, self.sim_state, self.degree.shape[0])
-        self._obs = self.simulator.observe(self.sim_state)
+        self._obs = self._observation()
         info = {
             "delivered": events.delivered[0].copy(),
             "delivery_time_sum": events.delivery_time_sum[0].copy(),
             "lost": events.lost[0].copy(),
             "acted": busy,
-            "has_packet": self._obs.has_packet[0].copy(),
+            "has_packet": self._has_packet(),
             "router_rewards": per_router,
             "totals": episode_totals(self.sim_state),
         }
-        return self._observation(self._obs), float(per_router.mean()), False, bool(events.done), info
+        return self._obs, float(per_router.mean()), False, bool(events.done), info
 
     def render(self) -> str | None:
         if self.render_mode is None:
@@ -433,11 +431,13 @@ class RoutingEnv(gymnasium.Env):
             raise SimulationError("call reset() first")
         return episode_totals(self.sim_state)
 
-    def _observation(self, obs: Observation) -> dict[str, np.ndarray]:
-        return {
-            "observation": encode_observation(obs, self.degree),
-            "action_mask": obs.action_mask[0].astype(np.int8),
-        }
+    def _observation(self) -> dict[str, np.ndarray]:
+        enc, mask = self.simulator.observe_encoded(self.sim_state)
+        return {"observation": enc[0], "action_mask": mask[0]}
+
+    def _has_packet(self) -> np.ndarray:
+        """bool [N]: routers with a packet to forward (an empty queue is encoded as N)."""
+        return self._obs["observation"][:, 0] < self.degree.shape[0]
 
 
 # ---------------------------------------------------------------------------- factories
@@ -476,13 +476,15 @@ GYM_IDS = {"mamrl/B4-v0": "b4", "mamrl/GEANT-v0": "geant", "mamrl/ATT-v0": "att"
 
 
 def register_envs() -> None:
-    """Register `GYM_IDS` with gymnasium (idempotent)."""
+    """Register `GYM_IDS` with gymnasium (idempotent): `gymnasium.make` gives a `RoutingEnv`,
+    `gymnasium.make_vec(id, num_envs=N)` the native `mamrl.envs.vector.RoutingVectorEnv`."""
     for env_id, topology in GYM_IDS.items():
         if env_id in gymnasium.registry:
             continue
         gymnasium.register(
             id=env_id,
             entry_point="mamrl.envs.routing:gym_env",
+            vector_entry_point="mamrl.envs.vector:vector_env",
             kwargs={
                 "topology": topology,
                 "load_per_router": 0.3,

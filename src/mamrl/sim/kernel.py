@@ -542,6 +542,54 @@ def observe_batch(net, st, head_dst, longest_slot):
             longest_slot[b, i] = best
 
 
+@hot_loop
+def observe_encoded_batch(net, st, obs, mask):
+    """Every router's observation as the RL environments encode it (docs/environments.md), in one
+    pass: obs int64 [B, N, 2 + HISTORY_LEN] = (destination of the queue head, N if empty; slot of
+    the neighbour with the longest queue, lowest on ties, degree if all are empty; the last
+    HISTORY_LEN action slots, most recent first, degree = none yet) and mask int8 [B, N, K] =
+    1 where the slot exists and its link is up. The same values as `observe_batch` and
+    `State.history` give, encoded (tested against them)."""
+    neighbors, link_of_slot, degree = net.neighbors, net.link_of_slot, net.degree
+    pk, router, link = st.pk, st.router, st.link
+    nb, n, k_max = router.shape[0], router.shape[1], mask.shape[2]
+    for b in range(nb):
+        for i in range(n):
+            d = degree[i]
+            p = router[b, i, RT_HEAD]
+            obs[b, i, 0] = pk[b, p, PK_DST] if p >= 0 else n
+            best, best_len = d, 0
+            for k in range(d):
+                qlen = router[b, neighbors[i, k], RT_QLEN]
+                if qlen > best_len:
+                    best, best_len = k, qlen
+            obs[b, i, 1] = best
+            taken, pos = router[b, i, RT_ACTIONS], router[b, i, RT_RING_POS]
+            for age in range(HISTORY_LEN):
+                if age < taken:
+                    obs[b, i, 2 + age] = router[b, i, RT_HISTORY + (pos - 1 - age) % HISTORY_LEN]
+                else:
+                    obs[b, i, 2 + age] = d
+            for k in range(k_max):
+                mask[b, i, k] = 1 if k < d and link[b, LK_UP, link_of_slot[i, k]] != 0 else 0
+
+
+@hot_loop
+def count_in_flight_by_sender(st, out):
+    """out int64 [B, N] = packets each router has in flight, walking only the packets on links
+    (the arrival wheel's lists) rather than every packet of the episode."""
+    pk, wheel = st.pk, st.wheel
+    nb, n = out.shape[0], out.shape[1]
+    for b in range(nb):
+        for i in range(n):
+            out[b, i] = 0
+        for w in range(wheel.shape[1]):
+            p = wheel[b, w, 0]
+            while p >= 0:
+                out[b, pk[b, p, PK_SENDER]] += 1
+                p = pk[b, p, PK_NEXT]
+
+
 # --------------------------------------------------------------------------- whole episodes
 @hot_loop
 def run_table_episodes(net, st, tables, table_start, uniforms, stochastic):

@@ -140,6 +140,17 @@ class Simulator:
         mask = state.link_up[:, safe_links] & self.slot_exists[None]
         return Observation(head, longest, state.history.copy(), mask, head >= 0)
 
+    def observe_encoded(self, state: State, obs: np.ndarray | None = None, mask: np.ndarray | None = None,
+                        ) -> tuple[np.ndarray, np.ndarray]:
+        """The RL environments' encoding of `observe` in one compiled pass: int64 [B, N, 12]
+        (an empty queue as N, "no neighbour queued" and "no action yet" as the router's degree)
+        and int8 [B, N, K] masks. Fills `obs` and `mask` if given (reused buffers)."""
+        nb, n = state.q_len.shape
+        obs = np.empty((nb, n, 2 + HISTORY_LEN), dtype=np.int64) if obs is None else obs
+        mask = np.empty((nb, n, self.max_degree), dtype=np.int8) if mask is None else mask
+        kernel.observe_encoded_batch(self.net, state, obs, mask)
+        return obs, mask
+
     def step(self, state: State, actions: np.ndarray) -> StepEvents:
         """Forward each router's queue head through action slot `actions[b, i]`."""
         tick = int(state.tick[0])
@@ -208,14 +219,11 @@ class Simulator:
 
 
 def in_flight_by_sender(state: State) -> np.ndarray:
-    """int64 [B, N]: packets each router has in flight (its share of the link backlog)."""
-    pk = state.pk
-    nb, n = state.q_len.shape
-    on_link = pk[:, :, kernel.PK_LINK] >= 0
-    sender = np.where(on_link, pk[:, :, kernel.PK_SENDER], n)
-    out = np.zeros((nb, n + 1), dtype=np.int64)
-    np.add.at(out, (np.arange(nb)[:, None].repeat(pk.shape[1], 1), sender), 1)
-    return out[:, :n]
+    """int64 [B, N]: packets each router has in flight (its share of the link backlog), counted
+    over the packets on links only (`kernel.count_in_flight_by_sender`)."""
+    out = np.empty(state.q_len.shape, dtype=np.int64)
+    kernel.count_in_flight_by_sender(state, out)
+    return out
 
 
 def undelivered_by_router(state: State) -> np.ndarray:

@@ -1,0 +1,167 @@
+"""`mamrl bench-envs`: speed of the RL environments, each against the raw simulator step.
+
+* the native vector environment (`gymnasium.make_vec`, `RoutingVectorEnv`): router decisions per
+  second with uniformly random valid slots, beside the simulator's `step` on the same batch with
+  the same actions (what the environment adds: observation encoding, rewards, bookkeeping);
+* the PettingZoo `ParallelEnv` and the Gymnasium `Env` (one episode each): environment steps per
+  second, random valid actions.
+
+Random actions are drawn before timing, so the figures are the environments' own cost.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mamrl.benchmarks.common import close_section, markdown_table
+from mamrl.benchmarks.common import write_section as write_marked_section
+from mamrl.envs import RoutingEnv, RoutingParallelEnv, RoutingVectorEnv, make_params
+from mamrl.sim.simulator import Simulator
+
+SECTION_START = "<!-- bench-envs:start -->"
+SECTION_END = "<!-- bench-envs:end -->"
+
+
+@dataclass(frozen=True)
+class VectorRow:
+    topology: str
+    routers: int
+    num_envs: int
+    steps: int
+    env_decisions_per_s: float
+    """Router decisions (num_envs x routers per step) per second through `RoutingVectorEnv.step`."""
+    raw_decisions_per_s: float
+    """The same through `Simulator.step` alone, on the same batch and actions."""
+
+
+@dataclass(frozen=True)
+class SingleRow:
+    topology: str
+    env: str
+    steps_per_s: float
+
+
+def _random_actions(rng: np.random.Generator, degree: np.ndarray, steps: int, batch: int) -> np.ndarray:
+    return (rng.random((steps, batch, len(degree))) * degree).astype(np.int64)
+
+
+def bench_vector(topology: str = "b4", num_envs: int = 64, load: float = 0.3, horizon: int = 500,
+                 episodes: int = 2) -> VectorRow:
+    """Whole episodes through the vector env and through the raw simulator, same actions; the
+    better of two rounds of each (after a warm-up)."""
+    params = make_params(topology, load, horizon)
+    env = RoutingVectorEnv(params, num_envs)
+    sim = Simulator(params)
+    actions = _random_actions(np.random.default_rng(0), env.degree, horizon, num_envs)
+
+    def through_env() -> float:
+        start = time.perf_counter()
+        for _ in range(episodes):
+            env.reset(seed=1)
+            for t in range(horizon):
+                env.step(actions[t])
+        return time.perf_counter() - start
+
+    def through_simulator() -> float:
+        start = time.perf_counter()
+        for _ in range(episodes):
+            state = sim.reset(1, num_envs)
+            for t in range(horizon):
+                sim.step(state, actions[t])
+        return time.perf_counter() - start
+
+    through_env(), through_simulator()  # compile and warm up
+    env_s = min(through_env(), through_env())
+    raw_s = min(through_simulator(), through_simulator())
+    decisions = episodes * horizon * num_envs * params.topology.num_routers
+    return VectorRow(params.topology.name, params.topology.num_routers, num_envs, episodes * horizon,
+                     decisions / env_s, decisions / raw_s)
+
+
+def bench_single(topology: str = "b4", load: float = 0.3, horizon: int = 500) -> list[SingleRow]:
+    """Steps per second of the PettingZoo and Gymnasium envs over one episode (after a warm-up one)."""
+    params = make_params(topology, load, horizon)
+    rng = np.random.default_rng(0)
+    parallel, gym = RoutingParallelEnv(params), RoutingEnv(params)
+    joint = _random_actions(rng, parallel.degree, horizon, 1)[:, 0]
+    agents = parallel.possible_agents
+    per_agent = [{a: int(joint[t, i]) for i, a in enumerate(agents)} for t in range(horizon)]
+
+    def parallel_episode() -> float:
+        parallel.reset(seed=1)
+        start = time.perf_counter()
+        for t in range(horizon):
+            parallel.step(per_agent[t])
+        return time.perf_counter() - start
+
+    def gym_episode() -> float:
+        gym.reset(seed=1)
+        start = time.perf_counter()
+        for t in range(horizon):
+            gym.step(joint[t])
+        return time.perf_counter() - start
+
+    parallel_episode(), gym_episode()
+    name = params.topology.name
+    return [SingleRow(name, "PettingZoo ParallelEnv", horizon / min(parallel_episode(), parallel_episode())),
+            SingleRow(name, "Gymnasium Env (joint action)", horizon / min(gym_episode(), gym_episode()))]
+
+
+def run_envs_bench(topologies=("b4", "att"), num_envs=(64,), on_row=None) -> tuple[list[VectorRow], list[SingleRow]]:
+    vector_rows, single_rows = [], []
+    for name in topologies:
+        for n in num_envs:
+            vector_rows.append(bench_vector(name, n))
+            if on_row is not None:
+                on_row(f"{name}: vector env × {n} done")
+        single_rows += bench_single(name)
+        if on_row is not None:
+            on_row(f"{name}: single-episode envs done")
+    return vector_rows, single_rows
+
+
+VECTOR_COLUMNS = ("topology", "environments", "vector env (router decisions/s)", "raw simulator step (router decisions/s)",
+                  "vector env / raw step")
+SINGLE_COLUMNS = ("topology", "environment", "environment steps/s")
+
+
+def vector_cells(row: VectorRow) -> list[str]:
+    return [f"{row.topology} ({row.routers})", str(row.num_envs), f"{row.env_decisions_per_s / 1e6:.2f}M",
+            f"{row.raw_decisions_per_s / 1e6:.2f}M", f"{row.env_decisions_per_s / row.raw_decisions_per_s:.2f}"]
+
+
+def single_cells(row: SingleRow) -> list[str]:
+    return [row.topology, row.env, f"{row.steps_per_s:,.0f}"]
+
+
+def markdown_section(vector_rows: list[VectorRow], single_rows: list[SingleRow], command: str,
+                     machine: dict[str, str]) -> str:
+    date = _dt.datetime.now().astimezone().replace(microsecond=0).isoformat()
+    lines = [
+        SECTION_START,
+        "## RL environments",
+        "",
+        f"Command: `{command}`  ",
+        f"Date: {date}; λ = 0.3, horizon 500 ticks, uniformly random valid slots drawn before timing.",
+        "",
+        *markdown_table(VECTOR_COLUMNS, [vector_cells(r) for r in vector_rows]),
+        "",
+        *markdown_table(SINGLE_COLUMNS, [single_cells(r) for r in single_rows]),
+        "",
+        "- *vector env*: `gymnasium.make_vec(\"mamrl/B4-v0\", num_envs=N)`, whole episodes of `step` (observations "
+        "encoded in one compiled pass, the loss-honest reward, episode statistics); *raw simulator step*: "
+        "`Simulator.step` alone on the same batch and actions. A router decision is one router of one environment "
+        "in one step (routers with empty queues included).",
+        "- *environment steps/s*: one episode at a time, one step = every router forwards once.",
+    ]
+    return close_section(lines, machine, SECTION_END)
+
+
+def write_section(path: str | Path, section: str) -> None:
+    """Replace (or append) this benchmark's section of a markdown file."""
+    write_marked_section(path, section, SECTION_START, SECTION_END)
