@@ -494,3 +494,102 @@ def test_bad_input_through_gymnasium_make_and_constructors():
     with pytest.raises(MamrlError):
         RoutingEnv({"topology": "b4"})
     assert isinstance(make_params("b4"), SimParams)
+
+
+# ------------------------------------------------------------------------------ observation modes, state, masks
+@pytest.mark.parametrize("mode", ["flat", "graph"])
+@pytest.mark.parametrize("name", ["b4", "att"])
+def test_parallel_api_in_every_observation_mode(name, mode):
+    env = parallel_env(name, load_per_router=0.5, horizon_ticks=H, failures=[f"{load_topology(name).link_name(0)}@3"],
+                       observation_mode=mode)
+    parallel_api_test(env, num_cycles=H + 10)
+
+
+def test_flat_mode_is_the_deep_learners_input_with_the_mask_and_shares_one_space():
+    from mamrl.agents.networks import encode_fields
+
+    env = parallel_env("b4", load_per_router=0.5, horizon_ticks=30, failures=["A-B@0"], observation_mode="flat")
+    topo = env.topology
+    n, k = topo.num_routers, topo.max_degree
+    first = env.possible_agents[0]
+    for a in env.possible_agents:  # homogeneous spaces: parameter sharing needs no padding
+        assert env.observation_space(a) == env.observation_space(first) and env.action_space(a) == env.action_space(first)
+    assert env.action_space("A").n == k
+    obs, _ = env.reset(seed=2)
+    rng = np.random.default_rng(0)
+    for _ in range(30):
+        plain = env.simulator.observe(env.sim_state)
+        rows = encode_fields(plain.head_destination, plain.longest_queue_neighbor, plain.last_actions, n, k)[0]
+        masks = env.action_masks()
+        for i, a in enumerate(env.possible_agents):
+            expected = np.zeros(obs[a].shape[0] - k, dtype=np.float32)
+            expected[rows[i]] = 1.0
+            np.testing.assert_array_equal(obs[a][:-k], expected)
+            np.testing.assert_array_equal(obs[a][-k:].astype(bool), plain.action_mask[0, i])
+            np.testing.assert_array_equal(masks[a], plain.action_mask[0, i])
+        actions = {a: int(rng.choice(np.flatnonzero(masks[a]))) for a in env.agents}
+        obs, *_ = env.step(actions)
+    assert not masks["A"][np.flatnonzero(env.simulator.neighbors[topo.router_names.index("A")] == topo.router_names.index("B"))].any()
+
+
+def test_graph_mode_marks_the_agent_and_its_heads_destination():
+    env = parallel_env("geant", load_per_router=0.3, horizon_ticks=20, observation_mode="graph")
+    obs, _ = env.reset(seed=1)
+    for _ in range(5):
+        obs, *_ = env.step({a: 0 for a in env.agents})
+    n = env.topology.num_routers
+    for i, a in enumerate(env.possible_agents):
+        o = obs[a]
+        assert o["agent"] == i and o["nodes"][i, 3] == 1 and o["nodes"][:, 3].sum() == 1
+        np.testing.assert_array_equal(o["nodes"][:, 0], env.sim_state.q_len[0])
+        head = env.simulator.observe(env.sim_state).head_destination[0, i]
+        assert o["nodes"][:, 2].sum() == (head >= 0) and (head < 0 or o["nodes"][head, 2] == 1)
+        assert o["edge_index"].shape == (2, 2 * len(env.topology.links)) and o["edge_index"].max() == n - 1
+
+
+def test_state_is_a_global_view_in_its_space_and_bad_modes_are_refused():
+    env = parallel_env("b4", horizon_ticks=10)
+    with pytest.raises(SimulationError, match="reset"):
+        env.state()
+    env.reset(seed=0)
+    for _ in range(4):
+        env.step({a: 0 for a in env.agents})
+        state = env.state()
+        assert state in env.state_space
+        n = env.topology.num_routers
+        np.testing.assert_array_equal(state[12 * n:13 * n], env.sim_state.q_len[0])
+    with pytest.raises(MamrlError, match="observation_mode"):
+        parallel_env("b4", observation_mode="image")
+
+
+def test_flat_mode_maps_a_slot_beyond_the_degree_to_slot_mod_degree():
+    params = make_params("b4", 0.5, horizon_ticks=15)
+    flat, plain = RoutingParallelEnv(params, observation_mode="flat"), RoutingParallelEnv(params)
+    flat.reset(seed=4)
+    plain.reset(seed=4)
+    k = flat.topology.max_degree
+    for t in range(15):
+        wide = {a: (t + i) % k for i, a in enumerate(flat.agents)}
+        _, r_flat, *_ = flat.step(wide)
+        _, r_plain, *_ = plain.step({a: v % int(plain.degree[plain.agent_index[a]]) for a, v in wide.items()})
+        assert r_flat == r_plain
+    with pytest.raises(SimulationError, match="slots in 0.."):
+        flat.reset(seed=4)
+        flat.step({a: k for a in flat.agents})
+
+
+def test_gym_flat_mode_passes_the_checker_and_offers_maskable_ppo_masks():
+    env = gymnasium.make("mamrl/B4-v0", horizon_ticks=H, observation_mode="flat", failures=["A-B@0"])
+    inner = env.unwrapped
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        check_env(inner)
+    obs, _ = inner.reset(seed=0)
+    assert obs.ndim == 1 and obs in inner.observation_space  # a flat Box, as SB3's PPO takes it
+    masks = inner.action_masks()
+    assert masks.shape == (int(inner.degree.sum()),)
+    plain = inner.simulator.observe(inner.sim_state).action_mask[0]
+    np.testing.assert_array_equal(masks, plain[inner.simulator.slot_exists])
+    assert not masks.all()  # A-B is down, at both ends
+    with pytest.raises(MamrlError, match="observation_mode"):
+        gymnasium.make("mamrl/B4-v0", observation_mode="graph")

@@ -154,6 +154,33 @@ def observation_nvec(degree: np.ndarray) -> np.ndarray:
     return nvec
 
 
+OBSERVATION_MODES = ("dict", "flat", "graph")
+"""How the envs present a router's observation (docs/environments.md, "Observation modes")."""
+
+GRAPH_NODE_FEATURES = ("queue_length", "has_packet", "is_head_destination", "is_self")
+"""Per-router features of the `graph` observation mode, in column order."""
+
+
+def one_hot_size(num_routers: int, max_degree: int) -> int:
+    """Length of `one_hot_observation`'s vector: (N + 1) + 11 (K + 1)."""
+    return (num_routers + 1) + (1 + HISTORY_LEN) * (max_degree + 1)
+
+
+def one_hot_observation(enc: np.ndarray, degree: np.ndarray, max_degree: int) -> np.ndarray:
+    """float32 [..., N, one_hot_size]: the 12 fields of `encode_observation` ([..., N, 12]) as
+    concatenated one-hot codes, slots coded against the maximum degree K so that every router's
+    vector has the same layout (its "none" value, the router's degree, becomes K). The deep
+    learner's network input is this encoding."""
+    n = degree.shape[0]
+    fields = enc.copy()
+    rest = fields[..., 1:]
+    rest[rest == np.broadcast_to(degree[:, None], rest.shape)] = max_degree
+    offsets = np.concatenate(([0], n + 1 + np.arange(1 + HISTORY_LEN) * (max_degree + 1)))
+    out = np.zeros((*enc.shape[:-1], one_hot_size(n, max_degree)), dtype=np.float32)
+    np.put_along_axis(out, fields + offsets, 1.0, axis=-1)
+    return out
+
+
 def episode_totals(state: State) -> dict[str, int]:
     """Counts of episode 0 since its start: generated, delivered, lost, queued, in flight, in network."""
     totals = {k: int(v[0]) for k, v in Simulator.totals(state).items()}
@@ -222,10 +249,14 @@ class RoutingParallelEnv(ParallelEnv):
 
     metadata = {"name": "mamrl_routing_v0", "render_modes": ["ansi"], "is_parallelizable": True}
 
-    def __init__(self, params: SimParams, reward: str | RewardFn = DEFAULT_REWARD, render_mode: str | None = None):
+    def __init__(self, params: SimParams, reward: str | RewardFn = DEFAULT_REWARD, render_mode: str | None = None,
+                 observation_mode: str = "dict"):
         self.params = _check_params(params)
         self.render_mode = _check_render_mode(render_mode)
         self._reward = _resolve_reward(reward)
+        if observation_mode not in OBSERVATION_MODES:
+            raise MamrlError(f"unknown observation_mode {observation_mode!r} (choose from {', '.join(OBSERVATION_MODES)})")
+        self.observation_mode = observation_mode
         self.simulator = Simulator(params)
         topo = params.topology
         self.topology = topo
@@ -233,19 +264,19 @@ class RoutingParallelEnv(ParallelEnv):
         self.possible_agents: list[str] = list(topo.router_names)
         self.agent_index: dict[str, int] = {a: i for i, a in enumerate(self.possible_agents)}
         self.agents: list[str] = []
-        nvec = observation_nvec(self.degree)
-        self._observation_spaces = {
-            agent: spaces.Dict(
-                {
-                    "observation": spaces.MultiDiscrete(nvec[i]),
-                    "action_mask": spaces.MultiBinary(int(self.degree[i])),
-                }
-            )
-            for i, agent in enumerate(self.possible_agents)
-        }
-        self._action_spaces = {agent: spaces.Discrete(int(self.degree[i])) for i, agent in enumerate(self.possible_agents)}
+        n, k = topo.num_routers, topo.max_degree
+        # Both directions of every link, as a GNN's edge index.
+        ends = np.array([(link.a, link.b) for link in topo.links], dtype=np.int64).reshape(-1, 2).T
+        self._edge_index = np.concatenate([ends, ends[::-1]], axis=1)
+        self._edge_link = np.concatenate([np.arange(ends.shape[1]), np.arange(ends.shape[1])])
+        self._observation_spaces = {agent: self._agent_space(i) for i, agent in enumerate(self.possible_agents)}
+        self._action_spaces = {agent: spaces.Discrete(k if observation_mode == "flat" else int(self.degree[i]))
+                               for i, agent in enumerate(self.possible_agents)}
         self.observation_spaces = self._observation_spaces
         self.action_spaces = self._action_spaces
+        state_size = n * OBS_LEN + n + len(topo.links) + 1
+        self.state_space = spaces.Box(0.0, np.inf, (state_size,), dtype=np.float32)
+        """`state()`'s space: a global view for centralised critics (MAPPO, QMIX)."""
         self.np_random: np.random.Generator | None = None
         """Draws the traffic seeds of unseeded resets; re-seeded by every seeded reset."""
         self.traffic_seed: int | None = None
@@ -262,6 +293,42 @@ class RoutingParallelEnv(ParallelEnv):
 
     def action_space(self, agent: str) -> spaces.Space:
         return self._action_spaces[agent]
+
+    def _agent_space(self, i: int) -> spaces.Space:
+        n, k, degree = self.topology.num_routers, self.topology.max_degree, int(self.degree[i])
+        if self.observation_mode == "flat":
+            return spaces.Box(0.0, 1.0, (one_hot_size(n, k) + k,), dtype=np.float32)
+        if self.observation_mode == "graph":
+            edges = self._edge_index.shape[1]
+            return spaces.Dict({
+                "nodes": spaces.Box(0.0, np.inf, (n, len(GRAPH_NODE_FEATURES)), dtype=np.float32),
+                "edge_index": spaces.Box(0, n - 1, (2, edges), dtype=np.int64),
+                "edge_up": spaces.MultiBinary(edges),
+                "agent": spaces.Discrete(n),
+                "action_mask": spaces.MultiBinary(degree),
+            })
+        return spaces.Dict({"observation": spaces.MultiDiscrete(observation_nvec(self.degree)[i]),
+                            "action_mask": spaces.MultiBinary(degree)})
+
+    def state(self) -> np.ndarray:
+        """float32 [N*12 + N + E + 1]: every router's observation (`encode_observation`), queue
+        lengths, which links are up, and the tick over the horizon."""
+        if self.sim_state is None:
+            raise SimulationError("call reset() first")
+        enc, _ = self.simulator.observe_encoded(self.sim_state)
+        st = self.sim_state
+        return np.concatenate([enc[0].ravel(), st.q_len[0], st.link_up[0],
+                               [st.tick[0] / self.params.horizon_ticks]]).astype(np.float32)
+
+    def action_masks(self) -> dict[str, np.ndarray]:
+        """bool mask over each live agent's action space: the slots whose link is up (in `flat`
+        mode, slots beyond the router's degree are False)."""
+        if self.sim_state is None:
+            raise SimulationError("call reset() first")
+        _, mask = self.simulator.observe_encoded(self.sim_state)
+        width = self.topology.max_degree if self.observation_mode == "flat" else None
+        return {a: mask[0, self.agent_index[a], : width or self._degrees[self.agent_index[a]]].astype(bool)
+                for a in self.agents}
 
     # ------------------------------------------------------------------ API
     def reset(self, seed: int | None = None, options: dict[str, Any] | None = None):
@@ -301,6 +368,12 @@ class RoutingParallelEnv(ParallelEnv):
             missing = [a for a in self.agents if a not in actions and busy[self.agent_index[a]]]
             if missing:
                 raise SimulationError(f"no action for router(s) {missing[:5]} with a packet to forward")
+        if self.observation_mode == "flat":
+            # One Discrete(K) for every agent (parameter sharing): slot k of a router of degree d
+            # is slot k mod d, a documented rule; masks (`action_masks`) mark slots >= d invalid.
+            if (joint < 0).any() or (joint >= self.topology.max_degree).any():
+                raise SimulationError(f"actions must be slots in 0..{self.topology.max_degree - 1}, got {joint[0].tolist()}")
+            joint = joint % self.degree[None, :]
         events = self.simulator.step(self.sim_state, joint)
         self.last_events = events
         rewards_arr = self._reward(events, self.sim_state, len(self.possible_agents)).tolist()
@@ -336,15 +409,35 @@ class RoutingParallelEnv(ParallelEnv):
             raise SimulationError("call reset() first")
         return episode_totals(self.sim_state)
 
-    def _observe(self) -> tuple[dict[str, dict[str, np.ndarray]], list[bool]]:
-        """Every agent's observation dict of the current tick (one compiled encoding pass), and
-        which routers have a packet to forward."""
+    def _observe(self) -> tuple[dict[str, Any], list[bool]]:
+        """Every agent's observation of the current tick (one compiled encoding pass) in the
+        env's `observation_mode`, and which routers have a packet to forward."""
         enc, mask = self.simulator.observe_encoded(self.sim_state)
-        n = len(self.possible_agents)
+        n, k = self.topology.num_routers, self.topology.max_degree
         has_packet = (enc[0, :, 0] < n).tolist()
         self._has_packet = has_packet
+        agents = self.possible_agents
+        if self.observation_mode == "flat":
+            flat = np.concatenate([one_hot_observation(enc[0], self.degree, k), mask[0].astype(np.float32)], axis=1)
+            return {a: flat[i] for i, a in enumerate(agents)}, has_packet
+        if self.observation_mode == "graph":
+            st = self.sim_state
+            head = enc[0, :, 0]
+            nodes = np.zeros((n, len(GRAPH_NODE_FEATURES)), dtype=np.float32)
+            nodes[:, 0] = st.q_len[0]
+            nodes[:, 1] = head < n
+            edge_up = st.link_up[0][self._edge_link].astype(np.int8)
+            out = {}
+            for i, a in enumerate(agents):
+                own = nodes.copy()
+                if head[i] < n:
+                    own[head[i], 2] = 1.0
+                own[i, 3] = 1.0
+                out[a] = {"nodes": own, "edge_index": self._edge_index, "edge_up": edge_up, "agent": i,
+                          "action_mask": mask[0, i, : self._degrees[i]]}
+            return out, has_packet
         return {a: {"observation": enc[0, i], "action_mask": mask[0, i, : self._degrees[i]]}
-                for i, a in enumerate(self.possible_agents)}, has_packet
+                for i, a in enumerate(agents)}, has_packet
 
 
 # ---------------------------------------------------------------------------- Gymnasium
@@ -359,10 +452,14 @@ class RoutingEnv(gymnasium.Env):
 
     metadata = {"render_modes": ["ansi"], "render_fps": 4}
 
-    def __init__(self, params: SimParams, reward: str | RewardFn = DEFAULT_REWARD, render_mode: str | None = None):
+    def __init__(self, params: SimParams, reward: str | RewardFn = DEFAULT_REWARD, render_mode: str | None = None,
+                 observation_mode: str = "dict"):
         self.params = _check_params(params)
         self.render_mode = _check_render_mode(render_mode)
         self._reward = _resolve_reward(reward)
+        if observation_mode not in ("dict", "flat"):
+            raise MamrlError(f"unknown observation_mode {observation_mode!r} for the joint env (choose from dict, flat)")
+        self.observation_mode = observation_mode
         self.simulator = Simulator(params)
         topo = params.topology
         self.topology = topo
@@ -370,12 +467,15 @@ class RoutingEnv(gymnasium.Env):
         self.router_names: tuple[str, ...] = topo.router_names
         n, k = topo.num_routers, topo.max_degree
         self.action_space = spaces.MultiDiscrete(self.degree.copy())
-        self.observation_space = spaces.Dict(
-            {
-                "observation": spaces.MultiDiscrete(observation_nvec(self.degree)),
-                "action_mask": spaces.MultiBinary([n, k]),
-            }
-        )
+        if observation_mode == "flat":
+            self.observation_space = spaces.Box(0.0, 1.0, (n * (one_hot_size(n, k) + k),), dtype=np.float32)
+        else:
+            self.observation_space = spaces.Dict(
+                {
+                    "observation": spaces.MultiDiscrete(observation_nvec(self.degree)),
+                    "action_mask": spaces.MultiBinary([n, k]),
+                }
+            )
         self.traffic_seed: int | None = None
         """The seed of the current episode's traffic (episode index 0)."""
         self.sim_state: State | None = None
@@ -431,13 +531,24 @@ class RoutingEnv(gymnasium.Env):
             raise SimulationError("call reset() first")
         return episode_totals(self.sim_state)
 
-    def _observation(self) -> dict[str, np.ndarray]:
+    def action_masks(self) -> np.ndarray:
+        """bool [sum of degrees]: every router's slots whose link is up, concatenated in router
+        order (the flat mask `sb3_contrib.MaskablePPO` takes for a MultiDiscrete action)."""
+        if self.sim_state is None:
+            raise SimulationError("call reset() first")
+        return self._mask[self.simulator.slot_exists]
+
+    def _observation(self) -> dict[str, np.ndarray] | np.ndarray:
         enc, mask = self.simulator.observe_encoded(self.sim_state)
+        self._head, self._mask = enc[0, :, 0], mask[0].astype(bool)
+        if self.observation_mode == "flat":
+            one_hot = one_hot_observation(enc[0], self.degree, self.topology.max_degree)
+            return np.concatenate([one_hot, mask[0].astype(np.float32)], axis=1).ravel()
         return {"observation": enc[0], "action_mask": mask[0]}
 
     def _has_packet(self) -> np.ndarray:
         """bool [N]: routers with a packet to forward (an empty queue is encoded as N)."""
-        return self._obs["observation"][:, 0] < self.degree.shape[0]
+        return self._head < self.degree.shape[0]
 
 
 # ---------------------------------------------------------------------------- factories
@@ -450,10 +561,11 @@ def parallel_env(
     *,
     reward: str | RewardFn = DEFAULT_REWARD,
     render_mode: str | None = None,
+    observation_mode: str = "dict",
 ) -> RoutingParallelEnv:
     """A `RoutingParallelEnv` (PettingZoo-style factory); see `make_params` for the arguments."""
     params = make_params(topology, load_per_router, horizon_ticks, failures, buffer_limit)
-    return RoutingParallelEnv(params, reward=reward, render_mode=render_mode)
+    return RoutingParallelEnv(params, reward=reward, render_mode=render_mode, observation_mode=observation_mode)
 
 
 def gym_env(
@@ -465,10 +577,11 @@ def gym_env(
     *,
     reward: str | RewardFn = DEFAULT_REWARD,
     render_mode: str | None = None,
+    observation_mode: str = "dict",
 ) -> RoutingEnv:
     """A `RoutingEnv`; the entry point of the registered gymnasium ids."""
     params = make_params(topology, load_per_router, horizon_ticks, failures, buffer_limit)
-    return RoutingEnv(params, reward=reward, render_mode=render_mode)
+    return RoutingEnv(params, reward=reward, render_mode=render_mode, observation_mode=observation_mode)
 
 
 GYM_IDS = {"mamrl/B4-v0": "b4", "mamrl/GEANT-v0": "geant", "mamrl/ATT-v0": "att"}
@@ -496,7 +609,9 @@ def register_envs() -> None:
 
 
 __all__ = [
+    "GRAPH_NODE_FEATURES",
     "GYM_IDS",
+    "OBSERVATION_MODES",
     "OBS_LEN",
     "DEFAULT_REWARD",
     "REWARDS",
@@ -508,6 +623,8 @@ __all__ = [
     "gym_env",
     "make_params",
     "observation_nvec",
+    "one_hot_observation",
+    "one_hot_size",
     "parallel_env",
     "register_envs",
     "router_rewards",
