@@ -30,7 +30,7 @@ test-all: install
 
 # ruff (from the test extra) with the rules in pyproject.toml; CI runs it before the tests.
 lint: install
-	$(BIN)/ruff check src tests
+	$(BIN)/ruff check src tests examples scripts
 
 bench: install
 	$(BIN)/mamrl bench --output BENCHMARKS.md
