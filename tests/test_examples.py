@@ -21,3 +21,9 @@ def test_ippo_cleanrl_style_runs_on_the_vector_env():
                       "--eval-episodes", "2")
     assert "iteration 2/2: delivered" in out
     assert "IPPO" in out and "SPA" in out
+
+
+def test_sb3_maskable_ppo_runs_on_the_flat_joint_env():
+    out = run_example("sb3_maskable_ppo.py", "--timesteps", "256", "--n-steps", "128", "--horizon", "60",
+                      "--eval-episodes", "2", "--fail", "D-E")
+    assert "MaskablePPO after 256 steps: delivered" in out and "shortest paths on the same episodes" in out
