@@ -232,3 +232,63 @@ def test_option_help_is_the_config_field_docstring(command: str, option: str, co
     click_command = typer.main.get_command(app).commands[command]  # type: ignore[attr-defined]
     (param,) = [p for p in click_command.params if option in p.opts]
     assert " ".join(param.help.split()).startswith(docstring)
+
+
+# ------------------------------------------------------------------------------ evaluate (trained agents)
+@pytest.fixture(scope="module")
+def trained_runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("trained")
+    for name, extra in (("q-routing", []), ("mamrl", ["--set", "hidden_sizes=[16]"])):
+        result = invoke("train", "-a", name, "-n", "16", "--horizon", "60", "--load", "0.2", "--eval-episodes", "0",
+                        "-o", str(root / name), *extra)
+        assert result.exit_code == 0, result.output
+    return root
+
+
+@pytest.mark.parametrize("name", ["q-routing", "mamrl"])
+def test_evaluate_a_trained_agent_with_its_training_settings_and_a_content_hash(trained_runs, tmp_path, name):
+    import hashlib
+
+    out = tmp_path / "eval.json"
+    result = invoke("evaluate", str(trained_runs / name), "-n", "3", "--json", str(out))
+    assert result.exit_code == 0, result.output
+    assert f"b4: λ = 0.2, {name}" in result.stdout
+    doc = json.loads(out.read_text())
+    policy = doc["config"]["policy"]
+    simulation = doc["config"]["simulation"]  # the training load and horizon are the defaults
+    assert policy["algorithm"] == name and simulation["horizon_ticks"] == 60 and simulation["load_per_router"] == 0.2
+    assert policy["checkpoint_sha256"] == hashlib.sha256((trained_runs / name / "checkpoint.pt").read_bytes()).hexdigest()
+    assert len(doc["per_episode"]["delivered_fraction"]) == 3
+    # simulate --policy PATH evaluates the same agent on the same episodes.
+    same = tmp_path / "sim.json"
+    assert invoke("simulate", "--policy", str(trained_runs / name / "checkpoint.pt"), "--load", "0.2", "--horizon", "60",
+                  "-n", "3", "--json", str(same)).exit_code == 0
+    assert json.loads(same.read_text())["per_episode"]["delivered"] == doc["per_episode"]["delivered"]
+
+
+def test_evaluate_adapts_a_deep_policy_online(trained_runs):
+    result = invoke("evaluate", str(trained_runs / "mamrl"), "-n", "5", "--adapt")
+    assert result.exit_code == 0, result.output
+    assert "adapting" in result.stdout
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--topology", "geant"], "for 12 routers cannot route 'geant'"),
+    (["--adapt"], "--adapt applies to mamrl, maml checkpoints, not q-routing"),
+])
+def test_evaluate_refuses_what_the_agent_cannot_do(trained_runs, args, needle):
+    result = invoke("evaluate", str(trained_runs / "q-routing"), "-n", "2", *args)
+    assert_one_line_error(result)
+    assert needle in result.stderr
+
+
+def test_evaluate_bad_checkpoints_are_one_line(tmp_path):
+    corrupt = tmp_path / "bad.pt"
+    corrupt.write_bytes(b"not a checkpoint")
+    for spec, needle in ((str(corrupt), "corrupt"), ("pretrained:nope", "unknown pretrained policy 'nope'"),
+                         (str(tmp_path), "without a checkpoint.pt"), (str(tmp_path / "missing.pt"), "does not exist")):
+        result = invoke("evaluate", spec)
+        assert_one_line_error(result)
+        assert needle in result.stderr
+    result = invoke("simulate", "--policy", "spa", "--adapt")
+    assert_one_line_error(result)

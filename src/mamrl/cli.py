@@ -110,19 +110,43 @@ def capacity(
 
 def _simulation(topology: str, load: str, policy: str, episodes: int, seed: int, horizon: int, fail: list[str],
                 reconvergence_delay: Optional[int], buffer_limit: Optional[int], demand: Optional[Path], demand_layout: str,
-                batch_size: int = 32, queues: Optional[str] = None) -> tuple[Any, dict[str, np.ndarray], float]:
+                batch_size: int = 32, queues: Optional[str] = None, adapt: bool = False) -> tuple[Any, dict[str, np.ndarray], float]:
     """Prepare and run a simulation with a progress bar; (simulation, per-episode metrics, wall seconds)."""
-    from mamrl.experiments.simulate import SimulationRequest, prepare_simulation, run_simulation
+    from mamrl.experiments.simulate import SimulationRequest
 
-    sim = prepare_simulation(SimulationRequest(topology, load, policy, episodes, seed, horizon, tuple(fail), reconvergence_delay,
-                                               buffer_limit, demand, demand_layout, batch_size, queues))
+    return _run_request(SimulationRequest(topology, load, policy, episodes, seed, horizon, tuple(fail), reconvergence_delay,
+                                          buffer_limit, demand, demand_layout, batch_size, queues, adapt))
+
+
+def _run_request(request: Any) -> tuple[Any, dict[str, np.ndarray], float]:
+    from mamrl.experiments.simulate import prepare_simulation, run_simulation
+
+    sim = prepare_simulation(request)
     for note in sim.warnings:
         ui.say(f"warning: {note}")
     start = time.perf_counter()
-    with ui.ProgressReport("simulating", "episodes", enabled=episodes > batch_size, lines=False) as bar:
+    episodes = request.episodes
+    with ui.ProgressReport("simulating", "episodes", enabled=episodes > request.batch_size or request.adapt, lines=False) as bar:
         bar.begin(episodes)
         per_episode = run_simulation(sim, on_episodes=bar.advance)
     return sim, per_episode, time.perf_counter() - start
+
+
+def _report_simulation(sim: Any, per_episode: dict[str, np.ndarray], wall: float, json_out: Optional[Path],
+                       csv_out: Optional[Path], out: Optional[Path]) -> None:
+    """Write the requested files, then print the metrics table (simulate, evaluate)."""
+    from mamrl.experiments.simulate import PAPER_METRIC_NOTE, write_outputs
+    from mamrl.sim.metrics import summarise
+
+    summary = summarise(per_episode)
+    # Files first: a closed stdout (`| head`) must not cost the user their results.
+    written = write_outputs(sim, per_episode, summary, wall, json_out=json_out, csv_out=csv_out, run_dir=out)
+    console = _report_console(json_out)
+    console.print(ui.metrics_table(summary, sim.title()))
+    if sim.failure_labels:
+        console.print("failed links: " + ", ".join(sim.failure_labels))
+    console.print(PAPER_METRIC_NOTE)
+    ui.say(*written)
 
 
 _POLICY = _opt("spa", "--policy", "-p", metavar="NAME", doc=(_SIM, "policy"))
@@ -133,6 +157,7 @@ _FAIL = _opt([], "--fail", metavar="LINK[@TICK]", doc=(_SIM, "failures"), help="
 _RECONVERGE = _opt(None, "--reconvergence-delay", metavar="TICKS", doc=(_SIM, "reconvergence_delay_ticks"))
 _BUFFER = _opt(None, "--buffer-limit", metavar="N", doc=(_SIM, "buffer_limit"))
 _DEMAND = _opt(None, "--demand", metavar="FILE", doc=(_SIM, "demand"))
+_ADAPT = _opt(False, "--adapt", doc=(_SIM, "adapt"))
 
 
 @app.command()
@@ -149,24 +174,46 @@ def simulate(
     json_out: Optional[Path] = _opt(None, "--json", metavar="FILE", help="Write config, per-episode metrics and summary as JSON (`-`: to stdout, the table then goes to stderr)."),
     csv_out: Optional[Path] = _opt(None, "--csv", metavar="FILE", help="Write one CSV row per episode."),
     out: Optional[Path] = _opt(None, "--out", metavar="DIR", help="Write a run directory (config.json, metrics.json, episodes.csv)."),
+    adapt: bool = _ADAPT,
 ) -> None:
-    """Simulate a routing policy and print every metric with a 95% confidence interval."""
+    """Simulate a routing policy (or a trained agent) and print every metric with a 95% confidence interval."""
     with ui.user_errors():
-        from mamrl.experiments.simulate import PAPER_METRIC_NOTE, check_outputs, write_outputs
-        from mamrl.sim.metrics import summarise
+        from mamrl.experiments.simulate import check_outputs
 
         check_outputs(json_out, csv_out, out)
         sim, per_episode, wall = _simulation(topology, load, policy, episodes, seed, horizon, fail, reconvergence_delay,
-                                             buffer_limit, demand, demand_layout, batch_size, queues)
-        summary = summarise(per_episode)
-        # Files first: a closed stdout (`| head`) must not cost the user their results.
-        written = write_outputs(sim, per_episode, summary, wall, json_out=json_out, csv_out=csv_out, run_dir=out)
-        console = _report_console(json_out)
-        console.print(ui.metrics_table(summary, sim.title()))
-        if sim.failure_labels:
-            console.print("failed links: " + ", ".join(sim.failure_labels))
-        console.print(PAPER_METRIC_NOTE)
-        ui.say(*written)
+                                             buffer_limit, demand, demand_layout, batch_size, queues, adapt)
+        _report_simulation(sim, per_episode, wall, json_out, csv_out, out)
+
+
+@app.command()
+def evaluate(
+    policy: str = typer.Argument(..., metavar="RUN_DIR|CHECKPOINT|pretrained:NAME",
+                                 help="A trained agent: a `mamrl train` run directory, a checkpoint file, or a shipped policy."),
+    topology: Optional[str] = _opt(None, "--topology", "-t", metavar="NAME|PATH", help="Default: the one it was trained on (else b4)."),
+    load: Optional[str] = _opt(None, "--load", "-l", metavar="LAMBDA", help="λ. Default: the one it was trained at (else 0.3)."),
+    fail: Optional[list[str]] = _opt(None, "--fail", metavar="LINK[@TICK]", help="Failed links; repeatable. Default: those it was trained with."),
+    episodes: int = _opt(20, "--episodes", "-n", metavar="N", doc=(_SIM, "episodes")),
+    seed: int = _SEED,
+    horizon: Optional[int] = _opt(None, "--horizon", metavar="TICKS", help="Episode length. Default: its training episodes' (else 500)."),
+    buffer_limit: Optional[int] = _BUFFER,
+    batch_size: int = _opt(32, "--batch-size", metavar="B", doc=(_SIM, "batch_size")),
+    json_out: Optional[Path] = _opt(None, "--json", metavar="FILE", help="Write config, per-episode metrics and summary as JSON (`-`: to stdout, the table then goes to stderr)."),
+    csv_out: Optional[Path] = _opt(None, "--csv", metavar="FILE", help="Write one CSV row per episode."),
+    out: Optional[Path] = _opt(None, "--out", metavar="DIR", help="Write a run directory (config.json, metrics.json, episodes.csv)."),
+    adapt: bool = _ADAPT,
+) -> None:
+    """Evaluate a trained agent (Q-routing, PG, the deep learner, a meta-initialisation) on any
+    topology with its router count, load and failure set: the metrics table of `simulate`."""
+    with ui.user_errors():
+        from mamrl.experiments.simulate import check_outputs, evaluation_request
+
+        check_outputs(json_out, csv_out, out)
+        request = evaluation_request(policy, topology=topology, load=load, failures=None if fail is None else tuple(fail),
+                                     episodes=episodes, seed=seed, horizon_ticks=horizon, buffer_limit=buffer_limit,
+                                     batch_size=batch_size, adapt=adapt)
+        sim, per_episode, wall = _run_request(request)
+        _report_simulation(sim, per_episode, wall, json_out, csv_out, out)
 
 
 @app.command("plot-topology")

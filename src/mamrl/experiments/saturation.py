@@ -35,6 +35,7 @@ second half of a short episode can still show growth. Longer horizons sharpen th
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 from dataclasses import dataclass, field
@@ -43,9 +44,9 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from mamrl import runs
-from mamrl.agents.base import RoutingAgent
 from mamrl.algorithms import BELOW_CAPACITY_ONLY, canonical_name, make_agent
 from mamrl.errors import MamrlError
+from mamrl.experiments.checkpoint import load_agent
 from mamrl.experiments.config import check_positive, check_seeds, parse_number, split_list
 from mamrl.experiments.sweep import eval_seed
 from mamrl.sim.capacity import capacity_bound
@@ -259,19 +260,12 @@ def trained_agent_factory(algorithm: str, config: dict[str, Any] | None, train_e
 
 def checkpoint_agent_factory(path: str) -> tuple[str, AgentFactory]:
     """(algorithm name, factory) evaluating one saved agent at every probed load, no training."""
-    meta, arrays = RoutingAgent.read_checkpoint(path)
-    name = meta.get("name")
-    config = meta.get("config") or {}
-    if name in ("spa", "random"):
-        config = {k: v for k, v in config.items() if k == "reconvergence_delay_ticks"} if name == "spa" else {}
+    loaded = load_agent(path)  # fails now, not at the first probe
 
     def factory(params: Any, seed: int) -> Any:
-        agent = make_agent(name, config)
-        agent.load_state_arrays(arrays)
-        return agent
+        return copy.deepcopy(loaded.agent)
 
-    make_agent(name, config)  # fail now, not at the first probe
-    return str(name), factory
+    return loaded.name, factory
 
 
 def saturation_search(

@@ -17,6 +17,7 @@ import numpy as np
 from mamrl import runs
 from mamrl.algorithms import ALIASES, POLICY_NAMES, STATIC_POLICY_NAMES, make_agent, make_policy
 from mamrl.errors import MamrlError
+from mamrl.experiments.checkpoint import LoadedAgent, is_checkpoint_spec, load_agent, resolve_checkpoint
 from mamrl.experiments.config import check_positive, parse_load
 from mamrl.meta.tasks import link_label
 from mamrl.sim import records
@@ -57,7 +58,8 @@ class SimulationRequest:
     load: str = "0.3"
     """λ: new packets per router per tick (Poisson)."""
     policy: str = "spa"
-    """Routing policy: spa, ecmp, max-throughput, min-delay, backpressure, sp-backpressure or random."""
+    """Routing policy: spa, ecmp, max-throughput, min-delay, backpressure, sp-backpressure or random; or a
+    trained agent: a checkpoint file, a `mamrl train` run directory, or pretrained:NAME."""
     episodes: int = 20
     """Number of episodes."""
     seed: int = 0
@@ -78,6 +80,9 @@ class SimulationRequest:
     """Episodes simulated together."""
     queue_discipline: str | None = None
     """fifo or per-destination; None: per-destination for backpressure, fifo otherwise."""
+    adapt: bool = False
+    """A trained deep policy (mamrl, maml) keeps adapting online while it is evaluated (Algorithm 2,
+    one step per block of the default `AdaptationConfig`), instead of running frozen."""
 
 
 @dataclass(frozen=True)
@@ -101,6 +106,47 @@ class Simulation:
                 f"{r.episodes} episode{'s' if r.episodes != 1 else ''} × {p.horizon_ticks} ticks, seed {r.seed}")
 
 
+ADAPTING_AGENTS = ("mamrl", "maml")
+"""Checkpoints whose policy can keep adapting while evaluated (`SimulationRequest.adapt`)."""
+
+
+def check_router_count(loaded: LoadedAgent, topology: Any) -> None:
+    """One line if a trained agent's tables or networks are for another number of routers."""
+    arrays = loaded.agent.state_arrays()
+    shapes = [v.shape for k, v in arrays.items() if k in ("degree", "q_table", "theta") or k.startswith("policy.w0")]
+    routers = shapes[0][0] if shapes and len(shapes[0]) else None
+    if routers is not None and routers != topology.num_routers:
+        raise MamrlError(f"{loaded.spec}: a {loaded.name} agent for {routers} routers cannot route {topology.name!r}, "
+                         f"which has {topology.num_routers}")
+
+
+def online_controller(agent: Any, topology: Any, seed: int) -> Any:
+    """A trained deep agent (mamrl, or maml's meta-initialisation) as a controller that keeps
+    adapting online from its weights (the failure experiment's `continued` controller)."""
+    # lazy: imports torch and the meta-learning code; only --adapt needs them
+    from mamrl.meta.adaptation import AdaptationConfig, DeepOnlineController
+
+    learner = getattr(agent, "learner", agent)  # MetaLearner holds its policy in a DeepConsensus
+    return DeepOnlineController("adapting", learner.policy.param_dict(), None, learner.cfg, AdaptationConfig(), topology)
+
+
+def evaluation_request(spec: str, *, topology: str | None = None, load: str | None = None,
+                       failures: tuple[str, ...] | None = None, horizon_ticks: int | None = None,
+                       **options: Any) -> SimulationRequest:
+    """The `SimulationRequest` of `mamrl evaluate SPEC`: the trained agent `spec` on `topology`,
+    `load`, `failures` and `horizon_ticks`, each defaulting to its training run's (a run directory
+    or a shipped policy records them) and otherwise to b4, 0.3, none and 500."""
+    _, training = resolve_checkpoint(spec)
+    training = training or {}
+    trained_failures = tuple(str(f) for f in training.get("failures") or ())
+    return SimulationRequest(
+        topology=topology if topology is not None else str(training.get("topology", "b4")),
+        load=load if load is not None else str(training.get("load", "0.3")),
+        failures=failures if failures is not None else trained_failures,
+        horizon_ticks=horizon_ticks if horizon_ticks is not None else int(training.get("horizon_ticks", 500)),
+        policy=spec, **options)
+
+
 def prepare_simulation(request: SimulationRequest) -> Simulation:
     """Validate the request and build the simulation it describes (raises MamrlError)."""
     r = request
@@ -113,7 +159,17 @@ def prepare_simulation(request: SimulationRequest) -> Simulation:
     SEED(r.seed, "--seed")
     load = parse_load(r.load)
     policy_key = ALIASES.get(r.policy.strip().lower(), r.policy.strip().lower())
-    if policy_key not in POLICY_NAMES + QUEUE_ROUTERS:
+    loaded = None
+    if policy_key not in POLICY_NAMES + QUEUE_ROUTERS and is_checkpoint_spec(r.policy):
+        loaded = load_agent(r.policy)
+    elif r.adapt:
+        raise MamrlError(f"--adapt applies to a trained deep policy (a checkpoint), not {r.policy!r}")
+    if loaded is not None:
+        if r.reconvergence_delay_ticks is not None:
+            raise MamrlError(f"--reconvergence-delay applies to {', '.join(STATIC_POLICY_NAMES)}, not a trained agent")
+        if r.adapt and loaded.name not in ADAPTING_AGENTS:
+            raise MamrlError(f"--adapt applies to {', '.join(ADAPTING_AGENTS)} checkpoints, not {loaded.name}")
+    elif policy_key not in POLICY_NAMES + QUEUE_ROUTERS:
         raise MamrlError(f"--policy: unknown policy {r.policy!r} (choose from {', '.join(POLICY_NAMES + QUEUE_ROUTERS)})")
     if r.queue_discipline is not None and r.queue_discipline not in QUEUE_DISCIPLINES:
         raise MamrlError(f"--queues: expected one of {', '.join(QUEUE_DISCIPLINES)}, got {r.queue_discipline!r}")
@@ -124,7 +180,11 @@ def prepare_simulation(request: SimulationRequest) -> Simulation:
             raise MamrlError(f"--reconvergence-delay must be >= 0 ticks, got {r.reconvergence_delay_ticks}")
     agent = None
     queue_discipline = r.queue_discipline
-    if policy_key in QUEUE_ROUTERS:
+    if loaded is not None:
+        if queue_discipline == "per-destination":
+            raise MamrlError("--queues: trained agents route FIFO queues")
+        routing = agent = loaded.agent
+    elif policy_key in QUEUE_ROUTERS:
         if queue_discipline == "fifo":
             raise MamrlError(f"{policy_key} routes by per-destination queues: use --queues per-destination (or leave it out)")
         queue_discipline = "per-destination"
@@ -151,14 +211,20 @@ def prepare_simulation(request: SimulationRequest) -> Simulation:
         "demand_file": None if r.demand is None else str(r.demand),
         "demand_layout": r.demand_layout,
         "simulation": params.describe(),
-        "policy": {"name": routing.name, "reconvergence_delay_ticks": r.reconvergence_delay_ticks}
-        if agent is None else {"name": routing.name, **agent.config()},
+        "policy": ({"name": routing.name, "reconvergence_delay_ticks": r.reconvergence_delay_ticks} if agent is None
+                   else {"name": loaded.name, **loaded.describe(), "adapt": r.adapt} if loaded is not None
+                   else {"name": routing.name, **agent.config()}),
         "episodes": r.episodes,
         "batch_size": r.batch_size,
         "seed": r.seed,
     }
     labels = tuple(f"{describe_link(topo, f.link)} @ tick {f.tick}" for f in failures)
-    return Simulation(r, params, tables, routing.name, config, labels, agent, notes)
+    if loaded is not None:
+        check_router_count(loaded, topo)
+        policy_label = f"{loaded.name} ({loaded.spec}{', adapting' if r.adapt else ''})"
+    else:
+        policy_label = routing.name
+    return Simulation(r, params, tables, policy_label, config, labels, agent, notes)
 
 
 def run_simulation(sim: Simulation, on_episodes: Callable[[int], None] | None = None) -> dict[str, np.ndarray]:
@@ -167,6 +233,9 @@ def run_simulation(sim: Simulation, on_episodes: Callable[[int], None] | None = 
     Batches are evaluated one at a time so that finished batches' states are not kept in memory.
     """
     r = sim.request
+    if r.adapt:
+        return online_controller(sim.agent, sim.params.topology, r.seed).train(sim.params, r.seed, r.episodes,
+                                                                             on_progress=on_episodes)
     if sim.tables is None:
         return sim.agent.evaluate(sim.params, r.seed, r.episodes, batch_size=r.batch_size, on_progress=on_episodes)
     parts: dict[str, list[np.ndarray]] = {}

@@ -1,0 +1,116 @@
+"""Trained agents from checkpoints, for evaluation (`mamrl evaluate`, `mamrl simulate --policy
+PATH`, `mamrl plot-topology --policy PATH`, `mamrl saturation --checkpoint`).
+
+A policy spec names one of:
+* a checkpoint file written by an agent's `save` (`checkpoint.pt` of `mamrl train`, a
+  failure experiment's `meta_init.pt` is not one: use its `meta/checkpoint.pt`);
+* a `mamrl train` run directory (its `checkpoint.pt`; its `config.json` then gives the defaults
+  of topology, load and failures);
+* `pretrained:NAME`, a checkpoint shipped inside the package (`pretrained_names()`).
+
+Loading is weights-only (`RoutingAgent.read_checkpoint`); a corrupt file, another file type or
+an unknown pretrained name is one line. An agent evaluated on a topology with another router
+count is refused by the agent itself, with one line naming both shapes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mamrl.agents.base import RoutingAgent
+from mamrl.algorithms import make_agent
+from mamrl.errors import MamrlError
+
+PRETRAINED_PREFIX = "pretrained:"
+PRETRAINED_DIR = Path(__file__).resolve().parent.parent / "pretrained"
+"""Where shipped checkpoints live (package data: `mamrl/pretrained/<name>.pt` and `<name>.json`)."""
+
+
+def pretrained_names() -> list[str]:
+    """Names of the shipped checkpoints (`pretrained:NAME`)."""
+    return sorted(p.stem for p in PRETRAINED_DIR.glob("*.pt"))
+
+
+def is_checkpoint_spec(spec: str) -> bool:
+    """Whether a `--policy` value names a checkpoint rather than a built-in policy: `pretrained:`,
+    a path ending in `.pt`, or an existing file or directory."""
+    text = str(spec).strip()
+    return text.startswith(PRETRAINED_PREFIX) or text.endswith(".pt") or Path(text).exists()
+
+
+@dataclass(frozen=True)
+class LoadedAgent:
+    """A trained agent and where it came from."""
+
+    name: str
+    """Algorithm name of the checkpoint (mamrl, maml, q-routing, pg, ...)."""
+    agent: Any
+    """The `RoutingAgent`, its state loaded."""
+    path: Path
+    """The checkpoint file."""
+    sha256: str
+    """Content hash of the checkpoint file."""
+    spec: str
+    """The spec as given."""
+    training: dict[str, Any] | None
+    """The `mamrl train` config of its run directory (topology, load, failures, ...), if known."""
+
+    def describe(self) -> dict[str, Any]:
+        """What a results file records about the policy."""
+        return {"checkpoint": self.spec, "checkpoint_file": str(self.path), "checkpoint_sha256": self.sha256,
+                "algorithm": self.name, "config": self.agent.config(), "training": self.training}
+
+
+def resolve_checkpoint(spec: str) -> tuple[Path, dict[str, Any] | None]:
+    """(checkpoint file, training config if known) of a policy spec (module doc)."""
+    text = str(spec).strip()
+    if text.startswith(PRETRAINED_PREFIX):
+        name = text[len(PRETRAINED_PREFIX):]
+        path = PRETRAINED_DIR / f"{name}.pt"
+        if not path.is_file():
+            names = pretrained_names()
+            raise MamrlError(f"unknown pretrained policy {name!r} (shipped: {', '.join(names) if names else 'none'})")
+        card = path.with_suffix(".json")
+        training = json.loads(card.read_text(encoding="utf-8")).get("training") if card.is_file() else None
+        return path, training
+    path = Path(text)
+    if path.is_dir():
+        checkpoint = path / "checkpoint.pt"
+        if not checkpoint.is_file():
+            raise MamrlError(f"{path} is a directory without a checkpoint.pt (not a `mamrl train` run directory)")
+        config_file = path / "config.json"
+        training = None
+        if config_file.is_file():
+            try:
+                training = json.loads(config_file.read_text(encoding="utf-8")).get("config")
+            except ValueError:
+                raise MamrlError(f"{config_file} is not valid JSON") from None
+        return checkpoint, training
+    if not path.is_file():
+        raise MamrlError(f"checkpoint {path} does not exist")
+    return path, None
+
+
+def load_agent(spec: str) -> LoadedAgent:
+    """The trained agent a policy spec names (module doc), with one-line errors."""
+    path, training = resolve_checkpoint(spec)
+    meta, arrays = RoutingAgent.read_checkpoint(path)
+    name = str(meta.get("name"))
+    config = meta.get("config") or {}
+    if name in ("spa", "random"):
+        config = {k: v for k, v in config.items() if k == "reconvergence_delay_ticks"} if name == "spa" else {}
+    try:
+        agent = make_agent(name, config)
+    except MamrlError as exc:
+        raise MamrlError(f"checkpoint {path}: {exc}") from None
+    agent.load_state_arrays(arrays)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    return LoadedAgent(name, agent, path, digest, str(spec), training if isinstance(training, dict) else None)
+
+
+__all__ = ["LoadedAgent", "PRETRAINED_DIR", "PRETRAINED_PREFIX", "is_checkpoint_spec", "load_agent", "pretrained_names",
+           "resolve_checkpoint"]
