@@ -30,6 +30,7 @@ from mamrl.topologies.wild import (
     TopologyWarning,
     gravity_demand_weights,
     great_circle_km,
+    label_bps,
     length_to_ticks,
     load_graphml,
     load_node_link_json,
@@ -47,7 +48,7 @@ def zoo_graph(n: int = 4, *, coordinates: bool = True, speeds: bool = True) -> n
             attrs.update(Latitude=0.0, Longitude=float(i))  # 1 degree of longitude apart, on the equator
         graph.add_node(str(i), **attrs)
     for i in range(n):
-        attrs = {"LinkLabel": "10G"}
+        attrs = {"LinkLabel": "10G" if speeds else "Tunnel"}  # a label that names no rate is no speed
         if speeds:
             attrs.update(LinkSpeed="10", LinkSpeedUnits="G", LinkSpeedRaw=1e10)
         graph.add_edge(str(i), str((i + 1) % n), **attrs)
@@ -93,6 +94,30 @@ def test_graphml_capacity_and_latency_from_attributes(tmp_path: Path) -> None:
     assert scaled.latencies.tolist() == [8, 2, 5, 5]
 
 
+def test_topology_zoo_link_labels_give_capacities(tmp_path: Path) -> None:
+    """Topology Zoo files often carry only a free-text `LinkLabel` ("OC-192", "10GE"); it is read
+    when no speed attribute is given, so links differ in capacity as in the network."""
+    graph = nx.Graph()
+    for i, name in enumerate("ABCDE"):
+        graph.add_node(f"n{i}", label=name, Latitude=0.0, Longitude=float(i))
+    labels = {("n0", "n1"): "OC-192", ("n1", "n2"): "10GE", ("n2", "n3"): "2 x 2.5 Gbps", ("n3", "n4"): "STM-1",
+              ("n4", "n0"): "T3"}
+    for (a, b), label in labels.items():
+        graph.add_edge(a, b, LinkLabel=label)
+    path = write_graphml(graph, tmp_path / "zoo.graphml")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # every link has a readable speed: no default, no warning
+        topo = load_graphml(path, ImportSettings(capacity_unit_bps=1e6))
+    by_ends = {topo.router_names[link.a] + topo.router_names[link.b]: int(c) for link, c in zip(topo.links, topo.capacities)}
+    assert by_ends == {"AB": 9953, "BC": 10000, "CD": 5000, "DE": 156, "AE": 45}
+    assert label_bps("Tunnel") is None and label_bps("10") is None  # no unit: not a rate
+    # A label that names no rate leaves the link to the defaults, with the usual warning.
+    graph.edges["n4", "n0"]["LinkLabel"] = "Tunnel"
+    with pytest.warns(TopologyWarning):
+        fallback = load_graphml(write_graphml(graph, tmp_path / "tunnel.graphml"), ImportSettings(capacity_unit_bps=1e6))
+    assert len(set(fallback.capacities.tolist())) == 5
+
+
 def test_latency_from_great_circle_length(tmp_path: Path) -> None:
     # Two points on the equator 9 degrees apart: 6371 km * 9 * pi / 180 = 1000.75 km.
     assert great_circle_km(0.0, 0.0, 0.0, 9.0) == pytest.approx(6371.0 * math.radians(9.0))
@@ -131,7 +156,7 @@ def test_missing_attributes_get_defaults_with_a_warning(tmp_path: Path) -> None:
     graph.edges["0", "1"]["LinkSpeedRaw"] = 1e9
     graph.edges["1", "2"]["LinkSpeedRaw"] = 1e9
     for u, v in (("2", "3"), ("3", "4")):
-        for key in ("LinkSpeedRaw", "LinkSpeed", "LinkSpeedUnits"):
+        for key in ("LinkSpeedRaw", "LinkSpeed", "LinkSpeedUnits", "LinkLabel"):
             del graph.edges[u, v][key]
     path = write_graphml(graph, tmp_path / "partial.graphml")
     with pytest.warns(TopologyWarning, match="2 of 5 edge.*median"):

@@ -11,7 +11,8 @@ derives them and says (with a `TopologyWarning`) whenever it has to fall back to
   directions of a pair are one link (the larger capacity, the smaller latency), with a warning.
 - **Capacity** (in the simulator's capacity units) from the first edge attribute present of
   `capacity`, `bandwidth` (both already in capacity units), `LinkSpeedRaw` (bit/s) and
-  `LinkSpeed` + `LinkSpeedUnits` (`"10"` + `"G"` = 10 Gbit/s); bit/s are divided by
+  `LinkSpeed` + `LinkSpeedUnits` (`"10"` + `"G"` = 10 Gbit/s), and Topology Zoo's free-text
+  `LinkLabel` (`"OC-192"`, `"STM-4"`, `"10GE"`, `"2 x 10 Gbps"`, `"T3"`, ...: `label_bps`); bit/s are divided by
   `ImportSettings.capacity_unit_bps` (default 1: one capacity unit per bit/s). A link without one
   gets `default_capacity`, else the median capacity of the file's other links, else 1 Gbit/s.
 - **Latency** in whole ticks from `latency_ticks` (ticks), `latency` or `delay` (milliseconds),
@@ -169,6 +170,37 @@ def _speed_bps(data: dict[str, Any], what: str, where: object) -> float | None:
     return value * _SPEED_MULTIPLIERS[prefix]
 
 
+_NAMED_SPEEDS_BPS = {
+    "T1": 1.544e6, "DS1": 1.544e6, "E1": 2.048e6, "T3": 44.736e6, "DS3": 44.736e6, "E3": 34.368e6,
+    "FASTETHERNET": 1e8, "FE": 1e8, "GIGE": 1e9, "GBE": 1e9, "GIGABITETHERNET": 1e9, "10GIGE": 1e10,
+}
+_LABEL_COUNT = re.compile(r"^(\d+)\s*[X*×]\s*(.+)$")
+_LABEL_SONET = re.compile(r"^(OC|STM)-?(\d+)[A-Z]*$")
+_LABEL_RATE = re.compile(r"^(\d+(?:[.,]\d+)?)\s*([KMGT])?\s*(?:B(?:PS|IT/?S|ITS?|/S)?|E|GE|IGE|ETHERNET|BE)?$")
+
+
+def label_bps(label: object) -> float | None:
+    """The bit rate of a Topology Zoo `LinkLabel`, or None if it names none: SONET/SDH
+    (`OC-n` = n × 51.84 Mbit/s, `STM-n` = n × 155.52 Mbit/s), Ethernet and plain rates (`10GE`,
+    `1 Gbps`, `2.5G`, `155 Mb/s`, `GigE`, `Fast Ethernet`), T/E carriers (`T1`, `DS3`, `E3`),
+    each optionally multiplied (`2 x 10G`)."""
+    text = str(label).strip().upper()
+    count = 1
+    repeated = _LABEL_COUNT.match(text)
+    if repeated:
+        count, text = int(repeated.group(1)), repeated.group(2).strip()
+    compact = re.sub(r"[\s_]+", "", text)
+    if compact in _NAMED_SPEEDS_BPS:
+        return count * _NAMED_SPEEDS_BPS[compact]
+    sonet = _LABEL_SONET.match(compact)
+    if sonet:
+        return count * int(sonet.group(2)) * (51.84e6 if sonet.group(1) == "OC" else 155.52e6)
+    rate = _LABEL_RATE.match(text.replace(" ", ""))
+    if rate and rate.group(2):  # a bare number has no unit: not a rate
+        return count * float(rate.group(1).replace(",", ".")) * _SPEED_MULTIPLIERS[rate.group(2)]
+    return None
+
+
 def _edge_capacity(data: dict[str, Any], settings: ImportSettings, what: str, where: object) -> int | None:
     """Capacity in units from an edge's attributes, or None when it has none."""
     for key in ("capacity", "bandwidth"):
@@ -183,6 +215,9 @@ def _edge_capacity(data: dict[str, Any], settings: ImportSettings, what: str, wh
         else:
             key = "LinkSpeed"
             bps = _speed_bps(data, what, where)
+            if bps is None and "LinkLabel" in data:
+                key = "LinkLabel"
+                bps = label_bps(data["LinkLabel"])
             if bps is None:
                 return None
         units, shown = bps / settings.capacity_unit_bps, bps
@@ -386,7 +421,7 @@ def topology_from_graph(
     if missing_capacity:
         notes.append(
             f"{where}: {missing_capacity} of {len(all_capacities)} edge(s) have no capacity attribute (capacity, "
-            f"bandwidth, LinkSpeedRaw or LinkSpeed+LinkSpeedUnits); they get {default_capacity} ({why})"
+            f"bandwidth, LinkSpeedRaw, LinkSpeed+LinkSpeedUnits or a LinkLabel naming a rate); they get {default_capacity} ({why})"
         )
 
     links: list[Link] = []
