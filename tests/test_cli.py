@@ -188,6 +188,23 @@ def test_topologies_lists_the_builtins() -> None:
         assert re.search(rf"\b{name}\b\W+{routers}\W+{links}\b", result.stdout), result.stdout
 
 
+def test_topologies_lists_topohub_names_that_load() -> None:
+    pytest.importorskip("topohub")
+    result = invoke("topologies", "--topohub", "ATTM")
+    assert result.exit_code == 0, result.output
+    assert re.search(r"topohub:topozoo/AttMpls\W+25\W+56\b", result.stdout), result.stdout
+    everything = invoke("topologies", "--topohub")
+    assert everything.exit_code == 0 and everything.stdout.count("topohub:") > 500
+    from mamrl.topologies import load_topology
+
+    assert load_topology("topohub:topozoo/AttMpls").num_routers == 25  # the listed name loads as printed
+    for args, needle in ((["--topohub", "zzzz"], "no topohub topology name contains 'zzzz'"),
+                         (["b4"], "FILTER applies to --topohub")):
+        bad = invoke("topologies", *args)
+        assert_one_line_error(bad)
+        assert needle in bad.stderr
+
+
 # ------------------------------------------------------------------------------ plot-topology
 def test_plot_topology_writes_png(tmp_path: Path) -> None:
     out = tmp_path / "fig" / "b4.png"

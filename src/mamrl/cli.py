@@ -58,9 +58,23 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
 
 # ------------------------------------------------------------------------------ topologies and the simulator
 @app.command()
-def topologies() -> None:
-    """List the built-in topologies."""
+def topologies(
+    topohub: bool = _opt(False, "--topohub", help="List the topohub topologies instead (pip install 'mamrl[topohub]'); load one as topohub:NAME."),
+    pattern: Optional[str] = typer.Argument(None, metavar="[FILTER]", help="With --topohub: only names containing this (case-insensitive)."),
+) -> None:
+    """List the built-in topologies, or with --topohub those of the topohub package."""
     with ui.user_errors():
+        if topohub:
+            from mamrl.topologies.wild import topohub_catalogue
+
+            rows = [(f"topohub:{name}", str(routers), str(links)) for name, routers, links in topohub_catalogue(pattern)]
+            if not rows:
+                raise MamrlError(f"no topohub topology name contains {pattern!r}")
+            ui.stdout().print(ui.table(f"topohub topologies{f' matching {pattern!r}' if pattern else ''} ({len(rows)})",
+                                       ("name", "routers", "links"), rows, left=1))
+            return
+        if pattern is not None:
+            raise MamrlError("a FILTER applies to --topohub (the built-in topologies are b4, geant and att)")
         from mamrl.topologies import builtin_summary
 
         rows = [(r.name, str(r.routers), str(r.links), f"{r.capacity:,}",

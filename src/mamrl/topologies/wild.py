@@ -631,6 +631,24 @@ def topohub_names(group: str | None = None) -> list[str]:
     return sorted(names, key=lambda n: [int(p) if p.isdigit() else p.lower() for p in n.split("/")])
 
 
+def topohub_catalogue(pattern: str | None = None) -> list[tuple[str, int, int]]:
+    """(name, routers, links) of every topohub topology whose name contains `pattern`
+    (case-insensitive; None: all), read from the package's files without building topologies."""
+    root = resources.files(_import_topohub()) / "data"
+    needle = (pattern or "").strip().lower()
+    out = []
+    for name in topohub_names():
+        if needle and needle not in name.lower():
+            continue
+        try:
+            data = json.loads((root / f"{name}.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue  # listed, not loaded: load_topohub reports a broken file when it is used
+        edges = data.get("links", data.get("edges", []))
+        out.append((name, len(data.get("nodes", [])), len(edges)))
+    return out
+
+
 def load_topohub(key: str, settings: ImportSettings | None = None) -> Topology:
     """A topology shipped with the optional `topohub` package (`pip install mamrl[topohub]`).
 
