@@ -318,3 +318,48 @@ def test_missing_tensorboard_is_a_one_line_hint(tmp_path: Path, monkeypatch: pyt
     assert str(info.value) == TENSORBOARD_HINT
     assert not (tmp_path / "api" / "checkpoint.pt").exists()
     assert json.loads((tmp_path / "api" / "config.json").read_text())["config"]["algorithm"] == "q-routing"
+
+
+# ---------------------------------------------------------------------------- figure style
+def test_figure_style_drops_titles_sets_the_size_and_the_paper_fonts() -> None:
+    from mamrl.plotting.style import FigureStyle, figure_style, make_style
+
+    topo = load_topology("b4")
+    plain = plot_topology(topo, title="a title", subtitle="a subtitle")
+    assert plain._suptitle is not None and plain._suptitle.get_text() == "a title"
+    with figure_style(FigureStyle(titles=False, size_inches=(4.0, 3.0))):
+        bare = plot_topology(topo, title="a title", subtitle="a subtitle")
+    assert bare._suptitle is None and not bare.axes[0].get_title()
+    assert tuple(bare.get_size_inches()) == (4.0, 3.0)
+    with figure_style(make_style(style="paper")):
+        paper = plot_topology(topo, title="a title")
+        note = paper.text(0.5, 0.5, "a note")
+    assert paper._suptitle is None  # the paper style has no titles unless asked for
+    assert note.get_fontfamily() == ["serif"] and note.get_fontsize() == 8
+    assert plain.text(0.5, 0.5, "a note").get_fontfamily() != ["serif"]
+    assert plot_topology(topo, title="after").get_size_inches()[0] != 4.0  # the style ends with its block
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--size", "7"], "--size: expected WIDTHxHEIGHT"),
+    (["--size", "0x3"], "between 0.5 and 100"),
+    (["--style", "fancy"], "--style: unknown style 'fancy'"),
+])
+def test_bad_figure_options_are_one_line(tmp_path: Path, args: list[str], needle: str) -> None:
+    result = CliRunner().invoke(app, ["plot-topology", "-o", str(tmp_path / "t.png"), "-n", "1", "--horizon", "20", *args])
+    assert_one_line_error(result)
+    assert needle in result.stderr
+    assert not (tmp_path / "t.png").exists()
+
+
+def test_failure_curves_that_coincide_keep_every_controllers_marks() -> None:
+    from mamrl.plotting.failures import MARKS_PER_CURVE, _line_style
+
+    controllers = ["spa", "spa-reconverge", "mamrl-init", "continued", "random-init-trpo"]
+    styles = [_line_style(controllers, c, points=400) for c in controllers]
+    assert len({s["marker"] for s in styles}) == len(controllers)
+    assert len({(str(s["linestyle"]), s["marker"]) for s in styles}) == len(controllers)
+    offsets = [s["markevery"][0] for s in styles]
+    assert len(set(offsets)) == len(controllers)  # marks at different episodes: none hides another's
+    assert all(s["markevery"][1] == 400 // MARKS_PER_CURVE for s in styles)
+    assert max(s["zorder"] for s in styles if s["marker"]) == styles[2]["zorder"]  # learners drawn on top

@@ -172,6 +172,16 @@ _RECONVERGE = _opt(None, "--reconvergence-delay", metavar="TICKS", doc=(_SIM, "r
 _BUFFER = _opt(None, "--buffer-limit", metavar="N", doc=(_SIM, "buffer_limit"))
 _DEMAND = _opt(None, "--demand", metavar="FILE", doc=(_SIM, "demand"))
 _ADAPT = _opt(False, "--adapt", doc=(_SIM, "adapt"))
+_NO_TITLE = _opt(False, "--no-title", help="Figures without their titles (panel titles naming a topology or link stay).")
+_SIZE = _opt(None, "--size", metavar="WxH", help="Every figure this size, in inches (e.g. 7x3.5).")
+_STYLE = _opt("default", "--style", metavar="NAME", help="default, or paper (serif, paper-sized fonts, no titles).")
+
+
+def _figure_style(no_title: bool, size: Optional[str], style: str) -> Any:
+    """The figure style context of the --no-title, --size and --style options."""
+    from mamrl.plotting.style import figure_style, make_style
+
+    return figure_style(make_style(no_title=no_title, size=size, style=style))
 
 
 @app.command()
@@ -240,16 +250,19 @@ def plot_topology_command(
     demand: Optional[Path] = _DEMAND, demand_layout: str = _DEMAND_LAYOUT,
     color_links: str = _opt("utilisation", "--color-links", metavar="METRIC", help=(
         "Colour links by utilisation (share of capacity in use) or loss (packets lost on the link per episode).")),
+    no_title: bool = _NO_TITLE, size: Optional[str] = _SIZE, style: str = _STYLE,
 ) -> None:
-    """Draw a topology with link utilisation or loss and per-router losses from a simulation; topologies
-    with latitude/longitude are drawn as a map."""
+    """Draw a topology with link utilisation or loss and per-router losses from a simulation of a
+    policy or a trained agent (--policy PATH); topologies with latitude/longitude are drawn as a map."""
     with ui.user_errors():
         from mamrl.plotting.topology import check_figure_request, save_figure, simulation_figure
 
         metric = check_figure_request(output, color_links)
+        look = _figure_style(no_title, size, style)
         sim, per_episode, _ = _simulation(topology, load, policy, episodes, seed, horizon, fail, reconvergence_delay,
                                           buffer_limit, demand, demand_layout)
-        save_figure(simulation_figure(sim, per_episode, metric), output)
+        with look:
+            save_figure(simulation_figure(sim, per_episode, metric), output)
         ui.say(f"wrote {output}")
 
 
@@ -457,12 +470,15 @@ def plot(
     output: Path = _opt(..., "--output", "-o", metavar="DIR", help="Directory for the figures and results.md."),
     formats: list[str] = _FORMATS,
     relative_load: bool = _opt(False, "--relative-load", help="Plot against λ/λ* (the share of the capacity limit) instead of λ."),
+    no_title: bool = _NO_TITLE, size: Optional[str] = _SIZE, style: str = _STYLE,
 ) -> None:
     """Plot sweep results (delivery time, sojourn time, loss/delivered vs load) and write a markdown table."""
     with ui.user_errors():
         from mamrl.plotting.sweep import write_sweep_report
 
-        ui.say(*(f"wrote {path}" for path in write_sweep_report(results, output, formats=formats, relative_load=relative_load)))
+        with _figure_style(no_title, size, style):
+            written = write_sweep_report(results, output, formats=formats, relative_load=relative_load)
+        ui.say(*(f"wrote {path}" for path in written))
 
 
 @app.command()
@@ -565,6 +581,7 @@ def failures(
     backend: str = _opt("local", "--backend", metavar="NAME", help=_BACKEND),
     address: Optional[str] = _opt(None, "--address", metavar="HOST:PORT", help=_ADDRESS),
     formats: list[str] = typer.Option(["png", "pdf"], "--format", metavar="FMT", help="Figure format: png, pdf, svg. Repeatable."),
+    no_title: bool = _NO_TITLE, size: Optional[str] = _SIZE, style: str = _STYLE,
 ) -> None:
     """Run the link-failure experiment (E2; Figs. 5-7, Table 2): every controller learns online
     through a link failure; curves, the episodes-to-adapt table and figures.
@@ -584,6 +601,7 @@ def failures(
                   "episodes_per_step": episodes_per_step, "horizon_ticks": horizon, "workers": workers,
                   "meta_iterations": meta_iterations, "meta_init": meta_init, "output": output,
                   "allow_infeasible": allow_infeasible or None, "extended_tests": extended_tests or None}
+        look = _figure_style(no_title, size, style)  # bad figure options are refused before any work
         command = FailureCommand.from_options(preset, config_file, values, formats, backend, address)
         state["output"] = command.config.output
         with ui.ProgressReport("failures", "runs") as bar:
@@ -593,7 +611,8 @@ def failures(
 
             outcome = command.run(on_start=lambda skipped, total: (ui.say(command.start_message(skipped, total)), bar.begin(total, skipped)),
                                   on_run=on_run, on_meta_chunk=lambda row: ui.say(command.meta_message(row)))
-        written = write_failure_report(outcome.output, formats=command.formats, rows=outcome.rows)
+        with look:
+            written = write_failure_report(outcome.output, formats=command.formats, rows=outcome.rows)
         console = ui.wide_stdout()
         console.print(f"failure experiment finished: {outcome.total_runs} runs ({outcome.ran} run, {outcome.skipped} already done) "
                       f"in {outcome.wall_time_s:.1f} s → {outcome.output}", soft_wrap=True)
@@ -613,6 +632,7 @@ def reproduce(
     set_: Optional[list[str]] = _opt(None, "--set", metavar="KEY=VALUE", help=(
         "Change a preset value by dotted name, e.g. sweep.train_episodes=500 or failures.meta_iterations=20 (repeatable; JSON values).")),
     dry_run: bool = _opt(False, "--dry-run", help="Print the resolved configuration and the stages already done, then exit."),
+    no_title: bool = _NO_TITLE, size: Optional[str] = _SIZE, style: str = _STYLE,
 ) -> None:
     """Reproduce the paper's evaluation in one command: E1 (load sweep, Fig. 4, the λ = 0.5
     comparison), saturation loads, meta-training, E2 (link failures, Figs. 5-7, Table 2) and
@@ -628,6 +648,7 @@ def reproduce(
         from mamrl.experiments.reproduce_config import build_reproduce_config, stages_done
         from mamrl.report.reproduce import StageListener, run_reproduce
 
+        _figure_style(no_title, size, style)  # bad figure options are refused before any work
         config = build_reproduce_config(preset=preset, topologies=topology or None, overrides=parse_assignments(set_, "--set"),
                                         workers=workers, backend=backend, address=address, output=output)
         state["output"] = str(config.output)
@@ -659,7 +680,8 @@ def reproduce(
             def notice(self, message: str) -> None:
                 ui.say(message)
 
-        outcome = run_reproduce(config, listener=Listener())
+        with _figure_style(no_title, size, style):
+            outcome = run_reproduce(config, listener=Listener())
         ui.wide_stdout().print(outcome.summary(), soft_wrap=True)
 
 

@@ -31,7 +31,6 @@ from typing import Any
 
 import numpy as np
 from matplotlib.axes import Axes
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
@@ -48,6 +47,7 @@ from mamrl.experiments.failures import (
     table2,
 )
 from mamrl.plotting.sweep import format_estimate, format_percent
+from mamrl.plotting.style import new_figure, set_suptitle
 from mamrl.plotting.topology import save_figure
 from mamrl.sim.metrics import Estimate
 
@@ -88,11 +88,25 @@ _DASHES = ["-", (0, (5, 2)), (0, (1, 1.2)), (0, (6, 2, 1.5, 2)), (0, (3, 1, 1, 1
 _LEARNERS = ("q-routing", "mamrl-init", "continued", "random-init", "random-init-trpo", "fine-tune")
 
 
-def _line_style(controllers: Sequence[str], controller: str) -> dict[str, Any]:
-    """Dash pattern by position; learning controllers drawn above the static ones and thicker."""
+_MARKERS = ["o", "s", "^", "D", "v", "P", "X", "<", ">", "*", "h", "p", "d"]
+"""Markers cycled over the controllers: with `MARKS_PER_CURVE` marks each, placed at different
+episodes per controller, two curves that coincide still show both controllers' marks."""
+MARKS_PER_CURVE = 8
+
+
+def _line_style(controllers: Sequence[str], controller: str, points: int | None = None) -> dict[str, Any]:
+    """Dash pattern and marker by position (marks staggered along the curve by position, when
+    the curve's length `points` is given); learning controllers drawn above the static ones and
+    thicker."""
     learner = controller in _LEARNERS
-    return {"linestyle": _DASHES[list(controllers).index(controller) % len(_DASHES)],
-            "linewidth": 1.7 if learner else 1.2, "zorder": 5 if learner else 3}
+    k = list(controllers).index(controller)
+    style: dict[str, Any] = {"linestyle": _DASHES[k % len(_DASHES)], "linewidth": 1.7 if learner else 1.2,
+                             "zorder": 5 if learner else 3, "marker": _MARKERS[k % len(_MARKERS)], "markersize": 4.5,
+                             "markeredgewidth": 0.6}
+    if points is not None:
+        step = max(1, points // MARKS_PER_CURVE)
+        style["markevery"] = (min(points - 1, (k * step) // max(len(controllers), 1)), step)
+    return style
 
 
 def _colours(controllers: Sequence[str]) -> dict[str, str]:
@@ -160,9 +174,7 @@ MAX_COLUMNS = 3
 
 
 def _new_figure(rows: int, cols: int) -> Figure:
-    fig = Figure(figsize=(max(5.0 * cols, 9.0), 3.6 * rows + 2.0), layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
+    return new_figure(max(5.0 * cols, 9.0), 3.6 * rows + 2.0)
 
 
 def _draw_panel(ax: Axes, curves: _Curves, topology: str, failure: str, metric: str, colours: dict[str, str],
@@ -176,7 +188,7 @@ def _draw_panel(ax: Axes, curves: _Curves, topology: str, failure: str, metric: 
         colour = colours[controller]
         if values.shape[0] > 1:
             ax.fill_between(episodes, lo, hi, color=colour, alpha=0.18, linewidth=0, zorder=2)
-        ax.plot(episodes, mean, color=colour, **_line_style(curves.controllers, controller))
+        ax.plot(episodes, mean, color=colour, **_line_style(curves.controllers, controller, len(episodes)))
         resets = curves.resets(topology, failure, controller)
         if resets.size:
             where = np.searchsorted(episodes, resets)
@@ -203,7 +215,7 @@ def _legend(fig: Figure, curves: _Curves, colours: dict[str, str], title: str, s
         handles.append(Line2D([], [], color="#555555", alpha=0.25, linewidth=8, label="lowest–highest seed"))
     width = int(fig.get_figwidth() * 11)
     lines = [line for part in subtitle.split("\n") for line in textwrap.wrap(part, width)]
-    fig.suptitle(title + ("\n" + "\n".join(lines) if lines else ""), fontsize=10.5)
+    set_suptitle(fig, title + ("\n" + "\n".join(lines) if lines else ""), fontsize=10.5)
     fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 4), frameon=False, fontsize=9)
 
 

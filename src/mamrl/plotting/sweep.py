@@ -31,7 +31,6 @@ from typing import Any
 
 from matplotlib import colormaps
 from matplotlib.axes import Axes
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
@@ -40,6 +39,7 @@ from mamrl import runs
 from mamrl.errors import MamrlError
 from mamrl.experiments.saturation import BOUNDED, GROWING, RULE_TEXT, UNDETERMINED, SaturationSummary, summarise_saturation
 from mamrl.experiments.sweep import Point, Row, aggregate, check_rows_in_sidecar, read_results, sidecar_path
+from mamrl.plotting.style import new_figure, set_suptitle
 from mamrl.plotting.topology import save_figure
 from mamrl.sim.metrics import Estimate
 
@@ -209,9 +209,7 @@ def _legend_handles(algorithms: Sequence[str], styles: dict[str, tuple[str, str]
 
 
 def _new_figure(rows: int, cols: int) -> Figure:
-    fig = Figure(figsize=(max(5.2 * cols, 10.0), 4.1 * rows + 2.2), layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
+    return new_figure(max(5.2 * cols, 10.0), 4.1 * rows + 2.2)
 
 
 def _panels(fig: Figure, rows: int, cols: int) -> list[list[Axes]]:
@@ -222,7 +220,7 @@ def _panels(fig: Figure, rows: int, cols: int) -> list[list[Axes]]:
 def _finish(fig: Figure, algorithms: Sequence[str], styles: dict[str, tuple[str, str]], title: str, subtitle: str) -> None:
     width = int(fig.get_figwidth() * 11)  # characters per subtitle line at 9.5 pt
     lines = [line for part in subtitle.split("\n") for line in textwrap.wrap(part, width)]
-    fig.suptitle(title + "\n" + "\n".join(lines), fontsize=10.5)
+    set_suptitle(fig, title + "\n" + "\n".join(lines), fontsize=10.5)
     handles = _legend_handles(algorithms, styles)
     fig.legend(handles=handles, loc="outside lower center", ncol=math.ceil(len(handles) / 2), frameon=False, fontsize=9)
 

@@ -45,7 +45,6 @@ import networkx as nx
 import numpy as np
 from matplotlib import colormaps
 from matplotlib.axes import Axes
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.cm import ScalarMappable
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
@@ -54,6 +53,7 @@ from matplotlib.ticker import FuncFormatter
 
 from mamrl.errors import MamrlError
 from mamrl.runs import atomic_file
+from mamrl.plotting.style import current_style, new_figure, set_suptitle
 from mamrl.topologies.core import Topology
 
 if TYPE_CHECKING:
@@ -381,8 +381,7 @@ def plot_topology(
     aspect = float(span[1] / span[0]) if span[0] > 0 else 1.0
     width = 9.0
     height = min(max(6.5 * aspect, 4.5), 10.0) + 2.5  # drawing + titles, legend and colour bar
-    fig = Figure(figsize=(width, height), layout="constrained")
-    FigureCanvasAgg(fig)
+    fig = new_figure(width, height)
     ax = fig.add_subplot()
     mappables = draw_topology(
         ax,
@@ -426,8 +425,8 @@ def plot_topology(
             ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.01), ncol=len(handles),
                       frameon=False, fontsize=9)
     if title:
-        fig.suptitle(title, fontsize=13)
-    if subtitle:
+        set_suptitle(fig, title, fontsize=13)
+    if subtitle and current_style().titles:
         ax.set_title(subtitle, fontsize=10)
     return fig
 
