@@ -309,3 +309,17 @@ def test_evaluate_bad_checkpoints_are_one_line(tmp_path):
         assert needle in result.stderr
     result = invoke("simulate", "--policy", "spa", "--adapt")
     assert_one_line_error(result)
+
+
+def test_messages_a_user_sees_cite_no_file_a_pip_install_lacks() -> None:
+    """A pip user has no docs/, RESULTS.md or SPEC: what commands print and reports write explains itself."""
+    from mamrl.experiments.capacity_report import LIMIT_NOTE
+    from mamrl.experiments.simulate import PAPER_METRIC_NOTE
+    from mamrl.report.markdown import COMPARISON_NOTE
+
+    repo_files = re.compile(r"docs/\w+\.md|RESULTS\.md|BENCHMARKS\.md|SPEC")
+    for text in (LIMIT_NOTE, PAPER_METRIC_NOTE, COMPARISON_NOTE):
+        assert not repo_files.search(text), text
+    for args in (["simulate", *FAST], ["capacity"]):
+        result = invoke(*args)
+        assert result.exit_code == 0 and not repo_files.search(result.output), result.output

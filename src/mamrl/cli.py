@@ -431,6 +431,7 @@ def sweep(
     with ui.user_errors(interrupted=lambda: f"interrupted after {state['ran']} new cell(s); {state['results']} keeps every "
                                             "finished cell — re-run the same command to resume"):
         from mamrl.experiments.config import build_sweep_config, split_list
+        from mamrl.experiments.saturation import RULE_TEXT as SATURATION_RULE
         from mamrl.experiments.saturation import SATURATION_COLUMNS, saturation_rows
         from mamrl.experiments.sweep import SweepRun, aggregate, row_summary
 
@@ -459,8 +460,9 @@ def sweep(
         console = ui.wide_stdout()
         console.print(f"sweep finished: {outcome.total_cells} cells ({outcome.ran} run, {outcome.skipped} already done) "
                       f"in {outcome.wall_time_s:.1f} s → {outcome.results}", soft_wrap=True)
-        console.print(ui.table("Saturation (queues bounded / growing, see docs/sweep.md)", SATURATION_COLUMNS,
+        console.print(ui.table("Saturation (queues bounded / growing)", SATURATION_COLUMNS,
                                saturation_rows(aggregate(outcome.rows)), left=5))
+        console.print("Rule: " + SATURATION_RULE.replace("*", ""), soft_wrap=True)
         console.print(f"next: mamrl plot {outcome.results} --output DIR", soft_wrap=True)
 
 
@@ -616,7 +618,7 @@ def failures(
         console = ui.wide_stdout()
         console.print(f"failure experiment finished: {outcome.total_runs} runs ({outcome.ran} run, {outcome.skipped} already done) "
                       f"in {outcome.wall_time_s:.1f} s → {outcome.output}", soft_wrap=True)
-        console.print(ui.table("Episodes to adapt after the failure (rule: docs/failures.md)", TABLE2_COLUMNS,
+        console.print(ui.table("Episodes to adapt after the failure (rules: table2.md in the output folder)", TABLE2_COLUMNS,
                                table2_console_rows(outcome.rows), left=2))
         ui.say(*(f"wrote {path}" for path in written))
 

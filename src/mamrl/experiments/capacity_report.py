@@ -16,7 +16,7 @@ from mamrl.sim.params import LinkFailure
 from mamrl.topologies import load_topology
 
 LIMIT_NOTE = ("The model's limit: routers forward at most one packet per tick and links reserve size × latency "
-              "per packet (docs/model.md); no routing keeps queues bounded at λ ≥ λ*.")
+              "per packet while it is in flight; no routing keeps queues bounded at λ ≥ λ*.")
 
 
 @dataclass

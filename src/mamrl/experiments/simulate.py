@@ -30,8 +30,8 @@ from mamrl.validate import SEED
 
 PAPER_METRIC_NOTE = (
     "Note: the paper's delivery time averages over delivered packets only, so a policy that delivers "
-    "few packets looks fast; read it beside the delivered fraction and the sojourn time of every packet "
-    "(docs/model.md)."
+    "few packets looks fast; read it beside the delivered fraction and the sojourn time of every packet created "
+    "(a packet lost or still in the network at the horizon counts with its age at the horizon)."
 )
 
 SIMULATE_OPTIONS = {"load": "--load", "horizon": "--horizon", "batch": "--batch-size", "episodes": "--episodes",

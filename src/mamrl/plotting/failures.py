@@ -340,7 +340,8 @@ def table2_markdown(table: Sequence[TableRow], *, sidecar: dict[str, Any] | None
                     "after each failure: " + ", ".join(
                         f"{link} {bound:.4g}" + (f" (λ = {load / bound:.0%} of it)" if isinstance(load, (int, float)) and bound > 0 else "")
                         for link, bound in capacity.items())
-                    + f". The load {load} was chosen as `{cfg.get('load_spec', load)}` (docs/failures.md)."
+                    + f". The load {load} was chosen as `{cfg.get('load_spec', load)}` (`auto`: the paper's λ where every tested "
+                    "failure leaves it below λ*, else 0.8 of the smallest post-failure λ*; `Fx`: F times that λ*)."
                     + (" **Some failures leave λ* at or below the load: those runs measure an overloaded network.**"
                        if cfg.get("allow_infeasible") else ""), ""]
         if cfg.get("meta_excluded_infeasible"):

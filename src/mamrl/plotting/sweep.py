@@ -421,7 +421,7 @@ def markdown_report(
         "**Read the paper's metric with care.** Mean delivery time averages over *delivered* packets only, so a policy "
         "that delivers few packets looks fast. The sojourn time averages over every packet created (one still in the "
         "network at the horizon, or lost, counts with its age at the horizon, so dropping a packet never helps) and is the "
-        "figure to judge by, together with the delivered fraction (docs/model.md).",
+        "figure to judge by, together with the delivered fraction.",
         "",
         "## Saturation",
         "",
@@ -551,7 +551,7 @@ def write_sweep_report(
         ),
         "sojourn_time": plot_time_metric(
             points, saturation, "mean_sojourn_time",
-            title="Mean sojourn time of every packet created vs load (lost ones included, docs/model.md)",
+            title="Mean sojourn time of every packet created vs load (lost ones included)",
             subtitle=setup + "\nevery packet created counts; one still in the network at the horizon, or lost, with its age at the horizon",
             ylabel="sojourn time (ticks)", relative=relative_load,
         ),

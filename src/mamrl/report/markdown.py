@@ -194,7 +194,7 @@ COMPARISON_NOTE = (
     "X and Y treated as independent (conservative: common random numbers correlate them). The paper's metric "
     "averages over *delivered* packets only and ignores the undelivered ones: a policy that delivers fewer "
     "packets looks faster. Judge by the sojourn time (every packet created; one still in the network at the "
-    "horizon, or lost, counts with its age at the horizon) and the delivered fraction beside it (docs/model.md)."
+    "horizon, or lost, counts with its age at the horizon) and the delivered fraction beside it."
 )
 
 COMPARISON_COLUMNS = (
@@ -378,7 +378,7 @@ def write_report(config: Any, manifest: Mapping[str, Any], walls: Mapping[str, f
         "Every value is a mean with its 95% confidence interval (Student t). Evaluation traffic is independent of "
         f"training traffic (seed s + {EVAL_SEED_OFFSET:,}) and identical for every algorithm (common random numbers). "
         "The paper's metric — mean delivery time of *delivered* packets — is always shown beside the delivered fraction "
-        "and the sojourn time of every packet created (lost ones included), which is what we judge by (docs/model.md).",
+        "and the sojourn time of every packet created (lost ones included), which is what we judge by.",
         "",
         "## Budgets",
         "",
@@ -428,7 +428,7 @@ def write_report(config: Any, manifest: Mapping[str, Any], walls: Mapping[str, f
               "limit λ* (`mamrl capacity`: a max-concurrent-flow linear programme); "
               + ", ".join(f"λ* = {limit:.4g} on {topo}" for topo, limit in limits.items())
               + ". Every algorithm saturates at or below it; past its saturation load the sweep's figures are transients "
-              "that grow with the horizon. Bisection (`mamrl saturation`; rule in docs/sweep.md), as λ and % of λ*:", "",
+              "that grow with the horizon. Bisection (`mamrl saturation`; its rule is printed with each search), as λ and % of λ*:", "",
               "| topology | algorithm | highest λ with bounded queues (% of λ*) | lowest λ not shown bounded (% of λ*) | probes | horizon (ticks) |",
               "|---|---|---|---|---|---|"]
     for doc in searches:
@@ -517,14 +517,16 @@ def write_report(config: Any, manifest: Mapping[str, Any], walls: Mapping[str, f
         "* **The paper's metric ignores undelivered packets.** A policy can look fast by delivering fewer packets; "
         "the sojourn time of every packet and the delivered fraction in the same rows show whether a reduction is real.",
         "* **Reward.** The deep learner and the meta-training use per-packet credit (`reward = \"packet\"`): trained "
-        "on the paper's reward the policies learn to stop delivering (RESULTS.md §2). Set "
+        "on the paper's reward the policies learn to stop delivering: its per-router signal counts delivered packets "
+        "only and is 0 when none is delivered, so delivering less raises it. Set "
         "`--set sweep.algorithm_config.mamrl.reward='\"paper\"'` (and `failures.maml.reward`) for the faithful one.",
-        "* **Eq. 4** as printed diverges; the consensus uses the stable form of its cited source (docs/algorithms.md).",
+        "* **Eq. 4** as printed diverges; the consensus uses the stable form of its cited source (dynamic average "
+        "consensus, gain 0.5 / maximum degree).",
     ]
     if config.reduced:
         lines.append("* **Budgets.** This run's budgets are below the paper's (table above): learned policies and the "
                      "meta-initialisation are not trained to convergence, and CIs cover fewer seeds.")
-    lines += ["* More, with the full-budget runs: RESULTS.md §4.", ""]
+    lines += [""]
 
     lines += ["## Run record", "", "| stage | wall time | attempts |", "|---|---|---|"]
     stages_doc = manifest.get("stages", {})
