@@ -42,6 +42,8 @@ _WORKERS = ("Parallel worker processes (default: one per core; 1 = in process). 
 _DEMAND_LAYOUT = _opt("auto", "--demand-layout", metavar="LAYOUT", help=(
     "How --demand lines map to router pairs: auto (from the line length), teavar-matrix (n*n values), pair-list "
     "(n*(n-1)) or pair-list-trailing (the pairs, then ignored values: the paper's GEANT file)."))
+_TRAFFIC = _opt("uniform", "--traffic", metavar="MODEL", doc=("mamrl.experiments.simulate.SimulationRequest", "traffic"))
+_PACKET_SIZE = _opt(None, "--packet-size", metavar="UNITS|auto", doc=("mamrl.experiments.simulate.SimulationRequest", "packet_size"))
 _FORMATS = typer.Option(["png", "pdf"], "--format", "-f", metavar="FMT", help="Figure format: png, pdf, svg. Repeatable.")
 
 
@@ -99,7 +101,7 @@ def capacity(
     fail: list[str] = _opt([], "--fail", metavar="LINK", help="A failed link (A-B by router names, a link name or id). Repeatable."),
     all_failures: bool = _opt(False, "--all-failures", help="Also λ* after each single further link failure."),
     demand: Optional[Path] = _opt(None, "--demand", metavar="FILE", doc=(_SIM, "demand")),
-    demand_layout: str = _DEMAND_LAYOUT,
+    demand_layout: str = _DEMAND_LAYOUT, traffic: str = _TRAFFIC, packet_size: Optional[str] = _PACKET_SIZE,
     json_out: Optional[Path] = _opt(None, "--json", metavar="FILE", help="Write the results as JSON (`-`: to stdout, the tables then go to stderr)."),
 ) -> None:
     """λ*: the largest load (packets per router per tick) any routing can carry, and what limits it."""
@@ -110,6 +112,7 @@ def capacity(
         check_output_file(json_out, "--json")
         with ui.ProgressReport("link failures", "links", lines=False) as bar:
             report = capacity_report(topology, fail=fail, all_failures=all_failures, demand=demand, demand_layout=demand_layout,
+                                     traffic=traffic, packet_size=packet_size,
                                      on_scan_start=bar.begin, on_link=lambda _: bar.advance())
         if json_out is not None:
             runs.write_json(json_out, report.document())
@@ -124,12 +127,13 @@ def capacity(
 
 def _simulation(topology: str, load: str, policy: str, episodes: int, seed: int, horizon: int, fail: list[str],
                 reconvergence_delay: Optional[int], buffer_limit: Optional[int], demand: Optional[Path], demand_layout: str,
-                batch_size: int = 32, queues: Optional[str] = None, adapt: bool = False) -> tuple[Any, dict[str, np.ndarray], float]:
+                batch_size: int = 32, queues: Optional[str] = None, adapt: bool = False, traffic: str = "uniform",
+                packet_size: Optional[str] = None) -> tuple[Any, dict[str, np.ndarray], float]:
     """Prepare and run a simulation with a progress bar; (simulation, per-episode metrics, wall seconds)."""
     from mamrl.experiments.simulate import SimulationRequest
 
     return _run_request(SimulationRequest(topology, load, policy, episodes, seed, horizon, tuple(fail), reconvergence_delay,
-                                          buffer_limit, demand, demand_layout, batch_size, queues, adapt))
+                                          buffer_limit, demand, demand_layout, batch_size, queues, adapt, traffic, packet_size))
 
 
 def _run_request(request: Any) -> tuple[Any, dict[str, np.ndarray], float]:
@@ -157,6 +161,7 @@ def _report_simulation(sim: Any, per_episode: dict[str, np.ndarray], wall: float
     written = write_outputs(sim, per_episode, summary, wall, json_out=json_out, csv_out=csv_out, run_dir=out)
     console = _report_console(json_out)
     console.print(ui.metrics_table(summary, sim.title()))
+    console.print(f"traffic: {sim.config['traffic']}", soft_wrap=True)
     if sim.failure_labels:
         console.print("failed links: " + ", ".join(sim.failure_labels))
     console.print(PAPER_METRIC_NOTE)
@@ -191,7 +196,8 @@ def simulate(
     episodes: int = _opt(20, "--episodes", "-n", metavar="N", doc=(_SIM, "episodes")),
     seed: int = _SEED, horizon: int = _HORIZON, fail: list[str] = _FAIL,
     reconvergence_delay: Optional[int] = _RECONVERGE, buffer_limit: Optional[int] = _BUFFER,
-    demand: Optional[Path] = _DEMAND, demand_layout: str = _DEMAND_LAYOUT,
+    demand: Optional[Path] = _DEMAND, demand_layout: str = _DEMAND_LAYOUT, traffic: str = _TRAFFIC,
+    packet_size: Optional[str] = _PACKET_SIZE,
     queues: Optional[str] = _opt(None, "--queues", metavar="fifo|per-destination", doc=(_SIM, "queue_discipline"),
                                  help="A table policy serves the same packets either way."),
     batch_size: int = _opt(32, "--batch-size", metavar="B", doc=(_SIM, "batch_size")),
@@ -206,7 +212,8 @@ def simulate(
 
         check_outputs(json_out, csv_out, out)
         sim, per_episode, wall = _simulation(topology, load, policy, episodes, seed, horizon, fail, reconvergence_delay,
-                                             buffer_limit, demand, demand_layout, batch_size, queues, adapt)
+                                             buffer_limit, demand, demand_layout, batch_size, queues, adapt, traffic,
+                                             packet_size)
         _report_simulation(sim, per_episode, wall, json_out, csv_out, out)
 
 
@@ -220,7 +227,7 @@ def evaluate(
     episodes: int = _opt(20, "--episodes", "-n", metavar="N", doc=(_SIM, "episodes")),
     seed: int = _SEED,
     horizon: Optional[int] = _opt(None, "--horizon", metavar="TICKS", help="Episode length. Default: its training episodes' (else 500)."),
-    buffer_limit: Optional[int] = _BUFFER,
+    buffer_limit: Optional[int] = _BUFFER, traffic: str = _TRAFFIC, packet_size: Optional[str] = _PACKET_SIZE,
     batch_size: int = _opt(32, "--batch-size", metavar="B", doc=(_SIM, "batch_size")),
     json_out: Optional[Path] = _opt(None, "--json", metavar="FILE", help="Write config, per-episode metrics and summary as JSON (`-`: to stdout, the table then goes to stderr)."),
     csv_out: Optional[Path] = _opt(None, "--csv", metavar="FILE", help="Write one CSV row per episode."),
@@ -235,7 +242,7 @@ def evaluate(
         check_outputs(json_out, csv_out, out)
         request = evaluation_request(policy, topology=topology, load=load, failures=None if fail is None else tuple(fail),
                                      episodes=episodes, seed=seed, horizon_ticks=horizon, buffer_limit=buffer_limit,
-                                     batch_size=batch_size, adapt=adapt)
+                                     batch_size=batch_size, adapt=adapt, traffic=traffic, packet_size=packet_size)
         sim, per_episode, wall = _run_request(request)
         _report_simulation(sim, per_episode, wall, json_out, csv_out, out)
 
@@ -247,7 +254,8 @@ def plot_topology_command(
     load: str = _LOAD, episodes: int = _opt(5, "--episodes", "-n", metavar="N", help="Episodes to average utilisation and losses over."),
     seed: int = _SEED, policy: str = _POLICY, horizon: int = _HORIZON, fail: list[str] = _FAIL,
     reconvergence_delay: Optional[int] = _RECONVERGE, buffer_limit: Optional[int] = _BUFFER,
-    demand: Optional[Path] = _DEMAND, demand_layout: str = _DEMAND_LAYOUT,
+    demand: Optional[Path] = _DEMAND, demand_layout: str = _DEMAND_LAYOUT, traffic: str = _TRAFFIC,
+    packet_size: Optional[str] = _PACKET_SIZE,
     color_links: str = _opt("utilisation", "--color-links", metavar="METRIC", help=(
         "Colour links by utilisation (share of capacity in use) or loss (packets lost on the link per episode).")),
     no_title: bool = _NO_TITLE, size: Optional[str] = _SIZE, style: str = _STYLE,
@@ -260,7 +268,7 @@ def plot_topology_command(
         metric = check_figure_request(output, color_links)
         look = _figure_style(no_title, size, style)
         sim, per_episode, _ = _simulation(topology, load, policy, episodes, seed, horizon, fail, reconvergence_delay,
-                                          buffer_limit, demand, demand_layout)
+                                          buffer_limit, demand, demand_layout, traffic=traffic, packet_size=packet_size)
         with look:
             save_figure(simulation_figure(sim, per_episode, metric), output)
         ui.say(f"wrote {output}")

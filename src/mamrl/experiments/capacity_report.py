@@ -13,7 +13,7 @@ from mamrl.errors import MamrlError
 from mamrl.experiments.simulate import describe_link
 from mamrl.sim.capacity import capacity_bound, failure_scan
 from mamrl.sim.params import LinkFailure
-from mamrl.topologies import load_topology
+from mamrl.topologies.traffic_models import TrafficModel, load_with_traffic
 
 LIMIT_NOTE = ("The model's limit: routers forward at most one packet per tick and links reserve size × latency "
               "per packet while it is in flight; no routing keeps queues bounded at λ ≥ λ*.")
@@ -29,6 +29,8 @@ class CapacityReport:
     failed_links: list[int]
     bound: Any  # CapacityBound
     scan: list[tuple[int, Any]]
+    traffic: str = "uniform destinations"
+    """The traffic model's one-line description (`apply_traffic_model`)."""
 
     def _names(self, routers: Sequence[int]) -> str:
         return ", ".join(self.topology.router_names[i] for i in routers)
@@ -40,6 +42,7 @@ class CapacityReport:
             "command": "capacity",
             "topology_spec": self.topology_spec,
             "demand_file": None if self.demand is None else str(self.demand),
+            "traffic": self.traffic,
             **self.bound.describe(),
             "single_link_failures": [
                 {"link": self.topology.link_name(e), **b.describe(), "share_of_base": (b.max_load / base) if base > 0 else None}
@@ -51,7 +54,8 @@ class CapacityReport:
     def summary_lines(self) -> list[str]:
         topo, bound = self.topology, self.bound
         failed = ", ".join(describe_link(topo, e) for e in self.failed_links)
-        lines = [f"λ* = {bound.max_load:.4g} packets per router per tick on {topo.name}" + (f" with {failed} failed" if failed else "")]
+        lines = [f"λ* = {bound.max_load:.4g} packets per router per tick on {topo.name}" + (f" with {failed} failed" if failed else ""),
+                 f"traffic: {self.traffic}"]
         if bound.disconnected:
             parts = "; ".join("{" + self._names(part) + "}" for part in bound.components)
             lines.append(f"disconnected: routers that exchange traffic are in different components: {parts}")
@@ -72,12 +76,14 @@ class CapacityReport:
 
 
 def capacity_report(topology_spec: str, *, fail: Sequence[str] = (), all_failures: bool = False, demand: Path | None = None,
-                    demand_layout: str = "auto",
+                    demand_layout: str = "auto", traffic: str = "uniform", packet_size: int | str | None = None,
                     on_scan_start: Callable[[int], None] | None = None,
                     on_link: Callable[[int], None] | None = None) -> CapacityReport:
     """λ* with the links `fail` down (no @TICK: λ* is a long-run limit); with `all_failures`, also
-    after each further single-link failure (`on_scan_start(count)`, then `on_link(link)` per link)."""
-    topo = load_topology(topology_spec, demand=demand, demand_layout=demand_layout)
+    after each further single-link failure (`on_scan_start(count)`, then `on_link(link)` per link).
+    `traffic` and `packet_size` are a `TrafficModel`'s destinations and packet size."""
+    topo, weights, traffic_text = load_with_traffic(topology_spec, demand=demand, demand_layout=demand_layout,
+                                                    model=TrafficModel(traffic, packet_size))
     failed: list[int] = []
     for spec in fail:
         failure = LinkFailure.parse(topo, spec)
@@ -86,13 +92,13 @@ def capacity_report(topology_spec: str, *, fail: Sequence[str] = (), all_failure
         if failure.link in failed:
             raise MamrlError(f"--fail names link {topo.link_name(failure.link)!r} more than once")
         failed.append(failure.link)
-    bound = capacity_bound(topo, failed_links=failed)
+    bound = capacity_bound(topo, failed_links=failed, demand_weights=weights)
     scan: list[tuple[int, Any]] = []
     if all_failures:
         if on_scan_start is not None:
             on_scan_start(topo.num_links - len(failed))
-        scan = failure_scan(topo, failed_links=failed, on_link=on_link)
-    return CapacityReport(topology_spec, demand, topo, failed, bound, scan)
+        scan = failure_scan(topo, failed_links=failed, demand_weights=weights, on_link=on_link)
+    return CapacityReport(topology_spec, demand, topo, failed, bound, scan, traffic_text)
 
 
 __all__ = ["LIMIT_NOTE", "CapacityReport", "capacity_report"]

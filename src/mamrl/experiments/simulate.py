@@ -25,7 +25,7 @@ from mamrl.sim.evaluate import evaluate_tables
 from mamrl.sim.metrics import Estimate
 from mamrl.sim.memory import check_run_memory
 from mamrl.sim.params import QUEUE_DISCIPLINES, LinkFailure, SimParams, check_horizon
-from mamrl.topologies import load_topology
+from mamrl.topologies.traffic_models import TrafficModel, load_with_traffic, unit_size_note
 from mamrl.validate import SEED
 
 PAPER_METRIC_NOTE = (
@@ -83,6 +83,11 @@ class SimulationRequest:
     adapt: bool = False
     """A trained deep policy (mamrl, maml) keeps adapting online while it is evaluated (Algorithm 2,
     one step per block of the default `AdaptationConfig`), instead of running frozen."""
+    traffic: str = "uniform"
+    """Destinations: uniform (every other router equally likely) or gravity (pair weight deg(s)·deg(d))."""
+    packet_size: int | str | None = None
+    """Every packet's size in capacity units, or auto (median link capacity / 40, as the paper's b4 and
+    att links hold ~40 packets); default: the topology's own sizes (a demand file's, else 1)."""
 
 
 @dataclass(frozen=True)
@@ -191,7 +196,8 @@ def prepare_simulation(request: SimulationRequest) -> Simulation:
         routing = agent = make_agent(policy_key)
     else:
         routing = make_policy(policy_key, reconvergence_delay_ticks=r.reconvergence_delay_ticks)
-    topo = load_topology(r.topology, demand=r.demand, demand_layout=r.demand_layout)
+    topo, demand_weights, traffic = load_with_traffic(r.topology, demand=r.demand, demand_layout=r.demand_layout,
+                                                      model=TrafficModel(r.traffic, r.packet_size))
     failures = tuple(LinkFailure.parse(topo, spec) for spec in r.failures)
     seen: set[int] = set()
     for failure in failures:
@@ -199,9 +205,10 @@ def prepare_simulation(request: SimulationRequest) -> Simulation:
             raise MamrlError(f"--fail names link {topo.link_name(failure.link)!r} more than once")
         seen.add(failure.link)
     params = SimParams(topo, load, horizon_ticks=r.horizon_ticks, failures=failures, buffer_limit=r.buffer_limit,
-                       queue_discipline=queue_discipline or "fifo")
+                       demand_weights=demand_weights, queue_discipline=queue_discipline or "fifo")
     notes = tuple(f"failure of {describe_link(topo, f.link)} at tick {f.tick} is at or after the horizon "
                   f"({r.horizon_ticks} ticks) and has no effect" for f in failures if f.tick >= r.horizon_ticks)
+    notes += tuple(note for note in (unit_size_note(topo),) if note)
     check_run_memory(params, min(r.batch_size, r.episodes), options=SIMULATE_OPTIONS, episodes_kept=r.episodes,
                      table_count=0 if agent is not None else 1 + len(failures), stochastic_tables=agent is None)
     tables = None if agent is not None else routing.routing_tables(params)
@@ -210,6 +217,7 @@ def prepare_simulation(request: SimulationRequest) -> Simulation:
         "topology_spec": r.topology,
         "demand_file": None if r.demand is None else str(r.demand),
         "demand_layout": r.demand_layout,
+        "traffic": traffic,
         "simulation": params.describe(),
         "policy": ({"name": routing.name, "reconvergence_delay_ticks": r.reconvergence_delay_ticks} if agent is None
                    else {"name": loaded.name, **loaded.describe(), "adapt": r.adapt} if loaded is not None

@@ -30,7 +30,8 @@ derives them and says (with a `TopologyWarning`) whenever it has to fall back to
   synthetic `gabriel` graphs).
 
 No packet sizes are read (the simulator's default then applies: every packet has size 1), and no
-traffic matrix: `gravity_demand_weights` gives a documented default. The formats are described
+traffic matrix: `gravity_demand_weights` gives a documented default, and
+`mamrl.topologies.traffic_models` states a whole traffic model (destinations and a packet size). The formats are described
 in docs/topologies.md, section "Topologies from the wild".
 """
 
