@@ -63,7 +63,7 @@ def oracle_episode(params: SimParams, traffic: Traffic, b: int, **routing) -> Or
 
 def assert_same_run(state: kernel.State, traffic: Traffic, b: int, oracle: OracleResult) -> None:
     """Episode b of the compiled core equals the oracle's: per-tick totals, every packet's fate,
-    end tick and hop count, and the losses counted at each router and on each link."""
+    end tick and hop count, the losses counted at each router and on each link, and each router's summed queue length."""
     k = int(traffic.count[b])
     per_tick = np.array([oracle.generated, oracle.delivered, oracle.lost, oracle.queued, oracle.in_flight]).T
     np.testing.assert_array_equal(state.series[b], per_tick)
@@ -72,6 +72,7 @@ def assert_same_run(state: kernel.State, traffic: Traffic, b: int, oracle: Oracl
     np.testing.assert_array_equal(state.pk[b, :k, PK_FATE], fates)
     np.testing.assert_array_equal(state.pk[b, :k, PK_HOPS], [p.hops for p in oracle.packets])
     np.testing.assert_array_equal(state.router[b, :, kernel.RT_LOST], oracle.lost_at)
+    np.testing.assert_array_equal(state.router[b, :, kernel.RT_QUEUED_SUM], oracle.queued_sum_at)
     np.testing.assert_array_equal(state.link[b, kernel.LK_LOST], oracle.lost_per_link)
     assert int(state.router[b, :, kernel.RT_ACTIONS].sum()) == oracle.decisions
 

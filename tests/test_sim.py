@@ -97,6 +97,7 @@ def test_fast_core_agrees_with_oracle(topo_name, load, fails, policy_name, queue
             fates = np.array([{"pending": 0, "delivered": 1, "lost": 2}[f] for f in oracle.fates()])
             np.testing.assert_array_equal(state.pk[b, :k, PK_FATE], fates)
             np.testing.assert_array_equal(state.router[b, :, kernel.RT_LOST], oracle.lost_at)
+            np.testing.assert_array_equal(state.router[b, :, kernel.RT_QUEUED_SUM], oracle.queued_sum_at)
             np.testing.assert_array_equal(state.link[b, kernel.LK_LOST], oracle.lost_per_link)
             lost_on_links += sum(oracle.lost_per_link)
             assert state.series[b, -1, kernel.SR_GENERATED] > 0 or load < 0.01

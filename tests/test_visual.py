@@ -363,3 +363,45 @@ def test_failure_curves_that_coincide_keep_every_controllers_marks() -> None:
     assert len(set(offsets)) == len(controllers)  # marks at different episodes: none hides another's
     assert all(s["markevery"][1] == 400 // MARKS_PER_CURVE for s in styles)
     assert max(s["zorder"] for s in styles if s["marker"]) == styles[2]["zorder"]  # learners drawn on top
+
+
+# ------------------------------------------------------------------------------ routers by mean queue length
+def test_queue_per_router_is_the_mean_queue_length_split_by_router() -> None:
+    """The per-router sums add up to the network's queue length, tick by tick summed (both counted
+    at the ends of ticks); the oracle agreement tests check each router's sum exactly."""
+    params = SimParams(load_topology("b4"), 0.35, horizon_ticks=300)
+    result = Simulator(params).run_tables(make_policy("spa").routing_tables(params), seed=0, num_episodes=3)
+    metrics = result.per_episode()
+    per_router = metrics["queue_per_router"]
+    assert per_router.shape == (3, 12) and per_router.max() > 1.0  # not vacuous: queues build at λ = 0.35
+    np.testing.assert_allclose(per_router.sum(axis=1), metrics["mean_queue_length"] * 12, rtol=1e-12)
+
+
+def test_plot_topology_colours_routers_by_queue_length(tmp_path: Path) -> None:
+    topo = load_topology("b4")
+    queue = np.zeros(topo.num_routers)
+    queue[[2, 5]] = (4.0, 10.0)
+    fig = plot_topology(topo, queue_per_router=queue, lost_per_router=np.arange(topo.num_routers, dtype=float),
+                        color_routers="queue")
+    routers = _collection(fig.axes[0], "routers")
+    sizes = routers.get_sizes()
+    assert sizes[5] > sizes[2] > sizes[0] and sizes[0] == sizes[1]  # by queue, not by the losses passed too
+    faces = routers.get_facecolors()
+    assert tuple(faces[0]) == (1.0, 1.0, 1.0, 1.0) and faces[5][0] < faces[2][0] < 1.0  # darker = longer
+    assert any("mean queue length" in ax.get_ylabel() for ax in fig.axes[1:])
+    empty = plot_topology(topo, queue_per_router=np.zeros(topo.num_routers), color_routers="queue")
+    assert "no packet queued at any router" in _legend_texts(empty)
+    with pytest.raises(MamrlError, match="needs queue_per_router"):
+        plot_topology(topo, color_routers="queue")
+    with pytest.raises(MamrlError, match="--color-routers must be loss or queue"):
+        plot_topology(topo, queue_per_router=queue, color_routers="delay")
+
+
+def test_cli_plot_topology_color_routers(tmp_path: Path) -> None:
+    out = tmp_path / "b4.png"
+    result = runner.invoke(app, ["plot-topology", "-t", "b4", "-l", "0.35", "-n", "2", "--color-routers", "queue", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert out.stat().st_size > 10_000
+    bad = runner.invoke(app, ["plot-topology", "-t", "b4", "--color-routers", "depth", "-o", str(tmp_path / "x.png")])
+    assert_one_line_error(bad)
+    assert "--color-routers must be loss or queue, got 'depth'" in bad.stderr and not (tmp_path / "x.png").exists()

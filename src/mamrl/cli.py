@@ -258,19 +258,22 @@ def plot_topology_command(
     packet_size: Optional[str] = _PACKET_SIZE,
     color_links: str = _opt("utilisation", "--color-links", metavar="METRIC", help=(
         "Colour links by utilisation (share of capacity in use) or loss (packets lost on the link per episode).")),
+    color_routers: str = _opt("loss", "--color-routers", metavar="METRIC", help=(
+        "Colour and size routers by loss (packets lost at the router per episode) or queue (mean queue length).")),
     no_title: bool = _NO_TITLE, size: Optional[str] = _SIZE, style: str = _STYLE,
 ) -> None:
-    """Draw a topology with link utilisation or loss and per-router losses from a simulation of a
+    """Draw a topology with link utilisation or loss and per-router losses or queue lengths from a simulation of a
     policy or a trained agent (--policy PATH); topologies with latitude/longitude are drawn as a map."""
     with ui.user_errors():
-        from mamrl.plotting.topology import check_figure_request, save_figure, simulation_figure
+        from mamrl.plotting.topology import check_figure_request, check_router_metric_request, save_figure, simulation_figure
 
         metric = check_figure_request(output, color_links)
+        router_metric = check_router_metric_request(color_routers)
         look = _figure_style(no_title, size, style)
         sim, per_episode, _ = _simulation(topology, load, policy, episodes, seed, horizon, fail, reconvergence_delay,
                                           buffer_limit, demand, demand_layout, traffic=traffic, packet_size=packet_size)
         with look:
-            save_figure(simulation_figure(sim, per_episode, metric), output)
+            save_figure(simulation_figure(sim, per_episode, metric, router_metric), output)
         ui.say(f"wrote {output}")
 
 

@@ -134,7 +134,7 @@ def run_policy_gradient_episodes(net, st, theta, baseline, scale, uniforms, step
                     last_decision[p] = num_decisions
                     num_decisions += 1
                 kernel.forward_one(neighbors, link_of_slot, latency, pk, router, link, wheel, episode, finished, b, t, i, slot)
-            kernel.end_tick_one(capacity, link, episode, series, b, t)
+            kernel.end_tick_one(capacity, link, router, episode, series, b, t)
             if learn:
                 while credited < episode[b, EP_FINISHED]:
                     p = finished[b, credited]

@@ -86,7 +86,7 @@ def run_q_routing_episodes(net, st, q_table, uniforms, learning_rate, exploratio
                                 best = min(best, q_table[j, d, k])
                             target += best
                     q_table[i, d, slot] += learning_rate * (target - q_table[i, d, slot])
-            kernel.end_tick_one(capacity, link, episode, series, b, t)
+            kernel.end_tick_one(capacity, link, router, episode, series, b, t)
     st.tick[0] = net.horizon
 
 

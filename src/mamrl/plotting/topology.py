@@ -27,8 +27,14 @@ which tick); they are left out of the colour scale so that a failed link's large
 wash out the others, and with `"loss"` the legend gives their loss per episode (text beside a
 short link would sit under its routers).
 
-**Routers** are sized and coloured by the packets lost at them per episode (`lost_per_router`:
-every loss, counted at the sending router, plus buffer drops). Labels are the router names.
+**Routers** are sized and coloured by one metric, `color_routers` (CLI `--color-routers`):
+
+* `"loss"` (default): packets lost at them per episode (`lost_per_router`: every loss, counted
+  at the sending router, plus buffer drops), in oranges;
+* `"queue"`: mean queue length, the packets queued at the router at the end of each tick
+  averaged over the horizon (`queue_per_router`), in purples: where packets wait.
+
+Labels are the router names.
 
 Uses `matplotlib.figure.Figure` with the Agg canvas directly (no pyplot, no backend switch).
 """
@@ -74,6 +80,17 @@ LINK_METRIC_LABELS = {
 }
 """Colour-bar label of each link metric."""
 
+ROUTER_METRICS = ("loss", "queue")
+"""What `color_routers` may colour the routers by (see the module docstring)."""
+
+ROUTER_METRIC_LABELS = {
+    "loss": "packets lost at router, per episode (also marker size)",
+    "queue": "mean queue length at router, packets (also marker size)",
+}
+"""Colour-bar label of each router metric."""
+
+_ROUTER_EMPTY_LABELS = {"loss": "no packets lost at any router", "queue": "no packet queued at any router"}
+
 _LINK_CMAP = mcolors.LinearSegmentedColormap.from_list(
     "mamrl_links", colormaps["viridis"](np.linspace(0.0, 0.88, 256))
 )  # viridis without its pale yellow end, which vanishes on white
@@ -82,6 +99,9 @@ _LINK_LOSS_CMAP = mcolors.LinearSegmentedColormap.from_list(
 )  # grey for "nothing lost" (still visible on white), then the routers' orange for losses
 _NODE_CMAP = mcolors.LinearSegmentedColormap.from_list(
     "mamrl_loss", colormaps["Oranges"](np.linspace(0.15, 0.95, 256))
+)
+_NODE_QUEUE_CMAP = mcolors.LinearSegmentedColormap.from_list(
+    "mamrl_queue", colormaps["Purples"](np.linspace(0.15, 0.95, 256))
 )
 _NO_DATA = (0.7, 0.7, 0.7, 1.0)  # a link without a value (capacity 0: utilisation undefined)
 _FAILED = "red"
@@ -253,6 +273,12 @@ def _check_metric(color_links: str) -> str:
     return color_links
 
 
+def _check_router_metric(color_routers: str) -> str:
+    if color_routers not in ROUTER_METRICS:
+        raise MamrlError(f"--color-routers must be loss or queue, got {color_routers!r}")
+    return color_routers
+
+
 def _style_map(ax: Axes, pos: np.ndarray) -> None:
     """Degree axes, the projection's aspect and a light graticule."""
     ax.set_aspect(1.0 / map_scale(pos))
@@ -278,18 +304,26 @@ def draw_topology(
     lost_per_router: np.ndarray | Sequence[float] | None = None,
     failed_links: Sequence[int] = (),
     positions: np.ndarray | None = None,
+    queue_per_router: np.ndarray | Sequence[float] | None = None,
+    color_routers: str = "loss",
 ) -> dict[str, ScalarMappable]:
     """Draw `topology` on `ax`; returns the colour mappables (`"links"`, `"routers"`) to add colour
     bars for (only those that carry data).
 
-    Links are coloured by `link_utilisation` or `link_loss` as `color_links` says (each [E]);
+    Links are coloured by `link_utilisation` or `link_loss` as `color_links` says (each [E]),
+    routers by `lost_per_router` or `queue_per_router` as `color_routers` says (each [N]);
     the working links are one `LineCollection` (gid `"links"`, its array the chosen metric of
     the working links in link order), the failed ones another (gid `"failed-links"`).
     """
     metric = _check_metric(color_links)
     util = _check_vector(link_utilisation, topology.num_links, "link_utilisation")
     loss = _check_vector(link_loss, topology.num_links, "link_loss")
+    router_metric = _check_router_metric(color_routers)
     lost = _check_vector(lost_per_router, topology.num_routers, "lost_per_router")
+    queued = _check_vector(queue_per_router, topology.num_routers, "queue_per_router")
+    if router_metric == "queue" and queued is None:
+        raise MamrlError("color_routers='queue' needs queue_per_router (mean queue length per router)")
+    router_values = lost if router_metric == "loss" else queued
     values = util if metric == "utilisation" else loss
     if metric == "loss" and loss is None:
         raise MamrlError("color_links='loss' needs link_loss (packets lost per link)")
@@ -326,12 +360,13 @@ def draw_topology(
                            linewidths=1.0, zorder=2.5)
         marks.set_gid("failed-link-marks")
 
-    if lost is not None and np.nanmax(lost, initial=0.0) > 0:
-        lmax = float(np.nanmax(lost))
+    if router_values is not None and np.nanmax(router_values, initial=0.0) > 0:
+        lmax = float(np.nanmax(router_values))
         lnorm = mcolors.Normalize(vmin=0.0, vmax=lmax)
-        face = [_NODE_CMAP(lnorm(x)) if x > 0 else (1.0, 1.0, 1.0, 1.0) for x in lost]
-        sizes = _NODE_SIZE + (_NODE_SIZE_MAX - _NODE_SIZE) * np.sqrt(np.clip(lost, 0, None) / lmax)
-        mappables["routers"] = ScalarMappable(norm=lnorm, cmap=_NODE_CMAP)
+        node_cmap = _NODE_CMAP if router_metric == "loss" else _NODE_QUEUE_CMAP
+        face = [node_cmap(lnorm(x)) if x > 0 else (1.0, 1.0, 1.0, 1.0) for x in router_values]
+        sizes = _NODE_SIZE + (_NODE_SIZE_MAX - _NODE_SIZE) * np.sqrt(np.clip(router_values, 0, None) / lmax)
+        mappables["routers"] = ScalarMappable(norm=lnorm, cmap=node_cmap)
     else:
         face = [(1.0, 1.0, 1.0, 1.0)] * topology.num_routers
         sizes = np.full(topology.num_routers, _NODE_SIZE)
@@ -368,8 +403,11 @@ def plot_topology(
     failure_labels: Sequence[str] = (),
     title: str | None = None,
     subtitle: str | None = None,
+    queue_per_router: np.ndarray | Sequence[float] | None = None,
+    color_routers: str = "loss",
 ) -> Figure:
-    """A figure of `topology` with colour bars for the link metric (`color_links`) and router losses.
+    """A figure of `topology` with colour bars for the link metric (`color_links`) and the router
+    metric (`color_routers`: losses or mean queue length).
 
     `failure_labels` (e.g. `"D-E @ tick 0"`, one per entry of `failed_links`) go into the legend
     entry of the failed links, with the packets lost on each per episode when colouring by loss.
@@ -392,6 +430,8 @@ def plot_topology(
         lost_per_router=lost_per_router,
         failed_links=failed_links,
         positions=pos,
+        queue_per_router=queue_per_router,
+        color_routers=color_routers,
     )
     if "links" in mappables:
         bar = fig.colorbar(mappables["links"], ax=ax, location="bottom", shrink=0.6, pad=0.02, aspect=35)
@@ -401,7 +441,7 @@ def plot_topology(
         bar.set_label(label)
     if "routers" in mappables:
         bar = fig.colorbar(mappables["routers"], ax=ax, location="right", shrink=0.6, pad=0.02, aspect=25)
-        bar.set_label("packets lost at router, per episode (also marker size)")
+        bar.set_label(ROUTER_METRIC_LABELS[_check_router_metric(color_routers)])
     handles = []
     if failed_links:
         label = "failed link" + ("s" if len(set(failed_links)) > 1 else "")
@@ -413,10 +453,11 @@ def plot_topology(
             label += ": " + ", ".join(labels)
         handles.append(Line2D([], [], color=_FAILED, linewidth=3.0, linestyle=_FAILED_STYLE, marker="X",
                               markersize=10, markeredgecolor="white", label=label))
-    if lost_per_router is not None and "routers" not in mappables:
+    shown_routers = lost_per_router if _check_router_metric(color_routers) == "loss" else queue_per_router
+    if shown_routers is not None and "routers" not in mappables:
         handles.append(
             Line2D([], [], marker="o", linestyle="", markerfacecolor="white", markeredgecolor="black",
-                   markersize=10, label="no packets lost at any router")
+                   markersize=10, label=_ROUTER_EMPTY_LABELS[_check_router_metric(color_routers)])
         )
     if handles:
         if geographic:  # below the degree axis and the colour bar, not over the map
@@ -460,9 +501,15 @@ def check_figure_request(output: str | os.PathLike[str], color_links: str) -> st
     return metric
 
 
-def simulation_figure(sim: Simulation, per_episode: dict[str, np.ndarray], color_links: str = "utilisation") -> Figure:
+def check_router_metric_request(color_routers: str) -> str:
+    """The canonical router metric of `--color-routers` (one line if unknown)."""
+    return _check_router_metric(color_routers.strip().lower())
+
+
+def simulation_figure(sim: Simulation, per_episode: dict[str, np.ndarray], color_links: str = "utilisation",
+                      color_routers: str = "loss") -> Figure:
     """`mamrl plot-topology`'s figure of a simulation (`mamrl.experiments.simulate`): links by mean
-    utilisation or loss per episode, routers by packets lost, failed links marked."""
+    utilisation or loss per episode, routers by packets lost or mean queue length, failed links marked."""
     params, episodes, seed = sim.params, sim.request.episodes, sim.request.seed
     util = per_episode["link_utilisation"]  # [B, E]; NaN only for links of capacity 0
     mean_util = np.where(np.isnan(util).all(axis=0), np.nan, np.where(np.isnan(util), 0.0, util).mean(axis=0))
@@ -474,6 +521,8 @@ def simulation_figure(sim: Simulation, per_episode: dict[str, np.ndarray], color
         link_loss=per_episode["lost_per_link"].mean(axis=0) if color_links == "loss" else None,
         color_links=color_links,
         lost_per_router=per_episode["lost_per_router"].mean(axis=0),
+        queue_per_router=per_episode["queue_per_router"].mean(axis=0) if color_routers == "queue" else None,
+        color_routers=color_routers,
         failed_links=[f.link for f in params.failures],
         failure_labels=sim.failure_labels,
         title=format_title(params.topology, params.load_per_router, sim.policy, delivered),
@@ -484,11 +533,14 @@ def simulation_figure(sim: Simulation, per_episode: dict[str, np.ndarray], color
 
 __all__ = [
     "check_figure_request",
+    "check_router_metric_request",
     "simulation_figure",
     "FORMATS",
     "LAYOUT_SEED",
     "LINK_METRICS",
     "LINK_METRIC_LABELS",
+    "ROUTER_METRICS",
+    "ROUTER_METRIC_LABELS",
     "coordinates_usable",
     "draw_topology",
     "format_title",

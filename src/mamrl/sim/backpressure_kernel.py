@@ -253,7 +253,7 @@ def _run_backpressure_all_pairs(net, st, hops, bias, uniforms, slots):
                 d, k = _backpressure_all_pairs(pk, router, hops, bias, slots, b, i, deg, uniforms[b, t, i])
                 if d >= 0:
                     forward_destination_one(neighbors, link_of_slot, latency, pk, router, link, wheel, episode, finished, b, t, i, d, k)
-            end_tick_one(capacity, link, episode, series, b, t)
+            end_tick_one(capacity, link, router, episode, series, b, t)
     st.tick[0] = net.horizon
 
 
@@ -292,5 +292,5 @@ def _run_classic_backpressure(net, st, uniforms, scratch):
                 d, k = _classic_backpressure(pk, router, scratch_lengths, dest, slots, b, i, deg, min_size, max_size, uniforms[b, t, i])
                 if d >= 0:
                     forward_destination_one(neighbors, link_of_slot, latency, pk, router, link, wheel, episode, finished, b, t, i, d, k)
-            end_tick_one(capacity, link, episode, series, b, t)
+            end_tick_one(capacity, link, router, episode, series, b, t)
     st.tick[0] = net.horizon

@@ -96,7 +96,8 @@ RT_LOST, RT_DELIVERED = 3, 4  # since the episode start: lost at (sender) / deli
 RT_STEP_DELIVERED, RT_STEP_DELIVERY_TIME, RT_STEP_LOST = 5, 6, 7  # events of the last step
 RT_ACTIONS = 8  # number of actions taken so far; the last HISTORY_LEN are kept in a ring
 RT_RING_POS = 9  # where the ring's next action goes (0..HISTORY_LEN-1)
-RT_HISTORY = 10  # RT_HISTORY + k: ring position k
+RT_QUEUED_SUM = 10  # since the episode start: queue length summed over the ticks' ends (/ H = mean queue length)
+RT_HISTORY = 11  # RT_HISTORY + k: ring position k
 RT_FIELDS = RT_HISTORY + HISTORY_LEN
 # Per destination: with per-destination queues, router is int64 [B, N, RT_FIELDS + 3N + DX_MASK + W]
 # (`router_width`). RT_HEAD and RT_TAIL stay -1; RT_QLEN is still the router's total queue length.
@@ -468,8 +469,10 @@ def earliest_destination(pk, router, b, i):
 
 
 @numba.njit(cache=True, inline="always")
-def end_tick_one(capacity, link, episode, series, b, t):
+def end_tick_one(capacity, link, router, episode, series, b, t):
     """Step 5: per-tick records of episode b."""
+    for i in range(router.shape[1]):
+        router[b, i, RT_QUEUED_SUM] += router[b, i, RT_QLEN]
     for e in range(capacity.shape[0]):
         # A failed link has nothing reserved (LK_UP = 0 zeroes its term).
         link[b, LK_RESERVED_SUM, e] += link[b, LK_UP, e] * (capacity[e] - link[b, LK_AVAIL, e])
@@ -517,7 +520,7 @@ def step_batch(net, st, actions):
         for i in range(n):
             if router[b, i, RT_HEAD] >= 0:
                 forward_one(neighbors, link_of_slot, latency, pk, router, link, wheel, episode, finished, b, t, i, actions[b, i])
-        end_tick_one(capacity, link, episode, series, b, t)
+        end_tick_one(capacity, link, router, episode, series, b, t)
         if t + 1 < horizon:
             begin_tick_one(fail_link, fail_tick, buffer_limit, pk, router, link, wheel, episode, finished, b, t + 1)
     st.tick[0] = t + 1
@@ -639,5 +642,5 @@ def run_table_episodes(net, st, tables, table_start, uniforms, stochastic):
                     forward_destination_one(neighbors, link_of_slot, latency, pk, router, link, wheel, episode, finished, b, t, i, d, slot)
                 else:
                     forward_one(neighbors, link_of_slot, latency, pk, router, link, wheel, episode, finished, b, t, i, slot)
-            end_tick_one(capacity, link, episode, series, b, t)
+            end_tick_one(capacity, link, router, episode, series, b, t)
     st.tick[0] = net.horizon

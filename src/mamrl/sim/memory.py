@@ -38,7 +38,7 @@ BYTES_PER_PACKET = 120
 `finished` (4), and the draw's and the metrics' per-packet temporaries (measured: 82 bytes at the
 peak of `mamrl simulate` on b4, 32 episodes of 20,000 ticks at λ = 0.5)."""
 
-PER_DESTINATION_FIXED_COLUMNS = 23
+PER_DESTINATION_FIXED_COLUMNS = 24
 """Columns of a router's per-destination state besides its 3 per destination and its bit mask:
 `kernel.RT_FIELDS + kernel.DX_MASK` (not imported: the kernel's traffic draw imports this module;
 tests/test_hostile_inputs.py checks the sum against `kernel.router_width`)."""

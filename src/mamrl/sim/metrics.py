@@ -42,6 +42,7 @@ from mamrl.sim.kernel import (
     PK_HOPS,
     PK_SRC,
     RT_LOST,
+    RT_QUEUED_SUM,
     SR_DELIVERED,
     SR_GENERATED,
     SR_IN_FLIGHT,
@@ -107,7 +108,8 @@ def episode_metrics(
     *,
     shortest_latency_ticks: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
-    """Arrays [B] of every metric in METRIC_INFO, plus `lost_per_router` [B, N], `lost_per_link`
+    """Arrays [B] of every metric in METRIC_INFO, plus `lost_per_router` [B, N], `queue_per_router`
+    [B, N] (each router's queue length at the ends of ticks, averaged over the horizon), `lost_per_link`
     [B, E] (packets lost on each link: sent without the capacity for them, or on it when it failed;
     buffer drops are on no link) and `link_utilisation` [B, E] (time-average reserved share of each
     link's capacity).
@@ -168,6 +170,7 @@ def episode_metrics(
         out["mean_link_utilisation"] = np.nanmean(util, axis=1)
         out["max_link_utilisation"] = np.nanmax(util, axis=1)
     out["lost_per_router"] = state.router[:, :, RT_LOST].copy()
+    out["queue_per_router"] = state.router[:, :, RT_QUEUED_SUM] / float(horizon_ticks)
     out["lost_per_link"] = state.link[:, LK_LOST, :].copy()
     out["generated_per_bin"], out["lost_per_bin"] = loss_bins(sr, horizon_ticks)
     return out

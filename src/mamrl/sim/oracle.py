@@ -55,6 +55,8 @@ class OracleResult:
     packets: list[Packet] = field(default_factory=list)
     lost_at: list[int] = field(default_factory=list)
     """[N]: packets lost at each router (the sender, or the router whose buffer was full)."""
+    queued_sum_at: list[int] = field(default_factory=list)
+    """[N]: each router's queue length at the end of every tick, summed over the episode."""
     lost_per_link: list[int] = field(default_factory=list)
     """[E]: packets lost on each link (sent without the capacity for them, or on it when it failed)."""
     decisions: int = 0
@@ -138,7 +140,7 @@ def run_oracle_episode(
     # queues[i][key]: router i's FIFO for key = the destination (per-destination) or 0 (fifo).
     queues: list[dict[int, deque[Packet]]] = [{} for _ in range(n)]
     flying: list[Packet] = []
-    res = OracleResult(packets=packets, lost_at=[0] * n, lost_per_link=[0] * len(topo.links))
+    res = OracleResult(packets=packets, lost_at=[0] * n, queued_sum_at=[0] * n, lost_per_link=[0] * len(topo.links))
     generated = delivered = lost = 0
     next_new = 0
     enqueued = 0  # packets enqueued so far, anywhere: the next sequence number
@@ -238,6 +240,8 @@ def run_oracle_episode(
         res.delivered.append(delivered)
         res.lost.append(lost)
         res.queued.append(sum(queued_at(i) for i in range(n)))
+        for i in range(n):
+            res.queued_sum_at[i] += queued_at(i)
         res.in_flight.append(len(flying))
     return res
 

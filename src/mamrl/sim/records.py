@@ -31,7 +31,7 @@ from mamrl.sim.metrics import METRIC_INFO, Estimate
 SCALAR_METRICS: tuple[str, ...] = tuple(METRIC_INFO)
 """Per-episode scalar metrics, in table order (the columns of `episodes.csv`)."""
 
-VECTOR_METRICS: tuple[str, ...] = ("link_utilisation", "lost_per_router", "lost_per_link")
+VECTOR_METRICS: tuple[str, ...] = ("link_utilisation", "lost_per_router", "queue_per_router", "lost_per_link")
 """Per-episode vector metrics kept in `metrics.json` (not in the CSV)."""
 
 
