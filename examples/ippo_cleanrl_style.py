@@ -20,6 +20,7 @@ policy on held-out seeds against shortest paths on the same traffic.
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from dataclasses import dataclass
 
@@ -53,6 +54,7 @@ class Args:
     max_grad_norm: float = 0.5
     hidden: int = 128
     eval_episodes: int = 8
+    output: str = ""  # a JSON file for the arguments, the learning curve and the evaluation ("" = none)
 
 
 def parse_args() -> Args:
@@ -115,11 +117,17 @@ def evaluate(agent: Agent, args: Args, seeds: list[int]) -> dict[str, float]:
             x, mask, _ = features(obs, degree, k)
             action = agent.actor(x).masked_fill(~mask, -1e9).argmax(dim=-1)
             obs, _, _, _, info = env.step(action.numpy())
-    learned = {key: float(np.mean(info["episode"][key])) for key in ("delivered_fraction", "loss_fraction", "mean_sojourn_time")}
+    keys = ("delivered_fraction", "loss_fraction", "mean_sojourn_time")
+    learned = {key: np.asarray(info["episode"][key], dtype=np.float64) for key in keys}
     params = make_params(args.topology, args.load, args.horizon)
     spa = Simulator(params).run_tables(ShortestPathPolicy().routing_tables(params), seeds[0], len(seeds)).per_episode()
-    baseline = {key: float(np.mean(spa[key])) for key in learned}
-    return {**{f"ippo_{k}": v for k, v in learned.items()}, **{f"spa_{k}": v for k, v in baseline.items()}}
+    out: dict[str, float] = {}
+    for name, values in (("ippo", learned), ("spa", spa)):
+        for key in keys:
+            x = np.asarray(values[key], dtype=np.float64)
+            out[f"{name}_{key}"] = float(x.mean())
+            out[f"{name}_{key}_ci95"] = float(1.96 * x.std(ddof=1) / np.sqrt(x.size)) if x.size > 1 else float("nan")
+    return out
 
 
 def main(args: Args) -> dict[str, float]:
@@ -144,6 +152,7 @@ def main(args: Args) -> dict[str, float]:
     values = torch.zeros((steps + 1, b, n))
     last: dict[str, float] = {}
     start = time.time()
+    curve: list[dict[str, float]] = []
 
     for iteration in range(1, args.iterations + 1):
         obs, _ = env.reset(seed=args.seed + iteration)
@@ -190,14 +199,22 @@ def main(args: Args) -> dict[str, float]:
 
         episode = info["episode"]
         last = {key: float(np.mean(episode[key])) for key in ("delivered_fraction", "loss_fraction", "mean_sojourn_time")}
+        curve.append({"iteration": iteration, "episodes": iteration * b, **last})
         print(f"iteration {iteration}/{args.iterations}: delivered {100 * last['delivered_fraction']:.1f}%, "
               f"lost {100 * last['loss_fraction']:.2f}%, sojourn {last['mean_sojourn_time']:.1f} ticks, "
               f"{size} decisions, {time.time() - start:.0f} s", flush=True)
 
+    # Episodes 0..E-1 of seed 10,000 + seed: `mamrl evaluate RUN --seed 10000 -n E` replays the same traffic.
     result = evaluate(agent, args, [10_000 + args.seed + e for e in range(args.eval_episodes)])
-    print("greedy policy on held-out traffic, against shortest paths on the same episodes:")
+    print("greedy policy on held-out traffic, against shortest paths on the same episodes (mean ± 95% CI):")
     for key in ("delivered_fraction", "loss_fraction", "mean_sojourn_time"):
-        print(f"  {key}: IPPO {result[f'ippo_{key}']:.4g}, SPA {result[f'spa_{key}']:.4g}")
+        print(f"  {key}: IPPO {result[f'ippo_{key}']:.4g} ± {result[f'ippo_{key}_ci95']:.2g}, "
+              f"SPA {result[f'spa_{key}']:.4g} ± {result[f'spa_{key}_ci95']:.2g}")
+    if args.output:
+        with open(args.output, "w") as handle:
+            json.dump({"args": vars(args), "wall_time_s": round(time.time() - start, 1), "curve": curve,
+                       "evaluation": {"seed": 10_000 + args.seed, "episodes": args.eval_episodes, **result}}, handle, indent=1)
+        print(f"wrote {args.output}")
     return {**last, **result}
 
 
