@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import re
 import subprocess
@@ -309,6 +310,33 @@ def test_evaluate_bad_checkpoints_are_one_line(tmp_path):
         assert needle in result.stderr
     result = invoke("simulate", "--policy", "spa", "--adapt")
     assert_one_line_error(result)
+
+
+def test_a_shipped_policy_loads_by_name_with_its_card_and_a_checked_hash(trained_runs, tmp_path, monkeypatch):
+    import mamrl.experiments.checkpoint as checkpoint
+
+    shelf = tmp_path / "pretrained"
+    monkeypatch.setattr(checkpoint, "PRETRAINED_DIR", shelf)
+    checkpoint.ship_pretrained(trained_runs / "mamrl", "tiny-deep", command="mamrl train -a mamrl -n 16",
+                               evaluation={"delivered_fraction": 0.5}, destination=shelf)
+    card = json.loads((shelf / "tiny-deep.json").read_text())
+    assert card["algorithm"] == "mamrl" and card["training"]["load"] == 0.2 and card["command"].startswith("mamrl train")
+    assert card["sha256"] == hashlib.sha256((shelf / "tiny-deep.pt").read_bytes()).hexdigest()
+    out = tmp_path / "eval.json"
+    result = invoke("evaluate", "pretrained:tiny-deep", "-n", "2", "--json", str(out))
+    assert result.exit_code == 0, result.output
+    doc = json.loads(out.read_text())
+    assert doc["config"]["policy"]["checkpoint_sha256"] == card["sha256"]
+    assert doc["config"]["simulation"]["load_per_router"] == 0.2  # the training load, from the card
+    # A damaged file, or a missing card, is refused in one line.
+    (shelf / "tiny-deep.pt").write_bytes((shelf / "tiny-deep.pt").read_bytes() + b"x")
+    result = invoke("evaluate", "pretrained:tiny-deep", "-n", "2")
+    assert_one_line_error(result)
+    assert "does not match the SHA-256 of its card" in result.stderr
+    (shelf / "tiny-deep.json").unlink()
+    result = invoke("evaluate", "pretrained:tiny-deep", "-n", "2")
+    assert_one_line_error(result)
+    assert "card tiny-deep.json is missing" in result.stderr
 
 
 def test_messages_a_user_sees_cite_no_file_a_pip_install_lacks() -> None:

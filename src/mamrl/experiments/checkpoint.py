@@ -6,7 +6,9 @@ A policy spec names one of:
   failure experiment's `meta_init.pt` is not one: use its `meta/checkpoint.pt`);
 * a `mamrl train` run directory (its `checkpoint.pt`; its `config.json` then gives the defaults
   of topology, load and failures);
-* `pretrained:NAME`, a checkpoint shipped inside the package (`pretrained_names()`).
+* `pretrained:NAME`, a checkpoint shipped inside the package (`pretrained_names()`), beside its
+  card `NAME.json`: the training config and command, the checkpoint's SHA-256 (checked on every
+  load: a file that differs from its card is refused) and what it achieves (`ship_pretrained`).
 
 Loading is weights-only (`RoutingAgent.read_checkpoint`); a corrupt file, another file type or
 an unknown pretrained name is one line. An agent evaluated on a topology with another router
@@ -24,6 +26,7 @@ from typing import Any
 from mamrl.agents.base import RoutingAgent
 from mamrl.algorithms import make_agent
 from mamrl.errors import MamrlError
+from mamrl.runs import atomic_file, write_json
 
 PRETRAINED_PREFIX = "pretrained:"
 PRETRAINED_DIR = Path(__file__).resolve().parent.parent / "pretrained"
@@ -74,9 +77,13 @@ def resolve_checkpoint(spec: str) -> tuple[Path, dict[str, Any] | None]:
         if not path.is_file():
             names = pretrained_names()
             raise MamrlError(f"unknown pretrained policy {name!r} (shipped: {', '.join(names) if names else 'none'})")
-        card = path.with_suffix(".json")
-        training = json.loads(card.read_text(encoding="utf-8")).get("training") if card.is_file() else None
-        return path, training
+        card = read_card(name)
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        if card.get("sha256") != digest:
+            raise MamrlError(f"pretrained policy {name!r}: {path.name} does not match the SHA-256 of its card "
+                             f"(a damaged or replaced file; reinstall mamrl)")
+        training = card.get("training")
+        return path, training if isinstance(training, dict) else None
     path = Path(text)
     if path.is_dir():
         checkpoint = path / "checkpoint.pt"
@@ -93,6 +100,38 @@ def resolve_checkpoint(spec: str) -> tuple[Path, dict[str, Any] | None]:
     if not path.is_file():
         raise MamrlError(f"checkpoint {path} does not exist")
     return path, None
+
+
+def read_card(name: str) -> dict[str, Any]:
+    """The card `NAME.json` of a shipped checkpoint (one line if missing or unreadable)."""
+    card = PRETRAINED_DIR / f"{name}.json"
+    try:
+        data = json.loads(card.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise MamrlError(f"pretrained policy {name!r}: its card {card.name} is missing or not valid JSON (reinstall mamrl)") from None
+    if not isinstance(data, dict):
+        raise MamrlError(f"pretrained policy {name!r}: its card {card.name} is not a JSON object (reinstall mamrl)")
+    return data
+
+
+def ship_pretrained(run_dir: Path, name: str, *, command: str, evaluation: dict[str, Any] | None = None,
+                    destination: Path = PRETRAINED_DIR) -> Path:
+    """Copy the checkpoint of `mamrl train` run `run_dir` to `destination/NAME.pt`, with its card
+    `NAME.json`: training config, `command` (the training command line), SHA-256, and `evaluation`
+    (what it achieves). The checkpoint must load (weights only) before it is shipped."""
+    if not name.replace("-", "").replace("_", "").isalnum():
+        raise MamrlError(f"pretrained name {name!r}: use letters, digits, - and _")
+    checkpoint, training = resolve_checkpoint(str(run_dir))
+    loaded = load_agent(str(checkpoint))
+    data = checkpoint.read_bytes()
+    destination.mkdir(parents=True, exist_ok=True)
+    target = destination / f"{name}.pt"
+    with atomic_file(target, "wb") as handle:
+        handle.write(data)
+    card = {"name": name, "algorithm": loaded.name, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data),
+            "command": command, "training": training, "agent_config": loaded.agent.config(), "evaluation": evaluation}
+    write_json(destination / f"{name}.json", card)
+    return target
 
 
 def load_agent(spec: str) -> LoadedAgent:
@@ -113,4 +152,5 @@ def load_agent(spec: str) -> LoadedAgent:
 
 
 __all__ = ["LoadedAgent", "PRETRAINED_DIR", "PRETRAINED_PREFIX", "is_checkpoint_spec", "load_agent", "pretrained_names",
+           "read_card", "ship_pretrained",
            "resolve_checkpoint"]

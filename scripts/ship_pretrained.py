@@ -1,0 +1,51 @@
+#!/usr/bin/env python
+"""Ship a trained policy inside the package as `pretrained:NAME` (src/mamrl/pretrained/NAME.pt + NAME.json).
+
+    python scripts/ship_pretrained.py RUN_DIR NAME --command "mamrl train ..." [--evaluation EVAL.json]
+
+RUN_DIR is a `mamrl train` run directory. The card records its training config, the command that
+trained it, the checkpoint's SHA-256 (checked on every load) and, from EVAL.json (a `mamrl evaluate
+--json` or `mamrl simulate --json` document), what it achieves: the summary's means and 95% CIs and
+the evaluation's seed, episodes and traffic.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from mamrl.errors import MamrlError
+from mamrl.experiments.checkpoint import ship_pretrained
+
+SUMMARY_KEYS = ("delivered_fraction", "loss_fraction", "mean_sojourn_time", "mean_delivery_time", "mean_queue_length")
+
+
+def evaluation_summary(path: Path) -> dict:
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    config = doc["config"]
+    summary = {key: doc["summary"][key] for key in SUMMARY_KEYS if key in doc["summary"]}
+    return {"command": f"mamrl evaluate pretrained:NAME --seed {doc['seed']} -n {config['episodes']}",
+            "seed": doc["seed"], "episodes": config["episodes"], "simulation": config["simulation"], "summary": summary}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("name")
+    parser.add_argument("--command", required=True, help="The command line that trained it.")
+    parser.add_argument("--evaluation", type=Path, help="A mamrl evaluate --json document of it.")
+    args = parser.parse_args()
+    try:
+        evaluation = evaluation_summary(args.evaluation) if args.evaluation else None
+        target = ship_pretrained(args.run_dir, args.name, command=args.command, evaluation=evaluation)
+    except (MamrlError, OSError, KeyError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"wrote {target} and {target.with_suffix('.json')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
