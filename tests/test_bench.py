@@ -121,6 +121,10 @@ def test_envs_bench_reports_the_vector_env_beside_the_raw_step(tmp_path):
     assert row.num_envs == 4 and row.env_decisions_per_s > 0 and row.raw_decisions_per_s > 0
     assert {r.env for r in single_rows} == {"PettingZoo ParallelEnv", "Gymnasium Env (joint action)"}
     out = tmp_path / "B.md"
-    section = bench_envs.markdown_section(vector_rows, single_rows, "mamrl bench-envs", {"cpu": "test"})
+    evaluated = bench_envs.bench_evaluate(None, episodes=2)
+    # The evaluation includes its forward passes, and a fresh deep policy decides for every queued packet.
+    assert 0 < evaluated.forward_s < evaluated.evaluate_s and evaluated.decisions > 0 and evaluated.ratio > 0
+    section = bench_envs.markdown_section(vector_rows, single_rows, "mamrl bench-envs", {"cpu": "test"}, [evaluated])
     bench_envs.write_section(out, section)
-    assert out.read_text().count(bench_envs.SECTION_START) == 1
+    text = out.read_text()
+    assert text.count(bench_envs.SECTION_START) == 1 and "evaluate / (SPA + forward)" in text

@@ -332,10 +332,14 @@ def bench_deep(
 @app.command("bench-envs")
 def bench_envs(
     quick: bool = _opt(False, "--quick", help="Only b4, 8 environments (a smoke test)."),
+    checkpoint: Optional[str] = _opt(None, "--checkpoint", metavar="SPEC", help=(
+        "The deep checkpoint `mamrl evaluate` is timed with (default: pretrained:b4-deep if shipped, else a fresh "
+        "deep learner).")),
     output: Optional[Path] = _BENCH_OUTPUT,
 ) -> None:
     """Benchmark the RL environments: the native vector env against the raw simulator step on the
-    same batch, and the PettingZoo and Gymnasium envs' steps per second."""
+    same batch, the PettingZoo and Gymnasium envs' steps per second, and `mamrl evaluate` of a deep
+    checkpoint against `mamrl simulate` with SPA."""
     with ui.user_errors():
         from mamrl.benchmarks import envs
         from mamrl.benchmarks.common import command_line, machine_info
@@ -343,11 +347,16 @@ def bench_envs(
         check_output_file(output, "--output")
         kwargs = {"topologies": ("b4",), "num_envs": (8,)} if quick else {}
         vector_rows, single_rows = envs.run_envs_bench(**kwargs, on_row=ui.say)
+        evaluate_rows = [envs.bench_evaluate(envs.default_checkpoint() if checkpoint is None else checkpoint,
+                                             episodes=4 if quick else 20)]
         ui.print_tables(ui.table("Vector environment", envs.VECTOR_COLUMNS, [envs.vector_cells(r) for r in vector_rows]),
-                        ui.table("Single-episode environments", envs.SINGLE_COLUMNS, [envs.single_cells(r) for r in single_rows]))
+                        ui.table("Single-episode environments", envs.SINGLE_COLUMNS, [envs.single_cells(r) for r in single_rows]),
+                        ui.table("mamrl evaluate against mamrl simulate", envs.EVALUATE_COLUMNS,
+                                 [envs.evaluate_cells(r) for r in evaluate_rows]))
         if output is not None:
-            command = command_line("mamrl bench-envs", "--quick" if quick else None, f"--output {output}")
-            envs.write_section(output, envs.markdown_section(vector_rows, single_rows, command, machine_info()))
+            command = command_line("mamrl bench-envs", "--quick" if quick else None,
+                                   None if checkpoint is None else f"--checkpoint {checkpoint}", f"--output {output}")
+            envs.write_section(output, envs.markdown_section(vector_rows, single_rows, command, machine_info(), evaluate_rows))
             ui.say(f"wrote {output}")
 
 

@@ -4,7 +4,10 @@
   second with uniformly random valid slots, beside the simulator's `step` on the same batch with
   the same actions (what the environment adds: observation encoding, rewards, bookkeeping);
 * the PettingZoo `ParallelEnv` and the Gymnasium `Env` (one episode each): environment steps per
-  second, random valid actions.
+  second, random valid actions;
+* `mamrl evaluate` of a deep checkpoint (20 episodes on b4) against `mamrl simulate` with SPA on
+  the same episodes: the evaluation's wall time, the share of it in the network's forward passes,
+  and the ratio of the evaluation to SPA's simulation plus those forward passes (target ≤ 2).
 
 Random actions are drawn before timing, so the figures are the environments' own cost.
 """
@@ -15,6 +18,7 @@ import datetime as _dt
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -112,8 +116,72 @@ def bench_single(topology: str = "b4", load: float = 0.3, horizon: int = 500) ->
             SingleRow(name, "Gymnasium Env (joint action)", horizon / min(gym_episode(), gym_episode()))]
 
 
+@dataclass(frozen=True)
+class EvaluateRow:
+    checkpoint: str
+    """The policy spec evaluated (a shipped policy, or a deep learner's fresh initialisation)."""
+    episodes: int
+    spa_simulate_s: float
+    """`prepare_simulation` + `run_simulation` with SPA (the `mamrl simulate` path), best of two."""
+    evaluate_s: float
+    """The same with the deep checkpoint (the `mamrl evaluate` path), best of two."""
+    forward_s: float
+    """Of `evaluate_s`: the networks' forward passes and sampling (the rollout's own timer)."""
+    decisions: int
+    """Forwarding decisions the deep policy made over the episodes."""
+
+    @property
+    def ratio(self) -> float:
+        """evaluate / (SPA simulate + forward passes): what evaluation adds beyond the two."""
+        return self.evaluate_s / (self.spa_simulate_s + self.forward_s)
+
+
+def default_checkpoint() -> str | None:
+    """`pretrained:b4-deep` when it ships, else None (a fresh deep learner)."""
+    # lazy: the experiment layer imports torch
+    from mamrl.experiments.checkpoint import PRETRAINED_PREFIX, pretrained_names
+
+    return f"{PRETRAINED_PREFIX}b4-deep" if "b4-deep" in pretrained_names() else None
+
+
+def bench_evaluate(checkpoint: str | None = None, episodes: int = 20, topology: str = "b4", load: float = 0.3) -> EvaluateRow:
+    """`mamrl evaluate CHECKPOINT -n 20` against `mamrl simulate -p spa -n 20` on the same episodes.
+    Without a checkpoint, a deep learner (the paper's 5 x 128 networks) at its fresh initialisation."""
+    # lazy: torch and the experiment layer are only needed for this row
+    import tempfile
+
+    from mamrl.algorithms import make_agent
+    from mamrl.executors.base import single_threaded
+    from mamrl.experiments.simulate import SimulationRequest, prepare_simulation, run_simulation
+
+    def timed(request: SimulationRequest) -> tuple[float, object]:
+        best, sim = float("inf"), None
+        for _ in range(2):
+            start = time.perf_counter()
+            sim = prepare_simulation(request)
+            run_simulation(sim)
+            best = min(best, time.perf_counter() - start)
+        return best, sim
+
+    with tempfile.TemporaryDirectory() as scratch:
+        spec = checkpoint
+        if spec is None:
+            agent = make_agent("mamrl", {})
+            agent._ensure(make_params(topology, load, 20))  # the networks at their seeded initialisation, untrained
+            spec = str(Path(scratch) / "fresh.pt")
+            agent.save(spec)
+        run_simulation(prepare_simulation(SimulationRequest(topology, str(load), "spa", 2)))  # warm-up (compilation)
+        spa_s, _ = timed(SimulationRequest(topology, str(load), "spa", episodes, batch_size=episodes))
+        eval_s, sim = timed(SimulationRequest(topology, str(load), spec, episodes, batch_size=episodes))
+        with single_threaded():  # as run_simulation times it
+            rolled = sim.agent._rollout(sim.params, sim.request.seed, episodes, 0, None)
+    label = checkpoint or "deep learner, fresh initialisation (5 x 128)"
+    return EvaluateRow(label, episodes, spa_s, eval_s, rolled.policy_seconds, rolled.decisions)
+
+
 def run_envs_bench(topologies=("b4", "att"), num_envs=(64,), on_row=None) -> tuple[list[VectorRow], list[SingleRow]]:
-    vector_rows, single_rows = [], []
+    vector_rows: list[VectorRow] = []
+    single_rows: list[SingleRow] = []
     for name in topologies:
         for n in num_envs:
             vector_rows.append(bench_vector(name, n))
@@ -128,6 +196,8 @@ def run_envs_bench(topologies=("b4", "att"), num_envs=(64,), on_row=None) -> tup
 VECTOR_COLUMNS = ("topology", "environments", "vector env (router decisions/s)", "raw simulator step (router decisions/s)",
                   "vector env / raw step")
 SINGLE_COLUMNS = ("topology", "environment", "environment steps/s")
+EVALUATE_COLUMNS = ("checkpoint", "episodes", "simulate SPA (s)", "evaluate (s)", "of which forward passes (s)",
+                    "decisions", "evaluate / (SPA + forward)")
 
 
 def vector_cells(row: VectorRow) -> list[str]:
@@ -139,8 +209,13 @@ def single_cells(row: SingleRow) -> list[str]:
     return [row.topology, row.env, f"{row.steps_per_s:,.0f}"]
 
 
+def evaluate_cells(row: EvaluateRow) -> list[str]:
+    return [row.checkpoint, str(row.episodes), f"{row.spa_simulate_s:.2f}", f"{row.evaluate_s:.2f}", f"{row.forward_s:.2f}",
+            f"{row.decisions:,}", f"{row.ratio:.2f}"]
+
+
 def markdown_section(vector_rows: list[VectorRow], single_rows: list[SingleRow], command: str,
-                     machine: dict[str, str]) -> str:
+                     machine: dict[str, str], evaluate_rows: Sequence[EvaluateRow] = ()) -> str:
     date = _dt.datetime.now().astimezone().replace(microsecond=0).isoformat()
     lines = [
         SECTION_START,
@@ -153,12 +228,20 @@ def markdown_section(vector_rows: list[VectorRow], single_rows: list[SingleRow],
         "",
         *markdown_table(SINGLE_COLUMNS, [single_cells(r) for r in single_rows]),
         "",
+    ]
+    if evaluate_rows:
+        lines += [*markdown_table(EVALUATE_COLUMNS, [evaluate_cells(r) for r in evaluate_rows]), ""]
+    lines += [
         "- *vector env*: `gymnasium.make_vec(\"mamrl/B4-v0\", num_envs=N)`, whole episodes of `step` (observations "
         "encoded in one compiled pass, the loss-honest reward, episode statistics); *raw simulator step*: "
         "`Simulator.step` alone on the same batch and actions. A router decision is one router of one environment "
         "in one step (routers with empty queues included).",
         "- *environment steps/s*: one episode at a time, one step = every router forwards once.",
     ]
+    if evaluate_rows:
+        lines.append("- *evaluate*: `mamrl evaluate CHECKPOINT -n 20` on b4, λ = 0.3 (checkpoint loaded, 20 episodes in one "
+                     "batch, metrics); *simulate SPA*: `mamrl simulate -p spa -n 20` on the same episodes; *forward passes*: "
+                     "the share of the evaluation in the networks and the sampling (the rollout's own timer). Best of two.")
     return close_section(lines, machine, SECTION_END)
 
 

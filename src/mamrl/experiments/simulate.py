@@ -17,6 +17,7 @@ import numpy as np
 from mamrl import runs
 from mamrl.algorithms import ALIASES, POLICY_NAMES, STATIC_POLICY_NAMES, make_agent, make_policy
 from mamrl.errors import MamrlError
+from mamrl.executors.base import single_threaded
 from mamrl.experiments.checkpoint import LoadedAgent, is_checkpoint_spec, load_agent, resolve_checkpoint
 from mamrl.experiments.config import check_positive, parse_load
 from mamrl.meta.tasks import link_label
@@ -241,11 +242,15 @@ def run_simulation(sim: Simulation, on_episodes: Callable[[int], None] | None = 
     Batches are evaluated one at a time so that finished batches' states are not kept in memory.
     """
     r = sim.request
+    # One torch thread: a rollout's forward passes are small batched products that threads slow
+    # down (on a loaded machine by 10x and more), and results then match those of worker processes.
     if r.adapt:
-        return online_controller(sim.agent, sim.params.topology, r.seed).train(sim.params, r.seed, r.episodes,
-                                                                             on_progress=on_episodes)
+        with single_threaded():
+            return online_controller(sim.agent, sim.params.topology, r.seed).train(sim.params, r.seed, r.episodes,
+                                                                                 on_progress=on_episodes)
     if sim.tables is None:
-        return sim.agent.evaluate(sim.params, r.seed, r.episodes, batch_size=r.batch_size, on_progress=on_episodes)
+        with single_threaded():
+            return sim.agent.evaluate(sim.params, r.seed, r.episodes, batch_size=r.batch_size, on_progress=on_episodes)
     parts: dict[str, list[np.ndarray]] = {}
     done = 0
     while done < r.episodes:
