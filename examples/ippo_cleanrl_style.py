@@ -180,11 +180,9 @@ def main(args: Args) -> dict[str, float]:
         flat = [tensor.reshape(-1, *tensor.shape[3:])[keep] for tensor in (xs, masks, actions, logprobs, advantages, returns)]
         b_x, b_mask, b_actions, b_logprobs, b_adv, b_returns = flat
         size = b_x.shape[0]
-        minibatch = max(1, size // args.minibatches)
-        for _ in range(args.update_epochs):
-            order = torch.randperm(size)
-            for begin in range(0, size, minibatch):
-                idx = order[begin:begin + minibatch]
+        for _ in range(args.update_epochs if size >= 2 * args.minibatches else 0):
+            # Exactly `minibatches` near-equal parts: a remainder of one row would normalise to NaN.
+            for idx in torch.tensor_split(torch.randperm(size), args.minibatches):
                 _, new_logprob, entropy, new_value = agent.act(b_x[idx], b_mask[idx], b_actions[idx])
                 ratio = (new_logprob - b_logprobs[idx]).exp()
                 adv = b_adv[idx]
