@@ -118,11 +118,12 @@ def features(obs: dict[str, np.ndarray], degree: np.ndarray, max_degree: int) ->
     return x, mask, busy
 
 
-def evaluate(agent: Agent, args: Args, seeds: list[int]) -> dict[str, float]:
+def evaluate(agent: Agent, args: Args, seeds: list[int]) -> dict:
     """Greedy policy and shortest paths on the same traffic (same seeds), one episode per env."""
     from mamrl.agents.shortest_path import ShortestPathPolicy
     from mamrl.envs import make_params
     from mamrl.sim import Simulator
+    from mamrl.sim.metrics import estimate
 
     env = gymnasium.make_vec(GYM_IDS[args.topology], num_envs=len(seeds), load_per_router=args.load,
                              horizon_ticks=args.horizon)
@@ -137,12 +138,12 @@ def evaluate(agent: Agent, args: Args, seeds: list[int]) -> dict[str, float]:
     learned = {key: np.asarray(info["episode"][key], dtype=np.float64) for key in keys}
     params = make_params(args.topology, args.load, args.horizon)
     spa = Simulator(params).run_tables(ShortestPathPolicy().routing_tables(params), seeds[0], len(seeds)).per_episode()
-    out: dict[str, float] = {}
+    out: dict = {"per_episode": {}}
     for name, values in (("ippo", learned), ("spa", spa)):
+        out["per_episode"][name] = {key: np.asarray(values[key], dtype=np.float64).tolist() for key in keys}
         for key in keys:
-            x = np.asarray(values[key], dtype=np.float64)
-            out[f"{name}_{key}"] = float(x.mean())
-            out[f"{name}_{key}_ci95"] = float(1.96 * x.std(ddof=1) / np.sqrt(x.size)) if x.size > 1 else float("nan")
+            mean_ci = estimate(values[key])  # mean and Student-t 95% CI, as every mamrl table
+            out[f"{name}_{key}"], out[f"{name}_{key}_ci95"] = mean_ci.mean, mean_ci.ci95
     return out
 
 
