@@ -251,6 +251,27 @@ def test_interrupted_experiment_resumes_to_the_same_file(tmp_path: Path, referen
     assert path.read_text() == (reference / "curves.csv").read_text()
 
 
+def test_dry_run_counts_the_runs_left_and_changes_nothing(tmp_path: Path) -> None:
+    from mamrl.experiments.failures.command import FailureCommand
+
+    config = _config(tmp_path, controllers=["spa", "q-routing"])
+    command = FailureCommand(config, ["png"], "local", None)
+    output = Path(config.output)
+    assert "4 runs" in command.plan() and "4 left to run" in command.plan()
+    assert not output.exists()  # nothing written for a fresh output
+    run_failure_experiment(config, stop_after=1)
+    path = output / "curves.csv"
+    # A cut-short write: the dry run counts complete runs only, and leaves the file as it is.
+    with open(path, "a") as fh:
+        fh.write("0,partial")
+    before = path.read_bytes()
+    assert "3 left to run" in command.plan()
+    assert path.read_bytes() == before
+    other = FailureCommand(_config(tmp_path, controllers=["spa", "q-routing"], loss_penalty_ticks=50.0), ["png"], "local", None)
+    with pytest.raises(MamrlError, match="loss_penalty_ticks"):
+        other.plan()
+
+
 def test_rerun_with_a_different_config_is_refused(tmp_path: Path, reference: Path) -> None:
     config = _config(tmp_path, controllers=["spa", "q-routing"], output=str(reference), loss_penalty_ticks=50.0)
     with pytest.raises(MamrlError, match="loss_penalty_ticks"):

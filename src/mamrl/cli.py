@@ -603,6 +603,7 @@ def failures(
     backend: str = _opt("local", "--backend", metavar="NAME", help=_BACKEND),
     address: Optional[str] = _opt(None, "--address", metavar="HOST:PORT", help=_ADDRESS),
     formats: list[str] = typer.Option(["png", "pdf"], "--format", metavar="FMT", help="Figure format: png, pdf, svg. Repeatable."),
+    dry_run: bool = _opt(False, "--dry-run", help="Print the resolved config and the runs left to run, then exit."),
     no_title: bool = _NO_TITLE, size: Optional[str] = _SIZE, style: str = _STYLE,
 ) -> None:
     """Run the link-failure experiment (E2; Figs. 5-7, Table 2): every controller learns online
@@ -626,6 +627,10 @@ def failures(
         look = _figure_style(no_title, size, style)  # bad figure options are refused before any work
         command = FailureCommand.from_options(preset, config_file, values, formats, backend, address)
         state["output"] = command.config.output
+        if dry_run:
+            ui.stdout().print(json.dumps({**command.config.as_dict(), "config_hash": command.config.config_hash()}, indent=2))
+            ui.stdout().print(command.plan(), soft_wrap=True)
+            return
         with ui.ProgressReport("failures", "runs") as bar:
             def on_run(result: Any, done: int, total: int) -> None:
                 state["ran"] += 1

@@ -609,23 +609,35 @@ class ResultsTable:
             raise MamrlError(f"{str(self.path)!r} belongs to a different {self.kind} config (differs in: {summarise_differences(diff)}); "
                              f"{self.start_over}, or delete it and {self.sidecar.name} to start over")
 
+    def _checked_rows(self) -> tuple[list[Row], bool]:
+        """(rows of the existing file, checked against this config; whether it needs a rewrite:
+        a partial last line or a missing header)."""
+        text = _read_table_text(self.path, self.schema)  # read once: header, rows and a cut-short write
+        columns = _header_columns(text)
+        if columns is not None and columns != self.schema.columns and self.check_header is not None:
+            self.check_header(self.path, columns)  # first: an old file's config differs too, and this says why
+        if not self.sidecar.is_file():
+            raise MamrlError(f"{self.schema.what} {str(self.path)!r} exists but its config sidecar {self.sidecar.name} does not; {self.start_over}")
+        self.check_sidecar()
+        rows = _parse_table(text, self.path, self.schema, self.check_header)
+        for row in rows:
+            if row.get("config_hash") != self.hash:
+                raise MamrlError(f"{self.path}: a row has config hash {row.get('config_hash')}, this run is {self.hash}; "
+                                 f"{self.start_over}")
+        return rows, columns is None or not text.endswith("\n")
+
+    def read(self) -> list[Row]:
+        """The rows already written, checked against this config, changing nothing (`--dry-run`)."""
+        if self.path.is_dir():
+            raise MamrlError(f"{self.schema.what} {str(self.path)!r} is a directory, expected a file name")
+        return self._checked_rows()[0] if self.path.exists() else []
+
     def open(self) -> list[Row]:
         if self.path.is_dir():
             raise MamrlError(f"{self.schema.what} {str(self.path)!r} is a directory, expected a file name")
         if self.path.exists():
-            text = _read_table_text(self.path, self.schema)  # read once: header, rows and a cut-short write
-            columns = _header_columns(text)
-            if columns is not None and columns != self.schema.columns and self.check_header is not None:
-                self.check_header(self.path, columns)  # first: an old file's config differs too, and this says why
-            if not self.sidecar.is_file():
-                raise MamrlError(f"{self.schema.what} {str(self.path)!r} exists but its config sidecar {self.sidecar.name} does not; {self.start_over}")
-            self.check_sidecar()
-            rows = _parse_table(text, self.path, self.schema, self.check_header)
-            for row in rows:
-                if row.get("config_hash") != self.hash:
-                    raise MamrlError(f"{self.path}: a row has config hash {row.get('config_hash')}, this run is {self.hash}; "
-                                     f"{self.start_over}")
-            if columns is None or not text.endswith("\n"):
+            rows, damaged = self._checked_rows()
+            if damaged:
                 self.rewrite(rows)  # drop a partial line (an interrupted write); write a missing header
             return rows
         if self.sidecar.exists():

@@ -15,6 +15,7 @@ from mamrl.executors import check_backend
 from mamrl.experiments.config import split_list
 from mamrl.experiments.failures.feasibility import check_load_spec
 from mamrl.experiments.failures import (
+    CurvesFile,
     FailureExperimentConfig,
     FailureOutcome,
     build_failure_config,
@@ -76,6 +77,15 @@ class FailureCommand:
                  else f"on {getattr(self.executor, 'label', self.backend)}")
         return (f"failures: {total} runs ({len(c.test_links())} links × {len(c.controllers)} controllers × {len(c.seeds)} seeds) "
                 f"of {c.episodes} episodes on {c.topology}, {skipped} already in {c.output}, {where}; {c.load_plan.describe()}")
+
+    def plan(self) -> str:
+        """What a run would do (`--dry-run`): the runs, those left, the load plan."""
+        c = self.config
+        order = c.runs()
+        done = CurvesFile(c.output, c).finished_keys()
+        left = [r for r in order if r.key not in done]
+        return (f"{len(order)} runs ({len(c.test_links())} links × {len(c.controllers)} controllers × {len(c.seeds)} seeds) "
+                f"of {c.episodes} episodes on {c.topology}, {len(left)} left to run into {c.output}; {c.load_plan.describe()}")
 
     @staticmethod
     def run_summary(result: Any) -> str:

@@ -394,6 +394,12 @@ class CurvesFile:
         if sum(len(v) for v in self.runs.values()) != len(rows):
             self._rewrite(list(self.runs.values()))  # drop partial runs (an interrupted write)
 
+    def finished_keys(self) -> set[tuple]:
+        """Keys of the complete runs already in curves.csv, changing nothing (`--dry-run`)."""
+        if self.output.exists() and not self.output.is_dir():
+            raise MamrlError(f"output {str(self.output)!r} exists and is not a directory")
+        return set(complete_runs(self.table.read(), self.config.episodes))
+
     def _rewrite(self, runs: Iterable[list[Row]]) -> None:
         self.table.rewrite(row for rows in runs for row in rows)
 
