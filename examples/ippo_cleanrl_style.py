@@ -45,7 +45,7 @@ class Args:
     num_envs: int = 16
     iterations: int = 200
     seed: int = 0
-    learning_rate: float = 1e-3  # 2.5e-4 (CleanRL's Atari value) barely moved the policy in 40 iterations
+    learning_rate: float = 1e-3  # b4, λ = 0.05, 100 ticks: delivered 47% -> 69% in 40 iterations at this rate
     gamma: float = 0.99
     gae_lambda: float = 0.95
     update_epochs: int = 4
