@@ -351,3 +351,15 @@ def test_messages_a_user_sees_cite_no_file_a_pip_install_lacks() -> None:
     for args in (["simulate", *FAST], ["capacity"]):
         result = invoke(*args)
         assert result.exit_code == 0 and not repo_files.search(result.output), result.output
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["-a", "spa", "--train-episodes", "50"], "--train-episodes applies to learning algorithms (q-routing, pg, mamrl), not spa"),
+    (["-a", "backpressure", "--train-episodes", "5", "--train-horizon", "40"], "--train-episodes and --train-horizon apply to"),
+    (["--checkpoint", "agent.pt", "--train-horizon", "30"], "--train-horizon does not apply with --checkpoint"),
+])
+def test_saturation_refuses_training_options_that_would_be_ignored(args, needle):
+    """Accept-and-ignore is a silent wrong result: training options for an agent that is not trained are refused."""
+    result = invoke("saturation", *args)
+    assert_one_line_error(result)
+    assert needle in result.stderr

@@ -516,8 +516,8 @@ def saturation(
     episodes: int = _opt(10, "--episodes", "-n", metavar="N", help="Evaluation episodes per seed and probe."),
     max_episodes: int = _opt(80, "--max-episodes", metavar="N", help="Doubling limit for undetermined probes."),
     seeds: str = _opt("0", "--seeds", "-s", metavar="LIST", help="Comma-separated seeds, pooled."),
-    train_episodes: int = _opt(2000, "--train-episodes", metavar="N", help="Training episodes per probe (learning algorithms)."),
-    train_horizon: int = _opt(500, "--train-horizon", metavar="TICKS", help="Training episode length."),
+    train_episodes: Optional[int] = _opt(None, "--train-episodes", metavar="N", help="Training episodes per probe (learning algorithms; default 2000)."),
+    train_horizon: Optional[int] = _opt(None, "--train-horizon", metavar="TICKS", help="Training episode length (learning algorithms; default 500)."),
     algorithm_config: Optional[str] = _opt(None, "--algorithm-config", metavar="JSON", help='Hyper-parameters, e.g. \'{"step_size": 0.1}\'.'),
     json_out: Optional[Path] = _opt(None, "--json", metavar="FILE", help="Write the probes and the bracket as JSON (`-`: to stdout, the tables then go to stderr)."),
 ) -> None:

@@ -38,7 +38,7 @@ from __future__ import annotations
 import copy
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
@@ -378,13 +378,18 @@ class SaturationRequest:
     """Doubling limit for undetermined probes."""
     seeds: str = "0"
     """Comma-separated seeds, pooled."""
-    train_episodes: int = 2000
-    """Training episodes per probe (learning algorithms)."""
-    train_horizon_ticks: int = 500
-    """Training episode length."""
+    train_episodes: int | None = None
+    """Training episodes per probe (learning algorithms only; default 2000)."""
+    train_horizon_ticks: int | None = None
+    """Training episode length (learning algorithms only; default 500 ticks)."""
     algorithm_config: str | None = None
     """Hyper-parameters as a JSON object."""
 
+
+DEFAULT_TRAIN_EPISODES = 2000
+"""Training episodes per probe of a learning algorithm when none are given."""
+DEFAULT_TRAIN_HORIZON_TICKS = 500
+"""Training episode length of a learning algorithm when none is given."""
 
 SATURATION_OPTIONS = {"load": "--high", "horizon": "--horizon / --train-horizon", "batch": "the episodes per update",
                       "episodes": "--max-episodes / --train-episodes", "routers": "the topology's routers",
@@ -398,11 +403,18 @@ def run_saturation_request(request: SaturationRequest, *, on_start: Callable[[st
     write `json_out` if given."""
     r = request
     agent = None
+    stated_training = [option for value, option in ((r.train_episodes, "--train-episodes"), (r.train_horizon_ticks, "--train-horizon"))
+                       if value is not None]
+    r = replace(r, train_episodes=DEFAULT_TRAIN_EPISODES if r.train_episodes is None else r.train_episodes,
+                train_horizon_ticks=DEFAULT_TRAIN_HORIZON_TICKS if r.train_horizon_ticks is None else r.train_horizon_ticks)
     for value, option in ((r.horizon_ticks, "--horizon"), (r.episodes, "--episodes"), (r.max_episodes, "--max-episodes"),
                           (r.train_episodes, "--train-episodes"), (r.train_horizon_ticks, "--train-horizon")):
         check_positive(value, option)
     check_horizon(r.horizon_ticks, "--horizon")
     check_horizon(r.train_horizon_ticks, "--train-horizon")
+    if stated_training and r.checkpoint is not None:
+        raise MamrlError(f"{' and '.join(stated_training)} {'does' if len(stated_training) == 1 else 'do'} not apply with "
+                         "--checkpoint (a saved agent is evaluated, not trained)")
     if r.episodes < 2:
         raise MamrlError(f"--episodes must be >= 2 (a confidence interval needs two), got {r.episodes}")
     if r.max_episodes < r.episodes:
@@ -439,6 +451,9 @@ def run_saturation_request(request: SaturationRequest, *, on_start: Callable[[st
         factory = trained_agent_factory(name, settings, r.train_episodes, r.train_horizon_ticks)
     # The largest probe: `high`, doubled up to `max_episodes` per seed, after training at `high`.
     trains = r.checkpoint is None and agent.learns
+    if stated_training and r.checkpoint is None and not trains:
+        raise MamrlError(f"{' and '.join(stated_training)} {'applies' if len(stated_training) == 1 else 'apply'} to learning "
+                         f"algorithms (q-routing, pg, mamrl), not {name}, which is not trained")
     train_at_once = min(int(getattr(agent, "episodes_per_update", 32)), r.train_episodes) if trains else 0
     check_memory(agent_parts(SimParams(topology, high, horizon_ticks=r.train_horizon_ticks), agent,
                              train_episodes_at_once=train_at_once, eval_params=SimParams(topology, high, horizon_ticks=r.horizon_ticks),
