@@ -363,3 +363,23 @@ def test_saturation_refuses_training_options_that_would_be_ignored(args, needle)
     result = invoke("saturation", *args)
     assert_one_line_error(result)
     assert needle in result.stderr
+
+
+def test_every_shipped_policy_loads_and_achieves_what_its_card_says():
+    """The shipped weights match their cards' hashes, and re-evaluating them on the card's episodes
+    gives the card's figures (to a quarter of their confidence intervals: a forward pass may round
+    differently on another CPU and flip a sampled decision)."""
+    from mamrl.experiments.checkpoint import pretrained_names, read_card
+    from mamrl.experiments.simulate import evaluation_request, prepare_simulation, run_simulation
+    from mamrl.sim.metrics import summarise
+
+    names = pretrained_names()
+    assert "b4-deep" in names
+    for name in names:
+        card = read_card(name)
+        ev = card["evaluation"]
+        sim = prepare_simulation(evaluation_request(f"pretrained:{name}", seed=ev["seed"], episodes=ev["episodes"]))
+        assert sim.params.describe()["load_per_router"] == ev["simulation"]["load_per_router"]
+        summary = summarise(run_simulation(sim))
+        for key, expected in ev["summary"].items():
+            assert abs(summary[key].mean - expected["mean"]) <= 0.25 * expected["ci95"], (name, key)
