@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Ship a trained policy inside the package as `pretrained:NAME` (src/mamrl/pretrained/NAME.pt + NAME.json).
 
-    python scripts/ship_pretrained.py RUN_DIR NAME --command "mamrl train ..." [--evaluation EVAL.json]
+    python scripts/ship_pretrained.py RUN_DIR NAME --command "mamrl train ..." [--evaluation EVAL.json] [--note TEXT]
 
 RUN_DIR is a `mamrl train` run directory. The card records its training config, the command that
 trained it, the checkpoint's SHA-256 (checked on every load) and, from EVAL.json (a `mamrl evaluate
@@ -36,10 +36,11 @@ def main() -> int:
     parser.add_argument("name")
     parser.add_argument("--command", required=True, help="The command line that trained it.")
     parser.add_argument("--evaluation", type=Path, help="A mamrl evaluate --json document of it.")
+    parser.add_argument("--note", help="What a user must know (e.g. trained above λ*).")
     args = parser.parse_args()
     try:
         evaluation = evaluation_summary(args.evaluation) if args.evaluation else None
-        target = ship_pretrained(args.run_dir, args.name, command=args.command, evaluation=evaluation)
+        target = ship_pretrained(args.run_dir, args.name, command=args.command, evaluation=evaluation, note=args.note)
     except (MamrlError, OSError, KeyError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -115,10 +115,11 @@ def read_card(name: str) -> dict[str, Any]:
 
 
 def ship_pretrained(run_dir: Path, name: str, *, command: str, evaluation: dict[str, Any] | None = None,
-                    destination: Path = PRETRAINED_DIR) -> Path:
+                    note: str | None = None, destination: Path = PRETRAINED_DIR) -> Path:
     """Copy the checkpoint of `mamrl train` run `run_dir` to `destination/NAME.pt`, with its card
-    `NAME.json`: training config, `command` (the training command line), SHA-256, and `evaluation`
-    (what it achieves). The checkpoint must load (weights only) before it is shipped."""
+    `NAME.json`: training config, `command` (the training command line), SHA-256, `evaluation`
+    (what it achieves) and `note` (what a user must know, e.g. a load above λ*). The checkpoint
+    must load (weights only) before it is shipped."""
     if not name.replace("-", "").replace("_", "").isalnum():
         raise MamrlError(f"pretrained name {name!r}: use letters, digits, - and _")
     checkpoint, training = resolve_checkpoint(str(run_dir))
@@ -129,7 +130,8 @@ def ship_pretrained(run_dir: Path, name: str, *, command: str, evaluation: dict[
     with atomic_file(target, "wb") as handle:
         handle.write(data)
     card = {"name": name, "algorithm": loaded.name, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data),
-            "command": command, "training": training, "agent_config": loaded.agent.config(), "evaluation": evaluation}
+            "command": command, "training": training, "agent_config": loaded.agent.config(), "evaluation": evaluation,
+            "note": note}
     write_json(destination / f"{name}.json", card)
     return target
 
