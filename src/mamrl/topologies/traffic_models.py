@@ -80,8 +80,12 @@ def apply_traffic_model(topology: Topology, model: TrafficModel) -> tuple[Topolo
     weights = gravity_demand_weights(topology) if model.destinations == "gravity" else None
     where = ("gravity destinations (pair weight deg(s)·deg(d))" if weights is not None
              else "uniform destinations")
-    sizes_text = (topology.packet_sizes.provenance if topology.packet_sizes is not None
-                  else "every packet 1 capacity unit (no packet sizes)")
+    if size is not None:
+        sizes_text = topology.packet_sizes.provenance
+    elif topology.packet_sizes is not None:  # the full provenance is in the run record's simulation.packet_sizes
+        sizes_text = f"the topology's packet sizes (mean {topology.packet_sizes.mean_size:,.0f} capacity units)"
+    else:
+        sizes_text = "every packet 1 capacity unit (no packet sizes)"
     return topology, weights, f"{where}; {sizes_text}"
 
 
