@@ -265,10 +265,10 @@ def plot_topology_command(
     """Draw a topology with link utilisation or loss and per-router losses or queue lengths from a simulation of a
     policy or a trained agent (--policy PATH); topologies with latitude/longitude are drawn as a map."""
     with ui.user_errors():
-        from mamrl.plotting.topology import check_figure_request, check_router_metric_request, save_figure, simulation_figure
+        from mamrl.plotting.topology import check_figure_request, check_router_metric, save_figure, simulation_figure
 
         metric = check_figure_request(output, color_links)
-        router_metric = check_router_metric_request(color_routers)
+        router_metric = check_router_metric(color_routers)
         look = _figure_style(no_title, size, style)
         sim, per_episode, _ = _simulation(topology, load, policy, episodes, seed, horizon, fail, reconvergence_delay,
                                           buffer_limit, demand, demand_layout, traffic=traffic, packet_size=packet_size)

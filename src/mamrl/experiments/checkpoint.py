@@ -70,6 +70,12 @@ class LoadedAgent:
 
 def resolve_checkpoint(spec: str) -> tuple[Path, dict[str, Any] | None]:
     """(checkpoint file, training config if known) of a policy spec (module doc)."""
+    path, training, _ = _resolve(spec)
+    return path, training
+
+
+def _resolve(spec: str) -> tuple[Path, dict[str, Any] | None, str | None]:
+    """`resolve_checkpoint`, plus the SHA-256 a shipped checkpoint's card expects (None otherwise)."""
     text = str(spec).strip()
     if text.startswith(PRETRAINED_PREFIX):
         name = text[len(PRETRAINED_PREFIX):]
@@ -78,12 +84,8 @@ def resolve_checkpoint(spec: str) -> tuple[Path, dict[str, Any] | None]:
             names = pretrained_names()
             raise MamrlError(f"unknown pretrained policy {name!r} (shipped: {', '.join(names) if names else 'none'})")
         card = read_card(name)
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
-        if card.get("sha256") != digest:
-            raise MamrlError(f"pretrained policy {name!r}: {path.name} does not match the SHA-256 of its card "
-                             f"(a damaged or replaced file; reinstall mamrl)")
         training = card.get("training")
-        return path, training if isinstance(training, dict) else None
+        return path, training if isinstance(training, dict) else None, str(card.get("sha256"))
     path = Path(text)
     if path.is_dir():
         checkpoint = path / "checkpoint.pt"
@@ -96,10 +98,10 @@ def resolve_checkpoint(spec: str) -> tuple[Path, dict[str, Any] | None]:
                 training = json.loads(config_file.read_text(encoding="utf-8")).get("config")
             except ValueError:
                 raise MamrlError(f"{config_file} is not valid JSON") from None
-        return checkpoint, training
+        return checkpoint, training, None
     if not path.is_file():
         raise MamrlError(f"checkpoint {path} does not exist")
-    return path, None
+    return path, None, None
 
 
 def read_card(name: str) -> dict[str, Any]:
@@ -138,7 +140,12 @@ def ship_pretrained(run_dir: Path, name: str, *, command: str, evaluation: dict[
 
 def load_agent(spec: str) -> LoadedAgent:
     """The trained agent a policy spec names (module doc), with one-line errors."""
-    path, training = resolve_checkpoint(spec)
+    path, training, expected_sha256 = _resolve(spec)
+    # Hashed once, before it is read as a checkpoint: a shipped file must match its card.
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if expected_sha256 is not None and digest != expected_sha256:
+        raise MamrlError(f"pretrained policy {str(spec).strip()[len(PRETRAINED_PREFIX):]!r}: {path.name} does not match the "
+                         "SHA-256 of its card (a damaged or replaced file; reinstall mamrl)")
     meta, arrays = RoutingAgent.read_checkpoint(path)
     name = str(meta.get("name"))
     config = meta.get("config") or {}
@@ -149,7 +156,6 @@ def load_agent(spec: str) -> LoadedAgent:
     except MamrlError as exc:
         raise MamrlError(f"checkpoint {path}: {exc}") from None
     agent.load_state_arrays(arrays)
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
     return LoadedAgent(name, agent, path, digest, str(spec), training if isinstance(training, dict) else None)
 
 

@@ -273,10 +273,12 @@ def _check_metric(color_links: str) -> str:
     return color_links
 
 
-def _check_router_metric(color_routers: str) -> str:
-    if color_routers not in ROUTER_METRICS:
+def check_router_metric(color_routers: str) -> str:
+    """The canonical router metric of `color_routers` / `--color-routers` (one line if unknown)."""
+    metric = color_routers.strip().lower()
+    if metric not in ROUTER_METRICS:
         raise MamrlError(f"--color-routers must be loss or queue, got {color_routers!r}")
-    return color_routers
+    return metric
 
 
 def _style_map(ax: Axes, pos: np.ndarray) -> None:
@@ -318,7 +320,7 @@ def draw_topology(
     metric = _check_metric(color_links)
     util = _check_vector(link_utilisation, topology.num_links, "link_utilisation")
     loss = _check_vector(link_loss, topology.num_links, "link_loss")
-    router_metric = _check_router_metric(color_routers)
+    router_metric = check_router_metric(color_routers)
     lost = _check_vector(lost_per_router, topology.num_routers, "lost_per_router")
     queued = _check_vector(queue_per_router, topology.num_routers, "queue_per_router")
     if router_metric == "queue" and queued is None:
@@ -413,6 +415,7 @@ def plot_topology(
     entry of the failed links, with the packets lost on each per episode when colouring by loss.
     """
     metric = _check_metric(color_links)
+    router_metric = check_router_metric(color_routers)
     geographic = is_map(topology)
     pos = router_positions(topology)
     span = np.ptp(pos * np.array([map_scale(pos) if geographic else 1.0, 1.0]), axis=0)
@@ -441,7 +444,7 @@ def plot_topology(
         bar.set_label(label)
     if "routers" in mappables:
         bar = fig.colorbar(mappables["routers"], ax=ax, location="right", shrink=0.6, pad=0.02, aspect=25)
-        bar.set_label(ROUTER_METRIC_LABELS[_check_router_metric(color_routers)])
+        bar.set_label(ROUTER_METRIC_LABELS[router_metric])
     handles = []
     if failed_links:
         label = "failed link" + ("s" if len(set(failed_links)) > 1 else "")
@@ -453,11 +456,11 @@ def plot_topology(
             label += ": " + ", ".join(labels)
         handles.append(Line2D([], [], color=_FAILED, linewidth=3.0, linestyle=_FAILED_STYLE, marker="X",
                               markersize=10, markeredgecolor="white", label=label))
-    shown_routers = lost_per_router if _check_router_metric(color_routers) == "loss" else queue_per_router
+    shown_routers = lost_per_router if router_metric == "loss" else queue_per_router
     if shown_routers is not None and "routers" not in mappables:
         handles.append(
             Line2D([], [], marker="o", linestyle="", markerfacecolor="white", markeredgecolor="black",
-                   markersize=10, label=_ROUTER_EMPTY_LABELS[_check_router_metric(color_routers)])
+                   markersize=10, label=_ROUTER_EMPTY_LABELS[router_metric])
         )
     if handles:
         if geographic:  # below the degree axis and the colour bar, not over the map
@@ -501,11 +504,6 @@ def check_figure_request(output: str | os.PathLike[str], color_links: str) -> st
     return metric
 
 
-def check_router_metric_request(color_routers: str) -> str:
-    """The canonical router metric of `--color-routers` (one line if unknown)."""
-    return _check_router_metric(color_routers.strip().lower())
-
-
 def simulation_figure(sim: Simulation, per_episode: dict[str, np.ndarray], color_links: str = "utilisation",
                       color_routers: str = "loss") -> Figure:
     """`mamrl plot-topology`'s figure of a simulation (`mamrl.experiments.simulate`): links by mean
@@ -533,7 +531,7 @@ def simulation_figure(sim: Simulation, per_episode: dict[str, np.ndarray], color
 
 __all__ = [
     "check_figure_request",
-    "check_router_metric_request",
+    "check_router_metric",
     "simulation_figure",
     "FORMATS",
     "LAYOUT_SEED",
