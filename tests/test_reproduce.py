@@ -228,6 +228,7 @@ def test_a_damaged_manifest_is_one_line(tmp_path: Path, text: str) -> None:
         (["--set", "saturation.low=0.9"], "saturation.high"),
         (["--set", "nonsense"], "KEY=VALUE"),
         (["-j", "0"], "--workers"),
+        (["--stage", "e3"], "unknown stage 'e3'"),
     ],
 )
 def test_bad_input_is_one_line_error(args: list[str], match: str, tmp_path: Path) -> None:
@@ -286,6 +287,25 @@ def test_comparison_arithmetic() -> None:
     assert c.sojourn_reduction()[0] == pytest.approx(-25.0)
     diff, diff_half = c.delivered_difference()
     assert diff == pytest.approx(10.0) and diff_half == pytest.approx(5.0)
+
+
+def test_one_stage_runs_alone_and_only_after_the_stages_it_reads(tmp_path: Path) -> None:
+    """`--stage meta` meta-trains without E1 (the order a long run may want); E2 and the report refuse
+    to run before the stages they read."""
+    out = tmp_path / "out"
+    for stage, match in (("e2", "reads the meta stage"), ("report", "reads the e1, saturation, meta, e2 stage")):
+        result = runner.invoke(app, ["reproduce", "-o", str(out), "-j", "1", "--stage", stage, *_set_args(TINY)])
+        assert_one_line_error(result)
+        assert match in result.stderr and "--stage" in result.stderr
+    assert not out.exists()
+    result = runner.invoke(app, ["reproduce", "-o", str(out), "-j", "1", "--stage", "meta", *_set_args(TINY)])
+    assert result.exit_code == 0, result.output
+    assert "stages run: meta" in result.stdout
+    stages = json.loads((out / MANIFEST).read_text())["stages"]
+    assert set(stages) == {"meta"} and stages["meta"]["status"] == "done"
+    assert (out / "e2" / "b4" / "meta_init.pt").is_file() and not (out / "e1").exists()
+    result = runner.invoke(app, ["reproduce", "-o", str(out), "-j", "1", "--stage", "e2", *_set_args(TINY)])
+    assert result.exit_code == 0 and "stages run: e2" in result.stdout, result.output
 
 
 def test_dry_run_prints_the_config_and_writes_nothing(tmp_path: Path) -> None:

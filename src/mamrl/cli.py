@@ -659,6 +659,9 @@ def reproduce(
     set_: Optional[list[str]] = _opt(None, "--set", metavar="KEY=VALUE", help=(
         "Change a preset value by dotted name, e.g. sweep.train_episodes=500 or failures.meta_iterations=20 (repeatable; JSON values).")),
     dry_run: bool = _opt(False, "--dry-run", help="Print the resolved configuration and the stages already done, then exit."),
+    stage: Optional[str] = _opt(None, "--stage", metavar="NAME", help=(
+        "Run (or resume) this stage alone: e1, saturation or meta (any order), e2 (after meta) or report (after all). "
+        "Default: every stage in order.")),
     no_title: bool = _NO_TITLE, size: Optional[str] = _SIZE, style: str = _STYLE,
 ) -> None:
     """Reproduce the paper's evaluation in one command: E1 (load sweep, Fig. 4, the λ = 0.5
@@ -672,9 +675,10 @@ def reproduce(
     with ui.user_errors(interrupted=lambda: f"interrupted during {state['stage']}; {state['output']} keeps every finished stage, "
                                             "cell and run — re-run the same command to resume"):
         from mamrl.experiments.config import parse_assignments
-        from mamrl.experiments.reproduce_config import build_reproduce_config, stages_done
+        from mamrl.experiments.reproduce_config import build_reproduce_config, check_stage_name, stages_done
         from mamrl.report.reproduce import StageListener, run_reproduce
 
+        check_stage_name(stage)
         _figure_style(no_title, size, style)  # bad figure options are refused before any work
         config = build_reproduce_config(preset=preset, topologies=topology or None, overrides=parse_assignments(set_, "--set"),
                                         workers=workers, backend=backend, address=address, output=output)
@@ -708,7 +712,7 @@ def reproduce(
                 ui.say(message)
 
         with _figure_style(no_title, size, style):
-            outcome = run_reproduce(config, listener=Listener())
+            outcome = run_reproduce(config, listener=Listener(), only_stage=stage)
         ui.wide_stdout().print(outcome.summary(), soft_wrap=True)
 
 

@@ -60,6 +60,12 @@ STAGES: tuple[tuple[str, str], ...] = (
 """(name, title) of every stage, in the order they run."""
 STAGE_NAMES: tuple[str, ...] = tuple(name for name, _ in STAGES)
 
+
+def check_stage_name(name: str | None) -> None:
+    """A one-line error unless `name` is None or a stage's name."""
+    if name is not None and name not in STAGE_NAMES:
+        raise MamrlError(f"unknown stage {name!r} (stages: {', '.join(STAGE_NAMES)})")
+
 # Fields of the sub-configs that `reproduce` sets itself (per topology, or from its own flags).
 _SWEEP_OWN = ("topologies", "workers", "results")
 _FAILURES_OWN = ("topology", "workers", "output", "meta_init")

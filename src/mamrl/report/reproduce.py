@@ -55,6 +55,7 @@ from mamrl.experiments.reproduce_config import (
     STAGE_NAMES,
     STAGES,
     Manifest,
+    check_stage_name,
     ReproduceConfig,
 )
 from mamrl.experiments.saturation import saturation_search, trained_agent_factory
@@ -399,20 +400,34 @@ def _records(config: ReproduceConfig, name: str) -> dict[str, Any]:
     return {str(p.relative_to(out)): runs.file_record(p) for p in stage_outputs(config, name) if p.is_file()}
 
 
+STAGE_NEEDS: dict[str, tuple[str, ...]] = {"e2": ("meta",), "report": ("e1", "saturation", "meta", "e2")}
+"""The stages a stage reads: run alone (`only_stage`), it needs them done first. E1, saturation and
+meta-training read nothing of each other, so they can run in any order (meta-training first makes
+the meta-initialisations available hours before E1 ends)."""
+
+
 def run_reproduce(config: ReproduceConfig, *, listener: StageListener | None = None,
-                  stop_after_stage: str | None = None) -> ReproduceOutcome:
-    """Run (or resume) every stage into `config.output`, holding its lock. `stop_after_stage` stops
-    once that stage is done (a test hook standing in for a kill)."""
-    if stop_after_stage is not None and stop_after_stage not in STAGE_NAMES:
-        raise MamrlError(f"unknown stage {stop_after_stage!r} (stages: {', '.join(STAGE_NAMES)})")
+                  stop_after_stage: str | None = None, only_stage: str | None = None) -> ReproduceOutcome:
+    """Run (or resume) every stage into `config.output`, holding its lock. `only_stage` runs (or
+    resumes) that stage alone, if the stages it reads (`STAGE_NEEDS`) are done; its attempts are
+    recorded in the manifest like any other, and the full command later skips it. `stop_after_stage`
+    stops once that stage is done (a test hook standing in for a kill)."""
+    check_stage_name(stop_after_stage)
+    check_stage_name(only_stage)
     manifest = Manifest(config)
-    manifest.existing()  # a foreign or different folder is refused before anything is written in it
+    existing = manifest.existing()  # a foreign or different folder is refused before anything is written in it
+    if only_stage is not None:
+        done = existing["stages"] if existing else {}
+        missing = [n for n in STAGE_NEEDS.get(only_stage, ()) if done.get(n, {}).get("status") != "done"]
+        if missing:
+            raise MamrlError(f"stage {only_stage} reads the {', '.join(missing)} stage(s), not done yet in {config.out}: "
+                             f"run them first (--stage {missing[0]}), or the whole command")
     with runs.lock_output(config.out, "--output"):
-        return _run_locked(config, manifest, listener or StageListener(), stop_after_stage)
+        return _run_locked(config, manifest, listener or StageListener(), stop_after_stage, only_stage)
 
 
 def _run_locked(config: ReproduceConfig, manifest: Manifest, outer: StageListener,
-                stop_after_stage: str | None) -> ReproduceOutcome:
+                stop_after_stage: str | None, only_stage: str | None = None) -> ReproduceOutcome:
     start = time.perf_counter()
     manifest.open()
     listener = _Ticking(outer, manifest)
@@ -428,6 +443,8 @@ def _run_locked(config: ReproduceConfig, manifest: Manifest, outer: StageListene
         "report": lambda title: _stage_report(config, manifest, listener, title),
     }
     for name, title in STAGES:
+        if only_stage is not None and name != only_stage:
+            continue
         upstream_ran = name == "report" and "ran" in status.values()
         if manifest.done(name) and not rerun[name] and not upstream_ran:
             status[name] = "skipped"
@@ -457,6 +474,7 @@ def _run_locked(config: ReproduceConfig, manifest: Manifest, outer: StageListene
 __all__ = [
     "ReproduceOutcome",
     "SaturationTask",
+    "STAGE_NEEDS",
     "StageListener",
     "make_stage_executor",
     "merge_sweeps",
