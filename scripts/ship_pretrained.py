@@ -23,11 +23,19 @@ SUMMARY_KEYS = ("delivered_fraction", "loss_fraction", "mean_sojourn_time", "mea
 
 
 def evaluation_summary(path: Path) -> dict:
+    """The card's `evaluation`: what the evaluation ran (seed, episodes, failures, online adaptation)
+    and its summary, with the `mamrl evaluate` command that re-runs it."""
     doc = json.loads(path.read_text(encoding="utf-8"))
     config = doc["config"]
     summary = {key: doc["summary"][key] for key in SUMMARY_KEYS if key in doc["summary"]}
-    return {"command": f"mamrl evaluate pretrained:NAME --seed {doc['seed']} -n {config['episodes']}",
-            "seed": doc["seed"], "episodes": config["episodes"], "simulation": config["simulation"], "summary": summary}
+    adapt = bool(config["policy"].get("adapt"))
+    failures = [str(f) for f in config["simulation"].get("failures") or []]
+    trained_failures = [str(f) for f in (config["policy"].get("training") or {}).get("failures") or []]
+    command = f"mamrl evaluate pretrained:NAME --seed {doc['seed']} -n {config['episodes']}"
+    command += "".join(f" --fail {f}" for f in failures) if failures != trained_failures else ""
+    command += " --adapt" if adapt else ""
+    return {"command": command, "seed": doc["seed"], "episodes": config["episodes"], "adapt": adapt,
+            "failures": failures, "simulation": config["simulation"], "summary": summary}
 
 
 def main() -> int:

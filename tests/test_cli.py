@@ -378,7 +378,8 @@ def test_every_shipped_policy_loads_and_achieves_what_its_card_says():
     for name in names:
         card = read_card(name)
         ev = card["evaluation"]
-        sim = prepare_simulation(evaluation_request(f"pretrained:{name}", seed=ev["seed"], episodes=ev["episodes"]))
+        sim = prepare_simulation(evaluation_request(f"pretrained:{name}", seed=ev["seed"], episodes=ev["episodes"],
+                                                    failures=tuple(ev["failures"]), adapt=ev["adapt"]))
         assert sim.params.describe()["load_per_router"] == ev["simulation"]["load_per_router"]
         summary = summarise(run_simulation(sim))
         for key, expected in ev["summary"].items():
