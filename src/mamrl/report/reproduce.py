@@ -343,7 +343,13 @@ def _stage_e2(config: ReproduceConfig, listener: StageListener, title: str) -> N
                 listener.advanced("e2", state["done"], total,
                                   f"{result.run}: loss after the failure {100 * loss:.2f}%, {result.wall_s:.1f} s")
 
-            outcome = run_failure_experiment(fcfg, executor=executor, on_start=on_start, on_run=on_run)
+            def on_training(row: dict[str, Any], topo: str = topo) -> None:
+                # Pre-training the fine-tune and zero-shot comparators' policies: hours at the paper's budget.
+                listener.advanced("e2", state["done"], total, f"{topo}: {row.get('stage', 'training')}: "
+                                                              f"{int(row['episodes'])} episodes done")
+
+            outcome = run_failure_experiment(fcfg, executor=executor, on_start=on_start, on_run=on_run,
+                                             on_meta_chunk=on_training)
             if not outcome.complete:  # pragma: no cover
                 raise MamrlError(f"E2 on {topo} did not complete")
             state["done"] = base + outcome.total_runs

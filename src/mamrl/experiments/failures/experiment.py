@@ -4,10 +4,12 @@ controllers, and `run_failure_experiment`, which runs (or resumes) them all into
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
 import os
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -456,15 +458,31 @@ def write_policy_file(path: Path, params: Mapping[str, Any], policy_values: Mapp
     return runs.save_torch(path, payload, "deep policy")
 
 
-def prepare_pretrained(config: FailureExperimentConfig, output: Path, *,
-                       on_chunk: Callable[[dict[str, Any]], None] | None = None) -> dict[str, str]:
-    """Train (or resume, or reuse) the pre-trained comparators' policies into `output/pretrain/<kind>`
-    (`mamrl train` run directories) and write `output/<kind>_policy.pt`; returns kind → file.
-    `intact`: the deep learner by TRPO on the intact network; `multitask`: across η(M)
-    (`meta.multitask`). Both use the meta-training's policy settings, load, horizon and seed."""
+@dataclass(frozen=True)
+class PretrainTask:
+    """One pre-trained comparator's policy to train (or resume): picklable, for a worker process."""
+
+    kind: str
+    """`intact` or `multitask` (`FailureExperimentConfig.pretrained`)."""
+    train_config: training.TrainConfig
+    run_dir: str
+    """Its `mamrl train` run directory (`output/pretrain/<kind>`)."""
+    policy_file: str
+    """Where its policy is written as the workers read it (`output/<kind>_policy.pt`)."""
+    policy_values: dict[str, Any]
+    """The meta-training's policy settings, recorded in the policy file."""
+
+    def describe(self) -> str:
+        return f"pre-training the {self.kind} policy into {self.run_dir} ({self.train_config.episodes} episodes)"
+
+
+def pretrain_tasks(config: FailureExperimentConfig, output: Path) -> list[PretrainTask]:
+    """The pre-trained comparators' policies: `intact`, the deep learner by TRPO on the intact
+    network; `multitask`, across η(M) (`meta.multitask`). Both use the meta-training's policy
+    settings, load, horizon and seed."""
     resolved = config.resolved()
     values = policy_values(resolved["maml"])
-    files: dict[str, str] = {}
+    tasks = []
     for kind in config.pretrained:
         algorithm_config = dict(values)
         if kind == "multitask":
@@ -474,14 +492,86 @@ def prepare_pretrained(config: FailureExperimentConfig, output: Path, *,
         train_config = training.TrainConfig(config.topology, config.load_value(), config.horizon_ticks, (),
                                             "mamrl" if kind == "intact" else "multitask", runs.jsonable(algorithm_config),
                                             resolved["pretrain_episodes"], config.meta_seed, 0, 0)
-        run_dir = output / "pretrain" / kind
-        report = None if on_chunk is None else (
-            lambda row, what=f"pre-training the {kind} policy into {run_dir} ({train_config.episodes} episodes)": on_chunk({**row, "stage": what}))
-        training.train_run(train_config, run_dir, on_chunk=report)
-        agent = make_agent(train_config.algorithm, train_config.algorithm_config)
-        _, arrays = RoutingAgent.read_checkpoint(run_dir / "checkpoint.pt")
-        agent.load_state_arrays(arrays)
-        files[kind] = str(write_policy_file(output / f"{kind}_policy.pt", agent.policy.param_dict(), values, run_dir))
+        tasks.append(PretrainTask(kind, train_config, str(output / "pretrain" / kind), str(output / f"{kind}_policy.pt"), values))
+    return tasks
+
+
+def run_pretrain_task(task: PretrainTask, on_chunk: Callable[[dict[str, Any]], None] | None = None) -> tuple[str, str]:
+    """Train (or resume, or reuse) one pre-trained policy on one thread, as the runs are computed,
+    so the policy does not depend on how many workers there are; (kind, policy file)."""
+    with single_threaded():
+        training.train_run(task.train_config, task.run_dir, on_chunk=on_chunk)
+    agent = make_agent(task.train_config.algorithm, task.train_config.algorithm_config)
+    _, arrays = RoutingAgent.read_checkpoint(Path(task.run_dir) / "checkpoint.pt")
+    agent.load_state_arrays(arrays)
+    return task.kind, str(write_policy_file(Path(task.policy_file), agent.policy.param_dict(), task.policy_values,
+                                            Path(task.run_dir)))
+
+
+def _last_curve_row(run_dir: str) -> dict[str, Any] | None:
+    """The last row of a training run's curves.csv (numbers as floats), None before its first."""
+    try:
+        lines = (Path(run_dir) / "curves.csv").read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return None
+    if len(lines) < 2:
+        return None
+    row: dict[str, Any] = {}
+    for key, value in zip(lines[0].split(","), lines[-1].split(",")):
+        try:
+            row[key] = float(value)
+        except ValueError:
+            row[key] = value
+    return row
+
+
+class _CurveWatcher:
+    """Reports the progress of trainings running in other processes, by reading their curves.csv
+    every `interval_s` (each is rewritten whole, atomically, after every chunk)."""
+
+    def __init__(self, tasks: Sequence[PretrainTask], on_chunk: Callable[[dict[str, Any]], None], interval_s: float = 5.0):
+        self.tasks, self.on_chunk, self.interval_s = tasks, on_chunk, interval_s
+        self.seen: dict[str, Any] = {}
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._watch, name="pretrain-progress", daemon=True)
+
+    def _watch(self) -> None:
+        while not self.stop.wait(self.interval_s):
+            for task in self.tasks:
+                row = _last_curve_row(task.run_dir)
+                if row is not None and row.get("episodes") != self.seen.get(task.kind):
+                    self.seen[task.kind] = row.get("episodes")
+                    self.on_chunk({**row, "episodes": int(row.get("episodes") or 0), "stage": task.describe()})
+
+    def __enter__(self) -> "_CurveWatcher":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
+
+
+def prepare_pretrained(config: FailureExperimentConfig, output: Path, *,
+                       on_chunk: Callable[[dict[str, Any]], None] | None = None, workers: int = 1) -> dict[str, str]:
+    """Train (or resume, or reuse) the pre-trained comparators' policies (`pretrain_tasks`) into
+    `output/pretrain/<kind>` (`mamrl train` run directories) and write `output/<kind>_policy.pt`;
+    returns kind → file. With `workers` > 1 they train side by side in local worker processes
+    (hours each at the paper's budget), reporting progress from their curves; the result is the same."""
+    tasks = pretrain_tasks(config, output)
+    files: dict[str, str] = {}
+    if workers <= 1 or len(tasks) <= 1:
+        for task in tasks:
+            report = None if on_chunk is None else (lambda row, what=task.describe(): on_chunk({**row, "stage": what}))
+            kind, file = run_pretrain_task(task, report)
+            files[kind] = file
+        return files
+    with make_backend_executor("local", min(workers, len(tasks)), None, run=run_pretrain_task,
+                               describe=PretrainTask.describe) as executor:
+        watcher = _CurveWatcher(tasks, on_chunk) if on_chunk is not None else contextlib.nullcontext()
+        with watcher:
+            for kind, file in executor.map_cells(tasks):
+                files[kind] = file
     return files
 
 
@@ -541,7 +631,7 @@ def _run_locked(config: FailureExperimentConfig, output: Path, *, executor: Any,
     if work and any(r.controller in DEEP_CONTROLLERS for r in todo):
         meta_file = str(prepare_meta_init(config, output, on_chunk=on_meta_chunk, task_executor=meta_executor))
     if work and any(r.controller in PRETRAINED_CONTROLLERS for r in todo):
-        policy_files = prepare_pretrained(config, output, on_chunk=on_meta_chunk)
+        policy_files = prepare_pretrained(config, output, on_chunk=on_meta_chunk, workers=config.effective_workers())
     if on_start is not None:
         on_start(skipped, len(order))
     walls: dict[str, float] = {}
