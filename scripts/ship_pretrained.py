@@ -29,7 +29,7 @@ def evaluation_summary(path: Path) -> dict:
     config = doc["config"]
     summary = {key: doc["summary"][key] for key in SUMMARY_KEYS if key in doc["summary"]}
     adapt = bool(config["policy"].get("adapt"))
-    failures = [str(f) for f in config["simulation"].get("failures") or []]
+    failures = [str(f) for f in config["failures"]]  # as given to --fail
     trained_failures = [str(f) for f in (config["policy"].get("training") or {}).get("failures") or []]
     command = f"mamrl evaluate pretrained:NAME --seed {doc['seed']} -n {config['episodes']}"
     command += "".join(f" --fail {f}" for f in failures) if failures != trained_failures else ""

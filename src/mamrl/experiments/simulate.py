@@ -220,6 +220,7 @@ def prepare_simulation(request: SimulationRequest) -> Simulation:
         "demand_layout": r.demand_layout,
         "traffic": traffic,
         "simulation": params.describe(),
+        "failures": list(r.failures),
         "policy": ({"name": routing.name, "reconvergence_delay_ticks": r.reconvergence_delay_ticks} if agent is None
                    else {"name": loaded.name, **loaded.describe(), "adapt": r.adapt} if loaded is not None
                    else {"name": routing.name, **agent.config()}),
