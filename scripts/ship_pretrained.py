@@ -3,10 +3,12 @@
 
     python scripts/ship_pretrained.py RUN_DIR NAME --command "mamrl train ..." [--evaluation EVAL.json] [--note TEXT]
 
-RUN_DIR is a `mamrl train` run directory. The card records its training config, the command that
+RUN_DIR is a `mamrl train` run directory (a meta-training folder `e2/<topology>/meta` of `mamrl reproduce`
+or `mamrl failures` is one). The card records its training config, the command that
 trained it, the checkpoint's SHA-256 (checked on every load) and, from EVAL.json (a `mamrl evaluate
 --json` or `mamrl simulate --json` document), what it achieves: the summary's means and 95% CIs and
-the evaluation's seed, episodes and traffic.
+the evaluation's seed, episodes, failures, online adaptation (`--adapt`) and traffic, with the
+`mamrl evaluate` command that repeats it.
 """
 
 from __future__ import annotations
