@@ -327,6 +327,7 @@ def test_a_shipped_policy_loads_by_name_with_its_card_and_a_checked_hash(trained
     assert result.exit_code == 0, result.output
     doc = json.loads(out.read_text())
     assert doc["config"]["policy"]["checkpoint_sha256"] == card["sha256"]
+    assert doc["config"]["policy"]["checkpoint_file"] == "mamrl/pretrained/tiny-deep.pt"  # not where it is installed
     assert doc["config"]["simulation"]["load_per_router"] == 0.2  # the training load, from the card
     # A damaged file, or a missing card, is refused in one line.
     (shelf / "tiny-deep.pt").write_bytes((shelf / "tiny-deep.pt").read_bytes() + b"x")

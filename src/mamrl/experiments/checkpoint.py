@@ -64,7 +64,10 @@ class LoadedAgent:
 
     def describe(self) -> dict[str, Any]:
         """What a results file records about the policy."""
-        return {"checkpoint": self.spec, "checkpoint_file": str(self.path), "checkpoint_sha256": self.sha256,
+        # A shipped checkpoint is named inside the package, wherever it is installed.
+        shipped = self.spec.strip().startswith(PRETRAINED_PREFIX)
+        where = f"mamrl/pretrained/{self.path.name}" if shipped else str(self.path)
+        return {"checkpoint": self.spec, "checkpoint_file": where, "checkpoint_sha256": self.sha256,
                 "algorithm": self.name, "config": self.agent.config(), "training": self.training}
 
 
