@@ -134,7 +134,8 @@ class ReproduceOutcome:
         ran = [name for name, state in self.stages.items() if state == "ran"]
         skipped = [name for name, state in self.stages.items() if state == "skipped"]
         return (f"reproduce finished in {self.wall_time_s:.0f} s (stages run: {', '.join(ran) or 'none'}; "
-                f"already done: {', '.join(skipped) or 'none'}) → {self.report}")
+                f"already done: {', '.join(skipped) or 'none'})"
+                + (f" → {self.report}" if self.report is not None else f"; results in {self.output}, no report yet"))
 
 
 # ------------------------------------------------------------------------------ executors
