@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mamrl.experiments.failures import build_failure_config, recovery_after_failure, run_failure_experiment, table2
+from mamrl.experiments.failures import analyse_run, build_failure_config, recovery_after_failure, run_failure_experiment, table2
 from mamrl.sim.metrics import LOSS_BIN_TICKS
 
 BIN = 10
@@ -51,6 +51,25 @@ def test_episodes_are_laid_end_to_end() -> None:
     assert ticks == (50 + 10 + 1) * BIN and transient == 20
 
 
+def test_lost_until_low_loss_counts_the_transient_not_a_later_stray_episode() -> None:
+    """The episode-resolution transient: packets lost from the failure episode until the episode
+    the loss rule counts from. A later stray episode that keeps the 10-episode average below 1%
+    (a settled controller's odd burst, which resets the tick-level recovery) adds nothing."""
+    generated = 1800.0
+    loss = np.full(100, 0.0005)
+    loss[20:31] = 0.2  # failure at episode 20, loss below 1% from episode 31 on
+    loss[80] = 0.05  # a stray bad episode: the 10-episode average stays at 0.5%
+    rows = [{"episode": e, "phase": "intact" if e < 20 else "failed", "reward": -20.0, "loss_fraction": loss[e],
+             "lost": loss[e] * generated, "mean_sojourn_time": 20.0, "mean_delivery_time": 19.0,
+             "recovery_ticks": 30_000.0, "transient_lost": 4_500.0} for e in range(100)]
+    adaptation = analyse_run(rows)
+    assert adaptation.episodes_to_low_loss == 11
+    assert adaptation.lost_until_low_loss == pytest.approx(11 * 0.2 * generated)
+    never = [{**row, "loss_fraction": 0.02, "lost": 36.0} for row in rows]  # 2% to the end
+    assert analyse_run(never).episodes_to_low_loss is None
+    assert analyse_run(never).lost_until_low_loss == pytest.approx(80 * 36.0)
+
+
 def test_reconverging_spa_recovers_in_its_reconvergence_delay(tmp_path: Path) -> None:
     """End to end on b4: the loss of re-converging SPA stops when its paths avoid the failed link
     (50 ticks after the failure), and SPA that never reacts does not recover."""
@@ -64,8 +83,12 @@ def test_reconverging_spa_recovers_in_its_reconvergence_delay(tmp_path: Path) ->
     assert reconverging.recovered_seeds == 2
     assert [a.recovery_ticks for a in reconverging.per_seed] == pytest.approx([50.0, 50.0], abs=BIN)
     assert reconverging.transient_lost.mean > 0
+    # A 50-tick transient is under 1% of its episode's packets: below the episode rule's resolution.
+    assert reconverging.episodes_to_low_loss.mean == 0 and reconverging.lost_until_low_loss.mean == 0
     assert by_controller["spa"].recovered_seeds == 0
     assert by_controller["spa"].transient_lost.mean > 10 * reconverging.transient_lost.mean
+    never = by_controller["spa"]  # never below 1%: every packet lost after the failure
+    assert never.low_loss_seeds == 0 and never.lost_until_low_loss.mean == pytest.approx(never.transient_lost.mean)
 
 
 def test_a_curve_that_never_changes_adapts_at_once(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -296,7 +296,8 @@ def _fmt_count(est: Estimate, reached: int, seeds: int, budget: object) -> str:
     """Episodes over the seeds that reached the criterion; `> budget` for those that did not."""
     if reached == 0:
         return f"> {budget}"
-    text = f"{est.mean:.4g}" if est.n < 2 or not math.isfinite(est.ci95) else f"{est.mean:.4g} ± {est.ci95:.1f}"
+    ci = f"{est.ci95:.2g}" if abs(est.ci95) >= 1000 else f"{est.ci95:.1f}"  # ticks: 3.8e+05 ± 2.4e+05
+    text = f"{est.mean:.4g}" if est.n < 2 or not math.isfinite(est.ci95) else f"{est.mean:.4g} ± {ci}"
     if reached < seeds:
         text += f" ({reached} of {seeds} seeds; others > {budget})"
     return text
@@ -365,9 +366,9 @@ def table2_markdown(table: Sequence[TableRow], *, sidecar: dict[str, Any] | None
         "means over the plateau window (the last P episodes).",
         "",
         "| topology | failed link | controller | episodes to adapt | in meta-iterations of 15 + 15 episodes | episodes until loss < "
-        f"{LOSS_TARGET:.0%} | recovery (ticks) | lost in transient | plateau reward | plateau loss | plateau sojourn time (ticks) "
+        f"{LOSS_TARGET:.0%} | recovery (ticks) | lost in transient | lost until loss < {LOSS_TARGET:.0%} | plateau reward | plateau loss | plateau sojourn time (ticks) "
         "| plateau delivery time, paper's metric (ticks) | reward before the failure | band/noise | paper: episodes to adapt |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for t in table:
         seeds = len(t.seeds)
@@ -379,7 +380,7 @@ def table2_markdown(table: Sequence[TableRow], *, sidecar: dict[str, Any] | None
             f"| {_meta_iterations(t.episodes_to_adapt, t.adapted_seeds, t.budget)} "
             f"| {_fmt_count(t.episodes_to_low_loss, t.low_loss_seeds, seeds, t.budget)} "
             f"| {_fmt_count(t.recovery_ticks, t.recovered_seeds, seeds, 'run')} | {format_estimate(t.transient_lost)} "
-            f"| {format_estimate(t.plateau_reward)} | {format_percent(t.plateau_loss_fraction, 2)} | {format_estimate(t.plateau_sojourn_time)} "
+            f"| {format_estimate(t.lost_until_low_loss)} | {format_estimate(t.plateau_reward)} | {format_percent(t.plateau_loss_fraction, 2)} | {format_estimate(t.plateau_sojourn_time)} "
             f"| {format_estimate(t.plateau_delivery_time)} | {format_estimate(t.pre_failure_reward)} | {format_estimate(t.band_to_noise, 2)} | {paper} |"
         )
     out += [
@@ -421,6 +422,7 @@ TABLE_COLUMNS: tuple[str, ...] = (
     "plateau_delivery_time_mean", "plateau_delivery_time_ci95",
     "pre_failure_reward_mean", "pre_failure_reward_ci95",
     "recovery_ticks_mean", "recovery_ticks_ci95", "recovered_seeds", "transient_lost_mean", "transient_lost_ci95",
+    "lost_until_low_loss_mean", "lost_until_low_loss_ci95",
     "band_to_noise_mean", "band_to_noise_ci95",
     "paper_episodes_to_adapt",
 )
@@ -469,6 +471,7 @@ def table2_csv(table: Sequence[TableRow]) -> str:
             num(t.pre_failure_reward.mean), num(t.pre_failure_reward.ci95),
             num(t.recovery_ticks.mean), num(t.recovery_ticks.ci95), t.recovered_seeds,
             num(t.transient_lost.mean), num(t.transient_lost.ci95),
+            num(t.lost_until_low_loss.mean), num(t.lost_until_low_loss.ci95),
             num(t.band_to_noise.mean), num(t.band_to_noise.ci95),
             "" if t.paper is None else num(t.paper),
         ])

@@ -111,6 +111,9 @@ class Adaptation:
     """TOLERANCE·|plateau| divided by the standard deviation a MA_WINDOW-episode average of
     independent episodes would have, estimated from the plateau window (SD/√MA_WINDOW). Below
     about 2, chance alone takes moving averages out of the band: the count measures noise."""
+    lost_until_low_loss: float = float("nan")
+    """Packets lost from the failure episode until the episode `episodes_to_low_loss` counts from
+    (every packet lost after the failure if it never gets there; NaN without per-episode counts)."""
 
 
 def plateau_noise(rewards: np.ndarray) -> float:
@@ -154,6 +157,14 @@ def episodes_to_low_loss(loss: np.ndarray, fail_episode: int, threshold: float =
     return None if k is None else k - fail_episode
 
 
+def lost_until_low_loss(lost: np.ndarray, fail_episode: int, episodes: int | None) -> float:
+    """Packets lost in episodes f .. f + k − 1, k = `episodes_to_low_loss` (all after f if None):
+    the transient the episode rule sees, blind to the odd later window a settled controller loses."""
+    lost = np.asarray(lost, dtype=np.float64)
+    end = len(lost) if episodes is None else fail_episode + episodes
+    return float(lost[fail_episode:end].sum())
+
+
 RECOVERY_WINDOW_TICKS = 100
 """Width of the sliding window over which recovery's loss rate is measured (ticks): short enough
 to resolve a 50-tick re-convergence, long enough (~360 packets on b4 at λ = 0.3) that the odd
@@ -166,7 +177,11 @@ RECOVERY_TEXT = (
     f"(sliding in steps of the simulator's {LOSS_BIN_TICKS}-tick bins) has a loss rate below {LOSS_TARGET:.0%}; "
     "*recovery* is that t in ticks, and *lost in transient* the packets lost before it. It is \"> run\" when the "
     "last window of the run is still above the target. Episodes restart with empty queues, so network time is an "
-    "approximation across episode boundaries."
+    "approximation across episode boundaries. Near λ* a settled controller still loses the odd burst, and one "
+    f"later window at {LOSS_TARGET:.0%} moves *recovery* past it, so over a long run *recovery* and *lost in transient* "
+    f"can be set by the last such window. *Lost until loss < {LOSS_TARGET:.0%}* is blind to it: the packets lost from "
+    "the failure episode until the episode from which *episodes until loss < 1%* counts (every packet lost after the "
+    "failure if it never gets there)."
 )
 """The recovery rule, written once (table2.md and docs/failures.md)."""
 
@@ -197,6 +212,8 @@ def analyse_run(rows: Sequence[Row]) -> Adaptation:
     reward = np.array([r["reward"] for r in rows], dtype=np.float64)
     adapt, plateau, budget = episodes_to_adapt(reward, f)
     loss = np.array([r["loss_fraction"] for r in rows], dtype=np.float64)
+    low_loss = episodes_to_low_loss(loss, f)
+    lost = np.array([r.get("lost", float("nan")) for r in rows], dtype=np.float64)
     tail = rows[len(rows) - plateau_window(len(rows)):]
 
     def tail_mean(key: str) -> float:
@@ -208,8 +225,9 @@ def analyse_run(rows: Sequence[Row]) -> Adaptation:
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = float(np.float64(TOLERANCE * abs(plateau)) / noise) if math.isfinite(noise) else float("nan")
     return Adaptation(
-        adapt, episodes_to_low_loss(loss, f), budget, plateau, tail_mean("loss_fraction"),
+        adapt, low_loss, budget, plateau, tail_mean("loss_fraction"),
         tail_mean("mean_sojourn_time"), tail_mean("mean_delivery_time"),
         float(np.nanmean(before)) if np.isfinite(before).any() else float("nan"),
         float(rows[0].get("recovery_ticks", float("nan"))), float(rows[0].get("transient_lost", float("nan"))), ratio,
+        lost_until_low_loss(lost, f, low_loss),
     )

@@ -47,6 +47,8 @@ class TableRow:
     recovered_seeds: int
     transient_lost: Estimate
     """Over every seed (a seed that never recovered counts every packet it lost after the failure)."""
+    lost_until_low_loss: Estimate
+    """Over every seed, at the resolution of episodes (`Adaptation.lost_until_low_loss`)."""
     band_to_noise: Estimate
     paper: float | None
     """The paper's Table 2 figure for this topology and controller, if it has one."""
@@ -76,7 +78,8 @@ def table2(rows: Iterable[Row]) -> list[TableRow]:
             estimate(adapted), len(adapted), estimate(low), len(low), min(a.budget for a in per),
             est("plateau_reward"), est("plateau_loss_fraction"), est("plateau_sojourn_time"),
             est("plateau_delivery_time"), est("pre_failure_reward"),
-            estimate(recovered), len(recovered), est("transient_lost"), est("band_to_noise"),
+            estimate(recovered), len(recovered), est("transient_lost"), est("lost_until_low_loss"),
+            est("band_to_noise"),
             PAPER_TABLE2.get(topo.lower(), {}).get(controller),
         ))
     return out
