@@ -210,6 +210,19 @@ def test_never_converging_ramp_is_over_budget() -> None:
     assert episodes_to_low_loss(np.full(200, 0.5), 20) is None
 
 
+def test_long_runs_are_drawn_as_trailing_means_restarted_at_the_failure() -> None:
+    from mamrl.plotting.failures import trailing_mean
+
+    episodes = np.arange(30)
+    values = np.where(episodes < 20, 0.0, 1.0)[None, :]  # intact 0, failed 1 from episode 20
+    values[0, 25] = 11.0
+    mean = trailing_mean(values, episodes, 20, window=10)
+    assert np.all(mean[0, :20] == 0.0)  # no average reaches across the failure into the intact episodes
+    assert mean[0, 20] == 1.0 and mean[0, 25] == pytest.approx(16.0 / 6)  # episodes 20..25
+    assert mean[0, 29] == pytest.approx(20.0 / 10)  # episodes 20..29
+    assert np.allclose(trailing_mean(values, episodes, None, window=1), values)
+
+
 # ------------------------------------------------------------------------------ the experiment
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory) -> Path:
@@ -295,7 +308,7 @@ def test_table2_and_report(reference: Path) -> None:
     assert spa.low_loss_seeds == 0 and q.paper == 23
     written = write_failure_report(reference, formats=["png"])
     names = {p.name for p in written}
-    assert names == {"loss.png", "delivery_time.png", "reward.png", "table2.md", "table2.csv"}
+    assert names == {"loss.png", "loss_transient.png", "delivery_time.png", "reward.png", "table2.md", "table2.csv"}
     text = (reference / "table2.md").read_text()
     assert "Episodes to adapt" in text and "| b4 | 23 | 25 | 800 |" in text
 
@@ -345,7 +358,8 @@ def test_cli_failures_smoke_and_rerun(tmp_path: Path) -> None:
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "2 runs (2 run, 0 already done)" in result.stdout
-    for name in ("curves.csv", "table2.md", "table2.csv", "loss.png", "delivery_time.png", "reward.png", "config.json", "run.json"):
+    for name in ("curves.csv", "table2.md", "table2.csv", "loss.png", "loss_transient.png", "delivery_time.png", "reward.png",
+                 "config.json", "run.json"):
         assert (out / name).is_file(), name
     again = runner.invoke(app, args)
     assert again.exit_code == 0 and "(0 run, 2 already done)" in again.stdout

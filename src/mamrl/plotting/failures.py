@@ -38,6 +38,7 @@ from mamrl import runs
 from mamrl.errors import MamrlError
 from mamrl.experiments.failures import (
     LOSS_TARGET,
+    MA_WINDOW,
     PAPER_TABLE2,
     RECOVERY_TEXT,
     RULE_TEXT,
@@ -51,7 +52,7 @@ from mamrl.plotting.style import new_figure, set_suptitle
 from mamrl.plotting.topology import save_figure
 from mamrl.sim.metrics import Estimate
 
-FIGURES = ("loss", "delivery_time", "reward")
+FIGURES = ("loss", "loss_transient", "delivery_time", "reward")
 """Figure file stems written by `write_failure_report`."""
 TABLE_MD = "table2.md"
 TABLE_CSV = "table2.csv"
@@ -161,6 +162,29 @@ class _Curves:
         return np.array(sorted({e for rows in by_seed.values() for e, r in rows.items() if int(r["reset"])}), dtype=np.int64)
 
 
+SMOOTH_ABOVE_EPISODES = 200
+"""Runs longer than this are drawn as MA_WINDOW-episode trailing means (per seed, before the seed
+band): a thousand raw episodes per curve, a dozen curves per panel, hide every trend."""
+TRANSIENT_EPISODES = 100
+"""The transient figure shows the episodes from MA_WINDOW before the failure to this many after it."""
+
+
+def trailing_mean(values: np.ndarray, episodes: np.ndarray, fail_episode: int | None, window: int = MA_WINDOW) -> np.ndarray:
+    """Per row of `values` [S, E], the mean of the last `window` episodes up to each one, restarted
+    at the failure episode so that no average mixes the intact network with the failed one."""
+    out = np.full(values.shape, np.nan)
+    segments = [(0, len(episodes))]
+    if fail_episode is not None:
+        cut = int(np.searchsorted(episodes, fail_episode))
+        segments = [(0, cut), (cut, len(episodes))]
+    for start, stop in segments:
+        for j in range(start, stop):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # a column with no value in any seed
+                out[:, j] = np.nanmean(values[:, max(start, j - window + 1):j + 1], axis=1)
+    return out
+
+
 def _reduce(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Mean, min and max over seeds (NaN where no seed has a value)."""
     with warnings.catch_warnings():
@@ -178,23 +202,33 @@ def _new_figure(rows: int, cols: int) -> Figure:
 
 
 def _draw_panel(ax: Axes, curves: _Curves, topology: str, failure: str, metric: str, colours: dict[str, str],
-                scale: float = 1.0) -> None:
+                scale: float = 1.0, *, smooth: bool = False, window: tuple[int, int] | None = None) -> None:
+    """One failure's curves; `smooth`: trailing means (`trailing_mean`); `window`: only the
+    episodes first..last."""
+    f = curves.fail_episode.get((topology, failure))
     for controller in curves.controllers:
         got = curves.series(topology, failure, controller, metric)
         if got is None:
             continue
         episodes, values = got
+        if smooth:
+            values = trailing_mean(values, episodes, f)
+        if window is not None:
+            keep = (episodes >= window[0]) & (episodes <= window[1])
+            episodes, values = episodes[keep], values[:, keep]
+            if not episodes.size:
+                continue
         mean, lo, hi = (v * scale for v in _reduce(values))
         colour = colours[controller]
         if values.shape[0] > 1:
             ax.fill_between(episodes, lo, hi, color=colour, alpha=0.18, linewidth=0, zorder=2)
         ax.plot(episodes, mean, color=colour, **_line_style(curves.controllers, controller, len(episodes)))
         resets = curves.resets(topology, failure, controller)
+        resets = resets[np.isin(resets, episodes)]
         if resets.size:
             where = np.searchsorted(episodes, resets)
             ax.plot(resets, mean[where], linestyle="", marker="v", markersize=7, color=colour,
                     markeredgecolor="black", markeredgewidth=0.6, zorder=4)
-    f = curves.fail_episode.get((topology, failure))
     if f is not None:
         ax.axvline(f, color="black", linestyle="--", linewidth=1.0, zorder=1)
     ax.set_xlabel("episode")
@@ -219,10 +253,16 @@ def _legend(fig: Figure, curves: _Curves, colours: dict[str, str], title: str, s
     fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 4), frameon=False, fontsize=9)
 
 
-def _plot(curves: _Curves, metrics: Sequence[tuple[str, str, float, bool]], title: str, subtitle: str) -> Figure:
+def _plot(curves: _Curves, metrics: Sequence[tuple[str, str, float, bool]], title: str, subtitle: str, *,
+          transient: bool = False) -> Figure:
     """Rows of panels per (topology, metric), one panel per failure, at most MAX_COLUMNS a row. The
     loss is drawn on a symmetric-log scale, so that a controller losing 0.1% stays visible beside
-    one losing 20%."""
+    one losing 20%. A long run is drawn smoothed (`SMOOTH_ABOVE_EPISODES`); `transient`: every
+    episode from MA_WINDOW before the failure to TRANSIENT_EPISODES after it, unsmoothed."""
+    smooth = not transient and curves.episodes > SMOOTH_ABOVE_EPISODES
+    if smooth:
+        subtitle += (f"\neach seed's curve is the trailing mean of {MA_WINDOW} episodes (restarted at the failure), "
+                     "as the adaptation rule reads it")
     cols = min(MAX_COLUMNS, max(len(f) for f in curves.failures.values()))
     rows_per = {t: -(-len(curves.failures[t]) // cols) for t in curves.topologies}
     nrows = sum(rows_per.values()) * len(metrics)
@@ -237,7 +277,10 @@ def _plot(curves: _Curves, metrics: Sequence[tuple[str, str, float, bool]], titl
                 if k >= len(curves.failures[topology]):
                     ax.set_visible(False)
                     continue
-                _draw_panel(ax, curves, topology, curves.failures[topology][k], metric, colours, scale)
+                failure = curves.failures[topology][k]
+                f = curves.fail_episode.get((topology, failure), 0)
+                span = (f - MA_WINDOW, f + TRANSIENT_EPISODES) if transient else None
+                _draw_panel(ax, curves, topology, failure, metric, colours, scale, smooth=smooth, window=span)
                 ax.set_ylabel(ylabel)
                 if metric == "loss_fraction":
                     ax.set_yscale("symlog", linthresh=0.1)
@@ -262,6 +305,12 @@ def describe(curves: _Curves, sidecar: dict[str, Any] | None = None) -> str:
 def plot_loss(curves: _Curves, subtitle: str) -> Figure:
     return _plot(curves, [("loss_fraction", "lost (% of packets created; log above 0.1%)", 100.0, True)],
                  "Packet loss vs episode around a link failure (cf. Fig. 5)", subtitle)
+
+
+def plot_loss_transient(curves: _Curves, subtitle: str) -> Figure:
+    return _plot(curves, [("loss_fraction", "lost (% of packets created; log above 0.1%)", 100.0, True)],
+                 f"Packet loss in the first {TRANSIENT_EPISODES} episodes after a link failure, every episode (cf. Fig. 5)",
+                 subtitle, transient=True)
 
 
 def plot_delivery(curves: _Curves, subtitle: str) -> Figure:
@@ -502,6 +551,7 @@ def write_failure_report(output_dir: str | os.PathLike[str], *, formats: Sequenc
     penalty = ((sidecar or {}).get("config") or {}).get("loss_penalty_ticks")
     figures = {
         "loss": plot_loss(curves, subtitle),
+        "loss_transient": plot_loss_transient(curves, subtitle),
         "delivery_time": plot_delivery(curves, subtitle),
         "reward": plot_reward(curves, subtitle, penalty),
     }
@@ -527,6 +577,7 @@ __all__ = [
     "controller_label",
     "plot_delivery",
     "plot_loss",
+    "plot_loss_transient",
     "plot_reward",
     "table2_csv",
     "table2_markdown",
