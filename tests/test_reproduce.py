@@ -17,6 +17,7 @@ from mamrl.errors import MamrlError
 from mamrl.experiments.reproduce_config import MANIFEST, PRESETS, STAGE_NAMES, build_reproduce_config
 from mamrl.report.reproduce import run_reproduce
 from mamrl.report.markdown import REDUCED_LABEL, Comparison
+from mamrl.experiments.sweep import sweep_cells
 from mamrl.runs import is_lock_file
 from mamrl.sim.metrics import Estimate
 
@@ -306,12 +307,23 @@ def test_one_stage_runs_alone_and_only_after_the_stages_it_reads(tmp_path: Path)
     assert (out / "e2" / "b4" / "meta_init.pt").is_file() and not (out / "e1").exists()
     result = runner.invoke(app, ["reproduce", "-o", str(out), "-j", "1", "--stage", "e2", *_set_args(TINY)])
     assert result.exit_code == 0 and "stages run: e2" in result.stdout, result.output
+    result = runner.invoke(app, ["reproduce", "-o", str(out), "-j", "1", "--dry-run", *_set_args(TINY)])
+    assert result.exit_code == 0, result.output
+    config = build_reproduce_config(preset="quick", overrides=TINY, workers=1, output=out)
+    runs_total = len(config.failure_config("b4").runs())
+    cells = sum(len(sweep_cells(group)) for group in config.sweep_groups())
+    for line in (f"e1: not started; 0 of {cells} cells", "saturation: not started; 0 of", "iterations: b4 1 of 1",
+                 f"; b4 {runs_total} of {runs_total} runs", "report: not started; no REPORT.md yet"):
+        assert line in result.stdout, line
+    assert "meta: done, " in result.stdout and "e2: done, " in result.stdout
 
 
 def test_dry_run_prints_the_config_and_writes_nothing(tmp_path: Path) -> None:
     result = runner.invoke(app, ["reproduce", "--preset", "paper", "-o", str(tmp_path / "p"), "--dry-run"])
     assert result.exit_code == 0, result.output
     assert '"config_hash"' in result.stdout and "stages already done" in result.stdout
+    assert "e1: not started; 0 of 600 cells" in result.stdout and "b4 0 of 300 iterations" not in result.stdout
+    assert "geant 0 of 234 runs (pre-training episodes: intact 0 of 27,000, multitask 0 of 27,000)" in result.stdout
     assert not (tmp_path / "p").exists()
 
 

@@ -658,7 +658,7 @@ def reproduce(
     address: Optional[str] = _opt(None, "--address", metavar="HOST:PORT", help=_ADDRESS),
     set_: Optional[list[str]] = _opt(None, "--set", metavar="KEY=VALUE", help=(
         "Change a preset value by dotted name, e.g. sweep.train_episodes=500 or failures.meta_iterations=20 (repeatable; JSON values).")),
-    dry_run: bool = _opt(False, "--dry-run", help="Print the resolved configuration and the stages already done, then exit."),
+    dry_run: bool = _opt(False, "--dry-run", help="Print the resolved configuration, the stages already done and each stage's finished work, then exit."),
     stage: Optional[str] = _opt(None, "--stage", metavar="NAME", help=(
         "Run (or resume) this stage alone: e1, saturation or meta (any order), e2 (after meta) or report (after all). "
         "Default: every stage in order.")),
@@ -676,7 +676,7 @@ def reproduce(
                                             "cell and run — re-run the same command to resume"):
         from mamrl.experiments.config import parse_assignments
         from mamrl.experiments.reproduce_config import build_reproduce_config, check_stage_name, stages_done
-        from mamrl.report.reproduce import StageListener, run_reproduce
+        from mamrl.report.reproduce import StageListener, run_reproduce, stage_progress
 
         check_stage_name(stage)
         _figure_style(no_title, size, style)  # bad figure options are refused before any work
@@ -686,6 +686,8 @@ def reproduce(
         if dry_run:
             ui.stdout().print(json.dumps({**config.as_dict(), "config_hash": config.config_hash()}, indent=2), soft_wrap=True)
             ui.stdout().print(f"stages already done in {config.output}: {', '.join(stages_done(config)) or 'none'}", soft_wrap=True)
+            for line in stage_progress(config):
+                ui.stdout().print(f"  {line}", soft_wrap=True)
             return
 
         class Listener(StageListener):

@@ -50,6 +50,7 @@ from mamrl.experiments.config import (
     SweepConfig,
 )
 from mamrl.experiments.failures import make_run_executor, prepare_meta_init, run_failure_experiment
+from mamrl.experiments.failures.experiment import CurvesFile, last_curve_row, pretrain_tasks
 from mamrl.experiments.reproduce_config import (
     REPORT,
     STAGE_NAMES,
@@ -61,6 +62,7 @@ from mamrl.experiments.reproduce_config import (
 from mamrl.experiments.saturation import saturation_search, trained_agent_factory
 from mamrl.experiments.sweep import (
     MERGED_SIDECAR_FORMAT,
+    ResultsFile,
     cell_cost,
     format_row,
     header_line,
@@ -407,6 +409,45 @@ def _records(config: ReproduceConfig, name: str) -> dict[str, Any]:
     return {str(p.relative_to(out)): runs.file_record(p) for p in stage_outputs(config, name) if p.is_file()}
 
 
+def stage_progress(config: ReproduceConfig) -> list[str]:
+    """One line per stage on what the output folder already holds (`--dry-run`): its state, wall
+    time and attempts from the manifest, and the finished units of work counted in its own files
+    (cells, searches, meta-iterations, pre-training episodes, runs). Reads only."""
+    doc = Manifest(config).existing() or {"stages": {}}
+
+    def head(name: str) -> str:
+        entry = doc["stages"].get(name, {})
+        text = f"{name}: {entry.get('status', 'not started')}"
+        if isinstance(entry.get("wall_s"), (int, float)):
+            attempts = int(entry.get("attempts", 1))
+            text += f", {entry['wall_s']:,.0f} s of wall time in {attempts} attempt{'s' if attempts != 1 else ''}"
+        return text
+
+    groups = config.sweep_groups()
+    cells = [(g, sweep_cells(g)) for g in groups]
+    e1_done = sum(len({c.key for c in group_cells} & ResultsFile(g.results, g).finished_keys()) for g, group_cells in cells)
+    lines = [f"{head('e1')}; {e1_done} of {sum(len(c) for _, c in cells)} cells"]
+    searches = saturation_tasks(config)
+    lines.append(f"{head('saturation')}; {sum(map(_saturation_done, searches))} of {len(searches)} searches")
+    meta = [f"{t} {min(_meta_iterations_done(Path(c.output) / 'meta'), c.meta_iterations)} of {c.meta_iterations}"
+            for t in _deep_topologies(config) for c in [config.failure_config(t)]]
+    lines.append(f"{head('meta')}; iterations: {', '.join(meta) or 'none to run'}")
+    parts = []
+    for topo in config.topologies:
+        fcfg = config.failure_config(topo)
+        order = fcfg.runs()
+        done = {r.key for r in order} & CurvesFile(fcfg.output, fcfg).finished_keys()
+        pre = []
+        for task in pretrain_tasks(fcfg, Path(fcfg.output)):
+            last = last_curve_row(task.run_dir)
+            episodes = int(last["episodes"]) if last and isinstance(last.get("episodes"), float) else 0
+            pre.append(f"{task.kind} {episodes:,} of {task.train_config.episodes:,}")
+        parts.append(f"{topo} {len(done)} of {len(order)} runs" + (f" (pre-training episodes: {', '.join(pre)})" if pre else ""))
+    lines.append(f"{head('e2')}; {'; '.join(parts)}")
+    lines.append(head("report") + ("" if (config.out / REPORT).is_file() else "; no REPORT.md yet"))
+    return lines
+
+
 STAGE_NEEDS: dict[str, tuple[str, ...]] = {"e2": ("meta",), "report": ("e1", "saturation", "meta", "e2")}
 """The stages a stage reads: run alone (`only_stage`), it needs them done first. E1, saturation and
 meta-training read nothing of each other, so they can run in any order (meta-training first makes
@@ -489,4 +530,5 @@ __all__ = [
     "run_saturation_task",
     "saturation_tasks",
     "stage_outputs",
+    "stage_progress",
 ]

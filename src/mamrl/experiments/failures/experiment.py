@@ -508,7 +508,7 @@ def run_pretrain_task(task: PretrainTask, on_chunk: Callable[[dict[str, Any]], N
                                             Path(task.run_dir)))
 
 
-def _last_curve_row(run_dir: str) -> dict[str, Any] | None:
+def last_curve_row(run_dir: str) -> dict[str, Any] | None:
     """The last row of a training run's curves.csv (numbers as floats), None before its first."""
     try:
         lines = (Path(run_dir) / "curves.csv").read_text(encoding="utf-8").splitlines()
@@ -538,7 +538,7 @@ class _CurveWatcher:
     def _watch(self) -> None:
         while not self.stop.wait(self.interval_s):
             for task in self.tasks:
-                row = _last_curve_row(task.run_dir)
+                row = last_curve_row(task.run_dir)
                 if row is not None and row.get("episodes") != self.seen.get(task.kind):
                     self.seen[task.kind] = row.get("episodes")
                     self.on_chunk({**row, "episodes": int(row.get("episodes") or 0), "stage": task.describe()})
