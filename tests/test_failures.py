@@ -3,6 +3,7 @@ the adaptation rule, the report and the `mamrl failures` command."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -23,9 +24,11 @@ from mamrl.experiments.failures import (
     StaticRoutingController,
     build_failure_config,
     common_reward,
+    analyse_run,
     episode_blocks,
     episodes_to_adapt,
     episodes_to_low_loss,
+    gradient_steps_before,
     read_curves,
     run_failure_experiment,
     run_schedule,
@@ -195,6 +198,23 @@ def test_step_curve_adapts_at_the_step() -> None:
     assert episodes_to_adapt(np.full(100, -10.0), 20)[0] == 0
 
 
+def test_adaptation_steps_count_the_blocks_after_the_failure_except_resets() -> None:
+    blocks = episode_blocks(60, 20, 0, 5)
+    ends = [b.first + b.count - 1 for b in blocks]
+    resets = np.zeros(60, dtype=bool)
+    assert gradient_steps_before(33, 20, ends, resets) == 2  # steps after episodes 24 and 29
+    resets[24] = True  # the first block after the failure ended in a reset instead
+    assert gradient_steps_before(33, 20, ends, resets) == 1
+    assert gradient_steps_before(20, 20, ends, resets) == 0
+    rows = [{"episode": e, "phase": "intact" if e < 20 else "failed", "reward": -20.0, "reset": int(resets[e]),
+             "loss_fraction": 0.2 if 20 <= e < 33 else 0.0, "lost": 0.0, "mean_sojourn_time": 20.0,
+             "mean_delivery_time": 20.0} for e in range(60)]
+    assert analyse_run(rows, stepping=True, block_ends=ends).steps_until_low_loss == 1
+    assert analyse_run(rows, stepping=False, block_ends=ends).steps_until_low_loss == 0  # a static routing
+    assert math.isnan(analyse_run(rows, stepping=None, block_ends=ends).steps_until_low_loss)  # Q-routing
+    assert math.isnan(analyse_run(rows, stepping=True).steps_until_low_loss)  # no schedule given
+
+
 def test_noisy_plateau_widens_the_band_so_chance_does_not_delay_adaptation() -> None:
     rng = np.random.default_rng(0)
     reward = -50.0 + rng.normal(0, 8.0, 300)  # SD/sqrt(10) = 2.5 > 5% of 50
@@ -311,6 +331,9 @@ def test_table2_and_report(reference: Path) -> None:
     assert names == {"loss.png", "loss_transient.png", "delivery_time.png", "reward.png", "table2.md", "table2.csv"}
     text = (reference / "table2.md").read_text()
     assert "Episodes to adapt" in text and "| b4 | 23 | 25 | 800 |" in text
+    assert "| adaptation steps until loss < 1% |" in text and "**Adaptation steps until loss < 1%.**" in text
+    header = (reference / "table2.csv").read_text().splitlines()[0].split(",")
+    assert {"steps_until_low_loss_mean", "lost_until_low_loss_mean"} <= set(header)
 
 
 # ------------------------------------------------------------------------------ config

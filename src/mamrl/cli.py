@@ -644,7 +644,8 @@ def failures(
         console.print(f"failure experiment finished: {outcome.total_runs} runs ({outcome.ran} run, {outcome.skipped} already done) "
                       f"in {outcome.wall_time_s:.1f} s → {outcome.output}", soft_wrap=True)
         console.print(ui.table("Episodes to adapt after the failure (rules: table2.md in the output folder)", TABLE2_COLUMNS,
-                               table2_console_rows(outcome.rows), left=2))
+                               table2_console_rows(outcome.rows, episodes_per_step=command.config.episodes_per_step,
+                                                   fail_tick=command.config.fail_tick), left=2))
         ui.say(*(f"wrote {path}" for path in written))
 
 

@@ -42,6 +42,7 @@ from mamrl.experiments.failures import (
     PAPER_TABLE2,
     RECOVERY_TEXT,
     RULE_TEXT,
+    STEPS_TEXT,
     Row,
     TableRow,
     read_curves,
@@ -363,6 +364,22 @@ def _meta_iterations(est: Estimate, reached: int, budget: int) -> str:
     return f"{est.mean / EPISODES_PER_META_ITERATION:.2g}"
 
 
+def format_steps(t: TableRow) -> str:
+    """Adaptation steps until loss < 1% over the seeds that got there; — where not counted."""
+    est = t.steps_until_low_loss
+    if t.low_loss_seeds == 0 or not math.isfinite(est.mean):
+        return "— (updates every hop)" if t.controller == "q-routing" and t.low_loss_seeds else "—"
+    return f"{est.mean:.3g}" if est.n < 2 or not math.isfinite(est.ci95) else f"{est.mean:.3g} ± {est.ci95:.1f}"
+
+
+def table_schedule(sidecar: dict[str, Any] | None) -> dict[str, int]:
+    """`table2`'s schedule arguments from a failure experiment's config.json (none if absent)."""
+    cfg = (sidecar or {}).get("config") or {}
+    if not isinstance(cfg.get("episodes_per_step"), int):
+        return {}
+    return {"episodes_per_step": cfg["episodes_per_step"], "fail_tick": int(cfg.get("fail_tick") or 0)}
+
+
 def _per_seed(values: Sequence[int | None]) -> str:
     return "; ".join(">" if v is None else str(v) for v in values)
 
@@ -409,15 +426,17 @@ def table2_markdown(table: Sequence[TableRow], *, sidecar: dict[str, Any] | None
         "",
         RULE_TEXT,
         "",
+        STEPS_TEXT,
+        "",
         RECOVERY_TEXT,
         "",
         "Values are means over seeds ± 95% CI (Student t, when there are two seeds or more). *Plateau* columns are "
         "means over the plateau window (the last P episodes).",
         "",
         "| topology | failed link | controller | episodes to adapt | in meta-iterations of 15 + 15 episodes | episodes until loss < "
-        f"{LOSS_TARGET:.0%} | recovery (ticks) | lost in transient | lost until loss < {LOSS_TARGET:.0%} | plateau reward | plateau loss | plateau sojourn time (ticks) "
+        f"{LOSS_TARGET:.0%} | adaptation steps until loss < {LOSS_TARGET:.0%} | recovery (ticks) | lost in transient | lost until loss < {LOSS_TARGET:.0%} | plateau reward | plateau loss | plateau sojourn time (ticks) "
         "| plateau delivery time, paper's metric (ticks) | reward before the failure | band/noise | paper: episodes to adapt |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for t in table:
         seeds = len(t.seeds)
@@ -427,7 +446,7 @@ def table2_markdown(table: Sequence[TableRow], *, sidecar: dict[str, Any] | None
             f"| {t.topology} | {t.failure}{held} | {controller_label(t.controller)} "
             f"| {_fmt_count(t.episodes_to_adapt, t.adapted_seeds, seeds, t.budget)} "
             f"| {_meta_iterations(t.episodes_to_adapt, t.adapted_seeds, t.budget)} "
-            f"| {_fmt_count(t.episodes_to_low_loss, t.low_loss_seeds, seeds, t.budget)} "
+            f"| {_fmt_count(t.episodes_to_low_loss, t.low_loss_seeds, seeds, t.budget)} | {format_steps(t)} "
             f"| {_fmt_count(t.recovery_ticks, t.recovered_seeds, seeds, 'run')} | {format_estimate(t.transient_lost)} "
             f"| {format_estimate(t.lost_until_low_loss)} | {format_estimate(t.plateau_reward)} | {format_percent(t.plateau_loss_fraction, 2)} | {format_estimate(t.plateau_sojourn_time)} "
             f"| {format_estimate(t.plateau_delivery_time)} | {format_estimate(t.pre_failure_reward)} | {format_estimate(t.band_to_noise, 2)} | {paper} |"
@@ -465,6 +484,7 @@ TABLE_COLUMNS: tuple[str, ...] = (
     "topology", "failure", "held_out", "controller", "seeds", "budget",
     "episodes_to_adapt_mean", "episodes_to_adapt_ci95", "adapted_seeds", "episodes_to_adapt_per_seed",
     "episodes_to_low_loss_mean", "episodes_to_low_loss_ci95", "low_loss_seeds", "episodes_to_low_loss_per_seed",
+    "steps_until_low_loss_mean", "steps_until_low_loss_ci95",
     "plateau_reward_mean", "plateau_reward_ci95",
     "plateau_loss_fraction_mean", "plateau_loss_fraction_ci95",
     "plateau_sojourn_time_mean", "plateau_sojourn_time_ci95",
@@ -478,14 +498,14 @@ TABLE_COLUMNS: tuple[str, ...] = (
 """Header of table2.csv; per-seed counts are `;`-separated, empty = not within the budget."""
 
 
-TABLE2_COLUMNS = ("link", "controller", "to adapt", "loss < 1% after", "recovery (ticks)", "lost", "plateau reward", "loss",
-                  "sojourn", "band/noise")
+TABLE2_COLUMNS = ("link", "controller", "to adapt", "loss < 1% after", "steps", "recovery (ticks)", "lost", "plateau reward",
+                  "loss", "sojourn", "band/noise")
 
 
-def table2_console_rows(rows: Sequence[Row]) -> list[tuple[str, ...]]:
+def table2_console_rows(rows: Sequence[Row], *, episodes_per_step: int | None = None, fail_tick: int = 0) -> list[tuple[str, ...]]:
     """Table 2 of a failure experiment's curve rows, as console table rows (`TABLE2_COLUMNS`)."""
     out = []
-    for t in table2(rows):
+    for t in table2(rows, episodes_per_step=episodes_per_step, fail_tick=fail_tick):
         def count(est: Estimate, reached: int, budget: object = t.budget) -> str:
             if reached == 0:
                 return f"> {budget}"
@@ -493,6 +513,7 @@ def table2_console_rows(rows: Sequence[Row]) -> list[tuple[str, ...]]:
 
         out.append((t.failure + (" (held out)" if t.held_out else ""), controller_label(t.controller),
                     count(t.episodes_to_adapt, t.adapted_seeds), count(t.episodes_to_low_loss, t.low_loss_seeds),
+                    format_steps(t).split(" ± ")[0],
                     count(t.recovery_ticks, t.recovered_seeds, "run"), f"{t.transient_lost.mean:.4g}",
                     str(t.plateau_reward), f"{100 * t.plateau_loss_fraction.mean:.2f}%", str(t.plateau_sojourn_time),
                     f"{t.band_to_noise.mean:.2g}"))
@@ -513,6 +534,7 @@ def table2_csv(table: Sequence[TableRow]) -> str:
             t.topology, t.failure, int(t.held_out), t.controller, ";".join(map(str, t.seeds)), t.budget,
             num(t.episodes_to_adapt.mean), num(t.episodes_to_adapt.ci95), t.adapted_seeds, per_adapt,
             num(t.episodes_to_low_loss.mean), num(t.episodes_to_low_loss.ci95), t.low_loss_seeds, per_low,
+            num(t.steps_until_low_loss.mean), num(t.steps_until_low_loss.ci95),
             num(t.plateau_reward.mean), num(t.plateau_reward.ci95),
             num(t.plateau_loss_fraction.mean), num(t.plateau_loss_fraction.ci95),
             num(t.plateau_sojourn_time.mean), num(t.plateau_sojourn_time.ci95),
@@ -561,7 +583,7 @@ def write_failure_report(output_dir: str | os.PathLike[str], *, formats: Sequenc
         for fmt in formats:
             written.append(save_figure(fig, output_dir / f"{stem}.{fmt}"))
         names.append(f"{stem}.{formats[0]}")
-    table = table2(rows)
+    table = table2(rows, **table_schedule(sidecar))
     written.append(runs.write_text(output_dir / TABLE_MD, table2_markdown(table, sidecar=sidecar, figures=names)))
     written.append(runs.write_text(output_dir / TABLE_CSV, table2_csv(table)))
     return written
@@ -581,5 +603,7 @@ __all__ = [
     "plot_reward",
     "table2_csv",
     "table2_markdown",
+    "table_schedule",
+    "format_steps",
     "write_failure_report",
 ]

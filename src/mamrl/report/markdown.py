@@ -40,12 +40,13 @@ import mamrl
 from mamrl import runs
 from mamrl.errors import MamrlError
 from mamrl.experiments.failures import PAPER_TABLE2, read_curves, table2
+from mamrl.experiments.failures import RECOVERY_TEXT, STEPS_TEXT
 from mamrl.experiments.failures import RULE_TEXT as ADAPT_RULE
 from mamrl.experiments.reproduce_config import PRESETS, REPORT, STAGES
 from mamrl.experiments.saturation import summarise_saturation
 from mamrl.experiments.sweep import EVAL_SEED_OFFSET, Point, aggregate, read_results
 from mamrl.plotting.failures import FIGURES as FAILURE_FIGURES
-from mamrl.plotting.failures import controller_label, table2_csv, table2_markdown
+from mamrl.plotting.failures import controller_label, format_steps, table2_csv, table2_markdown
 from mamrl.plotting.sweep import (
     FIGURES as SWEEP_FIGURES,
 )
@@ -312,7 +313,7 @@ def _budget_table(config: Any) -> list[str]:
     return lines
 
 
-def _count(est: Estimate, reached: int, seeds: int, budget: int) -> str:
+def _count(est: Estimate, reached: int, seeds: int, budget: object) -> str:
     if reached == 0:
         return f"> {budget}"
     text = format_estimate(est, 4)
@@ -349,7 +350,8 @@ def write_report(config: Any, manifest: Mapping[str, Any], walls: Mapping[str, f
     curve_rows = []
     for topo in topologies:
         curve_rows += read_curves(out / "e2" / slugs[topo] / "curves.csv")
-    table = table2(curve_rows)
+    schedule = config.failure_config(topologies[0])  # the failures section, shared by every topology
+    table = table2(curve_rows, episodes_per_step=schedule.episodes_per_step, fail_tick=schedule.fail_tick)
     runs.write_text(out / "table2.md", table2_markdown(table, source="e2/<topology>/curves.csv"))
     runs.write_text(out / "table2.csv", table2_csv(table))
 
@@ -497,19 +499,22 @@ def write_report(config: Any, manifest: Mapping[str, Any], walls: Mapping[str, f
         "SPA, which never reacts, \"adapts\" at once to losing packets.",
         "",
         "| topology | failed link | controller | episodes to adapt (reward rule) | episodes until loss < 1% "
+        "| adaptation steps until loss < 1% | packets lost until loss < 1% | recovery (ticks of network time) "
         "| plateau loss | plateau sojourn time (ticks, every packet) | plateau delivery time (ticks, paper's metric) | paper |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for t in table:
         seeds = len(t.seeds)
         lines.append(
             f"| {t.topology} | {t.failure}{' (held out)' if t.held_out else ''} | {controller_label(t.controller)} "
             f"| {_count(t.episodes_to_adapt, t.adapted_seeds, seeds, t.budget)} "
-            f"| {_count(t.episodes_to_low_loss, t.low_loss_seeds, seeds, t.budget)} "
+            f"| {_count(t.episodes_to_low_loss, t.low_loss_seeds, seeds, t.budget)} | {format_steps(t)} "
+            f"| {format_estimate(t.lost_until_low_loss)} | {_count(t.recovery_ticks, t.recovered_seeds, seeds, 'run')} "
             f"| {format_percent(t.plateau_loss_fraction, 2)} | {format_estimate(t.plateau_sojourn_time)} | {format_estimate(t.plateau_delivery_time)} "
             f"| {'—' if t.paper is None else f'{t.paper:g}'} |"
         )
-    lines += ["", "<details><summary>The adaptation rule</summary>", "", ADAPT_RULE, "", "</details>", ""]
+    lines += ["", "<details><summary>The adaptation rule and recovery in network time</summary>", "", ADAPT_RULE, "",
+              STEPS_TEXT, "", RECOVERY_TEXT, "", "</details>", ""]
 
     lines += [
         "## Where this differs from the paper, and why",

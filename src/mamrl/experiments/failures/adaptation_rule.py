@@ -111,6 +111,10 @@ class Adaptation:
     """TOLERANCE·|plateau| divided by the standard deviation a MA_WINDOW-episode average of
     independent episodes would have, estimated from the plateau window (SD/√MA_WINDOW). Below
     about 2, chance alone takes moving averages out of the band: the count measures noise."""
+    steps_until_low_loss: float = float("nan")
+    """Adaptation steps taken from the failure until the episode `episodes_to_low_loss` counts from
+    (`gradient_steps_before`); 0 for a controller that takes none; NaN if it never gets there, for
+    Q-routing (it updates its table on every hop, not in steps), or without the run's schedule."""
     lost_until_low_loss: float = float("nan")
     """Packets lost from the failure episode until the episode `episodes_to_low_loss` counts from
     (every packet lost after the failure if it never gets there; NaN without per-episode counts)."""
@@ -155,6 +159,23 @@ def episodes_to_low_loss(loss: np.ndarray, fail_episode: int, threshold: float =
     ok = np.isfinite(means) & (means < threshold)
     k = _settled_from(ok, fail_episode, n - plateau_window(n))
     return None if k is None else k - fail_episode
+
+
+STEPS_TEXT = (
+    "**Adaptation steps until loss < 1%.** The deep learners (meta-initialisation with and without reset, random "
+    "initialisation by PG or TRPO steps, the fine-tuned intact-network policy) take one adaptation step, or reset, "
+    "after every block of episodes; this counts the steps taken from the failure until the episode from which "
+    "*episodes until loss < 1%* counts (a reset is not a step). Controllers that do not learn take none (0); "
+    "Q-routing updates its table on every hop (—)."
+)
+"""How Table 2 counts adaptation steps, written once (table2.md, REPORT.md)."""
+
+
+def gradient_steps_before(episode: int, fail_episode: int, block_ends: Sequence[int], resets: np.ndarray) -> int:
+    """Adaptation steps a controller that steps after every block (the deep learners) took from the
+    failure until `episode`: one after each block ending in fail_episode .. episode − 1, except a
+    block it ended by resetting instead (`resets`: the per-episode reset flags)."""
+    return sum(1 for end in block_ends if fail_episode <= end < episode and not resets[end])
 
 
 def lost_until_low_loss(lost: np.ndarray, fail_episode: int, episodes: int | None) -> float:
@@ -205,8 +226,10 @@ def recovery_after_failure(generated: np.ndarray, lost: np.ndarray, fail_tick: i
     return float(start * bin_ticks), float(lost[:start].sum())
 
 
-def analyse_run(rows: Sequence[Row]) -> Adaptation:
-    """The adaptation rule on one run's rows (episodes in order)."""
+def analyse_run(rows: Sequence[Row], *, stepping: bool | None = False, block_ends: Sequence[int] | None = None) -> Adaptation:
+    """The adaptation rule on one run's rows (episodes in order). `stepping`: the controller takes
+    an adaptation step after every block, whose last episodes are `block_ends` (True), takes none
+    (False), or learns otherwise (None: Q-routing)."""
     rows = sorted(rows, key=lambda r: int(r["episode"]))
     f = next((int(r["episode"]) for r in rows if r["phase"] != "intact"), len(rows))
     reward = np.array([r["reward"] for r in rows], dtype=np.float64)
@@ -214,6 +237,13 @@ def analyse_run(rows: Sequence[Row]) -> Adaptation:
     loss = np.array([r["loss_fraction"] for r in rows], dtype=np.float64)
     low_loss = episodes_to_low_loss(loss, f)
     lost = np.array([r.get("lost", float("nan")) for r in rows], dtype=np.float64)
+    if low_loss is None or stepping is None or (stepping and block_ends is None):
+        steps = float("nan")
+    elif stepping:
+        resets = np.array([bool(int(r.get("reset", 0))) for r in rows])
+        steps = float(gradient_steps_before(f + low_loss, f, block_ends or (), resets))
+    else:
+        steps = 0.0
     tail = rows[len(rows) - plateau_window(len(rows)):]
 
     def tail_mean(key: str) -> float:
@@ -229,5 +259,5 @@ def analyse_run(rows: Sequence[Row]) -> Adaptation:
         tail_mean("mean_sojourn_time"), tail_mean("mean_delivery_time"),
         float(np.nanmean(before)) if np.isfinite(before).any() else float("nan"),
         float(rows[0].get("recovery_ticks", float("nan"))), float(rows[0].get("transient_lost", float("nan"))), ratio,
-        lost_until_low_loss(lost, f, low_loss),
+        steps, lost_until_low_loss(lost, f, low_loss),
     )

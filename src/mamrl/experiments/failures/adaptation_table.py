@@ -9,7 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from mamrl.experiments.failures.adaptation_rule import Adaptation, analyse_run
-from mamrl.experiments.failures.experiment import run_key
+from mamrl.experiments.failures.controllers import STEPPING_CONTROLLERS
+from mamrl.experiments.failures.experiment import episode_blocks, run_key
 from mamrl.runs import Row
 from mamrl.sim.metrics import Estimate, estimate
 
@@ -36,6 +37,8 @@ class TableRow:
     adapted_seeds: int
     episodes_to_low_loss: Estimate
     low_loss_seeds: int
+    steps_until_low_loss: Estimate
+    """Adaptation steps until then, over the seeds that got there (NaN: Q-routing, or no schedule)."""
     budget: int
     plateau_reward: Estimate
     plateau_loss_fraction: Estimate
@@ -54,14 +57,22 @@ class TableRow:
     """The paper's Table 2 figure for this topology and controller, if it has one."""
 
 
-def table2(rows: Iterable[Row]) -> list[TableRow]:
-    """Table 2 rows from curves rows, in first-seen order of failures and controllers."""
+def table2(rows: Iterable[Row], *, episodes_per_step: int | None = None, fail_tick: int = 0) -> list[TableRow]:
+    """Table 2 rows from curves rows, in first-seen order of failures and controllers. With the
+    run's `episodes_per_step` and `fail_tick` (its blocks, `episode_blocks`), adaptation steps are
+    counted too."""
     runs: dict[tuple, list[Row]] = {}
     for row in rows:
         runs.setdefault(run_key(row), []).append(row)
     groups: dict[tuple[str, str, str], list[tuple[int, Adaptation, bool]]] = {}
     for (topo, failure, controller, seed), members in runs.items():
-        groups.setdefault((topo, failure, controller), []).append((seed, analyse_run(members), bool(members[0]["held_out"])))
+        block_ends = None
+        if episodes_per_step is not None:
+            f = min((int(r["episode"]) for r in members if r["phase"] != "intact"), default=len(members))
+            block_ends = [b.first + b.count - 1 for b in episode_blocks(len(members), f, fail_tick, episodes_per_step)]
+        stepping = None if controller == "q-routing" else controller in STEPPING_CONTROLLERS
+        adaptation = analyse_run(members, stepping=stepping, block_ends=block_ends)
+        groups.setdefault((topo, failure, controller), []).append((seed, adaptation, bool(members[0]["held_out"])))
     out = []
     for (topo, failure, controller), members in groups.items():
         members.sort(key=lambda m: m[0])
@@ -72,10 +83,11 @@ def table2(rows: Iterable[Row]) -> list[TableRow]:
 
         adapted = np.array([a.episodes_to_adapt for a in per if a.episodes_to_adapt is not None], dtype=np.float64)
         low = np.array([a.episodes_to_low_loss for a in per if a.episodes_to_low_loss is not None], dtype=np.float64)
+        steps = np.array([a.steps_until_low_loss for a in per if a.episodes_to_low_loss is not None], dtype=np.float64)
         recovered = np.array([a.recovery_ticks for a in per if np.isfinite(a.recovery_ticks)], dtype=np.float64)
         out.append(TableRow(
             topo, failure, members[0][2], controller, tuple(m[0] for m in members), tuple(per),
-            estimate(adapted), len(adapted), estimate(low), len(low), min(a.budget for a in per),
+            estimate(adapted), len(adapted), estimate(low), len(low), estimate(steps), min(a.budget for a in per),
             est("plateau_reward"), est("plateau_loss_fraction"), est("plateau_sojourn_time"),
             est("plateau_delivery_time"), est("pre_failure_reward"),
             estimate(recovered), len(recovered), est("transient_lost"), est("lost_until_low_loss"),

@@ -69,6 +69,9 @@ SCRATCH_CONTROLLERS: tuple[str, ...] = ("random-init-trpo",)
 PRETRAINED_CONTROLLERS: tuple[str, ...] = ("fine-tune", "zero-shot", "masked")
 """Deep comparators from a pre-trained policy: `fine-tune` and `masked` from one trained on the
 intact network, `zero-shot` from one trained across η(M) (`mamrl.meta.adaptation.make_comparator`)."""
+STEPPING_CONTROLLERS: tuple[str, ...] = DEEP_CONTROLLERS + SCRATCH_CONTROLLERS + ("fine-tune",)
+"""Controllers that take one adaptation step (or reset) after every block of episodes; the others
+take none, except Q-routing, which updates its table on every hop."""
 PRETRAINED_POLICY: dict[str, str] = {"fine-tune": "intact", "masked": "intact", "zero-shot": "multitask"}
 """Which pre-trained policy each starts from."""
 DEFAULT_CONTROLLERS: tuple[str, ...] = CLASSICAL_CONTROLLERS + DEEP_CONTROLLERS
