@@ -328,7 +328,7 @@ def test_table2_and_report(reference: Path) -> None:
     assert spa.low_loss_seeds == 0 and q.paper == 23
     written = write_failure_report(reference, formats=["png"])
     names = {p.name for p in written}
-    assert names == {"loss.png", "loss_transient.png", "delivery_time.png", "reward.png", "table2.md", "table2.csv"}
+    assert names == {"loss.png", "loss_transient.png", "lost_cumulative.png", "delivery_time.png", "reward.png", "table2.md", "table2.csv"}
     text = (reference / "table2.md").read_text()
     assert "Episodes to adapt" in text and "| b4 | 23 | 25 | 800 |" in text
     assert "| adaptation steps until loss < 1% |" in text and "**Adaptation steps until loss < 1%.**" in text
@@ -381,7 +381,7 @@ def test_cli_failures_smoke_and_rerun(tmp_path: Path) -> None:
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "2 runs (2 run, 0 already done)" in result.stdout
-    for name in ("curves.csv", "table2.md", "table2.csv", "loss.png", "loss_transient.png", "delivery_time.png", "reward.png",
+    for name in ("curves.csv", "table2.md", "table2.csv", "loss.png", "loss_transient.png", "lost_cumulative.png", "delivery_time.png", "reward.png",
                  "config.json", "run.json"):
         assert (out / name).is_file(), name
     again = runner.invoke(app, args)

@@ -53,7 +53,7 @@ from mamrl.plotting.style import new_figure, set_suptitle
 from mamrl.plotting.topology import save_figure
 from mamrl.sim.metrics import Estimate
 
-FIGURES = ("loss", "loss_transient", "delivery_time", "reward")
+FIGURES = ("loss", "loss_transient", "lost_cumulative", "delivery_time", "reward")
 """Figure file stems written by `write_failure_report`."""
 TABLE_MD = "table2.md"
 TABLE_CSV = "table2.csv"
@@ -203,15 +203,21 @@ def _new_figure(rows: int, cols: int) -> Figure:
 
 
 def _draw_panel(ax: Axes, curves: _Curves, topology: str, failure: str, metric: str, colours: dict[str, str],
-                scale: float = 1.0, *, smooth: bool = False, window: tuple[int, int] | None = None) -> None:
+                scale: float = 1.0, *, smooth: bool = False, window: tuple[int, int] | None = None,
+                cumulative: bool = False) -> None:
     """One failure's curves; `smooth`: trailing means (`trailing_mean`); `window`: only the
-    episodes first..last."""
+    episodes first..last; `cumulative`: each seed's running total from the failure episode on,
+    against episodes since the failure (the failure episode is 1)."""
     f = curves.fail_episode.get((topology, failure))
     for controller in curves.controllers:
         got = curves.series(topology, failure, controller, metric)
         if got is None:
             continue
         episodes, values = got
+        if cumulative:
+            after = episodes >= (f if f is not None else 0)
+            episodes = episodes[after] - (f if f is not None else 0) + 1
+            values = np.cumsum(np.nan_to_num(values[:, after]), axis=1)
         if smooth:
             values = trailing_mean(values, episodes, f)
         if window is not None:
@@ -224,26 +230,28 @@ def _draw_panel(ax: Axes, curves: _Curves, topology: str, failure: str, metric: 
         if values.shape[0] > 1:
             ax.fill_between(episodes, lo, hi, color=colour, alpha=0.18, linewidth=0, zorder=2)
         ax.plot(episodes, mean, color=colour, **_line_style(curves.controllers, controller, len(episodes)))
-        resets = curves.resets(topology, failure, controller)
+        resets = np.array([], dtype=np.int64) if cumulative else curves.resets(topology, failure, controller)
         resets = resets[np.isin(resets, episodes)]
         if resets.size:
             where = np.searchsorted(episodes, resets)
             ax.plot(resets, mean[where], linestyle="", marker="v", markersize=7, color=colour,
                     markeredgecolor="black", markeredgewidth=0.6, zorder=4)
-    if f is not None:
+    if f is not None and not cumulative:
         ax.axvline(f, color="black", linestyle="--", linewidth=1.0, zorder=1)
-    ax.set_xlabel("episode")
+    ax.set_xlabel("episodes since the failure (the failure episode is 1)" if cumulative else "episode")
     ax.grid(True, alpha=0.3)
     held = " (held out of meta-training)" if curves.held_out.get((topology, failure)) else ""
     ax.set_title(f"{topology}: link {failure} fails{held}", fontsize=10.5, fontweight="bold")
 
 
-def _legend(fig: Figure, curves: _Curves, colours: dict[str, str], title: str, subtitle: str) -> None:
+def _legend(fig: Figure, curves: _Curves, colours: dict[str, str], title: str, subtitle: str, *, events: bool = True) -> None:
+    """The controllers' styles, and with `events` the failure line and reset marks."""
     handles = [Line2D([], [], color=colours[c], label=controller_label(c),
                       **{k: v for k, v in _line_style(curves.controllers, c).items() if k != "zorder"})
                for c in curves.controllers]
-    handles.append(Line2D([], [], color="black", linestyle="--", linewidth=1.0, label="link fails"))
-    if any(curves.resets(t, f, c).size for t in curves.topologies for f in curves.failures[t] for c in curves.controllers):
+    if events:
+        handles.append(Line2D([], [], color="black", linestyle="--", linewidth=1.0, label="link fails"))
+    if events and any(curves.resets(t, f, c).size for t in curves.topologies for f in curves.failures[t] for c in curves.controllers):
         handles.append(Line2D([], [], linestyle="", marker="v", color="#555555", markeredgecolor="black",
                               markersize=7, label="reset (in some seed)"))
     if len(curves.seeds) > 1:
@@ -255,12 +263,13 @@ def _legend(fig: Figure, curves: _Curves, colours: dict[str, str], title: str, s
 
 
 def _plot(curves: _Curves, metrics: Sequence[tuple[str, str, float, bool]], title: str, subtitle: str, *,
-          transient: bool = False) -> Figure:
+          transient: bool = False, cumulative: bool = False) -> Figure:
     """Rows of panels per (topology, metric), one panel per failure, at most MAX_COLUMNS a row. The
     loss is drawn on a symmetric-log scale, so that a controller losing 0.1% stays visible beside
     one losing 20%. A long run is drawn smoothed (`SMOOTH_ABOVE_EPISODES`); `transient`: every
-    episode from MA_WINDOW before the failure to TRANSIENT_EPISODES after it, unsmoothed."""
-    smooth = not transient and curves.episodes > SMOOTH_ABOVE_EPISODES
+    episode from MA_WINDOW before the failure to TRANSIENT_EPISODES after it, unsmoothed;
+    `cumulative`: running totals since the failure on log-log axes (`_draw_panel`)."""
+    smooth = not transient and not cumulative and curves.episodes > SMOOTH_ABOVE_EPISODES
     if smooth:
         subtitle += (f"\neach seed's curve is the trailing mean of {MA_WINDOW} episodes (restarted at the failure), "
                      "as the adaptation rule reads it")
@@ -281,15 +290,20 @@ def _plot(curves: _Curves, metrics: Sequence[tuple[str, str, float, bool]], titl
                 failure = curves.failures[topology][k]
                 f = curves.fail_episode.get((topology, failure), 0)
                 span = (f - MA_WINDOW, f + TRANSIENT_EPISODES) if transient else None
-                _draw_panel(ax, curves, topology, failure, metric, colours, scale, smooth=smooth, window=span)
+                _draw_panel(ax, curves, topology, failure, metric, colours, scale, smooth=smooth, window=span,
+                            cumulative=cumulative)
                 ax.set_ylabel(ylabel)
-                if metric == "loss_fraction":
+                if cumulative:
+                    ax.set_xscale("log")
+                    ax.set_yscale("symlog", linthresh=1.0)
+                    ax.set_ylim(bottom=0)
+                elif metric == "loss_fraction":
                     ax.set_yscale("symlog", linthresh=0.1)
                     ax.set_ylim(bottom=0)
                 elif zero:
                     ax.set_ylim(bottom=0)
             row += rows_per[topology]
-    _legend(fig, curves, colours, title, subtitle)
+    _legend(fig, curves, colours, title, subtitle, events=not cumulative)
     return fig
 
 
@@ -312,6 +326,14 @@ def plot_loss_transient(curves: _Curves, subtitle: str) -> Figure:
     return _plot(curves, [("loss_fraction", "lost (% of packets created; log above 0.1%)", 100.0, True)],
                  f"Packet loss in the first {TRANSIENT_EPISODES} episodes after a link failure, every episode (cf. Fig. 5)",
                  subtitle, transient=True)
+
+
+def plot_lost_cumulative(curves: _Curves, subtitle: str) -> Figure:
+    return _plot(curves, [("lost", "packets lost since the failure (log above 1)", 1.0, True)],
+                 "Packets lost since a link failure, in total (what each controller's recovery costs)",
+                 subtitle + "\nrunning total of each seed's lost packets from the failure episode on; "
+                 "a controller that stops losing packets levels off, one that keeps losing them rises to the end",
+                 cumulative=True)
 
 
 def plot_delivery(curves: _Curves, subtitle: str) -> Figure:
@@ -574,6 +596,7 @@ def write_failure_report(output_dir: str | os.PathLike[str], *, formats: Sequenc
     figures = {
         "loss": plot_loss(curves, subtitle),
         "loss_transient": plot_loss_transient(curves, subtitle),
+        "lost_cumulative": plot_lost_cumulative(curves, subtitle),
         "delivery_time": plot_delivery(curves, subtitle),
         "reward": plot_reward(curves, subtitle, penalty),
     }
@@ -600,6 +623,7 @@ __all__ = [
     "plot_delivery",
     "plot_loss",
     "plot_loss_transient",
+    "plot_lost_cumulative",
     "plot_reward",
     "table2_csv",
     "table2_markdown",

@@ -6,8 +6,9 @@ Reads what the stages wrote (`e1/results.csv`, `saturation/*.json`, `e2/<topolog
 
 * `figures/` — every figure of the paper's evaluation under the paper's numbering, PNG and PDF:
   `fig4-delivery-time`, `fig4-sojourn-time`, `fig4-loss-delivered` (one panel per topology) and
-  `fig5-loss-<topology>` (and `fig5-loss-transient-<topology>`, the first 100 episodes after the
-  failure, every episode), `fig6-delivery-time-<topology>`, `fig7-reward-<topology>`;
+  `fig5-loss-<topology>` (with `fig5-loss-transient-<topology>`, every episode of the first 100
+  after the failure, and `fig5-lost-cumulative-<topology>`, the packets lost since the failure),
+  `fig6-delivery-time-<topology>`, `fig7-reward-<topology>`;
 * `lambda05.md` / `lambda05.csv` — the paper's comparison at λ = 0.5: % reduction of mean delivery
   time of MAMRL vs each baseline with 95% CIs, and beside it the same for the sojourn time of
   every packet (lost ones included) and the difference in delivered fraction;
@@ -67,7 +68,7 @@ FORMATS = ("png", "pdf")
 LEARNER = "mamrl"
 """The algorithm the paper's comparison is about (its "MAMRL" curve)."""
 
-_PAPER_FIGURE = {"loss": 5, "loss_transient": 5, "delivery_time": 6, "reward": 7}
+_PAPER_FIGURE = {"loss": 5, "loss_transient": 5, "lost_cumulative": 5, "delivery_time": 6, "reward": 7}
 
 
 # ------------------------------------------------------------------------------ formatting
@@ -476,6 +477,8 @@ def write_report(config: Any, manifest: Mapping[str, Any], walls: Mapping[str, f
             f"![Fig. 5: loss vs episode on {topo}](figures/fig5-loss-{slug}.png)",
             "",
             f"![Fig. 5, the transient: loss in the first episodes after the failure on {topo}](figures/fig5-loss-transient-{slug}.png)",
+            "",
+            f"![Packets lost since the failure on {topo}](figures/fig5-lost-cumulative-{slug}.png)",
             "",
             f"![Fig. 6: delivery and sojourn time vs episode on {topo}](figures/fig6-delivery-time-{slug}.png)",
             "",
