@@ -230,17 +230,23 @@ def test_never_converging_ramp_is_over_budget() -> None:
     assert episodes_to_low_loss(np.full(200, 0.5), 20) is None
 
 
-def test_long_runs_are_drawn_as_trailing_means_restarted_at_the_failure() -> None:
-    from mamrl.plotting.failures import trailing_mean
+def test_long_runs_are_drawn_as_the_windows_the_rule_reads() -> None:
+    """Each point is the mean of its episode and the 9 after it: the loss curve crosses 1% at the
+    episode Table 2 counts from. No window reaches across the failure."""
+    from mamrl.plotting.failures import window_mean
 
     episodes = np.arange(30)
     values = np.where(episodes < 20, 0.0, 1.0)[None, :]  # intact 0, failed 1 from episode 20
     values[0, 25] = 11.0
-    mean = trailing_mean(values, episodes, 20, window=10)
-    assert np.all(mean[0, :20] == 0.0)  # no average reaches across the failure into the intact episodes
-    assert mean[0, 20] == 1.0 and mean[0, 25] == pytest.approx(16.0 / 6)  # episodes 20..25
-    assert mean[0, 29] == pytest.approx(20.0 / 10)  # episodes 20..29
-    assert np.allclose(trailing_mean(values, episodes, None, window=1), values)
+    mean = window_mean(values, episodes, 20, window=10)
+    assert np.all(mean[0, :20] == 0.0)  # no window reaches from the intact episodes into the failed ones
+    assert mean[0, 20] == pytest.approx(20.0 / 10)  # episodes 20..29
+    assert mean[0, 25] == pytest.approx(15.0 / 5) and mean[0, 29] == 1.0  # windows shorten at the end of the run
+    assert np.allclose(window_mean(values, episodes, None, window=1), values)
+    loss = np.where(np.arange(100) < 31, 0.2, 0.0)  # the step curve of the rule's test: loss < 1% from episode 31
+    k = episodes_to_low_loss(loss, 20)
+    drawn = window_mean(loss[None, :], np.arange(100), 20)[0]
+    assert k == 11 and drawn[20 + k] < 0.01 <= drawn[20 + k - 1]
 
 
 # ------------------------------------------------------------------------------ the experiment

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import csv
 import math
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 
 from mamrl.experiments.failures import analyse_run, build_failure_config, recovery_after_failure, run_failure_experiment, table2
+from mamrl.plotting.failures import write_failure_report
 from mamrl.sim.metrics import LOSS_BIN_TICKS
 
 BIN = 10
@@ -65,6 +67,9 @@ def test_lost_until_low_loss_counts_the_transient_not_a_later_stray_episode() ->
     adaptation = analyse_run(rows)
     assert adaptation.episodes_to_low_loss == 11
     assert adaptation.lost_until_low_loss == pytest.approx(11 * 0.2 * generated)
+    at_once = [{**row, "loss_fraction": 0.0005, "lost": 0.9} for row in rows]  # under 1% from the failure on
+    assert analyse_run(at_once).episodes_to_low_loss == 0
+    assert analyse_run(at_once).lost_until_low_loss == pytest.approx(0.9)  # the failure episode still counts
     never = [{**row, "loss_fraction": 0.02, "lost": 36.0} for row in rows]  # 2% to the end
     assert analyse_run(never).episodes_to_low_loss is None
     assert analyse_run(never).lost_until_low_loss == pytest.approx(80 * 36.0)
@@ -83,8 +88,18 @@ def test_reconverging_spa_recovers_in_its_reconvergence_delay(tmp_path: Path) ->
     assert reconverging.recovered_seeds == 2
     assert [a.recovery_ticks for a in reconverging.per_seed] == pytest.approx([50.0, 50.0], abs=BIN)
     assert reconverging.transient_lost.mean > 0
-    # A 50-tick transient is under 1% of its episode's packets: below the episode rule's resolution.
-    assert reconverging.episodes_to_low_loss.mean == 0 and reconverging.lost_until_low_loss.mean == 0
+    # Its 50-tick transient keeps the 10-episode average under 1% (loss < 1% counts from the failure
+    # episode on), but the failure episode's losses always count; it takes no adaptation steps.
+    assert reconverging.episodes_to_low_loss.mean == 0 and reconverging.steps_until_low_loss.mean == 0
+    failure_episode_lost = [sum(r["lost"] for r in rows if r["controller"] == "spa-reconverge" and r["seed"] == seed
+                                and r["phase"] != "intact" and r["episode"] == 5) for seed in (0, 1)]
+    assert min(failure_episode_lost) > 0
+    assert reconverging.lost_until_low_loss.mean == pytest.approx(np.mean(failure_episode_lost))
+    write_failure_report(config.output, formats=["png"])
+    with open(Path(config.output) / "table2.csv", newline="") as fh:
+        by_name = {row["controller"]: row for row in csv.DictReader(fh)}
+    assert float(by_name["spa-reconverge"]["steps_until_low_loss_mean"]) == 0.0
+    assert by_name["spa"]["steps_until_low_loss_mean"] == ""  # never below 1%
     assert by_controller["spa"].recovered_seeds == 0
     assert by_controller["spa"].transient_lost.mean > 10 * reconverging.transient_lost.mean
     never = by_controller["spa"]  # never below 1%: every packet lost after the failure

@@ -129,7 +129,9 @@ def test_report_has_the_papers_numbers_ours_and_the_label(reproduced) -> None:
     assert f"{float(first['delivery_time_x_mean']):.3g}" in report  # ours
     assert f"{float(first['delivery_time_reduction_pct']):+.1f}" in report
     for text in ("MAMRL vs SPA", "sojourn time", "delivered X − Y", "## Saturation loads", "Table 2", "Meta-training",
-                 "| **total** |", "torch ", "numpy ", "python ", "Seeds: E1 training 0", '"format": "mamrl-reproduce/1"'):
+                 "| **total** |", "torch ", "numpy ", "python ", "Seeds: E1 training 0", '"format": "mamrl-reproduce/1"',
+                 "| adaptation steps until loss < 1% | packets lost until loss < 1% | recovery (ticks of network time) |",
+                 "**Adaptation steps until loss < 1%.**", "**Recovery in network time.**"):
         assert text in report, text
     for stem in FIGURES:
         assert f"figures/{stem}.png" in report, stem
@@ -322,7 +324,7 @@ def test_dry_run_prints_the_config_and_writes_nothing(tmp_path: Path) -> None:
     result = runner.invoke(app, ["reproduce", "--preset", "paper", "-o", str(tmp_path / "p"), "--dry-run"])
     assert result.exit_code == 0, result.output
     assert '"config_hash"' in result.stdout and "stages already done" in result.stdout
-    assert "e1: not started; 0 of 600 cells" in result.stdout and "b4 0 of 300 iterations" not in result.stdout
+    assert "e1: not started; 0 of 600 cells" in result.stdout and "iterations: b4 0 of 300, geant 0 of 300" in result.stdout
     assert "geant 0 of 234 runs (pre-training episodes: intact 0 of 27,000, multitask 0 of 27,000)" in result.stdout
     assert not (tmp_path / "p").exists()
 

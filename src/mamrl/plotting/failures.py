@@ -1,13 +1,16 @@
 """Figures and tables of the link-failure experiment (docs/sweep.md E2; the paper's Figs. 5–7 and Table 2).
 
-Three figures, one panel per (topology, failure), one line per controller: the mean over seeds
+Five figures, one panel per (topology, failure), one line per controller: the mean over seeds
 per episode, a band from the lowest to the highest seed, a dashed vertical line at the failure
-episode and ▼ markers at the episodes in which a controller reset (in any seed):
+episode and ▼ markers at the episodes in which a controller reset (in any seed), except in
+`lost_cumulative`. Runs longer than SMOOTH_ABOVE_EPISODES are drawn as 10-episode means:
 
-* `loss`          — loss fraction vs episode (Fig. 5);
-* `delivery_time` — the paper's mean delivery time of delivered packets (top row) and the
+* `loss`            — loss fraction vs episode (Fig. 5);
+* `loss_transient`  — the same, every episode of the first TRANSIENT_EPISODES from the failure on;
+* `lost_cumulative` — packets lost since the failure, in total, vs episodes since it (log-log);
+* `delivery_time`   — the paper's mean delivery time of delivered packets (top row) and the
   sojourn time of every packet, lost ones included (bottom row) vs episode (Fig. 6);
-* `reward`        — the common reward vs episode (Fig. 7).
+* `reward`          — the common reward vs episode (Fig. 7).
 
 `table2.md` holds Table 2 (episodes to adapt, `mamrl.experiments.failures.RULE_TEXT`) with the
 plateau figures beside it and the paper's numbers; `table2.csv` the same, machine-readable, with
@@ -74,6 +77,14 @@ _LABELS = {
     "continued": "meta-init, no reset",
     "random-init": "random init (reset)",
     "random-init-trpo": "random init, TRPO (reset)",
+    "ecmp": "ECMP (never reacts)",
+    "ecmp-reconverge": "ECMP, re-converging",
+    "min-delay": "min-delay (never reacts)",
+    "min-delay-reconverge": "min-delay, recomputed after the failure",
+    "max-throughput": "max-throughput (never reacts)",
+    "max-throughput-reconverge": "max-throughput, recomputed after the failure",
+    "backpressure": "backpressure",
+    "sp-backpressure": "shortest-path-biased backpressure",
     "fine-tune": "intact policy, fine-tuned",
     "zero-shot": "multi-task policy, frozen",
     "masked": "intact policy, failed link masked",
@@ -96,16 +107,20 @@ episodes per controller, two curves that coincide still show both controllers' m
 MARKS_PER_CURVE = 8
 
 
-def _line_style(controllers: Sequence[str], controller: str, points: int | None = None) -> dict[str, Any]:
+def _line_style(controllers: Sequence[str], controller: str, points: int | None = None, *,
+                log_x: bool = False) -> dict[str, Any]:
     """Dash pattern and marker by position (marks staggered along the curve by position, when
-    the curve's length `points` is given); learning controllers drawn above the static ones and
-    thicker."""
+    the curve's length `points` is given; `log_x`: spaced evenly on the drawn axes instead of by
+    index); learning controllers drawn above the static ones and thicker."""
     learner = controller in _LEARNERS
     k = list(controllers).index(controller)
     style: dict[str, Any] = {"linestyle": _DASHES[k % len(_DASHES)], "linewidth": 1.7 if learner else 1.2,
                              "zorder": 5 if learner else 3, "marker": _MARKERS[k % len(_MARKERS)], "markersize": 4.5,
                              "markeredgewidth": 0.6}
-    if points is not None:
+    if points is not None and log_x:
+        step_fraction = 1.0 / MARKS_PER_CURVE
+        style["markevery"] = (step_fraction * k / max(len(controllers), 1), step_fraction)
+    elif points is not None:
         step = max(1, points // MARKS_PER_CURVE)
         style["markevery"] = (min(points - 1, (k * step) // max(len(controllers), 1)), step)
     return style
@@ -164,15 +179,17 @@ class _Curves:
 
 
 SMOOTH_ABOVE_EPISODES = 200
-"""Runs longer than this are drawn as MA_WINDOW-episode trailing means (per seed, before the seed
-band): a thousand raw episodes per curve, a dozen curves per panel, hide every trend."""
+"""Runs longer than this are drawn as MA_WINDOW-episode means (per seed, before the seed band): a
+thousand raw episodes per curve, a dozen curves per panel, hide every trend."""
 TRANSIENT_EPISODES = 100
-"""The transient figure shows the episodes from MA_WINDOW before the failure to this many after it."""
+"""The transient figure shows the episodes from MA_WINDOW before the failure to this many from it on."""
 
 
-def trailing_mean(values: np.ndarray, episodes: np.ndarray, fail_episode: int | None, window: int = MA_WINDOW) -> np.ndarray:
-    """Per row of `values` [S, E], the mean of the last `window` episodes up to each one, restarted
-    at the failure episode so that no average mixes the intact network with the failed one."""
+def window_mean(values: np.ndarray, episodes: np.ndarray, fail_episode: int | None, window: int = MA_WINDOW) -> np.ndarray:
+    """Per row of `values` [S, E], the mean of each episode and the `window` − 1 after it: the
+    window the adaptation rule reads from that episode, so a curve crosses 1% where Table 2 counts.
+    Windows stop at the failure episode (no mean mixes the intact network with the failed one) and
+    shorten at the end of the run."""
     out = np.full(values.shape, np.nan)
     segments = [(0, len(episodes))]
     if fail_episode is not None:
@@ -182,7 +199,7 @@ def trailing_mean(values: np.ndarray, episodes: np.ndarray, fail_episode: int | 
         for j in range(start, stop):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)  # a column with no value in any seed
-                out[:, j] = np.nanmean(values[:, max(start, j - window + 1):j + 1], axis=1)
+                out[:, j] = np.nanmean(values[:, j:min(stop, j + window)], axis=1)
     return out
 
 
@@ -205,7 +222,7 @@ def _new_figure(rows: int, cols: int) -> Figure:
 def _draw_panel(ax: Axes, curves: _Curves, topology: str, failure: str, metric: str, colours: dict[str, str],
                 scale: float = 1.0, *, smooth: bool = False, window: tuple[int, int] | None = None,
                 cumulative: bool = False) -> None:
-    """One failure's curves; `smooth`: trailing means (`trailing_mean`); `window`: only the
+    """One failure's curves; `smooth`: window means (`window_mean`); `window`: only the
     episodes first..last; `cumulative`: each seed's running total from the failure episode on,
     against episodes since the failure (the failure episode is 1)."""
     f = curves.fail_episode.get((topology, failure))
@@ -219,7 +236,7 @@ def _draw_panel(ax: Axes, curves: _Curves, topology: str, failure: str, metric: 
             episodes = episodes[after] - (f if f is not None else 0) + 1
             values = np.cumsum(np.nan_to_num(values[:, after]), axis=1)
         if smooth:
-            values = trailing_mean(values, episodes, f)
+            values = window_mean(values, episodes, f)
         if window is not None:
             keep = (episodes >= window[0]) & (episodes <= window[1])
             episodes, values = episodes[keep], values[:, keep]
@@ -229,7 +246,7 @@ def _draw_panel(ax: Axes, curves: _Curves, topology: str, failure: str, metric: 
         colour = colours[controller]
         if values.shape[0] > 1:
             ax.fill_between(episodes, lo, hi, color=colour, alpha=0.18, linewidth=0, zorder=2)
-        ax.plot(episodes, mean, color=colour, **_line_style(curves.controllers, controller, len(episodes)))
+        ax.plot(episodes, mean, color=colour, **_line_style(curves.controllers, controller, len(episodes), log_x=cumulative))
         resets = np.array([], dtype=np.int64) if cumulative else curves.resets(topology, failure, controller)
         resets = resets[np.isin(resets, episodes)]
         if resets.size:
@@ -271,8 +288,8 @@ def _plot(curves: _Curves, metrics: Sequence[tuple[str, str, float, bool]], titl
     `cumulative`: running totals since the failure on log-log axes (`_draw_panel`)."""
     smooth = not transient and not cumulative and curves.episodes > SMOOTH_ABOVE_EPISODES
     if smooth:
-        subtitle += (f"\neach seed's curve is the trailing mean of {MA_WINDOW} episodes (restarted at the failure), "
-                     "as the adaptation rule reads it")
+        subtitle += (f"\neach point is a seed's mean over that episode and the {MA_WINDOW - 1} after it (not across the "
+                     "failure), the window the adaptation rule reads from it")
     cols = min(MAX_COLUMNS, max(len(f) for f in curves.failures.values()))
     rows_per = {t: -(-len(curves.failures[t]) // cols) for t in curves.topologies}
     nrows = sum(rows_per.values()) * len(metrics)
@@ -289,7 +306,7 @@ def _plot(curves: _Curves, metrics: Sequence[tuple[str, str, float, bool]], titl
                     continue
                 failure = curves.failures[topology][k]
                 f = curves.fail_episode.get((topology, failure), 0)
-                span = (f - MA_WINDOW, f + TRANSIENT_EPISODES) if transient else None
+                span = (f - MA_WINDOW, f + TRANSIENT_EPISODES - 1) if transient else None
                 _draw_panel(ax, curves, topology, failure, metric, colours, scale, smooth=smooth, window=span,
                             cumulative=cumulative)
                 ax.set_ylabel(ylabel)
@@ -324,15 +341,15 @@ def plot_loss(curves: _Curves, subtitle: str) -> Figure:
 
 def plot_loss_transient(curves: _Curves, subtitle: str) -> Figure:
     return _plot(curves, [("loss_fraction", "lost (% of packets created; log above 0.1%)", 100.0, True)],
-                 f"Packet loss in the first {TRANSIENT_EPISODES} episodes after a link failure, every episode (cf. Fig. 5)",
+                 f"Packet loss in the first {TRANSIENT_EPISODES} episodes from a link failure on, every episode (cf. Fig. 5)",
                  subtitle, transient=True)
 
 
 def plot_lost_cumulative(curves: _Curves, subtitle: str) -> Figure:
     return _plot(curves, [("lost", "packets lost since the failure (log above 1)", 1.0, True)],
                  "Packets lost since a link failure, in total (what each controller's recovery costs)",
-                 subtitle + "\nrunning total of each seed's lost packets from the failure episode on; "
-                 "a controller that stops losing packets levels off, one that keeps losing them rises to the end",
+                 subtitle + "\nrunning total of each seed's lost packets from the failure episode on; on these axes a "
+                 "constant loss rate rises with slope 1, and a transient is a steeper rise that bends over",
                  cumulative=True)
 
 
@@ -387,11 +404,15 @@ def _meta_iterations(est: Estimate, reached: int, budget: int) -> str:
 
 
 def format_steps(t: TableRow) -> str:
-    """Adaptation steps until loss < 1% over the seeds that got there; — where not counted."""
+    """Adaptation steps until loss < 1%, over the seeds that got there (STEPS_TEXT)."""
+    seeds = len(t.seeds)
+    if t.low_loss_seeds == 0:
+        return "never"
     est = t.steps_until_low_loss
-    if t.low_loss_seeds == 0 or not math.isfinite(est.mean):
-        return "— (updates every hop)" if t.controller == "q-routing" and t.low_loss_seeds else "—"
-    return f"{est.mean:.3g}" if est.n < 2 or not math.isfinite(est.ci95) else f"{est.mean:.3g} ± {est.ci95:.1f}"
+    if not math.isfinite(est.mean):
+        return "—"
+    text = f"{est.mean:.3g}" if est.n < 2 or not math.isfinite(est.ci95) else f"{est.mean:.3g} ± {est.ci95:.1f}"
+    return text + (f" ({t.low_loss_seeds} of {seeds} seeds)" if t.low_loss_seeds < seeds else "")
 
 
 def table_schedule(sidecar: dict[str, Any] | None) -> dict[str, int]:
@@ -574,7 +595,7 @@ def table2_csv(table: Sequence[TableRow]) -> str:
 # ------------------------------------------------------------------------------ everything at once
 def write_failure_report(output_dir: str | os.PathLike[str], *, formats: Sequence[str] = ("png", "pdf"),
                          rows: Sequence[Row] | None = None) -> list[Path]:
-    """Read `output_dir/curves.csv` (or take `rows`) and its `config.json`; write the three figures
+    """Read `output_dir/curves.csv` (or take `rows`) and its `config.json`; write the figures (`FIGURES`,
     (each format), `table2.md` and `table2.csv` into `output_dir`. Returns the files written."""
     output_dir = Path(output_dir)
     for fmt in formats:
