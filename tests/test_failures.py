@@ -392,6 +392,19 @@ def test_cli_failures_smoke_and_rerun(tmp_path: Path) -> None:
         assert (out / name).is_file(), name
     again = runner.invoke(app, args)
     assert again.exit_code == 0 and "(0 run, 2 already done)" in again.stdout
+    # --redraw: table2 and the figures again from the folder's own files, its finished runs only.
+    (out / "table2.md").unlink()
+    lines = (out / "curves.csv").read_text().splitlines(keepends=True)
+    (out / "curves.csv").write_text("".join(lines[:-1]))  # the last run loses its last episode
+    redrawn = runner.invoke(app, ["failures", "--redraw", "-o", str(out), "--format", "png"])
+    assert redrawn.exit_code == 0, redrawn.output
+    assert "from its 1 finished runs (1 unfinished left out)" in redrawn.stdout and (out / "table2.md").is_file()
+    assert "SPA, re-converging" not in (out / "table2.md").read_text()  # the unfinished run
+    for bad, match in ((["--redraw"], "--redraw needs --output"), (["--redraw", "-o", str(out), "-t", "b4"], "got --topology"),
+                       (["--redraw", "-o", str(tmp_path)], "holds no config.json")):
+        refused = runner.invoke(app, ["failures", *bad])
+        assert_one_line_error(refused)
+        assert match in refused.stderr
 
 
 @pytest.mark.parametrize(

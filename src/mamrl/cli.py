@@ -604,6 +604,9 @@ def failures(
     address: Optional[str] = _opt(None, "--address", metavar="HOST:PORT", help=_ADDRESS),
     formats: list[str] = typer.Option(["png", "pdf"], "--format", metavar="FMT", help="Figure format: png, pdf, svg. Repeatable."),
     dry_run: bool = _opt(False, "--dry-run", help="Print the resolved config and the runs left to run, then exit."),
+    redraw: bool = _opt(False, "--redraw", help=(
+        "Run nothing: draw table2 and the figures again from --output's curves.csv and config.json (its finished runs), "
+        "e.g. from a committed results folder.")),
     no_title: bool = _NO_TITLE, size: Optional[str] = _SIZE, style: str = _STYLE,
 ) -> None:
     """Run the link-failure experiment (E2; Figs. 5-7, Table 2): every controller learns online
@@ -616,8 +619,9 @@ def failures(
     state = {"ran": 0, "output": ""}
     with ui.user_errors(interrupted=lambda: f"interrupted after {state['ran']} new run(s); {state['output']}/curves.csv keeps "
                                             "every finished run — re-run the same command to resume"):
-        from mamrl.experiments.failures.command import FailureCommand
-        from mamrl.plotting.failures import TABLE2_COLUMNS, table2_console_rows, write_failure_report
+        from mamrl.experiments.failures.command import OPTION_FLAGS, FailureCommand
+        from mamrl.experiments.failures.experiment import run_key
+        from mamrl.plotting.failures import TABLE2_COLUMNS, redraw_failure_report, table2_console_rows, write_failure_report
 
         values = {"failures": failure, "held_out": held_out, "controllers": controllers, "seeds": seeds, "load": load,
                   "topology": topology, "episodes": episodes, "fail_episode": fail_episode, "fail_tick": fail_tick,
@@ -625,6 +629,24 @@ def failures(
                   "meta_iterations": meta_iterations, "meta_init": meta_init, "output": output,
                   "allow_infeasible": allow_infeasible or None, "extended_tests": extended_tests or None}
         look = _figure_style(no_title, size, style)  # bad figure options are refused before any work
+        if redraw:
+            run_options = {"--preset": preset, "--config": config_file, "--backend": None if backend == "local" else backend,
+                           "--address": address, "--dry-run": dry_run or None,
+                           **{OPTION_FLAGS.get(k, "--" + k.replace("_", "-")): v for k, v in values.items() if k != "output"}}
+            given = [flag for flag, value in run_options.items() if value not in (None, [], False)]
+            if output is None:
+                raise MamrlError("--redraw needs --output DIR: the experiment folder to draw from")
+            if given:
+                raise MamrlError(f"--redraw draws from {output}'s own files and takes no run options (got {', '.join(given)})")
+            with look:
+                written, rows, schedule, partial = redraw_failure_report(output, formats=[f.strip().lower().lstrip(".") for f in formats])
+            console = ui.wide_stdout()
+            console.print(f"redrew {output} from its {len({run_key(r) for r in rows})} finished runs"
+                          + (f" ({partial} unfinished left out)" if partial else ""), soft_wrap=True)
+            console.print(ui.table("Episodes to adapt after the failure (rules: table2.md in the output folder)", TABLE2_COLUMNS,
+                                   table2_console_rows(rows, **schedule), left=2))
+            ui.say(*(f"wrote {path}" for path in written))
+            return
         command = FailureCommand.from_options(preset, config_file, values, formats, backend, address)
         state["output"] = command.config.output
         if dry_run:

@@ -51,6 +51,7 @@ from mamrl.experiments.failures import (
     read_curves,
     table2,
 )
+from mamrl.experiments.failures.experiment import complete_runs, run_key
 from mamrl.plotting.sweep import format_estimate, format_percent
 from mamrl.plotting.style import new_figure, set_suptitle
 from mamrl.plotting.topology import save_figure
@@ -633,6 +634,33 @@ def write_failure_report(output_dir: str | os.PathLike[str], *, formats: Sequenc
     return written
 
 
+def redraw_failure_report(output_dir: str | os.PathLike[str], *, formats: Sequence[str] = ("png", "pdf")
+                          ) -> tuple[list[Path], list[Row], dict[str, int], int]:
+    """Draw table2 and the figures again from a failure experiment's folder, finished or not, with
+    no run (`mamrl failures --redraw`): its complete runs only, checked against its config.json.
+    Returns (files written, the rows drawn, `table2`'s schedule, partial runs left out)."""
+    output_dir = Path(output_dir)
+    sidecar_file = output_dir / "config.json"
+    if not sidecar_file.is_file():
+        raise MamrlError(f"{output_dir} holds no config.json: not a failure experiment's output folder")
+    sidecar = runs.read_json(sidecar_file, "failure experiment config", "point --output at a `mamrl failures` output folder")
+    cfg = sidecar.get("config") if isinstance(sidecar, dict) else None
+    if not isinstance(cfg, dict) or not isinstance(cfg.get("episodes"), int):
+        raise MamrlError(f"{sidecar_file} is not a failure experiment's config.json (no config.episodes)")
+    if not (output_dir / "curves.csv").is_file():
+        raise MamrlError(f"{output_dir} holds no curves.csv: no run has finished there")
+    rows = read_curves(output_dir / "curves.csv")
+    foreign = sorted({str(r["config_hash"]) for r in rows} - {str(sidecar.get("config_hash"))})
+    if foreign:
+        raise MamrlError(f"{output_dir / 'curves.csv'} has rows of config {foreign[0]}, not its config.json's "
+                         f"{sidecar.get('config_hash')}")
+    complete = complete_runs(rows, cfg["episodes"])
+    partial = len({run_key(r) for r in rows}) - len(complete)
+    kept = [row for run_rows in complete.values() for row in run_rows]
+    written = write_failure_report(output_dir, formats=formats, rows=kept)
+    return written, kept, table_schedule(sidecar), partial
+
+
 __all__ = [
     "TABLE2_COLUMNS",
     "table2_console_rows",
@@ -646,6 +674,7 @@ __all__ = [
     "plot_loss_transient",
     "plot_lost_cumulative",
     "plot_reward",
+    "redraw_failure_report",
     "table2_csv",
     "table2_markdown",
     "table_schedule",

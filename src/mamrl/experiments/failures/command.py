@@ -26,7 +26,8 @@ from mamrl.experiments.failures import (
 FIGURE_FORMATS = ("png", "pdf", "svg")
 
 _LIST_OPTIONS = {"failures": "--failure", "held_out": "--held-out"}
-_FLAGS = {"horizon_ticks": "--horizon", "failures": "--failure", "output": "--output"}
+OPTION_FLAGS = {"horizon_ticks": "--horizon", "failures": "--failure", "output": "--output"}
+"""Command-line flag of each config field whose flag is not `--<field-with-dashes>`."""
 
 
 def _overrides(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -68,7 +69,7 @@ class FailureCommand:
             if fmt not in FIGURE_FORMATS:
                 raise MamrlError(f"--format: unknown figure format {fmt!r} (choose from {', '.join(FIGURE_FORMATS)})")
         config = build_failure_config(preset=preset, file=file, overrides=_overrides(values),
-                                      override_label=lambda key: _FLAGS.get(key, "--" + key.replace("_", "-")))
+                                      override_label=lambda key: OPTION_FLAGS.get(key, "--" + key.replace("_", "-")))
         return cls(config, fmts, backend, address)
 
     def start_message(self, skipped: int, total: int) -> str:
