@@ -399,6 +399,7 @@ def test_cli_failures_smoke_and_rerun(tmp_path: Path) -> None:
     redrawn = runner.invoke(app, ["failures", "--redraw", "-o", str(out), "--format", "png"])
     assert redrawn.exit_code == 0, redrawn.output
     assert "from its 1 finished runs (1 unfinished left out)" in redrawn.stdout and (out / "table2.md").is_file()
+    assert "SPA (never reacts)" in redrawn.stdout and "never" in redrawn.stdout.split("SPA (never reacts)")[1]  # its steps
     assert "SPA, re-converging" not in (out / "table2.md").read_text()  # the unfinished run
     for bad, match in ((["--redraw"], "--redraw needs --output"), (["--redraw", "-o", str(out), "-t", "b4"], "got --topology"),
                        (["--redraw", "-o", str(tmp_path)], "holds no config.json")):
