@@ -281,6 +281,9 @@ def test_a_preset_setting_of_an_algorithm_taken_out_is_dropped_not_refused(tmp_p
     assert result.exit_code == 0, result.output
     shown = json.loads(result.stdout[:result.stdout.rindex("}") + 1])
     assert shown["sweep"]["algorithm_config"] == {} and shown["algorithm_train_episodes"] == {}
+    # The progress lines too: no deep controller, so no meta-training and no pre-training to count.
+    assert "iterations: none to run" in result.stdout and "e2: not started; b4 0 of" in result.stdout
+    assert "pre-training" not in result.stdout
 
 
 def test_diverged_training_is_refused_not_saved(tmp_path: Path) -> None:

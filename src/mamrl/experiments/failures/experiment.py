@@ -479,7 +479,9 @@ class PretrainTask:
 def pretrain_tasks(config: FailureExperimentConfig, output: Path) -> list[PretrainTask]:
     """The pre-trained comparators' policies: `intact`, the deep learner by TRPO on the intact
     network; `multitask`, across η(M) (`meta.multitask`). Both use the meta-training's policy
-    settings, load, horizon and seed."""
+    settings, load, horizon and seed. None without a pre-trained controller (nor meta-training settings)."""
+    if not config.pretrained:
+        return []
     resolved = config.resolved()
     values = policy_values(resolved["maml"])
     tasks = []
