@@ -619,7 +619,7 @@ def failures(
     state = {"ran": 0, "output": ""}
     with ui.user_errors(interrupted=lambda: f"interrupted after {state['ran']} new run(s); {state['output']}/curves.csv keeps "
                                             "every finished run — re-run the same command to resume"):
-        from mamrl.experiments.failures.command import OPTION_FLAGS, FailureCommand
+        from mamrl.experiments.failures.command import OPTION_FLAGS, FailureCommand, figure_formats
         from mamrl.experiments.failures.experiment import run_key
         from mamrl.plotting.failures import TABLE2_COLUMNS, redraw_failure_report, table2_console_rows, write_failure_report
 
@@ -639,7 +639,7 @@ def failures(
             if given:
                 raise MamrlError(f"--redraw draws from {output}'s own files and takes no run options (got {', '.join(given)})")
             with look:
-                written, rows, schedule, partial = redraw_failure_report(output, formats=[f.strip().lower().lstrip(".") for f in formats])
+                written, rows, schedule, partial = redraw_failure_report(output, formats=figure_formats(formats))
             console = ui.wide_stdout()
             console.print(f"redrew {output} from its {len({run_key(r) for r in rows})} finished runs"
                           + (f" ({partial} unfinished left out)" if partial else ""), soft_wrap=True)

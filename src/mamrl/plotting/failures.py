@@ -192,15 +192,21 @@ def window_mean(values: np.ndarray, episodes: np.ndarray, fail_episode: int | No
     Windows stop at the failure episode (no mean mixes the intact network with the failed one) and
     shorten at the end of the run."""
     out = np.full(values.shape, np.nan)
-    segments = [(0, len(episodes))]
+    cuts = [0, len(episodes)]
     if fail_episode is not None:
-        cut = int(np.searchsorted(episodes, fail_episode))
-        segments = [(0, cut), (cut, len(episodes))]
-    for start, stop in segments:
-        for j in range(start, stop):
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)  # a column with no value in any seed
-                out[:, j] = np.nanmean(values[:, j:min(stop, j + window)], axis=1)
+        cuts.insert(1, int(np.searchsorted(episodes, fail_episode)))
+    for start, stop in zip(cuts[:-1], cuts[1:]):
+        if stop <= start:
+            continue
+        segment = values[:, start:stop]
+        # Window sums and counts of the finite values from prefix sums (NaN = no value that episode).
+        sums = np.concatenate([np.zeros((len(values), 1)), np.cumsum(np.nan_to_num(segment), axis=1)], axis=1)
+        counts = np.concatenate([np.zeros((len(values), 1)), np.cumsum(np.isfinite(segment), axis=1)], axis=1)
+        first = np.arange(stop - start)
+        last = np.minimum(first + window, stop - start)
+        n = counts[:, last] - counts[:, first]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[:, start:stop] = np.where(n > 0, (sums[:, last] - sums[:, first]) / n, np.nan)
     return out
 
 
@@ -233,8 +239,9 @@ def _draw_panel(ax: Axes, curves: _Curves, topology: str, failure: str, metric: 
             continue
         episodes, values = got
         if cumulative:
-            after = episodes >= (f if f is not None else 0)
-            episodes = episodes[after] - (f if f is not None else 0) + 1
+            origin = f if f is not None else 0
+            after = episodes >= origin
+            episodes = episodes[after] - origin + 1
             values = np.cumsum(np.nan_to_num(values[:, after]), axis=1)
         if smooth:
             values = window_mean(values, episodes, f)
@@ -382,12 +389,19 @@ def plot_reward(curves: _Curves, subtitle: str, loss_penalty: float | None = Non
 
 
 # ------------------------------------------------------------------------------ tables
+def _mean_pm(est: Estimate, digits: int) -> str:
+    """`mean ± CI` (the mean to `digits` significant digits; no CI from fewer than two seeds)."""
+    if est.n < 2 or not math.isfinite(est.ci95):
+        return f"{est.mean:.{digits}g}"
+    ci = f"{est.ci95:.2g}" if abs(est.ci95) >= 1000 else f"{est.ci95:.1f}"  # ticks: 3.8e+05 ± 2.4e+05
+    return f"{est.mean:.{digits}g} ± {ci}"
+
+
 def _fmt_count(est: Estimate, reached: int, seeds: int, budget: object) -> str:
     """Episodes over the seeds that reached the criterion; `> budget` for those that did not."""
     if reached == 0:
         return f"> {budget}"
-    ci = f"{est.ci95:.2g}" if abs(est.ci95) >= 1000 else f"{est.ci95:.1f}"  # ticks: 3.8e+05 ± 2.4e+05
-    text = f"{est.mean:.4g}" if est.n < 2 or not math.isfinite(est.ci95) else f"{est.mean:.4g} ± {ci}"
+    text = _mean_pm(est, 4)
     if reached < seeds:
         text += f" ({reached} of {seeds} seeds; others > {budget})"
     return text
@@ -404,16 +418,18 @@ def _meta_iterations(est: Estimate, reached: int, budget: int) -> str:
     return f"{est.mean / EPISODES_PER_META_ITERATION:.2g}"
 
 
-def format_steps(t: TableRow) -> str:
-    """Adaptation steps until loss < 1%, over the seeds that got there (STEPS_TEXT)."""
+def format_steps(t: TableRow, *, brief: bool = False) -> str:
+    """Adaptation steps until loss < 1%, over the seeds that got there (STEPS_TEXT); `brief`: the
+    mean alone (the console's summary)."""
     seeds = len(t.seeds)
     if t.low_loss_seeds == 0:
         return "never"
     est = t.steps_until_low_loss
     if not math.isfinite(est.mean):
         return "—"
-    text = f"{est.mean:.3g}" if est.n < 2 or not math.isfinite(est.ci95) else f"{est.mean:.3g} ± {est.ci95:.1f}"
-    return text + (f" ({t.low_loss_seeds} of {seeds} seeds)" if t.low_loss_seeds < seeds else "")
+    if brief:
+        return f"{est.mean:.3g}"
+    return _mean_pm(est, 3) + (f" ({t.low_loss_seeds} of {seeds} seeds)" if t.low_loss_seeds < seeds else "")
 
 
 def table_schedule(sidecar: dict[str, Any] | None) -> dict[str, int]:
@@ -556,7 +572,7 @@ def table2_console_rows(rows: Sequence[Row], *, episodes_per_step: int | None = 
                 return f"> {budget}"
             return f"{est.mean:.4g}" + ("" if reached == len(t.seeds) else f" ({reached}/{len(t.seeds)})")
 
-        steps = format_steps(t).split(" ± ")[0].split(" (")[0]
+        steps = format_steps(t, brief=True)
         out.append((t.failure + (" (held out)" if t.held_out else ""), controller_label(t.controller),
                     count(t.episodes_to_adapt, t.adapted_seeds), count(t.episodes_to_low_loss, t.low_loss_seeds), steps,
                     f"{t.lost_until_low_loss.mean:,.0f}", f"{100 * t.plateau_loss_fraction.mean:.2f}%",
@@ -595,9 +611,10 @@ def table2_csv(table: Sequence[TableRow]) -> str:
 
 # ------------------------------------------------------------------------------ everything at once
 def write_failure_report(output_dir: str | os.PathLike[str], *, formats: Sequence[str] = ("png", "pdf"),
-                         rows: Sequence[Row] | None = None) -> list[Path]:
-    """Read `output_dir/curves.csv` (or take `rows`) and its `config.json`; write the figures (`FIGURES`,
-    (each format), `table2.md` and `table2.csv` into `output_dir`. Returns the files written."""
+                         rows: Sequence[Row] | None = None, sidecar: dict[str, Any] | None = None) -> list[Path]:
+    """Read `output_dir/curves.csv` (or take `rows`) and its `config.json` (or take `sidecar`); write
+    the figures (`FIGURES`, each format), `table2.md` and `table2.csv` into `output_dir`. Returns the
+    files written."""
     output_dir = Path(output_dir)
     for fmt in formats:
         if fmt not in ("png", "pdf", "svg"):
@@ -606,8 +623,7 @@ def write_failure_report(output_dir: str | os.PathLike[str], *, formats: Sequenc
         rows = read_curves(output_dir / "curves.csv")
     if not rows:
         raise MamrlError(f"{output_dir / 'curves.csv'} has no finished runs yet")
-    sidecar = None
-    if (output_dir / "config.json").is_file():
+    if sidecar is None and (output_dir / "config.json").is_file():
         try:
             sidecar = json.loads((output_dir / "config.json").read_text(encoding="utf-8"))
         except (OSError, ValueError):
@@ -657,7 +673,7 @@ def redraw_failure_report(output_dir: str | os.PathLike[str], *, formats: Sequen
     complete = complete_runs(rows, cfg["episodes"])
     partial = len({run_key(r) for r in rows}) - len(complete)
     kept = [row for run_rows in complete.values() for row in run_rows]
-    written = write_failure_report(output_dir, formats=formats, rows=kept)
+    written = write_failure_report(output_dir, formats=formats, rows=kept, sidecar=sidecar)
     return written, kept, table_schedule(sidecar), partial
 
 

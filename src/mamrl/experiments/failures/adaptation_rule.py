@@ -227,12 +227,17 @@ def recovery_after_failure(generated: np.ndarray, lost: np.ndarray, fail_tick: i
     return float(start * bin_ticks), float(lost[:start].sum())
 
 
+def failure_episode(rows: Sequence[Row]) -> int:
+    """The first episode of a run not on the intact network (the run's length if there is none)."""
+    return min((int(r["episode"]) for r in rows if r["phase"] != "intact"), default=len(rows))
+
+
 def analyse_run(rows: Sequence[Row], *, stepping: bool | None = False, block_ends: Sequence[int] | None = None) -> Adaptation:
     """The adaptation rule on one run's rows (episodes in order). `stepping`: the controller takes
     an adaptation step after every block, whose last episodes are `block_ends` (True), takes none
     (False), or learns otherwise (None: Q-routing)."""
     rows = sorted(rows, key=lambda r: int(r["episode"]))
-    f = next((int(r["episode"]) for r in rows if r["phase"] != "intact"), len(rows))
+    f = failure_episode(rows)
     reward = np.array([r["reward"] for r in rows], dtype=np.float64)
     adapt, plateau, budget = episodes_to_adapt(reward, f)
     loss = np.array([r["loss_fraction"] for r in rows], dtype=np.float64)
@@ -242,7 +247,7 @@ def analyse_run(rows: Sequence[Row], *, stepping: bool | None = False, block_end
         steps = float("nan")
     elif stepping:
         resets = np.array([bool(int(r.get("reset", 0))) for r in rows])
-        steps = float(gradient_steps_before(f + low_loss, f, block_ends or (), resets))
+        steps = float(gradient_steps_before(f + low_loss, f, block_ends, resets))
     else:
         steps = 0.0
     tail = rows[len(rows) - plateau_window(len(rows)):]

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mamrl.experiments.failures.adaptation_rule import Adaptation, analyse_run
+from mamrl.experiments.failures.adaptation_rule import Adaptation, analyse_run, failure_episode
 from mamrl.experiments.failures.controllers import STEPPING_CONTROLLERS
 from mamrl.experiments.failures.experiment import episode_blocks, run_key
 from mamrl.runs import Row
@@ -68,8 +68,8 @@ def table2(rows: Iterable[Row], *, episodes_per_step: int | None = None, fail_ti
     for (topo, failure, controller, seed), members in runs.items():
         block_ends = None
         if episodes_per_step is not None:
-            f = min((int(r["episode"]) for r in members if r["phase"] != "intact"), default=len(members))
-            block_ends = [b.first + b.count - 1 for b in episode_blocks(len(members), f, fail_tick, episodes_per_step)]
+            blocks = episode_blocks(len(members), failure_episode(members), fail_tick, episodes_per_step)
+            block_ends = [b.first + b.count - 1 for b in blocks]
         stepping = None if controller == "q-routing" else controller in STEPPING_CONTROLLERS
         adaptation = analyse_run(members, stepping=stepping, block_ends=block_ends)
         groups.setdefault((topo, failure, controller), []).append((seed, adaptation, bool(members[0]["held_out"])))

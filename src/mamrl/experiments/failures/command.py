@@ -30,6 +30,15 @@ OPTION_FLAGS = {"horizon_ticks": "--horizon", "failures": "--failure", "output":
 """Command-line flag of each config field whose flag is not `--<field-with-dashes>`."""
 
 
+def figure_formats(formats: Sequence[str]) -> list[str]:
+    """`--format` values as file suffixes (`.PNG` → `png`); one line naming an unknown one."""
+    fmts = [f.strip().lower().lstrip(".") for f in formats]
+    for fmt in fmts:
+        if fmt not in FIGURE_FORMATS:
+            raise MamrlError(f"--format: unknown figure format {fmt!r} (choose from {', '.join(FIGURE_FORMATS)})")
+    return fmts
+
+
 def _overrides(values: Mapping[str, Any]) -> dict[str, Any]:
     """Config overrides from option values (None: not given); list options may repeat or hold commas."""
     out: dict[str, Any] = {}
@@ -64,10 +73,7 @@ class FailureCommand:
     @classmethod
     def from_options(cls, preset: str | None, file: str | Path | None, values: Mapping[str, Any], formats: Sequence[str],
                      backend: str = "local", address: str | None = None) -> "FailureCommand":
-        fmts = [f.strip().lower().lstrip(".") for f in formats]
-        for fmt in fmts:
-            if fmt not in FIGURE_FORMATS:
-                raise MamrlError(f"--format: unknown figure format {fmt!r} (choose from {', '.join(FIGURE_FORMATS)})")
+        fmts = figure_formats(formats)
         config = build_failure_config(preset=preset, file=file, overrides=_overrides(values),
                                       override_label=lambda key: OPTION_FLAGS.get(key, "--" + key.replace("_", "-")))
         return cls(config, fmts, backend, address)
