@@ -385,3 +385,20 @@ def test_every_shipped_policy_loads_and_achieves_what_its_card_says():
         summary = summarise(run_simulation(sim))
         for key, expected in ev["summary"].items():
             assert abs(summary[key].mean - expected["mean"]) <= 0.25 * expected["ci95"], (name, key)
+
+
+def test_progress_eta_counts_only_this_attempts_work(monkeypatch, capsys) -> None:
+    """A resumed run's already-done units are shown but do not speed up the estimate: after 234
+    runs found done and none run, there is no eta; after one run in 10 s, 467 left means 4,670 s."""
+    from mamrl import console
+
+    clock = iter([0.0, 0.0, 5.0, 8.0, 10.0])  # __init__, begin, then one per line
+    monkeypatch.setattr(console.time, "perf_counter", lambda: next(clock))
+    report = console.ProgressReport("e2", "runs")
+    report.begin(702, 0)
+    report.skip(234, 702, "b4: 234 runs already done")
+    report.update(234, 702, "geant: pre-training")
+    report.update(235, 702, "geant: a run")
+    lines = capsys.readouterr().err.splitlines()
+    assert "eta" not in lines[0] and "eta" not in lines[1], lines
+    assert lines[2].endswith("(elapsed 10 s, eta 4670 s)"), lines

@@ -727,6 +727,9 @@ def reproduce(
             def advanced(self, name: str, completed: int, total: int, detail: str) -> None:
                 self.bar.update(completed, total, detail)
 
+            def skipped(self, name: str, completed: int, total: int, detail: str) -> None:
+                self.bar.skip(completed, total, detail)
+
             def stage_finished(self, name: str, title: str, wall_s: float, skipped: bool) -> None:
                 if getattr(self, "bar", None) is not None:
                     self.bar.__exit__()

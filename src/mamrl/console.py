@@ -153,7 +153,8 @@ class ProgressReport:
                             console=self.console, transient=True, disable=not (enabled and self.console.is_terminal))
         self.task: Any = None
         self.start = time.perf_counter()
-        self.first = 0
+        self.first = 0  # units done before this process started: not counted in the rate
+        self.completed = 0
 
     def __enter__(self) -> "ProgressReport":
         self.bar.start()
@@ -164,11 +165,19 @@ class ProgressReport:
 
     def begin(self, total: int, completed: int = 0) -> None:
         self.task = self.bar.add_task("", total=max(total, 1), completed=completed)
-        self.start, self.first = time.perf_counter(), completed
+        self.start, self.first, self.completed = time.perf_counter(), completed, completed
+
+    def skip(self, completed: int, total: int, detail: str = "") -> None:
+        """Units found already done (a resumed run): shown, but kept out of the rate behind the eta."""
+        if self.task is None:
+            self.begin(total, self.completed)
+        self.first += completed - self.completed
+        self.update(completed, total, detail)
 
     def update(self, completed: int, total: int, detail: str = "") -> None:
         if self.task is None:
             self.begin(total)
+        self.completed = completed
         self.bar.update(self.task, completed=completed, description=detail)
         if self.bar.disable and self.lines:
             elapsed = time.perf_counter() - self.start

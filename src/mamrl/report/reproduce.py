@@ -89,6 +89,9 @@ class StageListener:
     def advanced(self, name: str, completed: int, total: int, detail: str) -> None:
         """A unit of work finished."""
 
+    def skipped(self, name: str, completed: int, total: int, detail: str) -> None:
+        """Units found already done in the output directory (a resumed stage): no work of this attempt."""
+
     def stage_finished(self, name: str, title: str, wall_s: float, skipped: bool) -> None:
         """A stage finished (`skipped`: it was already done in the output directory)."""
 
@@ -112,6 +115,9 @@ class _Ticking(StageListener):
     def advanced(self, name: str, completed: int, total: int, detail: str) -> None:
         self.manifest.tick(name)
         self.inner.advanced(name, completed, total, detail)
+
+    def skipped(self, name: str, completed: int, total: int, detail: str) -> None:
+        self.inner.skipped(name, completed, total, detail)
 
     def stage_finished(self, name: str, title: str, wall_s: float, skipped: bool) -> None:
         self.inner.stage_finished(name, title, wall_s, skipped)
@@ -185,7 +191,7 @@ def _stage_e1(config: ReproduceConfig, listener: StageListener, title: str) -> N
             def on_start(skipped: int, _total: int, base: int = base) -> None:
                 state["done"] = base + skipped
                 if skipped:
-                    listener.advanced("e1", state["done"], total, f"{', '.join(group.algorithms)}: {skipped} cells already done")
+                    listener.skipped("e1", state["done"], total, f"{', '.join(group.algorithms)}: {skipped} cells already done")
 
             def on_row(row: dict[str, Any], done: int, _total: int, base: int = base) -> None:
                 state["done"] = base + done
@@ -337,7 +343,7 @@ def _stage_e2(config: ReproduceConfig, listener: StageListener, title: str) -> N
             def on_start(skipped: int, _total: int, base: int = base) -> None:
                 state["done"] = base + skipped
                 if skipped:
-                    listener.advanced("e2", state["done"], total, f"{topo}: {skipped} runs already done")
+                    listener.skipped("e2", state["done"], total, f"{topo}: {skipped} runs already done")
 
             def on_run(result: Any, done: int, _total: int, base: int = base) -> None:
                 state["done"] = base + done
