@@ -139,6 +139,19 @@ def test_report_has_the_papers_numbers_ours_and_the_label(reproduced) -> None:
     assert saturation["algorithm"] == "spa" and saturation["probes"]
 
 
+def test_the_run_record_counts_meta_training_restored_from_another_folder() -> None:
+    """The paper run's manifest holds only att's meta-training (5,376 s): b4's and geant's ran
+    before it, in a folder since replaced. Their curves keep the time, and the run record counts it."""
+    from mamrl.report.markdown import _meta_wall
+
+    walls = {"e1": 100.0, "meta": 5376.0, "e2": 50.0}
+    metas = [{"seconds": 2473.0}, {"seconds": 3305.0}, {"seconds": 5357.0}, None]
+    counted, note = _meta_wall(walls, metas)
+    assert counted == {"e1": 100.0, "meta": 11135.0, "e2": 50.0} and walls["meta"] == 5376.0
+    assert "3.09 h" in note and "89.6 min" in note
+    assert _meta_wall(walls, [{"seconds": 5357.0}]) == (walls, "")  # the manifest's, when its attempts hold it all
+
+
 @pytest.mark.slow
 def test_rerun_recomputes_nothing(reproduced) -> None:
     out = reproduced["out"]

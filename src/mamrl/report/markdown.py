@@ -276,6 +276,22 @@ def _meta_summary(meta_dir: Path) -> dict[str, Any] | None:
             "last": {k: value(rows[-1], k) for k in ("reward", "pre_reward", "delivered_fraction", "loss_fraction", "mean_sojourn_time")}}
 
 
+def _meta_wall(walls: Mapping[str, float], metas: Sequence[dict[str, Any] | None]) -> tuple[dict[str, float], str]:
+    """The run record's meta-training time: the manifest's, or, when larger, the sum of the
+    topologies' iteration times in their curves. They differ when a meta-initialisation was trained
+    before this folder's manifest existed (restored from another folder): the manifest then holds
+    only the attempts made here, and would understate the run's cost. Returns the walls and a note."""
+    walls = dict(walls)
+    curves_s = sum(m["seconds"] for m in metas if m is not None)
+    manifest_s = walls.get("meta", 0.0)
+    if curves_s <= manifest_s:
+        return walls, ""
+    walls["meta"] = curves_s
+    return walls, (f"Meta-training: its curves record {_seconds(curves_s)} of iterations, the manifest "
+                   f"{_seconds(manifest_s)}; part of it ran before this folder's manifest (a meta-initialisation "
+                   f"restored from another folder), so the run record counts the curves' time.")
+
+
 def _versions() -> dict[str, str]:
     try:
         # lazy: torch takes ~1 s to import, and may be absent
@@ -360,6 +376,7 @@ def write_report(config: Any, manifest: Mapping[str, Any], walls: Mapping[str, f
     resolved = manifest.get("config", {})
     created = manifest.get("created", {})
     git = created.get("git") or {}
+    walls, meta_note = _meta_wall(walls, [_meta_summary(out / "e2" / slugs[t] / "meta") for t in topologies])
     total = sum(walls.values())
     lines = ["# Reproducing MAMRL's evaluation (E1 and E2)", ""]
     if config.reduced:
@@ -545,6 +562,8 @@ def write_report(config: Any, manifest: Mapping[str, Any], walls: Mapping[str, f
         attempts = stages_doc.get(name, {}).get("attempts", 0)  # the report's own attempt is counted when it starts
         lines.append(f"| {title} | {_seconds(walls.get(name, 0.0))} | {attempts} |")
     lines.append(f"| **total** | **{_seconds(total)}** | |")
+    if meta_note:
+        lines += ["", meta_note]
     versions = _versions()
     sweep = config.sweep
     fail = config.failures
