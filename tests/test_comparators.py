@@ -88,10 +88,15 @@ def _nan_free(rows: list[dict]) -> list[dict]:
     return [{k: None if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()} for row in rows]
 
 
-def test_pretraining_side_by_side_gives_the_same_policies(tmp_path: Path) -> None:
+def test_pretraining_side_by_side_gives_the_same_policies(tmp_path: Path, monkeypatch) -> None:
     """With 2 workers the two pre-trained policies train in worker processes, one thread each, as
     they do in process with 1 worker: the same weights either way."""
+    from mamrl.experiments.failures import experiment
     from mamrl.experiments.failures.experiment import load_meta_init, prepare_pretrained
+
+    pools: list[tuple] = []
+    make_executor = experiment.make_backend_executor
+    monkeypatch.setattr(experiment, "make_backend_executor", lambda *a, **k: (pools.append(a), make_executor(*a, **k))[1])
 
     base = {"failures": ["D-E"], "controllers": ["fine-tune", "zero-shot"], "episodes": 24, "fail_episode": 8,
             "seeds": [0], "horizon_ticks": 60, "pretrain_episodes": 8, "maml": SMALL}
@@ -101,6 +106,7 @@ def test_pretraining_side_by_side_gives_the_same_policies(tmp_path: Path) -> Non
         config = build_failure_config(preset="quick", overrides={**base, "output": str(tmp_path / f"j{workers}"), "workers": workers})
         files[workers] = prepare_pretrained(config, tmp_path / f"j{workers}", on_chunk=rows.append if workers == 1 else None,
                                             workers=workers)
+        assert [pool[:2] for pool in pools] == ([] if workers == 1 else [("local", 2)])  # in process, then a pool of 2
     assert set(files[1]) == set(files[2]) == {"intact", "multitask"}
     for kind in files[1]:
         serial, _ = load_meta_init(files[1][kind])
@@ -118,12 +124,22 @@ def test_progress_of_a_training_in_another_process_is_read_from_its_curves(tmp_p
     run_dir = tmp_path / "intact"
     task = PretrainTask("intact", TrainConfig(episodes=32), str(run_dir), str(tmp_path / "p.pt"), {})
     seen: list[dict] = []
+    def wait_for(count: int) -> None:
+        deadline = time.monotonic() + 5
+        while len(seen) < count and time.monotonic() < deadline:
+            time.sleep(0.01)
+
     with _CurveWatcher([task], seen.append, interval_s=0.01):
-        time.sleep(0.05)  # no curves.csv yet: nothing reported
+        time.sleep(0.05)
+        assert seen == []  # no curves.csv yet: nothing reported
         run_dir.mkdir()
         (run_dir / "curves.csv").write_text("episodes,seconds,delivered_fraction\n16,1.5,0.9\n")
-        deadline = time.monotonic() + 5
-        while not seen and time.monotonic() < deadline:
-            time.sleep(0.01)
-    assert len(seen) == 1  # reported once, not on every poll
-    assert seen[0]["episodes"] == 16 and seen[0]["delivered_fraction"] == 0.9 and "32 episodes" in seen[0]["stage"]
+        wait_for(1)
+        time.sleep(0.2)  # some 20 more polls of the same last row
+        assert len(seen) == 1  # reported once, not on every poll
+        with open(run_dir / "curves.csv", "a") as fh:
+            fh.write("32,3.0,0.95\n")
+        wait_for(2)
+        time.sleep(0.2)
+    assert [row["episodes"] for row in seen] == [16, 32]  # each new row once
+    assert seen[0]["delivered_fraction"] == 0.9 and "32 episodes" in seen[0]["stage"]

@@ -203,6 +203,8 @@ def test_adaptation_steps_count_the_blocks_after_the_failure_except_resets() -> 
     ends = [b.first + b.count - 1 for b in blocks]
     resets = np.zeros(60, dtype=bool)
     assert gradient_steps_before(33, 20, ends, resets) == 2  # steps after episodes 24 and 29
+    assert gradient_steps_before(34, 20, ends, resets) == 2  # the block ending at 34 has not stepped yet
+    assert gradient_steps_before(35, 20, ends, resets) == 3
     resets[24] = True  # the first block after the failure ended in a reset instead
     assert gradient_steps_before(33, 20, ends, resets) == 1
     assert gradient_steps_before(20, 20, ends, resets) == 0
@@ -213,6 +215,16 @@ def test_adaptation_steps_count_the_blocks_after_the_failure_except_resets() -> 
     assert analyse_run(rows, stepping=False, block_ends=ends).steps_until_low_loss == 0  # a static routing
     assert math.isnan(analyse_run(rows, stepping=None, block_ends=ends).steps_until_low_loss)  # Q-routing
     assert math.isnan(analyse_run(rows, stepping=True).steps_until_low_loss)  # no schedule given
+    # Low loss from episode 34, the last of a block: the step after it comes later, so still 1.
+    rows_34 = [{**row, "loss_fraction": 0.2 if 20 <= row["episode"] < 34 else 0.0} for row in rows]
+    at_34 = analyse_run(rows_34, stepping=True, block_ends=ends)
+    assert (at_34.episodes_to_low_loss, at_34.steps_until_low_loss) == (14, 1)
+    # Table 2 decides who steps from the controller's name: a deep learner, a static routing, Q-routing.
+    keys = {"topology": "b4", "failure": "D-E", "held_out": 0, "seed": 0}
+    table = table2([{**row, **keys, "controller": c} for c in ("mamrl-init", "spa", "q-routing") for row in rows_34],
+                   episodes_per_step=5)
+    steps = {t.controller: t.steps_until_low_loss.mean for t in table}
+    assert steps["mamrl-init"] == 1 and steps["spa"] == 0 and math.isnan(steps["q-routing"])
 
 
 def test_noisy_plateau_widens_the_band_so_chance_does_not_delay_adaptation() -> None:
@@ -325,7 +337,7 @@ def test_two_workers_give_the_same_curves(tmp_path: Path, reference: Path) -> No
 
 
 def test_table2_and_report(reference: Path) -> None:
-    from mamrl.plotting.failures import write_failure_report
+    from mamrl.plotting.failures import controller_label, format_estimate, write_failure_report
 
     table = table2(read_curves(reference / "curves.csv"))
     assert [(t.failure, t.controller) for t in table] == [("D-E", "spa"), ("D-E", "q-routing")]
@@ -338,6 +350,15 @@ def test_table2_and_report(reference: Path) -> None:
     text = (reference / "table2.md").read_text()
     assert "Episodes to adapt" in text and "| b4 | 23 | 25 | 800 |" in text
     assert "| adaptation steps until loss < 1% |" in text and "**Adaptation steps until loss < 1%.**" in text
+    lines = text.splitlines()
+    columns = [c.strip() for c in next(line for line in lines if line.startswith("| topology | failed link")).split("|")]
+    cells = {row[3]: row for line in lines if line.startswith("| b4 | D-E |")
+             for row in [[c.strip() for c in line.split("|")]] if len(row) == len(columns)}  # not the per-seed table
+    steps, lost_until = columns.index("adaptation steps until loss < 1%"), columns.index("lost until loss < 1%")
+    spa_cells, q_cells = cells[controller_label("spa")], cells[controller_label("q-routing")]
+    assert spa_cells[steps] == "never" and q_cells[steps] == "—"  # never below 1%; no steps to count
+    assert spa_cells[lost_until] == format_estimate(spa.lost_until_low_loss)
+    assert q_cells[lost_until] == format_estimate(q.lost_until_low_loss)
     header = (reference / "table2.csv").read_text().splitlines()[0].split(",")
     assert {"steps_until_low_loss_mean", "lost_until_low_loss_mean"} <= set(header)
 

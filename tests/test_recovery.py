@@ -46,6 +46,13 @@ def test_a_stray_loss_below_one_percent_is_not_a_transient() -> None:
     assert recovery_after_failure(generated, lost, 0, BIN) == (0.0, 0.0)
 
 
+def test_a_window_at_exactly_one_percent_is_not_yet_recovered() -> None:
+    generated, lost = bins(4, per_bin=40)
+    lost[2, 17] = 4  # 4 of the 400 packets of every 100-tick window holding it: 1%, not below
+    # Recovered from the end of bin 2 * 50 + 17 = 117 on: 118 bins after the failure, 4 packets lost.
+    assert recovery_after_failure(generated, lost, 0, BIN) == (1180.0, 4.0)
+
+
 def test_episodes_are_laid_end_to_end() -> None:
     generated, lost = bins(3)
     lost[1, 10] = 20  # episode 1 (the one after the failure episode), ticks 100..109

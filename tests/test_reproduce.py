@@ -169,10 +169,22 @@ def test_a_missing_report_is_redrawn_alone(reproduced, tmp_path: Path) -> None:
     out = tmp_path / "copy"
     shutil.copytree(reproduced["out"], out)
     (out / "REPORT.md").unlink()
+    # As if the meta-initialisation had been trained before this manifest (restored from another folder).
+    manifest = json.loads((out / MANIFEST).read_text())
+    manifest["stages"]["meta"]["wall_s"] = 0.0
+    (out / MANIFEST).write_text(json.dumps(manifest))
     curves = (out / "e2" / "b4" / "curves.csv").stat().st_mtime_ns
     outcome = run_reproduce(build_reproduce_config(preset="quick", overrides=TINY, workers=1, output=out))
     assert outcome.stages == {**{name: "skipped" for name in STAGE_NAMES[:-1]}, "report": "ran"}
     assert (out / "REPORT.md").is_file() and (out / "e2" / "b4" / "curves.csv").stat().st_mtime_ns == curves
+    from mamrl.experiments.reproduce_config import STAGES
+    from mamrl.report.markdown import _seconds
+
+    with open(out / "e2" / "b4" / "meta" / "curves.csv", newline="") as fh:
+        meta_s = sum(float(row["seconds"]) for row in csv.DictReader(fh))
+    report = (out / "REPORT.md").read_text()
+    assert meta_s >= 0.05 and f"| {dict(STAGES)['meta']} | {_seconds(meta_s)} |" in report  # the curves' time, not 0 s
+    assert "Meta-training: its curves record" in report
 
 
 @pytest.mark.slow

@@ -79,6 +79,8 @@ def _signed(value: float, half: float, unit: str = "%") -> str:
 
 
 def _seconds(s: float) -> str:
+    if s < 10:
+        return f"{s:.1f} s"  # a tiny run's stages: "0 s" would hide them
     if s < 120:
         return f"{s:.0f} s"
     if s < 7200:
