@@ -357,7 +357,9 @@ class AttemptClock:
     """Wall time of a run over all its attempts, killed ones included, in a JSON file
     (`attempts.json` of a run folder): `start()` adds an attempt, `tick()` (at each checkpoint or
     finished unit of work) and `stop()` store its elapsed seconds. A killed attempt keeps the time
-    up to its last tick. Damaged or foreign content is started afresh (it is bookkeeping only)."""
+    up to its last tick. Each attempt also records the version and commit that ran it: a resumed
+    run's code may change between attempts, and `run.json` keeps only the last one's. Damaged or
+    foreign content is started afresh (it is bookkeeping only)."""
 
     FORMAT = "mamrl-attempts-1"
 
@@ -373,7 +375,9 @@ class AttemptClock:
             self.attempts = [a for a in attempts if isinstance(a, dict) and isinstance(a.get("wall_s"), (int, float))]
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             self.attempts = []
-        self.attempts.append({"started_utc": provenance()["date_utc"], "wall_s": 0.0, "finished": False})
+        made = provenance()
+        self.attempts.append({"started_utc": made["date_utc"], "mamrl_version": made["mamrl_version"], "git": made["git"],
+                              "wall_s": 0.0, "finished": False})
         self._start = time.perf_counter()
         self._save()
         return self
