@@ -339,7 +339,10 @@ def test_one_stage_runs_alone_and_only_after_the_stages_it_reads(tmp_path: Path)
     config = build_reproduce_config(preset="quick", overrides=TINY, workers=1, output=out)
     runs_total = len(config.failure_config("b4").runs())
     cells = sum(len(sweep_cells(group)) for group in config.sweep_groups())
-    for line in (f"e1: not started; 0 of {cells} cells", "saturation: not started; 0 of", "iterations: b4 1 of 1",
+    with open(out / "e2" / "b4" / "meta" / "curves.csv", newline="") as fh:
+        meta_s = sum(float(row["seconds"]) for row in csv.DictReader(fh))
+    for line in (f"e1: not started; 0 of {cells} cells", "saturation: not started; 0 of",
+                 f"iterations: b4 1 of 1 ({meta_s:,.0f} s in its curves)",
                  f"; b4 {runs_total} of {runs_total} runs", "report: not started; no REPORT.md yet"):
         assert line in result.stdout, line
     assert "meta: done, " in result.stdout and "e2: done, " in result.stdout

@@ -33,8 +33,10 @@ The configuration, presets and manifest are `mamrl.experiments.reproduce_config`
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import json
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -285,12 +287,25 @@ def _deep_topologies(config: ReproduceConfig) -> list[str]:
 
 def _meta_iterations_done(meta_dir: Path) -> int:
     """Meta-iterations already in a meta-training directory (rows of its curves.csv)."""
-    path = meta_dir / "curves.csv"
+    return _meta_curves(meta_dir)[0]
+
+
+def _meta_curves(meta_dir: Path) -> tuple[int, float]:
+    """Meta-iterations in a meta-training directory's curves.csv, and their seconds (its `seconds`
+    column; 0 where unreadable). The seconds count training done before this folder's manifest too."""
     try:
-        lines = [line for line in path.read_text(encoding="utf-8").splitlines()[1:] if line.strip()]
-    except OSError:
-        return 0
-    return len(lines)
+        with open(meta_dir / "curves.csv", encoding="utf-8", newline="") as fh:
+            rows = list(csv.DictReader(fh))
+    except (OSError, csv.Error, UnicodeDecodeError):
+        return 0, 0.0
+    seconds = 0.0
+    for row in rows:
+        try:
+            value = float(row.get("seconds") or "nan")
+        except ValueError:
+            continue
+        seconds += value if math.isfinite(value) else 0.0
+    return len(rows), seconds
 
 
 def _stage_meta(config: ReproduceConfig, listener: StageListener, title: str) -> None:
@@ -435,8 +450,12 @@ def stage_progress(config: ReproduceConfig) -> list[str]:
     lines = [f"{head('e1')}; {e1_done} of {sum(len(c) for _, c in cells)} cells"]
     searches = saturation_tasks(config)
     lines.append(f"{head('saturation')}; {sum(map(_saturation_done, searches))} of {len(searches)} searches")
-    meta = [f"{t} {min(_meta_iterations_done(Path(c.output) / 'meta'), c.meta_iterations)} of {c.meta_iterations}"
-            for t in _deep_topologies(config) for c in [config.failure_config(t)]]
+    meta = []
+    for topo in _deep_topologies(config):
+        fcfg = config.failure_config(topo)
+        iterations, seconds = _meta_curves(Path(fcfg.output) / "meta")
+        meta.append(f"{topo} {min(iterations, fcfg.meta_iterations)} of {fcfg.meta_iterations}"
+                    + (f" ({seconds:,.0f} s in its curves)" if iterations else ""))
     lines.append(f"{head('meta')}; iterations: {', '.join(meta) or 'none to run'}")
     parts = []
     for topo in config.topologies:
