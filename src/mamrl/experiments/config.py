@@ -119,7 +119,7 @@ class SweepConfig:
 PRESETS: dict[str, dict[str, Any]] = {
     # b4 only; 4 loads straddling SPA's saturation (≈0.18, 57% of λ* = 0.314); a training budget at
     # which PG has converged on b4 (it plateaus after ~500 episodes); the yardsticks that do not learn
-    # (ECMP, the two flow oracles, backpressure) cost seconds. Measured: about 30 s on 2 cores.
+    # (ECMP, the two flow oracles, backpressure) cost seconds. Measured: 13.5 s on 2 cores (64 cells).
     "quick": {
         "topologies": ["b4"],
         "algorithms": ["spa", "ecmp", "max-throughput", "min-delay", "backpressure", "sp-backpressure", "q-routing", "pg"],
