@@ -18,9 +18,11 @@ refused with one line.
 from __future__ import annotations
 
 import copy
+import csv
 import dataclasses
 import datetime as _dt
 import json
+import math
 import os
 import re
 import time
@@ -583,6 +585,30 @@ class Manifest:
         return {name: float(self.stage(name).get("wall_s", 0.0)) for name in STAGE_NAMES if self.stage(name)}
 
 
+def curve_seconds(rows: Sequence[Mapping[str, Any]]) -> float:
+    """Training seconds in curves.csv rows: the sum of their finite `seconds` cells (blank or
+    unreadable cells count 0)."""
+    total = 0.0
+    for row in rows:
+        try:
+            value = float(row.get("seconds") or "nan")
+        except (TypeError, ValueError):
+            continue
+        total += value if math.isfinite(value) else 0.0
+    return total
+
+
+def meta_curves(meta_dir: Path) -> tuple[int, float]:
+    """Meta-iterations in a meta-training directory's curves.csv and their seconds (0, 0 if it is
+    unreadable). The seconds count training done before this folder's manifest existed too."""
+    try:
+        with open(meta_dir / "curves.csv", encoding="utf-8", newline="") as fh:
+            rows = list(csv.DictReader(fh))
+    except (OSError, csv.Error, UnicodeDecodeError):
+        return 0, 0.0
+    return len(rows), curve_seconds(rows)
+
+
 def stages_done(config: ReproduceConfig) -> list[str]:
     """The stages already done in the config's output folder (none if it holds no run yet)."""
     existing = Manifest(config).existing()
@@ -601,6 +627,8 @@ __all__ = [
     "ReproduceConfig",
     "SaturationSettings",
     "build_reproduce_config",
+    "curve_seconds",
+    "meta_curves",
     "default_output",
     "saturation_settings",
 ]

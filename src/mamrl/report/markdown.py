@@ -43,7 +43,7 @@ from mamrl.errors import MamrlError
 from mamrl.experiments.failures import PAPER_TABLE2, read_curves, table2
 from mamrl.experiments.failures import RECOVERY_TEXT, STEPS_TEXT
 from mamrl.experiments.failures import RULE_TEXT as ADAPT_RULE
-from mamrl.experiments.reproduce_config import PRESETS, REPORT, STAGES
+from mamrl.experiments.reproduce_config import PRESETS, REPORT, STAGES, curve_seconds
 from mamrl.experiments.saturation import summarise_saturation
 from mamrl.experiments.sweep import EVAL_SEED_OFFSET, Point, aggregate, read_results
 from mamrl.plotting.failures import FIGURES as FAILURE_FIGURES
@@ -273,7 +273,7 @@ def _meta_summary(meta_dir: Path) -> dict[str, Any] | None:
         except ValueError:
             return float("nan")
 
-    return {"iterations": len(rows), "seconds": sum(value(r, "seconds") for r in rows if math.isfinite(value(r, "seconds"))),
+    return {"iterations": len(rows), "seconds": curve_seconds(rows),
             "first": {k: value(rows[0], k) for k in ("reward", "pre_reward", "delivered_fraction", "loss_fraction", "mean_sojourn_time")},
             "last": {k: value(rows[-1], k) for k in ("reward", "pre_reward", "delivered_fraction", "loss_fraction", "mean_sojourn_time")}}
 
@@ -378,7 +378,8 @@ def write_report(config: Any, manifest: Mapping[str, Any], walls: Mapping[str, f
     resolved = manifest.get("config", {})
     created = manifest.get("created", {})
     git = created.get("git") or {}
-    walls, meta_note = _meta_wall(walls, [_meta_summary(out / "e2" / slugs[t] / "meta") for t in topologies])
+    metas = {t: _meta_summary(out / "e2" / slugs[t] / "meta") for t in topologies}
+    walls, meta_note = _meta_wall(walls, list(metas.values()))
     total = sum(walls.values())
     lines = ["# Reproducing MAMRL's evaluation (E1 and E2)", ""]
     if config.reduced:
@@ -475,7 +476,7 @@ def write_report(config: Any, manifest: Mapping[str, Any], walls: Mapping[str, f
         cfg = e2.get(topo, {})
         slug = slugs[topo]
         lines += [f"### {topo}", ""]
-        meta = _meta_summary(out / "e2" / slug / "meta")
+        meta = metas[topo]
         if meta is not None:
             first, last = meta["first"], meta["last"]
             changed = any(k.startswith("failures.maml") for k in config.overrides)

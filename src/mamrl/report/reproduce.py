@@ -33,10 +33,8 @@ The configuration, presets and manifest are `mamrl.experiments.reproduce_config`
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
-import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -59,6 +57,7 @@ from mamrl.experiments.reproduce_config import (
     STAGES,
     Manifest,
     check_stage_name,
+    meta_curves,
     ReproduceConfig,
 )
 from mamrl.experiments.saturation import saturation_search, trained_agent_factory
@@ -285,29 +284,6 @@ def _deep_topologies(config: ReproduceConfig) -> list[str]:
     return [t for t in config.topologies if config.failure_config(t).deep]
 
 
-def _meta_iterations_done(meta_dir: Path) -> int:
-    """Meta-iterations already in a meta-training directory (rows of its curves.csv)."""
-    return _meta_curves(meta_dir)[0]
-
-
-def _meta_curves(meta_dir: Path) -> tuple[int, float]:
-    """Meta-iterations in a meta-training directory's curves.csv, and their seconds (its `seconds`
-    column; 0 where unreadable). The seconds count training done before this folder's manifest too."""
-    try:
-        with open(meta_dir / "curves.csv", encoding="utf-8", newline="") as fh:
-            rows = list(csv.DictReader(fh))
-    except (OSError, csv.Error, UnicodeDecodeError):
-        return 0, 0.0
-    seconds = 0.0
-    for row in rows:
-        try:
-            value = float(row.get("seconds") or "nan")
-        except ValueError:
-            continue
-        seconds += value if math.isfinite(value) else 0.0
-    return len(rows), seconds
-
-
 def _stage_meta(config: ReproduceConfig, listener: StageListener, title: str) -> None:
     # lazy: imports torch (~1 s); only meta-training needs it
     from mamrl.meta.maml import maml_task_executor
@@ -315,7 +291,7 @@ def _stage_meta(config: ReproduceConfig, listener: StageListener, title: str) ->
     topologies = _deep_topologies(config)
     per = {t: config.failure_config(t) for t in topologies}
     total = sum(c.meta_iterations for c in per.values())
-    done_before = {t: min(_meta_iterations_done(Path(c.output) / "meta"), c.meta_iterations) for t, c in per.items()}
+    done_before = {t: min(meta_curves(Path(c.output) / "meta")[0], c.meta_iterations) for t, c in per.items()}
     listener.stage_started("meta", title, total, sum(done_before.values()), "iterations")
     # On Ray each meta-iteration's tasks go to the cluster; locally meta-training runs in this
     # process (all cores for one task beats one core per task here).
@@ -453,7 +429,7 @@ def stage_progress(config: ReproduceConfig) -> list[str]:
     meta = []
     for topo in _deep_topologies(config):
         fcfg = config.failure_config(topo)
-        iterations, seconds = _meta_curves(Path(fcfg.output) / "meta")
+        iterations, seconds = meta_curves(Path(fcfg.output) / "meta")
         meta.append(f"{topo} {min(iterations, fcfg.meta_iterations)} of {fcfg.meta_iterations}"
                     + (f" ({seconds:,.0f} s in its curves)" if iterations else ""))
     lines.append(f"{head('meta')}; iterations: {', '.join(meta) or 'none to run'}")
