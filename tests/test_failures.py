@@ -31,6 +31,7 @@ from mamrl.experiments.failures import (
     gradient_steps_before,
     read_curves,
     run_failure_experiment,
+    TableRow,
     run_schedule,
     table2,
 )
@@ -361,6 +362,37 @@ def test_table2_and_report(reference: Path) -> None:
     assert q_cells[lost_until] == format_estimate(q.lost_until_low_loss)
     header = (reference / "table2.csv").read_text().splitlines()[0].split(",")
     assert {"steps_until_low_loss_mean", "lost_until_low_loss_mean"} <= set(header)
+    # The summary by controller, in the same file: SPA never below 1%, Q-routing at its mean episode.
+    assert f"| b4 | {controller_label('spa')} | > | {spa.lost_until_low_loss.mean:,.0f} |" in text
+    assert f"| b4 | {controller_label('q-routing')} | {q.episodes_to_low_loss.mean:.0f} |" in text
+
+
+def test_table2_summary_sets_failures_side_by_side() -> None:
+    import dataclasses
+
+    from mamrl.plotting.failures import controller_label, table2_summary_markdown
+    from mamrl.sim.metrics import Estimate
+
+    def row(failure: str, controller: str, *, episodes: float, steps: float, reached: int, lost: float,
+            loss: float, sojourn: float, held_out: bool = False) -> TableRow:
+        nan = Estimate(math.nan, math.nan, 0)
+        return TableRow("geant", failure, held_out, controller, (0, 1, 2), (), nan, 0, Estimate(episodes, 1.0, reached),
+                        reached, Estimate(steps, 1.0, reached), 900, nan, Estimate(loss, 0.0, 3), Estimate(sojourn, 0.0, 3),
+                        nan, nan, nan, 0, nan, Estimate(lost, 0.0, 3), nan, None)
+
+    meta = row("7-19", "mamrl-init", episodes=76.4, steps=14.0, reached=3, lost=4326.0, loss=0.0004, sojourn=13.04)
+    table = [
+        meta,
+        dataclasses.replace(meta, failure="2-7", held_out=True, episodes_to_low_loss=Estimate(43.0, 1.0, 2),
+                            low_loss_seeds=2, lost_until_low_loss=Estimate(2298.0, 0.0, 3), plateau_sojourn_time=Estimate(11.6, 0.0, 3)),
+        row("7-19", "spa", episodes=math.nan, steps=math.nan, reached=0, lost=244804.0, loss=0.1286, sojourn=57.6),
+        row("7-19", "q-routing", episodes=0.0, steps=math.nan, reached=3, lost=7.0, loss=0.0, sojourn=25.3),
+    ]
+    lines = table2_summary_markdown(table)
+    assert any("7-19 / 2-7 (held out) |" in line for line in lines)
+    assert f"| geant | {controller_label('mamrl-init')} | 76 (14) / 43 (14) [2 of 3] | 2,298–4,326 | 0.04% | 11.6–13.0 |" in lines
+    assert f"| geant | {controller_label('spa')} | > / · | 244,804 | 13% | 57.6 |" in lines  # never; not run on 2-7
+    assert f"| geant | {controller_label('q-routing')} | 0 / · | 7 | 0% | 25.3 |" in lines  # no steps: Q-routing learns every hop
 
 
 # ------------------------------------------------------------------------------ config

@@ -28,7 +28,7 @@ import math
 import os
 import textwrap
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -444,6 +444,60 @@ def _per_seed(values: Sequence[int | None]) -> str:
     return "; ".join(">" if v is None else str(v) for v in values)
 
 
+def _summary_cell(t: TableRow | None) -> str:
+    """`episodes (steps)` until loss < 1%, as a mean over the seeds that got there."""
+    if t is None:
+        return "·"
+    if t.low_loss_seeds == 0:
+        return ">"
+    text = f"{t.episodes_to_low_loss.mean:.0f}"
+    if math.isfinite(t.steps_until_low_loss.mean):
+        text += f" ({t.steps_until_low_loss.mean:.0f})"
+    if t.low_loss_seeds < len(t.seeds):
+        text += f" [{t.low_loss_seeds} of {len(t.seeds)}]"
+    return text
+
+
+def _span(values: Sequence[float], fmt: Callable[[float], str]) -> str:
+    """`lo–hi` of the finite values, in `fmt`; one value when both ends print alike."""
+    finite = [v for v in values if math.isfinite(v)]
+    if not finite:
+        return "—"
+    lo, hi = fmt(min(finite)), fmt(max(finite))
+    return lo if lo == hi else f"{lo}–{hi}"
+
+
+def table2_summary_markdown(table: Sequence[TableRow]) -> list[str]:
+    """One line per controller and topology, the failures side by side: the compact Table 2 that
+    RESULTS.md quotes (means over seeds; the full table gives CIs and per-seed counts)."""
+    out = [
+        f"**Summary by controller.** Episodes until loss < {LOSS_TARGET:.0%} after each failure, with the adaptation "
+        "steps taken by then in parentheses (means over the seeds that got there; `[k of n]`: only k seeds did; `>`: "
+        "no seed did within the budget; `·`: not run). The other columns give the range over failures of the mean over "
+        "seeds. (held out) marks a link held out of meta-training.",
+        "",
+    ]
+    for topology in dict.fromkeys(t.topology for t in table):
+        rows = [t for t in table if t.topology == topology]
+        failures = list(dict.fromkeys(t.failure for t in rows))
+        held = {t.failure for t in rows if t.held_out}
+        cell = {(t.failure, t.controller): t for t in rows}
+        names = " / ".join(f + (" (held out)" if f in held else "") for f in failures)
+        out += [f"| topology | controller | episodes (steps) until loss < {LOSS_TARGET:.0%}: {names} "
+                f"| packets lost until loss < {LOSS_TARGET:.0%} | plateau loss | plateau sojourn time (ticks) |",
+                "|---|---|---|---|---|---|"]
+        for controller in dict.fromkeys(t.controller for t in rows):
+            mine = [t for t in rows if t.controller == controller]
+            out.append(
+                f"| {topology} | {controller_label(controller)} "
+                f"| {' / '.join(_summary_cell(cell.get((f, controller))) for f in failures)} "
+                f"| {_span([t.lost_until_low_loss.mean for t in mine], lambda v: f'{v:,.0f}')} "
+                f"| {_span([100 * t.plateau_loss_fraction.mean for t in mine], lambda v: f'{v:.2g}%')} "
+                f"| {_span([t.plateau_sojourn_time.mean for t in mine], lambda v: f'{v:.1f}')} |")
+        out.append("")
+    return out
+
+
 def table2_markdown(table: Sequence[TableRow], *, sidecar: dict[str, Any] | None = None, source: str = "curves.csv",
                     figures: Sequence[str] = ()) -> str:
     """Table 2 in markdown: our counts with the plateau they reach, and the paper's numbers."""
@@ -476,6 +530,7 @@ def table2_markdown(table: Sequence[TableRow], *, sidecar: dict[str, Any] | None
                     + ", ".join(cfg["meta_excluded_infeasible"]) + ".", ""]
     if figures:
         out += ["Figures: " + ", ".join(f"[{f}]({f})" for f in figures) + ".", ""]
+    out += table2_summary_markdown(table)
     penalty = cfg.get("loss_penalty_ticks")
     extra = (f", and a lost one {penalty:g} ticks more" if isinstance(penalty, (int, float)) and penalty
              else "" if isinstance(penalty, (int, float)) else ", and a lost one loss_penalty_ticks more")
@@ -693,6 +748,7 @@ __all__ = [
     "redraw_failure_report",
     "table2_csv",
     "table2_markdown",
+    "table2_summary_markdown",
     "table_schedule",
     "format_steps",
     "write_failure_report",
