@@ -405,3 +405,32 @@ def test_cli_plot_topology_color_routers(tmp_path: Path) -> None:
     bad = runner.invoke(app, ["plot-topology", "-t", "b4", "--color-routers", "depth", "-o", str(tmp_path / "x.png")])
     assert_one_line_error(bad)
     assert "--color-routers must be loss or queue, got 'depth'" in bad.stderr and not (tmp_path / "x.png").exists()
+
+
+# ------------------------------------------------------------------------------ files
+def test_png_is_a_palette_faithful_to_the_full_colour_render(tmp_path: Path) -> None:
+    import io
+
+    import matplotlib.colors as mcolors
+    from PIL import Image
+
+    from mamrl.plotting.style import new_figure
+    from mamrl.plotting.topology import save_figure
+
+    fig = new_figure(6, 4)
+    ax = fig.add_subplot()
+    rng = np.random.default_rng(0)
+    x = np.linspace(0, 1, 400)
+    for i, colour in enumerate(mcolors.TABLEAU_COLORS.values()):  # busy curves and faint bands, as in the E2 figures
+        ax.plot(x, i + rng.normal(size=x.size), color=colour, marker="o", markevery=40)
+        ax.fill_between(x, i - 1 + rng.normal(size=x.size), i + 1 + rng.normal(size=x.size), color=colour, alpha=0.12)
+    out = save_figure(fig, tmp_path / "f.png", dpi=100)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    full = Image.open(buffer)
+    palette = Image.open(out)
+    assert palette.mode == "P" and palette.size == full.size and out.stat().st_size < len(buffer.getvalue())
+    error = np.abs(np.asarray(palette.convert("RGB"), float) - np.asarray(full.convert("RGB"), float)).max(axis=2) / 255
+    assert (error > 0.05).mean() < 0.1  # 16 colours would leave some 40% of the pixels off
+    fig.patch.set_alpha(0.0)  # a transparent figure keeps full colour: a palette would blur its edges
+    assert Image.open(save_figure(fig, tmp_path / "transparent.png")).mode == "RGBA"
