@@ -251,6 +251,16 @@ def test_full_disk_during_a_checkpoint_is_one_line_and_leaves_no_temp_file(tmp_p
     assert list(tmp_path.iterdir()) == []
 
 
+def test_written_files_get_the_permissions_open_would_give(tmp_path: Path) -> None:
+    opened = tmp_path / "opened"
+    opened.write_text("x")
+    with runs.atomic_file(tmp_path / "binary", "wb") as handle:
+        handle.write(b"x")
+    written = [runs.write_text(tmp_path / "text", "x"), tmp_path / "binary"]
+    # Not mkstemp's private 0600 (under the usual umask 022, open gives 0644).
+    assert [p.stat().st_mode & 0o777 for p in written] == [opened.stat().st_mode & 0o777] * 2
+
+
 def test_read_json_names_each_kind_of_damage(tmp_path: Path) -> None:
     path = tmp_path / "x.json"
     with pytest.raises(MamrlError, match="does not exist; fix it"):

@@ -113,6 +113,17 @@ def dumps(doc: Any) -> str:
 
 
 # ------------------------------------------------------------------------------ writers
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+NEW_FILE_MODE = 0o666 & ~_umask()
+"""Permissions of written files: those `open` would give (mkstemp's temporary files are 0600,
+which would leave results unreadable to the rest of a group)."""
+
+
 def _prepare_parent(path: Path) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -141,6 +152,7 @@ def atomic_file(path: str | os.PathLike[str], mode: str = "w") -> Iterator[Any]:
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, mode, **({"encoding": "utf-8", "newline": ""} if mode == "w" else {})) as handle:
+            os.fchmod(handle.fileno(), NEW_FILE_MODE)
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
