@@ -347,7 +347,7 @@ def test_table2_and_report(reference: Path) -> None:
     assert spa.low_loss_seeds == 0 and q.paper == 23
     written = write_failure_report(reference, formats=["png"])
     names = {p.name for p in written}
-    assert names == {"loss.png", "loss_transient.png", "lost_cumulative.png", "delivery_time.png", "reward.png", "table2.md", "table2.csv"}
+    assert names == {"recovery.png", "loss.png", "loss_transient.png", "lost_cumulative.png", "delivery_time.png", "reward.png", "table2.md", "table2.csv"}
     text = (reference / "table2.md").read_text()
     assert "Episodes to adapt" in text and "| b4 | 23 | 25 | 800 |" in text
     assert "| adaptation steps until loss < 1% |" in text and "**Adaptation steps until loss < 1%.**" in text
@@ -370,7 +370,7 @@ def test_table2_and_report(reference: Path) -> None:
 def test_table2_summary_sets_failures_side_by_side() -> None:
     import dataclasses
 
-    from mamrl.plotting.failures import controller_label, table2_summary_markdown
+    from mamrl.plotting.failures import controller_label, plot_recovery, table2_summary_markdown
     from mamrl.sim.metrics import Estimate
 
     def row(failure: str, controller: str, *, episodes: float, steps: float, reached: int, lost: float,
@@ -393,6 +393,25 @@ def test_table2_summary_sets_failures_side_by_side() -> None:
     assert f"| geant | {controller_label('mamrl-init')} | 76 (14) / 43 (14) [2 of 3] | 2,298–4,326 | 0.04% | 11.6–13.0 |" in lines
     assert f"| geant | {controller_label('spa')} | > / · | 244,804 | 13% | 57.6 |" in lines  # never; not run on 2-7
     assert f"| geant | {controller_label('q-routing')} | 0 / · | 7 | 0% | 25.3 |" in lines  # no steps: Q-routing learns every hop
+    # Routing first, then the learners, whatever order the runs finished in.
+    assert [line.split(" | ")[1] for line in lines if line.startswith("| geant |")] == [
+        controller_label(c) for c in ("spa", "q-routing", "mamrl-init")]
+
+    fig = plot_recovery(table, "")
+    left, right = fig.axes[:2]
+    labels = [t.get_text() for t in left.get_yticklabels()]  # bottom to top
+    assert labels == [controller_label(c) for c in ("mamrl-init", "q-routing", "spa")]
+
+    def points(ax, y: int) -> list[tuple[float, bool]]:  # (x, hollow) of the markers in row y
+        return [(float(line.get_xdata()[0]), line.get_markerfacecolor() == "none") for line in ax.lines
+                if len(line.get_xdata()) == 1 and abs(float(line.get_ydata()[0]) - y) < 0.4]
+
+    never = left.get_xticks()[-1]
+    assert [t.get_text() for t in left.get_xticklabels()][-1] == "never"
+    assert points(left, 2) == [(never, False)]  # SPA: no seed below 1%
+    assert points(left, 1) == [(0.0, False)]
+    assert points(left, 0) == [(76.4, False), (43.0, True)]  # on 2-7 only 2 of 3 seeds got there: hollow
+    assert points(right, 0) == [(4326.0, False), (2298.0, False)]
 
 
 # ------------------------------------------------------------------------------ config
@@ -440,7 +459,7 @@ def test_cli_failures_smoke_and_rerun(tmp_path: Path) -> None:
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "2 runs (2 run, 0 already done)" in result.stdout
-    for name in ("curves.csv", "table2.md", "table2.csv", "loss.png", "loss_transient.png", "lost_cumulative.png", "delivery_time.png", "reward.png",
+    for name in ("curves.csv", "table2.md", "table2.csv", "recovery.png", "loss.png", "loss_transient.png", "lost_cumulative.png", "delivery_time.png", "reward.png",
                  "config.json", "run.json"):
         assert (out / name).is_file(), name
     again = runner.invoke(app, args)

@@ -48,7 +48,7 @@ TINY: dict[str, object] = {
 """Every stage in seconds: 2 loads × 1 seed, 100-tick episodes, 1 meta-iteration, 16 failure episodes."""
 
 FIGURES = [f"fig4-{s}" for s in ("delivery-time", "sojourn-time", "loss-delivered")] + [
-    "fig5-loss-b4", "fig5-loss-transient-b4", "fig5-lost-cumulative-b4", "fig6-delivery-time-b4", "fig7-reward-b4"]
+    "fig5-loss-b4", "fig5-loss-transient-b4", "fig5-lost-cumulative-b4", "fig6-delivery-time-b4", "fig7-reward-b4", "table2-recovery-b4"]
 
 
 def _set_args(overrides: dict[str, object]) -> list[str]:

@@ -57,7 +57,7 @@ from mamrl.plotting.style import new_figure, set_suptitle
 from mamrl.plotting.topology import save_figure
 from mamrl.sim.metrics import Estimate
 
-FIGURES = ("loss", "loss_transient", "lost_cumulative", "delivery_time", "reward")
+FIGURES = ("recovery", "loss", "loss_transient", "lost_cumulative", "delivery_time", "reward")
 """Figure file stems written by `write_failure_report`."""
 TABLE_MD = "table2.md"
 TABLE_CSV = "table2.csv"
@@ -90,6 +90,20 @@ _LABELS = {
     "zero-shot": "multi-task policy, frozen",
     "masked": "intact policy, failed link masked",
 }
+SUMMARY_ORDER = (
+    "spa", "ecmp", "min-delay", "max-throughput", "spa-reconverge", "ecmp-reconverge", "min-delay-reconverge",
+    "max-throughput-reconverge", "backpressure", "sp-backpressure", "q-routing", "mamrl-init", "continued",
+    "random-init", "random-init-trpo", "fine-tune", "zero-shot", "masked",
+)
+"""Controllers' order in the summaries: routing that never reacts, re-converging routing, backpressure,
+then the learners (unknown names last, in the order first seen)."""
+
+
+def _summary_order(controllers: Sequence[str]) -> list[str]:
+    unique = list(dict.fromkeys(controllers))
+    return sorted(unique, key=lambda c: (SUMMARY_ORDER.index(c) if c in SUMMARY_ORDER else len(SUMMARY_ORDER), unique.index(c)))
+
+
 _EXTRA = ["#2ca02c", "#8c564b", "#e377c2", "#bcbd22", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5"]
 
 
@@ -388,6 +402,70 @@ def plot_reward(curves: _Curves, subtitle: str, loss_penalty: float | None = Non
                  subtitle + f"\nreward = {reward_formula(loss_penalty)}, the same for every controller")
 
 
+_FAILURE_MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
+
+
+def plot_recovery(table: Sequence[TableRow], subtitle: str) -> Figure:
+    """Table 2 at a glance, one row of two panels per topology: for every controller (a line) and
+    failure (a marker), the episodes until loss < 1% and the packets lost until then, both on
+    symmetric-log axes so that 0 (re-converging routing) and 10^5 (never) fit one axis. Means over
+    the seeds; a hollow marker: only some seeds got below 1%; at the "never" column: none did."""
+    topologies = list(dict.fromkeys(t.topology for t in table))
+    fig = new_figure(13.0, 0.4 * sum(len({t.controller for t in table if t.topology == topo}) for topo in topologies)
+                     + 2.4 * len(topologies) + 1.5)
+    axes = fig.subplots(len(topologies), 2, squeeze=False, sharey="row")
+    handles: dict[str, Line2D] = {}
+    for (left, right), topology in zip(axes, topologies):
+        rows = [t for t in table if t.topology == topology]
+        controllers = _summary_order([t.controller for t in rows])
+        failures = list(dict.fromkeys(t.failure for t in rows))
+        budget = max(t.budget for t in rows)
+        never = 10 ** math.ceil(math.log10(max(budget, 10)) + 0.5)  # a column right of every count
+        y_of = {c: len(controllers) - 1 - i for i, c in enumerate(controllers)}
+        offsets = np.linspace(-0.25, 0.25, len(failures)) if len(failures) > 1 else np.zeros(1)
+        colours = dict(zip(failures, _EXTRA[:1] + list(_COLOURS.values()) + _EXTRA[1:]))
+        for k, failure in enumerate(failures):
+            held = any(t.held_out for t in rows if t.failure == failure)
+            style = {"marker": _FAILURE_MARKERS[k % len(_FAILURE_MARKERS)], "color": colours[failure], "linestyle": "",
+                     "markersize": 7}
+            label = f"{failure} fails" + (" (held out of meta-training)" if held else "")
+            handles.setdefault(label, Line2D([], [], label=label, **style))
+            for t in (t for t in rows if t.failure == failure):
+                y = y_of[t.controller] + offsets[k]
+                x = t.episodes_to_low_loss.mean if t.low_loss_seeds else never
+                hollow = 0 < t.low_loss_seeds < len(t.seeds)
+                left.plot([x], [y], **style, markerfacecolor="none" if hollow else style["color"])
+                right.plot([t.lost_until_low_loss.mean], [y], **style)
+        paper = PAPER_TABLE2.get(topology.lower(), {}).get("mamrl-init")
+        if paper is not None:
+            left.axvline(paper, color="#d62728", linestyle=":", linewidth=1.2)
+            left.annotate(f" paper's MAMRL: {paper:g}", (paper, -0.55), fontsize=8, color="#d62728", ha="left",
+                          va="bottom")
+        left.axvline(never / 3, color="grey", linewidth=0.8)
+        left.set_xscale("symlog", linthresh=1.0)
+        left.set_xlim(-0.3, never * 2)
+        ticks = [t for t in (0, 1, 10, 100, 1000, 10000) if t < never / 3] + [never]
+        left.set_xticks(ticks, [f"{t:g}" for t in ticks[:-1]] + ["never"])
+        left.set_xlabel(f"episodes after the failure until loss < {LOSS_TARGET:.0%}")
+        right.set_xscale("symlog", linthresh=1.0)
+        most = max((t.lost_until_low_loss.mean for t in rows if math.isfinite(t.lost_until_low_loss.mean)), default=1.0)
+        right.set_xlim(-0.3, max(most, 1.0) * 3)
+        right.set_xlabel(f"packets lost from the failure until loss < {LOSS_TARGET:.0%} (all lost, if never)")
+        left.set_yticks(range(len(controllers)), [controller_label(c) for c in reversed(controllers)])
+        left.set_ylim(-0.6, len(controllers) - 0.4)
+        for ax in (left, right):
+            ax.grid(True, axis="x", alpha=0.3)
+            for y in range(len(controllers) - 1):
+                ax.axhline(y + 0.5, color="#dddddd", linewidth=0.6)
+        left.set_title(f"{topology}: how soon", fontsize=10.5, fontweight="bold")
+        right.set_title(f"{topology}: at what cost in packets", fontsize=10.5, fontweight="bold")
+    handles["hollow"] = Line2D([], [], marker="o", linestyle="", color="#555555", markerfacecolor="none",
+                               label="hollow: only some seeds got there")
+    set_suptitle(fig, "Recovery from a link failure, per controller (Table 2 at a glance)\n" + subtitle, fontsize=10.5)
+    fig.legend(handles=list(handles.values()), loc="outside lower center", ncol=3, frameon=False, fontsize=9)
+    return fig
+
+
 # ------------------------------------------------------------------------------ tables
 def _mean_pm(est: Estimate, digits: int) -> str:
     """`mean ± CI` (the mean to `digits` significant digits; no CI from fewer than two seeds)."""
@@ -486,7 +564,7 @@ def table2_summary_markdown(table: Sequence[TableRow]) -> list[str]:
         out += [f"| topology | controller | episodes (steps) until loss < {LOSS_TARGET:.0%}: {names} "
                 f"| packets lost until loss < {LOSS_TARGET:.0%} | plateau loss | plateau sojourn time (ticks) |",
                 "|---|---|---|---|---|---|"]
-        for controller in dict.fromkeys(t.controller for t in rows):
+        for controller in _summary_order([t.controller for t in rows]):
             mine = [t for t in rows if t.controller == controller]
             out.append(
                 f"| {topology} | {controller_label(controller)} "
@@ -686,7 +764,9 @@ def write_failure_report(output_dir: str | os.PathLike[str], *, formats: Sequenc
     curves = _Curves(rows)
     subtitle = describe(curves, sidecar)
     penalty = ((sidecar or {}).get("config") or {}).get("loss_penalty_ticks")
+    table = table2(rows, **table_schedule(sidecar))
     figures = {
+        "recovery": plot_recovery(table, subtitle),
         "loss": plot_loss(curves, subtitle),
         "loss_transient": plot_loss_transient(curves, subtitle),
         "lost_cumulative": plot_lost_cumulative(curves, subtitle),
@@ -699,7 +779,6 @@ def write_failure_report(output_dir: str | os.PathLike[str], *, formats: Sequenc
         for fmt in formats:
             written.append(save_figure(fig, output_dir / f"{stem}.{fmt}"))
         names.append(f"{stem}.{formats[0]}")
-    table = table2(rows, **table_schedule(sidecar))
     written.append(runs.write_text(output_dir / TABLE_MD, table2_markdown(table, sidecar=sidecar, figures=names)))
     written.append(runs.write_text(output_dir / TABLE_CSV, table2_csv(table)))
     return written

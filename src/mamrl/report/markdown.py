@@ -8,7 +8,8 @@ Reads what the stages wrote (`e1/results.csv`, `saturation/*.json`, `e2/<topolog
   `fig4-delivery-time`, `fig4-sojourn-time`, `fig4-loss-delivered` (one panel per topology) and
   `fig5-loss-<topology>` (with `fig5-loss-transient-<topology>`, every episode of the first 100
   after the failure, and `fig5-lost-cumulative-<topology>`, the packets lost since the failure),
-  `fig6-delivery-time-<topology>`, `fig7-reward-<topology>`;
+  `fig6-delivery-time-<topology>`, `fig7-reward-<topology>`, and `table2-recovery-<topology>` (Table 2
+  at a glance: episodes and packets lost until loss < 1%, per controller and failure);
 * `lambda05.md` / `lambda05.csv` — the paper's comparison at λ = 0.5: % reduction of mean delivery
   time of MAMRL vs each baseline with 95% CIs, and beside it the same for the sojourn time of
   every packet (lost ones included) and the difference in delivered fraction;
@@ -68,7 +69,9 @@ FORMATS = ("png", "pdf")
 LEARNER = "mamrl"
 """The algorithm the paper's comparison is about (its "MAMRL" curve)."""
 
-_PAPER_FIGURE = {"loss": 5, "loss_transient": 5, "lost_cumulative": 5, "delivery_time": 6, "reward": 7}
+_PAPER_FIGURE = {"recovery": "table2", "loss": "fig5", "loss_transient": "fig5", "lost_cumulative": "fig5",
+                 "delivery_time": "fig6", "reward": "fig7"}
+"""The paper's figure (or table) each E2 figure stands beside: the prefix of its name in `figures/`."""
 
 
 # ------------------------------------------------------------------------------ formatting
@@ -242,7 +245,7 @@ def copy_figures(out: Path, slugs: Mapping[str, str], formats: Sequence[str] = F
         pairs.append((out / "e1" / stem, f"fig4-{stem.replace('_', '-')}"))
     for slug in slugs.values():
         for stem in FAILURE_FIGURES:
-            pairs.append((out / "e2" / slug / stem, f"fig{_PAPER_FIGURE[stem]}-{stem.replace('_', '-')}-{slug}"))
+            pairs.append((out / "e2" / slug / stem, f"{_PAPER_FIGURE[stem]}-{stem.replace('_', '-')}-{slug}"))
     target = out / "figures"
     target.mkdir(parents=True, exist_ok=True)
     written = []
@@ -493,6 +496,8 @@ def write_report(config: Any, manifest: Mapping[str, Any], walls: Mapping[str, f
             f"episode {cfg.get('fail_episode')}, seeds {', '.join(map(str, cfg.get('seeds', [])))}; test links "
             f"{', '.join(cfg.get('failures', []))}{(' and held out ' + ', '.join(cfg['held_out'])) if cfg.get('held_out') else ''}. "
             f"Full table with per-seed counts: `e2/{slug}/table2.md` in the output folder.",
+            "",
+            f"![Table 2 at a glance: recovery per controller and failure on {topo}](figures/table2-recovery-{slug}.png)",
             "",
             f"![Fig. 5: loss vs episode on {topo}](figures/fig5-loss-{slug}.png)",
             "",
