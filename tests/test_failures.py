@@ -580,3 +580,14 @@ def test_output_directory_of_another_command_is_refused(tmp_path: Path) -> None:
     with pytest.raises(MamrlError, match="not a failure-experiment config"):
         run_failure_experiment(config)
     assert (out / "config.json").read_text() == '{"command": "train"}\n'
+
+
+def test_figure_subtitle_rounds_an_automatic_load() -> None:
+    from types import SimpleNamespace
+
+    from mamrl.plotting.failures import describe
+
+    config = {"episodes": 1020, "horizon_ticks": 500, "fail_episode": 20, "fail_tick": 0}
+    curves = SimpleNamespace(seeds=[0, 1, 2])
+    assert describe(curves, {"config": {**config, "load": 0.173196}}).startswith("λ = 0.1732, 1020 episodes")  # 0.8 λ*
+    assert describe(curves, {"config": {**config, "load": 0.3}}).startswith("λ = 0.3, ")

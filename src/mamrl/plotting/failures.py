@@ -350,7 +350,8 @@ def describe(curves: _Curves, sidecar: dict[str, Any] | None = None) -> str:
     cfg = (sidecar or {}).get("config") or {}
     parts = []
     if cfg:
-        parts.append(f"λ = {cfg.get('load')}, {cfg.get('episodes')} episodes × {cfg.get('horizon_ticks')} ticks, "
+        load = cfg.get("load")
+        parts.append(f"λ = {f'{load:.4g}' if isinstance(load, float) else load}, {cfg.get('episodes')} episodes × {cfg.get('horizon_ticks')} ticks, "
                      f"link down from episode {cfg.get('fail_episode')} (tick {cfg.get('fail_tick')} of it)")
     parts.append(f"mean over {len(curves.seeds)} seed{'s' if len(curves.seeds) != 1 else ''} ({', '.join(map(str, curves.seeds))})")
     return "; ".join(parts)
