@@ -404,6 +404,8 @@ def plot_reward(curves: _Curves, subtitle: str, loss_penalty: float | None = Non
 
 
 _FAILURE_MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
+_FAILURE_COLOURS = ["#2ca02c", "#1f77b4", "#17becf", "#ff7f0e", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
+"""Failures are told apart by marker and colour (cycled with different periods, so pairs repeat late)."""
 
 
 def plot_recovery(table: Sequence[TableRow], subtitle: str) -> Figure:
@@ -424,11 +426,10 @@ def plot_recovery(table: Sequence[TableRow], subtitle: str) -> Figure:
         never = 10 ** math.ceil(math.log10(max(budget, 10)) + 0.5)  # a column right of every count
         y_of = {c: len(controllers) - 1 - i for i, c in enumerate(controllers)}
         offsets = np.linspace(-0.25, 0.25, len(failures)) if len(failures) > 1 else np.zeros(1)
-        colours = dict(zip(failures, _EXTRA[:1] + list(_COLOURS.values()) + _EXTRA[1:]))
         for k, failure in enumerate(failures):
             held = any(t.held_out for t in rows if t.failure == failure)
-            style = {"marker": _FAILURE_MARKERS[k % len(_FAILURE_MARKERS)], "color": colours[failure], "linestyle": "",
-                     "markersize": 7}
+            style = {"marker": _FAILURE_MARKERS[k % len(_FAILURE_MARKERS)], "linestyle": "", "markersize": 7,
+                     "color": _FAILURE_COLOURS[k % len(_FAILURE_COLOURS)]}
             label = f"{failure} fails" + (" (held out of meta-training)" if held else "")
             handles.setdefault(label, Line2D([], [], label=label, **style))
             for t in (t for t in rows if t.failure == failure):
