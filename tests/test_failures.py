@@ -572,6 +572,27 @@ def test_deep_controllers_are_wired_through_the_meta_initialisation(tmp_path: Pa
     assert "C-F (held out)" in (Path(config.output) / "table2.md").read_text()
 
 
+def test_a_kill_during_meta_training_keeps_the_attempts_time(tmp_path: Path, monkeypatch) -> None:
+    """attempts.json ticks at every (pre-)training chunk, not only at finished runs: an attempt
+    killed hours into meta-training or pre-training keeps those hours."""
+    import json
+    import time
+
+    import mamrl.training
+
+    def meta_train(topology, load, config, out_dir, *, on_chunk=None, **kw):
+        time.sleep(0.2)
+        on_chunk({"iteration": 1})
+        raise KeyboardInterrupt  # the kill, before the first run
+
+    monkeypatch.setattr(mamrl.training, "meta_train", meta_train)
+    config = _config(tmp_path, controllers=["mamrl-init"], seeds=[0])
+    with pytest.raises(KeyboardInterrupt):
+        run_failure_experiment(config)
+    attempts = json.loads((Path(config.output) / "attempts.json").read_text())["attempts"]
+    assert len(attempts) == 1 and attempts[0]["wall_s"] >= 0.2 and not attempts[0]["finished"]
+
+
 def test_output_directory_of_another_command_is_refused(tmp_path: Path) -> None:
     out = tmp_path / "train-run"
     out.mkdir()

@@ -629,11 +629,17 @@ def _run_locked(config: FailureExperimentConfig, output: Path, *, executor: Any,
     todo = [r for r in order if r.key not in curves.runs]
     skipped = len(order) - len(todo)
     work = bool(todo) and (stop_after is None or stop_after > 0)
+
+    def chunk(row: dict[str, Any]) -> None:
+        clock.tick()  # hours of (pre-)training before the first run: a kill there keeps its time
+        if on_meta_chunk is not None:
+            on_meta_chunk(row)
+
     meta_file, policy_files = None, {}
     if work and any(r.controller in DEEP_CONTROLLERS for r in todo):
-        meta_file = str(prepare_meta_init(config, output, on_chunk=on_meta_chunk, task_executor=meta_executor))
+        meta_file = str(prepare_meta_init(config, output, on_chunk=chunk, task_executor=meta_executor))
     if work and any(r.controller in PRETRAINED_CONTROLLERS for r in todo):
-        policy_files = prepare_pretrained(config, output, on_chunk=on_meta_chunk, workers=config.effective_workers())
+        policy_files = prepare_pretrained(config, output, on_chunk=chunk, workers=config.effective_workers())
     if on_start is not None:
         on_start(skipped, len(order))
     walls: dict[str, float] = {}
