@@ -573,24 +573,30 @@ def test_deep_controllers_are_wired_through_the_meta_initialisation(tmp_path: Pa
 
 
 def test_a_kill_during_meta_training_keeps_the_attempts_time(tmp_path: Path, monkeypatch) -> None:
-    """attempts.json ticks at every (pre-)training chunk, not only at finished runs: an attempt
-    killed hours into meta-training or pre-training keeps those hours."""
+    """attempts.json ticks at every (pre-)training chunk, not only at finished runs (a hard kill
+    keeps the time up to the last chunk), and once more when the attempt is interrupted."""
     import json
     import time
 
     import mamrl.training
 
+    config = _config(tmp_path, controllers=["mamrl-init"], seeds=[0])
+    attempts_file = Path(config.output) / "attempts.json"
+    seen: list[float] = []
+
     def meta_train(topology, load, config, out_dir, *, on_chunk=None, **kw):
         time.sleep(0.2)
         on_chunk({"iteration": 1})
-        raise KeyboardInterrupt  # the kill, before the first run
+        seen.append(json.loads(attempts_file.read_text())["attempts"][-1]["wall_s"])  # what a SIGKILL would leave
+        time.sleep(0.2)
+        raise KeyboardInterrupt  # Ctrl-C or SIGTERM, before the first run
 
     monkeypatch.setattr(mamrl.training, "meta_train", meta_train)
-    config = _config(tmp_path, controllers=["mamrl-init"], seeds=[0])
     with pytest.raises(KeyboardInterrupt):
         run_failure_experiment(config)
-    attempts = json.loads((Path(config.output) / "attempts.json").read_text())["attempts"]
-    assert len(attempts) == 1 and attempts[0]["wall_s"] >= 0.2 and not attempts[0]["finished"]
+    attempts = json.loads(attempts_file.read_text())["attempts"]
+    assert len(attempts) == 1 and not attempts[0]["finished"]
+    assert 0.2 <= seen[0] < 0.4 <= attempts[0]["wall_s"]
 
 
 def test_output_directory_of_another_command_is_refused(tmp_path: Path) -> None:

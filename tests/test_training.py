@@ -128,3 +128,27 @@ def test_cli_train_runs_and_rejects_bad_input(tmp_path, capsys):
         err = capsys.readouterr().err
         assert code == 2
         assert err.startswith("error:") and "Traceback" not in err and err.count("\n") <= 2, (args, err)
+
+
+def test_an_interrupted_chunk_counts_in_the_attempts_time(tmp_path, monkeypatch):
+    import time
+
+    from mamrl.agents import q_routing
+
+    cfg = TrainConfig(topology="b4", load=0.3, horizon_ticks=60, algorithm="q-routing", algorithm_config={},
+                      episodes=8, seed=3, chunk_episodes=4, eval_episodes=0)
+    calls = []
+    train = q_routing.QRouting.train
+
+    def slow_second_chunk(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            time.sleep(0.3)
+            raise KeyboardInterrupt  # Ctrl-C in the middle of the second chunk
+        return train(self, *args, **kwargs)
+
+    monkeypatch.setattr(q_routing.QRouting, "train", slow_second_chunk)
+    with pytest.raises(KeyboardInterrupt):
+        train_run(cfg, tmp_path)
+    attempt = json.loads((tmp_path / "attempts.json").read_text())["attempts"][-1]
+    assert attempt["wall_s"] >= 0.3 and not attempt["finished"]

@@ -260,6 +260,9 @@ def _train_locked(cfg: TrainConfig, params: SimParams, out: Path, *, on_chunk, s
                                                                  "episodes": cfg.eval_episodes, "metrics": summary}, indent=2))
         clock.stop()
         return rows[-1] if rows else {}
+    except BaseException:
+        clock.tick()  # an interrupted attempt keeps its time up to now, its unfinished chunk included
+        raise
     finally:
         if board is not None:  # also on Ctrl-C: flushes what was logged
             board.close()

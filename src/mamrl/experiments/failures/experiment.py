@@ -625,41 +625,45 @@ def _run_locked(config: FailureExperimentConfig, output: Path, *, executor: Any,
     curves = CurvesFile(output, config)
     curves.open()
     clock = runs.AttemptClock(output / "attempts.json").start()
-    order = config.runs()
-    todo = [r for r in order if r.key not in curves.runs]
-    skipped = len(order) - len(todo)
-    work = bool(todo) and (stop_after is None or stop_after > 0)
+    try:
+        order = config.runs()
+        todo = [r for r in order if r.key not in curves.runs]
+        skipped = len(order) - len(todo)
+        work = bool(todo) and (stop_after is None or stop_after > 0)
 
-    def chunk(row: dict[str, Any]) -> None:
-        clock.tick()  # hours of (pre-)training before the first run: a kill there keeps its time
-        if on_meta_chunk is not None:
-            on_meta_chunk(row)
+        def chunk(row: dict[str, Any]) -> None:
+            clock.tick()  # hours of (pre-)training before the first run: a kill there keeps its time
+            if on_meta_chunk is not None:
+                on_meta_chunk(row)
 
-    meta_file, policy_files = None, {}
-    if work and any(r.controller in DEEP_CONTROLLERS for r in todo):
-        meta_file = str(prepare_meta_init(config, output, on_chunk=chunk, task_executor=meta_executor))
-    if work and any(r.controller in PRETRAINED_CONTROLLERS for r in todo):
-        policy_files = prepare_pretrained(config, output, on_chunk=chunk, workers=config.effective_workers())
-    if on_start is not None:
-        on_start(skipped, len(order))
-    walls: dict[str, float] = {}
-    done = [skipped]
+        meta_file, policy_files = None, {}
+        if work and any(r.controller in DEEP_CONTROLLERS for r in todo):
+            meta_file = str(prepare_meta_init(config, output, on_chunk=chunk, task_executor=meta_executor))
+        if work and any(r.controller in PRETRAINED_CONTROLLERS for r in todo):
+            policy_files = prepare_pretrained(config, output, on_chunk=chunk, workers=config.effective_workers())
+        if on_start is not None:
+            on_start(skipped, len(order))
+        walls: dict[str, float] = {}
+        done = [skipped]
 
-    def record(result: RunResult) -> None:
-        curves.append(result)
-        clock.tick()
-        done[0] += 1
-        walls[str(result.run)] = round(result.wall_s, 3)
-        if on_run is not None:
-            on_run(result, done[0], len(order))
+        def record(result: RunResult) -> None:
+            curves.append(result)
+            clock.tick()
+            done[0] += 1
+            walls[str(result.run)] = round(result.wall_s, 3)
+            if on_run is not None:
+                on_run(result, done[0], len(order))
 
-    tasks = [RunTask(r, curves.table.resolved, curves.hash, meta_file, tuple(sorted(policy_files.items()))) for r in todo] if work else []
-    ran = run_tasks(tasks, record, executor=executor, stop_after=stop_after,
-                    make_executor=lambda count: make_run_executor(min(config.effective_workers(), count)))
-    curves.finalize(order)
-    rows = [row for run_rows in curves.ordered(order) for row in run_rows]
-    complete = all(r.key in curves.runs for r in order)
-    wall = time.perf_counter() - start
+        tasks = [RunTask(r, curves.table.resolved, curves.hash, meta_file, tuple(sorted(policy_files.items()))) for r in todo] if work else []
+        ran = run_tasks(tasks, record, executor=executor, stop_after=stop_after,
+                        make_executor=lambda count: make_run_executor(min(config.effective_workers(), count)))
+        curves.finalize(order)
+        rows = [row for run_rows in curves.ordered(order) for row in run_rows]
+        complete = all(r.key in curves.runs for r in order)
+        wall = time.perf_counter() - start
+    except BaseException:
+        clock.tick()  # an interrupted attempt keeps its time up to now (the manifest's rule too)
+        raise
     clock.stop()
     previous: dict[str, Any] = {}
     if (output / "run.json").is_file():
