@@ -16,7 +16,7 @@ from mamrl.cli import app
 from mamrl.errors import MamrlError
 from mamrl.experiments.reproduce_config import MANIFEST, PRESETS, STAGE_NAMES, build_reproduce_config
 from mamrl.report.reproduce import run_reproduce
-from mamrl.report.markdown import REDUCED_LABEL, Comparison
+from mamrl.report.markdown import REDUCED_LABEL, Comparison, load_against_capacity, overloaded_topologies
 from mamrl.experiments.sweep import sweep_cells
 from mamrl.runs import is_lock_file
 from mamrl.sim.metrics import Estimate
@@ -131,7 +131,8 @@ def test_report_has_the_papers_numbers_ours_and_the_label(reproduced) -> None:
     for text in ("MAMRL vs SPA", "sojourn time", "delivered X − Y", "## Saturation loads", "Table 2", "Meta-training",
                  "| **total** |", "torch ", "numpy ", "python ", "Seeds: E1 training 0", '"format": "mamrl-reproduce/1"',
                  "| adaptation steps until loss < 1% | packets lost until loss < 1% | recovery (ticks of network time) |",
-                 "**Adaptation steps until loss < 1%.**", "**Recovery in network time.**"):
+                 "**Adaptation steps until loss < 1%.**", "**Recovery in network time.**",
+                 "of λ* = ", "* **Saturation.** The comparison load is past the capacity limit λ* of b4"):
         assert text in report, text
     for stem in FIGURES:
         assert f"figures/{stem}.png" in report, stem
@@ -315,6 +316,29 @@ def test_comparison_arithmetic() -> None:
     assert c.sojourn_reduction()[0] == pytest.approx(-25.0)
     diff, diff_half = c.delivered_difference()
     assert diff == pytest.approx(10.0) and diff_half == pytest.approx(5.0)
+
+
+def test_the_comparison_load_is_read_against_the_capacity_limit() -> None:
+    e = Estimate(1.0, 0.1, 5)
+
+    def row(topology: str, load: float) -> Comparison:
+        return Comparison(topology, load, "mamrl", "spa", (e, e), (e, e), (e, e), None)
+
+    limits = {"b4": 0.3143, "geant": 0.2273, "att": 0.2727}
+    rows = [row("b4", 0.5), row("geant", 0.5), row("att", 0.5)]
+    assert overloaded_topologies(rows, limits) == ["b4", "geant", "att"]
+    text = load_against_capacity(rows, limits)
+    assert text.startswith("λ = 0.5 is 159% of λ* = 0.3143 on b4, 220% of λ* = 0.2273 on geant, 183% of λ* = 0.2727 on att.")
+    assert "On every topology no routing can carry this load" in text
+    # Below λ* on one topology: only the others are called overloaded.
+    mixed = [row("b4", 0.2), row("geant", 0.3)]
+    assert overloaded_topologies(mixed, limits) == ["geant"]
+    text = load_against_capacity(mixed, limits)
+    assert "λ = 0.2 is 64% of λ* = 0.3143 on b4, λ = 0.3 is 132% of λ* = 0.2273 on geant." in text
+    assert "On geant no routing can carry this load" in text
+    feasible = load_against_capacity([row("b4", 0.1)], limits)
+    assert "32% of λ* = 0.3143 on b4" in feasible and "no routing can carry" not in feasible
+    assert load_against_capacity(rows, {}) == ""  # no λ* known: no sentence rather than a wrong one
 
 
 def test_one_stage_runs_alone_and_only_after_the_stages_it_reads(tmp_path: Path) -> None:
