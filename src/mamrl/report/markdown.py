@@ -203,11 +203,15 @@ def overloaded_topologies(rows: Sequence[Comparison], limits: Mapping[str, float
     return [t for t, load in loads.items() if t in limits and load >= limits[t]]
 
 
-def overloaded_phrase(topologies: Sequence[str], every: Sequence[str]) -> str:
-    """"every topology" when `topologies` is all of `every`, else their names ("b4 and geant")."""
-    if list(topologies) == list(every) and len(every) > 1:
+def overloaded_phrase(rows: Sequence[Comparison], limits: Mapping[str, float]) -> str:
+    """The overloaded topologies (`overloaded_topologies`) in words: "every topology" when that is all of those
+    with a known λ*, else their names ("b4 and geant"); "" when none is overloaded."""
+    names = overloaded_topologies(rows, limits)
+    known = [t for t in dict.fromkeys(c.topology for c in rows) if t in limits]
+    if not names:
+        return ""
+    if names == known and len(known) > 1:
         return "every topology"
-    names = list(topologies)
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
@@ -222,9 +226,9 @@ def load_against_capacity(rows: Sequence[Comparison], limits: Mapping[str, float
     else:
         text = "Against each topology's capacity limit λ*: " + ", ".join(
             f"λ = {load:g} is {100 * load / limits[t]:.0f}% of λ* = {limits[t]:.4g} on {t}" for t, load in loads.items()) + "."
-    over = overloaded_topologies(rows, limits)
+    over = overloaded_phrase(rows, limits)
     if over:
-        text += (f" On {overloaded_phrase(over, list(loads))} no routing can carry this load: queues grow without bound "
+        text += (f" On {over} no routing can carry this load: queues grow without bound "
                  "(or packets are dropped), so those rows compare overloaded networks — transients that grow with the "
                  "horizon — not algorithms.")
     else:
@@ -583,11 +587,10 @@ def write_report(config: Any, manifest: Mapping[str, Any], walls: Mapping[str, f
         "## Where this differs from the paper, and why",
         "",
     ]
-    overloaded = overloaded_topologies(at_paper, limits)
+    overloaded = overloaded_phrase(at_paper, limits)
     if overloaded:
         lines.append(
-            f"* **Saturation.** The comparison load is past the capacity limit λ* of "
-            f"{overloaded_phrase(overloaded, list(dict.fromkeys(c.topology for c in at_paper)))} (above), so no routing "
+            f"* **Saturation.** The comparison load is past the capacity limit λ* of {overloaded} (above), so no routing "
             "keeps its queues bounded there: the paper's comparison point measures transients that grow with the "
             "horizon, not steady-state delays, and compares overloaded networks rather than algorithms.")
     lines += [
