@@ -303,6 +303,28 @@ def test_interrupted_experiment_resumes_to_the_same_file(tmp_path: Path, referen
     assert path.read_text() == (reference / "curves.csv").read_text()
 
 
+def test_an_interrupted_attempt_keeps_its_runs_wall_times(tmp_path: Path) -> None:
+    """run.json is written as each run finishes, so a Ctrl-C or SIGTERM (or a kill) keeps the
+    wall times of the runs it finished; the attempt that completes the experiment adds its own."""
+    import json
+
+    config = _config(tmp_path, controllers=["spa", "q-routing"])
+    record = Path(config.output) / "run.json"
+
+    def interrupt(result, done, total) -> None:
+        raise KeyboardInterrupt  # after the first finished run
+
+    with pytest.raises(KeyboardInterrupt):
+        run_failure_experiment(config, on_run=interrupt)
+    first = json.loads(record.read_text())
+    assert len(first["run_wall_s"]) == 1 and not first["runs"]["complete"] and first["runs"]["ran"] == 1
+    (name, seconds), = first["run_wall_s"].items()
+    outcome = run_failure_experiment(config)
+    assert outcome.complete and outcome.skipped == 1 and outcome.ran == 3
+    final = json.loads(record.read_text())
+    assert len(final["run_wall_s"]) == 4 and final["run_wall_s"][name] == seconds and final["runs"]["complete"]
+
+
 def test_dry_run_counts_the_runs_left_and_changes_nothing(tmp_path: Path) -> None:
     from mamrl.experiments.failures.command import FailureCommand
 

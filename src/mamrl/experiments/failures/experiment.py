@@ -643,7 +643,7 @@ def _run_locked(config: FailureExperimentConfig, output: Path, *, executor: Any,
             policy_files = prepare_pretrained(config, output, on_chunk=chunk, workers=config.effective_workers())
         if on_start is not None:
             on_start(skipped, len(order))
-        walls: dict[str, float] = {}
+        walls = dict(_previous_run_walls(output))
         done = [skipped]
 
         def record(result: RunResult) -> None:
@@ -651,6 +651,9 @@ def _run_locked(config: FailureExperimentConfig, output: Path, *, executor: Any,
             clock.tick()
             done[0] += 1
             walls[str(result.run)] = round(result.wall_s, 3)
+            # run.json as each run finishes: an attempt stopped by a signal or a kill keeps its runs' times
+            _write_run_json(output, curves.hash, config, clock, wall_s=time.perf_counter() - start, total=len(order),
+                            skipped=skipped, ran=done[0] - skipped, complete=False, walls=walls)
             if on_run is not None:
                 on_run(result, done[0], len(order))
 
@@ -665,20 +668,31 @@ def _run_locked(config: FailureExperimentConfig, output: Path, *, executor: Any,
         clock.tick()  # an interrupted attempt keeps its time up to now (the manifest's rule too)
         raise
     clock.stop()
-    previous: dict[str, Any] = {}
-    if (output / "run.json").is_file():
-        try:
-            previous = json.loads((output / "run.json").read_text(encoding="utf-8")).get("run_wall_s", {})
-        except (OSError, ValueError, AttributeError):
-            previous = {}
+    _write_run_json(output, curves.hash, config, clock, wall_s=wall, total=len(order), skipped=skipped, ran=ran,
+                    complete=complete, walls=walls)
+    return FailureOutcome(output, len(order), skipped, ran, wall, complete, rows)
+
+
+def _previous_run_walls(output: Path) -> dict[str, float]:
+    """Per-run wall times (s) an earlier attempt recorded in run.json ({} if none or unreadable)."""
+    try:
+        walls = json.loads((output / "run.json").read_text(encoding="utf-8")).get("run_wall_s", {})
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return walls if isinstance(walls, dict) else {}
+
+
+def _write_run_json(output: Path, config_hash: str, config: FailureExperimentConfig, clock: runs.AttemptClock, *,
+                    wall_s: float, total: int, skipped: int, ran: int, complete: bool, walls: Mapping[str, float]) -> None:
+    """run.json: seeds, provenance, this attempt's and every attempt's wall time, the runs' count,
+    and every finished run's wall time in any attempt (`run_wall_s`)."""
     runs.write_json(output / "run.json", {
-        "config_hash": curves.hash,
+        "config_hash": config_hash,
         "seeds": list(config.seeds),
         **runs.provenance(),
-        "wall_time_s": round(wall, 3),
+        "wall_time_s": round(wall_s, 3),
         "total_wall_time_s": clock.total_s(),
         "workers": config.effective_workers(),
-        "runs": {"total": len(order), "skipped": skipped, "ran": ran, "complete": complete},
-        "run_wall_s": {**previous, **walls},
+        "runs": {"total": total, "skipped": skipped, "ran": ran, "complete": complete},
+        "run_wall_s": dict(walls),
     })
-    return FailureOutcome(output, len(order), skipped, ran, wall, complete, rows)
