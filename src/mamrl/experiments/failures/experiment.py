@@ -645,6 +645,7 @@ def _run_locked(config: FailureExperimentConfig, output: Path, *, executor: Any,
             on_start(skipped, len(order))
         walls = dict(_previous_run_walls(output))
         done = [skipped]
+        attempt = runs.provenance()  # once per attempt: it asks git (three subprocesses) for the commit
 
         def record(result: RunResult) -> None:
             curves.append(result)
@@ -652,8 +653,8 @@ def _run_locked(config: FailureExperimentConfig, output: Path, *, executor: Any,
             done[0] += 1
             walls[str(result.run)] = round(result.wall_s, 3)
             # run.json as each run finishes: an attempt stopped by a signal or a kill keeps its runs' times
-            _write_run_json(output, curves.hash, config, clock, wall_s=time.perf_counter() - start, total=len(order),
-                            skipped=skipped, ran=done[0] - skipped, complete=False, walls=walls)
+            _write_run_json(output, curves.hash, config, clock, attempt, wall_s=time.perf_counter() - start,
+                            total=len(order), skipped=skipped, ran=done[0] - skipped, complete=False, walls=walls)
             if on_run is not None:
                 on_run(result, done[0], len(order))
 
@@ -668,8 +669,8 @@ def _run_locked(config: FailureExperimentConfig, output: Path, *, executor: Any,
         clock.tick()  # an interrupted attempt keeps its time up to now (the manifest's rule too)
         raise
     clock.stop()
-    _write_run_json(output, curves.hash, config, clock, wall_s=wall, total=len(order), skipped=skipped, ran=ran,
-                    complete=complete, walls=walls)
+    _write_run_json(output, curves.hash, config, clock, runs.provenance(), wall_s=wall, total=len(order),
+                    skipped=skipped, ran=ran, complete=complete, walls=walls)
     return FailureOutcome(output, len(order), skipped, ran, wall, complete, rows)
 
 
@@ -682,14 +683,15 @@ def _previous_run_walls(output: Path) -> dict[str, float]:
     return walls if isinstance(walls, dict) else {}
 
 
-def _write_run_json(output: Path, config_hash: str, config: FailureExperimentConfig, clock: runs.AttemptClock, *,
-                    wall_s: float, total: int, skipped: int, ran: int, complete: bool, walls: Mapping[str, float]) -> None:
-    """run.json: seeds, provenance, this attempt's and every attempt's wall time, the runs' count,
-    and every finished run's wall time in any attempt (`run_wall_s`)."""
+def _write_run_json(output: Path, config_hash: str, config: FailureExperimentConfig, clock: runs.AttemptClock,
+                    provenance: Mapping[str, Any], *, wall_s: float, total: int, skipped: int, ran: int, complete: bool,
+                    walls: Mapping[str, float]) -> None:
+    """run.json: seeds, `provenance` (`runs.provenance()`), this attempt's and every attempt's wall time,
+    the runs' count, and every finished run's wall time in any attempt (`run_wall_s`)."""
     runs.write_json(output / "run.json", {
         "config_hash": config_hash,
         "seeds": list(config.seeds),
-        **runs.provenance(),
+        **provenance,
         "wall_time_s": round(wall_s, 3),
         "total_wall_time_s": clock.total_s(),
         "workers": config.effective_workers(),
