@@ -402,3 +402,20 @@ def test_progress_eta_counts_only_this_attempts_work(monkeypatch, capsys) -> Non
     lines = capsys.readouterr().err.splitlines()
     assert "eta" not in lines[0] and "eta" not in lines[1], lines
     assert lines[2].endswith("(elapsed 10 s, eta 4670 s)"), lines
+
+
+def test_progress_eta_follows_the_share_of_work_when_steps_differ_in_cost(monkeypatch, capsys) -> None:
+    """Steps given with their share of the work: the time left extrapolates the share, not the
+    count. A resumed E1 with 88 of 600 cells (30% of the work) done: one more cell, 2% of the
+    work, in 100 s leaves 68% of it, 3,400 s; counting cells would say 51,100 s."""
+    from mamrl import console
+
+    clock = iter([0.0, 0.0, 0.0, 100.0])  # __init__, begin, then one per line
+    monkeypatch.setattr(console.time, "perf_counter", lambda: next(clock))
+    report = console.ProgressReport("e1", "cells")
+    report.begin(600, 0)
+    report.skip(88, 600, "88 cells already done", share=0.30)
+    report.update(89, 600, "att mamrl λ=0.1 seed 0", share=0.32)
+    lines = capsys.readouterr().err.splitlines()
+    assert "eta" not in lines[0], lines
+    assert lines[1].endswith("(elapsed 100 s, eta 3400 s)"), lines

@@ -435,3 +435,28 @@ def test_the_merged_e1_file_plots_and_still_refuses_a_foreign_row(tmp_path: Path
     merged.write_text("".join(lines) + ",".join(foreign))
     with pytest.raises(MamrlError, match="none of the 2 merged sweep configs"):
         write_sweep_report(merged, tmp_path / "plots2", formats=("png",))
+
+
+def test_e1_progress_reports_the_share_of_work_weighted_by_cell_cost(tmp_path: Path) -> None:
+    """E1's progress carries each finished cell's share of the estimated work, so the time left
+    follows cost rather than cell count: the shares rise to 1, and a deep cell's step is larger
+    than any tabular or classical cell's."""
+    from mamrl.report.reproduce import StageListener
+
+    steps: list[tuple[str, float]] = []
+
+    class Recording(StageListener):
+        def advanced(self, name: str, completed: int, total: int, detail: str, share: float | None = None) -> None:
+            if name == "e1":
+                steps.append((detail, share))
+
+    overrides = {**TINY, "sweep.algorithms": ["spa", "q-routing", "mamrl"], "sweep.loads": [0.1]}
+    config = build_reproduce_config(preset="quick", overrides=overrides, workers=1, output=tmp_path / "out")
+    run_reproduce(config, listener=Recording(), only_stage="e1")
+    shares = [share for _, share in steps]
+    assert len(steps) == sum(len(sweep_cells(g)) for g in config.sweep_groups())
+    assert all(b > a for a, b in zip([0.0, *shares], shares)) and shares[-1] == pytest.approx(1.0)
+    jumps = {detail.split(":")[0]: b - a for (detail, b), a in zip(steps, [0.0, *shares])}
+    deep = [v for k, v in jumps.items() if " mamrl " in k]
+    others = [v for k, v in jumps.items() if " mamrl " not in k]
+    assert deep and others and min(deep) > max(others)

@@ -27,7 +27,9 @@ from mamrl.executors import CellExecutor
 from mamrl.experiments.sweep import (
     COLUMNS,
     EVAL_SEED_OFFSET,
+    SweepWork,
     aggregate,
+    cell_cost,
     cell_params,
     eval_seed,
     make_cell_executor,
@@ -407,3 +409,23 @@ def test_evaluation_can_run_longer_episodes_than_training(tmp_path: Path) -> Non
         assert (l["horizon_ticks"], l["eval_horizon_ticks"]) == (50, 200)
         assert l["generated_mean"] > 3.5 * s["generated_mean"]  # four times the ticks, same load
     assert {p.horizon_ticks for p in aggregate(long)} == {200}
+
+
+def test_cell_cost_rates_a_deep_cell_above_many_tabular_ones(tmp_path: Path) -> None:
+    """The deep learner's rollout calls every router's network every tick whatever the load, so
+    its cell costs far more than a PG or Q-routing cell at any load, and its low-load cells are not
+    near-free (the cost that orders cells, longest first, and weighs E1's time-left estimate)."""
+    config = SweepConfig(topologies=("att",), algorithms=("spa", "pg", "mamrl"), loads=(0.005, 0.5), seeds=(0,),
+                         train_episodes=100, eval_episodes=4, horizon_ticks=50, results=str(tmp_path / "r.csv"))
+    cost = {(t.cell.algorithm, t.cell.load): cell_cost(t) for t in make_tasks(config, sweep_cells(config))}
+    assert cost[("mamrl", 0.005)] > 20 * cost[("pg", 0.5)]
+    assert cost[("mamrl", 0.005)] > 0.9 * cost[("mamrl", 0.5)]
+    assert cost[("pg", 0.5)] > 10 * cost[("pg", 0.005)]
+    assert cost[("pg", 0.5)] > 10 * cost[("spa", 0.5)]  # SPA only evaluates
+
+    work = SweepWork([config])
+    rows = [{"topology": "att", "algorithm": a, "load": load, "seed": 0} for a, load in cost]
+    assert work.share == 0.0
+    pg_only = work.finished([r for r in rows if r["algorithm"] != "mamrl"])
+    assert 0.0 < pg_only < 0.05
+    assert work.finished([r for r in rows if r["algorithm"] == "mamrl"]) == pytest.approx(1.0)

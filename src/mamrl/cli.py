@@ -453,7 +453,7 @@ def sweep(
         from mamrl.experiments.config import build_sweep_config, split_list
         from mamrl.experiments.saturation import RULE_TEXT as SATURATION_RULE
         from mamrl.experiments.saturation import SATURATION_COLUMNS, saturation_rows
-        from mamrl.experiments.sweep import SweepRun, aggregate, row_summary
+        from mamrl.experiments.sweep import SweepRun, SweepWork, aggregate, read_results, row_summary
 
         overrides: dict[str, Any] = {name: split_list(value, f"--{name}", kind) for name, value, kind in (
             ("topologies", topologies_opt, "str"), ("algorithms", algorithms, "str"), ("loads", loads, "str"),
@@ -470,13 +470,17 @@ def sweep(
             ui.stdout().print(json.dumps({**config.as_dict(), "config_hash": config.config_hash()}, indent=2))
             ui.stdout().print(run.plan(), soft_wrap=True)
             return
+        work = SweepWork([config])
         with ui.ProgressReport("sweep", "cells") as bar:
+            def on_start(skipped: int, total: int) -> None:
+                ui.say(run.start_message(skipped, total))
+                bar.begin(total, skipped, work.finished(read_results(config.results)) if skipped else None)
+
             def on_row(row: dict[str, Any], done: int, total: int) -> None:
                 state["ran"] += 1
-                bar.update(done, total, row_summary(row))
+                bar.update(done, total, row_summary(row), work.finished([row]))
 
-            outcome = run.run(on_start=lambda skipped, total: (ui.say(run.start_message(skipped, total)), bar.begin(total, skipped)),
-                              on_row=on_row)
+            outcome = run.run(on_start=on_start, on_row=on_row)
         console = ui.wide_stdout()
         console.print(f"sweep finished: {outcome.total_cells} cells ({outcome.ran} run, {outcome.skipped} already done) "
                       f"in {outcome.wall_time_s:.1f} s → {outcome.results}", soft_wrap=True)
@@ -724,11 +728,11 @@ def reproduce(
                 self.bar = ui.ProgressReport(config.stage_label(name, title), unit).__enter__()
                 self.bar.begin(total, completed)
 
-            def advanced(self, name: str, completed: int, total: int, detail: str) -> None:
-                self.bar.update(completed, total, detail)
+            def advanced(self, name: str, completed: int, total: int, detail: str, share: float | None = None) -> None:
+                self.bar.update(completed, total, detail, share)
 
-            def skipped(self, name: str, completed: int, total: int, detail: str) -> None:
-                self.bar.skip(completed, total, detail)
+            def skipped(self, name: str, completed: int, total: int, detail: str, share: float | None = None) -> None:
+                self.bar.skip(completed, total, detail, share)
 
             def stage_finished(self, name: str, title: str, wall_s: float, skipped: bool) -> None:
                 if getattr(self, "bar", None) is not None:

@@ -23,7 +23,8 @@ from typing import Any
 import typer
 from rich import box
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn
+from rich.text import Text
 from rich.table import Table
 
 from mamrl.errors import MamrlError
@@ -138,9 +139,28 @@ def say(*lines: str) -> None:
 
 
 # ------------------------------------------------------------------------------ progress
+class _TimeRemaining(ProgressColumn):
+    """The time left: from the share of the work done when the steps are weighted (`eta_s`),
+    else rich's own estimate from the steps' rate."""
+
+    def render(self, task: Task) -> Text:
+        seconds = task.fields.get("eta_s")
+        if seconds is None:
+            seconds = task.time_remaining
+        if seconds is None:
+            return Text("-:--:--", style="progress.remaining")
+        minutes, second = divmod(int(seconds), 60)
+        hours, minute = divmod(minutes, 60)
+        return Text(f"{hours}:{minute:02d}:{second:02d}", style="progress.remaining")
+
+
 class ProgressReport:
     """One progress display for every long command: a rich bar on a terminal; otherwise (a log,
-    a pipe) one line per step with the elapsed time and an estimate of the time left."""
+    a pipe) one line per step with the elapsed time and an estimate of the time left.
+
+    Steps of unequal cost (a deep learner's sweep cell costs a hundred tabular ones) pass `share`,
+    the estimated share of the whole work done after the step; the time left then extrapolates
+    that share's rate instead of the steps' count."""
 
     def __init__(self, label: str, unit: str, *, enabled: bool = True, lines: bool = True):
         """`lines`: print a line per step when stderr is not a terminal (long steps); off for
@@ -149,11 +169,12 @@ class ProgressReport:
         self.unit = unit
         self.lines = lines
         self.bar = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TextColumn(unit), TimeElapsedColumn(),
-                            TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.description}"),
+                            TextColumn("eta"), _TimeRemaining(), TextColumn("{task.description}"),
                             console=self.console, transient=True, disable=not (enabled and self.console.is_terminal))
         self.task: Any = None
         self.start = time.perf_counter()
         self.first = 0  # units done before this process started: not counted in the rate
+        self.first_share = 0.0  # the same, as a share of the work (steps given with `share`)
         self.completed = 0
 
     def __enter__(self) -> "ProgressReport":
@@ -163,26 +184,37 @@ class ProgressReport:
     def __exit__(self, *exc: object) -> None:
         self.bar.stop()
 
-    def begin(self, total: int, completed: int = 0) -> None:
-        self.task = self.bar.add_task("", total=max(total, 1), completed=completed)
+    def begin(self, total: int, completed: int = 0, share: float | None = None) -> None:
+        self.task = self.bar.add_task("", total=max(total, 1), completed=completed, eta_s=None)
         self.start, self.first, self.completed = time.perf_counter(), completed, completed
+        self.first_share = share or 0.0
 
-    def skip(self, completed: int, total: int, detail: str = "") -> None:
+    def skip(self, completed: int, total: int, detail: str = "", share: float | None = None) -> None:
         """Units found already done (a resumed run): shown, but kept out of the rate behind the eta."""
         if self.task is None:
             self.begin(total, self.completed)
         self.first += completed - self.completed
+        if share is not None:
+            self.first_share = share
         self.update(completed, total, detail)
 
-    def update(self, completed: int, total: int, detail: str = "") -> None:
+    def _remaining_s(self, elapsed: float, completed: int, total: int, share: float | None) -> float | None:
+        """Seconds left at this process's rate: of the work's share when given, else of steps."""
+        if share is not None:
+            done, left = share - self.first_share, 1.0 - share
+        else:
+            done, left = completed - self.first, total - completed
+        return left * elapsed / done if done > 0 and elapsed > 0 else None
+
+    def update(self, completed: int, total: int, detail: str = "", share: float | None = None) -> None:
         if self.task is None:
             self.begin(total)
         self.completed = completed
-        self.bar.update(self.task, completed=completed, description=detail)
+        elapsed = time.perf_counter() - self.start
+        remaining = self._remaining_s(elapsed, completed, total, share)
+        self.bar.update(self.task, completed=completed, description=detail, eta_s=remaining if share is not None else None)
         if self.bar.disable and self.lines:
-            elapsed = time.perf_counter() - self.start
-            rate = (completed - self.first) / elapsed if elapsed > 0 else 0.0
-            eta = f", eta {(total - completed) / rate:.0f} s" if rate > 0 else ""
+            eta = f", eta {remaining:.0f} s" if remaining is not None else ""
             self.console.print(f"[{completed}/{total}] {detail} (elapsed {elapsed:.0f} s{eta})", soft_wrap=True)
 
     def advance(self, steps: int = 1) -> None:

@@ -46,6 +46,9 @@ class RoutingAgent(ABC):
     """Whether `train` changes anything."""
     rollout_bytes_per_router_tick: float = 0.0
     """Memory a training rollout holds per (tick, episode, router), for `sim.memory` estimates."""
+    learning_cost_per_router_tick: float = 0.0
+    """Rough compute of training per (tick, episode, router) beyond simulating it, in units of
+    simulating a router-tick at load 1 (`sweep.cell_cost`: orders cells, weighs progress estimates)."""
 
     def train(
         self, params: SimParams, seed: int, num_episodes: int, *, first_episode: int | None = None,

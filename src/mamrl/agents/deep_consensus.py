@@ -263,6 +263,9 @@ class DeepConsensus(RoutingAgent):
     name = "mamrl"
     learns = True
     rollout_bytes_per_router_tick = 2000.0  # measured: 1.6 kB (b4, 10 episodes of 4,000 ticks)
+    # Measured on the paper preset's E1: a deep cell costs 80-100 PG cells at λ = 0.3-0.5, and its
+    # rollout calls every router's network every tick whatever the load.
+    learning_cost_per_router_tick = 40.0
 
     def __init__(self, config: DeepConsensusConfig | None = None):
         self.cfg = config or DeepConsensusConfig()  # checked when built (DeepConsensusConfig.__post_init__)

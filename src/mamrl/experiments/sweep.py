@@ -246,10 +246,39 @@ def run_cell(task: CellTask) -> Row:
 
 
 def cell_cost(task: CellTask) -> float:
-    """A rough relative cost, to start the longest cells first (shorter tail; results unaffected)."""
-    learns = make_agent(task.cell.algorithm, task.algorithm_config).learns
-    ticks = (task.train_episodes if learns else 0) * task.horizon_ticks + task.eval_episodes * (task.eval_horizon_ticks or task.horizon_ticks)
-    return ticks * (0.01 + task.cell.load) * _topology(task.cell.topology).num_routers
+    """A rough relative cost, to start the longest cells first (shorter tail; results unaffected)
+    and to estimate the time left: simulating grows with the packets in flight, a learner's
+    own work with `learning_cost_per_router_tick`."""
+    agent = make_agent(task.cell.algorithm, task.algorithm_config)
+    packets = 0.01 + task.cell.load
+    train_ticks = task.train_episodes * task.horizon_ticks if agent.learns else 0
+    eval_ticks = task.eval_episodes * (task.eval_horizon_ticks or task.horizon_ticks)
+    per_router = train_ticks * (packets + agent.learning_cost_per_router_tick) + eval_ticks * packets
+    return per_router * _topology(task.cell.topology).num_routers
+
+
+class SweepWork:
+    """The share of one or more sweeps' work done, each cell weighted by `cell_cost`: the basis
+    of a time-left estimate when a deep cell costs as much as a hundred others."""
+
+    def __init__(self, configs: Sequence[SweepConfig]):
+        self._cost: dict[tuple[int, tuple], float] = {}
+        for index, config in enumerate(configs):
+            for task in make_tasks(config, sweep_cells(config)):
+                self._cost[(index, task.cell.key)] = cell_cost(task)
+        self._total = sum(self._cost.values())
+        self._done = 0.0
+
+    @property
+    def share(self) -> float:
+        """Share of the estimated work done, 0..1."""
+        return self._done / self._total if self._total > 0 else 1.0
+
+    def finished(self, rows: Iterable[Row], sweep: int = 0) -> float:
+        """Count finished cells (their rows, of `configs[sweep]`); returns the share done."""
+        for row in rows:
+            self._done += self._cost.get((sweep, row_key(row)), 0.0)
+        return self.share
 
 
 def make_cell_executor(backend: str = "local", workers: int | None = None, address: str | None = None) -> CellExecutor:
@@ -581,6 +610,7 @@ __all__ = [
     "Point",
     "ResultsFile",
     "SweepRun",
+    "SweepWork",
     "row_summary",
     "SweepOutcome",
     "aggregate",

@@ -420,6 +420,7 @@ class MetaLearner(RoutingAgent):
     name = "maml"
     learns = True
     rollout_bytes_per_router_tick = DeepConsensus.rollout_bytes_per_router_tick  # the same rollouts, per task
+    learning_cost_per_router_tick = DeepConsensus.learning_cost_per_router_tick
 
     def __init__(self, config: MamlConfig | None = None):
         self.cfg = config or MamlConfig()

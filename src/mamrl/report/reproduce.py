@@ -64,6 +64,7 @@ from mamrl.experiments.saturation import saturation_search, trained_agent_factor
 from mamrl.experiments.sweep import (
     MERGED_SIDECAR_FORMAT,
     ResultsFile,
+    SweepWork,
     cell_cost,
     format_row,
     header_line,
@@ -87,10 +88,11 @@ class StageListener:
     def stage_started(self, name: str, title: str, total: int, completed: int, unit: str) -> None:
         """A stage starts with `total` units of work (`unit`: cells, searches, iterations, runs), `completed` already done."""
 
-    def advanced(self, name: str, completed: int, total: int, detail: str) -> None:
-        """A unit of work finished."""
+    def advanced(self, name: str, completed: int, total: int, detail: str, share: float | None = None) -> None:
+        """A unit of work finished; `share`, where units differ in cost, the estimated share of
+        the stage's work now done (E1: cells weighted by `cell_cost`)."""
 
-    def skipped(self, name: str, completed: int, total: int, detail: str) -> None:
+    def skipped(self, name: str, completed: int, total: int, detail: str, share: float | None = None) -> None:
         """Units found already done in the output directory (a resumed stage): no work of this attempt."""
 
     def stage_finished(self, name: str, title: str, wall_s: float, skipped: bool) -> None:
@@ -113,12 +115,12 @@ class _Ticking(StageListener):
     def stage_started(self, name: str, title: str, total: int, completed: int, unit: str) -> None:
         self.inner.stage_started(name, title, total, completed, unit)
 
-    def advanced(self, name: str, completed: int, total: int, detail: str) -> None:
+    def advanced(self, name: str, completed: int, total: int, detail: str, share: float | None = None) -> None:
         self.manifest.tick(name)
-        self.inner.advanced(name, completed, total, detail)
+        self.inner.advanced(name, completed, total, detail, share)
 
-    def skipped(self, name: str, completed: int, total: int, detail: str) -> None:
-        self.inner.skipped(name, completed, total, detail)
+    def skipped(self, name: str, completed: int, total: int, detail: str, share: float | None = None) -> None:
+        self.inner.skipped(name, completed, total, detail, share)
 
     def stage_finished(self, name: str, title: str, wall_s: float, skipped: bool) -> None:
         self.inner.stage_finished(name, title, wall_s, skipped)
@@ -184,21 +186,25 @@ def _stage_e1(config: ReproduceConfig, listener: StageListener, title: str) -> N
     groups = config.sweep_groups()
     total = sum(len(sweep_cells(g)) for g in groups)
     state = {"done": 0}
+    work = SweepWork(groups)  # a deep cell costs a hundred others: the time left follows cost
     listener.stage_started("e1", title, total, 0, "cells")
     with make_stage_executor(config) as executor:
-        for group in groups:
+        for index, group in enumerate(groups):
             base = state["done"]
 
-            def on_start(skipped: int, _total: int, base: int = base) -> None:
+            def on_start(skipped: int, _total: int, base: int = base, index: int = index) -> None:
                 state["done"] = base + skipped
                 if skipped:
-                    listener.skipped("e1", state["done"], total, f"{', '.join(group.algorithms)}: {skipped} cells already done")
+                    share = work.finished(read_results(group.results), index)
+                    listener.skipped("e1", state["done"], total, f"{', '.join(group.algorithms)}: {skipped} cells already done",
+                                     share)
 
-            def on_row(row: dict[str, Any], done: int, _total: int, base: int = base) -> None:
+            def on_row(row: dict[str, Any], done: int, _total: int, base: int = base, index: int = index) -> None:
                 state["done"] = base + done
                 listener.advanced("e1", state["done"], total,
                                   f"{row['topology']} {row['algorithm']} λ={row['load']:g} seed {row['seed']}: "
-                                  f"sojourn {row['mean_sojourn_time_mean']:.3g}, delivered {100 * row['delivered_fraction_mean']:.1f}%")
+                                  f"sojourn {row['mean_sojourn_time_mean']:.3g}, delivered {100 * row['delivered_fraction_mean']:.1f}%",
+                                  work.finished([row], index))
 
             outcome = run_sweep(group, executor=executor, on_start=on_start, on_row=on_row)
             if not outcome.complete:  # pragma: no cover - run_sweep completes unless stopped
