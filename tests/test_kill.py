@@ -275,15 +275,18 @@ def test_read_json_names_each_kind_of_damage(tmp_path: Path) -> None:
 
 def test_attempt_clock_keeps_a_killed_attempt(tmp_path: Path, monkeypatch) -> None:
     path = tmp_path / "attempts.json"
+    this_cpu = runs.cpu_model()
     monkeypatch.setattr(runs, "git_commit", lambda: {"commit": "a" * 40, "dirty": False})
     first = runs.AttemptClock(path).start()
     first.tick()  # then "killed": no stop()
     monkeypatch.setattr(runs, "git_commit", lambda: {"commit": "b" * 40, "dirty": True})  # resumed with other code
+    monkeypatch.setattr(runs, "cpu_model", lambda: "Other CPU")  # ... on another machine
     second = runs.AttemptClock(path).start()
     second.stop()
     doc = json.loads(path.read_text())
     assert [a["finished"] for a in doc["attempts"]] == [False, True]
     assert [a["git"] for a in doc["attempts"]] == [{"commit": "a" * 40, "dirty": False}, {"commit": "b" * 40, "dirty": True}]
+    assert doc["attempts"][0]["cpu"].startswith(f"{this_cpu}, ") and doc["attempts"][1]["cpu"].startswith("Other CPU, ")
     assert doc["total_wall_s"] == pytest.approx(sum(a["wall_s"] for a in doc["attempts"]))
     path.write_text("{")  # damaged bookkeeping starts afresh rather than stopping a run
     assert len(runs.AttemptClock(path).start().attempts) == 1

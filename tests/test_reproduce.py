@@ -460,3 +460,22 @@ def test_e1_progress_reports_the_share_of_work_weighted_by_cell_cost(tmp_path: P
     deep = [v for k, v in jumps.items() if " mamrl " in k]
     others = [v for k, v in jumps.items() if " mamrl " not in k]
     assert deep and others and min(deep) > max(others)
+
+
+def test_each_attempt_records_its_machine_and_older_attempts_stay_unknown(tmp_path: Path, monkeypatch) -> None:
+    """A long run resumed across sessions may land on another VM: each attempt of a stage records
+    its CPU beside its wall time; attempts from before the field existed stay None."""
+    from mamrl import runs
+    from mamrl.experiments.reproduce_config import Manifest
+
+    manifest = Manifest(build_reproduce_config(preset="quick", overrides=TINY, workers=1, output=tmp_path / "out"))
+    manifest.open()
+    manifest.doc["stages"]["e1"] = {"attempt_walls_s": [5.0, 6.0], "attempts": 2, "wall_s": 11.0, "status": "incomplete"}
+    monkeypatch.setattr(runs, "cpu_model", lambda: "CPU A")
+    manifest.start_attempt("e1")
+    monkeypatch.setattr(runs, "cpu_model", lambda: "CPU B")
+    manifest.start_attempt("e1")
+    entry = json.loads((tmp_path / "out" / MANIFEST).read_text())["stages"]["e1"]
+    assert entry["attempts"] == 4 and len(entry["attempt_cpus"]) == 4
+    assert entry["attempt_cpus"][:2] == [None, None]
+    assert entry["attempt_cpus"][2].startswith("CPU A, ") and entry["attempt_cpus"][3].startswith("CPU B, ")

@@ -28,6 +28,7 @@ import io
 import json
 import math
 import os
+import platform
 import sys
 import subprocess
 import tempfile
@@ -82,6 +83,20 @@ def provenance() -> dict[str, Any]:
         "git": git_commit(),
         "date_utc": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
     }
+
+
+def cpu_model() -> str:
+    """This machine's CPU model (`/proc/cpuinfo`'s model name where there is one): wall times
+    measured on different machines (cloud VMs change between attempts) are read apart."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return cpu
 
 
 # ------------------------------------------------------------------------------ JSON helpers
@@ -369,8 +384,9 @@ class AttemptClock:
     """Wall time of a run over all its attempts, killed ones included, in a JSON file
     (`attempts.json` of a run folder): `start()` adds an attempt, `tick()` (at each checkpoint or
     finished unit of work) and `stop()` store its elapsed seconds. A killed attempt keeps the time
-    up to its last tick. Each attempt also records the version and commit that ran it: a resumed
-    run's code may change between attempts, and `run.json` keeps only the last one's. Damaged or
+    up to its last tick. Each attempt also records the version and commit that ran it (a resumed
+    run's code may change between attempts, and `run.json` keeps only the last one's) and the
+    machine's CPU (a resumed run may continue on another machine). Damaged or
     foreign content is started afresh (it is bookkeeping only)."""
 
     FORMAT = "mamrl-attempts-1"
@@ -389,7 +405,7 @@ class AttemptClock:
             self.attempts = []
         made = provenance()
         self.attempts.append({"started_utc": made["date_utc"], "mamrl_version": made["mamrl_version"], "git": made["git"],
-                              "wall_s": 0.0, "finished": False})
+                              "cpu": f"{cpu_model()}, {os.cpu_count()} logical cores", "wall_s": 0.0, "finished": False})
         self._start = time.perf_counter()
         self._save()
         return self

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 import mamrl
-from mamrl.runs import write_text
+from mamrl.runs import cpu_model, write_text
 
 
 def median_time(fn: Callable[[], object], repeats: int) -> float:
@@ -61,15 +61,7 @@ def _torch_threads() -> int:
 def machine_info(single_core: bool = True) -> dict[str, str]:
     """CPU model, cores, OS and library versions of this machine; `single_core=False` for
     benchmarks whose torch work uses torch's threads."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            for line in handle:
-                if line.lower().startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
+    cpu = cpu_model()
     try:
         usable = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):

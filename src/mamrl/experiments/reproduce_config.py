@@ -546,6 +546,11 @@ class Manifest:
             walls = [float(entry["wall_s"])] if isinstance(entry.get("wall_s"), (int, float)) else []
         entry["attempt_walls_s"] = [*walls, 0.0]
         entry["attempts"] = len(entry["attempt_walls_s"])
+        # Which machine ran each attempt (None: recorded before this field existed): a resumed
+        # run may continue on another machine, and wall times are read against it.
+        cpus = entry.get("attempt_cpus") if isinstance(entry.get("attempt_cpus"), list) else []
+        cpus = [*cpus, *[None] * (len(walls) - len(cpus))][:len(walls)]
+        entry["attempt_cpus"] = [*cpus, f"{runs.cpu_model()}, {os.cpu_count()} logical cores"]
         entry["status"] = "incomplete"
         entry.pop("files", None)
         entry.pop("finished_utc", None)
