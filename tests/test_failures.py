@@ -640,3 +640,18 @@ def test_figure_subtitle_rounds_an_automatic_load() -> None:
     curves = SimpleNamespace(seeds=[0, 1, 2])
     assert describe(curves, {"config": {**config, "load": 0.173196}}).startswith("λ = 0.1732, 1020 episodes")  # 0.8 λ*
     assert describe(curves, {"config": {**config, "load": 0.3}}).startswith("λ = 0.3, ")
+
+
+def test_failure_work_weighs_a_deep_run_as_a_hundred_classical_ones() -> None:
+    """E2's progress share: the deep controllers' runs carry almost all of the estimated work, so
+    the time left after the classical runs is not read from their pace."""
+    from mamrl.experiments.failures.config import FailureExperimentConfig
+    from mamrl.experiments.failures.experiment import failure_work
+
+    config = FailureExperimentConfig(controllers=("spa", "mamrl-init"), seeds=(0,), episodes=20, fail_episode=4,
+                                     horizon_ticks=50)
+    runs = config.runs()
+    work = failure_work([config])
+    classical = work.finished([(0, r.key) for r in runs if r.controller == "spa"])
+    assert 0.0 < classical < 0.02
+    assert work.finished([(0, r.key) for r in runs]) == pytest.approx(1.0)

@@ -27,7 +27,6 @@ from mamrl.executors import CellExecutor
 from mamrl.experiments.sweep import (
     COLUMNS,
     EVAL_SEED_OFFSET,
-    SweepWork,
     aggregate,
     cell_cost,
     cell_params,
@@ -39,6 +38,7 @@ from mamrl.experiments.sweep import (
     run_sweep,
     sidecar_path,
     sweep_cells,
+    sweep_work,
     train_and_evaluate,
 )
 from mamrl.sim.metrics import estimate
@@ -423,9 +423,9 @@ def test_cell_cost_rates_a_deep_cell_above_many_tabular_ones(tmp_path: Path) -> 
     assert cost[("pg", 0.5)] > 10 * cost[("pg", 0.005)]
     assert cost[("pg", 0.5)] > 10 * cost[("spa", 0.5)]  # SPA only evaluates
 
-    work = SweepWork([config])
-    rows = [{"topology": "att", "algorithm": a, "load": load, "seed": 0} for a, load in cost]
+    work = sweep_work([config])
+    keys = [(0, ("att", a, load, 0)) for a, load in cost]
     assert work.share == 0.0
-    pg_only = work.finished([r for r in rows if r["algorithm"] != "mamrl"])
-    assert 0.0 < pg_only < 0.05
-    assert work.finished([r for r in rows if r["algorithm"] == "mamrl"]) == pytest.approx(1.0)
+    tabular = work.finished([k for k in keys if k[1][1] != "mamrl"])
+    assert 0.0 < tabular < 0.05
+    assert work.finished(keys) == pytest.approx(1.0)  # each cell counts once

@@ -453,7 +453,7 @@ def sweep(
         from mamrl.experiments.config import build_sweep_config, split_list
         from mamrl.experiments.saturation import RULE_TEXT as SATURATION_RULE
         from mamrl.experiments.saturation import SATURATION_COLUMNS, saturation_rows
-        from mamrl.experiments.sweep import SweepRun, SweepWork, aggregate, read_results, row_summary
+        from mamrl.experiments.sweep import SweepRun, aggregate, read_results, row_key, row_summary, sweep_work
 
         overrides: dict[str, Any] = {name: split_list(value, f"--{name}", kind) for name, value, kind in (
             ("topologies", topologies_opt, "str"), ("algorithms", algorithms, "str"), ("loads", loads, "str"),
@@ -470,15 +470,15 @@ def sweep(
             ui.stdout().print(json.dumps({**config.as_dict(), "config_hash": config.config_hash()}, indent=2))
             ui.stdout().print(run.plan(), soft_wrap=True)
             return
-        work = SweepWork([config])
+        work = sweep_work([config])
         with ui.ProgressReport("sweep", "cells") as bar:
             def on_start(skipped: int, total: int) -> None:
                 ui.say(run.start_message(skipped, total))
-                bar.begin(total, skipped, work.finished(read_results(config.results)) if skipped else None)
+                bar.begin(total, skipped, work.finished((0, row_key(r)) for r in read_results(config.results)) if skipped else None)
 
             def on_row(row: dict[str, Any], done: int, total: int) -> None:
                 state["ran"] += 1
-                bar.update(done, total, row_summary(row), work.finished([row]))
+                bar.update(done, total, row_summary(row), work.finished([(0, row_key(row))]))
 
             outcome = run.run(on_start=on_start, on_row=on_row)
         console = ui.wide_stdout()
@@ -624,7 +624,7 @@ def failures(
     with ui.user_errors(interrupted=lambda: f"interrupted after {state['ran']} new run(s); {state['output']}/curves.csv keeps "
                                             "every finished run — re-run the same command to resume"):
         from mamrl.experiments.failures.command import OPTION_FLAGS, FailureCommand, figure_formats
-        from mamrl.experiments.failures.experiment import run_key
+        from mamrl.experiments.failures.experiment import failure_work, read_curves, run_key
         from mamrl.plotting.failures import TABLE2_COLUMNS, redraw_failure_report, table2_console_rows, write_failure_report
 
         values = {"failures": failure, "held_out": held_out, "controllers": controllers, "seeds": seeds, "load": load,
@@ -657,13 +657,18 @@ def failures(
             ui.stdout().print(json.dumps({**command.config.as_dict(), "config_hash": command.config.config_hash()}, indent=2))
             ui.stdout().print(command.plan(), soft_wrap=True)
             return
+        work = failure_work([command.config])  # a deep run costs a hundred classical ones: the time left follows cost
         with ui.ProgressReport("failures", "runs") as bar:
+            def on_start(skipped: int, total: int) -> None:
+                ui.say(command.start_message(skipped, total))
+                curves = Path(command.config.output) / "curves.csv"
+                bar.begin(total, skipped, work.finished((0, run_key(r)) for r in read_curves(curves)) if skipped else None)
+
             def on_run(result: Any, done: int, total: int) -> None:
                 state["ran"] += 1
-                bar.update(done, total, command.run_summary(result))
+                bar.update(done, total, command.run_summary(result), work.finished([(0, result.run.key)]))
 
-            outcome = command.run(on_start=lambda skipped, total: (ui.say(command.start_message(skipped, total)), bar.begin(total, skipped)),
-                                  on_run=on_run, on_meta_chunk=lambda row: ui.say(command.meta_message(row)))
+            outcome = command.run(on_start=on_start, on_run=on_run, on_meta_chunk=lambda row: ui.say(command.meta_message(row)))
         with look:
             written = write_failure_report(outcome.output, formats=command.formats, rows=outcome.rows)
         console = ui.wide_stdout()

@@ -19,6 +19,7 @@ from mamrl.executors.base import (
     CellFailed,
     ProcessPoolCellExecutor,
     SerialExecutor,
+    WorkShare,
     available_cores,
     single_threaded,
 )
@@ -101,6 +102,7 @@ __all__ = [
     "CellFailed",
     "ProcessPoolCellExecutor",
     "SerialExecutor",
+    "WorkShare",
     "available_cores",
     "check_backend",
     "make_backend_executor",

@@ -7,7 +7,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from contextlib import contextmanager
 from typing import Any
@@ -94,6 +94,31 @@ def _pool_context() -> multiprocessing.context.BaseContext:
     return multiprocessing.get_context("spawn")
 
 
+class WorkShare:
+    """The share of a job's estimated work done, each task weighted by its cost (the executors'
+    `cost`): the basis of a time-left estimate when tasks differ a hundredfold in cost (a deep
+    learner's sweep cell against a tabular one). Each key counts once."""
+
+    def __init__(self, costs: Mapping[Hashable, float]):
+        self._cost = dict(costs)
+        self._total = sum(self._cost.values())
+        self._done: set[Hashable] = set()
+        self._done_cost = 0.0
+
+    @property
+    def share(self) -> float:
+        """Share of the estimated work done, 0..1."""
+        return self._done_cost / self._total if self._total > 0 else 1.0
+
+    def finished(self, keys: Iterable[Hashable]) -> float:
+        """Count finished tasks by key (unknown keys count nothing); returns the share done."""
+        for key in keys:
+            if key in self._cost and key not in self._done:
+                self._done.add(key)
+                self._done_cost += self._cost[key]
+        return self.share
+
+
 class CellFailed(MamrlError):
     """A cell raised in a worker."""
 
@@ -158,6 +183,7 @@ __all__ = [
     "CellFailed",
     "ProcessPoolCellExecutor",
     "SerialExecutor",
+    "WorkShare",
     "available_cores",
     "single_threaded",
 ]

@@ -46,7 +46,7 @@ from scipy import stats
 import mamrl
 from mamrl.algorithms import BELOW_CAPACITY_ONLY, make_agent
 from mamrl.errors import MamrlError
-from mamrl.executors import CellExecutor, check_backend, make_backend_executor, run_tasks, single_threaded
+from mamrl.executors import CellExecutor, WorkShare, check_backend, make_backend_executor, run_tasks, single_threaded
 from mamrl.experiments.config import SweepConfig, load_share, resolve_load
 from mamrl.runs import ResultsTable, Row, TableSchema, config_hash, lock_output, read_table
 from mamrl.sim.capacity import capacity_bound
@@ -257,28 +257,11 @@ def cell_cost(task: CellTask) -> float:
     return per_router * _topology(task.cell.topology).num_routers
 
 
-class SweepWork:
-    """The share of one or more sweeps' work done, each cell weighted by `cell_cost`: the basis
-    of a time-left estimate when a deep cell costs as much as a hundred others."""
-
-    def __init__(self, configs: Sequence[SweepConfig]):
-        self._cost: dict[tuple[int, tuple], float] = {}
-        for index, config in enumerate(configs):
-            for task in make_tasks(config, sweep_cells(config)):
-                self._cost[(index, task.cell.key)] = cell_cost(task)
-        self._total = sum(self._cost.values())
-        self._done = 0.0
-
-    @property
-    def share(self) -> float:
-        """Share of the estimated work done, 0..1."""
-        return self._done / self._total if self._total > 0 else 1.0
-
-    def finished(self, rows: Iterable[Row], sweep: int = 0) -> float:
-        """Count finished cells (their rows, of `configs[sweep]`); returns the share done."""
-        for row in rows:
-            self._done += self._cost.get((sweep, row_key(row)), 0.0)
-        return self.share
+def sweep_work(configs: Sequence[SweepConfig]) -> WorkShare:
+    """The cells of one or more sweeps weighted by `cell_cost`, keyed (sweep index, cell key):
+    `finished([(index, row_key(row))])` gives the share of the estimated work done."""
+    return WorkShare({(index, task.cell.key): cell_cost(task)
+                      for index, config in enumerate(configs) for task in make_tasks(config, sweep_cells(config))})
 
 
 def make_cell_executor(backend: str = "local", workers: int | None = None, address: str | None = None) -> CellExecutor:
@@ -610,7 +593,6 @@ __all__ = [
     "Point",
     "ResultsFile",
     "SweepRun",
-    "SweepWork",
     "row_summary",
     "SweepOutcome",
     "aggregate",
@@ -627,6 +609,7 @@ __all__ = [
     "sidecar_path",
     "skipped_cells",
     "sweep_cells",
+    "sweep_work",
     "topology_capacity",
     "topology_loads",
     "train_and_evaluate",

@@ -50,7 +50,7 @@ from mamrl.experiments.config import (
     SweepConfig,
 )
 from mamrl.experiments.failures import make_run_executor, prepare_meta_init, run_failure_experiment
-from mamrl.experiments.failures.experiment import CurvesFile, last_curve_row, pretrain_tasks
+from mamrl.experiments.failures.experiment import CurvesFile, failure_work, last_curve_row, pretrain_tasks, read_curves, run_key
 from mamrl.experiments.reproduce_config import (
     REPORT,
     STAGE_NAMES,
@@ -64,7 +64,6 @@ from mamrl.experiments.saturation import saturation_search, trained_agent_factor
 from mamrl.experiments.sweep import (
     MERGED_SIDECAR_FORMAT,
     ResultsFile,
-    SweepWork,
     cell_cost,
     format_row,
     header_line,
@@ -72,7 +71,9 @@ from mamrl.experiments.sweep import (
     run_cell,
     run_sweep,
     sidecar_path,
+    row_key,
     sweep_cells,
+    sweep_work,
 )
 from mamrl.runs import config_hash, jsonable
 from mamrl.topologies import load_topology
@@ -186,7 +187,7 @@ def _stage_e1(config: ReproduceConfig, listener: StageListener, title: str) -> N
     groups = config.sweep_groups()
     total = sum(len(sweep_cells(g)) for g in groups)
     state = {"done": 0}
-    work = SweepWork(groups)  # a deep cell costs a hundred others: the time left follows cost
+    work = sweep_work(groups)  # a deep cell costs a hundred others: the time left follows cost
     listener.stage_started("e1", title, total, 0, "cells")
     with make_stage_executor(config) as executor:
         for index, group in enumerate(groups):
@@ -195,7 +196,7 @@ def _stage_e1(config: ReproduceConfig, listener: StageListener, title: str) -> N
             def on_start(skipped: int, _total: int, base: int = base, index: int = index) -> None:
                 state["done"] = base + skipped
                 if skipped:
-                    share = work.finished(read_results(group.results), index)
+                    share = work.finished((index, row_key(r)) for r in read_results(group.results))
                     listener.skipped("e1", state["done"], total, f"{', '.join(group.algorithms)}: {skipped} cells already done",
                                      share)
 
@@ -204,7 +205,7 @@ def _stage_e1(config: ReproduceConfig, listener: StageListener, title: str) -> N
                 listener.advanced("e1", state["done"], total,
                                   f"{row['topology']} {row['algorithm']} λ={row['load']:g} seed {row['seed']}: "
                                   f"sojourn {row['mean_sojourn_time_mean']:.3g}, delivered {100 * row['delivered_fraction_mean']:.1f}%",
-                                  work.finished([row], index))
+                                  work.finished([(index, row_key(row))]))
 
             outcome = run_sweep(group, executor=executor, on_start=on_start, on_row=on_row)
             if not outcome.complete:  # pragma: no cover - run_sweep completes unless stopped
@@ -332,22 +333,26 @@ def _stage_e2(config: ReproduceConfig, listener: StageListener, title: str) -> N
     per = {t: config.failure_config(t) for t in config.topologies}
     total = sum(len(c.runs()) for c in per.values())
     state = {"done": 0}
+    work = failure_work(list(per.values()))  # a deep run costs a hundred classical ones: the time left follows cost
     listener.stage_started("e2", title, total, 0, "runs")
     with make_run_executor(config.workers, backend=config.backend, address=config.address) as executor:
-        for topo, fcfg in per.items():
+        for index, (topo, fcfg) in enumerate(per.items()):
             base = state["done"]
 
-            def on_start(skipped: int, _total: int, base: int = base) -> None:
+            def on_start(skipped: int, _total: int, base: int = base, index: int = index) -> None:
                 state["done"] = base + skipped
                 if skipped:
-                    listener.skipped("e2", state["done"], total, f"{topo}: {skipped} runs already done")
+                    rows = read_curves(Path(fcfg.output) / "curves.csv")
+                    listener.skipped("e2", state["done"], total, f"{topo}: {skipped} runs already done",
+                                     work.finished((index, run_key(r)) for r in rows))
 
-            def on_run(result: Any, done: int, _total: int, base: int = base) -> None:
+            def on_run(result: Any, done: int, _total: int, base: int = base, index: int = index) -> None:
                 state["done"] = base + done
                 after = [r["loss_fraction"] for r in result.rows if r["phase"] != "intact"]
                 loss = sum(after) / len(after) if after else float("nan")
                 listener.advanced("e2", state["done"], total,
-                                  f"{result.run}: loss after the failure {100 * loss:.2f}%, {result.wall_s:.1f} s")
+                                  f"{result.run}: loss after the failure {100 * loss:.2f}%, {result.wall_s:.1f} s",
+                                  work.finished([(index, result.run.key)]))
 
             def on_training(row: dict[str, Any], topo: str = topo) -> None:
                 # Pre-training the fine-tune and zero-shot comparators' policies: hours at the paper's budget.

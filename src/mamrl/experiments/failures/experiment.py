@@ -23,7 +23,7 @@ from mamrl import runs, training
 from mamrl.agents.base import RoutingAgent
 from mamrl.algorithms import make_agent
 from mamrl.errors import MamrlError
-from mamrl.executors import CellExecutor, make_backend_executor, run_tasks, single_threaded
+from mamrl.executors import CellExecutor, WorkShare, make_backend_executor, run_tasks, single_threaded
 from mamrl.experiments.failures.config import (
     failure_links,
     CONFIG_FORMAT,
@@ -318,8 +318,19 @@ def run_failure_run(task: RunTask) -> RunResult:
 
 def run_cost(task: RunTask) -> float:
     """Relative cost, to start the longest runs first (results unaffected)."""
-    weight = 100.0 if task.run.controller in DEEP_CONTROLLERS else 2.0 if task.run.controller == "q-routing" else 1.0
-    return weight * task.config["episodes"] * task.config["horizon_ticks"]
+    return _run_cost(task.run.controller, task.config["episodes"], task.config["horizon_ticks"])
+
+
+def _run_cost(controller: str, episodes: int, horizon_ticks: int) -> float:
+    weight = 100.0 if controller in DEEP_CONTROLLERS else 2.0 if controller == "q-routing" else 1.0
+    return weight * episodes * horizon_ticks
+
+
+def failure_work(configs: Sequence[FailureExperimentConfig]) -> WorkShare:
+    """The runs of one or more failure experiments weighted by `run_cost`, keyed (experiment
+    index, run key): `finished([(index, run_key(row))])` gives the share of the estimated work done."""
+    return WorkShare({(index, run.key): _run_cost(run.controller, config.episodes, config.horizon_ticks)
+                      for index, config in enumerate(configs) for run in config.runs()})
 
 
 # ------------------------------------------------------------------------------ executors
