@@ -479,3 +479,14 @@ def test_each_attempt_records_its_machine_and_older_attempts_stay_unknown(tmp_pa
     assert entry["attempts"] == 4 and len(entry["attempt_cpus"]) == 4
     assert entry["attempt_cpus"][:2] == [None, None]
     assert entry["attempt_cpus"][2].startswith("CPU A, ") and entry["attempt_cpus"][3].startswith("CPU B, ")
+
+
+def test_the_run_record_names_the_cpus_of_a_stages_attempts() -> None:
+    from mamrl.report.markdown import attempt_machines
+
+    stage = {"attempts": 4, "attempt_cpus": [None, "AMD EPYC, 2 logical cores", "Intel Xeon, 2 logical cores",
+                                            "AMD EPYC, 2 logical cores"]}
+    assert attempt_machines(stage) == ("AMD EPYC, 2 logical cores (2); Intel Xeon, 2 logical cores (1); "
+                                       "not recorded (1)")
+    assert attempt_machines({"attempts": 2}) == "not recorded (2)"
+    assert attempt_machines({}) == "—"

@@ -381,6 +381,23 @@ def _count(est: Estimate, reached: int, seeds: int, budget: object) -> str:
     return text + (f" ({reached} of {seeds} seeds)" if reached < seeds else "")
 
 
+def attempt_machines(stage: Mapping[str, Any]) -> str:
+    """The CPUs a stage's attempts ran on (the manifest's `attempt_cpus`), with how many attempts
+    ran on each and how many predate the record: a resumed run may have moved to another machine."""
+    cpus = stage.get("attempt_cpus")
+    cpus = cpus if isinstance(cpus, list) else []
+    attempts = int(stage.get("attempts", len(cpus)) or 0)
+    counts: dict[str, int] = {}
+    for cpu in cpus:
+        if isinstance(cpu, str) and cpu:
+            counts[cpu] = counts.get(cpu, 0) + 1
+    parts = [f"{cpu} ({n})" for cpu, n in counts.items()]
+    unknown = attempts - sum(counts.values())
+    if unknown > 0:
+        parts.append(f"not recorded ({unknown})")
+    return "; ".join(parts) or "—"
+
+
 def write_report(config: Any, manifest: Mapping[str, Any], walls: Mapping[str, float]) -> Path:
     """Write the figures folder, lambda05.*, table2.* and REPORT.md into `config.out`; returns REPORT.md.
     `config` is a `ReproduceConfig`, `manifest` the manifest document, `walls` the seconds per stage."""
@@ -608,12 +625,13 @@ def write_report(config: Any, manifest: Mapping[str, Any], walls: Mapping[str, f
                      "meta-initialisation are not trained to convergence, and CIs cover fewer seeds.")
     lines += [""]
 
-    lines += ["## Run record", "", "| stage | wall time | attempts |", "|---|---|---|"]
+    lines += ["## Run record", "", "| stage | wall time | attempts | CPUs of the attempts |", "|---|---|---|---|"]
     stages_doc = manifest.get("stages", {})
     for name, title in STAGES:
         attempts = stages_doc.get(name, {}).get("attempts", 0)  # the report's own attempt is counted when it starts
-        lines.append(f"| {title} | {_seconds(walls.get(name, 0.0))} | {attempts} |")
-    lines.append(f"| **total** | **{_seconds(total)}** | |")
+        lines.append(f"| {title} | {_seconds(walls.get(name, 0.0))} | {attempts} "
+                     f"| {attempt_machines(stages_doc.get(name, {}))} |")
+    lines.append(f"| **total** | **{_seconds(total)}** | | |")
     if meta_note:
         lines += ["", meta_note]
     versions = _versions()
