@@ -453,7 +453,7 @@ def sweep(
         from mamrl.experiments.config import build_sweep_config, split_list
         from mamrl.experiments.saturation import RULE_TEXT as SATURATION_RULE
         from mamrl.experiments.saturation import SATURATION_COLUMNS, saturation_rows
-        from mamrl.experiments.sweep import SweepRun, aggregate, read_results, row_key, row_summary, sweep_work
+        from mamrl.experiments.sweep import ResultsFile, SweepRun, aggregate, row_key, row_summary, sweep_work
 
         overrides: dict[str, Any] = {name: split_list(value, f"--{name}", kind) for name, value, kind in (
             ("topologies", topologies_opt, "str"), ("algorithms", algorithms, "str"), ("loads", loads, "str"),
@@ -474,7 +474,8 @@ def sweep(
         with ui.ProgressReport("sweep", "cells") as bar:
             def on_start(skipped: int, total: int) -> None:
                 ui.say(run.start_message(skipped, total))
-                bar.begin(total, skipped, work.finished((0, row_key(r)) for r in read_results(config.results)) if skipped else None)
+                bar.begin(total, skipped, work.finished((0, key) for key in ResultsFile(config.results, config).finished_keys())
+                          if skipped else None)
 
             def on_row(row: dict[str, Any], done: int, total: int) -> None:
                 state["ran"] += 1
@@ -624,7 +625,7 @@ def failures(
     with ui.user_errors(interrupted=lambda: f"interrupted after {state['ran']} new run(s); {state['output']}/curves.csv keeps "
                                             "every finished run — re-run the same command to resume"):
         from mamrl.experiments.failures.command import OPTION_FLAGS, FailureCommand, figure_formats
-        from mamrl.experiments.failures.experiment import failure_work, read_curves, run_key
+        from mamrl.experiments.failures.experiment import CurvesFile, failure_work, run_key
         from mamrl.plotting.failures import TABLE2_COLUMNS, redraw_failure_report, table2_console_rows, write_failure_report
 
         values = {"failures": failure, "held_out": held_out, "controllers": controllers, "seeds": seeds, "load": load,
@@ -661,8 +662,8 @@ def failures(
         with ui.ProgressReport("failures", "runs") as bar:
             def on_start(skipped: int, total: int) -> None:
                 ui.say(command.start_message(skipped, total))
-                curves = Path(command.config.output) / "curves.csv"
-                bar.begin(total, skipped, work.finished((0, run_key(r)) for r in read_curves(curves)) if skipped else None)
+                bar.begin(total, skipped, work.finished((0, key) for key in CurvesFile(command.config.output, command.config)
+                                                        .finished_keys()) if skipped else None)
 
             def on_run(result: Any, done: int, total: int) -> None:
                 state["ran"] += 1

@@ -88,7 +88,6 @@ def provenance() -> dict[str, Any]:
 def cpu_model() -> str:
     """This machine's CPU model (`/proc/cpuinfo`'s model name where there is one): wall times
     measured on different machines (cloud VMs change between attempts) are read apart."""
-    cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as handle:
             for line in handle:
@@ -96,7 +95,12 @@ def cpu_model() -> str:
                     return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return cpu
+    return platform.processor() or platform.machine()  # may run `uname -p`: only where /proc has no answer
+
+
+def machine_label() -> str:
+    """CPU model and logical cores, as a run's attempts record them (`attempts.json`, the manifest)."""
+    return f"{cpu_model()}, {os.cpu_count()} logical cores"
 
 
 # ------------------------------------------------------------------------------ JSON helpers
@@ -405,7 +409,7 @@ class AttemptClock:
             self.attempts = []
         made = provenance()
         self.attempts.append({"started_utc": made["date_utc"], "mamrl_version": made["mamrl_version"], "git": made["git"],
-                              "cpu": f"{cpu_model()}, {os.cpu_count()} logical cores", "wall_s": 0.0, "finished": False})
+                              "cpu": machine_label(), "wall_s": 0.0, "finished": False})
         self._start = time.perf_counter()
         self._save()
         return self

@@ -550,7 +550,7 @@ class Manifest:
         # run may continue on another machine, and wall times are read against it.
         cpus = entry.get("attempt_cpus") if isinstance(entry.get("attempt_cpus"), list) else []
         cpus = [*cpus, *[None] * (len(walls) - len(cpus))][:len(walls)]
-        entry["attempt_cpus"] = [*cpus, f"{runs.cpu_model()}, {os.cpu_count()} logical cores"]
+        entry["attempt_cpus"] = [*cpus, runs.machine_label()]
         entry["status"] = "incomplete"
         entry.pop("files", None)
         entry.pop("finished_utc", None)

@@ -50,7 +50,7 @@ from mamrl.experiments.config import (
     SweepConfig,
 )
 from mamrl.experiments.failures import make_run_executor, prepare_meta_init, run_failure_experiment
-from mamrl.experiments.failures.experiment import CurvesFile, failure_work, last_curve_row, pretrain_tasks, read_curves, run_key
+from mamrl.experiments.failures.experiment import CurvesFile, failure_work, last_curve_row, pretrain_tasks
 from mamrl.experiments.reproduce_config import (
     REPORT,
     STAGE_NAMES,
@@ -196,7 +196,7 @@ def _stage_e1(config: ReproduceConfig, listener: StageListener, title: str) -> N
             def on_start(skipped: int, _total: int, base: int = base, index: int = index) -> None:
                 state["done"] = base + skipped
                 if skipped:
-                    share = work.finished((index, row_key(r)) for r in read_results(group.results))
+                    share = work.finished((index, key) for key in ResultsFile(group.results, group).finished_keys())
                     listener.skipped("e1", state["done"], total, f"{', '.join(group.algorithms)}: {skipped} cells already done",
                                      share)
 
@@ -342,9 +342,9 @@ def _stage_e2(config: ReproduceConfig, listener: StageListener, title: str) -> N
             def on_start(skipped: int, _total: int, base: int = base, index: int = index) -> None:
                 state["done"] = base + skipped
                 if skipped:
-                    rows = read_curves(Path(fcfg.output) / "curves.csv")
+                    done_keys = CurvesFile(fcfg.output, fcfg).finished_keys()  # complete runs only
                     listener.skipped("e2", state["done"], total, f"{topo}: {skipped} runs already done",
-                                     work.finished((index, run_key(r)) for r in rows))
+                                     work.finished((index, key) for key in done_keys))
 
             def on_run(result: Any, done: int, _total: int, base: int = base, index: int = index) -> None:
                 state["done"] = base + done
