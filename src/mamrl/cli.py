@@ -453,7 +453,7 @@ def sweep(
         from mamrl.experiments.config import build_sweep_config, split_list
         from mamrl.experiments.saturation import RULE_TEXT as SATURATION_RULE
         from mamrl.experiments.saturation import SATURATION_COLUMNS, saturation_rows
-        from mamrl.experiments.sweep import ResultsFile, SweepRun, aggregate, row_key, row_summary, sweep_work
+        from mamrl.experiments.sweep import SweepRun, aggregate, row_key, row_summary, sweep_work
 
         overrides: dict[str, Any] = {name: split_list(value, f"--{name}", kind) for name, value, kind in (
             ("topologies", topologies_opt, "str"), ("algorithms", algorithms, "str"), ("loads", loads, "str"),
@@ -472,10 +472,9 @@ def sweep(
             return
         work = sweep_work([config])
         with ui.ProgressReport("sweep", "cells") as bar:
-            def on_start(skipped: int, total: int) -> None:
-                ui.say(run.start_message(skipped, total))
-                bar.begin(total, skipped, work.finished((0, key) for key in ResultsFile(config.results, config).finished_keys())
-                          if skipped else None)
+            def on_start(done_keys: list[tuple], total: int) -> None:
+                ui.say(run.start_message(len(done_keys), total))
+                bar.begin(total, len(done_keys), work.finished((0, key) for key in done_keys) if done_keys else None)
 
             def on_row(row: dict[str, Any], done: int, total: int) -> None:
                 state["ran"] += 1
@@ -625,7 +624,7 @@ def failures(
     with ui.user_errors(interrupted=lambda: f"interrupted after {state['ran']} new run(s); {state['output']}/curves.csv keeps "
                                             "every finished run — re-run the same command to resume"):
         from mamrl.experiments.failures.command import OPTION_FLAGS, FailureCommand, figure_formats
-        from mamrl.experiments.failures.experiment import CurvesFile, failure_work, run_key
+        from mamrl.experiments.failures.experiment import failure_work, run_key
         from mamrl.plotting.failures import TABLE2_COLUMNS, redraw_failure_report, table2_console_rows, write_failure_report
 
         values = {"failures": failure, "held_out": held_out, "controllers": controllers, "seeds": seeds, "load": load,
@@ -660,10 +659,9 @@ def failures(
             return
         work = failure_work([command.config])  # a deep run costs a hundred classical ones: the time left follows cost
         with ui.ProgressReport("failures", "runs") as bar:
-            def on_start(skipped: int, total: int) -> None:
-                ui.say(command.start_message(skipped, total))
-                bar.begin(total, skipped, work.finished((0, key) for key in CurvesFile(command.config.output, command.config)
-                                                        .finished_keys()) if skipped else None)
+            def on_start(done_keys: list[tuple], total: int) -> None:
+                ui.say(command.start_message(len(done_keys), total))
+                bar.begin(total, len(done_keys), work.finished((0, key) for key in done_keys) if done_keys else None)
 
             def on_run(result: Any, done: int, total: int) -> None:
                 state["ran"] += 1

@@ -413,21 +413,22 @@ def run_sweep(
     config: SweepConfig,
     *,
     executor: CellExecutor | None = None,
-    on_start: Callable[[int, int], None] | None = None,
+    on_start: Callable[[list[tuple], int], None] | None = None,
     on_row: OnRow | None = None,
     stop_after: int | None = None,
 ) -> SweepOutcome:
     """Run (or resume) a sweep: skip the cells in `config.results`, compute the rest, append rows.
 
     `stop_after=k` stops after k newly computed cells (a test hook for interruptions).
-    `on_start(skipped, total)` is called once the results file is open. The results file is
+    `on_start(done_keys, total)` is called once the results file is open, with the keys of the
+    cells already in it. The results file is
     locked while the sweep runs (`runs.lock_output`): a second sweep on it is refused.
     """
     with lock_output(config.results, "--results", directory=False):
         return _run_locked(config, executor=executor, on_start=on_start, on_row=on_row, stop_after=stop_after)
 
 
-def _run_locked(config: SweepConfig, *, executor: CellExecutor | None, on_start: Callable[[int, int], None] | None,
+def _run_locked(config: SweepConfig, *, executor: CellExecutor | None, on_start: Callable[[list[tuple], int], None] | None,
                 on_row: OnRow | None, stop_after: int | None) -> SweepOutcome:
     start = time.perf_counter()
     results = ResultsFile(config.results, config)
@@ -436,7 +437,7 @@ def _run_locked(config: SweepConfig, *, executor: CellExecutor | None, on_start:
     todo = [c for c in cells if c.key not in results.rows]
     skipped = len(cells) - len(todo)
     if on_start is not None:
-        on_start(skipped, len(cells))
+        on_start([c.key for c in cells if c.key in results.rows], len(cells))
     done = [skipped]
 
     def record(row: Row) -> None:
@@ -492,7 +493,7 @@ class SweepRun:
                    if beyond else "")
                 + f"), {skipped} already in {config.results}, {self.where(total, skipped)}")
 
-    def run(self, *, on_start: Callable[[int, int], None] | None = None, on_row: OnRow | None = None) -> SweepOutcome:
+    def run(self, *, on_start: Callable[[list[tuple], int], None] | None = None, on_row: OnRow | None = None) -> SweepOutcome:
         # Local: run_sweep sizes its pool to the cells left. Ray: connect now (see the class doc).
         if self.backend != "local":
             self.executor = make_cell_executor(self.backend, self.config.workers, self.address)

@@ -193,12 +193,11 @@ def _stage_e1(config: ReproduceConfig, listener: StageListener, title: str) -> N
         for index, group in enumerate(groups):
             base = state["done"]
 
-            def on_start(skipped: int, _total: int, base: int = base, index: int = index) -> None:
-                state["done"] = base + skipped
-                if skipped:
-                    share = work.finished((index, key) for key in ResultsFile(group.results, group).finished_keys())
-                    listener.skipped("e1", state["done"], total, f"{', '.join(group.algorithms)}: {skipped} cells already done",
-                                     share)
+            def on_start(done_keys: list[tuple], _total: int, base: int = base, index: int = index) -> None:
+                state["done"] = base + len(done_keys)
+                if done_keys:
+                    listener.skipped("e1", state["done"], total, f"{', '.join(group.algorithms)}: {len(done_keys)} cells already done",
+                                     work.finished((index, key) for key in done_keys))
 
             def on_row(row: dict[str, Any], done: int, _total: int, base: int = base, index: int = index) -> None:
                 state["done"] = base + done
@@ -339,11 +338,10 @@ def _stage_e2(config: ReproduceConfig, listener: StageListener, title: str) -> N
         for index, (topo, fcfg) in enumerate(per.items()):
             base = state["done"]
 
-            def on_start(skipped: int, _total: int, base: int = base, index: int = index) -> None:
-                state["done"] = base + skipped
-                if skipped:
-                    done_keys = CurvesFile(fcfg.output, fcfg).finished_keys()  # complete runs only
-                    listener.skipped("e2", state["done"], total, f"{topo}: {skipped} runs already done",
+            def on_start(done_keys: list[tuple], _total: int, base: int = base, index: int = index) -> None:
+                state["done"] = base + len(done_keys)
+                if done_keys:
+                    listener.skipped("e2", state["done"], total, f"{topo}: {len(done_keys)} runs already done",
                                      work.finished((index, key) for key in done_keys))
 
             def on_run(result: Any, done: int, _total: int, base: int = base, index: int = index) -> None:

@@ -107,7 +107,7 @@ class FailureCommand:
         return (f"{stage}: {row['episodes']} episodes, "
                 f"{row.get('seconds', 0):.1f} s for the last iteration, delivered {100 * (row.get('delivered_fraction') or 0):.1f}%")
 
-    def run(self, *, on_start: Callable[[int, int], None] | None = None, on_run: Callable[[Any, int, int], None] | None = None,
+    def run(self, *, on_start: Callable[[list[tuple], int], None] | None = None, on_run: Callable[[Any, int, int], None] | None = None,
             on_meta_chunk: Callable[[Mapping[str, Any]], None] | None = None) -> FailureOutcome:
         # Local: the experiment sizes its pool to the runs left. Ray: connect now, so a missing Ray
         # or an unreachable cluster is reported before meta-training or any run; meta-training's

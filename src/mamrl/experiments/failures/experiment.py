@@ -611,7 +611,7 @@ def run_failure_experiment(
     config: FailureExperimentConfig,
     *,
     executor: Any = None,
-    on_start: Callable[[int, int], None] | None = None,
+    on_start: Callable[[list[tuple], int], None] | None = None,
     on_run: OnRun | None = None,
     stop_after: int | None = None,
     on_meta_chunk: Callable[[dict[str, Any]], None] | None = None,
@@ -619,7 +619,7 @@ def run_failure_experiment(
 ) -> FailureOutcome:
     """Run (or resume) the experiment into `config.output`: skip the runs already complete in
     curves.csv, compute the rest (meta-training first if a deep controller needs it), write
-    run.json. `on_meta_chunk(row)` reports meta-training progress; `on_start(skipped, total)` is
+    run.json. `on_meta_chunk(row)` reports meta-training progress; `on_start(done_keys, total)` is
     called once the meta-initialisation is ready, before the first run; `stop_after=k` stops
     after k new runs (a test hook for interruptions). `meta_executor` runs meta-training's tasks
     (`prepare_meta_init`). The output directory is locked while it runs (`runs.lock_output`)."""
@@ -629,7 +629,7 @@ def run_failure_experiment(
                            on_meta_chunk=on_meta_chunk, meta_executor=meta_executor)
 
 
-def _run_locked(config: FailureExperimentConfig, output: Path, *, executor: Any, on_start: Callable[[int, int], None] | None,
+def _run_locked(config: FailureExperimentConfig, output: Path, *, executor: Any, on_start: Callable[[list[tuple], int], None] | None,
                 on_run: OnRun | None, stop_after: int | None, on_meta_chunk: Callable[[dict[str, Any]], None] | None,
                 meta_executor: Any) -> FailureOutcome:
     start = time.perf_counter()
@@ -653,7 +653,7 @@ def _run_locked(config: FailureExperimentConfig, output: Path, *, executor: Any,
         if work and any(r.controller in PRETRAINED_CONTROLLERS for r in todo):
             policy_files = prepare_pretrained(config, output, on_chunk=chunk, workers=config.effective_workers())
         if on_start is not None:
-            on_start(skipped, len(order))
+            on_start([r.key for r in order if r.key in curves.runs], len(order))
         walls = dict(_previous_run_walls(output))
         done = [skipped]
         attempt = runs.provenance()  # once per attempt: it asks git (three subprocesses) for the commit
